@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Loa needs to build, test and run its demo, when they are missing.
+# Usage: Deploy/setup-debian.sh [build|test|demo]   (as root, or with sudo available)
+set -euo pipefail
+what=${1:-build}
+pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev)
+case "$what" in
+  test|demo) pkgs+=(kannel curl python3) ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2 || $SUDO apt-get update >&2
+# Kannel's package ships an init script; policy-rc.d 101 keeps it from starting a bearerbox of its own.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod +x "$policy" && created_policy=1
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi

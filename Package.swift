@@ -1,0 +1,33 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Loa: a bulk SMS campaign dispatcher.
+///
+/// Targets follow the data flow (see README "Architecture"): LoaCore is pure Swift;
+/// each C library is imported by exactly one Swift module.
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Loa",
+    platforms: [.macOS(.v15)],
+    products: [.executable(name: "loa", targets: ["loa"])],
+    targets: [
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+
+        .target(name: "LoaCore", swiftSettings: strict),
+        .target(name: "LoaStore", dependencies: ["LoaCore", "CSQLite"], swiftSettings: strict),
+        .target(name: "LoaCarriers", dependencies: ["LoaCore", "CCurl"], swiftSettings: strict),
+        .target(name: "LoaServer", dependencies: ["LoaCore", "CMicroHTTPD"], swiftSettings: strict),
+        .target(name: "LoaDaemon", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaServer"], swiftSettings: strict),
+        .executableTarget(name: "loa", dependencies: ["LoaDaemon"], swiftSettings: strict),
+
+        .testTarget(name: "LoaCoreTests", dependencies: ["LoaCore"], swiftSettings: strict),
+        .testTarget(name: "LoaStoreTests", dependencies: ["LoaStore"], swiftSettings: strict),
+        .testTarget(name: "LoaCarriersTests", dependencies: ["LoaCarriers", "LoaServer"], swiftSettings: strict),
+        .testTarget(name: "LoaServerTests", dependencies: ["LoaServer", "LoaCarriers"], swiftSettings: strict),
+        .testTarget(name: "LoaDaemonTests", dependencies: ["LoaDaemon"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["LoaCore", "LoaCarriers"], swiftSettings: strict),
+    ]
+)

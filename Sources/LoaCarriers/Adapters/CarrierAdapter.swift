@@ -1,0 +1,63 @@
+import LoaCore
+
+/// One message as an adapter sends it.
+public struct OutgoingSMS: Sendable, Equatable {
+    /// Loa's own message id: the key receipts come back with.
+    public var id: Int64
+    /// The brandname.
+    public var from: String
+    /// E.164 with the leading `+`.
+    public var to: String
+    public var text: String
+    /// Chosen at ingest from the campaign's policy; the adapter MUST send this coding.
+    public var encoding: SMSEncoding
+    public var segments: Int
+    /// The full receipt URL for this message (carries Loa's id and the carrier's receipt secret).
+    public var receiptURL: String
+
+    public init(id: Int64, from: String, to: String, text: String, encoding: SMSEncoding, segments: Int, receiptURL: String) {
+        self.id = id
+        self.from = from
+        self.to = to
+        self.text = text
+        self.encoding = encoding
+        self.segments = segments
+        self.receiptURL = receiptURL
+    }
+}
+
+/// What a gateway's answer means, classified once so retries follow from the class (Kannel's
+/// SMSCCONN_FAILED_TEMPORARILY / REJECTED / QFULL, Courier's retryable errors).
+public enum GatewayOutcome: Sendable, Equatable {
+    /// The gateway took the message; a receipt may follow.
+    case accepted(gatewayID: String?, detail: String?)
+    /// Try again later: the gateway or the link is failing, or the request never reached it.
+    case temporary(String)
+    /// The gateway asks us to slow down; `retryAfter` in seconds when it said.
+    case throttled(retryAfter: Double?, String)
+    /// Never retry this message: malformed, refused number, content rejected.
+    case permanent(String)
+}
+
+/// A carrier gateway connection.
+///
+/// Contract, in the manner of Kannel's `smscconn_p.h`:
+/// - An adapter MUST return exactly one ``GatewayOutcome`` for every ``send(_:)`` call and MUST NOT throw or
+///   trap on any gateway answer, however malformed.
+/// - An adapter MUST classify an answer it does not understand as `.temporary` unless the gateway said in a
+///   documented way that the message is refused for good.
+/// - An adapter MUST send the message in the ``OutgoingSMS/encoding`` given, and MUST pass ``OutgoingSMS/receiptURL``
+///   (or its own receipt correlation) so the gateway's receipts reach Loa's receipt endpoint.
+/// - An adapter MUST NOT block a thread while waiting: it awaits the shared libcurl engine. It MUST bound every
+///   request by a timeout.
+/// - An adapter MUST NOT put credentials or message text in outcome details (they reach logs and the API).
+/// - An adapter SHOULD report the gateway's own message id in `.accepted` when the gateway returns one.
+/// - An adapter SHOULD turn HTTP 429 and 503 into `.throttled`, passing `Retry-After` when present.
+/// - An adapter MAY batch several messages into one request when the gateway takes lists.
+/// - At shutdown the engine fails requests still queued; an adapter MUST then return `.temporary` for them,
+///   and the dispatcher records them as `unknown` if they may have left.
+public protocol CarrierAdapter: Sendable {
+    /// The configured carrier name (the routing target and the `/dlr/<name>` path).
+    var name: String { get }
+    func send(_ message: OutgoingSMS) async -> GatewayOutcome
+}

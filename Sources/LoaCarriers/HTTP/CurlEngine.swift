@@ -1,0 +1,202 @@
+import CCurl
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An HTTP client: one libcurl multi handle driven by one dedicated thread.
+///
+/// Callers on any task submit requests into a lock-protected queue and suspend; the engine
+/// thread adds them to the multi handle, runs `curl_multi_perform` / `curl_multi_poll`, and
+/// resumes each caller's continuation when its transfer completes. Connections are kept alive
+/// in the multi handle's pool and shared by all requests (at most `maxConnectionsPerHost` per
+/// host; further requests wait inside libcurl for a free connection).
+///
+/// Contract:
+/// - `perform` MUST return a response for every request that got one (any status) and MUST
+///   throw only ``TransportError`` otherwise.
+/// - Cancelling the calling task aborts the transfer; `perform` then throws
+///   `.other(code: 42, …)` (``TransportError/isCancellation``).
+/// - ``shutdown()`` fails every queued and in-flight request with `.shutdown`; later calls to
+///   `perform` throw `.shutdown` at once.
+/// - Error messages never contain the URL's query string or user info.
+///
+/// https://curl.se/libcurl/c/libcurl-multi.html
+public final class CurlEngine: Sendable {
+    private let shared: EngineShared
+
+    /// Starts the engine thread.
+    /// - Parameters:
+    ///   - maxConnectionsPerHost: `CURLMOPT_MAX_HOST_CONNECTIONS`.
+    ///   - maxTotalConnections: `CURLMOPT_MAX_TOTAL_CONNECTIONS` and the idle pool size
+    ///     (`CURLMOPT_MAXCONNECTS`).
+    /// - Throws: only ``TransportError``.
+    public init(maxConnectionsPerHost: Int = 64, maxTotalConnections: Int = 256) throws(TransportError) {
+        let multi = try MultiHandle()
+        try multi.set(CURLMOPT_MAX_HOST_CONNECTIONS, max(1, maxConnectionsPerHost))
+        try multi.set(CURLMOPT_MAX_TOTAL_CONNECTIONS, max(1, maxTotalConnections))
+        try multi.set(CURLMOPT_MAXCONNECTS, max(1, maxTotalConnections))
+        shared = EngineShared(multi: multi)
+        let loop = CurlLoop(shared: shared, multi: multi, maxIdleHandles: max(1, maxTotalConnections))
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(loop).toOpaque()
+        let rc = pthread_create(&thread, nil, curlEngineThreadMain, context)
+        guard rc == 0 else {
+            Unmanaged<CurlLoop>.fromOpaque(context).release()
+            throw .other(code: Int(CURLE_FAILED_INIT.rawValue), message: "pthread_create failed: \(rc)")
+        }
+        shared.state.withLock { $0.thread = thread }
+    }
+
+    deinit { shutdown() }
+
+    /// Performs one request. Throws only ``TransportError``.
+    public func perform(_ request: HTTPRequest) async throws(TransportError) -> HTTPResponse {
+        try await submit(request, upload: nil)
+    }
+
+    /// Performs `request` with the contents of the file at `path` as its body, read in pieces
+    /// by `CURLOPT_READFUNCTION` so the file is never held in memory.
+    ///
+    /// The method is `request.method`, or `PUT` when that is `GET`; `request.body` is ignored.
+    /// A regular file is sent with `Content-Length`; anything else (a pipe) is sent chunked. A
+    /// `Transfer-Encoding: chunked` header forces chunked. Reads happen on the engine thread, so
+    /// the source must not block for long (a regular file never does).
+    /// - Throws: only ``TransportError``; a file that cannot be opened is
+    ///   `.other(code: 26 /* CURLE_READ_ERROR */, …)`.
+    public func perform(_ request: HTTPRequest, uploadFile path: String) async throws(TransportError) -> HTTPResponse {
+        let file = try UploadFile(path: path)
+        return try await submit(request, upload: file)
+    }
+
+    /// Fails queued and in-flight requests with `.shutdown` and joins the engine thread.
+    /// Idempotent; a concurrent second call returns without waiting for the join.
+    public func shutdown() {
+        let thread = shared.state.withLock { state -> pthread_t? in
+            state.stopping = true
+            defer { state.thread = nil }
+            return state.thread
+        }
+        shared.multi.wakeup()
+        if let thread { pthread_join(thread, nil) }
+    }
+
+    /// Requests submitted and not yet completed (queued, waiting for a connection, or on the wire).
+    public var inFlight: Int { shared.state.withLock { $0.inFlight } }
+
+    private func submit(_ request: HTTPRequest, upload: UploadFile?) async throws(TransportError) -> HTTPResponse {
+        let id = shared.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let shared = self.shared
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CurlCompletion) in
+                shared.enqueue(CurlSubmission(id: id, request: request, upload: upload, continuation: continuation))
+            }
+        } onCancel: {
+            shared.cancel(id)
+        }
+        return try result.get()
+    }
+}
+
+typealias CurlCompletion = CheckedContinuation<Result<HTTPResponse, TransportError>, Never>
+
+/// A request handed from a submitting task to the engine thread.
+struct CurlSubmission: Sendable {
+    let id: UInt64
+    let request: HTTPRequest
+    let upload: UploadFile?
+    let continuation: CurlCompletion
+}
+
+/// The error a cancelled request fails with.
+func cancelledError(_ request: HTTPRequest) -> TransportError {
+    .other(code: TransportError.cancelledCode, message: "\(request.method) \(redactedURL(request.url)): cancelled")
+}
+
+/// State shared by submitters and the engine thread; everything mutable is behind `state`.
+final class EngineShared: Sendable {
+    struct State {
+        var queue: [CurlSubmission] = []
+        var cancels: [UInt64] = []
+        /// The engine thread is (about to be) blocked in `curl_multi_poll`; the next submitter
+        /// clears it and calls `curl_multi_wakeup`.
+        var sleeping = false
+        var stopping = false
+        var inFlight = 0
+        var thread: pthread_t?
+    }
+
+    let state = Mutex(State())
+    let multi: MultiHandle
+    let nextID = Atomic<UInt64>(1)
+
+    init(multi: MultiHandle) { self.multi = multi }
+
+    func enqueue(_ submission: CurlSubmission) {
+        enum Outcome { case queued(wake: Bool), rejected(TransportError) }
+        let outcome = state.withLock { state -> Outcome in
+            if state.stopping { return .rejected(.shutdown) }
+            // Checked under the lock: cancellation sets the flag before running the handler,
+            // so either the handler finds this submission queued or we see the flag here.
+            if Task.isCancelled { return .rejected(cancelledError(submission.request)) }
+            state.queue.append(submission)
+            state.inFlight += 1
+            defer { state.sleeping = false }
+            return .queued(wake: state.sleeping)
+        }
+        switch outcome {
+        case .queued(let wake):
+            if wake { multi.wakeup() }
+        case .rejected(let error):
+            submission.continuation.resume(returning: .failure(error))
+        }
+    }
+
+    func cancel(_ id: UInt64) {
+        let (removed, wake) = state.withLock { state -> (CurlSubmission?, Bool) in
+            if let index = state.queue.firstIndex(where: { $0.id == id }) {
+                state.inFlight -= 1
+                return (state.queue.remove(at: index), false)
+            }
+            guard !state.stopping else { return (nil, false) }
+            // In flight, already finished, or never submitted: the engine thread ignores ids it
+            // does not know.
+            state.cancels.append(id)
+            defer { state.sleeping = false }
+            return (nil, state.sleeping)
+        }
+        if let removed { removed.continuation.resume(returning: .failure(cancelledError(removed.request))) }
+        if wake { multi.wakeup() }
+    }
+}
+
+/// An open file to upload; closed when the transfer is done with it.
+final class UploadFile: Sendable {
+    let fd: Int32
+    /// Byte count of a regular file; nil (sent chunked) otherwise.
+    let size: Int64?
+    let path: String
+
+    init(path: String) throws(TransportError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw .other(code: Int(CURLE_READ_ERROR.rawValue), message: "cannot open upload file \(path): \(posixErrorText())")
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let message = posixErrorText()
+            close(fd)
+            throw .other(code: Int(CURLE_READ_ERROR.rawValue), message: "cannot stat upload file \(path): \(message)")
+        }
+        self.fd = fd
+        self.path = path
+        size = (info.st_mode & S_IFMT) == S_IFREG ? Int64(info.st_size) : nil
+    }
+
+    deinit { close(fd) }
+}
+
+func posixErrorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }

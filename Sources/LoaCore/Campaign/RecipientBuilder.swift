@@ -1,0 +1,99 @@
+/// Turns one segment row into a recipient message: number normalized, carrier routed, slogan rendered and encoded.
+///
+/// Built once per segment from its header; ``build(line:fields:)`` is then pure and called for every row.
+public struct RecipientBuilder: Sendable {
+    public struct Built: Sendable, Equatable {
+        public var phone: PhoneNumber
+        public var carrier: String
+        public var text: String
+        public var encoding: SMSEncoding
+        public var segments: Int
+        public var templateIndex: Int
+    }
+
+    public struct Rejection: Sendable, Equatable, Error {
+        public var code: String
+        public var message: String
+        public var raw: String
+    }
+
+    public let campaignID: String
+    public let templates: [Template]
+    public let header: CSVHeader
+    public let phoneIndex: Int
+    public let policy: EncodingPolicy
+    public let maxSegments: Int?
+    public let allowedCountryCodes: Set<String>
+    public let router: Router
+    private let columnIndex: [String: Int]
+
+    /// Fails with a list of header-level problems (missing phone column, placeholders no column fills without a default).
+    public init(campaignID: String, templates: [Template], header: CSVHeader, phoneColumn: String, policy: EncodingPolicy,
+                maxSegments: Int?, allowedCountryCodes: Set<String>, router: Router) throws(HeaderProblems) {
+        var problems: [String] = []
+        let phoneIndex = header.index(of: phoneColumn)
+        if phoneIndex == nil {
+            problems.append("no column named '\(phoneColumn)' (columns: \(header.names.joined(separator: ", ")))")
+        }
+        var index: [String: Int] = [:]
+        for (i, n) in header.names.enumerated() {
+            let key = n.trimmingSpaces().lowercased()
+            if index[key] == nil { index[key] = i }
+        }
+        for t in templates {
+            for p in t.placeholders where index[p.name.lowercased()] == nil && p.defaultValue == nil {
+                problems.append("template \(t.name): placeholder {{\(p.name)}} names no column of this segment and has no default")
+            }
+        }
+        guard problems.isEmpty, let phoneIndex else { throw HeaderProblems(messages: problems) }
+        self.campaignID = campaignID
+        self.templates = templates
+        self.header = header
+        self.phoneIndex = phoneIndex
+        self.policy = policy
+        self.maxSegments = maxSegments
+        self.allowedCountryCodes = allowedCountryCodes
+        self.router = router
+        self.columnIndex = index
+    }
+
+    public struct HeaderProblems: Error, Sendable, Equatable {
+        public var messages: [String]
+    }
+
+    public func build(fields: [String]) -> Result<Built, Rejection> {
+        let raw = phoneIndex < fields.count ? fields[phoneIndex] : ""
+        if fields.count != header.names.count {
+            return .failure(Rejection(code: "ragged-row", message: "has \(fields.count) fields, the header has \(header.names.count)", raw: raw))
+        }
+        let phone: PhoneNumber
+        switch PhoneNormalizer.normalize(raw, allowedCountryCodes: allowedCountryCodes) {
+        case .success(let p): phone = p
+        case .failure(let r): return .failure(Rejection(code: r.code, message: r.message, raw: raw))
+        }
+        let choice = templates.count == 1 ? 0 : Int(StableHash.fnv1a(campaignID + "|" + phone.e164) % UInt64(templates.count))
+        let rendered: String
+        do {
+            rendered = try templates[choice].render { name in
+                columnIndex[name.lowercased()].map { fields[$0] }
+            }
+        } catch {
+            return .failure(Rejection(code: "template", message: "\(error.message)", raw: raw))
+        }
+        let prepared = SMSText.prepare(rendered, policy: policy)
+        if let maxSegments, prepared.info.segments > maxSegments {
+            return .failure(Rejection(code: "too-long", message: "rendered text needs \(prepared.info.segments) SMS parts, the campaign allows \(maxSegments)", raw: raw))
+        }
+        return .success(Built(phone: phone, carrier: router.route(phone), text: prepared.text, encoding: prepared.info.encoding,
+                              segments: prepared.info.segments, templateIndex: choice))
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,342 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import LoaStore
+
+/// The `loa` command line. `main.swift` only calls ``LoaCLI/main(_:)``.
+public enum LoaCLI {
+    static let usage = """
+        loa: bulk SMS campaign dispatcher
+
+        usage: loa <command> [options]
+
+        commands:
+          daemon --config FILE             run the daemon in the foreground until SIGTERM/SIGINT
+          check --config FILE [CAMPAIGN…]  validate config, campaign files, templates and segments; send nothing
+          campaign submit FILE             submit a campaign file to the running daemon
+          campaign list                    list campaigns
+          campaign show ID                 show a campaign's counts per state and carrier
+          tail [-f] [--campaign ID] [--json] [-n N]
+                                           print the delivery log, one readable line per event
+          version                          print the version
+
+        Every command takes --help. Client commands find the daemon through --config FILE
+        (default: $LOA_CONFIG, else /etc/loa/loa.json).
+        """
+
+    static let help: [String: String] = [
+        "daemon": """
+            usage: loa daemon --config FILE
+
+            Runs Loa in the foreground (for systemd). Opens the store in the config's data_dir, listens on
+            listen.address:listen.port (default 127.0.0.1:8780) for receipts and the operator API, and sends
+            running campaigns through the configured carriers. SIGTERM/SIGINT: drain in-flight sends up to
+            drain_seconds and exit 0; a second signal exits at once. SIGHUP: reopen the delivery log.
+            """,
+        "check": """
+            usage: loa check --config FILE [CAMPAIGN_FILE…]
+
+            Validates the config and each campaign file with its templates and segments, without sending or
+            touching the store. Exit 0 when all is well; else exit 1 and one line per problem:
+              file:line: field: reason
+            """,
+        "campaign": """
+            usage: loa campaign submit FILE [--config FILE]
+                   loa campaign list [--json] [--config FILE]
+                   loa campaign show ID [--json] [--config FILE]
+
+            submit: checks the campaign file, creates the campaign on the daemon, streams each segment CSV
+            to it (never held in memory), and commits it; the daemon starts sending at its start time.
+            A failed upload discards the half-loaded campaign.
+            """,
+        "tail": """
+            usage: loa tail [-f] [--campaign ID] [--json] [-n N] [--config FILE]
+
+            Prints the delivery log (data_dir/delivery.log). -f keeps following it (across logrotate).
+            --campaign keeps one campaign's events. --json prints the raw JSON lines. -n N starts with the
+            last N lines (default: all).
+            """,
+    ]
+
+    public static func main(_ argv: [String]) -> Int32 {
+        var args = Array(argv.dropFirst())
+        guard let command = args.first else {
+            print(usage)
+            return 2
+        }
+        args.removeFirst()
+        if command == "--help" || command == "-h" || command == "help" {
+            if let topic = args.first, let h = help[topic] { print(h) } else { print(usage) }
+            return 0
+        }
+        if args.contains("--help") || args.contains("-h") {
+            print(help[command] ?? usage)
+            return help[command] == nil ? 2 : 0
+        }
+        var opts: Options
+        do { opts = try Options(args) } catch {
+            printError("\(error)\n\n\(help[command] ?? usage)")
+            return 2
+        }
+        switch command {
+        case "version", "--version":
+            print("loa 0.1.0")
+            return 0
+        case "daemon":
+            guard let path = opts.config else { printError("loa daemon: --config FILE is required"); return 2 }
+            switch ConfigLoader.load(path: path) {
+            case .failure(let p): printError(p.description); return 1
+            case .success(let config): return Daemon.run(config: config)
+            }
+        case "check":
+            return check(opts)
+        case "campaign":
+            guard let sub = opts.positional.first else { printError(help["campaign"]!); return 2 }
+            opts.positional.removeFirst()
+            return blockingAwait { [opts] in await campaign(sub, opts) }
+        case "tail":
+            return tail(opts)
+        default:
+            printError("loa: unknown command '\(command)'\n\n\(usage)")
+            return 2
+        }
+    }
+
+    struct Options: Sendable {
+        var config: String?
+        var positional: [String] = []
+        var follow = false
+        var json = false
+        var campaign: String?
+        var lines: Int?
+
+        struct Bad: Error, CustomStringConvertible { var description: String }
+
+        init(_ args: [String]) throws {
+            var i = 0
+            func value(_ name: String) throws -> String {
+                i += 1
+                guard i < args.count else { throw Bad(description: "\(name) needs a value") }
+                return args[i]
+            }
+            while i < args.count {
+                let a = args[i]
+                switch a {
+                case "--config", "-c": config = try value(a)
+                case "-f", "--follow": follow = true
+                case "--json": json = true
+                case "--campaign": campaign = try value(a)
+                case "-n":
+                    guard let n = Int(try value(a)), n >= 0 else { throw Bad(description: "-n needs a number") }
+                    lines = n
+                default:
+                    if a.hasPrefix("-") && a.count > 1 { throw Bad(description: "unknown option \(a)") }
+                    positional.append(a)
+                }
+                i += 1
+            }
+            if config == nil { config = ProcessInfo.processInfo.environment["LOA_CONFIG"] ?? "/etc/loa/loa.json" }
+        }
+    }
+
+    static func printError(_ s: String) {
+        FileHandle.standardError.write(Data((s.hasSuffix("\n") ? s : s + "\n").utf8))
+    }
+
+    // MARK: check
+
+    static func check(_ opts: Options) -> Int32 {
+        var problems: [Problem] = []
+        var config: LoaConfig?
+        if let path = opts.config {
+            switch ConfigLoader.load(path: path) {
+            case .failure(let p): problems += p.problems
+            case .success(let c): config = c
+            }
+        }
+        let router = config?.router ?? Router(defaultCarrier: "default")
+        var summary: [String] = []
+        for file in opts.positional {
+            switch CampaignLoader.load(path: file) {
+            case .failure(let p): problems += p.problems
+            case .success(let c):
+                let sub = c.submission
+                var accepted = 0, rejected = 0, parts = 0
+                var shown = 0
+                for seg in c.segments {
+                    let reader = SegmentReader(source: seg.path, campaign: sub, templates: c.templates, phoneColumn: seg.phoneColumn, router: router) { rows in
+                        for r in rows {
+                            switch r {
+                            case .accepted(_, _, _, _, let s, _, _): accepted += 1; parts += s
+                            case .rejected(_, let code, let message, let source, let line):
+                                rejected += 1
+                                if shown < 200 {
+                                    problems.append(Problem(file: source, line: line, field: "row", reason: "\(code): \(message)"))
+                                    shown += 1
+                                }
+                            }
+                        }
+                    }
+                    do {
+                        try streamFile(seg.path) { try reader.feed($0) }
+                        try reader.finish()
+                    } catch let e as SegmentReader.HeaderError {
+                        problems += e.messages.map { Problem(file: seg.path, line: 1, field: "header", reason: $0) }
+                    } catch {
+                        problems.append(Problem(file: seg.path, line: 0, field: "-", reason: "\(error)"))
+                    }
+                }
+                if rejected > shown { problems.append(Problem(file: file, line: 0, field: "segments", reason: "\(rejected - shown) more rejected rows not listed")) }
+                summary.append("\(file): \(accepted) recipients (before deduplication), \(rejected) rejected, \(parts) SMS parts")
+            }
+        }
+        for p in problems { print(p.description) }
+        for s in summary { print(s) }
+        if problems.isEmpty { print("ok") }
+        return problems.isEmpty ? 0 : 1
+    }
+
+    /// Reads a file in 256 KiB chunks.
+    static func streamFile(_ path: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let fh = FileHandle(forReadingAtPath: path) else { throw APIClient.Failure(description: "\(path): cannot open") }
+        defer { try? fh.close() }
+        while let chunk = try fh.read(upToCount: 256 * 1024), !chunk.isEmpty {
+            try chunk.withUnsafeBytes { try body($0) }
+        }
+    }
+
+    // MARK: campaign
+
+    static func clientConfig(_ opts: Options) -> Result<LoaConfig, ProblemList> {
+        ConfigLoader.load(path: opts.config!, clientOnly: true)
+    }
+
+    static func campaign(_ sub: String, _ opts: Options) async -> Int32 {
+        let config: LoaConfig
+        switch clientConfig(opts) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let c): config = c
+        }
+        let engine: CurlEngine
+        do { engine = try CurlEngine(maxConnectionsPerHost: 4) } catch { printError("loa: \(error)"); return 1 }
+        defer { engine.shutdown() }
+        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+        do {
+            switch sub {
+            case "submit":
+                guard let file = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                return try await submit(file, client: client)
+            case "list":
+                let r = try await client.request("GET", "/api/v1/campaigns")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                if opts.json { print(r.bodyText); return 0 }
+                let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
+                print(pad("ID", 28) + pad("STATE", 11) + pad("ACCEPTED", 10) + pad("DELIVERED", 10) + pad("FAILED", 8) + "DEADLINE")
+                for c in list {
+                    let states = c["states"] as? [String: Int] ?? [:]
+                    print(pad("\(c["id"] ?? "")", 28) + pad("\(c["state"] ?? "")", 11) + pad("\(c["accepted"] ?? 0)", 10)
+                          + pad("\(states["delivered"] ?? 0)", 10) + pad("\(states["failed"] ?? 0)", 8)
+                          + ISOTime.format(Int64("\(c["deadline_at"] ?? 0)") ?? 0))
+                }
+                return 0
+            case "show":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                if opts.json { print(r.bodyText); return 0 }
+                let carriers = try await client.request("GET", "/api/v1/carriers")
+                print(renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : []))
+                return 0
+            default:
+                printError(help["campaign"]!)
+                return 2
+            }
+        } catch {
+            printError("loa: \(error)")
+            return 1
+        }
+    }
+
+    static func submit(_ file: String, client: APIClient) async throws -> Int32 {
+        let loaded: LoadedCampaign
+        switch CampaignLoader.load(path: file) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let l): loaded = l
+        }
+        let sub = loaded.submission
+        let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
+        guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
+        var total = IngestCounts()
+        for seg in loaded.segments {
+            let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/segments/\(URLQuery.escape(seg.name))", file: seg.path)
+            guard r.status == 200, let c = try? JSONDecoder.api.decode(IngestCounts.self, from: Data(r.body)) else {
+                printError("\(seg.path): \(APIClient.errorText(r))")
+                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
+                printError("campaign \(sub.id) discarded; nothing will be sent")
+                return 1
+            }
+            print("\(seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.segments) SMS parts")
+            total.rows += c.rows; total.accepted += c.accepted; total.rejected += c.rejected
+            total.duplicates += c.duplicates; total.segments += c.segments
+        }
+        let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit")
+        guard commit.status == 200 else {
+            printError("\(file): \(APIClient.errorText(commit))")
+            return 1
+        }
+        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
+        return 0
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String {
+        s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+    }
+
+    static func renderShow(_ body: [UInt8], carriers: [UInt8]) -> String {
+        guard let c = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return String(decoding: body, as: UTF8.self) }
+        var out: [String] = []
+        let states = c["states"] as? [String: Int] ?? [:]
+        out.append("campaign  \(c["id"] ?? "")  (\(c["state"] ?? ""))")
+        if let n = c["name"] as? String { out.append("name      \(n)") }
+        out.append("sender    \(c["sender"] ?? "")")
+        out.append("window    \(ISOTime.format(Int64("\(c["start_at"] ?? 0)") ?? 0)) → \(ISOTime.format(Int64("\(c["deadline_at"] ?? 0)") ?? 0))")
+        out.append("rows      \(c["rows"] ?? 0) read, \(c["accepted"] ?? 0) accepted, \(c["rejected"] ?? 0) rejected, \(c["duplicates"] ?? 0) duplicates, \(c["segments_total"] ?? 0) SMS parts")
+        let progress = (c["progress"] as? Double) ?? 0
+        let width = 30
+        let filled = Int(progress * Double(width))
+        out.append("progress  [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(String(format: "%.1f", progress * 100))%")
+        let order = MessageState.allCases.map(\.name)
+        out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
+        if let per = c["carriers"] as? [String: [String: Int]] {
+            for name in per.keys.sorted() {
+                out.append("carrier   \(name): " + order.compactMap { s in per[name]?[s].map { "\(s) \($0)" } }.joined(separator: ", "))
+            }
+        }
+        if let list = try? JSONSerialization.jsonObject(with: Data(carriers)) as? [[String: Any]] {
+            for cs in list {
+                out.append("rate      \(cs["name"] ?? ""): \(String(format: "%.1f", (cs["current_rate"] as? Double) ?? 0))/s now (limit \(cs["configured_rate"] ?? 0)/s), \(cs["in_flight"] ?? 0) in flight")
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    // MARK: tail
+
+    static func tail(_ opts: Options) -> Int32 {
+        let config: LoaConfig
+        switch clientConfig(opts) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let c): config = c
+        }
+        let path = config.dataDir + "/delivery.log"
+        return LogTailer(path: path, campaign: opts.campaign, json: opts.json, follow: opts.follow, last: opts.lines).run()
+    }
+}
+
+extension JSONDecoder {
+    static var api: JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+}

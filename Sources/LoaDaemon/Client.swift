@@ -1,0 +1,58 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import Synchronization
+
+/// The CLI's side of the operator API.
+struct APIClient {
+    let base: String
+    let token: String
+    let engine: CurlEngine
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func request(_ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/json") async throws -> HTTPResponse {
+        var headers = [HTTPHeader("Authorization", "Bearer \(token)")]
+        if !body.isEmpty { headers.append(HTTPHeader("Content-Type", contentType)) }
+        let r: HTTPResponse
+        do {
+            r = try await engine.perform(HTTPRequest(method: method, url: base + path, headers: headers, body: body, timeout: 300))
+        } catch {
+            throw Failure(description: "cannot reach the daemon at \(base): \(error)")
+        }
+        return r
+    }
+
+    func upload(_ path: String, file: String) async throws -> HTTPResponse {
+        let req = HTTPRequest(method: "PUT", url: base + path, headers: [HTTPHeader("Authorization", "Bearer \(token)"), HTTPHeader("Content-Type", "text/csv")], timeout: 3600)
+        do {
+            return try await engine.perform(req, uploadFile: file)
+        } catch {
+            throw Failure(description: "cannot upload \(file) to the daemon at \(base): \(error)")
+        }
+    }
+
+    /// The `message` of a JSON error answer, or the body.
+    static func errorText(_ r: HTTPResponse) -> String {
+        if let o = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
+           let e = o["error"] as? [String: Any], let m = e["message"] as? String {
+            return "HTTP \(r.status): \(m)"
+        }
+        return "HTTP \(r.status): \(r.bodyText.prefix(500))"
+    }
+}
+
+/// Runs async work from synchronous `main` on a non-cooperative thread, blocking the caller.
+func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let box = Mutex<T?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        let v = await body()
+        box.withLock { $0 = v }
+        done.signal()
+    }
+    done.wait()
+    return box.withLock { $0! }
+}

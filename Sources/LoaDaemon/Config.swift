@@ -1,0 +1,250 @@
+import Foundation
+import LoaCore
+
+/// The daemon's configuration, validated and with secrets resolved.
+public struct LoaConfig: Sendable {
+    public struct Carrier: Sendable {
+        public var name: String
+        public var kind: String
+        public var url: String
+        public var username: String
+        public var password: String
+        public var receiptSecret: String
+        /// Messages per second.
+        public var rate: Double
+        public var maxInFlight: Int
+        public var timeout: Double
+    }
+
+    public var path: String
+    public var dataDir: String
+    public var listenAddress: String
+    public var listenPort: Int
+    /// The base URL gateways use to reach Loa's receipt endpoint.
+    public var publicURL: String
+    public var apiToken: String
+    public var drainSeconds: Double
+    public var retry: RetryPolicy
+    public var carriers: [Carrier]
+    public var router: Router
+    public var logLevel: Logger.Level
+
+    public var apiBaseURL: String {
+        let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
+        return "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(listenPort)"
+    }
+}
+
+/// A secret given by reference: `{"env": "NAME"}` or `{"file": "/path"}`. Never inline, so config files can be shared and committed.
+struct SecretRef: Decodable, Sendable {
+    var env: String?
+    var file: String?
+}
+
+/// The config file as written (JSON with comments, JSON5).
+struct ConfigFile: Decodable {
+    struct Listen: Decodable {
+        var address: String?
+        var port: Int?
+    }
+    struct CarrierEntry: Decodable {
+        var name: String
+        var kind: String
+        var url: String
+        var username: String?
+        var password: SecretRef?
+        var receiptSecret: SecretRef
+        var rate: Double
+        var maxInFlight: Int?
+        var timeoutSeconds: Double?
+        enum CodingKeys: String, CodingKey {
+            case name, kind, url, username, password, rate
+            case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
+        }
+    }
+    struct Routing: Decodable {
+        var `default`: String
+        var prefixes: [String: String]?
+        var networks: [String: String]?
+    }
+    struct Retry: Decodable {
+        var maxAttempts: Int?
+        var baseSeconds: Double?
+        var maxSeconds: Double?
+        enum CodingKeys: String, CodingKey { case maxAttempts = "max_attempts", baseSeconds = "base_seconds", maxSeconds = "max_seconds" }
+    }
+
+    var dataDir: String
+    var listen: Listen?
+    var publicURL: String?
+    var apiToken: SecretRef
+    var drainSeconds: Double?
+    var retry: Retry?
+    var carriers: [CarrierEntry]
+    var routing: Routing
+    var logLevel: String?
+
+    enum CodingKeys: String, CodingKey {
+        case listen, retry, carriers, routing
+        case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
+    }
+}
+
+/// Reads and validates a config file, collecting every problem as `file:line: field: reason`.
+public enum ConfigLoader {
+    /// `clientOnly` skips the carriers' secrets: the CLI needs only the address, the token and the data directory.
+    public static func load(path: String, clientOnly: Bool = false,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<LoaConfig, ProblemList> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(ProblemList([Problem(file: path, line: 0, field: "-", reason: "cannot read the file")]))
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let locator = JSONLocator(text)
+        let decoder = JSONDecoder()
+        decoder.allowsJSON5 = true
+        let file: ConfigFile
+        do {
+            file = try decoder.decode(ConfigFile.self, from: data)
+        } catch let error as DecodingError {
+            return .failure(ProblemList([DecodingProblem.problem(error, file: path, locator: locator)]))
+        } catch {
+            return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
+        }
+        var problems: [Problem] = []
+        func add(_ field: String, _ reason: String) {
+            problems.append(Problem(file: path, line: locator.line(of: field), field: field, reason: reason))
+        }
+        let baseDir = (path as NSString).deletingLastPathComponent
+        func resolve(_ ref: SecretRef?, _ field: String) -> String {
+            guard let ref else { add(field, "required: give {\"env\": \"NAME\"} or {\"file\": \"/path\"}"); return "" }
+            if let env = ref.env {
+                guard let v = environment[env], !v.isEmpty else { add(field, "environment variable \(env) is not set or empty"); return "" }
+                return v
+            }
+            if let f = ref.file {
+                let p = f.hasPrefix("/") ? f : baseDir + "/" + f
+                guard let d = FileManager.default.contents(atPath: p) else { add(field, "cannot read secret file \(p)"); return "" }
+                let v = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                if v.isEmpty { add(field, "secret file \(p) is empty") }
+                return v
+            }
+            add(field, "give {\"env\": \"NAME\"} or {\"file\": \"/path\"}; inline secrets are not accepted")
+            return ""
+        }
+
+        let address = file.listen?.address ?? "127.0.0.1"
+        let port = file.listen?.port ?? 8780
+        if !(0...65535).contains(port) { add("listen.port", "must be 0-65535") }
+        if file.dataDir.isEmpty { add("data_dir", "must not be empty") }
+        let token = resolve(file.apiToken, "api_token")
+        if !token.isEmpty && token.count < 16 { add("api_token", "must be at least 16 characters") }
+        var carriers: [LoaConfig.Carrier] = []
+        var names = Set<String>()
+        for (i, c) in file.carriers.enumerated() {
+            let f = "carriers.\(i)"
+            if !CampaignSpec.isValidID(c.name) { add("\(f).name", "must be letters, digits, '.', '_' or '-'") }
+            if !names.insert(c.name).inserted { add("\(f).name", "duplicate carrier name \(c.name)") }
+            if c.kind != "kannel" { add("\(f).kind", "unknown adapter kind '\(c.kind)' (known: kannel)") }
+            if !(c.url.hasPrefix("http://") || c.url.hasPrefix("https://")) { add("\(f).url", "must be an http:// or https:// URL") }
+            if !(c.rate > 0 && c.rate <= 100_000) { add("\(f).rate", "must be > 0 and <= 100000 messages/s") }
+            if let m = c.maxInFlight, !(1...4096).contains(m) { add("\(f).max_in_flight", "must be 1-4096") }
+            if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
+            let password = c.password == nil || clientOnly ? "" : resolve(c.password, "\(f).password")
+            let secret = clientOnly ? "" : resolve(c.receiptSecret, "\(f).receipt_secret")
+            if !secret.isEmpty && secret.count < 16 { add("\(f).receipt_secret", "must be at least 16 characters") }
+            carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
+                                  rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15))
+        }
+        if carriers.isEmpty { add("carriers", "at least one carrier is required") }
+        if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }
+        for (prefix, target) in file.routing.prefixes ?? [:] {
+            if !names.contains(target) { add("routing.prefixes", "prefix \(prefix) routes to unknown carrier '\(target)'") }
+            if prefix.filter(\.isNumber).isEmpty { add("routing.prefixes", "prefix '\(prefix)' has no digits") }
+        }
+        var networks: [LoaCore.Carrier: String] = [:]
+        for (network, target) in file.routing.networks ?? [:] {
+            guard let n = LoaCore.Carrier(rawValue: network.lowercased()) else {
+                add("routing.networks", "unknown network '\(network)' (known: \(LoaCore.Carrier.allCases.map(\.rawValue).joined(separator: ", ")))")
+                continue
+            }
+            if !names.contains(target) { add("routing.networks", "network \(network) routes to unknown carrier '\(target)'") }
+            networks[n] = target
+        }
+        let level: Logger.Level
+        switch file.logLevel ?? "info" {
+        case "debug": level = .debug
+        case "info": level = .info
+        case "notice": level = .notice
+        case "warning": level = .warning
+        case "error": level = .error
+        default: add("log_level", "one of debug, info, notice, warning, error"); level = .info
+        }
+        let drain = file.drainSeconds ?? 20
+        if !(drain >= 0 && drain <= 600) { add("drain_seconds", "must be 0-600") }
+        let retry = RetryPolicy(maxAttempts: file.retry?.maxAttempts ?? 5,
+                                baseMillis: Int64((file.retry?.baseSeconds ?? 5) * 1000),
+                                capMillis: Int64((file.retry?.maxSeconds ?? 300) * 1000))
+        guard problems.isEmpty else { return .failure(ProblemList(problems)) }
+        let dataDir = file.dataDir.hasPrefix("/") ? file.dataDir : baseDir + "/" + file.dataDir
+        let host = address.contains(":") ? "[\(address)]" : address
+        return .success(LoaConfig(
+            path: path, dataDir: dataDir, listenAddress: address, listenPort: port,
+            publicURL: file.publicURL ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)",
+            apiToken: token, drainSeconds: drain, retry: retry, carriers: carriers,
+            router: Router(defaultCarrier: file.routing.default, prefixes: file.routing.prefixes ?? [:], networks: networks),
+            logLevel: level))
+    }
+}
+
+/// Several problems, printed one per line.
+public struct ProblemList: Error, CustomStringConvertible, Sendable {
+    public var problems: [Problem]
+    public init(_ problems: [Problem]) { self.problems = problems }
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Turns Foundation's decoding errors into located problems.
+enum DecodingProblem {
+    static func problem(_ error: DecodingError, file: String, locator: JSONLocator) -> Problem {
+        func path(_ ctx: DecodingError.Context, extra: String? = nil) -> String {
+            var keys = ctx.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }
+            if let extra { keys.append(extra) }
+            return keys.isEmpty ? "-" : keys.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let ctx):
+            let parent = path(ctx)
+            let field = path(ctx, extra: key.stringValue)
+            return Problem(file: file, line: parent == "-" ? 1 : locator.line(of: parent), field: field, reason: "required field is missing")
+        case .typeMismatch(let type, let ctx):
+            let f = path(ctx)
+            return Problem(file: file, line: locator.line(of: f), field: f, reason: "expected \(describe(type))")
+        case .valueNotFound(let type, let ctx):
+            let f = path(ctx)
+            return Problem(file: file, line: locator.line(of: f), field: f, reason: "expected \(describe(type)), found null")
+        case .dataCorrupted(let ctx):
+            let f = path(ctx)
+            let underlying = (ctx.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            let message = underlying ?? ctx.debugDescription
+            // Foundation's syntax errors say "around line N, column M".
+            var line = f == "-" ? 1 : locator.line(of: f)
+            if let r = message.range(of: "line ") {
+                let digits = message[r.upperBound...].prefix(while: \.isNumber)
+                if let n = Int(digits) { line = n }
+            }
+            return Problem(file: file, line: line, field: f, reason: "not valid JSON: \(message)")
+        @unknown default:
+            return Problem(file: file, line: 1, field: "-", reason: "\(error)")
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        default: "\(type)".lowercased().contains("array") ? "a list" : "an object"
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import LoaServer
+import LoaStore
+
+/// The running daemon: wires store → dispatcher → adapters → server, and routes signals.
+///
+/// Start order is store, carriers, dispatcher, server; stop order is the reverse, except that the server
+/// keeps taking receipts while in-flight sends drain. First SIGTERM/SIGINT: stop claiming, drain to
+/// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
+/// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log.
+public enum Daemon {
+    public static func run(config: LoaConfig) -> Int32 {
+        let logger = Logger(label: "loa", level: config.logLevel)
+        umask(0o077)
+        // Signals are taken synchronously by one thread, so handlers never run on arbitrary threads.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        let clock = SystemTimeSource()
+        let log: DeliveryLogFile
+        let store: Store
+        do {
+            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")
+            store = try Store(directory: config.dataDir, log: log, clock: clock)
+        } catch {
+            logger.error("cannot open the store", ["error": "\(error)", "data_dir": config.dataDir])
+            return 1
+        }
+        let engine: CurlEngine
+        do {
+            engine = try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
+        } catch {
+            logger.error("cannot start the HTTP client", ["error": "\(error)"])
+            store.close()
+            return 1
+        }
+        var adapters: [String: any CarrierAdapter] = [:]
+        for c in config.carriers {
+            adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
+                                             timeout: c.timeout, engine: engine)
+        }
+        let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
+        dispatcher.start()
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(address: config.listenAddress, port: config.listenPort,
+                                    service: DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger))
+        } catch {
+            logger.error("cannot listen", ["error": "\(error)", "listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"])
+            dispatcher.stop(drainSeconds: 0)
+            engine.shutdown()
+            store.close()
+            return 1
+        }
+        logger.notice("loa ready", ["listen.address": config.listenAddress, "listen.port": "\(server.port)",
+                                    "carriers": config.carriers.map(\.name).joined(separator: ","), "data_dir": config.dataDir])
+
+        while true {
+            var sig: Int32 = 0
+            sigwait(&set, &sig)
+            if sig == SIGHUP {
+                log.requestReopen()
+                logger.info("delivery log will be reopened")
+                continue
+            }
+            break
+        }
+        logger.notice("shutting down: draining in-flight sends", ["drain_seconds": "\(config.drainSeconds)"])
+        // A second signal during the drain exits at once.
+        let watcher = Thread {
+            var s: Int32 = 0
+            var again = sigset_t()
+            sigemptyset(&again)
+            sigaddset(&again, SIGTERM)
+            sigaddset(&again, SIGINT)
+            sigwait(&again, &s)
+            FileHandle.standardError.write(Data("loa: second signal, exiting now\n".utf8))
+            _exit(1)
+        }
+        watcher.start()
+        dispatcher.stop(drainSeconds: config.drainSeconds)
+        server.stop()
+        engine.shutdown()
+        store.close()
+        logger.notice("loa stopped")
+        return 0
+    }
+}

@@ -1,0 +1,258 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import LoaStore
+import Synchronization
+
+/// Moves queued messages to the gateways: claims what each carrier's limiter allows, sends through the
+/// adapters, and records the outcomes in batches.
+///
+/// It runs on its own thread (store calls block) and sleeps on a condition variable until the next token,
+/// a finished request, new work or shutdown. The policy pieces it uses (``CarrierLimiter``, ``RetryPolicy``,
+/// ``MessageLifecycle``) are pure and tested on a manual clock; this class only wires them to effects.
+public final class Dispatcher: Sendable {
+    public struct CarrierStatus: Sendable, Codable, Equatable {
+        public var name: String
+        public var configuredRate: Double
+        public var maxInFlight: Int
+        public var inFlight: Int
+        /// Requests started per second over the last 10 seconds.
+        public var currentRate: Double
+    }
+
+    private struct Finished {
+        var message: OutgoingMessage
+        var outcome: GatewayOutcome
+        var at: UnixMillis
+    }
+
+    private struct State {
+        var limiters: [String: CarrierLimiter]
+        var finished: [Finished] = []
+        var inFlight: [Int64: OutgoingMessage] = [:]
+        var stopping = false
+        var drainDeadline: UnixMillis = 0
+        var workHint = true
+        /// Started sends per carrier per second (epoch second → count), last 10 s.
+        var started: [String: [Int64: Int]] = [:]
+        var stopped = false
+    }
+
+    private let store: Store
+    private let adapters: [String: any CarrierAdapter]
+    private let carriers: [LoaConfig.Carrier]
+    private let receiptBase: [String: String]
+    private let retry: RetryPolicy
+    private let clock: any TimeSource
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let cond = NSCondition()
+    /// The most messages claimed per carrier per round (one transaction).
+    private let claimBatch = 500
+
+    public init(store: Store, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
+        self.store = store
+        self.adapters = adapters
+        self.carriers = config.carriers
+        self.retry = config.retry
+        self.clock = clock
+        self.logger = logger
+        var bases: [String: String] = [:]
+        for c in config.carriers {
+            // Kannel fills %d (status), %T (time), %F (failure code) and %A (SMSC answer) per callback.
+            bases[c.name] = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))&st=%d&ts=%T&fc=%F&ans=%A&id="
+        }
+        receiptBase = bases
+        let now = clock.now()
+        state = Mutex(State(limiters: Dictionary(uniqueKeysWithValues: config.carriers.map {
+            ($0.name, CarrierLimiter(rate: $0.rate, maxInFlight: $0.maxInFlight, now: now))
+        })))
+    }
+
+    /// Starts the dispatch thread.
+    public func start() {
+        let t = Thread { [self] in self.loop() }
+        t.name = "loa-dispatch"
+        t.start()
+    }
+
+    /// New work may exist (a campaign was committed): look now rather than at the next tick.
+    public func wake() {
+        cond.lock()
+        state.withLock { $0.workHint = true }
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// Stops claiming, waits up to `drainSeconds` for requests in flight, records everything, and returns.
+    /// Requests still in flight at the deadline are recorded as `unknown` (they may have reached the gateway).
+    public func stop(drainSeconds: Double) {
+        cond.lock()
+        state.withLock {
+            $0.stopping = true
+            $0.drainDeadline = clock.now() + Int64(drainSeconds * 1000)
+        }
+        cond.signal()
+        while !state.withLock({ $0.stopped }) { cond.wait() }
+        cond.unlock()
+    }
+
+    public func status() -> [CarrierStatus] {
+        let nowSec = clock.now() / 1000
+        return state.withLock { s in
+            carriers.map { c in
+                let recent = (s.started[c.name] ?? [:]).filter { $0.key > nowSec - 10 && $0.key <= nowSec }.values.reduce(0, +)
+                return CarrierStatus(name: c.name, configuredRate: c.rate, maxInFlight: c.maxInFlight,
+                                     inFlight: s.limiters[c.name]?.inFlight ?? 0, currentRate: Double(recent) / 10)
+            }
+        }
+    }
+
+    // MARK: - The loop
+
+    private func loop() {
+        var lastAdvance: UnixMillis = 0
+        var active: [ActiveCampaign] = []
+        var idleUntil: [String: UnixMillis] = [:]  // "campaign|carrier" with nothing claimable
+        while true {
+            let now = clock.now()
+            let (finished, stopping, drainDeadline, hint) = state.withLock { s in
+                let f = s.finished
+                s.finished.removeAll(keepingCapacity: true)
+                let h = s.workHint
+                s.workHint = false
+                return (f, s.stopping, s.drainDeadline, h)
+            }
+            if !finished.isEmpty { recordFinished(finished, active: active) }
+            if stopping {
+                let remaining = state.withLock { $0.inFlight.count }
+                if remaining == 0 { break }
+                if now >= drainDeadline {
+                    abandonInFlight()
+                    break
+                }
+                waitUntil(min(drainDeadline, now + 50))
+                continue
+            }
+            if hint || now - lastAdvance >= 500 {
+                do {
+                    while try store.advanceCampaigns(now: now) {}
+                    active = try store.activeWork()
+                } catch {
+                    logger.error("store unavailable; dispatch paused", ["error": "\(error)"])
+                }
+                lastAdvance = now
+                if hint { idleUntil.removeAll() }
+            }
+            var nextWake = now + 500
+            for carrier in carriers {
+                let running = active.filter { $0.state == .running && $0.deadlineAt > now && $0.carriers.contains(carrier.name)
+                    && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
+                guard !running.isEmpty else { continue }
+                let share = max(1, claimBatch / running.count)
+                for campaign in running {
+                    let granted = state.withLock { $0.limiters[carrier.name]!.grant(max: share, now: now) }
+                    if granted == 0 { break }
+                    let claimed: [OutgoingMessage]
+                    do {
+                        claimed = try store.claim(campaign: campaign.id, carrier: carrier.name, limit: granted, now: now)
+                    } catch {
+                        logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier.name, "error": "\(error)"])
+                        claimed = []
+                    }
+                    state.withLock { $0.limiters[carrier.name]!.unused(granted - claimed.count) }
+                    if claimed.count < granted { idleUntil["\(campaign.id)|\(carrier.name)"] = now + 250 }
+                    launch(claimed, sender: campaign.sender, carrier: carrier.name, now: now)
+                }
+                if let next = state.withLock({ $0.limiters[carrier.name]!.nextGrant(now: now) }) {
+                    // Let a few tokens gather so one claim transaction carries several messages.
+                    nextWake = min(nextWake, max(next, now + 2))
+                }
+            }
+            waitUntil(nextWake)
+        }
+        cond.lock()
+        state.withLock { $0.stopped = true }
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    private func waitUntil(_ deadline: UnixMillis) {
+        cond.lock()
+        let pending = state.withLock { !$0.finished.isEmpty || $0.workHint || ($0.stopping && $0.inFlight.isEmpty) }
+        if !pending {
+            let delta = max(0, deadline - clock.now())
+            _ = cond.wait(until: Date(timeIntervalSinceNow: Double(delta) / 1000))
+        }
+        cond.unlock()
+    }
+
+    private func launch(_ messages: [OutgoingMessage], sender: String, carrier: String, now: UnixMillis) {
+        guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
+        state.withLock { s in
+            for m in messages { s.inFlight[m.id] = m }
+            let sec = now / 1000
+            s.started[carrier, default: [:]][sec, default: 0] += messages.count
+            if s.started[carrier]!.count > 12 { s.started[carrier] = s.started[carrier]!.filter { $0.key > sec - 11 } }
+        }
+        for m in messages {
+            let sms = OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
+                                  receiptURL: base + String(m.id))
+            Task.detached { [self] in
+                let outcome = await adapter.send(sms)
+                self.finish(m, outcome)
+            }
+        }
+    }
+
+    private func finish(_ m: OutgoingMessage, _ outcome: GatewayOutcome) {
+        cond.lock()
+        state.withLock { s in
+            guard s.inFlight.removeValue(forKey: m.id) != nil else { return }  // abandoned at the drain deadline
+            s.limiters[m.carrier]?.finished()
+            s.finished.append(Finished(message: m, outcome: outcome, at: clock.now()))
+        }
+        cond.signal()
+        cond.unlock()
+    }
+
+    private func recordFinished(_ finished: [Finished], active: [ActiveCampaign]) {
+        let deadlines = Dictionary(active.map { ($0.id, $0.deadlineAt) }, uniquingKeysWith: { a, _ in a })
+        let outcomes = finished.map { f -> SendOutcome in
+            let m = f.message
+            func temporary(_ detail: String, retryAfter: Double?) -> SendResult {
+                let deadline = deadlines[m.campaign] ?? f.at
+                switch retry.decide(attempt: m.attempt, id: m.id, now: f.at, deadline: deadline,
+                                    retryAfterMillis: retryAfter.map { Int64($0 * 1000) }) {
+                case .retry(let at): return .retry(notBefore: at, detail: detail)
+                case .giveUp: return .failed(detail: "gave up after \(m.attempt) attempts: \(detail)")
+                case .pastDeadline: return .expired(detail: "deadline reached before a retry: \(detail)")
+                }
+            }
+            let result: SendResult
+            switch f.outcome {
+            case .accepted(let gid, let detail): result = .accepted(gatewayID: gid, detail: detail)
+            case .permanent(let d): result = .failed(detail: d)
+            case .temporary(let d): result = temporary(d, retryAfter: nil)
+            case .throttled(let ra, let d): result = temporary(d, retryAfter: ra)
+            }
+            return SendOutcome(id: m.id, result: result)
+        }
+        do {
+            try store.record(outcomes)
+        } catch {
+            // Left in `sending`: the next start reports them `unknown`, never resends them.
+            logger.error("recording outcomes failed", ["count": "\(outcomes.count)", "error": "\(error)"])
+        }
+    }
+
+    private func abandonInFlight() {
+        let left = state.withLock { s -> [OutgoingMessage] in
+            let l = Array(s.inFlight.values)
+            s.inFlight.removeAll()
+            return l
+        }
+        logger.warning("drain deadline passed; requests still in flight are recorded unknown", ["count": "\(left.count)"])
+        try? store.record(left.map { SendOutcome(id: $0.id, result: .unknown(detail: "daemon stopped before the gateway answered; not resent")) })
+    }
+}

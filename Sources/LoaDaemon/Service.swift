@@ -1,0 +1,293 @@
+import Foundation
+import LoaCore
+import LoaServer
+import LoaStore
+import Synchronization
+
+/// Everything the embedded HTTP server answers: `/healthz`, the receipt endpoints `/dlr/<carrier>` and the
+/// operator API under `/api/v1` (bearer token). Handlers run on libmicrohttpd's threads and may block on the store.
+final class DaemonService: HTTPService {
+    let store: Store
+    let config: LoaConfig
+    let dispatcher: Dispatcher
+    let logger: Logger
+    private let secrets: [String: [UInt8]]
+    private let token: [UInt8]
+    /// Segments uploaded per loading campaign (a restart forgets them; the campaign is then discarded and resubmitted).
+    private let uploads = Mutex<[String: Set<String>]>([:])
+
+    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger) {
+        self.store = store
+        self.config = config
+        self.dispatcher = dispatcher
+        self.logger = logger
+        self.secrets = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, Array($0.receiptSecret.utf8)) })
+        self.token = Array(config.apiToken.utf8)
+    }
+
+    func route(_ head: RequestHead) -> Route {
+        let parts = head.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        switch (head.method, parts.first) {
+        case ("GET", "healthz"): return .respond(json(200, ["status": "ok"]))
+        case ("GET", "readyz"): return .respond(json(200, ["status": "ready"]))
+        case ("GET", "dlr") where parts.count == 2, ("POST", "dlr") where parts.count == 2:
+            return .respond(receipt(carrier: parts[1], query: head.query))
+        case (_, "api") where parts.count >= 2 && parts[1] == "v1":
+            guard authorized(head) else {
+                return .respond(error(401, "unauthorized", "missing or wrong bearer token"))
+            }
+            return api(head, Array(parts.dropFirst(2)))
+        default:
+            return .respond(error(404, "not-found", "no such endpoint: \(head.method) \(head.path)"))
+        }
+    }
+
+    // MARK: - Receipts
+
+    /// Kannel's `%d` values (dlr-mask bits) as receipt statuses.
+    static func kannelStatus(_ s: String?) -> ReceiptStatus? {
+        switch s {
+        case "1": .delivered
+        case "2": .undelivered
+        case "4": .buffered
+        case "8": .smscAccepted
+        case "16": .smscRejected
+        default: nil
+        }
+    }
+
+    func receipt(carrier: String, query: [String: String]) -> ServerResponse {
+        guard let secret = secrets[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
+        guard let k = query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {
+            logger.warning("receipt with a wrong or missing secret refused", ["carrier.name": carrier])
+            return error(401, "unauthorized", "wrong or missing receipt secret")
+        }
+        guard let idText = query["id"], let id = Int64(idText) else { return error(400, "bad-receipt", "id: missing or not a number") }
+        guard let status = Self.kannelStatus(query["st"]) else {
+            return error(400, "bad-receipt", "st: missing or not a Kannel DLR status (1, 2, 4, 8, 16)")
+        }
+        var detail: [String] = []
+        if let fc = query["fc"], !fc.isEmpty, !fc.hasPrefix("%") { detail.append("err=\(fc)") }
+        if let ans = query["ans"], !ans.isEmpty, !ans.hasPrefix("%") { detail.append(String(ans.prefix(160))) }
+        let update = ReceiptUpdate(carrier: carrier, messageID: id, status: status, detail: detail.isEmpty ? nil : detail.joined(separator: " "))
+        do {
+            let result = try store.apply([update])[0]
+            switch result {
+            case .applied, .duplicate: return .text(200, "OK \(result.rawValue)\n")
+            case .notFound, .wrongCarrier: return error(404, "unknown-message", "no message \(id) sent through \(carrier)")
+            }
+        } catch {
+            logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
+            return self.error(503, "store-unavailable", "receipt not stored; retry")
+        }
+    }
+
+    // MARK: - Operator API
+
+    private func api(_ head: RequestHead, _ p: [String]) -> Route {
+        switch (head.method, p.count) {
+        case ("GET", 1) where p[0] == "campaigns":
+            return .respond(result { try JSONEncoder.api.encode(self.store.campaigns()) })
+        case ("POST", 1) where p[0] == "campaigns":
+            return .buffer(limit: 4 << 20) { [self] _, body in createCampaign(body) }
+        case ("GET", 2) where p[0] == "campaigns":
+            return .respond(result {
+                guard let c = try self.store.campaign(p[1]) else { throw StoreError.notFound("campaign \(p[1])") }
+                return try JSONEncoder.api.encode(CampaignView(c, now: SystemTimeSource().now()))
+            })
+        case ("DELETE", 2) where p[0] == "campaigns":
+            return .respond(result {
+                try self.store.discardLoadingCampaign(p[1])
+                _ = self.uploads.withLock { $0.removeValue(forKey: p[1]) }
+                return Data("{\"discarded\":true}".utf8)
+            })
+        case ("POST", 3) where p[0] == "campaigns" && p[2] == "commit":
+            return .respond(commit(p[1]))
+        case ("PUT", 4) where p[0] == "campaigns" && p[2] == "segments":
+            return uploadSegment(campaign: p[1], segment: p[3])
+        case ("GET", 1) where p[0] == "carriers":
+            return .respond(result { try JSONEncoder.api.encode(self.dispatcher.status()) })
+        default:
+            return .respond(error(404, "not-found", "no such endpoint: \(head.method) \(head.path)"))
+        }
+    }
+
+    private func createCampaign(_ body: [UInt8]) -> ServerResponse {
+        let sub: CampaignSubmission
+        do {
+            sub = try JSONDecoder().decode(CampaignSubmission.self, from: Data(body))
+        } catch {
+            return self.error(400, "bad-request", "campaign: \(error)")
+        }
+        var problems: [String] = []
+        if !CampaignSpec.isValidID(sub.id) { problems.append("id: must be 1-64 characters of letters, digits, '.', '_' or '-'") }
+        let start = ISOTime.parse(sub.start)
+        let deadline = ISOTime.parse(sub.deadline)
+        if start == nil { problems.append("start: not an ISO 8601 time with an offset") }
+        if deadline == nil { problems.append("deadline: not an ISO 8601 time with an offset") }
+        if let s = start, let d = deadline, d <= s { problems.append("deadline: must be after start") }
+        if sub.templates.isEmpty { problems.append("templates: at least one is required") }
+        if sub.segments.isEmpty { problems.append("segments: at least one is required") }
+        for t in sub.templates {
+            do { _ = try Template(name: t.name, source: t.text) } catch { problems.append("template \(t.name):\(error.line): \(error.message)") }
+        }
+        guard problems.isEmpty, let start, let deadline else {
+            return self.error(422, "invalid-campaign", problems.joined(separator: "; "))
+        }
+        return result(status: 201) {
+            try self.store.createCampaign(sub, startAt: start, deadlineAt: deadline)
+            self.logger.info("campaign created", ["campaign.id": sub.id])
+            return Data("{\"id\":\(JSONText.quoted(sub.id)),\"state\":\"loading\"}".utf8)
+        }
+    }
+
+    private func commit(_ id: String) -> ServerResponse {
+        do {
+            guard let c = try store.campaign(id), let spec = c.spec else { throw StoreError.notFound("campaign \(id)") }
+            let done = uploads.withLock { $0[id] ?? [] }
+            let missing = spec.segments.map(\.name).filter { !done.contains($0) }
+            if c.state == .loading && !missing.isEmpty {
+                return error(409, "segments-missing", "segments not uploaded yet: \(missing.joined(separator: ", "))")
+            }
+            try store.commitCampaign(id)
+            _ = uploads.withLock { $0.removeValue(forKey: id) }
+            logger.info("campaign committed", ["campaign.id": id, "accepted": "\(c.accepted)", "rejected": "\(c.rejected)"])
+            dispatcher.wake()
+            return json(200, ["id": id, "state": "scheduled"])
+        } catch {
+            return storeError(error)
+        }
+    }
+
+    private func uploadSegment(campaign: String, segment: String) -> Route {
+        let record: CampaignRecord
+        do {
+            guard let r = try store.campaign(campaign), let _ = r.spec else { return .respond(error(404, "not-found", "campaign \(campaign)")) }
+            record = r
+        } catch {
+            return .respond(storeError(error))
+        }
+        guard record.state == .loading else { return .respond(error(409, "conflict", "campaign \(campaign) is \(record.state.rawValue), not loading")) }
+        guard let spec = record.spec, let info = spec.segments.first(where: { $0.name == segment }) else {
+            return .respond(error(404, "unknown-segment", "campaign \(campaign) has no segment named \(segment)"))
+        }
+        let fresh = uploads.withLock { $0[campaign, default: []].insert(segment).inserted }
+        guard fresh else { return .respond(error(409, "conflict", "segment \(segment) was already uploaded")) }
+        let templates = spec.templates.compactMap { try? Template(name: $0.name, source: $0.text) }
+        return .stream(SegmentUpload(service: self, campaign: spec, templates: templates, segment: info))
+    }
+
+    fileprivate func uploadFailed(campaign: String, segment: String) {
+        _ = uploads.withLock { $0[campaign]?.remove(segment) }
+    }
+
+    // MARK: - Helpers
+
+    private func authorized(_ head: RequestHead) -> Bool {
+        guard let h = head.headers["authorization"], h.hasPrefix("Bearer ") else { return false }
+        return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<a.count { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+
+    func json(_ status: Int, _ dict: [String: String]) -> ServerResponse {
+        .json(status, Array((try? JSONEncoder.api.encode(dict)) ?? Data("{}".utf8)))
+    }
+
+    func error(_ status: Int, _ code: String, _ message: String) -> ServerResponse {
+        .json(status, Array("{\"error\":{\"code\":\(JSONText.quoted(code)),\"message\":\(JSONText.quoted(message))}}".utf8))
+    }
+
+    func storeError(_ e: Error) -> ServerResponse {
+        switch e {
+        case StoreError.notFound(let m): error(404, "not-found", m)
+        case StoreError.conflict(let m): error(409, "conflict", m)
+        case StoreError.invalid(let m): error(422, "invalid", m)
+        default: error(500, "internal", "\(e)")
+        }
+    }
+
+    private func result(status: Int = 200, _ body: () throws -> Data) -> ServerResponse {
+        do { return .json(status, Array(try body())) } catch { return storeError(error) }
+    }
+}
+
+/// Streams one uploaded segment into the store.
+final class SegmentUpload: BodySink {
+    let service: DaemonService
+    let campaign: CampaignSubmission
+    let segment: CampaignSubmission.SegmentInfo
+    var reader: SegmentReader!
+    var counts = IngestCounts()
+    var failure: ServerResponse?
+
+    init(service: DaemonService, campaign: CampaignSubmission, templates: [Template], segment: CampaignSubmission.SegmentInfo) {
+        self.service = service
+        self.campaign = campaign
+        self.segment = segment
+        reader = SegmentReader(source: segment.name, campaign: campaign, templates: templates, phoneColumn: segment.phoneColumn,
+                               router: service.config.router) { [unowned self] rows in
+            let c = try self.service.store.ingest(campaign: self.campaign.id, rows: rows)
+            self.counts.rows += c.rows
+            self.counts.accepted += c.accepted
+            self.counts.rejected += c.rejected
+            self.counts.duplicates += c.duplicates
+            self.counts.segments += c.segments
+        }
+    }
+
+    func consume(_ bytes: UnsafeRawBufferPointer) -> ServerResponse? {
+        guard failure == nil else { return failure }
+        do { try reader.feed(bytes) } catch { failure = fail(error) }
+        return failure
+    }
+
+    func finish() -> ServerResponse {
+        if let failure { return failure }
+        do { try reader.finish() } catch { return fail(error) }
+        return .json(200, Array((try? JSONEncoder.api.encode(counts)) ?? Data()))
+    }
+
+    private func fail(_ error: Error) -> ServerResponse {
+        service.uploadFailed(campaign: campaign.id, segment: segment.name)
+        if let h = error as? SegmentReader.HeaderError { return service.error(422, "invalid-segment", h.description) }
+        return service.storeError(error)
+    }
+}
+
+/// The operator API's view of a campaign.
+struct CampaignView: Encodable {
+    var campaign: CampaignRecord
+    var progress: Double
+    var finalCount: Int64
+
+    init(_ c: CampaignRecord, now: UnixMillis) {
+        campaign = c
+        let finals: [MessageState] = [.delivered, .failed, .expired, .unknown, .cancelled]
+        finalCount = finals.reduce(0) { $0 + (c.states[$1.name] ?? 0) }
+        progress = c.accepted == 0 ? 1 : Double(finalCount) / Double(c.accepted)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try campaign.encode(to: encoder)
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(progress, forKey: .progress)
+        try c.encode(finalCount, forKey: .finalCount)
+    }
+
+    enum K: String, CodingKey { case progress, finalCount = "final" }
+}
+
+extension JSONEncoder {
+    static var api: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return e
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import LoaCore
+
+/// `loa tail`: prints the delivery log, optionally following it across rotation.
+struct LogTailer {
+    let path: String
+    let campaign: String?
+    let json: Bool
+    let follow: Bool
+    let last: Int?
+
+    func run() -> Int32 {
+        var fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 && !follow {
+            FileHandle.standardError.write(Data("loa tail: cannot open \(path): \(String(cString: strerror(errno)))\n".utf8))
+            return 1
+        }
+        var pending = [UInt8]()
+        var inode: ino_t = 0
+        var lines: [String] = []  // for -n
+        var first = true
+        while true {
+            if fd < 0 {
+                fd = open(path, O_RDONLY | O_CLOEXEC)
+                if fd < 0 { usleep(200_000); continue }
+            }
+            var st = stat()
+            fstat(fd, &st)
+            inode = st.st_ino
+            var buf = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let n = read(fd, &buf, buf.count)
+                if n <= 0 { break }
+                pending.append(contentsOf: buf[0..<n])
+                while let nl = pending.firstIndex(of: 10) {
+                    let line = String(decoding: pending[0..<nl], as: UTF8.self)
+                    pending.removeSubrange(0...nl)
+                    if first, let last {
+                        lines.append(line)
+                        if lines.count > last { lines.removeFirst(lines.count - last) }
+                    } else {
+                        emit(line)
+                    }
+                }
+            }
+            if first {
+                for l in lines { emit(l) }
+                lines.removeAll()
+                first = false
+            }
+            flushOutput()
+            guard follow else { break }
+            // Rotation: the path now names another file (or none); finish the old one, then reopen.
+            var now = stat()
+            if stat(path, &now) != 0 || now.st_ino != inode {
+                close(fd)
+                fd = -1
+                pending.removeAll()
+                continue
+            }
+            usleep(200_000)
+        }
+        if fd >= 0 { close(fd) }
+        flushOutput()
+        return 0
+    }
+
+    private let out = OutputBuffer()
+
+    private func flushOutput() { out.flush() }
+
+    private func say(_ s: String) { out.append(s) }
+
+    private func emit(_ line: String) {
+        guard !line.isEmpty else { return }
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            if campaign == nil { say(line) }
+            return
+        }
+        if let campaign, obj["campaign"] as? String != campaign { return }
+        if json { say(line); return }
+        say(LogTailer.readable(obj))
+    }
+
+    static func readable(_ o: [String: Any]) -> String {
+        func s(_ k: String) -> String { o[k].map { "\($0)" } ?? "-" }
+        var line = "\(s("time"))  \(s("campaign"))  #\(s("message"))  \(s("recipient"))  \(s("carrier"))  \(s("event"))→\(s("status"))"
+        if let a = o["attempt"] as? Int, a > 0 { line += "  try \(a)" }
+        if let g = o["gateway_id"] { line += "  gw=\(g)" }
+        if let d = o["detail"] { line += "  \(d)" }
+        return line
+    }
+}
+
+/// Lines for stdout, written in large blocks (the log can be millions of lines).
+final class OutputBuffer {
+    private var buffer = [UInt8]()
+
+    func append(_ line: String) {
+        buffer.append(contentsOf: line.utf8)
+        buffer.append(10)
+        if buffer.count > 1 << 20 { flush() }
+    }
+
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        FileHandle.standardOutput.write(Data(buffer))
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

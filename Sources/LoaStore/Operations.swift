@@ -1,0 +1,332 @@
+import Foundation
+import LoaCore
+
+// MARK: - Public operations (each one job on the writer thread)
+
+extension Store {
+    /// Creates a campaign in `loading` state. Fails with ``StoreError/conflict(_:)`` if the id exists.
+    public func createCampaign(_ submission: CampaignSubmission, startAt: UnixMillis, deadlineAt: UnixMillis) throws {
+        try write { try $0.createCampaign(submission, startAt: startAt, deadlineAt: deadlineAt) }
+    }
+
+    /// Stores a batch of segment rows of a `loading` campaign; duplicates of numbers already in the campaign are counted, not stored.
+    public func ingest(campaign: String, rows: [IngestRow]) throws -> IngestCounts {
+        try write { try $0.ingest(campaign: campaign, rows: rows) }
+    }
+
+    /// Ends loading: the campaign becomes `scheduled` and the dispatcher may pick it up at its start.
+    public func commitCampaign(_ id: String) throws {
+        try write { ctx in
+            try ctx.requireState(id, .loading)
+            try ctx.setCampaignState(id, .scheduled)
+        }
+    }
+
+    /// Removes a campaign that is still `loading` (an aborted submit), with all its rows.
+    public func discardLoadingCampaign(_ id: String) throws {
+        try write { ctx in
+            try ctx.requireState(id, .loading)
+            for sql in ["DELETE FROM messages WHERE campaign_id = ?", "DELETE FROM counts WHERE campaign_id = ?", "DELETE FROM campaigns WHERE id = ?"] {
+                try ctx.statement(sql).run([.text(id)])
+            }
+        }
+    }
+
+    public func campaigns() throws -> [CampaignRecord] {
+        try write { ctx in try ctx.campaignRecords(id: nil) }
+    }
+
+    public func campaign(_ id: String) throws -> CampaignRecord? {
+        try write { ctx in try ctx.campaignRecords(id: id).first }
+    }
+
+    /// Moves due `scheduled` campaigns to `running`, and active campaigns past their deadline: their queued
+    /// messages to `expired` (at most `limit` per call; call again while it returns true), the campaign to `expired`.
+    /// Running campaigns with nothing queued or in flight become `completed`. Returns true if more expiry work remains.
+    public func advanceCampaigns(now: UnixMillis, limit: Int = 20_000) throws -> Bool {
+        try write { try $0.advanceCampaigns(now: now, limit: limit) }
+    }
+
+    /// Takes up to `limit` queued messages of one campaign and carrier whose retry time has come, marks them
+    /// `sending` (committed before this returns, so before any request leaves) and returns them in id order.
+    public func claim(campaign: String, carrier: String, limit: Int, now: UnixMillis) throws -> [OutgoingMessage] {
+        try write { try $0.claim(campaign: campaign, carrier: carrier, limit: limit, now: now) }
+    }
+
+    /// Records send outcomes in one transaction.
+    public func record(_ outcomes: [SendOutcome]) throws {
+        guard !outcomes.isEmpty else { return }
+        try write { ctx in for o in outcomes { try ctx.record(o) } }
+    }
+
+    /// Applies receipts in one transaction and returns what each did.
+    public func apply(_ receipts: [ReceiptUpdate]) throws -> [ReceiptResult] {
+        try write { ctx in try receipts.map { try ctx.apply($0) } }
+    }
+
+    /// Active campaigns (scheduled or running) with the carriers that still have queued messages.
+    public func activeWork() throws -> [ActiveCampaign] {
+        try write { try $0.activeWork() }
+    }
+
+    /// The states of every message of a campaign, by phone (for tests and reports).
+    public func messageStates(campaign: String) throws -> [(phone: String?, state: MessageState, attempts: Int)] {
+        let rows = try write { ctx -> [MessageRow] in
+            var out: [MessageRow] = []
+            try ctx.statement("SELECT phone, state, attempts FROM messages WHERE campaign_id = ? ORDER BY id").query([.text(campaign)]) {
+                out.append(MessageRow(phone: $0.text(0), state: Int($0.int(1)), attempts: Int($0.int(2))))
+            }
+            return out
+        }
+        return rows.map { ($0.phone, MessageState(rawValue: $0.state) ?? .unknown, $0.attempts) }
+    }
+
+    struct MessageRow: Sendable {
+        var phone: String?
+        var state: Int
+        var attempts: Int
+    }
+}
+
+/// A campaign the dispatcher should look at.
+public struct ActiveCampaign: Sendable, Equatable {
+    public var id: String
+    public var state: CampaignState
+    public var sender: String
+    public var startAt: UnixMillis
+    public var deadlineAt: UnixMillis
+    /// Carriers with queued messages (whether or not their retry time has come).
+    public var carriers: [String]
+}
+
+// MARK: - Writer-thread implementations
+
+extension WriteContext {
+    func recoverInFlight() throws {
+        var rows: [(Int64, String, String?, String, Int)] = []
+        try statement("SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = 1").query {
+            rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2), $0.text(3) ?? "", Int($0.int(4))))
+        }
+        let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
+        let detail = "daemon stopped while the request was in flight; not resent"
+        for (id, campaign, phone, carrier, attempts) in rows {
+            try upd.run([.int(Int64(MessageState.unknown.rawValue)), .text(detail), .int(now), .int(id)])
+            count(campaign: campaign, carrier: carrier, from: .sending, to: .unknown)
+            try emit(DeliveryEvent(time: now, campaign: campaign, message: id, recipient: phone, carrier: carrier,
+                                   event: "unknown", status: "unknown", attempt: attempts, detail: detail))
+        }
+    }
+
+    func createCampaign(_ s: CampaignSubmission, startAt: UnixMillis, deadlineAt: UnixMillis) throws {
+        var exists = false
+        try statement("SELECT 1 FROM campaigns WHERE id = ?").query([.text(s.id)]) { _ in exists = true }
+        if exists { throw StoreError.conflict("campaign \(s.id) already exists") }
+        let spec = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+        try statement("""
+            INSERT INTO campaigns(id, state, spec, sender, start_at, deadline_at, created_at, updated_at)
+            VALUES(?, 'loading', ?, ?, ?, ?, ?, ?)
+            """).run([.text(s.id), .text(spec), .text(s.sender), .int(startAt), .int(deadlineAt), .int(now), .int(now)])
+    }
+
+    func requireState(_ id: String, _ state: CampaignState) throws {
+        var current: String?
+        try statement("SELECT state FROM campaigns WHERE id = ?").query([.text(id)]) { current = $0.text(0) }
+        guard let current else { throw StoreError.notFound("campaign \(id)") }
+        guard current == state.rawValue else { throw StoreError.conflict("campaign \(id) is \(current), not \(state.rawValue)") }
+    }
+
+    func setCampaignState(_ id: String, _ state: CampaignState) throws {
+        try statement("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ?").run([.text(state.rawValue), .int(now), .text(id)])
+    }
+
+    func ingest(campaign: String, rows: [IngestRow]) throws -> IngestCounts {
+        try requireState(campaign, .loading)
+        var c = IngestCounts()
+        let insert = try statement("""
+            INSERT OR IGNORE INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, updated_at)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for row in rows {
+            c.rows += 1
+            switch row {
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line):
+                try insert.run([.text(campaign), .text(phone), .null, .text(carrier), .text(source), .int(Int64(line)), .text(text),
+                                .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(MessageState.queued.rawValue)), .null, .int(now)])
+                if db.changes == 0 {
+                    c.duplicates += 1
+                } else {
+                    c.accepted += 1
+                    c.segments += Int64(segments)
+                    count(campaign: campaign, carrier: carrier, from: nil, to: .queued)
+                }
+            case .rejected(let raw, let code, let message, let source, let line):
+                try insert.run([.text(campaign), .null, .text(raw), .text(""), .text(source), .int(Int64(line)), .null,
+                                .int(0), .int(0), .int(Int64(MessageState.rejected.rawValue)), .text("\(code): \(message)"), .int(now)])
+                c.rejected += 1
+                count(campaign: campaign, carrier: "", from: nil, to: .rejected)
+                try emit(DeliveryEvent(time: now, campaign: campaign, message: db.lastInsertRowID, recipient: nil, carrier: nil,
+                                       event: "rejected", status: "rejected", attempt: 0, detail: "\(source):\(line): \(code): \(message)"))
+            }
+        }
+        try statement("""
+            UPDATE campaigns SET rows = rows + ?, accepted = accepted + ?, rejected = rejected + ?, duplicates = duplicates + ?,
+            segments_total = segments_total + ?, updated_at = ? WHERE id = ?
+            """).run([.int(c.rows), .int(c.accepted), .int(c.rejected), .int(c.duplicates), .int(c.segments), .int(now), .text(campaign)])
+        return c
+    }
+
+    func campaignRecords(id: String?) throws -> [CampaignRecord] {
+        var records: [CampaignRecord] = []
+        let sql = "SELECT id, state, spec, sender, start_at, deadline_at, created_at, rows, accepted, rejected, duplicates, segments_total FROM campaigns"
+            + (id == nil ? " ORDER BY created_at, id" : " WHERE id = ?")
+        try statement(sql).query(id.map { [.text($0)] } ?? []) { r in
+            let spec = (r.text(2)).flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
+            records.append(CampaignRecord(
+                id: r.text(0) ?? "", name: spec?.name, state: CampaignState(rawValue: r.text(1) ?? "") ?? .loading,
+                sender: r.text(3) ?? "", startAt: r.int(4), deadlineAt: r.int(5), createdAt: r.int(6), rows: r.int(7),
+                accepted: r.int(8), rejected: r.int(9), duplicates: r.int(10), segmentsTotal: r.int(11),
+                states: [:], carriers: [:], spec: spec))
+        }
+        let counts = try statement("SELECT carrier, state, n FROM counts WHERE campaign_id = ? AND n != 0")
+        for i in records.indices {
+            try counts.query([.text(records[i].id)]) { r in
+                let carrier = r.text(0) ?? ""
+                let state = (MessageState(rawValue: Int(r.int(1))) ?? .unknown).name
+                let n = r.int(2)
+                records[i].states[state, default: 0] += n
+                if !carrier.isEmpty { records[i].carriers[carrier, default: [:]][state, default: 0] += n }
+            }
+        }
+        return records
+    }
+
+    func activeWork() throws -> [ActiveCampaign] {
+        var out: [ActiveCampaign] = []
+        try statement("SELECT id, state, sender, start_at, deadline_at FROM campaigns WHERE state IN ('scheduled', 'running') ORDER BY created_at, id").query { r in
+            out.append(ActiveCampaign(id: r.text(0) ?? "", state: CampaignState(rawValue: r.text(1) ?? "") ?? .scheduled,
+                                      sender: r.text(2) ?? "", startAt: r.int(3), deadlineAt: r.int(4), carriers: []))
+        }
+        let carriers = try statement("SELECT carrier FROM counts WHERE campaign_id = ? AND state = 0 AND n > 0 ORDER BY carrier")
+        for i in out.indices {
+            try carriers.query([.text(out[i].id)]) { out[i].carriers.append($0.text(0) ?? "") }
+        }
+        return out
+    }
+
+    func advanceCampaigns(now t: UnixMillis, limit: Int) throws -> Bool {
+        try statement("UPDATE campaigns SET state = 'running', updated_at = ? WHERE state = 'scheduled' AND start_at <= ? AND deadline_at > ?")
+            .run([.int(t), .int(t), .int(t)])
+        // Past the deadline: expire what was never sent.
+        var due: [String] = []
+        try statement("SELECT id FROM campaigns WHERE state IN ('scheduled', 'running') AND deadline_at <= ?").query([.int(t)]) { due.append($0.text(0) ?? "") }
+        var budget = limit
+        var more = false
+        for id in due {
+            var rows: [(Int64, String?, String, Int)] = []
+            try statement("SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND state = 0 ORDER BY id LIMIT ?")
+                .query([.text(id), .int(Int64(budget + 1))]) { rows.append(($0.int(0), $0.text(1), $0.text(2) ?? "", Int($0.int(3)))) }
+            let take = rows.prefix(budget)
+            let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
+            for (mid, phone, carrier, attempts) in take {
+                try upd.run([.int(Int64(MessageState.expired.rawValue)), .text("deadline passed before sending"), .int(now), .int(mid)])
+                count(campaign: id, carrier: carrier, from: .queued, to: .expired)
+                try emit(DeliveryEvent(time: now, campaign: id, message: mid, recipient: phone, carrier: carrier, event: "expired",
+                                       status: "expired", attempt: attempts, detail: "deadline passed before sending"))
+            }
+            budget -= take.count
+            if rows.count > take.count { more = true; break }
+            var inFlight: Int64 = 0
+            try statement("SELECT COALESCE(SUM(n), 0) FROM counts WHERE campaign_id = ? AND state = 1").query([.text(id)]) { inFlight = $0.int(0) }
+            if inFlight == 0 { try setCampaignState(id, .expired) }
+        }
+        // Running campaigns with nothing left to send are complete (receipts may still arrive).
+        try statement("""
+            UPDATE campaigns SET state = 'completed', updated_at = ? WHERE state = 'running' AND NOT EXISTS
+            (SELECT 1 FROM counts WHERE counts.campaign_id = campaigns.id AND counts.state IN (0, 1) AND counts.n > 0)
+            """).run([.int(t)])
+        return more
+    }
+
+    func claim(campaign: String, carrier: String, limit: Int, now t: UnixMillis) throws -> [OutgoingMessage] {
+        var out: [OutgoingMessage] = []
+        try statement("""
+            SELECT id, phone, text, encoding, segments, attempts FROM messages
+            WHERE campaign_id = ? AND carrier = ? AND state = 0 AND not_before <= ? ORDER BY id LIMIT ?
+            """).query([.text(campaign), .text(carrier), .int(t), .int(Int64(limit))]) { r in
+            out.append(OutgoingMessage(id: r.int(0), campaign: campaign, phone: r.text(1) ?? "", carrier: carrier, text: r.text(2) ?? "",
+                                       encoding: r.int(3) == 1 ? .ucs2 : .gsm7, segments: Int(r.int(4)), attempt: Int(r.int(5)) + 1))
+        }
+        let upd = try statement("UPDATE messages SET state = 1, attempts = ?, updated_at = ? WHERE id = ?")
+        for m in out {
+            try upd.run([.int(Int64(m.attempt)), .int(now), .int(m.id)])
+            try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,
+                                   event: "sending", status: "sending", attempt: m.attempt))
+        }
+        count(campaign: campaign, carrier: carrier, from: .queued, to: .sending, by: Int64(out.count))
+        return out
+    }
+
+    private struct Current {
+        var campaign: String
+        var phone: String?
+        var carrier: String
+        var state: MessageState
+        var attempts: Int
+        var gatewayID: String?
+        var receiptRank: Int
+    }
+
+    private func current(_ id: Int64) throws -> Current? {
+        var c: Current?
+        try statement("SELECT campaign_id, phone, carrier, state, attempts, gateway_id, receipt_rank FROM messages WHERE id = ?").query([.int(id)]) { r in
+            c = Current(campaign: r.text(0) ?? "", phone: r.text(1), carrier: r.text(2) ?? "", state: MessageState(rawValue: Int(r.int(3))) ?? .unknown,
+                        attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)))
+        }
+        return c
+    }
+
+    func record(_ o: SendOutcome) throws {
+        guard let cur = try current(o.id) else { return }
+        let event: MessageEvent
+        var name: String
+        var detail: String?
+        var gatewayID: String?
+        var notBefore: UnixMillis?
+        switch o.result {
+        case .accepted(let gid, let d): event = .accepted; name = "accepted"; gatewayID = gid; detail = d
+        case .retry(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "retry"; detail = d; notBefore = nb
+        case .failed(let d): event = .permanentFailure; name = "failed"; detail = d
+        case .expired(let d): event = .temporaryFailure(retry: false, pastDeadline: true); name = "expired"; detail = d
+        case .unknown(let d): event = .crashRecovered; name = "unknown"; detail = d
+        }
+        let next = MessageLifecycle.next(cur.state, on: event)
+        if next == nil && gatewayID == nil { return }  // stale: e.g. a retry answer after a final receipt
+        let newState = next ?? cur.state
+        if next == nil { name = "accepted" }
+        try statement("""
+            UPDATE messages SET state = ?, gateway_id = COALESCE(?, gateway_id), detail = COALESCE(?, detail),
+            not_before = COALESCE(?, not_before), updated_at = ? WHERE id = ?
+            """).run([.int(Int64(newState.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now), .int(o.id)])
+        if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
+        try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
+                               status: newState.name, attempt: cur.attempts, gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
+    }
+
+    func apply(_ r: ReceiptUpdate) throws -> ReceiptResult {
+        guard let cur = try current(r.messageID) else { return .notFound }
+        guard cur.carrier == r.carrier else { return .wrongCarrier }
+        let next = MessageLifecycle.next(cur.state, on: .receipt(r.status))
+        // A receipt changes something if it moves the state, or is a newer intermediate status.
+        guard next != nil || (!cur.state.isFinal && r.status.rawValue > cur.receiptRank) else { return .duplicate }
+        let newState = next ?? cur.state
+        try statement("""
+            UPDATE messages SET state = ?, receipt_rank = MAX(receipt_rank, ?), gateway_id = COALESCE(gateway_id, ?),
+            detail = COALESCE(?, detail), updated_at = ? WHERE id = ?
+            """).run([.int(Int64(newState.rawValue)), .int(Int64(r.status.rawValue)), .opt(r.gatewayID), .opt(r.detail), .int(now), .int(r.messageID)])
+        if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
+        try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: r.messageID, recipient: cur.phone, carrier: cur.carrier,
+                               event: "receipt", status: newState.name, attempt: cur.attempts, gatewayID: cur.gatewayID ?? r.gatewayID,
+                               detail: r.detail.map { "\(r.status.name): \($0)" } ?? r.status.name))
+        return .applied
+    }
+}

@@ -1,0 +1,112 @@
+import LoaCore
+
+/// A campaign's lifecycle state as stored (issue-level lifecycle lives in the daemon).
+public enum CampaignState: String, Sendable, Codable, CaseIterable {
+    /// Created; segments are being uploaded. Not sent from.
+    case loading
+    /// Committed, waiting for its start time.
+    case scheduled
+    /// Sending.
+    case running
+    /// Every message reached a state the dispatcher no longer acts on.
+    case completed
+    /// The deadline passed; unsent messages expired.
+    case expired
+
+    public var isActive: Bool { self == .scheduled || self == .running }
+}
+
+/// A campaign and its counters, as the operator API shows it.
+public struct CampaignRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var name: String?
+    public var state: CampaignState
+    public var sender: String
+    public var startAt: UnixMillis
+    public var deadlineAt: UnixMillis
+    public var createdAt: UnixMillis
+    /// Data rows read from the segments.
+    public var rows: Int64
+    public var accepted: Int64
+    public var rejected: Int64
+    public var duplicates: Int64
+    /// SMS parts the accepted messages take: the cost.
+    public var segmentsTotal: Int64
+    /// Messages per state name.
+    public var states: [String: Int64]
+    /// Messages per carrier, then per state name.
+    public var carriers: [String: [String: Int64]]
+    public var spec: CampaignSubmission?
+}
+
+/// A message claimed for sending: everything an adapter needs.
+public struct OutgoingMessage: Sendable, Equatable {
+    public var id: Int64
+    public var campaign: String
+    public var phone: String
+    public var carrier: String
+    public var text: String
+    public var encoding: SMSEncoding
+    public var segments: Int
+    /// 1 for the first try.
+    public var attempt: Int
+}
+
+/// What the dispatcher decided after a send attempt.
+public enum SendResult: Sendable, Equatable {
+    case accepted(gatewayID: String?, detail: String?)
+    case retry(notBefore: UnixMillis, detail: String)
+    case failed(detail: String)
+    case expired(detail: String)
+    case unknown(detail: String)
+}
+
+public struct SendOutcome: Sendable, Equatable {
+    public var id: Int64
+    public var result: SendResult
+    public init(id: Int64, result: SendResult) {
+        self.id = id
+        self.result = result
+    }
+}
+
+/// A delivery receipt as the receipt endpoint parsed it.
+public struct ReceiptUpdate: Sendable, Equatable {
+    public var carrier: String
+    public var messageID: Int64
+    public var status: ReceiptStatus
+    public var gatewayID: String?
+    public var detail: String?
+    public init(carrier: String, messageID: Int64, status: ReceiptStatus, gatewayID: String? = nil, detail: String? = nil) {
+        self.carrier = carrier
+        self.messageID = messageID
+        self.status = status
+        self.gatewayID = gatewayID
+        self.detail = detail
+    }
+}
+
+public enum ReceiptResult: String, Sendable, Equatable {
+    /// The state or the receipt history moved forward.
+    case applied
+    /// Nothing new: a repeat or a stale receipt.
+    case duplicate
+    case notFound
+    /// The message was sent through another carrier.
+    case wrongCarrier
+}
+
+/// One segment row after normalization and rendering.
+public enum IngestRow: Sendable, Equatable {
+    case accepted(phone: String, carrier: String, text: String, encoding: SMSEncoding, segments: Int, source: String, line: Int)
+    case rejected(raw: String, code: String, message: String, source: String, line: Int)
+}
+
+public struct IngestCounts: Sendable, Codable, Equatable {
+    public var rows: Int64 = 0
+    public var accepted: Int64 = 0
+    public var rejected: Int64 = 0
+    public var duplicates: Int64 = 0
+    public var segments: Int64 = 0
+    public init() {}
+}

@@ -1,0 +1,145 @@
+import CSQLite
+import Foundation
+
+/// A failed SQLite call: the result code, SQLite's own message and what Loa was doing.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    public var code: Int32
+    public var message: String
+    public var context: String
+    public var description: String { "sqlite error \(code) (\(message)) while \(context)" }
+}
+
+/// An open SQLite connection. Owned by exactly one thread at a time (the store's writer), hence not Sendable.
+///
+/// See https://www.sqlite.org/c3ref/open.html. Opened with `SQLITE_OPEN_NOMUTEX`: Loa never shares a
+/// connection between threads, so SQLite's own per-connection mutex is pure cost.
+final class Connection {
+    let handle: OpaquePointer
+    let path: String
+
+    init(path: String, readOnly: Bool = false) throws {
+        var db: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: rc, message: msg, context: "opening \(path)")
+        }
+        handle = db
+        self.path = path
+        sqlite3_busy_timeout(db, 5000)
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Maps a result code to a thrown error; `SQLITE_MISUSE` is a programming error and traps.
+    @discardableResult
+    func check(_ rc: Int32, _ context: @autoclosure () -> String) throws -> Int32 {
+        switch rc & 0xff {
+        case SQLITE_OK, SQLITE_ROW, SQLITE_DONE: return rc
+        case SQLITE_MISUSE: fatalError("SQLite misuse while \(context())")
+        default: throw SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), context: context())
+        }
+    }
+
+    /// Runs one or more statements without results.
+    func exec(_ sql: String) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(err)
+            throw SQLiteError(code: rc, message: msg, context: "executing \(sql.prefix(60))")
+        }
+    }
+
+    func prepare(_ sql: String) throws -> Statement {
+        var stmt: OpaquePointer?
+        try check(sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil), "preparing \(sql.prefix(60))")
+        return Statement(handle: stmt!, connection: self)
+    }
+
+    var changes: Int { Int(sqlite3_changes(handle)) }
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+}
+
+@available(*, unavailable)
+extension Connection: Sendable {}
+
+/// A prepared statement, reset after each use so it can be cached. See https://www.sqlite.org/c3ref/stmt.html.
+final class Statement {
+    let handle: OpaquePointer
+    unowned let connection: Connection
+
+    init(handle: OpaquePointer, connection: Connection) {
+        self.handle = handle
+        self.connection = connection
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    /// Binds parameters by position (1-based); nil binds NULL.
+    func bind(_ values: [SQLValue]) throws {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        for (i, v) in values.enumerated() {
+            let idx = Int32(i + 1)
+            let rc: Int32
+            switch v {
+            case .null: rc = sqlite3_bind_null(handle, idx)
+            case .int(let n): rc = sqlite3_bind_int64(handle, idx, n)
+            case .double(let d): rc = sqlite3_bind_double(handle, idx, d)
+            case .text(let s): rc = sqlite3_bind_text(handle, idx, s, -1, csqlite_transient())
+            }
+            try connection.check(rc, "binding parameter \(idx)")
+        }
+    }
+
+    /// Steps once; true while a row is available.
+    func step() throws -> Bool {
+        let rc = sqlite3_step(handle)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        sqlite3_reset(handle)
+        try connection.check(rc, "stepping \(String(cString: sqlite3_sql(handle)).prefix(60))")
+        return false
+    }
+
+    /// Binds, runs to completion and resets.
+    func run(_ values: [SQLValue] = []) throws {
+        try bind(values)
+        while try step() {}
+        sqlite3_reset(handle)
+    }
+
+    /// Binds and calls `row` for each result row.
+    func query(_ values: [SQLValue] = [], _ row: (Statement) throws -> Void) throws {
+        try bind(values)
+        defer { sqlite3_reset(handle) }
+        while try step() { try row(self) }
+    }
+
+    func int(_ col: Int32) -> Int64 { sqlite3_column_int64(handle, col) }
+    func double(_ col: Int32) -> Double { sqlite3_column_double(handle, col) }
+    func isNull(_ col: Int32) -> Bool { sqlite3_column_type(handle, col) == SQLITE_NULL }
+    func text(_ col: Int32) -> String? {
+        guard let p = sqlite3_column_text(handle, col) else { return nil }
+        return String(cString: p)
+    }
+}
+
+@available(*, unavailable)
+extension Statement: Sendable {}
+
+/// A value to bind.
+enum SQLValue {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+
+    static func opt(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
+    static func opt(_ n: Int64?) -> SQLValue { n.map { .int($0) } ?? .null }
+}

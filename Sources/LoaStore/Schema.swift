@@ -1,0 +1,75 @@
+/// Versioned schema migrations, applied in order inside one transaction each; `PRAGMA user_version`
+/// records the last one applied. Never edit a shipped migration: add the next one.
+enum Schema {
+    static let migrations: [String] = [
+        // 1: campaigns, one row per recipient, per-(campaign, carrier, state) counters, the delivery-log outbox.
+        """
+        CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            start_at INTEGER NOT NULL,
+            deadline_at INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            rows INTEGER NOT NULL DEFAULT 0,
+            accepted INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            segments_total INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            phone TEXT,
+            raw_phone TEXT,
+            carrier TEXT NOT NULL DEFAULT '',
+            source TEXT,
+            line INTEGER,
+            text TEXT,
+            encoding INTEGER NOT NULL DEFAULT 0,
+            segments INTEGER NOT NULL DEFAULT 1,
+            state INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before INTEGER NOT NULL DEFAULT 0,
+            gateway_id TEXT,
+            receipt_rank INTEGER NOT NULL DEFAULT 0,
+            detail TEXT,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX messages_dedup ON messages(campaign_id, phone);
+        CREATE INDEX messages_queue ON messages(campaign_id, carrier, id) WHERE state = 0;
+        CREATE INDEX messages_sending ON messages(id) WHERE state = 1;
+        CREATE TABLE counts (
+            campaign_id TEXT NOT NULL,
+            carrier TEXT NOT NULL,
+            state INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (campaign_id, carrier, state)
+        ) WITHOUT ROWID;
+        CREATE TABLE log_outbox (seq INTEGER PRIMARY KEY, line TEXT NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        """,
+    ]
+
+    static func migrate(_ db: Connection) throws {
+        let v = try db.prepare("PRAGMA user_version")
+        var current = 0
+        try v.query { current = Int($0.int(0)) }
+        guard current <= migrations.count else {
+            throw SQLiteError(code: 0, message: "database schema version \(current) is newer than this loa (\(migrations.count))", context: "migrating")
+        }
+        for index in current..<migrations.count {
+            try db.exec("BEGIN IMMEDIATE")
+            do {
+                try db.exec(migrations[index])
+                try db.exec("PRAGMA user_version = \(index + 1)")
+                try db.exec("COMMIT")
+            } catch {
+                try? db.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import LoaCore
+import Synchronization
+
+/// Errors of the store module.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    case io(String)
+    case notFound(String)
+    case conflict(String)
+    case invalid(String)
+    case closed
+
+    public var description: String {
+        switch self {
+        case .io(let s): s
+        case .notFound(let s): "not found: \(s)"
+        case .conflict(let s): "conflict: \(s)"
+        case .invalid(let s): "invalid: \(s)"
+        case .closed: "the store is closed"
+        }
+    }
+}
+
+/// The durable store: one SQLite file in WAL mode behind one serial writer thread.
+///
+/// Every read and write runs as a job on the writer thread. Jobs queued while a transaction commits are
+/// taken together into the next transaction (group commit), each inside its own SAVEPOINT so one failing
+/// job rolls back alone. After the commit the transaction's delivery-log lines are appended to the log
+/// file; the lines also sit in the `log_outbox` table until then, so a crash between commit and append
+/// loses no line. Calls block their caller: make them from a dedicated thread (the dispatcher, an HTTP
+/// handler thread), never from Swift's shared executor; async code uses ``perform(_:)``.
+public final class Store: Sendable {
+    public let path: String
+    private let queue = JobQueue()
+
+    /// Opens (creating if needed) `directory/loa.db`, migrates it, repairs the delivery log and turns
+    /// messages a crash left in `sending` into `unknown`.
+    public init(directory: String, log: DeliveryLogFile?, clock: any TimeSource) throws {
+        let oldMask = umask(0o077)  // the database and its -wal/-shm files hold phone numbers: 0600
+        defer { umask(oldMask) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        path = directory + "/loa.db"
+        let db = try Connection(path: path)
+        try db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=20000; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536")
+        chmod(path, 0o600)
+        try Schema.migrate(db)
+        let context = try WriteContext(db: db, log: log, clock: clock)
+        try context.startUp()
+        let q = queue
+        let handoff = Handoff(value: context)  // from here on only the writer thread touches it
+        let t = Thread { Store.writerLoop(context: handoff.value, queue: q) }
+        t.name = "loa-store"
+        t.start()
+    }
+
+    /// Stops the writer after the jobs already queued; later calls throw ``StoreError/closed``.
+    public func close() {
+        queue.stop()
+        queue.waitStopped()
+    }
+
+    /// Runs `body` on the writer thread inside a transaction and returns its result once committed.
+    func write<T: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> T) throws -> T {
+        let job = Job(body)
+        try queue.push(job)
+        job.done.wait()
+        return try job.result!.get() as! T
+    }
+
+    /// The async form of ``write(_:)``: suspends without blocking a shared-executor thread.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, Error>) in
+            let job = Job(body) { result in cont.resume(with: result.map { $0 as! T }) }
+            do { try queue.push(job) } catch { cont.resume(throwing: error) }
+        }
+    }
+
+    private static func writerLoop(context: WriteContext, queue: JobQueue) {
+        while let jobs = queue.takeAll() {
+            context.runTransaction(jobs)
+        }
+        queue.markStopped()
+    }
+}
+
+/// A unit of work for the writer thread.
+final class Job: @unchecked Sendable {
+    // @unchecked: `result` is written once by the writer thread before `done` is signalled (or `onDone`
+    // is called) and read only after that.
+    let body: @Sendable (WriteContext) throws -> any Sendable
+    var result: Result<any Sendable, Error>?
+    let done = DispatchSemaphore(value: 0)
+    let onDone: (@Sendable (Result<any Sendable, Error>) -> Void)?
+
+    init<T: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> T, onDone: (@Sendable (Result<any Sendable, Error>) -> Void)? = nil) {
+        self.body = { try body($0) }
+        self.onDone = onDone
+    }
+
+    func finish(_ r: Result<any Sendable, Error>) {
+        result = r
+        if let onDone { onDone(r) } else { done.signal() }
+    }
+}
+
+/// The writer's inbox.
+final class JobQueue: Sendable {
+    private struct State {
+        var jobs: [Job] = []
+        var stopping = false
+        var stopped = false
+    }
+    private let state = Mutex(State())
+    private let cond = NSCondition()
+
+    func push(_ job: Job) throws {
+        cond.lock()
+        defer { cond.unlock() }
+        let ok = state.withLock { s -> Bool in
+            if s.stopping { return false }
+            s.jobs.append(job)
+            return true
+        }
+        guard ok else { throw StoreError.closed }
+        cond.signal()
+    }
+
+    /// Blocks until jobs are queued; nil once stopping and drained.
+    func takeAll() -> [Job]? {
+        cond.lock()
+        defer { cond.unlock() }
+        while true {
+            let (jobs, stop) = state.withLock { s -> ([Job], Bool) in
+                let j = s.jobs
+                s.jobs.removeAll(keepingCapacity: true)
+                return (j, s.stopping)
+            }
+            if !jobs.isEmpty { return jobs }
+            if stop { return nil }
+            cond.wait()
+        }
+    }
+
+    func stop() {
+        cond.lock()
+        state.withLock { $0.stopping = true }
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func markStopped() {
+        cond.lock()
+        state.withLock { $0.stopped = true }
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func waitStopped() {
+        cond.lock()
+        while !state.withLock({ $0.stopped }) { cond.wait() }
+        cond.unlock()
+    }
+}

@@ -1,0 +1,4 @@
+import Foundation
+import LoaDaemon
+
+exit(LoaCLI.main(CommandLine.arguments))

@@ -1,0 +1,121 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import Testing
+
+/// The whole path through real parts: `loa campaign submit` → the real daemon → SQLite → the Kannel adapter →
+/// a real Kannel (bearerbox, smsbox, fake SMSC) → receipts back over dlr-url → store → delivery log.
+@Suite(.serialized) struct FoundationPathTests {
+    static let recipients = 3000
+
+    /// A campaign of `n` numbers with Vietnamese names, written every way people write numbers.
+    static func writeCampaign(_ work: WorkDir, id: String, n: Int) -> [String: String] {
+        var expected: [String: String] = [:]  // e164 → rendered text
+        var csv = "phone,name,ward\n"
+        let wards = ["Phường Bến Nghé", "Phường Sài Gòn", "Xã Cần Giờ"]
+        let prefixes = ["091", "096", "032", "070", "083", "056", "059", "087"]
+        for i in 0..<n {
+            let national = prefixes[i % prefixes.count] + String(format: "%07d", 1_000_000 + i * 7)
+            let written: String
+            switch i % 4 {
+            case 0: written = national
+            case 1: written = "+84 " + national.dropFirst()
+            case 2: written = "84" + national.dropFirst()
+            default: written = String(national.prefix(4)) + " " + national.dropFirst(4).prefix(3) + " " + national.suffix(3)
+            }
+            let name = "Nguyễn Văn \(i)"
+            let ward = wards[i % wards.count]
+            csv += "\"\(written)\",\(name),\(ward)\n"
+            expected["+84" + national.dropFirst()] = "Kính gửi \(name) (\(ward)): góp ý dự thảo trên VNeID trước 30/11. Đăng nhập ngay!"
+        }
+        // A duplicate row: sent once.
+        csv += "\(prefixes[0])1000000,Trùng,Phường Sài Gòn\n"
+        work.write("campaign/segment.csv", csv)
+        work.write("campaign/slogan.txt", "Kính gửi {{name}} ({{ward}}): góp ý dự thảo trên VNeID trước 30/11. Đăng nhập ngay!\n")
+        work.write("campaign/campaign.json", """
+            {
+              "id": "\(id)",
+              "sender": "UBND-HCM",
+              "templates": ["slogan.txt"],
+              "segments": ["segment.csv"],
+              "start": "2026-01-01T07:00:00+07:00",
+              "deadline": "2099-01-01T22:00:00+07:00",
+            }
+            """)
+        return expected
+    }
+
+    @Test(.timeLimit(.minutes(5))) func campaignThroughRealKannel() async throws {
+        let work = WorkDir("foundation")
+        let kannel = try Kannel(dir: work.file("kannel"))
+        defer { kannel.stop() }
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password,
+                                       rate: 1000, maxInFlight: 32)
+        let expected = Self.writeCampaign(work, id: "it-foundation", n: Self.recipients)
+
+        let check = try loa.cli(["check", work.file("campaign/campaign.json")])
+        #expect(check.status == 0, "loa check: \(check.output)")
+
+        try await loa.start()
+        let submit = try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")])
+        try #require(submit.status == 0, "submit failed: \(submit.output)")
+        #expect(submit.output.contains("\(Self.recipients) recipients, 0 rejected, 1 duplicates"))
+
+        try await poll(180, every: 0.5, "every recipient delivered") {
+            let c = try await loa.campaign("it-foundation")
+            let states = c["states"] as? [String: Int] ?? [:]
+            return states["delivered"] == Self.recipients
+        }
+        let c = try await loa.campaign("it-foundation")
+        #expect(c["state"] as? String == "completed")
+        #expect((c["states"] as? [String: Int])?.keys.sorted() == ["delivered"])
+
+        // What the SMSC side actually received: every recipient exactly once, with the right text.
+        let received = try SMSCLog.messages(kannel.smscLog)
+        var byNumber: [String: [String]] = [:]
+        for m in received { byNumber["+" + m.to.filter(\.isNumber), default: []].append(m.text) }
+        #expect(byNumber.count == Self.recipients, "distinct recipients at the SMSC: \(byNumber.count)")
+        var wrong = 0, twice = 0
+        for (number, text) in expected {
+            let got = byNumber[number] ?? []
+            if got.count != 1 { twice += 1 }
+            if got.first != text { wrong += 1 }
+        }
+        #expect(twice == 0, "\(twice) recipients not received exactly once")
+        #expect(wrong == 0, "\(wrong) recipients got the wrong text; e.g. \(byNumber[expected.keys.first!] ?? [])")
+
+        // The delivery log agrees: one delivered receipt per recipient, seq gapless.
+        let events = loa.logEvents()
+        let delivered = Set(events.filter { $0["status"] as? String == "delivered" && $0["event"] as? String == "receipt" }
+            .compactMap { $0["recipient"] as? String })
+        #expect(delivered == Set(expected.keys))
+        let seqs = events.compactMap { $0["seq"] as? Int }
+        #expect(seqs == Array(1...seqs.count))
+
+        // A wrong receipt secret changes nothing.
+        let anyID = events.first { $0["event"] as? String == "sending" }?["message"] as? Int ?? 1
+        let forged = try await loa.engine.perform(HTTPRequest(url: loa.base + "/dlr/kannel?k=wrong&st=2&id=\(anyID)"))
+        #expect(forged.status == 401)
+        let missing = try await loa.engine.perform(HTTPRequest(url: loa.base + "/dlr/kannel?st=2&id=\(anyID)"))
+        #expect(missing.status == 401)
+        #expect(((try await loa.campaign("it-foundation"))["states"] as? [String: Int])?["delivered"] == Self.recipients)
+
+        // SIGTERM: drain and exit 0.
+        #expect(loa.stop() == 0, "daemon output:\n\(loa.child?.output.suffix(2000) ?? "")")
+    }
+}
+
+/// Reads what Kannel's fake SMSC printed for each MT message.
+enum SMSCLog {
+    struct Message { var from: String; var to: String; var text: String }
+
+    static func messages(_ path: String) throws -> [Message] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(separator: "\n").compactMap { parse(String($0)) }
+    }
+
+    /// PARSER: filled in from the harness's documented fakesmsc format.
+    static func parse(_ line: String) -> Message? {
+        nil
+    }
+}

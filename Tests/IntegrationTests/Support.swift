@@ -1,0 +1,236 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import Testing
+
+/// Paths and helpers shared by the integration tests: the real `loa` binary, real peers on 127.0.0.1.
+enum Env {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// The `loa` binary: $LOA_BIN, else the debug build next to the tests.
+    static var loaBinary: String {
+        if let b = ProcessInfo.processInfo.environment["LOA_BIN"], !b.isEmpty { return b }
+        return root + "/.build/debug/loa"
+    }
+
+    static var harness: String { root + "/Tests/IntegrationTests/kannel/kannel-harness.sh" }
+}
+
+/// A scratch directory removed at the end (kept when LOA_KEEP_TEST_DIRS is set, for post-mortems).
+final class WorkDir: @unchecked Sendable {
+    let path: String
+    init(_ label: String) {
+        path = NSTemporaryDirectory() + "loa-it-\(label)-" + String(UUID().uuidString.prefix(8))
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func file(_ name: String) -> String { path + "/" + name }
+    func write(_ name: String, _ text: String) {
+        let p = file(name)
+        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! text.write(toFile: p, atomically: true, encoding: .utf8)
+    }
+    deinit {
+        if ProcessInfo.processInfo.environment["LOA_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: path) }
+    }
+}
+
+/// A child process we started; stopped by its own pid only.
+final class Child: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    init(_ executable: String, _ args: [String], env: [String: String] = [:], log: String) throws {
+        logPath = log
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        e.merge(env) { $1 }
+        process.environment = e
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let fh = FileHandle(forWritingAtPath: log)!
+        process.standardOutput = fh
+        process.standardError = fh
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func signal(_ s: Int32) { if process.isRunning { kill(process.processIdentifier, s) } }
+
+    /// Waits for exit up to `seconds`; returns the exit status or nil.
+    func wait(seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func stop() {
+        signal(SIGTERM)
+        if wait(seconds: 30) == nil { signal(SIGKILL); _ = wait(seconds: 5) }
+    }
+
+    var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}
+
+/// Runs a command to completion and returns (status, stdout+stderr).
+@discardableResult
+func run(_ executable: String, _ args: [String], env: [String: String] = [:], timeout: Double = 120) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    var e = ProcessInfo.processInfo.environment
+    e.merge(env) { $1 }
+    p.environment = e
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(10_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// A free TCP port on 127.0.0.1, from the kernel.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
+            _ = bind(fd, sp, len)
+            _ = getsockname(fd, sp, &len)
+        }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Polls `condition` until it is true or `seconds` pass; never sleeps to wait for a fixed state.
+func poll(_ seconds: Double, every: Double = 0.1, _ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(Int(every * 1000)))
+    }
+    throw PollTimeout(what: what, seconds: seconds)
+}
+
+struct PollTimeout: Error, CustomStringConvertible {
+    var what: String
+    var seconds: Double
+    var description: String { "timed out after \(seconds) s waiting for \(what)" }
+}
+
+/// A real Kannel (bearerbox + smsbox + fakesmsc) on 127.0.0.1, started by the harness script.
+final class Kannel: @unchecked Sendable {
+    let dir: String
+    let vars: [String: String]
+
+    init(dir: String) throws {
+        self.dir = dir
+        let r = try run("/bin/bash", [Env.harness, "start", dir], timeout: 90)
+        guard r.status == 0 else { throw HarnessError(message: "kannel-harness start failed (\(r.status)):\n\(r.output)") }
+        var v: [String: String] = [:]
+        for line in r.output.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "="), line.hasPrefix("KANNEL_") else { continue }
+            v[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+        vars = v
+    }
+
+    func stop() { _ = try? run("/bin/bash", [Env.harness, "stop", dir], timeout: 60) }
+
+    var sendsmsURL: String { vars["KANNEL_SENDSMS_URL"] ?? "" }
+    var username: String { vars["KANNEL_USERNAME"] ?? "" }
+    var password: String { vars["KANNEL_PASSWORD"] ?? "" }
+    var smscLog: String { vars["KANNEL_SMSC_LOG"] ?? "" }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// A running `loa daemon` with its config in a work dir.
+final class LoaDaemonProcess: @unchecked Sendable {
+    let work: WorkDir
+    let port: Int
+    let token = "it-token-" + String(UUID().uuidString.prefix(12))
+    let receiptSecret = "it-receipt-" + String(UUID().uuidString.prefix(12))
+    var child: Child?
+    let engine: CurlEngine
+    var env: [String: String] { ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret] }
+    let kannelPassword: String
+
+    init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32) throws {
+        self.work = work
+        self.port = freePort()
+        self.kannelPassword = password
+        engine = try CurlEngine(maxConnectionsPerHost: 8)
+        work.write("loa.json", """
+            {
+              "data_dir": "data",
+              "listen": { "address": "127.0.0.1", "port": \(port) },
+              "api_token": { "env": "LOA_API_TOKEN" },
+              "drain_seconds": 10,
+              "log_level": "info",
+              "retry": { "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 },
+              "carriers": [{
+                "name": "kannel", "kind": "kannel", "url": "\(carrierURL)", "username": "\(username)",
+                "password": { "env": "LOA_KANNEL_PASSWORD" }, "receipt_secret": { "env": "LOA_RECEIPT_SECRET" },
+                "rate": \(rate), "max_in_flight": \(maxInFlight), "timeout_seconds": 10
+              }],
+              "routing": { "default": "kannel" }
+            }
+            """)
+    }
+
+    var configPath: String { work.file("loa.json") }
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func start() async throws {
+        child = try Child(Env.loaBinary, ["daemon", "--config", configPath], env: env, log: work.file("daemon.log"))
+        try await poll(20, "the daemon's /healthz") { [self] in
+            guard child?.process.isRunning == true else { throw HarnessError(message: "loa daemon exited:\n\(child?.output ?? "")") }
+            return (try? await engine.perform(HTTPRequest(url: base + "/healthz", timeout: 2)).status) == 200
+        }
+    }
+
+    func cli(_ args: [String]) throws -> (status: Int32, output: String) {
+        try run(Env.loaBinary, args + ["--config", configPath], env: env)
+    }
+
+    func api(_ path: String, method: String = "GET", token: String? = nil) async throws -> HTTPResponse {
+        try await engine.perform(HTTPRequest(method: method, url: base + path,
+                                             headers: [HTTPHeader("Authorization", "Bearer \(token ?? self.token)")], timeout: 10))
+    }
+
+    func campaign(_ id: String) async throws -> [String: Any] {
+        let r = try await api("/api/v1/campaigns/\(id)")
+        return (try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]) ?? [:]
+    }
+
+    func logEvents() -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: work.file("data/delivery.log"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// SIGTERM and the exit status.
+    func stop() -> Int32? {
+        child?.signal(SIGTERM)
+        let status = child?.wait(seconds: 30)
+        if status == nil { child?.signal(SIGKILL); _ = child?.wait(seconds: 5) }
+        return status
+    }
+
+    deinit {
+        if child?.process.isRunning == true { child?.signal(SIGKILL) }
+        engine.shutdown()
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import LoaServer
+import Synchronization
+import Testing
+
+/// A sendsms endpoint on 127.0.0.1 that records what it received and answers as configured.
+final class FakeSendsms: HTTPService {
+    struct Seen: Sendable { var query: [String: String] }
+    let seen = Mutex<[Seen]>([])
+    let answer: @Sendable (RequestHead) -> ServerResponse
+
+    init(answer: @escaping @Sendable (RequestHead) -> ServerResponse) { self.answer = answer }
+
+    func route(_ head: RequestHead) -> Route {
+        seen.withLock { $0.append(Seen(query: head.query)) }
+        return .respond(answer(head))
+    }
+}
+
+@Suite(.serialized) struct KannelAdapterTests {
+    func sms(_ text: String, encoding: SMSEncoding) -> OutgoingSMS {
+        OutgoingSMS(id: 42, from: "UBND-HCM", to: "+84912345678", text: text, encoding: encoding, segments: 1,
+                    receiptURL: "http://127.0.0.1:8780/dlr/k?k=secret&st=%d&id=42")
+    }
+
+    @Test func sendsTheKannelParametersOverRealHTTP() async throws {
+        let fake = FakeSendsms { _ in .text(202, "0: Accepted for delivery") }
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
+        defer { server.stop() }
+        let engine = try CurlEngine()
+        defer { engine.shutdown() }
+        let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "loa",
+                                    password: "p&ss=wörd", timeout: 5, engine: engine)
+        let vi = "Góp ý dự thảo: đăng nhập VNeID + 100% {{}} & =?"
+        #expect(await adapter.send(sms(vi, encoding: .ucs2)) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
+        #expect(await adapter.send(sms("Hello", encoding: .gsm7)) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
+        let seen = fake.seen.withLock { $0 }
+        try #require(seen.count == 2)
+        let q = seen[0].query
+        #expect(q["username"] == "loa" && q["password"] == "p&ss=wörd")
+        #expect(q["from"] == "UBND-HCM" && q["to"] == "+84912345678")
+        #expect(q["text"] == vi)
+        #expect(q["coding"] == "2" && q["charset"] == "UTF-8")
+        #expect(q["dlr-mask"] == "31")
+        #expect(q["dlr-url"] == "http://127.0.0.1:8780/dlr/k?k=secret&st=%d&id=42")
+        #expect(seen[1].query["coding"] == nil)
+    }
+
+    @Test func classifiesEveryAnswer() {
+        #expect(KannelAdapter.classify(status: 202, body: "0: Accepted for delivery", retryAfter: nil) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
+        #expect(KannelAdapter.classify(status: 202, body: "3: Queued for later delivery", retryAfter: nil) == .accepted(gatewayID: nil, detail: "3: Queued for later delivery"))
+        #expect(KannelAdapter.classify(status: 400, body: "Missing receiver number", retryAfter: nil) == .permanent("HTTP 400: Missing receiver number"))
+        guard case .temporary = KannelAdapter.classify(status: 403, body: "Authorization failed for sendsms", retryAfter: nil) else {
+            Issue.record("403 must not burn the campaign"); return
+        }
+        #expect(KannelAdapter.classify(status: 503, body: "busy", retryAfter: "7") == .throttled(retryAfter: 7, "HTTP 503: busy"))
+        #expect(KannelAdapter.classify(status: 429, body: "", retryAfter: nil) == .throttled(retryAfter: nil, "HTTP 429: "))
+        guard case .temporary = KannelAdapter.classify(status: 500, body: "oops", retryAfter: nil) else { Issue.record("500"); return }
+        guard case .temporary = KannelAdapter.classify(status: 202, body: "garbage", retryAfter: nil) else { Issue.record("unknown 2xx body"); return }
+    }
+
+    @Test func transportFailuresAreTemporaryAndHideCredentials() async throws {
+        let engine = try CurlEngine()
+        defer { engine.shutdown() }
+        // A port nothing listens on (bound then closed).
+        let fake = FakeSendsms { _ in .text(200, "") }
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
+        let port = server.port
+        server.stop()
+        let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(port)/cgi-bin/sendsms", username: "loa",
+                                    password: "TOPSECRET", timeout: 2, engine: engine)
+        let outcome = await adapter.send(sms("x", encoding: .gsm7))
+        guard case .temporary(let detail) = outcome else { Issue.record("expected temporary, got \(outcome)"); return }
+        #expect(detail.contains("could not connect"))
+        #expect(!detail.contains("TOPSECRET"))
+    }
+
+    @Test func queryEscaping() {
+        #expect(URLQuery.escape("a b+c/é%") == "a%20b%2Bc%2F%C3%A9%25")
+        var q = URLQuery()
+        q.add("dlr-url", "http://h/x?a=1&b=%d")
+        #expect(q.encoded == "dlr-url=http%3A%2F%2Fh%2Fx%3Fa%3D1%26b%3D%25d")
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import LoaCore
+import Testing
+@testable import LoaDaemon
+
+final class Scratch {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "loa-daemon-test-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func write(_ name: String, _ text: String) -> String {
+        let p = path + "/" + name
+        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! text.write(toFile: p, atomically: true, encoding: .utf8)
+        return p
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+let goodConfig = """
+    // comment lines are allowed
+    {
+      "data_dir": "data",
+      "listen": { "address": "127.0.0.1", "port": 0 },
+      "api_token": { "env": "T" },
+      "carriers": [
+        {
+          "name": "k1",
+          "kind": "kannel",
+          "url": "http://127.0.0.1:13013/cgi-bin/sendsms",
+          "username": "loa",
+          "password": { "file": "kannel.pw" },
+          "receipt_secret": { "env": "S" },
+          "rate": 100,
+        },
+      ],
+      "routing": { "default": "k1", "prefixes": { "8486": "k1" }, "networks": { "viettel": "k1" } },
+    }
+    """
+
+@Suite struct ConfigTests {
+    let env = ["T": "0123456789abcdef-token", "S": "receipt-secret-0123456789"]
+
+    @Test func loadsJSON5WithSecretsFromEnvAndFile() throws {
+        let s = Scratch()
+        _ = s.write("kannel.pw", "hunter2\n")
+        let path = s.write("loa.json", goodConfig)
+        let c = try ConfigLoader.load(path: path, environment: env).get()
+        #expect(c.apiToken == env["T"])
+        #expect(c.carriers[0].password == "hunter2")
+        #expect(c.carriers[0].receiptSecret == env["S"])
+        #expect(c.dataDir == s.path + "/data")
+        #expect(c.listenAddress == "127.0.0.1")
+        #expect(c.carriers[0].maxInFlight == 32)
+    }
+
+    @Test func everyProblemIsLocated() throws {
+        let s = Scratch()
+        let bad = goodConfig
+            .replacingOccurrences(of: "\"rate\": 100", with: "\"rate\": -5")
+            .replacingOccurrences(of: "\"kind\": \"kannel\"", with: "\"kind\": \"smpp\"")
+            .replacingOccurrences(of: "\"default\": \"k1\"", with: "\"default\": \"nope\"")
+        let path = s.write("loa.json", bad)
+        guard case .failure(let list) = ConfigLoader.load(path: path, environment: [:]) else {
+            Issue.record("a bad config loaded"); return
+        }
+        let text = list.description
+        #expect(text.contains("\(path):5: api_token: environment variable T is not set"))
+        #expect(text.contains("\(path):9: carriers.0.kind: unknown adapter kind 'smpp'"))
+        #expect(text.contains("\(path):12: carriers.0.password: cannot read secret file"))
+        #expect(text.contains("\(path):13: carriers.0.receipt_secret: environment variable S is not set"))
+        #expect(text.contains("\(path):14: carriers.0.rate: must be > 0"))
+        #expect(text.contains("routing.default: names no configured carrier ('nope')"))
+        // Secrets never appear in problems.
+        #expect(!text.contains("hunter2"))
+    }
+
+    @Test func typeErrorsAndSyntaxErrorsAreLocated() {
+        let s = Scratch()
+        let p1 = s.write("a.json", goodConfig.replacingOccurrences(of: "\"rate\": 100", with: "\"rate\": \"fast\""))
+        guard case .failure(let l1) = ConfigLoader.load(path: p1, environment: env) else { Issue.record("loaded"); return }
+        #expect(l1.description.hasPrefix("\(p1):14: carriers.0.rate: expected a number"), "\(l1)")
+        let p2 = s.write("b.json", "{\n  \"data_dir\": \"x\",\n  \"carriers\": [\n}")
+        guard case .failure(let l2) = ConfigLoader.load(path: p2, environment: env) else { Issue.record("loaded"); return }
+        #expect(l2.description.contains("not valid JSON"), "\(l2)")
+        let p3 = s.write("c.json", "{ \"data_dir\": \"x\" }")
+        guard case .failure(let l3) = ConfigLoader.load(path: p3, environment: env) else { Issue.record("loaded"); return }
+        #expect(l3.description.contains("required field is missing"), "\(l3)")
+    }
+
+    @Test func clientOnlySkipsCarrierSecrets() throws {
+        let s = Scratch()
+        let path = s.write("loa.json", goodConfig)
+        let c = try ConfigLoader.load(path: path, clientOnly: true, environment: ["T": env["T"]!]).get()
+        #expect(c.apiBaseURL.hasPrefix("http://127.0.0.1:"))
+    }
+
+    @Test func theShippedExampleIsValid() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let c = try ConfigLoader.load(path: root + "/Config/loa.json",
+                                      environment: ["LOA_API_TOKEN": "0123456789abcdef", "LOA_KANNEL_PASSWORD": "x",
+                                                    "LOA_KANNEL_RECEIPT_SECRET": "0123456789abcdef"]).get()
+        #expect(c.listenAddress == "127.0.0.1")
+        let campaign = try CampaignLoader.load(path: root + "/Config/campaigns/vneid-gopy/campaign.json").get()
+        #expect(campaign.segments.map(\.phoneColumn) == ["phone", "so_dien_thoai"])
+        #expect(campaign.spec.sender == "UBND-TPHCM")
+    }
+}
+
+@Suite struct CampaignFileTests {
+    @Test func problemsNameFileLineAndField() {
+        let s = Scratch()
+        _ = s.write("t.txt", "Xin chào {{name")
+        let path = s.write("c.json", """
+            {
+              "id": "bad id!",
+              "sender": "A-SENDER-NAME-TOO-LONG",
+              "templates": ["t.txt", "missing.txt"],
+              "segments": ["nope.csv"],
+              "start": "2026-11-24T08:00:00+07:00",
+              "deadline": "2026-11-24T07:00:00+07:00"
+            }
+            """)
+        guard case .failure(let list) = CampaignLoader.load(path: path) else { Issue.record("loaded"); return }
+        let t = list.description
+        #expect(t.contains("\(path):2: id:"))
+        #expect(t.contains("\(path):3: sender: brandname must be 1-11 characters"))
+        #expect(t.contains("\(path):7: deadline: must be after start"))
+        #expect(t.contains("\(s.path)/t.txt:1: template:"))
+        #expect(t.contains("\(path):4: templates.1: cannot read template file"))
+        #expect(t.contains("\(path):5: segments.0: cannot read segment file"))
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import LoaCore
+import Testing
+@testable import LoaStore
+
+/// A fresh data directory per test, removed afterwards.
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "loa-store-test-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func submission(_ id: String = "c1") -> CampaignSubmission {
+    CampaignSubmission(id: id, name: "test", sender: "LOA", templates: [.init(name: "t", text: "Hi {{name}}")],
+                       segments: [.init(name: "s.csv", phoneColumn: "phone")], start: "2026-11-24T00:00:00Z",
+                       deadline: "2026-11-30T00:00:00Z", encoding: .auto, maxSegments: nil, allowedCountryCodes: [])
+}
+
+func accepted(_ phone: String, line: Int, carrier: String = "k") -> IngestRow {
+    .accepted(phone: phone, carrier: carrier, text: "Hi \(line)", encoding: .gsm7, segments: 1, source: "s.csv", line: line)
+}
+
+func logLines(_ dir: TempDir) -> [[String: Any]] {
+    let text = (try? String(contentsOfFile: dir.path + "/delivery.log", encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+}
+
+@Suite struct StoreTests {
+    let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
+
+    func open(_ dir: TempDir) throws -> Store {
+        try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+    }
+
+    func loaded(_ store: Store, rows: [IngestRow]) throws -> IngestCounts {
+        try store.createCampaign(submission(), startAt: ISOTime.parse("2026-11-24T00:00:00Z")!, deadlineAt: ISOTime.parse("2026-11-30T00:00:00Z")!)
+        let c = try store.ingest(campaign: "c1", rows: rows)
+        try store.commitCampaign("c1")
+        _ = try store.advanceCampaigns(now: clock.now())
+        return c
+    }
+
+    @Test func ingestDeduplicatesAndCountsRejects() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        let c = try loaded(store, rows: [
+            accepted("+84912345678", line: 2), accepted("+84912345679", line: 3), accepted("+84912345678", line: 4),
+            .rejected(raw: "02838221234", code: "fixed-line", message: "fixed line", source: "s.csv", line: 5),
+        ])
+        #expect(c.rows == 4 && c.accepted == 2 && c.duplicates == 1 && c.rejected == 1)
+        let rec = try #require(try store.campaign("c1"))
+        #expect(rec.state == .running)
+        #expect(rec.states["queued"] == 2 && rec.states["rejected"] == 1)
+        #expect(rec.carriers["k"]?["queued"] == 2)
+        let log = logLines(dir)
+        #expect(log.count == 1 && log[0]["event"] as? String == "rejected")
+        // Files holding numbers are private.
+        for f in ["loa.db", "delivery.log"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/" + f)[.posixPermissions] as! Int
+            #expect(mode & 0o077 == 0, "\(f) is \(String(mode, radix: 8))")
+        }
+    }
+
+    @Test func claimSendReceiveAndCounts() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        _ = try loaded(store, rows: (0..<10).map { accepted("+8491234560\($0)", line: $0 + 2) })
+        let first = try store.claim(campaign: "c1", carrier: "k", limit: 4, now: clock.now())
+        #expect(first.map(\.phone) == (0..<4).map { "+8491234560\($0)" })
+        #expect(first.allSatisfy { $0.attempt == 1 })
+        #expect(try store.claim(campaign: "c1", carrier: "other", limit: 4, now: clock.now()).isEmpty)
+        try store.record([
+            SendOutcome(id: first[0].id, result: .accepted(gatewayID: "g0", detail: nil)),
+            SendOutcome(id: first[1].id, result: .failed(detail: "HTTP 400")),
+            SendOutcome(id: first[2].id, result: .retry(notBefore: clock.now() + 60_000, detail: "HTTP 500")),
+            SendOutcome(id: first[3].id, result: .accepted(gatewayID: nil, detail: nil)),
+        ])
+        // The retried message is not claimable before its time, then is, with attempt 2.
+        let next = try store.claim(campaign: "c1", carrier: "k", limit: 100, now: clock.now())
+        #expect(!next.contains { $0.id == first[2].id })
+        #expect(next.count == 6)
+        let later = try store.claim(campaign: "c1", carrier: "k", limit: 100, now: clock.now() + 60_000)
+        #expect(later.map(\.id) == [first[2].id] && later[0].attempt == 2)
+
+        let results = try store.apply([
+            ReceiptUpdate(carrier: "k", messageID: first[0].id, status: .smscAccepted),
+            ReceiptUpdate(carrier: "k", messageID: first[0].id, status: .delivered),
+            ReceiptUpdate(carrier: "k", messageID: first[0].id, status: .delivered),
+            ReceiptUpdate(carrier: "k", messageID: first[0].id, status: .smscAccepted),
+            ReceiptUpdate(carrier: "x", messageID: first[3].id, status: .delivered),
+            ReceiptUpdate(carrier: "k", messageID: 999_999, status: .delivered),
+            ReceiptUpdate(carrier: "k", messageID: first[3].id, status: .undelivered),
+        ])
+        #expect(results == [.applied, .applied, .duplicate, .duplicate, .wrongCarrier, .notFound, .applied])
+        let rec = try #require(try store.campaign("c1"))
+        #expect(rec.states["delivered"] == 1 && rec.states["failed"] == 2 && rec.states["sending"] == 7)
+        #expect(rec.states.values.reduce(0, +) == 10)
+    }
+
+    @Test func receiptBeforeTheSendAnswerIsKept() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        _ = try loaded(store, rows: [accepted("+84912345600", line: 2)])
+        let m = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())[0]
+        #expect(try store.apply([ReceiptUpdate(carrier: "k", messageID: m.id, status: .delivered)]) == [.applied])
+        try store.record([SendOutcome(id: m.id, result: .accepted(gatewayID: "gw-1", detail: nil))])
+        let states = try store.messageStates(campaign: "c1")
+        #expect(states.map(\.state) == [.delivered])
+        let events = logLines(dir).map { "\($0["event"]!)→\($0["status"]!)" }
+        #expect(events == ["sending→sending", "receipt→delivered", "accepted→delivered"])
+    }
+
+    @Test func crashLeavesSendingAsUnknownAndTheLogWhole() throws {
+        let dir = TempDir()
+        do {
+            let store = try open(dir)
+            _ = try loaded(store, rows: (0..<3).map { accepted("+8491234561\($0)", line: $0 + 2) })
+            let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 2, now: clock.now())
+            try store.record([SendOutcome(id: claimed[0].id, result: .accepted(gatewayID: nil, detail: nil))])
+            store.close()
+        }
+        // Simulate a crash mid-write: a torn line at the end of the log.
+        let fh = try #require(FileHandle(forWritingAtPath: dir.path + "/delivery.log"))
+        fh.seekToEndOfFile()
+        fh.write(Data("{\"v\":1,\"seq\":99,\"ti".utf8))
+        try fh.close()
+        let store = try open(dir)
+        defer { store.close() }
+        let states = try store.messageStates(campaign: "c1").map(\.state)
+        #expect(states == [.sent, .unknown, .queued])
+        let log = logLines(dir)  // parses every line: the torn one is gone
+        let seqs = log.map { $0["seq"] as! Int }
+        #expect(seqs == Array(1...seqs.count), "seq must be gapless: \(seqs)")
+        #expect(log.last?["event"] as? String == "unknown")
+        // The recovered message is never claimed again.
+        let again = try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now())
+        #expect(again.count == 1)
+    }
+
+    @Test func outboxReplaysLinesTheLogMissed() throws {
+        let dir = TempDir()
+        do {
+            let store = try open(dir)
+            _ = try loaded(store, rows: [accepted("+84912345620", line: 2)])
+            _ = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())
+            store.close()
+        }
+        // Lose the log file entirely (e.g. a crash before the append reached it, or rotation).
+        try FileManager.default.removeItem(atPath: dir.path + "/delivery.log")
+        let store = try open(dir)
+        store.close()
+        let events = logLines(dir).map { $0["event"] as! String }
+        #expect(events.contains("sending") && events.last == "unknown")
+    }
+
+    @Test func deadlineExpiresQueuedAndCompletes() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        _ = try loaded(store, rows: (0..<5).map { accepted("+8491234563\($0)", line: $0 + 2) })
+        let m = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())
+        try store.record([SendOutcome(id: m[0].id, result: .accepted(gatewayID: nil, detail: nil))])
+        let deadline = ISOTime.parse("2026-11-30T00:00:00Z")!
+        while try store.advanceCampaigns(now: deadline, limit: 2) {}
+        let rec = try #require(try store.campaign("c1"))
+        #expect(rec.state == .expired)
+        #expect(rec.states["expired"] == 4 && rec.states["sent"] == 1)
+        #expect(try store.claim(campaign: "c1", carrier: "k", limit: 10, now: deadline).isEmpty)
+    }
+
+    @Test func loadingCampaignsCanBeDiscardedButNotSentFrom() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
+        _ = try store.ingest(campaign: "c1", rows: [accepted("+84912345640", line: 2)])
+        #expect(try store.activeWork().isEmpty)
+        #expect(throws: StoreError.self) { try store.createCampaign(submission(), startAt: 0, deadlineAt: .max) }
+        try store.discardLoadingCampaign("c1")
+        #expect(try store.campaign("c1") == nil)
+        #expect(try store.campaigns().isEmpty)
+    }
+
+    @Test func concurrentWritersAreGroupCommitted() async throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        _ = try loaded(store, rows: (0..<200).map { accepted("+849123\(String(format: "%05d", $0))", line: $0 + 2) })
+        let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 200, now: clock.now())
+        try store.record(claimed.map { SendOutcome(id: $0.id, result: .accepted(gatewayID: nil, detail: nil)) })
+        await withTaskGroup(of: Void.self) { group in
+            for m in claimed {
+                group.addTask {
+                    _ = try? await store.perform { ctx in try ctx.apply(ReceiptUpdate(carrier: "k", messageID: m.id, status: .delivered)) }
+                }
+            }
+        }
+        let rec = try #require(try store.campaign("c1"))
+        #expect(rec.states["delivered"] == 200)
+        #expect(rec.state == .completed || rec.state == .running)
+    }
+}
