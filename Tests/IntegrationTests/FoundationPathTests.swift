@@ -64,7 +64,7 @@ import Testing
         try await poll(180, every: 0.5, "every recipient delivered") {
             let c = try await loa.campaign("it-foundation")
             let states = c["states"] as? [String: Int] ?? [:]
-            return states["delivered"] == Self.recipients
+            return states["delivered"] == Self.recipients && c["state"] as? String == "completed"
         }
         let c = try await loa.campaign("it-foundation")
         #expect(c["state"] as? String == "completed")
@@ -105,17 +105,70 @@ import Testing
     }
 }
 
-/// Reads what Kannel's fake SMSC printed for each MT message.
+/// Reads what Kannel's fake SMSC received (format: kannel/kannel-harness.sh, FORMAT), reassembling
+/// concatenated parts. Parts with a UDH carry raw bytes without their coding: they are decoded as UTF-16BE
+/// when `ucs2` says the test sent Unicode, else as UTF-8.
 enum SMSCLog {
     struct Message { var from: String; var to: String; var text: String }
 
-    static func messages(_ path: String) throws -> [Message] {
+    static func messages(_ path: String, ucs2: Bool = true) throws -> [Message] {
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        return text.split(separator: "\n").compactMap { parse(String($0)) }
+        var singles: [Message] = []
+        var parts: [String: [Int: [UInt8]]] = [:]  // "to|ref" -> seq -> bytes
+        var totals: [String: Int] = [:]
+        var senders: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let open = line.range(of: "Got message "), let lt = line[open.upperBound...].firstIndex(of: "<"), line.hasSuffix(">") else { continue }
+            let body = line[line.index(after: lt)..<line.index(before: line.endIndex)]
+            let f = body.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 4 else { continue }
+            let (from, to, type, rest) = (f[0], f[1], f[2], f[3])
+            switch type {
+            case "text": singles.append(Message(from: from, to: to, text: rest))
+            case "ucs-2": singles.append(Message(from: from, to: to, text: utf16BE(urlDecode(rest))))
+            case "udh":
+                let u = rest.split(separator: " ", maxSplits: 2).map(String.init)
+                guard u.count == 3 else { continue }
+                let udh = urlDecode(u[0])
+                guard udh.count >= 6 else { continue }
+                let key = "\(to)|\(udh[3])"
+                parts[key, default: [:]][Int(udh[5])] = urlDecode(u[2])
+                totals[key] = Int(udh[4])
+                senders[key] = from
+            default: continue
+            }
+        }
+        for (key, seqs) in parts where seqs.count == totals[key] {
+            let bytes = seqs.keys.sorted().flatMap { seqs[$0]! }
+            let to = String(key.split(separator: "|")[0])
+            singles.append(Message(from: senders[key] ?? "", to: to, text: ucs2 ? utf16BE(bytes) : String(decoding: bytes, as: UTF8.self)))
+        }
+        return singles
     }
 
-    /// PARSER: filled in from the harness's documented fakesmsc format.
-    static func parse(_ line: String) -> Message? {
-        nil
+    static func urlDecode(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count {
+            if b[i] == 0x25, i + 2 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
+                out.append(v)
+                i += 3
+            } else {
+                out.append(b[i] == 0x2B ? 0x20 : b[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    static func utf16BE(_ bytes: [UInt8]) -> String {
+        var units: [UInt16] = []
+        var i = 0
+        while i + 1 < bytes.count {
+            units.append(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]))
+            i += 2
+        }
+        return String(decoding: units, as: UTF16.self)
     }
 }

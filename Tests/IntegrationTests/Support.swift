@@ -34,34 +34,60 @@ final class WorkDir: @unchecked Sendable {
     }
 }
 
-/// A child process we started; stopped by its own pid only.
+/// A child process we started, by posix_spawn; stopped by its own pid only.
+///
+/// Foundation's `Process.waitUntilExit` was seen to hang forever in Swift Testing's async tests on Linux
+/// (its termination monitor never fired), so children are spawned and reaped with the POSIX calls directly.
+/// Output goes to a file, never a pipe, so a grandchild that keeps the descriptor cannot block us.
 final class Child: @unchecked Sendable {
-    let process = Process()
+    let pid: pid_t
     let logPath: String
+    private var status: Int32?
 
     init(_ executable: String, _ args: [String], env: [String: String] = [:], log: String) throws {
         logPath = log
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        e.merge(env) { $1 }
-        process.environment = e
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let fh = FileHandle(forWritingAtPath: log)!
-        process.standardOutput = fh
-        process.standardError = fh
-        try process.run()
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(env) { $1 }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + args).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, executable, &actions, nil, argv, envp)
+        guard rc == 0 else { throw HarnessError(message: "cannot start \(executable): \(String(cString: strerror(rc)))") }
+        pid = child
     }
 
-    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { reap(block: false) == nil }
 
-    func signal(_ s: Int32) { if process.isRunning { kill(process.processIdentifier, s) } }
+    func signal(_ s: Int32) { if isRunning { kill(pid, s) } }
 
-    /// Waits for exit up to `seconds`; returns the exit status or nil.
+    /// Waits for exit up to `seconds`; returns the exit status (128+signal when killed) or nil.
     func wait(seconds: Double) -> Int32? {
         let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        return process.isRunning ? nil : process.terminationStatus
+        while Date() < deadline {
+            if let s = reap(block: false) { return s }
+            usleep(20_000)
+        }
+        return reap(block: false)
+    }
+
+    private func reap(block: Bool) -> Int32? {
+        if let status { return status }
+        var raw: Int32 = 0
+        let r = waitpid(pid, &raw, block ? 0 : WNOHANG)
+        guard r == pid else { return nil }
+        let termSig = raw & 0x7f
+        status = termSig == 0 ? (raw >> 8) & 0xff : 128 + termSig
+        return status
     }
 
     func stop() {
@@ -72,25 +98,18 @@ final class Child: @unchecked Sendable {
     var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 }
 
-/// Runs a command to completion and returns (status, stdout+stderr).
+/// Runs a command to completion and returns (status, stdout+stderr); killed after `timeout` seconds.
 @discardableResult
 func run(_ executable: String, _ args: [String], env: [String: String] = [:], timeout: Double = 120) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    var e = ProcessInfo.processInfo.environment
-    e.merge(env) { $1 }
-    p.environment = e
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(10_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    let log = NSTemporaryDirectory() + "loa-run-" + UUID().uuidString + ".log"
+    defer { unlink(log) }
+    let child = try Child(executable, args, env: env, log: log)
+    guard let status = child.wait(seconds: timeout) else {
+        child.signal(SIGKILL)
+        _ = child.wait(seconds: 5)
+        throw HarnessError(message: "\(executable) \(args.joined(separator: " ")) did not finish in \(timeout) s:\n\(child.output)")
+    }
+    return (status, child.output)
 }
 
 /// A free TCP port on 127.0.0.1, from the kernel.
@@ -197,7 +216,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
     func start() async throws {
         child = try Child(Env.loaBinary, ["daemon", "--config", configPath], env: env, log: work.file("daemon.log"))
         try await poll(20, "the daemon's /healthz") { [self] in
-            guard child?.process.isRunning == true else { throw HarnessError(message: "loa daemon exited:\n\(child?.output ?? "")") }
+            guard child?.isRunning == true else { throw HarnessError(message: "loa daemon exited:\n\(child?.output ?? "")") }
             return (try? await engine.perform(HTTPRequest(url: base + "/healthz", timeout: 2)).status) == 200
         }
     }
@@ -230,7 +249,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
     }
 
     deinit {
-        if child?.process.isRunning == true { child?.signal(SIGKILL) }
+        if child?.isRunning == true { child?.signal(SIGKILL) }
         engine.shutdown()
     }
 }

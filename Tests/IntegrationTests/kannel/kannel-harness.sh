@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# A real Kannel on 127.0.0.1 for Loa's integration tests and demo: bearerbox + smsbox + the fake SMSC
+# (fakesmsc), with free ports chosen by the kernel. Only processes started here are stopped, by pid.
+#
+#   kannel-harness.sh install      install the kannel package when missing (apt-get)
+#   kannel-harness.sh start DIR    write DIR/kannel.conf, start the three processes, wait until the SMSC
+#                                  link is up, print KANNEL_* variables (shell-sourceable) on stdout
+#   kannel-harness.sh stop DIR     stop what `start DIR` started (TERM, then KILL after 10 s)
+#
+# What the fake SMSC received is in DIR/smsc-received.log: see FORMAT at the end of this file.
+set -euo pipefail
+
+cmd=${1:-}
+FAKESMSC=/usr/lib/kannel/test/fakesmsc
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+case "$cmd" in
+  install)
+    if [ ! -x /usr/sbin/bearerbox ] || [ ! -x "$FAKESMSC" ]; then
+      "$(dirname "$0")/../../../Deploy/setup-debian.sh" test
+    fi
+    ;;
+  start)
+    dir=${2:?usage: kannel-harness.sh start DIR}
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [ -x /usr/sbin/bearerbox ] || { echo "kannel is not installed: run kannel-harness.sh install" >&2; exit 1; }
+    admin=$(free_port); smsbox=$(free_port); sendsms=$(free_port); fake=$(free_port)
+    password=${KANNEL_PASSWORD:-loa-test}
+    cat > "$dir/kannel.conf" <<CONF
+group = core
+admin-port = $admin
+admin-interface = 127.0.0.1
+admin-password = loa-admin
+status-password = loa-admin
+admin-allow-ip = "127.0.0.1"
+smsbox-port = $smsbox
+smsbox-interface = 127.0.0.1
+box-allow-ip = "127.0.0.1"
+box-deny-ip = "*.*.*.*"
+log-file = "$dir/bearerbox.log"
+log-level = 1
+access-log = "$dir/bearerbox-access.log"
+dlr-storage = internal
+
+group = smsc
+smsc = fake
+smsc-id = fake
+host = 127.0.0.1
+port = $fake
+connect-allow-ip = "127.0.0.1"
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+sendsms-port = $sendsms
+sendsms-interface = 127.0.0.1
+log-file = "$dir/smsbox.log"
+log-level = 1
+access-log = "$dir/smsbox-access.log"
+http-request-retry = 5
+http-queue-delay = 1
+
+group = sendsms-user
+username = loa
+password = "$password"
+max-messages = 10
+concatenation = true
+
+group = sms-service
+keyword = default
+text = "Loa test: no MO service"
+CONF
+    /usr/sbin/bearerbox -v 2 "$dir/kannel.conf" > "$dir/bearerbox.out" 2>&1 &
+    echo $! > "$dir/bearerbox.pid"
+    # bearerbox must listen before the boxes connect.
+    for _ in $(seq 1 100); do
+      (exec 3<>/dev/tcp/127.0.0.1/$smsbox) 2>/dev/null && break
+      kill -0 "$(cat "$dir/bearerbox.pid")" 2>/dev/null || { echo "bearerbox exited:" >&2; tail -20 "$dir/bearerbox.out" "$dir/bearerbox.log" >&2; exit 1; }
+      sleep 0.1
+    done
+    /usr/sbin/smsbox -v 2 "$dir/kannel.conf" > "$dir/smsbox.out" 2>&1 &
+    echo $! > "$dir/smsbox.pid"
+    # -m 0: generate no MO traffic; it only answers what bearerbox sends it.
+    # It reports each MT part it receives on stderr: that stream is smsc-received.log (format below).
+    "$FAKESMSC" -H 127.0.0.1 -r "$fake" -m 0 "100 200 text nop" > "$dir/fakesmsc.out" 2> "$dir/smsc-received.log" &
+    echo $! > "$dir/fakesmsc.pid"
+    # Up means: the fake SMSC link is online and smsbox answers sendsms.
+    up=0
+    for _ in $(seq 1 300); do
+      if curl -fsS "http://127.0.0.1:$admin/status.txt?password=loa-admin" 2>/dev/null | grep -q "fake.*online" \
+         && curl -sS -o /dev/null "http://127.0.0.1:$sendsms/" 2>/dev/null; then up=1; break; fi
+      sleep 0.1
+    done
+    if [ $up = 0 ]; then
+      echo "kannel did not come up in 30 s" >&2
+      tail -n 20 "$dir"/*.log "$dir"/*.out >&2 || true
+      "$0" stop "$dir"
+      exit 1
+    fi
+    echo "KANNEL_SENDSMS_URL=http://127.0.0.1:$sendsms/cgi-bin/sendsms"
+    echo "KANNEL_USERNAME=loa"
+    echo "KANNEL_PASSWORD=$password"
+    echo "KANNEL_ADMIN_URL=http://127.0.0.1:$admin"
+    echo "KANNEL_SMSC_LOG=$dir/smsc-received.log"
+    ;;
+  stop)
+    dir=${2:?usage: kannel-harness.sh stop DIR}
+    pids=()
+    for name in fakesmsc smsbox bearerbox; do
+      f="$dir/$name.pid"
+      [ -f "$f" ] || continue
+      pid=$(cat "$f")
+      # Only our own process: the pid must still run this binary with our config or log.
+      if kill -0 "$pid" 2>/dev/null && grep -q "$name" "/proc/$pid/cmdline" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        pids+=("$pid")
+      fi
+      rm -f "$f"
+    done
+    for _ in $(seq 1 50); do
+      alive=0
+      for pid in "${pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then alive=1; fi
+      done
+      [ $alive = 0 ] && break
+      sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    ;;
+  *)
+    echo "usage: kannel-harness.sh install | start DIR | stop DIR" >&2
+    exit 2
+    ;;
+esac
+exit 0
+
+# FORMAT
+#
+# Observed with Kannel 1.4.5 on Debian 12 (fakesmsc's stderr, one line per SMS *part* received):
+#   ... DEBUG: Got message 1: <UBND +84912345678 text Hello world>
+#   ... DEBUG: Got message 2: <UBND 84912345679 ucs-2 %00G%00%F3%00p%00+%00%FD...>
+#   ... DEBUG: Got message 6: <UBND 84912345111 udh %05%00%03%03%02%01 data %00K%00%ED%00n...>
+# Fields: sender, receiver (as given to sendsms; a leading + is kept), type, then the payload:
+#   text   plain text as Kannel holds it (a GSM-7 message in one part)
+#   ucs-2  the UCS-2 (UTF-16BE) bytes, URL-encoded (+ is a 0x20 byte): a Unicode message in one part
+#   udh    a concatenated part: the URL-encoded UDH (05 00 03 ref total seq), the word "data", then the
+#          part's bytes URL-encoded (UTF-16BE for coding=2, the text's bytes for GSM-7). Parts of one message
+#          share ref; reassemble by (receiver, ref) in seq order.
+# Receipts: for every sendsms with dlr-mask=31 the fake SMSC triggers two dlr-url calls, %d=8 (SMSC
+# accepted; %A is "ACK/") and %d=1 (delivered; %F carries an id), in either order, once per message (not
+# per part). A dlr-url answered with anything but 2xx is retried (http-request-retry = 5 above).
+# sendsms answers: 202 "0: Accepted for delivery"; 403 "Authorization failed for sendsms";
+# 400 "Missing receiver number, rejected".
