@@ -57,7 +57,7 @@ id=vneid-gopy-2026-11
 echo "== waiting for every recipient to reach a final state (at most 120 s)"
 for _ in $(seq 1 120); do
   json=$("$loa" campaign show "$id" --json)
-  final=$(printf '%s' "$json" | python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["final"] >= c["accepted"])')
+  final=$(printf '%s' "$json" | python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["final"] >= c["accepted"] and c["state"] == "completed")')
   [ "$final" = True ] && break
   sleep 1
 done
@@ -66,7 +66,7 @@ echo
 echo "== the last delivery-log events (loa tail -n 8)"
 "$loa" tail -n 8
 echo
-received=$(grep -c . "$KANNEL_SMSC_LOG" || true)
-echo "== Kannel's fake SMSC received $received SMS parts; the delivery log has $(grep -c '"event":"receipt"' "$demo/data/delivery.log") receipt events"
+received=$(grep -c 'Got message' "$KANNEL_SMSC_LOG" || true)
+echo "== Kannel's fake SMSC received $received SMS parts; the delivery log has $(grep -c '"event":"receipt"' "$demo/data/delivery.log") receipt events (final and intermediate)"
 echo "== stopping (SIGTERM: drain, record, exit 0)"
 kill -TERM "$daemon_pid"; wait "$daemon_pid"; echo "loa daemon exited with $?"; daemon_pid=""

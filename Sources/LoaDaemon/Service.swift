@@ -66,10 +66,15 @@ final class DaemonService: HTTPService {
         guard let status = Self.kannelStatus(query["st"]) else {
             return error(400, "bad-receipt", "st: missing or not a Kannel DLR status (1, 2, 4, 8, 16)")
         }
+        // %A is the SMSC's answer; %F a failure code from real SMSCs (the fake SMSC puts its own message id there).
         var detail: [String] = []
-        if let fc = query["fc"], !fc.isEmpty, !fc.hasPrefix("%") { detail.append("err=\(fc)") }
+        var gatewayID: String?
+        if let fc = query["fc"], !fc.isEmpty, !fc.hasPrefix("%") {
+            if fc.count <= 8 { detail.append("code \(fc)") } else { gatewayID = String(fc.prefix(64)) }
+        }
         if let ans = query["ans"], !ans.isEmpty, !ans.hasPrefix("%") { detail.append(String(ans.prefix(160))) }
-        let update = ReceiptUpdate(carrier: carrier, messageID: id, status: status, detail: detail.isEmpty ? nil : detail.joined(separator: " "))
+        let update = ReceiptUpdate(carrier: carrier, messageID: id, status: status, gatewayID: gatewayID,
+                                   detail: detail.isEmpty ? nil : detail.joined(separator: " "))
         do {
             let result = try store.apply([update])[0]
             switch result {

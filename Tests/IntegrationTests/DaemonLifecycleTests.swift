@@ -1,0 +1,123 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import Testing
+
+@Suite(.serialized) struct DaemonLifecycleTests {
+    /// SIGKILL mid-campaign, restart: nothing the gateway accepted is sent again, every recipient ends in one
+    /// final state, and the delivery log agrees with the store.
+    @Test(.timeLimit(.minutes(5))) func restartAfterKillNeverResends() async throws {
+        let work = WorkDir("restart")
+        let kannel = try Kannel(dir: work.file("kannel"))
+        defer { kannel.stop() }
+        let n = 2000
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password,
+                                       rate: 250, maxInFlight: 16)
+        let expected = FoundationPathTests.writeCampaign(work, id: "it-restart", n: n)
+        try await loa.start()
+        let submit = try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")])
+        try #require(submit.status == 0, "submit: \(submit.output)")
+        try await poll(60, every: 0.05, "a quarter of the campaign sent") {
+            let s = try await loa.campaign("it-restart")["states"] as? [String: Int] ?? [:]
+            return (s["sent"] ?? 0) + (s["delivered"] ?? 0) >= n / 4
+        }
+        loa.child?.signal(SIGKILL)
+        _ = loa.child?.wait(seconds: 10)
+
+        try await loa.start()
+        try await poll(120, every: 0.25, "every recipient in a final state") {
+            let c = try await loa.campaign("it-restart")
+            let s = c["states"] as? [String: Int] ?? [:]
+            return c["state"] as? String == "completed" && (s["delivered"] ?? 0) + (s["unknown"] ?? 0) == n
+        }
+        // Receipts for messages recovered as `unknown` may still arrive (Kannel retries its callbacks).
+        let states = try await loa.campaign("it-restart")["states"] as? [String: Int] ?? [:]
+        #expect(states.values.reduce(0, +) == n)
+        #expect((states["unknown"] ?? 0) <= 16, "at most max_in_flight requests can be caught mid-flight: \(states)")
+
+        let received = try SMSCLog.messages(kannel.smscLog)
+        var count: [String: Int] = [:]
+        for m in received { count["+" + m.to.filter(\.isNumber), default: 0] += 1 }
+        #expect(count.values.allSatisfy { $0 == 1 }, "a recipient received twice: \(count.filter { $0.value > 1 }.prefix(5))")
+        #expect(Set(count.keys).isSubset(of: Set(expected.keys)))
+        #expect(count.count >= (states["delivered"] ?? 0))
+
+        // The log agrees with the store: the last status logged for each message is its state.
+        let events = loa.logEvents()
+        var last: [Int: String] = [:]
+        for e in events { if let m = e["message"] as? Int, let s = e["status"] as? String { last[m] = s } }
+        var byState: [String: Int] = [:]
+        for s in last.values { byState[s, default: 0] += 1 }
+        #expect(byState == states.filter { $0.value > 0 }, "log \(byState) vs store \(states)")
+        let seqs = events.compactMap { $0["seq"] as? Int }
+        #expect(seqs == Array(1...seqs.count), "seq must stay gapless across the kill")
+        #expect(loa.stop() == 0)
+    }
+
+    /// The operator API and the receipt endpoint refuse what they must, with clear errors, and nothing changes.
+    @Test(.timeLimit(.minutes(2))) func badRequestsAreRefused() async throws {
+        let work = WorkDir("api")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let e = loa.engine
+        #expect(try await e.perform(HTTPRequest(url: loa.base + "/healthz")).status == 200)
+        #expect(try await e.perform(HTTPRequest(url: loa.base + "/api/v1/campaigns")).status == 401)
+        #expect(try await loa.api("/api/v1/campaigns", token: "wrong-token-0123456789").status == 401)
+        let ok = try await loa.api("/api/v1/campaigns")
+        #expect(ok.status == 200 && ok.bodyText == "[]")
+        let badJSON = try await e.perform(HTTPRequest(method: "POST", url: loa.base + "/api/v1/campaigns",
+                                                      headers: [HTTPHeader("Authorization", "Bearer \(loa.token)")], body: Array("{nope".utf8)))
+        #expect(badJSON.status == 400 && badJSON.bodyText.contains("\"code\":\"bad-request\""))
+        let secret = loa.receiptSecret
+        #expect(try await e.perform(HTTPRequest(url: loa.base + "/dlr/kannel?k=\(secret)&st=1")).status == 400)
+        #expect(try await e.perform(HTTPRequest(url: loa.base + "/dlr/kannel?k=\(secret)&st=99&id=1")).status == 400)
+        #expect(try await e.perform(HTTPRequest(url: loa.base + "/dlr/kannel?k=\(secret)&st=1&id=12345")).status == 404)
+        #expect(try await e.perform(HTTPRequest(url: loa.base + "/dlr/nosuch?k=\(secret)&st=1&id=1")).status == 404)
+
+        // A segment without the phone column: the CLI names the file and the problem, and the campaign is discarded.
+        work.write("bad/t.txt", "Xin chào {{name}}")
+        work.write("bad/s.csv", "so,name\n0912345678,An\n")
+        work.write("bad/c.json", """
+            {"id": "bad", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"],
+             "start": "2026-01-01T00:00:00+07:00", "deadline": "2099-01-01T00:00:00+07:00"}
+            """)
+        let r = try loa.cli(["campaign", "submit", work.file("bad/c.json")])
+        #expect(r.status == 1)
+        #expect(r.output.contains("s.csv") && r.output.contains("no column named 'phone'"), "\(r.output)")
+        #expect(try await loa.api("/api/v1/campaigns").bodyText == "[]")
+        let check = try loa.cli(["check", work.file("bad/c.json")])
+        #expect(check.status == 1 && check.output.contains("s.csv:1: header: no column named 'phone'"), "\(check.output)")
+    }
+
+    /// SIGHUP makes the daemon reopen the delivery log (logrotate moves the old one away first).
+    @Test(.timeLimit(.minutes(2))) func sighupReopensTheDeliveryLog() async throws {
+        let work = WorkDir("hup")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
+        try await loa.start()
+        defer { _ = loa.stop() }
+        func submit(_ id: String) throws {
+            work.write("\(id)/t.txt", "Hi {{name}}")
+            work.write("\(id)/s.csv", "phone,name\n02838221234,Fixed line\n")
+            work.write("\(id)/c.json", """
+                {"id": "\(id)", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"],
+                 "start": "2026-01-01T00:00:00+07:00", "deadline": "2099-01-01T00:00:00+07:00"}
+                """)
+            let r = try loa.cli(["campaign", "submit", work.file("\(id)/c.json")])
+            #expect(r.status == 0, "\(r.output)")
+        }
+        try submit("before")
+        let log = work.file("data/delivery.log")
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        loa.child?.signal(SIGHUP)
+        // The reopen happens at the next append; make one.
+        try submit("after")
+        try await poll(10, "the new delivery.log") { FileManager.default.fileExists(atPath: log) }
+        let old = try String(contentsOfFile: log + ".1", encoding: .utf8)
+        let new = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(old.contains("\"campaign\":\"before\"") && !old.contains("\"campaign\":\"after\""))
+        #expect(new.contains("\"campaign\":\"after\"") && new.contains("\"event\":\"rejected\""))
+        let mode = try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as! Int
+        #expect(mode & 0o077 == 0)
+    }
+}
