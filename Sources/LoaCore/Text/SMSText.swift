@@ -50,11 +50,11 @@ public struct SegmentInfo: Sendable, Equatable {
 /// | 161 × `a` | gsm7 | 161 | 2 (153 + 8) |
 /// | 306 × `a` | gsm7 | 306 | 2 |
 /// | 307 × `a` | gsm7 | 307 | 3 |
-/// | 152 × `a` + `€` | gsm7 | 154 | 2 (152 + `€` moves whole to part 2) |
+/// | 152 × `a` + `€` + 7 × `b` | gsm7 | 161 | 2 (152; `€` moves whole to part 2) |
 /// | 80 × `€` | gsm7 | 160 | 1 |
 /// | 70 × `ệ` (NFC) | ucs2 | 70 | 1 |
 /// | 71 × `ệ` (NFC) | ucs2 | 71 | 2 (67 + 4) |
-/// | 66 × `a` + `😀` | ucs2 | 68 | 2 (the pair does not fit after unit 66 of 67) |
+/// | 66 × `a` + `😀` + 5 × `z` | ucs2 | 73 | 2 (66; the pair does not fit in unit 67, it opens part 2) |
 /// | empty | gsm7 | 0 | 1 |
 public enum SMSText {
     public static func analyze(_ text: String) -> SegmentInfo {
