@@ -119,5 +119,14 @@ import Testing
         #expect(new.contains("\"campaign\":\"after\"") && new.contains("\"event\":\"rejected\""))
         let mode = try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as! Int
         #expect(mode & 0o077 == 0)
+
+        // loa tail reads the current file: readable lines, or the JSON lines of one campaign.
+        let readable = try loa.cli(["tail"])
+        #expect(readable.status == 0 && readable.output.contains("after  #") && readable.output.contains("rejected→rejected"), "\(readable.output)")
+        let json = try loa.cli(["tail", "--json", "--campaign", "before"])
+        #expect(json.status == 0 && json.output.isEmpty, "the rotated-away campaign is not in the current file")
+        let one = try loa.cli(["tail", "--json", "--campaign", "after", "-n", "1"])
+        let lines = one.output.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("{\"v\":1,"))
     }
 }
