@@ -31,19 +31,11 @@ public struct LoadedCampaign: Sendable {
 /// Reads campaign files.
 public enum CampaignLoader {
     public static func load(path: String) -> Result<LoadedCampaign, ProblemList> {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return .failure(ProblemList([Problem(file: path, line: 0, field: "-", reason: "cannot read the file")]))
-        }
-        let locator = JSONLocator(String(decoding: data, as: UTF8.self))
-        let decoder = JSONDecoder()
-        decoder.allowsJSON5 = true
         let spec: CampaignSpec
-        do {
-            spec = try decoder.decode(CampaignSpec.self, from: data)
-        } catch let e as DecodingError {
-            return .failure(ProblemList([DecodingProblem.problem(e, file: path, locator: locator)]))
-        } catch {
-            return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
+        let locator: JSONLocator
+        switch JSON5File.decode(CampaignSpec.self, path: path) {
+        case .failure(let p): return .failure(p)
+        case .success(let r): (spec, locator) = r
         }
         var problems = spec.validate(file: path, locator: locator)
         let base = (path as NSString).deletingLastPathComponent

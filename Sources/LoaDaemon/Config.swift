@@ -95,20 +95,11 @@ public enum ConfigLoader {
     /// `clientOnly` skips the carriers' secrets: the CLI needs only the address, the token and the data directory.
     public static func load(path: String, clientOnly: Bool = false,
                             environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<LoaConfig, ProblemList> {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return .failure(ProblemList([Problem(file: path, line: 0, field: "-", reason: "cannot read the file")]))
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        let locator = JSONLocator(text)
-        let decoder = JSONDecoder()
-        decoder.allowsJSON5 = true
         let file: ConfigFile
-        do {
-            file = try decoder.decode(ConfigFile.self, from: data)
-        } catch let error as DecodingError {
-            return .failure(ProblemList([DecodingProblem.problem(error, file: path, locator: locator)]))
-        } catch {
-            return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
+        let locator: JSONLocator
+        switch JSON5File.decode(ConfigFile.self, path: path) {
+        case .failure(let p): return .failure(p)
+        case .success(let r): (file, locator) = r
         }
         var problems: [Problem] = []
         func add(_ field: String, _ reason: String) {
@@ -201,6 +192,25 @@ public struct ProblemList: Error, CustomStringConvertible, Sendable {
     public var problems: [Problem]
     public init(_ problems: [Problem]) { self.problems = problems }
     public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads a JSON5 file into a Decodable, reporting a failure as a located problem.
+enum JSON5File {
+    static func decode<T: Decodable>(_ type: T.Type, path: String) -> Result<(T, JSONLocator), ProblemList> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(ProblemList([Problem(file: path, line: 0, field: "-", reason: "cannot read the file")]))
+        }
+        let locator = JSONLocator(String(decoding: data, as: UTF8.self))
+        let decoder = JSONDecoder()
+        decoder.allowsJSON5 = true
+        do {
+            return .success((try decoder.decode(T.self, from: data), locator))
+        } catch let error as DecodingError {
+            return .failure(ProblemList([DecodingProblem.problem(error, file: path, locator: locator)]))
+        } catch {
+            return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
+        }
+    }
 }
 
 /// Turns Foundation's decoding errors into located problems.
