@@ -16,6 +16,10 @@ public enum LoaCLI {
           campaign submit FILE             submit a campaign file to the running daemon
           campaign list                    list campaigns
           campaign show ID                 show a campaign's counts per state and carrier
+          campaign rejects ID [--csv FILE] every row that will not be sent, with file, line, value and reason
+          preview CAMPAIGN [--sample N]    render samples and count recipients, rejects and SMS parts; sends nothing
+          optout add|remove NUMBER…|--file FILE
+                                           the global opt-out list: numbers on it are never sent to
           tail [-f] [--campaign ID] [--json] [-n N]
                                            print the delivery log, one readable line per event
           version                          print the version
@@ -44,10 +48,32 @@ public enum LoaCLI {
             usage: loa campaign submit FILE [--config FILE]
                    loa campaign list [--json] [--config FILE]
                    loa campaign show ID [--json] [--config FILE]
+                   loa campaign rejects ID [--csv FILE] [--config FILE]
 
-            submit: checks the campaign file, creates the campaign on the daemon, streams each segment CSV
-            to it (never held in memory), and commits it; the daemon starts sending at its start time.
-            A failed upload discards the half-loaded campaign.
+            submit: checks the campaign file, creates the campaign on the daemon, streams its exclusion files
+            and then each segment to it (never held in memory), and commits it; the daemon starts sending at
+            its start time. A failed upload discards the half-loaded campaign.
+            rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV
+            (file,line,value,reason,detail) on stdout or into a new 0600 file.
+            """,
+        "preview": """
+            usage: loa preview CAMPAIGN_FILE [--sample N] [--config FILE]
+
+            Reads the campaign's templates, exclusion files and segments exactly as a submit would, without
+            sending or touching the store, and prints N rendered sample messages (default 5) with their
+            encoding and SMS parts, then the totals: recipients accepted, rejected by reason, duplicates,
+            excluded, per carrier and per network, total SMS parts (the cost), and what the `ascii` and
+            `unicode` encodings would cost instead. With --config, routing follows the config's carriers.
+            Shows a progress bar on a terminal, plain progress lines otherwise. The global opt-out list lives
+            in the daemon's store and is applied at submit.
+            """,
+        "optout": """
+            usage: loa optout add NUMBER… [--file FILE] [--config FILE]
+                   loa optout remove NUMBER… [--file FILE] [--config FILE]
+
+            Adds numbers to (or removes them from) the daemon's global opt-out list. A number on the list is
+            never sent to: campaigns submitted later mark it `suppressed`, and queued messages to it in running
+            campaigns are suppressed just before they would be sent. --file reads one number per line.
             """,
         "tail": """
             usage: loa tail [-f] [--campaign ID] [--json] [-n N] [--config FILE]
@@ -96,6 +122,10 @@ public enum LoaCLI {
             return blockingAwait { [opts] in await campaign(sub, opts) }
         case "tail":
             return tail(opts)
+        case "preview":
+            return preview(opts)
+        case "optout":
+            return blockingAwait { [opts] in await optout(opts) }
         default:
             printError("loa: unknown command '\(command)'\n\n\(usage)")
             return 2
@@ -109,6 +139,9 @@ public enum LoaCLI {
         var json = false
         var campaign: String?
         var lines: Int?
+        var sample = 5
+        var csv: String?
+        var file: String?
 
         struct Bad: Error, CustomStringConvertible { var description: String }
 
@@ -126,6 +159,11 @@ public enum LoaCLI {
                 case "-f", "--follow": follow = true
                 case "--json": json = true
                 case "--campaign": campaign = try value(a)
+                case "--sample":
+                    guard let n = Int(try value(a)), (0...1000).contains(n) else { throw Bad(description: "--sample needs a number 0-1000") }
+                    sample = n
+                case "--csv": csv = try value(a)
+                case "--file": file = try value(a)
                 case "-n":
                     guard let n = Int(try value(a)), n >= 0 else { throw Bad(description: "-n needs a number") }
                     lines = n
@@ -160,34 +198,13 @@ public enum LoaCLI {
             switch CampaignLoader.load(path: file) {
             case .failure(let p): problems += p.problems
             case .success(let c):
-                let sub = c.submission
-                var accepted = 0, rejected = 0, parts = 0
-                var shown = 0
-                for seg in c.segments {
-                    let reader = SegmentReader(source: seg.path, campaign: sub, templates: c.templates, phoneColumn: seg.phoneColumn, router: router) { rows in
-                        for r in rows {
-                            switch r {
-                            case .accepted(_, _, _, _, let s, _, _): accepted += 1; parts += s
-                            case .rejected(_, let code, let message, let source, let line):
-                                rejected += 1
-                                if shown < 200 {
-                                    problems.append(Problem(file: source, line: line, field: "row", reason: "\(code): \(message)"))
-                                    shown += 1
-                                }
-                            }
-                        }
-                    }
-                    do {
-                        try streamFile(seg.path) { try reader.feed($0) }
-                        try reader.finish()
-                    } catch let e as SegmentReader.HeaderError {
-                        problems += e.messages.map { Problem(file: seg.path, line: 1, field: "header", reason: $0) }
-                    } catch {
-                        problems.append(Problem(file: seg.path, line: 0, field: "-", reason: "\(error)"))
-                    }
+                let scan = CampaignScan(campaign: c, router: router)
+                scan.run()
+                problems += scan.problems
+                if scan.rejectedRows > scan.listLimit {
+                    problems.append(Problem(file: file, line: 0, field: "segments", reason: "\(scan.rejectedRows - scan.listLimit) more rejected rows not listed"))
                 }
-                if rejected > shown { problems.append(Problem(file: file, line: 0, field: "segments", reason: "\(rejected - shown) more rejected rows not listed")) }
-                summary.append("\(file): \(accepted) recipients (before deduplication), \(rejected) rejected, \(parts) SMS parts")
+                summary.append("\(file): \(scan.accepted) recipients, \(scan.rejected) rejected, \(scan.duplicates) duplicates, \(scan.excluded) excluded, \(scan.parts) SMS parts")
             }
         }
         for p in problems { print(p.description) }
@@ -247,6 +264,9 @@ public enum LoaCLI {
                 let carriers = try await client.request("GET", "/api/v1/carriers")
                 print(renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : []))
                 return 0
+            case "rejects":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                return try await rejects(id, csv: opts.csv, client: client)
             default:
                 printError(help["campaign"]!)
                 return 2
@@ -266,6 +286,16 @@ public enum LoaCLI {
         let sub = loaded.submission
         let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
         guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
+        for ex in loaded.exclusions {
+            let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/exclusions/\(URLQuery.escape(ex.name))", file: ex.path)
+            guard r.status == 200 else {
+                printError("\(ex.path): \(APIClient.errorText(r))")
+                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
+                printError("campaign \(sub.id) discarded; nothing will be sent")
+                return 1
+            }
+            print("\(ex.path): exclusion list \(r.bodyText)")
+        }
         var total = IngestCounts()
         for seg in loaded.segments {
             let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/segments/\(URLQuery.escape(seg.name))", file: seg.path)
@@ -275,16 +305,18 @@ public enum LoaCLI {
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
-            print("\(seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.segments) SMS parts")
-            total.rows += c.rows; total.accepted += c.accepted; total.rejected += c.rejected
-            total.duplicates += c.duplicates; total.segments += c.segments
+            print("\(seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed, \(c.segments) SMS parts")
+            total.add(c)
         }
         let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit")
         guard commit.status == 200 else {
             printError("\(file): \(APIClient.errorText(commit))")
             return 1
         }
-        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
+        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.suppressed) suppressed, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
+        if total.rejected + total.duplicates + total.suppressed > 0 {
+            print("rows not sent, with file, line and reason: loa campaign rejects \(sub.id) --csv FILE")
+        }
         return 0
     }
 
@@ -307,6 +339,9 @@ public enum LoaCLI {
         out.append("progress  [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(String(format: "%.1f", progress * 100))%")
         let order = MessageState.allCases.map(\.name)
         out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
+        if let reasons = c["reasons"] as? [String: Int], !reasons.isEmpty {
+            out.append("not sent  " + reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
         if let per = c["carriers"] as? [String: [String: Int]] {
             for name in per.keys.sorted() {
                 out.append("carrier   \(name): " + order.compactMap { s in per[name]?[s].map { "\(s) \($0)" } }.joined(separator: ", "))
@@ -318,6 +353,91 @@ public enum LoaCLI {
             }
         }
         return out.joined(separator: "\n")
+    }
+
+    static func rejects(_ id: String, csv: String?, client: APIClient) async throws -> Int32 {
+        var out: FileHandle = .standardOutput
+        if let csv {
+            let fd = open(csv, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)  // it holds phone numbers
+            guard fd >= 0 else { printError("\(csv): cannot create (\(String(cString: strerror(errno)))); it must not exist yet"); return 1 }
+            out = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        }
+        out.write(Data("file,line,value,reason,detail\n".utf8))
+        var after: Int64 = 0
+        var n = 0
+        while true {
+            let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))/rejects?after=\(after)&limit=10000")
+            guard r.status == 200, let page = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
+                  let rows = page["rows"] as? [[String: Any]] else { printError(APIClient.errorText(r)); return 1 }
+            var text = ""
+            for row in rows {
+                let fields = ["\(row["source"] ?? "")", "\(row["line"] ?? "")", "\(row["raw"] ?? "")", "\(row["reason"] ?? "")", "\(row["detail"] ?? "")"]
+                text += fields.map(csvField).joined(separator: ",") + "\n"
+            }
+            out.write(Data(text.utf8))
+            n += rows.count
+            guard let next = page["next"] as? Int else { break }
+            after = Int64(next)
+        }
+        if csv != nil { printError("\(n) rows written to \(csv!)") }
+        return 0
+    }
+
+    static func csvField(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    static func optout(_ opts: Options) async -> Int32 {
+        guard let verb = opts.positional.first, verb == "add" || verb == "remove" else { printError(help["optout"]!); return 2 }
+        var numbers = Array(opts.positional.dropFirst())
+        if let file = opts.file {
+            guard let d = FileManager.default.contents(atPath: file) else { printError("\(file): cannot read"); return 1 }
+            numbers += String(decoding: d, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
+        }
+        guard !numbers.isEmpty else { printError(help["optout"]!); return 2 }
+        let config: LoaConfig
+        switch clientConfig(opts) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let c): config = c
+        }
+        let engine: CurlEngine
+        do { engine = try CurlEngine(maxConnectionsPerHost: 2) } catch { printError("loa: \(error)"); return 1 }
+        defer { engine.shutdown() }
+        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+        do {
+            let r = try await client.request(verb == "add" ? "POST" : "DELETE", "/api/v1/optouts",
+                                             body: Array(numbers.joined(separator: "\n").utf8), contentType: "text/plain")
+            guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+            print(r.bodyText)
+            return 0
+        } catch {
+            printError("loa: \(error)")
+            return 1
+        }
+    }
+
+    static func preview(_ opts: Options) -> Int32 {
+        guard let file = opts.positional.first else { printError(help["preview"]!); return 2 }
+        var router = Router(defaultCarrier: "default")
+        if let path = opts.config, FileManager.default.fileExists(atPath: path) {
+            switch ConfigLoader.load(path: path, clientOnly: true) {
+            case .failure(let p): printError(p.description); return 1
+            case .success(let c): router = c.router
+            }
+        }
+        let loaded: LoadedCampaign
+        switch CampaignLoader.load(path: file) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let l): loaded = l
+        }
+        let scan = CampaignScan(campaign: loaded, router: router, sampleCount: opts.sample)
+        let progress = ProgressReporter(label: "reading segments")
+        scan.run { done, total in progress.update(done, total) }
+        progress.finish()
+        print(PreviewReport.render(scan))
+        for p in scan.problems.prefix(20) { print("  " + p.description) }
+        if scan.problems.count > 20 { print("  … \(scan.problems.count - 20) more (loa check lists up to \(scan.listLimit))") }
+        return scan.problems.contains { $0.field != "row" } ? 1 : 0
     }
 
     // MARK: tail

@@ -9,20 +9,23 @@ public struct LoadedCampaign: Sendable {
         public var name: String
         public var path: String
         public var phoneColumn: String
+        public var format: SegmentFormat
     }
 
     public var path: String
     public var spec: CampaignSpec
     public var templates: [Template]
     public var segments: [Segment]
+    public var exclusions: [Segment]
     public var startAt: UnixMillis
     public var deadlineAt: UnixMillis
 
     public var submission: CampaignSubmission {
         CampaignSubmission(
             id: spec.id, name: spec.name, sender: spec.sender,
-            templates: zip(spec.templates, templates).map { .init(name: $0.0, text: $0.1.source) },
-            segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn) },
+            templates: zip(spec.templates, templates).map { .init(name: $0.0.file, text: $0.1.source, weight: $0.0.weight) },
+            segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
+            exclusions: exclusions.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
             start: spec.start, deadline: spec.deadline, encoding: spec.encoding ?? .auto, maxSegments: spec.maxSegments,
             allowedCountryCodes: spec.allowedCountryCodes ?? [])
     }
@@ -42,7 +45,7 @@ public enum CampaignLoader {
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base.isEmpty ? p : base + "/" + p) }
         var templates: [Template] = []
         for (i, t) in spec.templates.enumerated() {
-            let tp = resolve(t)
+            let tp = resolve(t.file)
             guard let d = FileManager.default.contents(atPath: tp) else {
                 problems.append(Problem(file: path, line: locator.line(of: "templates.\(i)"), field: "templates.\(i)", reason: "cannot read template file \(tp)"))
                 continue
@@ -52,41 +55,51 @@ public enum CampaignLoader {
                 continue
             }
             do {
-                templates.append(try Template(name: t, source: source))
+                templates.append(try Template(name: t.file, source: source))
             } catch {
                 problems.append(Problem(file: tp, line: error.line, field: "template", reason: "\(error.message) (column \(error.column))"))
             }
         }
-        var segments: [LoadedCampaign.Segment] = []
         var used = Set<String>()
-        for (i, s) in spec.segments.enumerated() {
-            let sp = resolve(s.file)
-            if !FileManager.default.isReadableFile(atPath: sp) {
-                problems.append(Problem(file: path, line: locator.line(of: "segments.\(i)"), field: "segments.\(i)", reason: "cannot read segment file \(sp)"))
+        func locate(_ refs: [CampaignSpec.SegmentRef], field: String) -> [LoadedCampaign.Segment] {
+            refs.enumerated().map { i, s in
+                let sp = resolve(s.file)
+                if !FileManager.default.isReadableFile(atPath: sp) {
+                    problems.append(Problem(file: path, line: locator.line(of: "\(field).\(i)"), field: "\(field).\(i)", reason: "cannot read file \(sp)"))
+                }
+                let base = (s.file as NSString).lastPathComponent
+                var name = base
+                var n = 2
+                while !used.insert(name).inserted { name = "\(base)-\(n)"; n += 1 }
+                return .init(name: name, path: sp, phoneColumn: s.phoneColumn, format: s.format)
             }
-            var name = (s.file as NSString).lastPathComponent
-            var n = 2
-            while !used.insert(name).inserted { name = "\((s.file as NSString).lastPathComponent)-\(n)"; n += 1 }
-            segments.append(.init(name: name, path: sp, phoneColumn: s.phoneColumn))
         }
+        let segments = locate(spec.segments, field: "segments")
+        let exclusions = locate(spec.exclude ?? [], field: "exclude")
         guard problems.isEmpty, let start = ISOTime.parse(spec.start), let deadline = ISOTime.parse(spec.deadline) else {
             return .failure(ProblemList(problems))
         }
-        return .success(LoadedCampaign(path: path, spec: spec, templates: templates, segments: segments, startAt: start, deadlineAt: deadline))
+        return .success(LoadedCampaign(path: path, spec: spec, templates: templates, segments: segments, exclusions: exclusions,
+                                        startAt: start, deadlineAt: deadline))
     }
 }
 
-/// Streams one segment's CSV bytes into ingest rows: header first, then each record normalized, routed and rendered.
+/// Streams one segment's bytes into ingest rows: header first (CSV), then each record normalized, routed,
+/// rendered and encoded. Memory stays flat: rows leave in batches of `batchSize` through `onBatch`.
 ///
-/// Memory stays flat: rows leave in batches of `batchSize` through `onBatch`.
+/// A recipient whose text would need more than the campaign's `max_segments` parts fails the whole segment at
+/// ``finish()`` with a count and an example, since the planner must shorten the slogan, not lose the citizen.
 final class SegmentReader {
     struct HeaderError: Error, CustomStringConvertible {
         var source: String
+        var line: Int = 1
+        var field: String = "header"
         var messages: [String]
-        var description: String { messages.map { "\(source):1: header: \($0)" }.joined(separator: "\n") }
+        var description: String { messages.map { "\(source):\(line): \(field): \($0)" }.joined(separator: "\n") }
     }
 
     let source: String
+    let format: SegmentFormat
     private var parser = CSVPushParser()
     private var builder: RecipientBuilder?
     private let make: (CSVHeader) throws(RecipientBuilder.HeaderProblems) -> RecipientBuilder
@@ -94,20 +107,30 @@ final class SegmentReader {
     private let batchSize: Int
     private let onBatch: ([IngestRow]) throws -> Void
     private(set) var sawHeader = false
+    private var tooLong = 0
+    private var tooLongExample: String?
+    private let maxSegments: Int?
+    /// Sees every accepted recipient before it is batched (preview statistics).
+    var observe: ((RecipientBuilder.Built, Int) -> Void)?
 
-    init(source: String, batchSize: Int = 5_000, make: @escaping (CSVHeader) throws(RecipientBuilder.HeaderProblems) -> RecipientBuilder,
+    init(source: String, format: SegmentFormat = .csv, maxSegments: Int? = nil, batchSize: Int = 5_000,
+         make: @escaping (CSVHeader) throws(RecipientBuilder.HeaderProblems) -> RecipientBuilder,
          onBatch: @escaping ([IngestRow]) throws -> Void) {
         self.source = source
+        self.format = format
+        self.maxSegments = maxSegments
         self.make = make
         self.batchSize = batchSize
         self.onBatch = onBatch
         batch.reserveCapacity(batchSize)
     }
 
-    convenience init(source: String, campaign: CampaignSubmission, templates: [Template], phoneColumn: String, router: Router,
-                     batchSize: Int = 5_000, onBatch: @escaping ([IngestRow]) throws -> Void) {
-        self.init(source: source, batchSize: batchSize, make: { (header: CSVHeader) throws(RecipientBuilder.HeaderProblems) in
-            try RecipientBuilder(campaignID: campaign.id, templates: templates, header: header, phoneColumn: phoneColumn,
+    convenience init(source: String, format: SegmentFormat = .csv, campaign: CampaignSubmission, templates: [Template], phoneColumn: String,
+                     router: Router, batchSize: Int = 5_000, onBatch: @escaping ([IngestRow]) throws -> Void) {
+        let weights = campaign.templates.map(\.weight)
+        self.init(source: source, format: format, maxSegments: campaign.maxSegments, batchSize: batchSize,
+                  make: { (header: CSVHeader) throws(RecipientBuilder.HeaderProblems) in
+            try RecipientBuilder(campaignID: campaign.id, templates: templates, weights: weights, header: header, phoneColumn: phoneColumn,
                                  policy: campaign.encoding, maxSegments: campaign.maxSegments,
                                  allowedCountryCodes: Set(campaign.allowedCountryCodes), router: router)
         }, onBatch: onBatch)
@@ -121,7 +144,13 @@ final class SegmentReader {
     func finish() throws {
         try parser.finish { try self.handle($0) }
         try flush()
-        if !sawHeader { throw HeaderError(source: source, messages: ["the file is empty: a header row with a phone column is required"]) }
+        if !sawHeader && format == .csv {
+            throw HeaderError(source: source, messages: ["the file is empty: a header row with a phone column is required"])
+        }
+        if tooLong > 0, let example = tooLongExample {
+            throw HeaderError(source: source, line: 0, field: "max_segments",
+                              messages: ["\(tooLong) recipient(s) would need more than \(maxSegments ?? 0) SMS parts; shorten the slogan or raise max_segments. First: \(example)"])
+        }
     }
 
     private func flush() throws {
@@ -133,23 +162,30 @@ final class SegmentReader {
     private func handle(_ row: CSVRow) throws {
         switch row {
         case .malformed(let line, let reason):
-            if !sawHeader { throw HeaderError(source: source, messages: ["line \(line): \(reason)"]) }
+            if !sawHeader && format == .csv { throw HeaderError(source: source, messages: ["line \(line): \(reason)"]) }
             batch.append(.rejected(raw: "", code: "malformed-row", message: reason, source: source, line: line))
-        case .record(let line, let fields):
-            guard let builder else {
+        case .record(let line, let recordFields):
+            if builder == nil {
                 sawHeader = true
                 do {
-                    builder = try make(CSVHeader(fields: fields))
+                    builder = try make(CSVHeader(fields: format == .csv ? recordFields : ["phone"]))
                 } catch {
                     throw HeaderError(source: source, messages: error.messages)
                 }
-                return
+                if format == .csv { return }
             }
-            if fields.count == 1 && fields[0].isEmpty { return }  // a blank line
+            guard let builder else { return }
+            // One number per line: a comma is part of how the number was written, not a column.
+            let fields = format == .lines ? [recordFields.joined(separator: ",")] : recordFields
+            if fields.count == 1 && fields[0].allSatisfy(\.isWhitespace) && format == .lines { return }
             switch builder.build(fields: fields) {
             case .success(let b):
+                observe?(b, line)
                 batch.append(.accepted(phone: b.phone.e164, carrier: b.carrier, text: b.text, encoding: b.encoding,
-                                       segments: b.segments, source: source, line: line))
+                                       segments: b.segments, source: source, line: line, raw: fields[builder.phoneIndex]))
+            case .failure(let r) where r.code == "too-long":
+                tooLong += 1
+                if tooLongExample == nil { tooLongExample = "line \(line): \(r.message)" }
             case .failure(let r):
                 batch.append(.rejected(raw: r.raw, code: r.code, message: r.message, source: source, line: line))
             }

@@ -110,6 +110,15 @@ final class DaemonService: HTTPService {
             return .respond(commit(p[1]))
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "segments":
             return uploadSegment(campaign: p[1], segment: p[3])
+        case ("PUT", 4) where p[0] == "campaigns" && p[2] == "exclusions":
+            return uploadExclusion(campaign: p[1], name: p[3])
+        case ("GET", 3) where p[0] == "campaigns" && p[2] == "rejects":
+            return .respond(rejects(campaign: p[1], query: head.query))
+        case ("POST", 1) where p[0] == "optouts", ("DELETE", 1) where p[0] == "optouts":
+            let add = head.method == "POST"
+            return .buffer(limit: 64 << 20) { [self] _, body in optOuts(body, add: add) }
+        case ("GET", 1) where p[0] == "optouts":
+            return .respond(result { Data("{\"count\":\(try self.store.optOutCount())}".utf8) })
         case ("GET", 1) where p[0] == "carriers":
             return .respond(result { try JSONEncoder.api.encode(self.dispatcher.status()) })
         default:
@@ -182,6 +191,63 @@ final class DaemonService: HTTPService {
         return .stream(SegmentUpload(service: self, campaign: spec, templates: templates, segment: info))
     }
 
+    private func uploadExclusion(campaign: String, name: String) -> Route {
+        let spec: CampaignSubmission
+        do {
+            guard let r = try store.campaign(campaign), let sp = r.spec else { return .respond(error(404, "not-found", "campaign \(campaign)")) }
+            guard r.state == .loading else { return .respond(error(409, "conflict", "campaign \(campaign) is \(r.state.rawValue), not loading")) }
+            spec = sp
+        } catch {
+            return .respond(storeError(error))
+        }
+        guard let info = spec.exclusions.first(where: { $0.name == name }) else {
+            return .respond(error(404, "unknown-exclusion", "campaign \(campaign) has no exclusion file named \(name)"))
+        }
+        let done = uploads.withLock { $0[campaign, default: []] }
+        if !spec.segments.filter({ done.contains($0.name) }).isEmpty {
+            return .respond(error(409, "conflict", "upload exclusion files before segments"))
+        }
+        _ = uploads.withLock { $0[campaign, default: []].insert("exclude:" + name) }
+        return .stream(ExclusionUpload(service: self, campaign: spec, file: info))
+    }
+
+    private func rejects(campaign: String, query: [String: String]) -> ServerResponse {
+        let after = query["after"].flatMap { Int64($0) } ?? 0
+        let limit = min(max(query["limit"].flatMap { Int($0) } ?? 10_000, 1), 50_000)
+        return result {
+            guard try self.store.campaign(campaign) != nil else { throw StoreError.notFound("campaign \(campaign)") }
+            let page = try self.store.rejects(campaign: campaign, after: after, batch: limit)
+            var out = "{\"rows\":["
+            for (i, r) in page.enumerated() {
+                if i > 0 { out += "," }
+                out += "{\"source\":\(JSONText.quoted(r.row.source)),\"line\":\(r.row.line),\"raw\":\(JSONText.quoted(r.row.raw)),"
+                    + "\"reason\":\(JSONText.quoted(r.row.reason)),\"detail\":\(JSONText.quoted(r.row.detail))}"
+            }
+            out += "],\"next\":\(page.count == limit ? String(page.last!.cursor) : "null")}"
+            return Data(out.utf8)
+        }
+    }
+
+    /// The body is numbers, one per line, in any written form.
+    private func optOuts(_ body: [UInt8], add: Bool) -> ServerResponse {
+        var phones: [String] = []
+        var invalid: [String] = []
+        for (i, line) in String(decoding: body, as: UTF8.self).split(whereSeparator: \.isNewline).enumerated() {
+            let raw = line.trimmingCharacters(in: .whitespaces)
+            if raw.isEmpty { continue }
+            switch PhoneNormalizer.normalize(raw, allowedCountryCodes: []) {
+            case .success(let p): phones.append(p.e164)
+            case .failure(let r): invalid.append("line \(i + 1): \(r.code)")
+            }
+        }
+        guard invalid.isEmpty else { return error(422, "invalid-number", invalid.prefix(20).joined(separator: "; ")) }
+        return result {
+            let n = add ? try self.store.addOptOuts(phones, source: "api") : try self.store.removeOptOuts(phones)
+            self.logger.info(add ? "numbers opted out" : "numbers opted back in", ["count": "\(n)"])
+            return Data("{\"\(add ? "added" : "removed")\":\(n),\"count\":\(try self.store.optOutCount())}".utf8)
+        }
+    }
+
     fileprivate func uploadFailed(campaign: String, segment: String) {
         _ = uploads.withLock { $0[campaign]?.remove(segment) }
     }
@@ -235,14 +301,9 @@ final class SegmentUpload: BodySink {
         self.service = service
         self.campaign = campaign
         self.segment = segment
-        reader = SegmentReader(source: segment.name, campaign: campaign, templates: templates, phoneColumn: segment.phoneColumn,
-                               router: service.config.router) { [unowned self] rows in
-            let c = try self.service.store.ingest(campaign: self.campaign.id, rows: rows)
-            self.counts.rows += c.rows
-            self.counts.accepted += c.accepted
-            self.counts.rejected += c.rejected
-            self.counts.duplicates += c.duplicates
-            self.counts.segments += c.segments
+        reader = SegmentReader(source: segment.name, format: segment.format, campaign: campaign, templates: templates,
+                               phoneColumn: segment.phoneColumn, router: service.config.router) { [unowned self] rows in
+            self.counts.add(try self.service.store.ingest(campaign: self.campaign.id, rows: rows))
         }
     }
 
@@ -265,6 +326,41 @@ final class SegmentUpload: BodySink {
     }
 }
 
+/// Streams one exclusion file into the campaign's exclusion list.
+final class ExclusionUpload: BodySink {
+    let service: DaemonService
+    let campaign: CampaignSubmission
+    var reader: ExclusionReader!
+    var added = 0
+    var failure: ServerResponse?
+
+    init(service: DaemonService, campaign: CampaignSubmission, file: CampaignSubmission.SegmentInfo) {
+        self.service = service
+        self.campaign = campaign
+        reader = ExclusionReader(source: file.name, format: file.format, phoneColumn: file.phoneColumn,
+                                 allowedCountryCodes: Set(campaign.allowedCountryCodes)) { [unowned self] phones in
+            self.added += try self.service.store.addExclusions(campaign: self.campaign.id, phones: phones)
+        }
+    }
+
+    func consume(_ bytes: UnsafeRawBufferPointer) -> ServerResponse? {
+        guard failure == nil else { return failure }
+        do { try reader.feed(bytes) } catch { failure = fail(error) }
+        return failure
+    }
+
+    func finish() -> ServerResponse {
+        if let failure { return failure }
+        do { try reader.finish() } catch { return fail(error) }
+        return .json(200, Array("{\"read\":\(reader.read),\"added\":\(added),\"invalid\":\(reader.invalid)}".utf8))
+    }
+
+    private func fail(_ error: Error) -> ServerResponse {
+        if let h = error as? SegmentReader.HeaderError { return service.error(422, "invalid-exclusion", h.description) }
+        return service.storeError(error)
+    }
+}
+
 /// The operator API's view of a campaign.
 struct CampaignView: Encodable {
     var campaign: CampaignRecord
@@ -273,9 +369,11 @@ struct CampaignView: Encodable {
 
     init(_ c: CampaignRecord, now: UnixMillis) {
         campaign = c
-        let finals: [MessageState] = [.delivered, .failed, .expired, .unknown, .cancelled]
-        finalCount = finals.reduce(0) { $0 + (c.states[$1.name] ?? 0) }
-        progress = c.accepted == 0 ? 1 : Double(finalCount) / Double(c.accepted)
+        // Every recipient (rejected rows aside) counts; progress is the share in a final state.
+        let recipients = c.states.filter { $0.key != MessageState.rejected.name }
+        finalCount = recipients.filter { MessageState(name: $0.key)?.isFinal == true }.values.reduce(0, +)
+        let total = recipients.values.reduce(0, +)
+        progress = total == 0 ? 1 : Double(finalCount) / Double(total)
     }
 
     func encode(to encoder: any Encoder) throws {

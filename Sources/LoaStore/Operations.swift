@@ -14,6 +14,74 @@ extension Store {
         try write { try $0.ingest(campaign: campaign, rows: rows) }
     }
 
+    /// Adds numbers (E.164) to a `loading` campaign's exclusion list; returns how many were new.
+    public func addExclusions(campaign: String, phones: [String]) throws -> Int {
+        try write { ctx in
+            try ctx.requireState(campaign, .loading)
+            let st = try ctx.statement("INSERT OR IGNORE INTO campaign_exclusions(campaign_id, phone) VALUES(?, ?)")
+            var added = 0
+            for p in phones {
+                try st.run([.text(campaign), .text(p)])
+                added += ctx.db.changes
+            }
+            return added
+        }
+    }
+
+    /// Adds numbers (E.164) to the global opt-out list: queued messages to them in every campaign are not sent.
+    public func addOptOuts(_ phones: [String], source: String) throws -> Int {
+        try write { ctx in
+            let st = try ctx.statement("INSERT OR IGNORE INTO suppressions(phone, source, added_at) VALUES(?, ?, ?)")
+            var added = 0
+            for p in phones {
+                try st.run([.text(p), .text(source), .int(ctx.now)])
+                added += ctx.db.changes
+            }
+            return added
+        }
+    }
+
+    /// Removes numbers from the global opt-out list (a citizen opting back in); returns how many were there.
+    public func removeOptOuts(_ phones: [String]) throws -> Int {
+        try write { ctx in
+            let st = try ctx.statement("DELETE FROM suppressions WHERE phone = ?")
+            var removed = 0
+            for p in phones {
+                try st.run([.text(p)])
+                removed += ctx.db.changes
+            }
+            return removed
+        }
+    }
+
+    public func optOutCount() throws -> Int64 {
+        try write { ctx in
+            var n: Int64 = 0
+            try ctx.statement("SELECT COUNT(*) FROM suppressions").query { n = $0.int(0) }
+            return n
+        }
+    }
+
+    /// Every segment row of a campaign that will not be sent (rejected, duplicate, opted out, excluded), in file order,
+    /// `batch` rows at a time from after `after` (a cursor: pass the last row's `cursor` back).
+    public func rejects(campaign: String, after: Int64 = 0, batch: Int = 10_000) throws -> [(cursor: Int64, row: RejectRow)] {
+        try write { ctx in
+            var out: [(Int64, RejectRow)] = []
+            // Messages (rejected, suppressed) get even cursors, skipped rows odd ones, so one cursor walks both tables.
+            try ctx.statement("""
+                SELECT id * 2, source, line, raw_phone, reason, detail FROM messages
+                WHERE campaign_id = ? AND state IN (5, 9) AND id * 2 > ?
+                UNION ALL
+                SELECT id * 2 + 1, source, line, raw, reason, detail FROM skipped WHERE campaign_id = ? AND id * 2 + 1 > ?
+                ORDER BY 1 LIMIT ?
+                """).query([.text(campaign), .int(after), .text(campaign), .int(after), .int(Int64(batch))]) { r in
+                out.append((r.int(0), RejectRow(source: r.text(1) ?? "", line: Int(r.int(2)), raw: r.text(3) ?? "",
+                                                reason: r.text(4) ?? "", detail: r.text(5) ?? "")))
+            }
+            return out.map { (cursor: $0.0, row: $0.1) }
+        }
+    }
+
     /// Ends loading: the campaign becomes `scheduled` and the dispatcher may pick it up at its start.
     public func commitCampaign(_ id: String) throws {
         try write { ctx in
@@ -26,7 +94,9 @@ extension Store {
     public func discardLoadingCampaign(_ id: String) throws {
         try write { ctx in
             try ctx.requireState(id, .loading)
-            for sql in ["DELETE FROM messages WHERE campaign_id = ?", "DELETE FROM counts WHERE campaign_id = ?", "DELETE FROM campaigns WHERE id = ?"] {
+            for sql in ["DELETE FROM messages WHERE campaign_id = ?", "DELETE FROM counts WHERE campaign_id = ?", "DELETE FROM skipped WHERE campaign_id = ?",
+                        "DELETE FROM reason_counts WHERE campaign_id = ?", "DELETE FROM campaign_exclusions WHERE campaign_id = ?",
+                        "DELETE FROM campaigns WHERE id = ?"] {
                 try ctx.statement(sql).run([.text(id)])
             }
         }
@@ -142,18 +212,32 @@ extension WriteContext {
     func ingest(campaign: String, rows: [IngestRow]) throws -> IngestCounts {
         try requireState(campaign, .loading)
         var c = IngestCounts()
+        var reasons: [String: Int64] = [:]
         let insert = try statement("""
-            INSERT OR IGNORE INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, updated_at)
-            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR IGNORE INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, reason, updated_at)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
+        let skip = try statement("INSERT INTO skipped(campaign_id, source, line, raw, reason, detail) VALUES(?, ?, ?, ?, ?, ?)")
         for row in rows {
             c.rows += 1
             switch row {
-            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line):
-                try insert.run([.text(campaign), .text(phone), .null, .text(carrier), .text(source), .int(Int64(line)), .text(text),
-                                .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(MessageState.queued.rawValue)), .null, .int(now)])
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw):
+                let suppression = try suppressionReason(campaign: campaign, phone: phone)
+                let state: MessageState = suppression == nil ? .queued : .suppressed
+                try insert.run([.text(campaign), .text(phone), .text(raw), .text(carrier), .text(source), .int(Int64(line)), .text(text),
+                                .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(state.rawValue)),
+                                .opt(suppression.map { "\($0): not sent" }), .opt(suppression), .int(now)])
                 if db.changes == 0 {
                     c.duplicates += 1
+                    reasons["duplicate", default: 0] += 1
+                    try skip.run([.text(campaign), .text(source), .int(Int64(line)), .text(raw), .text("duplicate"),
+                                  .text("the number \(phone) is already in this campaign")])
+                } else if let suppression {
+                    c.suppressed += 1
+                    reasons[suppression, default: 0] += 1
+                    count(campaign: campaign, carrier: carrier, from: nil, to: .suppressed)
+                    try emit(DeliveryEvent(time: now, campaign: campaign, message: db.lastInsertRowID, recipient: phone, carrier: carrier,
+                                           event: "suppressed", status: "suppressed", attempt: 0, detail: "\(source):\(line): \(suppression)"))
                 } else {
                     c.accepted += 1
                     c.segments += Int64(segments)
@@ -161,8 +245,9 @@ extension WriteContext {
                 }
             case .rejected(let raw, let code, let message, let source, let line):
                 try insert.run([.text(campaign), .null, .text(raw), .text(""), .text(source), .int(Int64(line)), .null,
-                                .int(0), .int(0), .int(Int64(MessageState.rejected.rawValue)), .text("\(code): \(message)"), .int(now)])
+                                .int(0), .int(0), .int(Int64(MessageState.rejected.rawValue)), .text(message), .text(code), .int(now)])
                 c.rejected += 1
+                reasons[code, default: 0] += 1
                 count(campaign: campaign, carrier: "", from: nil, to: .rejected)
                 try emit(DeliveryEvent(time: now, campaign: campaign, message: db.lastInsertRowID, recipient: nil, carrier: nil,
                                        event: "rejected", status: "rejected", attempt: 0, detail: "\(source):\(line): \(code): \(message)"))
@@ -172,7 +257,21 @@ extension WriteContext {
             UPDATE campaigns SET rows = rows + ?, accepted = accepted + ?, rejected = rejected + ?, duplicates = duplicates + ?,
             segments_total = segments_total + ?, updated_at = ? WHERE id = ?
             """).run([.int(c.rows), .int(c.accepted), .int(c.rejected), .int(c.duplicates), .int(c.segments), .int(now), .text(campaign)])
+        let bump = try statement("""
+            INSERT INTO reason_counts(campaign_id, reason, n) VALUES(?, ?, ?)
+            ON CONFLICT(campaign_id, reason) DO UPDATE SET n = n + excluded.n
+            """)
+        for (reason, n) in reasons { try bump.run([.text(campaign), .text(reason), .int(n)]) }
         return c
+    }
+
+    /// `opt-out` if the number is on the global list, `excluded` if on the campaign's exclusion list, else nil.
+    func suppressionReason(campaign: String, phone: String) throws -> String? {
+        var found = false
+        try statement("SELECT 1 FROM suppressions WHERE phone = ?").query([.text(phone)]) { _ in found = true }
+        if found { return "opt-out" }
+        try statement("SELECT 1 FROM campaign_exclusions WHERE campaign_id = ? AND phone = ?").query([.text(campaign), .text(phone)]) { _ in found = true }
+        return found ? "excluded" : nil
     }
 
     func campaignRecords(id: String?) throws -> [CampaignRecord] {
@@ -187,6 +286,10 @@ extension WriteContext {
                 accepted: r.int(8), rejected: r.int(9), duplicates: r.int(10), segmentsTotal: r.int(11),
                 states: [:], carriers: [:], spec: spec))
         }
+        let reasons = try statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n != 0")
+        for i in records.indices {
+            try reasons.query([.text(records[i].id)]) { records[i].reasons[$0.text(0) ?? "", default: 0] += $0.int(1) }
+        }
         let counts = try statement("SELECT carrier, state, n FROM counts WHERE campaign_id = ? AND n != 0")
         for i in records.indices {
             try counts.query([.text(records[i].id)]) { r in
@@ -194,6 +297,7 @@ extension WriteContext {
                 let state = (MessageState(rawValue: Int(r.int(1))) ?? .unknown).name
                 let n = r.int(2)
                 records[i].states[state, default: 0] += n
+                if state == "suppressed" { records[i].suppressed += n }
                 if !carrier.isEmpty { records[i].carriers[carrier, default: [:]][state, default: 0] += n }
             }
         }
@@ -257,11 +361,28 @@ extension WriteContext {
                                        encoding: r.int(3) == 1 ? .ucs2 : .gsm7, segments: Int(r.int(4)), attempt: Int(r.int(5)) + 1))
         }
         let upd = try statement("UPDATE messages SET state = 1, attempts = ?, updated_at = ? WHERE id = ?")
+        let suppress = try statement("UPDATE messages SET state = 9, reason = ?, detail = ?, updated_at = ? WHERE id = ?")
+        var sending: [OutgoingMessage] = []
+        sending.reserveCapacity(out.count)
         for m in out {
+            // Opted out or excluded after the campaign was submitted: never sent.
+            if let reason = try suppressionReason(campaign: campaign, phone: m.phone) {
+                try suppress.run([.text(reason), .text("\(reason): found before sending"), .int(now), .int(m.id)])
+                count(campaign: campaign, carrier: carrier, from: .queued, to: .suppressed)
+                try statement("""
+                    INSERT INTO reason_counts(campaign_id, reason, n) VALUES(?, ?, 1)
+                    ON CONFLICT(campaign_id, reason) DO UPDATE SET n = n + 1
+                    """).run([.text(campaign), .text(reason)])
+                try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,
+                                       event: "suppressed", status: "suppressed", attempt: m.attempt - 1, detail: "\(reason): found before sending"))
+                continue
+            }
             try upd.run([.int(Int64(m.attempt)), .int(now), .int(m.id)])
             try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,
                                    event: "sending", status: "sending", attempt: m.attempt))
+            sending.append(m)
         }
+        out = sending
         count(campaign: campaign, carrier: carrier, from: .queued, to: .sending, by: Int64(out.count))
         return out
     }

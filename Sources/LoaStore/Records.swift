@@ -36,6 +36,9 @@ public struct CampaignRecord: Sendable, Codable, Equatable {
     public var states: [String: Int64]
     /// Messages per carrier, then per state name.
     public var carriers: [String: [String: Int64]]
+    /// Rows not sent, by reason code (rejection codes, `duplicate`, `opt-out`, `excluded`).
+    public var reasons: [String: Int64] = [:]
+    public var suppressed: Int64 = 0
     public var spec: CampaignSubmission?
 }
 
@@ -98,7 +101,7 @@ public enum ReceiptResult: String, Sendable, Equatable {
 
 /// One segment row after normalization and rendering.
 public enum IngestRow: Sendable, Equatable {
-    case accepted(phone: String, carrier: String, text: String, encoding: SMSEncoding, segments: Int, source: String, line: Int)
+    case accepted(phone: String, carrier: String, text: String, encoding: SMSEncoding, segments: Int, source: String, line: Int, raw: String)
     case rejected(raw: String, code: String, message: String, source: String, line: Int)
 }
 
@@ -107,6 +110,26 @@ public struct IngestCounts: Sendable, Codable, Equatable {
     public var accepted: Int64 = 0
     public var rejected: Int64 = 0
     public var duplicates: Int64 = 0
+    /// On the global opt-out list or the campaign's exclusion list.
+    public var suppressed: Int64 = 0
     public var segments: Int64 = 0
     public init() {}
+
+    public mutating func add(_ o: IngestCounts) {
+        rows += o.rows
+        accepted += o.accepted
+        rejected += o.rejected
+        duplicates += o.duplicates
+        suppressed += o.suppressed
+        segments += o.segments
+    }
+}
+
+/// One row of a campaign's rejects report: a segment row that will not be sent, and why.
+public struct RejectRow: Sendable, Equatable {
+    public var source: String
+    public var line: Int
+    public var raw: String
+    public var reason: String
+    public var detail: String
 }

@@ -51,6 +51,33 @@ enum Schema {
         CREATE TABLE log_outbox (seq INTEGER PRIMARY KEY, line TEXT NOT NULL);
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
         """,
+        // 2: opt-outs and exclusions, rows skipped at ingest (duplicates), per-campaign counts by reason.
+        """
+        ALTER TABLE messages ADD COLUMN reason TEXT;
+        CREATE INDEX messages_rejects ON messages(campaign_id, id) WHERE state IN (5, 9);
+        CREATE TABLE suppressions (phone TEXT PRIMARY KEY, source TEXT NOT NULL, added_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE campaign_exclusions (
+            campaign_id TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, phone)
+        ) WITHOUT ROWID;
+        CREATE TABLE skipped (
+            id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            source TEXT,
+            line INTEGER,
+            raw TEXT,
+            reason TEXT NOT NULL,
+            detail TEXT
+        );
+        CREATE INDEX skipped_campaign ON skipped(campaign_id, id);
+        CREATE TABLE reason_counts (
+            campaign_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (campaign_id, reason)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

@@ -129,6 +129,6 @@ let goodConfig = """
         #expect(t.contains("\(path):7: deadline: must be after start"))
         #expect(t.contains("\(s.path)/t.txt:1: template:"))
         #expect(t.contains("\(path):4: templates.1: cannot read template file"))
-        #expect(t.contains("\(path):5: segments.0: cannot read segment file"))
+        #expect(t.contains("\(path):5: segments.0: cannot read file"))
     }
 }

@@ -20,7 +20,7 @@ func submission(_ id: String = "c1") -> CampaignSubmission {
 }
 
 func accepted(_ phone: String, line: Int, carrier: String = "k") -> IngestRow {
-    .accepted(phone: phone, carrier: carrier, text: "Hi \(line)", encoding: .gsm7, segments: 1, source: "s.csv", line: line)
+    .accepted(phone: phone, carrier: carrier, text: "Hi \(line)", encoding: .gsm7, segments: 1, source: "s.csv", line: line, raw: phone)
 }
 
 func logLines(_ dir: TempDir) -> [[String: Any]] {
@@ -204,5 +204,44 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         let rec = try #require(try store.campaign("c1"))
         #expect(rec.states["delivered"] == 200)
         #expect(rec.state == .completed || rec.state == .running)
+    }
+
+    @Test func optOutsAndExclusionsAtIngestAndBeforeSending() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        #expect(try store.addOptOuts(["+84912345001"], source: "test") == 1)
+        #expect(try store.addOptOuts(["+84912345001"], source: "test") == 0)
+        try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
+        #expect(try store.addExclusions(campaign: "c1", phones: ["+84912345002"]) == 1)
+        let c = try store.ingest(campaign: "c1", rows: (1...5).map { accepted("+8491234500\($0)", line: $0 + 1) }
+                                 + [accepted("+84912345005", line: 9)]
+                                 + [.rejected(raw: "abc", code: "invalid-characters", message: "letters", source: "s.csv", line: 10)])
+        #expect(c.accepted == 3 && c.suppressed == 2 && c.duplicates == 1 && c.rejected == 1)
+        try store.commitCampaign("c1")
+        _ = try store.advanceCampaigns(now: clock.now())
+        // Opted out after submit: found just before sending.
+        _ = try store.addOptOuts(["+84912345003"], source: "test")
+        let sent = try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now())
+        #expect(sent.map(\.phone) == ["+84912345004", "+84912345005"])
+        let rec = try #require(try store.campaign("c1"))
+        #expect(rec.states["suppressed"] == 3 && rec.suppressed == 3)
+        #expect(rec.reasons == ["opt-out": 2, "excluded": 1, "duplicate": 1, "invalid-characters": 1])
+        // The rejects report: every row not sent, in file order, with its reason, across pages.
+        var rows: [RejectRow] = []
+        var after: Int64 = 0
+        while true {
+            let page = try store.rejects(campaign: "c1", after: after, batch: 2)
+            rows += page.map(\.row)
+            guard page.count == 2 else { break }
+            after = page.last!.cursor
+        }
+        #expect(Set(rows.map(\.reason)) == ["opt-out", "excluded", "duplicate", "invalid-characters"])
+        #expect(rows.count == 5)
+        #expect(rows.first { $0.reason == "duplicate" }?.line == 9)
+        #expect(rows.first { $0.reason == "invalid-characters" }?.raw == "abc")
+        #expect(try store.removeOptOuts(["+84912345001"]) == 1)
+        let log = logLines(dir).filter { $0["event"] as? String == "suppressed" }
+        #expect(log.count == 3)
     }
 }

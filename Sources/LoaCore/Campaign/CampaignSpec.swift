@@ -7,15 +7,17 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public struct SegmentRef: Sendable, Codable, Equatable {
         /// Path of the CSV file, relative to the campaign file.
         public var file: String
-        /// The header of the column holding numbers.
+        /// The header of the column holding numbers (CSV only).
         public var phoneColumn: String
+        public var format: SegmentFormat
 
-        public init(file: String, phoneColumn: String = "phone") {
+        public init(file: String, phoneColumn: String = "phone", format: SegmentFormat? = nil) {
             self.file = file
             self.phoneColumn = phoneColumn
+            self.format = format ?? SegmentFormat.guess(file)
         }
 
-        enum CodingKeys: String, CodingKey { case file, phoneColumn = "phone_column" }
+        enum CodingKeys: String, CodingKey { case file, format, phoneColumn = "phone_column" }
 
         public init(from decoder: any Decoder) throws {
             if let single = try? decoder.singleValueContainer(), let path = try? single.decode(String.self) {
@@ -24,7 +26,31 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
             }
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.init(file: try c.decode(String.self, forKey: .file),
-                      phoneColumn: try c.decodeIfPresent(String.self, forKey: .phoneColumn) ?? "phone")
+                      phoneColumn: try c.decodeIfPresent(String.self, forKey: .phoneColumn) ?? "phone",
+                      format: try c.decodeIfPresent(SegmentFormat.self, forKey: .format))
+        }
+    }
+
+    /// A slogan template file and its weight among the campaign's templates.
+    public struct TemplateRef: Sendable, Codable, Equatable {
+        public var file: String
+        /// Relative share of recipients (default 1).
+        public var weight: Int
+
+        public init(file: String, weight: Int = 1) {
+            self.file = file
+            self.weight = weight
+        }
+
+        enum CodingKeys: String, CodingKey { case file, weight }
+
+        public init(from decoder: any Decoder) throws {
+            if let single = try? decoder.singleValueContainer(), let path = try? single.decode(String.self) {
+                self.init(file: path)
+                return
+            }
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(file: try c.decode(String.self, forKey: .file), weight: try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1)
         }
     }
 
@@ -32,9 +58,11 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public var name: String?
     /// The brandname shown as the sender (at most 11 characters for an alphanumeric sender).
     public var sender: String
-    /// Paths of slogan template files, relative to the campaign file.
-    public var templates: [String]
+    /// Slogan template files (relative to the campaign file), each with an optional weight.
+    public var templates: [TemplateRef]
     public var segments: [SegmentRef]
+    /// Files of numbers not to message in this campaign (e.g. "already took part"): one number per line, or CSV with a phone column.
+    public var exclude: [SegmentRef]?
     /// ISO 8601 with an offset.
     public var start: String
     /// ISO 8601 with an offset; nothing is sent at or after it.
@@ -44,12 +72,12 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public var allowedCountryCodes: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, start, deadline, encoding
+        case id, name, sender, templates, segments, exclude, start, deadline, encoding
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
 
-    public init(id: String, name: String? = nil, sender: String, templates: [String], segments: [SegmentRef],
+    public init(id: String, name: String? = nil, sender: String, templates: [TemplateRef], segments: [SegmentRef],
                 start: String, deadline: String, encoding: EncodingPolicy? = nil, maxSegments: Int? = nil,
                 allowedCountryCodes: [String]? = nil) {
         self.id = id
@@ -84,6 +112,9 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
         if deadlineMs == nil { add("deadline", "not an ISO 8601 time with an offset, e.g. 2026-11-30T22:00:00+07:00") }
         if let s = startMs, let d = deadlineMs, d <= s { add("deadline", "must be after start") }
         if let m = maxSegments, m < 1 { add("max_segments", "must be at least 1") }
+        for (i, t) in templates.enumerated() where !(1...1000).contains(t.weight) {
+            add("templates.\(i)", "weight must be 1-1000")
+        }
         return problems
     }
 
@@ -100,19 +131,23 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public struct TemplateText: Sendable, Codable, Equatable {
         public var name: String
         public var text: String
-        public init(name: String, text: String) {
+        public var weight: Int
+        public init(name: String, text: String, weight: Int = 1) {
             self.name = name
             self.text = text
+            self.weight = weight
         }
     }
 
     public struct SegmentInfo: Sendable, Codable, Equatable {
         public var name: String
         public var phoneColumn: String
-        enum CodingKeys: String, CodingKey { case name, phoneColumn = "phone_column" }
-        public init(name: String, phoneColumn: String) {
+        public var format: SegmentFormat
+        enum CodingKeys: String, CodingKey { case name, format, phoneColumn = "phone_column" }
+        public init(name: String, phoneColumn: String, format: SegmentFormat = .csv) {
             self.name = name
             self.phoneColumn = phoneColumn
+            self.format = format
         }
     }
 
@@ -121,6 +156,8 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public var sender: String
     public var templates: [TemplateText]
     public var segments: [SegmentInfo]
+    /// Exclusion files, uploaded (and applied) before the segments.
+    public var exclusions: [SegmentInfo]
     public var start: String
     public var deadline: String
     public var encoding: EncodingPolicy
@@ -128,22 +165,50 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public var allowedCountryCodes: [String]
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, start, deadline, encoding
+        case id, name, sender, templates, segments, exclusions, start, deadline, encoding
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
 
-    public init(id: String, name: String?, sender: String, templates: [TemplateText], segments: [SegmentInfo],
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        sender = try c.decode(String.self, forKey: .sender)
+        templates = try c.decode([TemplateText].self, forKey: .templates)
+        segments = try c.decode([SegmentInfo].self, forKey: .segments)
+        exclusions = try c.decodeIfPresent([SegmentInfo].self, forKey: .exclusions) ?? []
+        start = try c.decode(String.self, forKey: .start)
+        deadline = try c.decode(String.self, forKey: .deadline)
+        encoding = try c.decodeIfPresent(EncodingPolicy.self, forKey: .encoding) ?? .auto
+        maxSegments = try c.decodeIfPresent(Int.self, forKey: .maxSegments)
+        allowedCountryCodes = try c.decodeIfPresent([String].self, forKey: .allowedCountryCodes) ?? []
+    }
+
+    public init(id: String, name: String?, sender: String, templates: [TemplateText], segments: [SegmentInfo], exclusions: [SegmentInfo] = [],
                 start: String, deadline: String, encoding: EncodingPolicy, maxSegments: Int?, allowedCountryCodes: [String]) {
         self.id = id
         self.name = name
         self.sender = sender
         self.templates = templates
         self.segments = segments
+        self.exclusions = exclusions
         self.start = start
         self.deadline = deadline
         self.encoding = encoding
         self.maxSegments = maxSegments
         self.allowedCountryCodes = allowedCountryCodes
+    }
+}
+
+/// How a segment file is laid out.
+public enum SegmentFormat: String, Sendable, Codable, Equatable {
+    /// RFC 4180 CSV with a header row; other columns are template variables.
+    case csv
+    /// One number per line, no header (`.txt` files by default).
+    case lines
+
+    static func guess(_ file: String) -> SegmentFormat {
+        file.lowercased().hasSuffix(".txt") ? .lines : .csv
     }
 }

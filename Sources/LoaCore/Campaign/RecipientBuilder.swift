@@ -25,10 +25,12 @@ public struct RecipientBuilder: Sendable {
     public let maxSegments: Int?
     public let allowedCountryCodes: Set<String>
     public let router: Router
+    /// Cumulative template weights: recipient `h` gets the first template whose bound exceeds `h % total`.
+    private let bounds: [UInt64]
     private let columnIndex: [String: Int]
 
     /// Fails with a list of header-level problems (missing phone column, placeholders no column fills without a default).
-    public init(campaignID: String, templates: [Template], header: CSVHeader, phoneColumn: String, policy: EncodingPolicy,
+    public init(campaignID: String, templates: [Template], weights: [Int]? = nil, header: CSVHeader, phoneColumn: String, policy: EncodingPolicy,
                 maxSegments: Int?, allowedCountryCodes: Set<String>, router: Router) throws(HeaderProblems) {
         var problems: [String] = []
         let phoneIndex = header.index(of: phoneColumn)
@@ -55,6 +57,19 @@ public struct RecipientBuilder: Sendable {
         self.allowedCountryCodes = allowedCountryCodes
         self.router = router
         self.columnIndex = index
+        var total: UInt64 = 0
+        bounds = templates.indices.map { i in
+            total += UInt64(max(1, weights.map { $0.indices.contains(i) ? $0[i] : 1 } ?? 1))
+            return total
+        }
+    }
+
+    /// The template for a number: a stable hash of campaign and number, spread by weight, so a restart or a
+    /// resubmission never changes who gets which slogan.
+    public func templateIndex(for e164: String) -> Int {
+        guard templates.count > 1, let total = bounds.last else { return 0 }
+        let h = StableHash.fnv1a(campaignID + "|" + e164) % total
+        return bounds.firstIndex { h < $0 } ?? 0
     }
 
     public struct HeaderProblems: Error, Sendable, Equatable {
@@ -71,7 +86,7 @@ public struct RecipientBuilder: Sendable {
         case .success(let p): phone = p
         case .failure(let r): return .failure(Rejection(code: r.code, message: r.message, raw: raw))
         }
-        let choice = templates.count == 1 ? 0 : Int(StableHash.fnv1a(campaignID + "|" + phone.e164) % UInt64(templates.count))
+        let choice = templateIndex(for: phone.e164)
         let rendered: String
         do {
             rendered = try templates[choice].render { name in
@@ -82,7 +97,7 @@ public struct RecipientBuilder: Sendable {
         }
         let prepared = SMSText.prepare(rendered, policy: policy)
         if let maxSegments, prepared.info.segments > maxSegments {
-            return .failure(Rejection(code: "too-long", message: "rendered text needs \(prepared.info.segments) SMS parts, the campaign allows \(maxSegments)", raw: raw))
+            return .failure(Rejection(code: "too-long", message: "\(phone.masked): the text needs \(prepared.info.segments) SMS parts, max_segments is \(maxSegments): \"\(prepared.text.prefix(60))…\"", raw: raw))
         }
         return .success(Built(phone: phone, carrier: router.route(phone), text: prepared.text, encoding: prepared.info.encoding,
                               segments: prepared.info.segments, templateIndex: choice))

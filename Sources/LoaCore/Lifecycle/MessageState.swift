@@ -8,7 +8,7 @@
 ///    │ ▼               │ └─ crash ───────▶ unknown ──receipt──▶ delivered | failed
 ///  expired   temporary │
 ///    ▲─────────────────┘ (back to queued with a later not_before, or expired past the deadline)
-///  rejected: a bad number at ingest, never queued.
+///  rejected: a bad number at ingest, never queued. suppressed: opted out or excluded (at ingest, or queued → suppressed before sending).
 /// ```
 /// A receipt may overtake the send's own answer, so `sending` and `queued` accept final receipts too.
 public enum MessageState: Int, Sendable, CaseIterable, Codable, CustomStringConvertible {
@@ -21,6 +21,8 @@ public enum MessageState: Int, Sendable, CaseIterable, Codable, CustomStringConv
     case expired = 6
     case unknown = 7
     case cancelled = 8
+    /// On the global opt-out list or the campaign's exclusion list (at submit, or found just before sending).
+    case suppressed = 9
 
     public var name: String {
         switch self {
@@ -33,6 +35,7 @@ public enum MessageState: Int, Sendable, CaseIterable, Codable, CustomStringConv
         case .expired: "expired"
         case .unknown: "unknown"
         case .cancelled: "cancelled"
+        case .suppressed: "suppressed"
         }
     }
 
@@ -46,7 +49,7 @@ public enum MessageState: Int, Sendable, CaseIterable, Codable, CustomStringConv
     /// A state no event of Loa's own moves it out of. `unknown` is reported as final but a late receipt may still settle it.
     public var isFinal: Bool {
         switch self {
-        case .delivered, .failed, .rejected, .expired, .cancelled, .unknown: true
+        case .delivered, .failed, .rejected, .expired, .cancelled, .unknown, .suppressed: true
         case .queued, .sending, .sent: false
         }
     }
@@ -96,6 +99,8 @@ public enum MessageEvent: Sendable, Equatable {
     case crashRecovered
     /// The campaign was cancelled.
     case cancel
+    /// The number was found on the opt-out or exclusion list just before sending.
+    case suppress
     /// `sent` for too long without a final receipt.
     case receiptTimeout
 }
@@ -116,6 +121,7 @@ public enum MessageLifecycle {
         case (.queued, .claim): return .sending
         case (.queued, .expire): return .expired
         case (.queued, .cancel): return .cancelled
+        case (.queued, .suppress): return .suppressed
         case (.sending, .accepted): return .sent
         case (.sending, .temporaryFailure(let retry, let pastDeadline)):
             if retry { return .queued }

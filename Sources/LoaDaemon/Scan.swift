@@ -1,0 +1,176 @@
+import Foundation
+import LoaCore
+import LoaStore
+
+/// Reads a campaign's files locally, as the daemon would ingest them, without sending or touching the store:
+/// the engine of `loa check` and `loa preview`.
+final class CampaignScan {
+    struct Sample {
+        var source: String
+        var line: Int
+        var phone: PhoneNumber
+        var carrier: String
+        var text: String
+        var encoding: SMSEncoding
+        var segments: Int
+    }
+
+    let campaign: LoadedCampaign
+    let router: Router
+    let sampleCount: Int
+    private(set) var rows = 0
+    private(set) var accepted = 0
+    private(set) var duplicates = 0
+    private(set) var excluded = 0
+    private(set) var rejectedByReason: [String: Int] = [:]
+    private(set) var perCarrier: [String: Int] = [:]
+    private(set) var perNetwork: [String: Int] = [:]
+    private(set) var parts = 0
+    private(set) var partsIfUnicode = 0
+    private(set) var partsIfASCII = 0
+    private(set) var ucs2Messages = 0
+    private(set) var problems: [Problem] = []
+    private(set) var rejectedRows = 0
+    private(set) var samples: [Sample] = []
+    private var seen = Set<String>()
+    private var exclusions = Set<String>()
+    /// Problems listed per campaign before the rest are only counted.
+    let listLimit = 200
+
+    init(campaign: LoadedCampaign, router: Router, sampleCount: Int = 0) {
+        self.campaign = campaign
+        self.router = router
+        self.sampleCount = sampleCount
+    }
+
+    var rejected: Int { rejectedByReason.values.reduce(0, +) }
+
+    /// Reads the exclusion files, then every segment; `progress` gets (bytes read, bytes total).
+    func run(progress: ((Int64, Int64) -> Void)? = nil) {
+        let total = (campaign.exclusions + campaign.segments).reduce(Int64(0)) { sum, s in
+            sum + ((try? FileManager.default.attributesOfItem(atPath: s.path)[.size] as? Int64) ?? 0)
+        }
+        var done: Int64 = 0
+        let sub = campaign.submission
+        for ex in campaign.exclusions {
+            let reader = ExclusionReader(source: ex.path, format: ex.format, phoneColumn: ex.phoneColumn,
+                                         allowedCountryCodes: Set(sub.allowedCountryCodes)) { [self] phones in
+                exclusions.formUnion(phones)
+            }
+            read(ex.path, feed: { try reader.feed($0) }, finish: { try reader.finish() }, done: &done, total: total, progress: progress)
+        }
+        for seg in campaign.segments {
+            let reader = SegmentReader(source: seg.path, format: seg.format, campaign: sub, templates: campaign.templates,
+                                       phoneColumn: seg.phoneColumn, router: router) { [self] batch in take(batch) }
+            reader.observe = { [self] built, line in
+                perNetwork[built.phone.defaultCarrier.rawValue, default: 0] += 1
+                if samples.count < sampleCount {
+                    samples.append(Sample(source: seg.path, line: line, phone: built.phone, carrier: built.carrier, text: built.text,
+                                          encoding: built.encoding, segments: built.segments))
+                }
+            }
+            read(seg.path, feed: { try reader.feed($0) }, finish: { try reader.finish() }, done: &done, total: total, progress: progress)
+        }
+    }
+
+    private func read(_ path: String, feed: (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> Void,
+                      done: inout Int64, total: Int64, progress: ((Int64, Int64) -> Void)?) {
+        do {
+            var local: Int64 = 0
+            try LoaCLI.streamFile(path) { chunk in
+                try feed(chunk)
+                local += Int64(chunk.count)
+                progress?(done + local, total)
+            }
+            done += local
+            try finish()
+        } catch let e as SegmentReader.HeaderError {
+            problems += e.messages.map { Problem(file: e.source, line: e.line, field: e.field, reason: $0) }
+        } catch {
+            problems.append(Problem(file: path, line: 0, field: "-", reason: "\(error)"))
+        }
+    }
+
+    private func take(_ batch: [IngestRow]) {
+        for r in batch {
+            rows += 1
+            switch r {
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, _):
+                guard seen.insert(phone).inserted else { duplicates += 1; continue }
+                if exclusions.contains(phone) { excluded += 1; continue }
+                accepted += 1
+                parts += segments
+                if encoding == .ucs2 { ucs2Messages += 1 }
+                perCarrier[carrier, default: 0] += 1
+                partsIfUnicode += SMSText.prepare(text, policy: .unicode).info.segments
+                partsIfASCII += SMSText.prepare(text, policy: .ascii).info.segments
+                _ = (source, line)
+            case .rejected(_, let code, let message, let source, let line):
+                rejectedByReason[code, default: 0] += 1
+                rejectedRows += 1
+                if rejectedRows <= listLimit {
+                    problems.append(Problem(file: source, line: line, field: "row", reason: "\(code): \(message)"))
+                }
+            }
+        }
+    }
+}
+
+/// Reads an exclusion file (one number per line, or CSV with a phone column) into normalized numbers.
+final class ExclusionReader {
+    let source: String
+    let format: SegmentFormat
+    let phoneColumn: String
+    let allowedCountryCodes: Set<String>
+    private var parser = CSVPushParser()
+    private var phoneIndex: Int?
+    private var sawHeader = false
+    private var batch: [String] = []
+    private let onBatch: ([String]) throws -> Void
+    private(set) var invalid = 0
+    private(set) var read = 0
+
+    init(source: String, format: SegmentFormat, phoneColumn: String, allowedCountryCodes: Set<String>, onBatch: @escaping ([String]) throws -> Void) {
+        self.source = source
+        self.format = format
+        self.phoneColumn = phoneColumn
+        self.allowedCountryCodes = allowedCountryCodes
+        self.onBatch = onBatch
+    }
+
+    func feed(_ bytes: UnsafeRawBufferPointer) throws {
+        try parser.feed(bytes) { try self.handle($0) }
+        if batch.count >= 5_000 { try flush() }
+    }
+
+    func finish() throws {
+        try parser.finish { try self.handle($0) }
+        try flush()
+    }
+
+    private func flush() throws {
+        guard !batch.isEmpty else { return }
+        try onBatch(batch)
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    private func handle(_ row: CSVRow) throws {
+        guard case .record(_, let fields) = row else { invalid += 1; return }
+        if format == .csv && !sawHeader {
+            sawHeader = true
+            phoneIndex = CSVHeader(fields: fields).index(of: phoneColumn)
+            if phoneIndex == nil {
+                throw SegmentReader.HeaderError(source: source, messages: ["no column named '\(phoneColumn)' (columns: \(fields.joined(separator: ", ")))"])
+            }
+            return
+        }
+        let raw = format == .lines ? fields.joined(separator: ",") : (phoneIndex.flatMap { $0 < fields.count ? fields[$0] : nil } ?? "")
+        if raw.allSatisfy(\.isWhitespace) { return }
+        read += 1
+        switch PhoneNormalizer.normalize(raw, allowedCountryCodes: allowedCountryCodes) {
+        case .success(let p): batch.append(p.e164)
+        case .failure: invalid += 1
+        }
+        if batch.count >= 5_000 { try flush() }
+    }
+}
