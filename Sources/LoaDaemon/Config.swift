@@ -66,6 +66,8 @@ struct ConfigFile: Decodable {
         var `default`: String
         var prefixes: [String: String]?
         var networks: [String: String]?
+        var portedNumbers: String?
+        enum CodingKeys: String, CodingKey { case `default`, prefixes, networks, portedNumbers = "ported_numbers" }
     }
     struct Retry: Decodable {
         var maxAttempts: Int?
@@ -161,6 +163,19 @@ public enum ConfigLoader {
             if !names.contains(target) { add("routing.networks", "network \(network) routes to unknown carrier '\(target)'") }
             networks[n] = target
         }
+        var ported: [String: LoaCore.Carrier] = [:]
+        if let file = file.routing.portedNumbers {
+            let p = file.hasPrefix("/") ? file : baseDir + "/" + file
+            if let d = FileManager.default.contents(atPath: p) {
+                let r = Router.readPorted(String(decoding: d, as: UTF8.self))
+                ported = r.ported
+                for (line, reason) in r.problems.prefix(50) {
+                    problems.append(Problem(file: p, line: line, field: "ported_numbers", reason: reason))
+                }
+            } else {
+                add("routing.ported_numbers", "cannot read \(p)")
+            }
+        }
         let level: Logger.Level
         switch file.logLevel ?? "info" {
         case "debug": level = .debug
@@ -182,7 +197,7 @@ public enum ConfigLoader {
             path: path, dataDir: dataDir, listenAddress: address, listenPort: port,
             publicURL: file.publicURL ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)",
             apiToken: token, drainSeconds: drain, retry: retry, carriers: carriers,
-            router: Router(defaultCarrier: file.routing.default, prefixes: file.routing.prefixes ?? [:], networks: networks),
+            router: Router(defaultCarrier: file.routing.default, prefixes: file.routing.prefixes ?? [:], networks: networks, ported: ported),
             logLevel: level))
     }
 }

@@ -63,7 +63,7 @@ final class CampaignScan {
             let reader = SegmentReader(source: seg.path, format: seg.format, campaign: sub, templates: campaign.templates,
                                        phoneColumn: seg.phoneColumn, router: router) { [self] batch in take(batch) }
             reader.observe = { [self] built, line in
-                perNetwork[built.phone.defaultCarrier.rawValue, default: 0] += 1
+                perNetwork[router.network(of: built.phone).rawValue, default: 0] += 1
                 if samples.count < sampleCount {
                     samples.append(Sample(source: seg.path, line: line, phone: built.phone, carrier: built.carrier, text: built.text,
                                           encoding: built.encoding, segments: built.segments))

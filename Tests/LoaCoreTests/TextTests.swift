@@ -266,3 +266,43 @@ struct SplitMix {
         #expect(h.index(of: "phone") == 0 && h.index(of: "WARD") == 1 && h.index(of: "x") == nil)
     }
 }
+
+@Suite struct RoutingTests {
+    func number(_ s: String) -> PhoneNumber { try! PhoneNormalizer.normalize(s).get() }
+
+    @Test func prefixThenPortedThenNetworkThenDefault() {
+        let (ported, problems) = Router.readPorted("# ported\n0961234567, mobifone\n+84 91 234 5678,VINAPHONE\nbad line\n0961234568,orange\n")
+        #expect(ported == ["+84961234567": .mobifone, "+84912345678": .vinaphone])
+        #expect(problems.map(\.line) == [4, 5])
+        let r = Router(defaultCarrier: "agg", prefixes: ["84961": "pinned"], networks: [.mobifone: "mobi-link", .viettel: "viettel-link"], ported: ported)
+        #expect(r.route(number("0961234567")) == "pinned")         // an explicit prefix rule wins
+        #expect(r.route(number("0971234567")) == "viettel-link")   // network by prefix
+        #expect(r.route(number("0911111111")) == "agg")            // vinaphone has no link: default
+        let r2 = Router(defaultCarrier: "agg", networks: [.mobifone: "mobi-link", .viettel: "viettel-link"], ported: ported)
+        #expect(r2.route(number("0961234567")) == "mobi-link")     // ported from Viettel to MobiFone
+        #expect(r2.network(of: number("0961234567")) == .mobifone)
+    }
+
+    @Test func templateWeightsSpreadStablyByHash() throws {
+        let templates = try ["a", "b", "c"].map { try Template(name: $0, source: $0) }
+        let b = try RecipientBuilder(campaignID: "c", templates: templates, weights: [1, 2, 1], header: CSVHeader(fields: ["phone"]),
+                                     phoneColumn: "phone", policy: .auto, maxSegments: nil, allowedCountryCodes: [], router: Router(defaultCarrier: "k"))
+        var counts = [0, 0, 0]
+        for i in 0..<20_000 {
+            let e164 = "+8491\(String(format: "%07d", i * 13))"
+            let t = b.templateIndex(for: e164)
+            #expect(t == b.templateIndex(for: e164))
+            counts[t] += 1
+        }
+        #expect(abs(counts[0] - 5000) < 400 && abs(counts[1] - 10000) < 400 && abs(counts[2] - 5000) < 400, "\(counts)")
+        let built = try b.build(fields: ["0912345678"]).get()
+        #expect(built.text == ["a", "b", "c"][b.templateIndex(for: "+84912345678")])
+    }
+
+    @Test func headerProblemsNameTheColumn() {
+        #expect(throws: RecipientBuilder.HeaderProblems.self) {
+            try RecipientBuilder(campaignID: "c", templates: [try Template(name: "t", source: "{{ward}}")], header: CSVHeader(fields: ["phone"]),
+                                 phoneColumn: "sdt", policy: .auto, maxSegments: nil, allowedCountryCodes: [], router: Router(defaultCarrier: "k"))
+        }
+    }
+}

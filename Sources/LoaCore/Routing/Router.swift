@@ -1,15 +1,20 @@
+import Foundation
+
 /// Chooses the carrier connection (a configured carrier name) for a number.
 ///
-/// Longest matching E.164 digit prefix first (so an operator can pin a block to a link), then the
-/// network the numbering plan gives the prefix, then the default. The prefix only gives a default network:
-/// ported numbers are the carrier's problem when an aggregator routes by the real network.
+/// Longest matching E.164 digit prefix first (so an operator can pin a block to a link), then the number's
+/// network — from the ported-numbers list when it is there (number portability makes the prefix only a
+/// default), else from the numbering plan — mapped to a carrier, then the default.
 public struct Router: Sendable, Equatable {
     public var defaultCarrier: String
     /// Digit prefixes of the E.164 number without `+` (e.g. `8486`), longest first.
     public private(set) var prefixes: [(prefix: String, carrier: String)]
     public var networks: [Carrier: String]
+    /// E.164 → the network the number was ported to.
+    public var ported: [String: Carrier]
 
-    public init(defaultCarrier: String, prefixes: [String: String] = [:], networks: [Carrier: String] = [:]) {
+    public init(defaultCarrier: String, prefixes: [String: String] = [:], networks: [Carrier: String] = [:], ported: [String: Carrier] = [:]) {
+        self.ported = ported
         self.defaultCarrier = defaultCarrier
         self.prefixes = prefixes
             .map { (prefix: $0.key.filter(\.isNumber), carrier: $0.value) }
@@ -18,15 +23,42 @@ public struct Router: Sendable, Equatable {
     }
 
     public static func == (a: Router, b: Router) -> Bool {
-        a.defaultCarrier == b.defaultCarrier && a.networks == b.networks
+        a.defaultCarrier == b.defaultCarrier && a.networks == b.networks && a.ported == b.ported
             && a.prefixes.map(\.prefix) == b.prefixes.map(\.prefix) && a.prefixes.map(\.carrier) == b.prefixes.map(\.carrier)
     }
 
     public func route(_ number: PhoneNumber) -> String {
         let digits = number.e164.utf8.dropFirst()  // without "+"
         for p in prefixes where digits.starts(with: p.prefix.utf8) { return p.carrier }
-        if let c = networks[number.defaultCarrier] { return c }
+        if let c = networks[network(of: number)] { return c }
         return defaultCarrier
+    }
+
+    /// The number's network: ported, else by prefix.
+    public func network(of number: PhoneNumber) -> Carrier {
+        ported.isEmpty ? number.defaultCarrier : (ported[number.e164] ?? number.defaultCarrier)
+    }
+
+    /// Reads a ported-numbers file: one `number,network` per line (any written form of the number; `#` starts
+    /// a comment). Returns the map and the problems, each with its line.
+    public static func readPorted(_ text: String) -> (ported: [String: Carrier], problems: [(line: Int, reason: String)]) {
+        var map: [String: Carrier] = [:]
+        var problems: [(Int, String)] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            if line.allSatisfy(\.isWhitespace) { continue }
+            let parts = line.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            guard parts.count == 2 else { problems.append((i + 1, "expected number,network")); continue }
+            guard let network = Carrier(rawValue: parts[1].lowercased()) else {
+                problems.append((i + 1, "unknown network '\(parts[1])'"))
+                continue
+            }
+            switch PhoneNormalizer.normalize(parts[0]) {
+            case .success(let p): map[p.e164] = network
+            case .failure(let r): problems.append((i + 1, "number: \(r.message)"))
+            }
+        }
+        return (map, problems)
     }
 }
 
