@@ -22,6 +22,7 @@ let package = Package(
         .target(name: "LoaServer", dependencies: ["LoaCore", "CMicroHTTPD"], swiftSettings: strict),
         .target(name: "LoaDaemon", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaServer"], swiftSettings: strict),
         .executableTarget(name: "loa", dependencies: ["LoaDaemon"], swiftSettings: strict),
+        .executableTarget(name: "loa-bench", dependencies: ["LoaDaemon"], swiftSettings: strict),
 
         .testTarget(name: "LoaCoreTests", dependencies: ["LoaCore"], swiftSettings: strict),
         .testTarget(name: "LoaStoreTests", dependencies: ["LoaStore"], swiftSettings: strict),

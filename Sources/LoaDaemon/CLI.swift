@@ -173,7 +173,7 @@ public enum LoaCLI {
                 }
                 i += 1
             }
-            if config == nil { config = ProcessInfo.processInfo.environment["LOA_CONFIG"] ?? "/etc/loa/loa.json" }
+            if config == nil, let env = ProcessInfo.processInfo.environment["LOA_CONFIG"], !env.isEmpty { config = env }
         }
     }
 
@@ -225,7 +225,7 @@ public enum LoaCLI {
     // MARK: campaign
 
     static func clientConfig(_ opts: Options) -> Result<LoaConfig, ProblemList> {
-        ConfigLoader.load(path: opts.config!, clientOnly: true)
+        ConfigLoader.load(path: opts.config ?? "/etc/loa/loa.json", clientOnly: true)
     }
 
     static func campaign(_ sub: String, _ opts: Options) async -> Int32 {

@@ -82,6 +82,18 @@ extension Store {
         }
     }
 
+    /// Benchmark baseline only: inserts raw (phone, text) pairs in one transaction, into the messages table
+    /// (same indexes as ingest) or, with `bare`, into a table without indexes.
+    public func rawInsert(_ rows: [(String, String)], bare: Bool = false) throws {
+        let copy = rows.map { [$0.0, $0.1] }
+        try write { ctx in
+            if bare { try ctx.db.exec("CREATE TABLE IF NOT EXISTS bench_bare(id INTEGER PRIMARY KEY, phone TEXT, rest TEXT)") }
+            let st = try ctx.statement(bare ? "INSERT INTO bench_bare(phone, rest) VALUES(?, ?)"
+                                            : "INSERT OR IGNORE INTO messages(campaign_id, phone, carrier, text, state, updated_at) VALUES('raw', ?, 'k', ?, 0, 0)")
+            for r in copy { try st.run([.text(r[0]), .text(r[1])]) }
+        }
+    }
+
     /// Ends loading: the campaign becomes `scheduled` and the dispatcher may pick it up at its start.
     public func commitCampaign(_ id: String) throws {
         try write { ctx in
@@ -218,11 +230,15 @@ extension WriteContext {
             VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let skip = try statement("INSERT INTO skipped(campaign_id, source, line, raw, reason, detail) VALUES(?, ?, ?, ?, ?, ?)")
+        // Two lookups per row only when there is anything to look up.
+        var anySuppression = false
+        try statement("SELECT EXISTS(SELECT 1 FROM suppressions) OR EXISTS(SELECT 1 FROM campaign_exclusions WHERE campaign_id = ?)")
+            .query([.text(campaign)]) { anySuppression = $0.int(0) != 0 }
         for row in rows {
             c.rows += 1
             switch row {
             case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw):
-                let suppression = try suppressionReason(campaign: campaign, phone: phone)
+                let suppression = anySuppression ? try suppressionReason(campaign: campaign, phone: phone) : nil
                 let state: MessageState = suppression == nil ? .queued : .suppressed
                 try insert.run([.text(campaign), .text(phone), .text(raw), .text(carrier), .text(source), .int(Int64(line)), .text(text),
                                 .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(state.rawValue)),

@@ -90,7 +90,7 @@ public struct RecipientBuilder: Sendable {
         let rendered: String
         do {
             rendered = try templates[choice].render { name in
-                columnIndex[name.lowercased()].map { fields[$0] }
+                columnIndex[name].map { fields[$0] }  // placeholder names are lowercased already
             }
         } catch {
             return .failure(Rejection(code: "template", message: "\(error.message)", raw: raw))

@@ -50,6 +50,8 @@ public enum PhoneNormalizer {
         "199": "59",                                                                // Gmobile
     ]
 
+    private static let p1800 = Array("1800".utf8), p1900 = Array("1900".utf8), p1228 = Array("1228".utf8), p672 = Array("672".utf8)
+
     public static func normalize(_ raw: String, allowedCountryCodes: Set<String> = []) -> Result<PhoneNumber, PhoneRejection> {
         var digits: [UInt8] = []
         digits.reserveCapacity(16)
@@ -104,17 +106,17 @@ public enum PhoneNormalizer {
             let old = text(nsn[0..<3])
             if let new = legacy[old] {
                 nsn = Array(new.utf8) + nsn[3...]
-            } else if nsn.starts(with: Array("1800".utf8)) || nsn.starts(with: Array("1900".utf8)) {
+            } else if nsn.starts(with: p1800) || nsn.starts(with: p1900) {
                 return .failure(reject("special-number", "toll-free or premium-rate number"))
             } else {
                 return .failure(reject("legacy-unmapped", "old 11-digit number with network code 0\(old), which the 2018 conversion does not map"))
             }
         }
         if let first = nsn.first, first == 0x32 { return .failure(reject("fixed-line", "fixed-line number (area code 02x), not a mobile")) }
-        if nsn.starts(with: Array("1800".utf8)) || nsn.starts(with: Array("1900".utf8)) || nsn.starts(with: Array("1228".utf8)) {
+        if nsn.starts(with: p1800) || nsn.starts(with: p1900) || nsn.starts(with: p1228) {
             return .failure(reject("special-number", "toll-free or premium-rate number"))
         }
-        if nsn.starts(with: Array("672".utf8)) { return .failure(reject("special-number", "VSAT number, not a mobile")) }
+        if nsn.starts(with: p672) { return .failure(reject("special-number", "VSAT number, not a mobile")) }
         if nsn.count < 9 {
             return .failure(reject(nsn.count <= 6 ? "special-number" : "wrong-length",
                                    nsn.count <= 6 ? "short code, not a subscriber number" : "\(nsn.count + 1) digits in national form; mobiles have 10"))

@@ -58,21 +58,31 @@ public struct SegmentInfo: Sendable, Equatable {
 /// | empty | gsm7 | 0 | 1 |
 public enum SMSText {
     public static func analyze(_ text: String) -> SegmentInfo {
-        if let septets = gsm7Costs(text) {
-            return info(.gsm7, costs: septets)
+        count(text, gsm: true) ?? count(text, gsm: false)!
+    }
+
+    /// NFC, skipping Foundation's normalizer (the costliest step of ingest) when no scalar could change:
+    /// Latin, Vietnamese precomposed letters, general punctuation, currency signs and emoji are NFC-stable
+    /// on their own and never compose with a neighbour from those ranges.
+    public static func nfc(_ text: String) -> String {
+        for s in text.unicodeScalars {
+            switch s.value {
+            case 0...0x2FF, 0x1EA0...0x1EF9, 0x2002...0x206F, 0x20A0...0x20CF, 0x1F300...0x1FAFF: continue
+            default: return text.precomposedStringWithCanonicalMapping
+            }
         }
-        return info(.ucs2, costs: ucs2Costs(text))
+        return text
     }
 
     /// Applies a campaign's policy: returns the text as it will be sent and its cost.
     public static func prepare(_ text: String, policy: EncodingPolicy) -> (text: String, info: SegmentInfo) {
         switch policy {
         case .auto:
-            let t = text.precomposedStringWithCanonicalMapping
+            let t = nfc(text)
             return (t, analyze(t))
         case .unicode:
-            let t = text.precomposedStringWithCanonicalMapping
-            return (t, info(.ucs2, costs: ucs2Costs(t)))
+            let t = nfc(text)
+            return (t, count(t, gsm: false)!)
         case .ascii:
             let t = transliterateVietnamese(text)
             return (t, analyze(t))
@@ -129,33 +139,28 @@ public enum SMSText {
 
     // MARK: - Counting
 
-    private static func info(_ encoding: SMSEncoding, costs: [Int]) -> SegmentInfo {
-        let units = costs.reduce(0, +)
-        let single = encoding == .gsm7 ? 160 : 70
-        let capacity = encoding == .gsm7 ? 153 : 67
-        if units <= single { return SegmentInfo(encoding: encoding, units: units, segments: 1, charactersPerSegment: single) }
+    /// Counts units and parts in one pass, cutting parts greedily exactly as ``split(_:encoding:)`` does.
+    /// With `gsm`, returns nil as soon as a character is outside GSM 03.38.
+    private static func count(_ text: String, gsm: Bool) -> SegmentInfo? {
+        let single = gsm ? 160 : 70
+        let capacity = gsm ? 153 : 67
+        var units = 0
         var parts = 1
         var used = 0
-        for c in costs {
+        for s in text.unicodeScalars {
+            let c: Int
+            if gsm {
+                guard let g = GSM7.cost(s) else { return nil }
+                c = g
+            } else {
+                c = s.value > 0xFFFF ? 2 : 1
+            }
+            units += c
             if used + c > capacity { parts += 1; used = 0 }
             used += c
         }
-        return SegmentInfo(encoding: encoding, units: units, segments: parts, charactersPerSegment: capacity)
-    }
-
-    /// Septet cost of each scalar, or nil if one is outside GSM 03.38.
-    private static func gsm7Costs(_ text: String) -> [Int]? {
-        var costs: [Int] = []
-        costs.reserveCapacity(text.utf8.count)
-        for s in text.unicodeScalars {
-            guard let c = GSM7.cost(s) else { return nil }
-            costs.append(c)
-        }
-        return costs
-    }
-
-    private static func ucs2Costs(_ text: String) -> [Int] {
-        text.unicodeScalars.map { $0.value > 0xFFFF ? 2 : 1 }
+        if units <= single { return SegmentInfo(encoding: gsm ? .gsm7 : .ucs2, units: units, segments: 1, charactersPerSegment: single) }
+        return SegmentInfo(encoding: gsm ? .gsm7 : .ucs2, units: units, segments: parts, charactersPerSegment: capacity)
     }
 }
 
@@ -180,10 +185,21 @@ public enum GSM7 {
     /// Extension-table characters: each costs an escape plus its code.
     static let extended: Set<UInt32> = [0x0C, 0x5E, 0x7B, 0x7D, 0x5C, 0x5B, 0x7E, 0x5D, 0x7C, 0x20AC]
 
+    /// Costs of the scalars below 256 (0 = not in GSM 03.38), so the common case is one array load.
+    private static let latin: [UInt8] = (0..<256).map { v in
+        basic.contains(UInt32(v)) ? 1 : (extended.contains(UInt32(v)) ? 2 : 0)
+    }
+
     /// 1 for a basic character, 2 for an extension character, nil if not in GSM 03.38.
+    @inline(__always)
     public static func cost(_ s: Unicode.Scalar) -> Int? {
-        if basic.contains(s.value) { return 1 }
-        if extended.contains(s.value) { return 2 }
+        let v = s.value
+        if v < 256 {
+            let c = latin[Int(v)]
+            return c == 0 ? nil : Int(c)
+        }
+        if basic.contains(v) { return 1 }
+        if v == 0x20AC { return 2 }
         return nil
     }
 }

@@ -109,6 +109,6 @@ public struct Template: Sendable {
                 }
             }
         }
-        return out.precomposedStringWithCanonicalMapping
+        return SMSText.nfc(out)
     }
 }
