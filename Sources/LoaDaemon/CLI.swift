@@ -419,10 +419,13 @@ public enum LoaCLI {
     static func preview(_ opts: Options) -> Int32 {
         guard let file = opts.positional.first else { printError(help["preview"]!); return 2 }
         var router = Router(defaultCarrier: "default")
+        var optOuts: Set<String>?
         if let path = opts.config, FileManager.default.fileExists(atPath: path) {
             switch ConfigLoader.load(path: path, clientOnly: true) {
             case .failure(let p): printError(p.description); return 1
-            case .success(let c): router = c.router
+            case .success(let c):
+                router = c.router
+                optOuts = blockingAwait { await fetchOptOuts(c) }
             }
         }
         let loaded: LoadedCampaign
@@ -431,6 +434,7 @@ public enum LoaCLI {
         case .success(let l): loaded = l
         }
         let scan = CampaignScan(campaign: loaded, router: router, sampleCount: opts.sample)
+        scan.optOuts = optOuts
         let progress = ProgressReporter(label: "reading segments")
         scan.run { done, total in progress.update(done, total) }
         progress.finish()
@@ -438,6 +442,15 @@ public enum LoaCLI {
         for p in scan.problems.prefix(20) { print("  " + p.description) }
         if scan.problems.count > 20 { print("  … \(scan.problems.count - 20) more (loa check lists up to \(scan.listLimit))") }
         return scan.problems.contains { $0.field != "row" } ? 1 : 0
+    }
+
+    /// The daemon's opt-out list, or nil when it cannot be reached.
+    static func fetchOptOuts(_ config: LoaConfig) async -> Set<String>? {
+        guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { return nil }
+        defer { engine.shutdown() }
+        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+        guard let r = try? await client.request("GET", "/api/v1/optouts?format=text"), r.status == 200 else { return nil }
+        return Set(r.bodyText.split(separator: "\n").map(String.init))
     }
 
     // MARK: tail

@@ -21,7 +21,12 @@ enum PreviewReport {
         row("rows read", "\(s.rows)")
         row("recipients", "\(s.accepted)")
         row("duplicates", "\(s.duplicates)")
-        row("excluded", "\(s.excluded)")
+        row("excluded", "\(s.excluded)  (the campaign's exclusion files)")
+        if let list = s.optOuts {
+            row("opted out", "\(s.optedOut)  (the daemon's global list of \(list.count))")
+        } else {
+            row("opted out", "not checked: the daemon was not reachable (it applies its opt-out list at submit)")
+        }
         let reasons = s.rejectedByReason.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         row("rejected", "\(s.rejected)" + (reasons.isEmpty ? "" : "  (" + reasons.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
         row("per carrier", s.perCarrier.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

@@ -22,6 +22,9 @@ final class CampaignScan {
     private(set) var accepted = 0
     private(set) var duplicates = 0
     private(set) var excluded = 0
+    private(set) var optedOut = 0
+    /// The daemon's global opt-out list, when preview could fetch it.
+    var optOuts: Set<String>?
     private(set) var rejectedByReason: [String: Int] = [:]
     private(set) var perCarrier: [String: Int] = [:]
     private(set) var perNetwork: [String: Int] = [:]
@@ -98,6 +101,7 @@ final class CampaignScan {
             case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, _):
                 guard seen.insert(phone).inserted else { duplicates += 1; continue }
                 if exclusions.contains(phone) { excluded += 1; continue }
+                if optOuts?.contains(phone) == true { optedOut += 1; continue }
                 accepted += 1
                 parts += segments
                 if encoding == .ucs2 { ucs2Messages += 1 }

@@ -118,6 +118,16 @@ final class DaemonService: HTTPService {
             let add = head.method == "POST"
             return .buffer(limit: 64 << 20) { [self] _, body in optOuts(body, add: add) }
         case ("GET", 1) where p[0] == "optouts":
+            if head.query["format"] == "text" {
+                // The list itself, one E.164 number per line (for loa preview).
+                do {
+                    let list = try store.optOuts()
+                    return .respond(ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain")],
+                                                   body: Array((list.joined(separator: "\n") + (list.isEmpty ? "" : "\n")).utf8)))
+                } catch {
+                    return .respond(storeError(error))
+                }
+            }
             return .respond(result { Data("{\"count\":\(try self.store.optOutCount())}".utf8) })
         case ("GET", 1) where p[0] == "carriers":
             return .respond(result { try JSONEncoder.api.encode(self.dispatcher.status()) })

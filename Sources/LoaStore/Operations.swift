@@ -54,6 +54,15 @@ extension Store {
         }
     }
 
+    /// The whole opt-out list, in number order.
+    public func optOuts() throws -> [String] {
+        try write { ctx in
+            var out: [String] = []
+            try ctx.statement("SELECT phone FROM suppressions ORDER BY phone").query { out.append($0.text(0) ?? "") }
+            return out
+        }
+    }
+
     public func optOutCount() throws -> Int64 {
         try write { ctx in
             var n: Int64 = 0

@@ -60,6 +60,15 @@ import Testing
         try #require(state == "scheduled", "the campaign started before the late opt-outs; raise the start delay")
 
         let expected = Set(order).subtracting(excluded).subtracting(optedBefore).subtracting(optedAfter)
+
+        // preview reads the same files, with the daemon's opt-out list, and agrees.
+        let preview = try loa.cli(["preview", work.file("c/campaign.json"), "--sample", "1"])
+        #expect(preview.status == 0, "\(preview.output)")
+        #expect(preview.output.contains("recipients            \(expected.count)"), "\(preview.output)")
+        #expect(preview.output.contains("duplicates            12"))
+        #expect(preview.output.contains("excluded              20"))
+        #expect(preview.output.contains("opted out             15  (the daemon's global list of 15)"))
+        #expect(preview.output.contains("rejected              5  ("))
         try await poll(120, every: 0.25, "the campaign to complete") {
             let c = try await loa.campaign("messy")
             return c["state"] as? String == "completed" && (c["states"] as? [String: Int])?["delivered"] == expected.count
