@@ -64,8 +64,8 @@ public enum LoaCLI {
             encoding and SMS parts, then the totals: recipients accepted, rejected by reason, duplicates,
             excluded, per carrier and per network, total SMS parts (the cost), and what the `ascii` and
             `unicode` encodings would cost instead. With --config, routing follows the config's carriers.
-            Shows a progress bar on a terminal, plain progress lines otherwise. The global opt-out list lives
-            in the daemon's store and is applied at submit.
+            Shows a progress bar on a terminal, plain progress lines otherwise. With a config whose daemon is
+            reachable, numbers on its global opt-out list are counted too.
             """,
         "optout": """
             usage: loa optout add NUMBER… [--file FILE] [--config FILE]
