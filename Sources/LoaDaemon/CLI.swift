@@ -17,6 +17,7 @@ public enum LoaCLI {
           campaign list                    list campaigns
           campaign show ID                 show a campaign's counts per state and carrier
           campaign rejects ID [--csv FILE] every row that will not be sent, with file, line, value and reason
+          campaign pause|resume|cancel ID  hold, continue, or stop a campaign (cancel: queued → cancelled)
           preview CAMPAIGN [--sample N]    render samples and count recipients, rejects and SMS parts; sends nothing
           optout add|remove NUMBER…|--file FILE
                                            the global opt-out list: numbers on it are never sent to
@@ -49,10 +50,13 @@ public enum LoaCLI {
                    loa campaign list [--json] [--config FILE]
                    loa campaign show ID [--json] [--config FILE]
                    loa campaign rejects ID [--csv FILE] [--config FILE]
+                   loa campaign pause|resume|cancel ID [--config FILE]
 
             submit: checks the campaign file, creates the campaign on the daemon, streams its exclusion files
             and then each segment to it (never held in memory), and commits it; the daemon starts sending at
             its start time. A failed upload discards the half-loaded campaign.
+            pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
+            cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
             rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV
             (file,line,value,reason,detail) on stdout or into a new 0600 file.
             """,
@@ -263,6 +267,13 @@ public enum LoaCLI {
                 if opts.json { print(r.bodyText); return 0 }
                 let carriers = try await client.request("GET", "/api/v1/carriers")
                 print(renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : []))
+                return 0
+            case "pause", "resume", "cancel":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                let r = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(id))/\(sub)")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                let state = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["state"] ?? "?"
+                print("campaign \(id): \(state)")
                 return 0
             case "rejects":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }

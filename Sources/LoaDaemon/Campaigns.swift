@@ -27,7 +27,8 @@ public struct LoadedCampaign: Sendable {
             segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
             exclusions: exclusions.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
             start: spec.start, deadline: spec.deadline, encoding: spec.encoding ?? .auto, maxSegments: spec.maxSegments,
-            allowedCountryCodes: spec.allowedCountryCodes ?? [])
+            allowedCountryCodes: spec.allowedCountryCodes ?? [], windows: spec.windows ?? ["07:00-22:00"],
+            timeZone: spec.timeZone ?? SendWindows.defaultZone)
     }
 }
 

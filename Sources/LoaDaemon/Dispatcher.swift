@@ -134,7 +134,7 @@ public final class Dispatcher: Sendable {
                 waitUntil(min(drainDeadline, now + 50))
                 continue
             }
-            if hint || now - lastAdvance >= 500 {
+            if hint || now - lastAdvance >= 500 || active.contains(where: { $0.startAt > lastAdvance && $0.startAt <= now }) {
                 do {
                     while try store.advanceCampaigns(now: now) {}
                     active = try store.activeWork()
@@ -145,9 +145,13 @@ public final class Dispatcher: Sendable {
                 if hint { idleUntil.removeAll() }
             }
             var nextWake = now + 500
+            // Outside its daily windows a campaign sends nothing; wake when the next window opens.
+            for c in active where c.state == .running && !c.carriers.isEmpty && !c.windows.isOpen(at: now) {
+                nextWake = min(nextWake, max(now + 1, c.windows.nextOpen(after: now)))
+            }
             for carrier in carriers {
                 let running = active.filter { $0.state == .running && $0.deadlineAt > now && $0.carriers.contains(carrier.name)
-                    && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
+                    && $0.windows.isOpen(at: now) && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
                 guard !running.isEmpty else { continue }
                 let share = max(1, claimBatch / running.count)
                 for campaign in running {

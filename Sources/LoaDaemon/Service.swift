@@ -108,6 +108,14 @@ final class DaemonService: HTTPService {
             })
         case ("POST", 3) where p[0] == "campaigns" && p[2] == "commit":
             return .respond(commit(p[1]))
+        case ("POST", 3) where p[0] == "campaigns" && ["pause", "resume", "cancel"].contains(p[2]):
+            let event: CampaignEvent = p[2] == "pause" ? .pause : p[2] == "cancel" ? .cancel : .resume(started: true)
+            return .respond(result {
+                let state = try self.store.apply(event, to: p[1], now: SystemTimeSource().now())
+                self.logger.notice("campaign state changed by the operator", ["campaign.id": p[1], "campaign.state": state.rawValue])
+                self.dispatcher.wake()
+                return Data("{\"id\":\(JSONText.quoted(p[1])),\"state\":\"\(state.rawValue)\"}".utf8)
+            })
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "segments":
             return uploadSegment(campaign: p[1], segment: p[3])
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "exclusions":
@@ -151,6 +159,7 @@ final class DaemonService: HTTPService {
         if deadline == nil { problems.append("deadline: not an ISO 8601 time with an offset") }
         if let s = start, let d = deadline, d <= s { problems.append("deadline: must be after start") }
         if sub.templates.isEmpty { problems.append("templates: at least one is required") }
+        do { _ = try SendWindows(sub.windows, timeZone: sub.timeZone) } catch { problems.append("windows: \(error.description)") }
         if sub.segments.isEmpty { problems.append("segments: at least one is required") }
         for t in sub.templates {
             do { _ = try Template(name: t.name, source: t.text) } catch { problems.append("template \(t.name):\(error.line): \(error.message)") }

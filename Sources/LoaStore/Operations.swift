@@ -111,6 +111,28 @@ extension Store {
         }
     }
 
+    /// Applies an operator's pause, resume or cancel. Returns the new state; throws ``StoreError/conflict(_:)``
+    /// when the campaign's state does not allow it. Cancelling turns queued messages into `cancelled` in the
+    /// following ``advanceCampaigns(now:limit:)`` calls (in chunks, so a 10M campaign never blocks the writer).
+    public func apply(_ event: CampaignEvent, to id: String, now t: UnixMillis) throws -> CampaignState {
+        try write { ctx in
+            var current: CampaignState?
+            var startAt: UnixMillis = 0
+            try ctx.statement("SELECT state, start_at FROM campaigns WHERE id = ?").query([.text(id)]) {
+                current = CampaignState(rawValue: $0.text(0) ?? "")
+                startAt = $0.int(1)
+            }
+            guard let current else { throw StoreError.notFound("campaign \(id)") }
+            var e = event
+            if case .resume = event { e = .resume(started: startAt <= t) }
+            guard let next = CampaignLifecycle.next(current, on: e) else {
+                throw StoreError.conflict("campaign \(id) is \(current.rawValue); that is not allowed now")
+            }
+            try ctx.setCampaignState(id, next)
+            return next
+        }
+    }
+
     /// Removes a campaign that is still `loading` (an aborted submit), with all its rows.
     public func discardLoadingCampaign(_ id: String) throws {
         try write { ctx in
@@ -188,6 +210,7 @@ public struct ActiveCampaign: Sendable, Equatable {
     public var deadlineAt: UnixMillis
     /// Carriers with queued messages (whether or not their retry time has come).
     public var carriers: [String]
+    public var windows: SendWindows
 }
 
 // MARK: - Writer-thread implementations
@@ -331,9 +354,11 @@ extension WriteContext {
 
     func activeWork() throws -> [ActiveCampaign] {
         var out: [ActiveCampaign] = []
-        try statement("SELECT id, state, sender, start_at, deadline_at FROM campaigns WHERE state IN ('scheduled', 'running') ORDER BY created_at, id").query { r in
+        try statement("SELECT id, state, sender, start_at, deadline_at, spec FROM campaigns WHERE state IN ('scheduled', 'running', 'paused') ORDER BY created_at, id").query { r in
+            let spec = r.text(5).flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
             out.append(ActiveCampaign(id: r.text(0) ?? "", state: CampaignState(rawValue: r.text(1) ?? "") ?? .scheduled,
-                                      sender: r.text(2) ?? "", startAt: r.int(3), deadlineAt: r.int(4), carriers: []))
+                                      sender: r.text(2) ?? "", startAt: r.int(3), deadlineAt: r.int(4), carriers: [],
+                                      windows: spec?.sendWindows ?? .standard))
         }
         let carriers = try statement("SELECT carrier FROM counts WHERE campaign_id = ? AND state = 0 AND n > 0 ORDER BY carrier")
         for i in out.indices {
@@ -342,28 +367,39 @@ extension WriteContext {
         return out
     }
 
+    /// Ends up to `budget` queued messages of a campaign in `state` (expired or cancelled); returns how many.
+    private func endQueued(campaign id: String, to state: MessageState, event: String, detail: String, budget: Int) throws -> Int {
+        var rows: [(Int64, String?, String, Int)] = []
+        try statement("SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND state = 0 ORDER BY id LIMIT ?")
+            .query([.text(id), .int(Int64(budget))]) { rows.append(($0.int(0), $0.text(1), $0.text(2) ?? "", Int($0.int(3)))) }
+        let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
+        for (mid, phone, carrier, attempts) in rows {
+            try upd.run([.int(Int64(state.rawValue)), .text(detail), .int(now), .int(mid)])
+            count(campaign: id, carrier: carrier, from: .queued, to: state)
+            try emit(DeliveryEvent(time: now, campaign: id, message: mid, recipient: phone, carrier: carrier, event: event,
+                                   status: state.name, attempt: attempts, detail: detail))
+        }
+        return rows.count
+    }
+
     func advanceCampaigns(now t: UnixMillis, limit: Int) throws -> Bool {
         try statement("UPDATE campaigns SET state = 'running', updated_at = ? WHERE state = 'scheduled' AND start_at <= ? AND deadline_at > ?")
             .run([.int(t), .int(t), .int(t)])
-        // Past the deadline: expire what was never sent.
-        var due: [String] = []
-        try statement("SELECT id FROM campaigns WHERE state IN ('scheduled', 'running') AND deadline_at <= ?").query([.int(t)]) { due.append($0.text(0) ?? "") }
         var budget = limit
-        var more = false
+        // Cancelled: what was still queued is cancelled, never sent.
+        var cancelled: [String] = []
+        try statement("SELECT DISTINCT c.id FROM campaigns c JOIN counts n ON n.campaign_id = c.id WHERE c.state = 'cancelled' AND n.state = 0 AND n.n > 0")
+            .query { cancelled.append($0.text(0) ?? "") }
+        for id in cancelled {
+            budget -= try endQueued(campaign: id, to: .cancelled, event: "cancelled", detail: "campaign cancelled before sending", budget: budget)
+            if budget <= 0 { return true }
+        }
+        // Past the deadline: expire what was never sent (paused campaigns too).
+        var due: [String] = []
+        try statement("SELECT id FROM campaigns WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at <= ?").query([.int(t)]) { due.append($0.text(0) ?? "") }
         for id in due {
-            var rows: [(Int64, String?, String, Int)] = []
-            try statement("SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND state = 0 ORDER BY id LIMIT ?")
-                .query([.text(id), .int(Int64(budget + 1))]) { rows.append(($0.int(0), $0.text(1), $0.text(2) ?? "", Int($0.int(3)))) }
-            let take = rows.prefix(budget)
-            let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
-            for (mid, phone, carrier, attempts) in take {
-                try upd.run([.int(Int64(MessageState.expired.rawValue)), .text("deadline passed before sending"), .int(now), .int(mid)])
-                count(campaign: id, carrier: carrier, from: .queued, to: .expired)
-                try emit(DeliveryEvent(time: now, campaign: id, message: mid, recipient: phone, carrier: carrier, event: "expired",
-                                       status: "expired", attempt: attempts, detail: "deadline passed before sending"))
-            }
-            budget -= take.count
-            if rows.count > take.count { more = true; break }
+            budget -= try endQueued(campaign: id, to: .expired, event: "expired", detail: "deadline passed before sending", budget: budget)
+            if budget <= 0 { return true }
             var inFlight: Int64 = 0
             try statement("SELECT COALESCE(SUM(n), 0) FROM counts WHERE campaign_id = ? AND state = 1").query([.text(id)]) { inFlight = $0.int(0) }
             if inFlight == 0 { try setCampaignState(id, .expired) }
@@ -373,7 +409,7 @@ extension WriteContext {
             UPDATE campaigns SET state = 'completed', updated_at = ? WHERE state = 'running' AND NOT EXISTS
             (SELECT 1 FROM counts WHERE counts.campaign_id = campaigns.id AND counts.state IN (0, 1) AND counts.n > 0)
             """).run([.int(t)])
-        return more
+        return false
     }
 
     func claim(campaign: String, carrier: String, limit: Int, now t: UnixMillis) throws -> [OutgoingMessage] {

@@ -1,21 +1,5 @@
 import LoaCore
 
-/// A campaign's lifecycle state as stored (issue-level lifecycle lives in the daemon).
-public enum CampaignState: String, Sendable, Codable, CaseIterable {
-    /// Created; segments are being uploaded. Not sent from.
-    case loading
-    /// Committed, waiting for its start time.
-    case scheduled
-    /// Sending.
-    case running
-    /// Every message reached a state the dispatcher no longer acts on.
-    case completed
-    /// The deadline passed; unsent messages expired.
-    case expired
-
-    public var isActive: Bool { self == .scheduled || self == .running }
-}
-
 /// A campaign and its counters, as the operator API shows it.
 public struct CampaignRecord: Sendable, Codable, Equatable {
     public var id: String

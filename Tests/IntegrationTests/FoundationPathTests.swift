@@ -40,6 +40,8 @@ import Testing
               "segments": ["segment.csv"],
               "start": "2026-01-01T07:00:00+07:00",
               "deadline": "2099-01-01T22:00:00+07:00",
+              // Tests run at any hour: the default window (07:00-22:00 Vietnam time) would hold them.
+              "windows": ["00:00-24:00"],
             }
             """)
         return expected

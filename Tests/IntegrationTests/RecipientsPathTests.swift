@@ -46,7 +46,7 @@ import Testing
         work.write("c/campaign.json", """
             {"id": "messy", "sender": "UBND", "templates": ["t.txt"], "segments": ["a.csv", "b.txt"],
              "exclude": ["took-part.txt"], "encoding": "ascii", "max_segments": 2,
-             "start": "\(start)", "deadline": "2099-01-01T00:00:00+07:00"}
+             "start": "\(start)", "deadline": "2099-01-01T00:00:00+07:00", "windows": ["00:00-24:00"]}
             """)
 
         try await loa.start()

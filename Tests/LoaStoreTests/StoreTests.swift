@@ -245,3 +245,46 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(log.count == 3)
     }
 }
+
+@Suite struct CampaignControlTests {
+    let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
+
+    @Test func pauseResumeCancelSurviveRestart() throws {
+        let dir = TempDir()
+        var store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
+        _ = try store.ingest(campaign: "c1", rows: (0..<10).map { accepted("+8491234570\($0)", line: $0 + 2) })
+        try store.commitCampaign("c1")
+        _ = try store.advanceCampaigns(now: clock.now())
+        #expect(try store.apply(.pause, to: "c1", now: clock.now()) == .paused)
+        #expect(try store.activeWork().first?.state == .paused)
+        #expect(throws: StoreError.self) { try store.apply(.pause, to: "c1", now: clock.now()) }
+        store.close()
+        store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        defer { store.close() }
+        #expect(try store.campaign("c1")?.state == .paused)
+        #expect(try store.apply(.resume(started: true), to: "c1", now: clock.now()) == .running)
+        let sent = try store.claim(campaign: "c1", carrier: "k", limit: 3, now: clock.now())
+        #expect(try store.apply(.cancel, to: "c1", now: clock.now()) == .cancelled)
+        while try store.advanceCampaigns(now: clock.now(), limit: 4) {}
+        try store.record(sent.map { SendOutcome(id: $0.id, result: .accepted(gatewayID: nil, detail: nil)) })
+        let rec = try #require(try store.campaign("c1"))
+        #expect(rec.state == .cancelled)
+        #expect(rec.states == ["cancelled": 7, "sent": 3])
+        #expect(try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now()).isEmpty)
+        #expect(throws: StoreError.self) { try store.apply(.resume(started: true), to: "c1", now: clock.now()) }
+    }
+
+    @Test func deadlineExpiresAPausedCampaign() throws {
+        let dir = TempDir()
+        let store = try Store(directory: dir.path, log: nil, clock: clock)
+        defer { store.close() }
+        try store.createCampaign(submission(), startAt: 0, deadlineAt: clock.now() + 1000)
+        _ = try store.ingest(campaign: "c1", rows: [accepted("+84912345800", line: 2)])
+        try store.commitCampaign("c1")
+        _ = try store.apply(.pause, to: "c1", now: clock.now())
+        while try store.advanceCampaigns(now: clock.now() + 1000) {}
+        #expect(try store.campaign("c1")?.state == .expired)
+        #expect(try store.campaign("c1")?.states == ["expired": 1])
+    }
+}

@@ -70,9 +70,14 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public var encoding: EncodingPolicy?
     public var maxSegments: Int?
     public var allowedCountryCodes: [String]?
+    /// Daily send windows, `HH:MM-HH:MM` local time (default `07:00-22:00`).
+    public var windows: [String]?
+    /// The windows' time zone (default `Asia/Ho_Chi_Minh`).
+    public var timeZone: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclude, start, deadline, encoding
+        case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows
+        case timeZone = "time_zone"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -114,6 +119,13 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
         if let m = maxSegments, m < 1 { add("max_segments", "must be at least 1") }
         for (i, t) in templates.enumerated() where !(1...1000).contains(t.weight) {
             add("templates.\(i)", "weight must be 1-1000")
+        }
+        if windows != nil || timeZone != nil {
+            do {
+                _ = try SendWindows(windows ?? ["07:00-22:00"], timeZone: timeZone ?? SendWindows.defaultZone)
+            } catch {
+                add(windows != nil ? "windows" : "time_zone", error.description)
+            }
         }
         return problems
     }
@@ -163,9 +175,15 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public var encoding: EncodingPolicy
     public var maxSegments: Int?
     public var allowedCountryCodes: [String]
+    public var windows: [String]
+    public var timeZone: String
+
+    /// The parsed windows (validated at submit; the standard ones if somehow invalid).
+    public var sendWindows: SendWindows { (try? SendWindows(windows, timeZone: timeZone)) ?? .standard }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclusions, start, deadline, encoding
+        case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows
+        case timeZone = "time_zone"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -183,10 +201,15 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
         encoding = try c.decodeIfPresent(EncodingPolicy.self, forKey: .encoding) ?? .auto
         maxSegments = try c.decodeIfPresent(Int.self, forKey: .maxSegments)
         allowedCountryCodes = try c.decodeIfPresent([String].self, forKey: .allowedCountryCodes) ?? []
+        windows = try c.decodeIfPresent([String].self, forKey: .windows) ?? ["07:00-22:00"]
+        timeZone = try c.decodeIfPresent(String.self, forKey: .timeZone) ?? SendWindows.defaultZone
     }
 
     public init(id: String, name: String?, sender: String, templates: [TemplateText], segments: [SegmentInfo], exclusions: [SegmentInfo] = [],
-                start: String, deadline: String, encoding: EncodingPolicy, maxSegments: Int?, allowedCountryCodes: [String]) {
+                start: String, deadline: String, encoding: EncodingPolicy, maxSegments: Int?, allowedCountryCodes: [String],
+                windows: [String] = ["07:00-22:00"], timeZone: String = SendWindows.defaultZone) {
+        self.windows = windows
+        self.timeZone = timeZone
         self.id = id
         self.name = name
         self.sender = sender

@@ -1,0 +1,60 @@
+/// Where a campaign is. The transitions are written down once, in ``CampaignLifecycle``.
+///
+/// ```
+///  loading ─commit─▶ scheduled ─start time─▶ running ─nothing left─▶ completed
+///                      │  ▲                   │  ▲
+///                pause │  │ resume      pause │  │ resume
+///                      ▼  │                   ▼  │
+///                      paused ◀───────────────┘──┘
+///  scheduled | running | paused ─cancel─▶ cancelled     (queued messages become `cancelled`)
+///  scheduled | running | paused ─deadline─▶ expired     (queued messages become `expired`)
+/// ```
+public enum CampaignState: String, Sendable, Codable, CaseIterable {
+    /// Created; segments are being uploaded. Never sent from.
+    case loading
+    /// Committed, waiting for its start time.
+    case scheduled
+    /// Sending (inside its windows).
+    case running
+    /// Held by an operator; resumes where it stopped.
+    case paused
+    /// Nothing left to send (receipts may still arrive).
+    case completed
+    /// Stopped by an operator; its queued messages became `cancelled`.
+    case cancelled
+    /// The deadline passed; unsent messages expired.
+    case expired
+
+    /// States in which the campaign still owns queued messages.
+    public var isActive: Bool { self == .scheduled || self == .running || self == .paused }
+    public var isFinal: Bool { self == .completed || self == .cancelled || self == .expired }
+}
+
+/// Events an operator or the clock applies to a campaign.
+public enum CampaignEvent: Sendable, Equatable {
+    case commit
+    case start
+    case pause
+    /// `started` tells whether the start time has passed.
+    case resume(started: Bool)
+    case cancel
+    case deadline
+    case drained
+}
+
+/// The one place the campaign state machine is written.
+public enum CampaignLifecycle {
+    /// The state after `event`, or nil when the event is not allowed in `state`.
+    public static func next(_ state: CampaignState, on event: CampaignEvent) -> CampaignState? {
+        switch (state, event) {
+        case (.loading, .commit): .scheduled
+        case (.scheduled, .start): .running
+        case (.scheduled, .pause), (.running, .pause): .paused
+        case (.paused, .resume(let started)): started ? .running : .scheduled
+        case (.scheduled, .cancel), (.running, .cancel), (.paused, .cancel): .cancelled
+        case (.scheduled, .deadline), (.running, .deadline), (.paused, .deadline): .expired
+        case (.running, .drained): .completed
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+
+/// A campaign's daily send windows in a named time zone: nothing is sent outside them.
+///
+/// Pure: every question takes the time as input, so window edges are tested on a manual clock.
+/// A window `22:00-06:00` wraps midnight. Times may carry seconds (`07:00:30`).
+///
+/// | windows (Asia/Ho_Chi_Minh) | at (local) | open? | next open |
+/// |---|---|---|---|
+/// | 07:00-22:00 | 21:59:59 | yes | now |
+/// | 07:00-22:00 | 22:00:00 | no | 07:00 next day |
+/// | 07:00-11:30, 13:30-21:00 | 12:00 | no | 13:30 same day |
+/// | 22:00-06:00 | 02:00 | yes | now |
+public struct SendWindows: Sendable, Equatable {
+    public struct Window: Sendable, Equatable {
+        /// Seconds after local midnight.
+        public var start: Int
+        public var end: Int
+    }
+
+    public let windows: [Window]
+    public let timeZone: TimeZone
+
+    public static let defaultZone = "Asia/Ho_Chi_Minh"
+
+    /// 07:00–22:00 in Asia/Ho_Chi_Minh: the hours Decree 91/2020 allows for advertising, a sensible default for all.
+    public static let standard = try! SendWindows(["07:00-22:00"], timeZone: defaultZone)
+
+    public struct Invalid: Error, Sendable, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(_ specs: [String], timeZone: String) throws(Invalid) {
+        guard let tz = TimeZone(identifier: timeZone) else { throw Invalid(description: "unknown time zone '\(timeZone)'") }
+        guard !specs.isEmpty else { throw Invalid(description: "at least one window is required") }
+        var ws: [Window] = []
+        for spec in specs {
+            let parts = spec.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let a = SendWindows.seconds(parts[0]), let b = SendWindows.seconds(parts[1]), a != b else {
+                throw Invalid(description: "window '\(spec)' is not HH:MM-HH:MM (24-hour, e.g. 07:00-22:00)")
+            }
+            ws.append(Window(start: a, end: b))
+        }
+        windows = ws
+        self.timeZone = tz
+    }
+
+    static func seconds(_ s: String) -> Int? {
+        let f = s.split(separator: ":").map { Int($0) }
+        guard (2...3).contains(f.count), f.allSatisfy({ $0 != nil }) else { return nil }
+        let h = f[0]!, m = f[1]!, sec = f.count == 3 ? f[2]! : 0
+        guard (0...24).contains(h), (0..<60).contains(m), (0..<60).contains(sec), h * 3600 + m * 60 + sec <= 86_400 else { return nil }
+        return h * 3600 + m * 60 + sec
+    }
+
+    /// Local seconds since the epoch (UTC + the zone's offset at that instant).
+    private func local(_ t: UnixMillis) -> Int64 {
+        t / 1000 + Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(t) / 1000)))
+    }
+
+    public func isOpen(at t: UnixMillis) -> Bool {
+        let l = local(t)
+        let sod = Int(((l % 86_400) + 86_400) % 86_400)
+        return windows.contains { w in
+            w.start < w.end ? (sod >= w.start && sod < w.end) : (sod >= w.start || sod < w.end)
+        }
+    }
+
+    /// The next instant at or after `t` when a window is open (`t` itself if open now).
+    public func nextOpen(after t: UnixMillis) -> UnixMillis {
+        if isOpen(at: t) { return t }
+        let l = local(t)
+        let dayStart = l - (((l % 86_400) + 86_400) % 86_400)
+        var best = Int64.max
+        for day in 0...2 {
+            for w in windows {
+                let localStart = dayStart + Int64(day) * 86_400 + Int64(w.start)
+                // Back to UTC with the offset in force around then.
+                let guess = (localStart - Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(localStart))))) * 1000
+                if guess > t && guess < best { best = guess }
+            }
+        }
+        return best == Int64.max ? t + 86_400_000 : best
+    }
+
+    /// The end of the window open at `t`, or nil if none is.
+    public func closes(after t: UnixMillis) -> UnixMillis? {
+        guard isOpen(at: t) else { return nil }
+        let l = local(t)
+        let sod = Int(((l % 86_400) + 86_400) % 86_400)
+        var best = Int64.max
+        for w in windows {
+            let inside = w.start < w.end ? (sod >= w.start && sod < w.end) : (sod >= w.start || sod < w.end)
+            guard inside else { continue }
+            let untilEnd = w.end > sod ? w.end - sod : 86_400 - sod + w.end
+            best = min(best, t + Int64(untilEnd) * 1000 - (t % 1000))
+        }
+        return best
+    }
+
+    /// Seconds of open window between `from` and `to` (for deadline feasibility), summed per second boundary of windows.
+    public func openSeconds(from: UnixMillis, to: UnixMillis) -> Double {
+        var t = from
+        var total: Int64 = 0
+        var guardSteps = 0
+        while t < to && guardSteps < 10_000 {
+            guardSteps += 1
+            if let close = closes(after: t) {
+                let end = min(close, to)
+                total += end - t
+                t = end
+            } else {
+                t = nextOpen(after: t)
+            }
+        }
+        return Double(total) / 1000
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import Testing
+
+/// Windows, deadlines and operator control through the real daemon and a real Kannel.
+@Suite(.serialized) struct SchedulingPathTests {
+    static func hms(_ t: UnixMillis) -> String {
+        // Local time in Asia/Ho_Chi_Minh (UTC+7, no DST).
+        let local = (t / 1000 + 7 * 3600) % 86_400
+        return String(format: "%02d:%02d:%02d", local / 3600, (local / 60) % 60, local % 60)
+    }
+
+    static func campaign(_ work: WorkDir, id: String, n: Int, extra: String = "", deadline: String = "2099-01-01T00:00:00+07:00") {
+        var csv = "phone\n"
+        for i in 0..<n { csv += "0912\(String(format: "%06d", i))\n" }
+        work.write("\(id)/s.csv", csv)
+        work.write("\(id)/t.txt", "Moi gop y du thao tren VNeID")
+        work.write("\(id)/c.json", """
+            {"id": "\(id)", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"],
+             "start": "2026-01-01T00:00:00+07:00", "deadline": "\(deadline)" \(extra)}
+            """)
+    }
+
+    /// Nothing is sent outside the window; sending starts by itself when it opens; at the deadline the rest expire.
+    @Test(.timeLimit(.minutes(2))) func windowOpensClosesAndDeadlineExpiresTheRest() async throws {
+        let work = WorkDir("window")
+        let kannel = try Kannel(dir: work.file("kannel"))
+        defer { kannel.stop() }
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password, rate: 40)
+        let now = SystemTimeSource().now()
+        let open = (now / 1000 + 4) * 1000, close = open + 4000, deadline = open + 6000
+        Self.campaign(work, id: "win", n: 600, extra: #", "windows": ["\#(Self.hms(open))-\#(Self.hms(close))"], "time_zone": "Asia/Ho_Chi_Minh""#,
+                      deadline: ISOTime.format(deadline))
+        try await loa.start()
+        let submit = try loa.cli(["campaign", "submit", work.file("win/c.json")])
+        try #require(submit.status == 0, "\(submit.output)")
+        try await poll(30, every: 0.25, "the deadline to expire the rest") {
+            let c = try await loa.campaign("win")
+            return c["state"] as? String == "expired"
+        }
+        let events = loa.logEvents()
+        let sends = events.filter { $0["event"] as? String == "sending" }.compactMap { ($0["time"] as? String).flatMap(ISOTime.parse) }
+        #expect(!sends.isEmpty)
+        #expect(sends.allSatisfy { $0 >= open && $0 < close }, "a send outside the window: \(sends.filter { $0 < open || $0 >= close }.map(ISOTime.format).prefix(3))")
+        let states = try await loa.campaign("win")["states"] as? [String: Int] ?? [:]
+        #expect((states["expired"] ?? 0) > 0 && states.values.reduce(0, +) == 600, "\(states)")
+        #expect(states["queued"] == nil && states["sending"] == nil)
+        // What reached the SMSC is exactly what the store says was accepted.
+        try await poll(20, "receipts for the accepted messages") {
+            let s = try await loa.campaign("win")["states"] as? [String: Int] ?? [:]
+            return (s["delivered"] ?? 0) == sends.count
+        }
+        #expect(try SMSCLog.messages(kannel.smscLog, ucs2: false).count == sends.count)
+        #expect(loa.stop() == 0)
+    }
+
+    /// Pause holds, resume continues, cancel turns what is queued into `cancelled`, never sent.
+    @Test(.timeLimit(.minutes(2))) func pauseResumeCancel() async throws {
+        let work = WorkDir("control")
+        let kannel = try Kannel(dir: work.file("kannel"))
+        defer { kannel.stop() }
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password, rate: 100)
+        Self.campaign(work, id: "ctl", n: 1500, extra: #", "windows": ["00:00-24:00"]"#)
+        try await loa.start()
+        try #require(try loa.cli(["campaign", "submit", work.file("ctl/c.json")]).status == 0)
+        try await poll(30, every: 0.1, "some sends") {
+            ((try await loa.campaign("ctl"))["states"] as? [String: Int])?["delivered"] ?? 0 >= 100
+        }
+        let pause = try loa.cli(["campaign", "pause", "ctl"])
+        #expect(pause.status == 0 && pause.output.contains("paused"), "\(pause.output)")
+        try await poll(20, every: 0.1, "in-flight requests to finish") {
+            let s = (try await loa.campaign("ctl"))["states"] as? [String: Int] ?? [:]
+            return s["sending"] == nil || s["sending"] == 0
+        }
+        let resume = try loa.cli(["campaign", "resume", "ctl"])
+        #expect(resume.status == 0 && resume.output.contains("running"), "\(resume.output)")
+        try await poll(30, every: 0.1, "more sends after resume") {
+            ((try await loa.campaign("ctl"))["states"] as? [String: Int])?["delivered"] ?? 0 >= 300
+        }
+        let cancel = try loa.cli(["campaign", "cancel", "ctl"])
+        #expect(cancel.status == 0 && cancel.output.contains("cancelled"), "\(cancel.output)")
+        try await poll(30, every: 0.1, "the cancel to settle") {
+            let s = (try await loa.campaign("ctl"))["states"] as? [String: Int] ?? [:]
+            return (s["queued"] ?? 0) == 0 && (s["sending"] ?? 0) == 0 && (s["sent"] ?? 0) == 0
+        }
+        let s = (try await loa.campaign("ctl"))["states"] as? [String: Int] ?? [:]
+        #expect((s["cancelled"] ?? 0) > 0 && (s["delivered"] ?? 0) >= 300 && s.values.reduce(0, +) == 1500, "\(s)")
+        #expect(try SMSCLog.messages(kannel.smscLog, ucs2: false).count == (s["delivered"] ?? 0) + (s["unknown"] ?? 0))
+        let again = try loa.cli(["campaign", "resume", "ctl"])
+        #expect(again.status == 1 && again.output.contains("cancelled"), "\(again.output)")
+        #expect(loa.stop() == 0)
+    }
+}
