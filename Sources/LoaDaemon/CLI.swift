@@ -324,6 +324,10 @@ public enum LoaCLI {
             printError("\(file): \(APIClient.errorText(commit))")
             return 1
         }
+        if let o = try? JSONSerialization.jsonObject(with: Data(commit.body)) as? [String: String] {
+            if let w = o["warning"] { print("WARNING: the deadline will not be met: \(w)") }
+            else if let eta = o["eta"] { print("estimated end of sending: \(eta) (\(o["needed_hours"] ?? "?") h of sending; \(o["window_hours"] ?? "?") h of window before the deadline)") }
+        }
         print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.suppressed) suppressed, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
         if total.rejected + total.duplicates + total.suppressed > 0 {
             print("rows not sent, with file, line and reason: loa campaign rejects \(sub.id) --csv FILE")
@@ -348,6 +352,13 @@ public enum LoaCLI {
         let width = 30
         let filled = Int(progress * Double(width))
         out.append("progress  [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(String(format: "%.1f", progress * 100))%")
+        if let f = c["feasibility"] as? [String: Any] {
+            if let w = f["warning"] as? String {
+                out.append("deadline  WARNING: \(w)")
+            } else if let eta = f["eta"] as? Int64 ?? (f["eta"] as? Int).map(Int64.init) {
+                out.append("deadline  on time: sending should end by \(ISOTime.format(eta))")
+            }
+        }
         let order = MessageState.allCases.map(\.name)
         out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
         if let reasons = c["reasons"] as? [String: Int], !reasons.isEmpty {

@@ -28,7 +28,8 @@ public struct LoadedCampaign: Sendable {
             exclusions: exclusions.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
             start: spec.start, deadline: spec.deadline, encoding: spec.encoding ?? .auto, maxSegments: spec.maxSegments,
             allowedCountryCodes: spec.allowedCountryCodes ?? [], windows: spec.windows ?? ["07:00-22:00"],
-            timeZone: spec.timeZone ?? SendWindows.defaultZone)
+            timeZone: spec.timeZone ?? SendWindows.defaultZone, priority: spec.priority ?? .bulk, weight: spec.weight ?? 1,
+            maxRate: spec.maxRate)
     }
 }
 

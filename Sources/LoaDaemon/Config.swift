@@ -28,6 +28,8 @@ public struct LoaConfig: Sendable {
     public var carriers: [Carrier]
     public var router: Router
     public var logLevel: Logger.Level
+    /// At most this many messages to one number across all campaigns per rolling window; nil disables it.
+    public var contactPolicy: ContactPolicy?
 
     public var apiBaseURL: String {
         let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
@@ -85,10 +87,18 @@ struct ConfigFile: Decodable {
     var carriers: [CarrierEntry]
     var routing: Routing
     var logLevel: String?
+    var contactPolicy: ContactPolicyEntry?
+
+    struct ContactPolicyEntry: Decodable {
+        var maxMessages: Int
+        var windowHours: Double?
+        enum CodingKeys: String, CodingKey { case maxMessages = "max_messages", windowHours = "window_hours" }
+    }
 
     enum CodingKeys: String, CodingKey {
         case listen, retry, carriers, routing
         case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
+        case contactPolicy = "contact_policy"
     }
 }
 
@@ -190,6 +200,13 @@ public enum ConfigLoader {
         let retry = RetryPolicy(maxAttempts: file.retry?.maxAttempts ?? 5,
                                 baseMillis: Int64((file.retry?.baseSeconds ?? 5) * 1000),
                                 capMillis: Int64((file.retry?.maxSeconds ?? 300) * 1000))
+        var policy: ContactPolicy? = ContactPolicy()
+        if let cp = file.contactPolicy {
+            let hours = cp.windowHours ?? 24
+            if cp.maxMessages < 0 { add("contact_policy.max_messages", "must be 0 (no cap) or more") }
+            if !(hours > 0 && hours <= 168) { add("contact_policy.window_hours", "must be > 0 and <= 168") }
+            policy = cp.maxMessages == 0 ? nil : ContactPolicy(maxPerWindow: cp.maxMessages, windowMillis: Int64(hours * 3_600_000))
+        }
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
         let dataDir = file.dataDir.hasPrefix("/") ? file.dataDir : baseDir + "/" + file.dataDir
         let host = address.contains(":") ? "[\(address)]" : address
@@ -198,7 +215,7 @@ public enum ConfigLoader {
             publicURL: file.publicURL ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)",
             apiToken: token, drainSeconds: drain, retry: retry, carriers: carriers,
             router: Router(defaultCarrier: file.routing.default, prefixes: file.routing.prefixes ?? [:], networks: networks, ported: ported),
-            logLevel: level))
+            logLevel: level, contactPolicy: policy))
     }
 }
 

@@ -43,6 +43,7 @@ public final class Dispatcher: Sendable {
     private let carriers: [LoaConfig.Carrier]
     private let receiptBase: [String: String]
     private let retry: RetryPolicy
+    private let contactPolicy: ContactPolicy?
     private let clock: any TimeSource
     private let logger: Logger
     private let state: Mutex<State>
@@ -55,6 +56,7 @@ public final class Dispatcher: Sendable {
         self.adapters = adapters
         self.carriers = config.carriers
         self.retry = config.retry
+        self.contactPolicy = config.contactPolicy
         self.clock = clock
         self.logger = logger
         var bases: [String: String] = [:]
@@ -114,6 +116,8 @@ public final class Dispatcher: Sendable {
         var lastAdvance: UnixMillis = 0
         var active: [ActiveCampaign] = []
         var idleUntil: [String: UnixMillis] = [:]  // "campaign|carrier" with nothing claimable
+        var fair: [String: FairShare] = [:]           // per carrier
+        var campaignBuckets: [String: TokenBucket] = [:]  // per campaign with a max_rate
         while true {
             let now = clock.now()
             let (finished, stopping, drainDeadline, hint) = state.withLock { s in
@@ -152,23 +156,15 @@ public final class Dispatcher: Sendable {
             for carrier in carriers {
                 let running = active.filter { $0.state == .running && $0.deadlineAt > now && $0.carriers.contains(carrier.name)
                     && $0.windows.isOpen(at: now) && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
-                guard !running.isEmpty else { continue }
-                let share = max(1, claimBatch / running.count)
-                for campaign in running {
-                    let granted = state.withLock { $0.limiters[carrier.name]!.grant(max: share, now: now) }
-                    if granted == 0 { break }
-                    let claimed: [OutgoingMessage]
-                    do {
-                        claimed = try store.claim(campaign: campaign.id, carrier: carrier.name, limit: granted, now: now)
-                    } catch {
-                        logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier.name, "error": "\(error)"])
-                        claimed = []
+                if !running.isEmpty {
+                    let total = state.withLock { $0.limiters[carrier.name]!.grant(max: claimBatch, now: now) }
+                    if total > 0 {
+                        let used = dispatch(total, to: running, carrier: carrier.name, now: now, fair: &fair[carrier.name, default: FairShare()],
+                                            campaignBuckets: &campaignBuckets, idleUntil: &idleUntil)
+                        state.withLock { $0.limiters[carrier.name]!.unused(total - used) }
                     }
-                    state.withLock { $0.limiters[carrier.name]!.unused(granted - claimed.count) }
-                    if claimed.count < granted { idleUntil["\(campaign.id)|\(carrier.name)"] = now + 250 }
-                    launch(claimed, sender: campaign.sender, carrier: carrier.name, now: now)
                 }
-                if let next = state.withLock({ $0.limiters[carrier.name]!.nextGrant(now: now) }) {
+                if let next = state.withLock({ $0.limiters[carrier.name]!.nextGrant(now: now) }), !running.isEmpty {
                     // Let a few tokens gather so one claim transaction carries several messages.
                     nextWake = min(nextWake, max(next, now + 2))
                 }
@@ -179,6 +175,47 @@ public final class Dispatcher: Sendable {
         state.withLock { $0.stopped = true }
         cond.broadcast()
         cond.unlock()
+    }
+
+    /// Shares `total` granted sends of one carrier among its running campaigns (``FairShare``: weight and
+    /// priority, each campaign's own `max_rate`), claims them from the store and starts them. What a campaign
+    /// leaves unused goes to the others in a second pass. Returns how many were started.
+    private func dispatch(_ total: Int, to running: [ActiveCampaign], carrier: String, now: UnixMillis, fair: inout FairShare,
+                          campaignBuckets: inout [String: TokenBucket], idleUntil: inout [String: UnixMillis]) -> Int {
+        let shares = fair.split(total, among: running.map { FairShare.Claimant(id: $0.id, weight: $0.weight, urgent: $0.priority == .urgent) })
+        var used = 0
+        var hungry: [ActiveCampaign] = []
+        func claim(_ campaign: ActiveCampaign, _ wanted: Int) -> Int {
+            var n = wanted
+            if let cap = campaign.maxRate {
+                var bucket = campaignBuckets[campaign.id] ?? TokenBucket(rate: cap, burst: max(1, Int((cap * 0.1).rounded(.up))), now: now)
+                n = bucket.take(upTo: n, now: now)
+                campaignBuckets[campaign.id] = bucket
+            }
+            guard n > 0 else { return 0 }
+            let claimed: [OutgoingMessage]
+            do {
+                claimed = try store.claim(campaign: campaign.id, carrier: carrier, limit: n, now: now, policy: contactPolicy, deadline: campaign.deadlineAt)
+            } catch {
+                logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
+                claimed = []
+            }
+            if campaign.maxRate != nil { campaignBuckets[campaign.id]?.giveBack(n - claimed.count) }
+            if claimed.count < n { idleUntil["\(campaign.id)|\(carrier)"] = now + 250 }
+            launch(claimed, sender: campaign.sender, carrier: carrier, now: now)
+            return claimed.count
+        }
+        for campaign in running {
+            let share = shares[campaign.id] ?? 0
+            let got = claim(campaign, share)
+            used += got
+            if got < share { fair.refund(share - got, to: campaign.id) } else if share > 0 { hungry.append(campaign) }
+        }
+        // Work-conserving: what one campaign could not use goes to those that used all of theirs.
+        for campaign in hungry where used < total {
+            used += claim(campaign, total - used)
+        }
+        return used
     }
 
     private func waitUntil(_ deadline: UnixMillis) {

@@ -98,7 +98,7 @@ final class DaemonService: HTTPService {
         case ("GET", 2) where p[0] == "campaigns":
             return .respond(result {
                 guard let c = try self.store.campaign(p[1]) else { throw StoreError.notFound("campaign \(p[1])") }
-                return try JSONEncoder.api.encode(CampaignView(c, now: SystemTimeSource().now()))
+                return try JSONEncoder.api.encode(CampaignView(c, now: SystemTimeSource().now(), feasibility: self.feasibility(c)))
             })
         case ("DELETE", 2) where p[0] == "campaigns":
             return .respond(result {
@@ -184,9 +184,15 @@ final class DaemonService: HTTPService {
             }
             try store.commitCampaign(id)
             _ = uploads.withLock { $0.removeValue(forKey: id) }
-            logger.info("campaign committed", ["campaign.id": id, "accepted": "\(c.accepted)", "rejected": "\(c.rejected)"])
+            let f = feasibility(c)
+            logger.info("campaign committed", ["campaign.id": id, "accepted": "\(c.accepted)", "rejected": "\(c.rejected)",
+                                               "feasibility.on_time": "\(f.onTime)"])
             dispatcher.wake()
-            return json(200, ["id": id, "state": "scheduled"])
+            var answer = ["id": id, "state": "scheduled", "needed_hours": String(format: "%.2f", f.neededSeconds / 3600),
+                          "window_hours": String(format: "%.2f", f.windowSeconds / 3600)]
+            if let eta = f.eta { answer["eta"] = ISOTime.format(eta) }
+            if let w = f.warning { answer["warning"] = w }
+            return json(200, answer)
         } catch {
             return storeError(error)
         }
@@ -269,6 +275,18 @@ final class DaemonService: HTTPService {
 
     fileprivate func uploadFailed(campaign: String, segment: String) {
         _ = uploads.withLock { $0[campaign]?.remove(segment) }
+    }
+
+    /// Deadline feasibility from what is left per carrier, the carriers' configured rates and the windows.
+    func feasibility(_ c: CampaignRecord) -> Feasibility {
+        var remaining: [String: Int64] = [:]
+        for (carrier, states) in c.carriers {
+            remaining[carrier] = (states["queued"] ?? 0) + (states["sending"] ?? 0)
+        }
+        let rates = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0.rate) })
+        return Feasibility.estimate(remaining: remaining, rates: rates, maxRate: c.spec?.maxRate,
+                                    windows: c.spec?.sendWindows ?? .standard, start: c.startAt, deadline: c.deadlineAt,
+                                    now: SystemTimeSource().now())
     }
 
     // MARK: - Helpers
@@ -385,9 +403,11 @@ struct CampaignView: Encodable {
     var campaign: CampaignRecord
     var progress: Double
     var finalCount: Int64
+    var feasibility: Feasibility
 
-    init(_ c: CampaignRecord, now: UnixMillis) {
+    init(_ c: CampaignRecord, now: UnixMillis, feasibility: Feasibility) {
         campaign = c
+        self.feasibility = feasibility
         // Every recipient (rejected rows aside) counts; progress is the share in a final state.
         let recipients = c.states.filter { $0.key != MessageState.rejected.name }
         finalCount = recipients.filter { MessageState(name: $0.key)?.isFinal == true }.values.reduce(0, +)
@@ -400,9 +420,10 @@ struct CampaignView: Encodable {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(progress, forKey: .progress)
         try c.encode(finalCount, forKey: .finalCount)
+        try c.encode(feasibility, forKey: .feasibility)
     }
 
-    enum K: String, CodingKey { case progress, finalCount = "final" }
+    enum K: String, CodingKey { case progress, feasibility, finalCount = "final" }
 }
 
 extension JSONEncoder {

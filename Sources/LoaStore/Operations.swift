@@ -162,8 +162,12 @@ extension Store {
 
     /// Takes up to `limit` queued messages of one campaign and carrier whose retry time has come, marks them
     /// `sending` (committed before this returns, so before any request leaves) and returns them in id order.
-    public func claim(campaign: String, carrier: String, limit: Int, now: UnixMillis) throws -> [OutgoingMessage] {
-        try write { try $0.claim(campaign: campaign, carrier: carrier, limit: limit, now: now) }
+    /// With a contact `policy`, a number that already had its share of messages in the rolling window is held
+    /// (`not_before` moves to when it may be contacted again), or expires with reason `frequency-cap` when that
+    /// time is at or past `deadline`.
+    public func claim(campaign: String, carrier: String, limit: Int, now: UnixMillis,
+                      policy: ContactPolicy? = nil, deadline: UnixMillis = .max) throws -> [OutgoingMessage] {
+        try write { try $0.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline) }
     }
 
     /// Records send outcomes in one transaction.
@@ -211,6 +215,9 @@ public struct ActiveCampaign: Sendable, Equatable {
     /// Carriers with queued messages (whether or not their retry time has come).
     public var carriers: [String]
     public var windows: SendWindows
+    public var priority: CampaignPriority
+    public var weight: Int
+    public var maxRate: Double?
 }
 
 // MARK: - Writer-thread implementations
@@ -358,7 +365,8 @@ extension WriteContext {
             let spec = r.text(5).flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
             out.append(ActiveCampaign(id: r.text(0) ?? "", state: CampaignState(rawValue: r.text(1) ?? "") ?? .scheduled,
                                       sender: r.text(2) ?? "", startAt: r.int(3), deadlineAt: r.int(4), carriers: [],
-                                      windows: spec?.sendWindows ?? .standard))
+                                      windows: spec?.sendWindows ?? .standard, priority: spec?.priority ?? .bulk,
+                                      weight: spec?.weight ?? 1, maxRate: spec?.maxRate))
         }
         let carriers = try statement("SELECT carrier FROM counts WHERE campaign_id = ? AND state = 0 AND n > 0 ORDER BY carrier")
         for i in out.indices {
@@ -404,6 +412,8 @@ extension WriteContext {
             try statement("SELECT COALESCE(SUM(n), 0) FROM counts WHERE campaign_id = ? AND state = 1").query([.text(id)]) { inFlight = $0.int(0) }
             if inFlight == 0 { try setCampaignState(id, .expired) }
         }
+        // Contacts older than the longest policy window (7 days) no longer count.
+        try statement("DELETE FROM contacts WHERE sent_at < ?").run([.int(t - 7 * 86_400_000)])
         // Running campaigns with nothing left to send are complete (receipts may still arrive).
         try statement("""
             UPDATE campaigns SET state = 'completed', updated_at = ? WHERE state = 'running' AND NOT EXISTS
@@ -412,7 +422,8 @@ extension WriteContext {
         return false
     }
 
-    func claim(campaign: String, carrier: String, limit: Int, now t: UnixMillis) throws -> [OutgoingMessage] {
+    func claim(campaign: String, carrier: String, limit: Int, now t: UnixMillis,
+               policy: ContactPolicy? = nil, deadline: UnixMillis = .max) throws -> [OutgoingMessage] {
         var out: [OutgoingMessage] = []
         try statement("""
             SELECT id, phone, text, encoding, segments, attempts FROM messages
@@ -437,6 +448,26 @@ extension WriteContext {
                 try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,
                                        event: "suppressed", status: "suppressed", attempt: m.attempt - 1, detail: "\(reason): found before sending"))
                 continue
+            }
+            if let policy {
+                var recent: [UnixMillis] = []
+                try statement("SELECT sent_at FROM contacts WHERE phone = ? AND sent_at > ? AND message_id != ?")
+                    .query([.text(m.phone), .int(t - policy.windowMillis), .int(m.id)]) { recent.append($0.int(0)) }
+                if case .holdUntil(let until) = policy.decide(recent: recent, now: t) {
+                    if until >= deadline {
+                        try statement("UPDATE messages SET state = 6, reason = 'frequency-cap', detail = ?, updated_at = ? WHERE id = ?")
+                            .run([.text("frequency-cap: the number may not be messaged again before the deadline"), .int(now), .int(m.id)])
+                        count(campaign: campaign, carrier: carrier, from: .queued, to: .expired)
+                        try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier, event: "expired",
+                                               status: "expired", attempt: m.attempt - 1, detail: "frequency-cap: no allowed time before the deadline"))
+                    } else {
+                        try statement("UPDATE messages SET not_before = ?, updated_at = ? WHERE id = ?").run([.int(until), .int(now), .int(m.id)])
+                        try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier, event: "held",
+                                               status: "queued", attempt: m.attempt - 1, detail: "frequency-cap: held until \(ISOTime.format(until))"))
+                    }
+                    continue
+                }
+                try statement("INSERT INTO contacts(phone, sent_at, message_id) VALUES(?, ?, ?)").run([.text(m.phone), .int(t), .int(m.id)])
             }
             try upd.run([.int(Int64(m.attempt)), .int(now), .int(m.id)])
             try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,

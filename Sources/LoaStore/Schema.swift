@@ -78,6 +78,12 @@ enum Schema {
             PRIMARY KEY (campaign_id, reason)
         ) WITHOUT ROWID;
         """,
+        // 3: contacts per number across campaigns, for the frequency cap.
+        """
+        CREATE TABLE contacts (phone TEXT NOT NULL, sent_at INTEGER NOT NULL, message_id INTEGER NOT NULL);
+        CREATE INDEX contacts_phone ON contacts(phone, sent_at);
+        CREATE INDEX contacts_time ON contacts(sent_at);
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

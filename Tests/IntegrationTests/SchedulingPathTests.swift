@@ -92,3 +92,43 @@ import Testing
         #expect(loa.stop() == 0)
     }
 }
+
+/// Two campaigns share one carrier by weight through the real daemon and Kannel.
+@Suite(.serialized) struct FairSharePathTests {
+    @Test(.timeLimit(.minutes(2))) func weightsHoldThroughKannel() async throws {
+        let work = WorkDir("fair")
+        let kannel = try Kannel(dir: work.file("kannel"))
+        defer { kannel.stop() }
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password, rate: 200)
+        let start = ISOTime.format(SystemTimeSource().now() + 4000)
+        for (id, prefix, weight) in [("heavy", "0912", 3), ("light", "0983", 1)] {
+            var csv = "phone\n"
+            for i in 0..<1200 { csv += "\(prefix)\(String(format: "%06d", i))\n" }
+            work.write("\(id)/s.csv", csv)
+            work.write("\(id)/t.txt", "Moi gop y du thao")
+            work.write("\(id)/c.json", """
+                {"id": "\(id)", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"], "weight": \(weight),
+                 "windows": ["00:00-24:00"], "start": "\(start)", "deadline": "2099-01-01T00:00:00+07:00"}
+                """)
+        }
+        try await loa.start()
+        for id in ["heavy", "light"] {
+            let r = try loa.cli(["campaign", "submit", work.file("\(id)/c.json")])
+            try #require(r.status == 0, "\(r.output)")
+            #expect(r.output.contains("estimated end of sending"), "\(r.output)")
+        }
+        try await poll(60, every: 0.25, "800 sends") {
+            loa.logEvents().filter { $0["event"] as? String == "sending" }.count >= 800
+        }
+        let first = loa.logEvents().filter { $0["event"] as? String == "sending" }.prefix(800)
+        let heavy = first.filter { $0["campaign"] as? String == "heavy" }.count
+        #expect(abs(Double(heavy) / 800 - 0.75) < 0.05, "heavy got \(heavy) of the first 800 sends")
+        try await poll(60, every: 0.25, "both campaigns to complete") {
+            let a = try await loa.campaign("heavy"), b = try await loa.campaign("light")
+            return a["state"] as? String == "completed" && b["state"] as? String == "completed"
+        }
+        let show = try loa.cli(["campaign", "show", "light"])
+        #expect(show.output.contains("deadline  on time"), "\(show.output)")
+        #expect(loa.stop() == 0)
+    }
+}

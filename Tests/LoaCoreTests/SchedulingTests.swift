@@ -69,3 +69,67 @@ import Testing
         #expect(CampaignLifecycle.next(.loading, on: .pause) == nil)
     }
 }
+
+@Suite struct FairShareTests {
+    func run(_ claimants: [FairShare.Claimant], rounds: Int, grant: Int) -> [String: Int] {
+        var f = FairShare()
+        var total: [String: Int] = [:]
+        for _ in 0..<rounds {
+            let s = f.split(grant, among: claimants)
+            #expect(s.values.reduce(0, +) == grant)
+            for (k, v) in s { total[k, default: 0] += v }
+        }
+        return total
+    }
+
+    @Test func weightsHoldEvenWithSmallGrants() {
+        let t = run([.init(id: "a", weight: 3), .init(id: "b", weight: 1)], rounds: 1000, grant: 3)
+        #expect(abs(Double(t["a"]!) / 3000 - 0.75) < 0.01, "\(t)")
+        let eq = run([.init(id: "a"), .init(id: "b"), .init(id: "c")], rounds: 999, grant: 1)
+        #expect(eq.values.allSatisfy { $0 == 333 }, "\(eq)")
+    }
+
+    @Test func urgentFirstWithoutStarvingBulk() {
+        let t = run([.init(id: "bulk"), .init(id: "urgent", urgent: true)], rounds: 1000, grant: 10)
+        #expect(abs(Double(t["urgent"]!) / 10_000 - 0.9) < 0.01, "\(t)")
+        #expect(t["bulk"]! >= 990, "bulk keeps its tenth: \(t)")
+    }
+
+    @Test func refundKeepsAnIdleCampaignFromBursting() {
+        var f = FairShare()
+        let c: [FairShare.Claimant] = [.init(id: "a"), .init(id: "b")]
+        for _ in 0..<100 {
+            let s = f.split(10, among: c)
+            f.refund(s["a"]!, to: "a")  // a has nothing queued
+        }
+        let next = f.split(10, among: c)
+        #expect(next["a"]! <= 6, "a may not take more than its share plus one: \(next)")
+    }
+}
+
+@Suite struct ContactPolicyTests {
+    @Test func capPerRollingWindow() {
+        let day: Int64 = 86_400_000
+        let one = ContactPolicy(maxPerWindow: 1, windowMillis: day)
+        #expect(one.decide(recent: [], now: 10 * day) == .send)
+        #expect(one.decide(recent: [10 * day - 1000], now: 10 * day) == .holdUntil(11 * day - 1000))
+        #expect(one.decide(recent: [9 * day - 1], now: 10 * day) == .send, "older than 24 h does not count")
+        let three = ContactPolicy(maxPerWindow: 3, windowMillis: day)
+        #expect(three.decide(recent: [100, 200], now: 1000) == .send)
+        #expect(three.decide(recent: [300, 100, 200], now: 1000) == .holdUntil(100 + day))
+    }
+
+    @Test func feasibilityWarnsWhenTheWindowIsTooShort() {
+        let vn = { (s: String) in ISOTime.parse(s + "+07:00")! }
+        let start = vn("2026-11-24T21:00:00"), deadline = vn("2026-11-25T09:00:00")  // 3 h of 07:00-22:00 window
+        let ok = Feasibility.estimate(remaining: ["k": 36_000], rates: ["k": 10], maxRate: nil, windows: .standard,
+                                      start: start, deadline: deadline, now: start)
+        #expect(ok.onTime && ok.neededSeconds == 3600 && ok.eta == vn("2026-11-24T22:00:00"))
+        let late = Feasibility.estimate(remaining: ["k": 36_000, "v": 144_000], rates: ["k": 10, "v": 10], maxRate: nil,
+                                        windows: .standard, start: start, deadline: deadline, now: start)
+        #expect(!late.onTime && late.warning == "needs 4.0 h of sending; 3.0 h of window left before the deadline")
+        let capped = Feasibility.estimate(remaining: ["k": 36_000], rates: ["k": 1000], maxRate: 5, windows: .standard,
+                                          start: start, deadline: deadline, now: start)
+        #expect(capped.neededSeconds == 7200 && capped.eta == vn("2026-11-25T08:00:00"))
+    }
+}

@@ -288,3 +288,31 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(try store.campaign("c1")?.states == ["expired": 1])
     }
 }
+
+@Suite struct FrequencyCapTests {
+    let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
+
+    @Test func secondCampaignWaitsForTheRollingWindowOrExpires() throws {
+        let dir = TempDir()
+        let store = try Store(directory: dir.path, log: nil, clock: clock)
+        defer { store.close() }
+        let policy = ContactPolicy(maxPerWindow: 1, windowMillis: 86_400_000)
+        for id in ["first", "second", "third"] {
+            try store.createCampaign(submission(id), startAt: 0, deadlineAt: id == "third" ? clock.now() + 3_600_000 : .max)
+            _ = try store.ingest(campaign: id, rows: [accepted("+84912345900", line: 2), accepted("+8491234590\(id.count)", line: 3)])
+            try store.commitCampaign(id)
+        }
+        _ = try store.advanceCampaigns(now: clock.now())
+        let t = clock.now()
+        #expect(try store.claim(campaign: "first", carrier: "k", limit: 10, now: t, policy: policy).count == 2)
+        // The shared number is held for 24 h in the second campaign; its other number goes.
+        let second = try store.claim(campaign: "second", carrier: "k", limit: 10, now: t, policy: policy)
+        #expect(second.map(\.phone) == ["+84912345906"])
+        #expect(try store.claim(campaign: "second", carrier: "k", limit: 10, now: t + 86_399_999, policy: policy).isEmpty)
+        #expect(try store.claim(campaign: "second", carrier: "k", limit: 10, now: t + 86_400_000, policy: policy).map(\.phone) == ["+84912345900"])
+        // In a campaign whose deadline comes first, it expires with reason frequency-cap.
+        _ = try store.claim(campaign: "third", carrier: "k", limit: 10, now: t + 1000, policy: policy, deadline: t + 3_600_000)
+        let third = try store.messageStates(campaign: "third")
+        #expect(third.first { $0.phone == "+84912345900" }?.state == .expired)
+    }
+}

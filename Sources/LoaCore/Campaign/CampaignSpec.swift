@@ -74,10 +74,16 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public var windows: [String]?
     /// The windows' time zone (default `Asia/Ho_Chi_Minh`).
     public var timeZone: String?
+    /// `bulk` (default) or `urgent`: urgent campaigns take most of a carrier's rate first.
+    public var priority: CampaignPriority?
+    /// Relative share of each carrier's rate among running campaigns of the same priority (default 1).
+    public var weight: Int?
+    /// A cap on this campaign's own sending rate, messages per second.
+    public var maxRate: Double?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows
-        case timeZone = "time_zone"
+        case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows, priority, weight
+        case timeZone = "time_zone", maxRate = "max_rate"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -120,6 +126,8 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
         for (i, t) in templates.enumerated() where !(1...1000).contains(t.weight) {
             add("templates.\(i)", "weight must be 1-1000")
         }
+        if let w = weight, !(1...1000).contains(w) { add("weight", "must be 1-1000") }
+        if let r = maxRate, !(r > 0) { add("max_rate", "must be > 0 messages/s") }
         if windows != nil || timeZone != nil {
             do {
                 _ = try SendWindows(windows ?? ["07:00-22:00"], timeZone: timeZone ?? SendWindows.defaultZone)
@@ -177,13 +185,16 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public var allowedCountryCodes: [String]
     public var windows: [String]
     public var timeZone: String
+    public var priority: CampaignPriority
+    public var weight: Int
+    public var maxRate: Double?
 
     /// The parsed windows (validated at submit; the standard ones if somehow invalid).
     public var sendWindows: SendWindows { (try? SendWindows(windows, timeZone: timeZone)) ?? .standard }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows
-        case timeZone = "time_zone"
+        case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows, priority, weight
+        case timeZone = "time_zone", maxRate = "max_rate"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -203,13 +214,20 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
         allowedCountryCodes = try c.decodeIfPresent([String].self, forKey: .allowedCountryCodes) ?? []
         windows = try c.decodeIfPresent([String].self, forKey: .windows) ?? ["07:00-22:00"]
         timeZone = try c.decodeIfPresent(String.self, forKey: .timeZone) ?? SendWindows.defaultZone
+        priority = try c.decodeIfPresent(CampaignPriority.self, forKey: .priority) ?? .bulk
+        weight = try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1
+        maxRate = try c.decodeIfPresent(Double.self, forKey: .maxRate)
     }
 
     public init(id: String, name: String?, sender: String, templates: [TemplateText], segments: [SegmentInfo], exclusions: [SegmentInfo] = [],
                 start: String, deadline: String, encoding: EncodingPolicy, maxSegments: Int?, allowedCountryCodes: [String],
-                windows: [String] = ["07:00-22:00"], timeZone: String = SendWindows.defaultZone) {
+                windows: [String] = ["07:00-22:00"], timeZone: String = SendWindows.defaultZone,
+                priority: CampaignPriority = .bulk, weight: Int = 1, maxRate: Double? = nil) {
         self.windows = windows
         self.timeZone = timeZone
+        self.priority = priority
+        self.weight = weight
+        self.maxRate = maxRate
         self.id = id
         self.name = name
         self.sender = sender
@@ -234,4 +252,10 @@ public enum SegmentFormat: String, Sendable, Codable, Equatable {
     static func guess(_ file: String) -> SegmentFormat {
         file.lowercased().hasSuffix(".txt") ? .lines : .csv
     }
+}
+
+/// How a campaign competes for carrier capacity.
+public enum CampaignPriority: String, Sendable, Codable, Equatable {
+    case bulk
+    case urgent
 }

@@ -115,4 +115,50 @@ public struct SendWindows: Sendable, Equatable {
         }
         return Double(total) / 1000
     }
+
+    /// The instant by which `seconds` of open window have passed, starting at `from` (nil if not within `limit`).
+    public func advance(from: UnixMillis, openSeconds seconds: Double, limit: UnixMillis) -> UnixMillis? {
+        var t = from
+        var left = Int64(seconds * 1000)
+        var steps = 0
+        while t < limit && steps < 10_000 {
+            steps += 1
+            if let close = closes(after: t) {
+                if close - t >= left { return t + left }
+                left -= close - t
+                t = close
+            } else {
+                t = nextOpen(after: t)
+            }
+        }
+        return nil
+    }
+}
+
+/// Whether a campaign can finish before its deadline at the carriers' rates and within its windows.
+public struct Feasibility: Sendable, Equatable, Codable {
+    /// Seconds of sending the remaining messages need (carriers in parallel, each at its rate).
+    public var neededSeconds: Double
+    /// Seconds of open window left before the deadline.
+    public var windowSeconds: Double
+    /// When sending should end, if before the deadline.
+    public var eta: UnixMillis?
+    public var onTime: Bool
+    public var warning: String?
+
+    /// `remaining` maps carrier → messages still to send; `rates` carrier → messages/s; `maxRate` the campaign's own cap.
+    public static func estimate(remaining: [String: Int64], rates: [String: Double], maxRate: Double?, windows: SendWindows,
+                                start: UnixMillis, deadline: UnixMillis, now: UnixMillis) -> Feasibility {
+        var needed = 0.0
+        for (carrier, n) in remaining where n > 0 {
+            needed = max(needed, Double(n) / max(rates[carrier] ?? 1, 0.001))
+        }
+        if let maxRate, maxRate > 0 { needed = max(needed, Double(remaining.values.reduce(0, +)) / maxRate) }
+        let from = max(now, start)
+        let window = from >= deadline ? 0 : windows.openSeconds(from: from, to: deadline)
+        let eta = needed == 0 ? from : windows.advance(from: from, openSeconds: needed, limit: deadline)
+        let onTime = eta != nil && needed <= window
+        let warning = onTime ? nil : String(format: "needs %.1f h of sending; %.1f h of window left before the deadline", needed / 3600, window / 3600)
+        return Feasibility(neededSeconds: needed, windowSeconds: window, eta: eta, onTime: onTime, warning: warning)
+    }
 }
