@@ -309,14 +309,16 @@ public enum LoaCLI {
         }
         var total = IngestCounts()
         for seg in loaded.segments {
-            let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/segments/\(URLQuery.escape(seg.name))", file: seg.path)
+            let path = "/api/v1/campaigns/\(URLQuery.escape(sub.id))/segments/\(URLQuery.escape(seg.name))"
+            let r = seg.fromCampaign == nil ? try await client.upload(path, file: seg.path)
+                                            : try await client.request("POST", path + "/from-campaign")
             guard r.status == 200, let c = try? JSONDecoder.api.decode(IngestCounts.self, from: Data(r.body)) else {
                 printError("\(seg.path): \(APIClient.errorText(r))")
                 _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
-            print("\(seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed, \(c.segments) SMS parts")
+            print("\(seg.fromCampaign.map { "recipients of \($0) (\((seg.states ?? []).joined(separator: ", ")))" } ?? seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed, \(c.segments) SMS parts")
             total.add(c)
         }
         let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit")

@@ -10,6 +10,9 @@ public struct LoadedCampaign: Sendable {
         public var path: String
         public var phoneColumn: String
         public var format: SegmentFormat
+        /// A reminder wave: the daemon takes the recipients of this earlier campaign in `states`.
+        public var fromCampaign: String?
+        public var states: [String]?
     }
 
     public var path: String
@@ -24,12 +27,12 @@ public struct LoadedCampaign: Sendable {
         CampaignSubmission(
             id: spec.id, name: spec.name, sender: spec.sender,
             templates: zip(spec.templates, templates).map { .init(name: $0.0.file, text: $0.1.source, weight: $0.0.weight) },
-            segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
+            segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format, fromCampaign: $0.fromCampaign, states: $0.states) },
             exclusions: exclusions.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
             start: spec.start, deadline: spec.deadline, encoding: spec.encoding ?? .auto, maxSegments: spec.maxSegments,
             allowedCountryCodes: spec.allowedCountryCodes ?? [], windows: spec.windows ?? ["07:00-22:00"],
             timeZone: spec.timeZone ?? SendWindows.defaultZone, priority: spec.priority ?? .bulk, weight: spec.weight ?? 1,
-            maxRate: spec.maxRate)
+            maxRate: spec.maxRate, advertising: spec.advertising ?? false, optOutFooter: spec.optOutFooter)
     }
 }
 
@@ -65,6 +68,12 @@ public enum CampaignLoader {
         var used = Set<String>()
         func locate(_ refs: [CampaignSpec.SegmentRef], field: String) -> [LoadedCampaign.Segment] {
             refs.enumerated().map { i, s in
+                if let from = s.fromCampaign {
+                    var name = "from-\(from)"
+                    var n = 2
+                    while !used.insert(name).inserted { name = "from-\(from)-\(n)"; n += 1 }
+                    return .init(name: name, path: "", phoneColumn: "phone", format: .lines, fromCampaign: from, states: s.states)
+                }
                 let sp = resolve(s.file)
                 if !FileManager.default.isReadableFile(atPath: sp) {
                     problems.append(Problem(file: path, line: locator.line(of: "\(field).\(i)"), field: "\(field).\(i)", reason: "cannot read file \(sp)"))
@@ -73,7 +82,7 @@ public enum CampaignLoader {
                 var name = base
                 var n = 2
                 while !used.insert(name).inserted { name = "\(base)-\(n)"; n += 1 }
-                return .init(name: name, path: sp, phoneColumn: s.phoneColumn, format: s.format)
+                return .init(name: name, path: sp, phoneColumn: s.phoneColumn, format: s.format, fromCampaign: nil, states: nil)
             }
         }
         let segments = locate(spec.segments, field: "segments")
@@ -132,7 +141,8 @@ final class SegmentReader {
         let weights = campaign.templates.map(\.weight)
         self.init(source: source, format: format, maxSegments: campaign.maxSegments, batchSize: batchSize,
                   make: { (header: CSVHeader) throws(RecipientBuilder.HeaderProblems) in
-            try RecipientBuilder(campaignID: campaign.id, templates: templates, weights: weights, header: header, phoneColumn: phoneColumn,
+            try RecipientBuilder(campaignID: campaign.id, templates: templates, weights: weights,
+                                 advertisingFooter: campaign.advertising ? (campaign.optOutFooter ?? "") : nil, header: header, phoneColumn: phoneColumn,
                                  policy: campaign.encoding, maxSegments: campaign.maxSegments,
                                  allowedCountryCodes: Set(campaign.allowedCountryCodes), router: router)
         }, onBatch: onBatch)

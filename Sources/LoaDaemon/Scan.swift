@@ -50,7 +50,7 @@ final class CampaignScan {
 
     /// Reads the exclusion files, then every segment; `progress` gets (bytes read, bytes total).
     func run(progress: ((Int64, Int64) -> Void)? = nil) {
-        let total = (campaign.exclusions + campaign.segments).reduce(Int64(0)) { sum, s in
+        let total = (campaign.exclusions + campaign.segments.filter { $0.fromCampaign == nil }).reduce(Int64(0)) { sum, s in
             sum + ((try? FileManager.default.attributesOfItem(atPath: s.path)[.size] as? Int64) ?? 0)
         }
         var done: Int64 = 0
@@ -63,6 +63,7 @@ final class CampaignScan {
             read(ex.path, feed: { try reader.feed($0) }, finish: { try reader.finish() }, done: &done, total: total, progress: progress)
         }
         for seg in campaign.segments {
+            if seg.fromCampaign != nil { continue }  // a reminder wave: resolved by the daemon at submit
             let reader = SegmentReader(source: seg.path, format: seg.format, campaign: sub, templates: campaign.templates,
                                        phoneColumn: seg.phoneColumn, router: router) { [self] batch in take(batch) }
             reader.observe = { [self] built, line in

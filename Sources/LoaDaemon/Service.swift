@@ -118,6 +118,8 @@ final class DaemonService: HTTPService {
             })
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "segments":
             return uploadSegment(campaign: p[1], segment: p[3])
+        case ("POST", 5) where p[0] == "campaigns" && p[2] == "segments" && p[4] == "from-campaign":
+            return .respond(segmentFromCampaign(campaign: p[1], segment: p[3]))
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "exclusions":
             return uploadExclusion(campaign: p[1], name: p[3])
         case ("GET", 3) where p[0] == "campaigns" && p[2] == "rejects":
@@ -214,6 +216,43 @@ final class DaemonService: HTTPService {
         guard fresh else { return .respond(error(409, "conflict", "segment \(segment) was already uploaded")) }
         let templates = spec.templates.compactMap { try? Template(name: $0.name, source: $0.text) }
         return .stream(SegmentUpload(service: self, campaign: spec, templates: templates, segment: info))
+    }
+
+    /// A reminder wave: the recipients of an earlier campaign in the given final states become this segment's
+    /// rows (the campaign's exclusions and the opt-out list apply as for any segment).
+    private func segmentFromCampaign(campaign: String, segment: String) -> ServerResponse {
+        do {
+            guard let r = try store.campaign(campaign), let spec = r.spec else { return error(404, "not-found", "campaign \(campaign)") }
+            guard r.state == .loading else { return error(409, "conflict", "campaign \(campaign) is \(r.state.rawValue), not loading") }
+            guard let info = spec.segments.first(where: { $0.name == segment }), let source = info.fromCampaign else {
+                return error(404, "unknown-segment", "campaign \(campaign) has no reminder segment named \(segment)")
+            }
+            guard try store.campaign(source) != nil else { return error(422, "invalid-segment", "\(segment): no earlier campaign named \(source)") }
+            let states = (info.states ?? []).compactMap { MessageState(name: $0) }
+            guard !states.isEmpty else { return error(422, "invalid-segment", "\(segment): states must name message states") }
+            let fresh = uploads.withLock { $0[campaign, default: []].insert(segment).inserted }
+            guard fresh else { return error(409, "conflict", "segment \(segment) was already loaded") }
+            let templates = spec.templates.compactMap { try? Template(name: $0.name, source: $0.text) }
+            var counts = IngestCounts()
+            let reader = SegmentReader(source: segment, format: .lines, campaign: spec, templates: templates, phoneColumn: "phone",
+                                       router: config.router) { rows in counts.add(try self.store.ingest(campaign: campaign, rows: rows)) }
+            var after: Int64 = 0
+            while true {
+                let page = try store.recipients(of: source, states: states, after: after, limit: 5_000)
+                guard let last = page.last else { break }
+                let bytes = Array(page.map(\.phone).joined(separator: "\n").utf8) + [10]
+                try bytes.withUnsafeBytes { try reader.feed($0) }
+                after = last.id
+            }
+            try reader.finish()
+            return .json(200, Array((try JSONEncoder.api.encode(counts))))
+        } catch let h as SegmentReader.HeaderError {
+            uploadFailed(campaign: campaign, segment: segment)
+            return error(422, "invalid-segment", h.description)
+        } catch {
+            uploadFailed(campaign: campaign, segment: segment)
+            return storeError(error)
+        }
     }
 
     private func uploadExclusion(campaign: String, name: String) -> Route {

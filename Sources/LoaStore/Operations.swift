@@ -103,6 +103,17 @@ extension Store {
         }
     }
 
+    /// The numbers of a campaign's messages in `states`, in id order after `after`: the source of a reminder wave.
+    public func recipients(of campaign: String, states: [MessageState], after: Int64, limit: Int) throws -> [(id: Int64, phone: String)] {
+        let codes = states.map { String($0.rawValue) }.joined(separator: ",")
+        return try write { ctx in
+            var out: [(Int64, String)] = []
+            try ctx.statement("SELECT id, phone FROM messages WHERE campaign_id = ? AND state IN (\(codes)) AND phone IS NOT NULL AND id > ? ORDER BY id LIMIT ?")
+                .query([.text(campaign), .int(after), .int(Int64(limit))]) { out.append(($0.int(0), $0.text(1) ?? "")) }
+            return out.map { (id: $0.0, phone: $0.1) }
+        }
+    }
+
     /// Ends loading: the campaign becomes `scheduled` and the dispatcher may pick it up at its start.
     public func commitCampaign(_ id: String) throws {
         try write { ctx in

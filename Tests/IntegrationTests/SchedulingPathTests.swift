@@ -132,3 +132,47 @@ import Testing
         #expect(loa.stop() == 0)
     }
 }
+
+/// A reminder wave: the delivered recipients of an earlier campaign, minus those who already took part.
+@Suite(.serialized) struct ReminderWaveTests {
+    @Test(.timeLimit(.minutes(2))) func reminderReachesExactlyWhoStillNeedsIt() async throws {
+        let work = WorkDir("reminder")
+        let kannel = try Kannel(dir: work.file("kannel"))
+        defer { kannel.stop() }
+        // Reminders go to the same people: this test lifts the 1-per-24-h cap (the default keeps it).
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password,
+                                       rate: 500, extraConfig: #""contact_policy": { "max_messages": 0 }"#)
+        SchedulingPathTests.campaign(work, id: "wave1", n: 200, extra: #", "windows": ["00:00-24:00"]"#)
+        try await loa.start()
+        try #require(try loa.cli(["campaign", "submit", work.file("wave1/c.json")]).status == 0)
+        try await poll(60, every: 0.25, "the first wave to be delivered") {
+            let c = try await loa.campaign("wave1")
+            return c["state"] as? String == "completed" && (c["states"] as? [String: Int])?["delivered"] == 200
+        }
+        let tookPart = (0..<30).map { "0912\(String(format: "%06d", $0 * 3))" }
+        work.write("wave2/took-part.txt", tookPart.joined(separator: "\n") + "\n")
+        work.write("wave2/t.txt", "Con 3 ngay de gop y du thao tren VNeID")
+        work.write("wave2/c.json", """
+            {"id": "wave2", "sender": "LOA", "templates": ["t.txt"],
+             "segments": [{"from_campaign": "wave1", "states": ["delivered"]}], "exclude": ["took-part.txt"],
+             "advertising": true, "opt_out_footer": "Tu choi: soan TC gui 9999", "windows": ["07:00-22:00"],
+             "start": "2026-01-01T00:00:00+07:00", "deadline": "2099-01-01T00:00:00+07:00"}
+            """)
+        let before = try SMSCLog.messages(kannel.smscLog, ucs2: false).count
+        let submit = try loa.cli(["campaign", "submit", work.file("wave2/c.json")])
+        try #require(submit.status == 0, "\(submit.output)")
+        #expect(submit.output.contains("recipients of wave1 (delivered): 200 rows, 170 accepted"), "\(submit.output)")
+        let hour = Int(((SystemTimeSource().now() / 1000 + 7 * 3600) % 86_400) / 3600)
+        guard (7..<22).contains(hour) else { return }  // outside the advertising window nothing may be sent: nothing more to check
+        try await poll(60, every: 0.25, "the reminder to be delivered") {
+            (try await loa.campaign("wave2"))["state"] as? String == "completed"
+        }
+        let all = try SMSCLog.messages(kannel.smscLog, ucs2: false)
+        let wave2 = all.filter { $0.text.hasPrefix("[QC] ") }
+        #expect(all.count - before == 170 && wave2.count == 170)
+        let expected = Set((0..<200).map { "+84912\(String(format: "%06d", $0))" }).subtracting(tookPart.map { "+84" + $0.dropFirst() })
+        #expect(Set(wave2.map { "+" + $0.to.filter(\.isNumber) }) == expected)
+        #expect(wave2.allSatisfy { $0.text == "[QC] Con 3 ngay de gop y du thao tren VNeID Tu choi: soan TC gui 9999" })
+        #expect(loa.stop() == 0)
+    }
+}

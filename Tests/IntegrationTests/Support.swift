@@ -187,7 +187,8 @@ final class LoaDaemonProcess: @unchecked Sendable {
     var env: [String: String] { ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret] }
     let kannelPassword: String
 
-    init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32) throws {
+    init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32,
+         extraConfig: String = "") throws {
         self.work = work
         self.port = freePort()
         self.kannelPassword = password
@@ -205,7 +206,8 @@ final class LoaDaemonProcess: @unchecked Sendable {
                 "password": { "env": "LOA_KANNEL_PASSWORD" }, "receipt_secret": { "env": "LOA_RECEIPT_SECRET" },
                 "rate": \(rate), "max_in_flight": \(maxInFlight), "timeout_seconds": 10
               }],
-              "routing": { "default": "kannel" }
+              "routing": { "default": "kannel" },
+              \(extraConfig)
             }
             """)
     }

@@ -132,3 +132,24 @@ let goodConfig = """
         #expect(t.contains("\(path):5: segments.0: cannot read file"))
     }
 }
+
+@Suite struct CampaignRulesTests {
+    @Test func advertisingAndReminderRules() {
+        let s = Scratch()
+        _ = s.write("t.txt", "Hi")
+        let path = s.write("c.json", """
+            {
+              "id": "ad", "sender": "LOA", "templates": ["t.txt"],
+              "segments": [{"from_campaign": "old", "states": ["delivered", "nope"]}],
+              "advertising": true,
+              "windows": ["06:00-23:00"],
+              "start": "2026-11-24T08:00:00+07:00", "deadline": "2026-11-30T08:00:00+07:00"
+            }
+            """)
+        guard case .failure(let list) = CampaignLoader.load(path: path) else { Issue.record("loaded"); return }
+        let t = list.description
+        #expect(t.contains("segments.0: unknown state 'nope'"), "\(t)")
+        #expect(t.contains("opt_out_footer: advertising messages must end with opt-out instructions"), "\(t)")
+        #expect(t.contains(":5: windows: advertising may only be sent between 07:00 and 22:00"), "\(t)")
+    }
+}

@@ -5,19 +5,25 @@
 /// in memory.
 public struct CampaignSpec: Sendable, Codable, Equatable {
     public struct SegmentRef: Sendable, Codable, Equatable {
-        /// Path of the CSV file, relative to the campaign file.
+        /// Path of the CSV file, relative to the campaign file (empty for a reminder wave).
         public var file: String
         /// The header of the column holding numbers (CSV only).
         public var phoneColumn: String
         public var format: SegmentFormat
+        /// A reminder wave: the recipients of this earlier campaign…
+        public var fromCampaign: String?
+        /// …whose message ended in one of these states (e.g. `["delivered"]`).
+        public var states: [String]?
 
-        public init(file: String, phoneColumn: String = "phone", format: SegmentFormat? = nil) {
+        public init(file: String, phoneColumn: String = "phone", format: SegmentFormat? = nil, fromCampaign: String? = nil, states: [String]? = nil) {
             self.file = file
             self.phoneColumn = phoneColumn
             self.format = format ?? SegmentFormat.guess(file)
+            self.fromCampaign = fromCampaign
+            self.states = states
         }
 
-        enum CodingKeys: String, CodingKey { case file, format, phoneColumn = "phone_column" }
+        enum CodingKeys: String, CodingKey { case file, format, states, phoneColumn = "phone_column", fromCampaign = "from_campaign" }
 
         public init(from decoder: any Decoder) throws {
             if let single = try? decoder.singleValueContainer(), let path = try? single.decode(String.self) {
@@ -25,9 +31,11 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
                 return
             }
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(file: try c.decode(String.self, forKey: .file),
+            let from = try c.decodeIfPresent(String.self, forKey: .fromCampaign)
+            self.init(file: from == nil ? try c.decode(String.self, forKey: .file) : (try c.decodeIfPresent(String.self, forKey: .file) ?? ""),
                       phoneColumn: try c.decodeIfPresent(String.self, forKey: .phoneColumn) ?? "phone",
-                      format: try c.decodeIfPresent(SegmentFormat.self, forKey: .format))
+                      format: try c.decodeIfPresent(SegmentFormat.self, forKey: .format),
+                      fromCampaign: from, states: try c.decodeIfPresent([String].self, forKey: .states))
         }
     }
 
@@ -80,10 +88,15 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public var weight: Int?
     /// A cap on this campaign's own sending rate, messages per second.
     public var maxRate: Double?
+    /// Advertising rules (Decree 91/2020): a `[QC]` prefix, an opt-out footer, windows within 07:00-22:00.
+    /// Off for public announcements.
+    public var advertising: Bool?
+    /// The opt-out instructions appended to every advertising message.
+    public var optOutFooter: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows, priority, weight
-        case timeZone = "time_zone", maxRate = "max_rate"
+        case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows, priority, weight, advertising
+        case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -127,7 +140,23 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
             add("templates.\(i)", "weight must be 1-1000")
         }
         if let w = weight, !(1...1000).contains(w) { add("weight", "must be 1-1000") }
+        for (i, seg) in segments.enumerated() where seg.fromCampaign != nil {
+            let known = Set(MessageState.allCases.map(\.name))
+            if let bad = (seg.states ?? []).first(where: { !known.contains($0) }) {
+                add("segments.\(i)", "unknown state '\(bad)' (states: \(MessageState.allCases.map(\.name).joined(separator: ", ")))")
+            }
+            if (seg.states ?? []).isEmpty { add("segments.\(i)", "a reminder wave needs states, e.g. [\"delivered\"]") }
+        }
         if let r = maxRate, !(r > 0) { add("max_rate", "must be > 0 messages/s") }
+        if advertising == true {
+            if (optOutFooter ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+                add("opt_out_footer", "advertising messages must end with opt-out instructions")
+            }
+            if let w = try? SendWindows(windows ?? ["07:00-22:00"], timeZone: timeZone ?? SendWindows.defaultZone),
+               !w.windows.allSatisfy({ $0.start >= 7 * 3600 && $0.end <= 22 * 3600 && $0.start < $0.end }) {
+                add("windows", "advertising may only be sent between 07:00 and 22:00")
+            }
+        }
         if windows != nil || timeZone != nil {
             do {
                 _ = try SendWindows(windows ?? ["07:00-22:00"], timeZone: timeZone ?? SendWindows.defaultZone)
@@ -163,11 +192,15 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
         public var name: String
         public var phoneColumn: String
         public var format: SegmentFormat
-        enum CodingKeys: String, CodingKey { case name, format, phoneColumn = "phone_column" }
-        public init(name: String, phoneColumn: String, format: SegmentFormat = .csv) {
+        public var fromCampaign: String?
+        public var states: [String]?
+        enum CodingKeys: String, CodingKey { case name, format, states, phoneColumn = "phone_column", fromCampaign = "from_campaign" }
+        public init(name: String, phoneColumn: String, format: SegmentFormat = .csv, fromCampaign: String? = nil, states: [String]? = nil) {
             self.name = name
             self.phoneColumn = phoneColumn
             self.format = format
+            self.fromCampaign = fromCampaign
+            self.states = states
         }
     }
 
@@ -188,13 +221,15 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public var priority: CampaignPriority
     public var weight: Int
     public var maxRate: Double?
+    public var advertising: Bool
+    public var optOutFooter: String?
 
     /// The parsed windows (validated at submit; the standard ones if somehow invalid).
     public var sendWindows: SendWindows { (try? SendWindows(windows, timeZone: timeZone)) ?? .standard }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows, priority, weight
-        case timeZone = "time_zone", maxRate = "max_rate"
+        case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows, priority, weight, advertising
+        case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -217,12 +252,16 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
         priority = try c.decodeIfPresent(CampaignPriority.self, forKey: .priority) ?? .bulk
         weight = try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1
         maxRate = try c.decodeIfPresent(Double.self, forKey: .maxRate)
+        advertising = try c.decodeIfPresent(Bool.self, forKey: .advertising) ?? false
+        optOutFooter = try c.decodeIfPresent(String.self, forKey: .optOutFooter)
     }
 
     public init(id: String, name: String?, sender: String, templates: [TemplateText], segments: [SegmentInfo], exclusions: [SegmentInfo] = [],
                 start: String, deadline: String, encoding: EncodingPolicy, maxSegments: Int?, allowedCountryCodes: [String],
                 windows: [String] = ["07:00-22:00"], timeZone: String = SendWindows.defaultZone,
-                priority: CampaignPriority = .bulk, weight: Int = 1, maxRate: Double? = nil) {
+                priority: CampaignPriority = .bulk, weight: Int = 1, maxRate: Double? = nil, advertising: Bool = false, optOutFooter: String? = nil) {
+        self.advertising = advertising
+        self.optOutFooter = optOutFooter
         self.windows = windows
         self.timeZone = timeZone
         self.priority = priority

@@ -30,7 +30,11 @@ public struct RecipientBuilder: Sendable {
     private let columnIndex: [String: Int]
 
     /// Fails with a list of header-level problems (missing phone column, placeholders no column fills without a default).
-    public init(campaignID: String, templates: [Template], weights: [Int]? = nil, header: CSVHeader, phoneColumn: String, policy: EncodingPolicy,
+    /// Non-nil for an advertising campaign: every text gets the `[QC] ` prefix and this opt-out footer.
+    public let advertisingFooter: String?
+
+    public init(campaignID: String, templates: [Template], weights: [Int]? = nil, advertisingFooter: String? = nil,
+                header: CSVHeader, phoneColumn: String, policy: EncodingPolicy,
                 maxSegments: Int?, allowedCountryCodes: Set<String>, router: Router) throws(HeaderProblems) {
         var problems: [String] = []
         let phoneIndex = header.index(of: phoneColumn)
@@ -56,6 +60,7 @@ public struct RecipientBuilder: Sendable {
         self.maxSegments = maxSegments
         self.allowedCountryCodes = allowedCountryCodes
         self.router = router
+        self.advertisingFooter = advertisingFooter
         self.columnIndex = index
         var total: UInt64 = 0
         bounds = templates.indices.map { i in
@@ -95,7 +100,8 @@ public struct RecipientBuilder: Sendable {
         } catch {
             return .failure(Rejection(code: "template", message: "\(error.message)", raw: raw))
         }
-        let prepared = SMSText.prepare(rendered, policy: policy)
+        let text = advertisingFooter.map { "[QC] " + rendered + " " + $0 } ?? rendered
+        let prepared = SMSText.prepare(text, policy: policy)
         if let maxSegments, prepared.info.segments > maxSegments {
             return .failure(Rejection(code: "too-long", message: "\(phone.masked): the text needs \(prepared.info.segments) SMS parts, max_segments is \(maxSegments): \"\(prepared.text.prefix(60))…\"", raw: raw))
         }
