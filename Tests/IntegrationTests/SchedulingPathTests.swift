@@ -22,34 +22,52 @@ import Testing
             """)
     }
 
-    /// Nothing is sent outside the window; sending starts by itself when it opens; at the deadline the rest expire.
-    @Test(.timeLimit(.minutes(2))) func windowOpensClosesAndDeadlineExpiresTheRest() async throws {
+    /// Two campaigns, weights 3:1, with a window that opens and closes during the test: nothing is sent outside
+    /// it, sending starts by itself when it opens, the shares hold, and at the deadline the rest expire.
+    @Test(.timeLimit(.minutes(2))) func windowOpensClosesSharesHoldAndDeadlineExpiresTheRest() async throws {
         let work = WorkDir("window")
         let kannel = try Kannel(dir: work.file("kannel"))
         defer { kannel.stop() }
-        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password, rate: 40)
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password, rate: 80)
         let now = SystemTimeSource().now()
-        let open = (now / 1000 + 4) * 1000, close = open + 4000, deadline = open + 6000
-        Self.campaign(work, id: "win", n: 600, extra: #", "windows": ["\#(Self.hms(open))-\#(Self.hms(close))"], "time_zone": "Asia/Ho_Chi_Minh""#,
-                      deadline: ISOTime.format(deadline))
-        try await loa.start()
-        let submit = try loa.cli(["campaign", "submit", work.file("win/c.json")])
-        try #require(submit.status == 0, "\(submit.output)")
-        try await poll(30, every: 0.25, "the deadline to expire the rest") {
-            let c = try await loa.campaign("win")
-            return c["state"] as? String == "expired"
+        let open = (now / 1000 + 6) * 1000, close = open + 5000, deadline = open + 7000
+        for (id, prefix, weight) in [("heavy", "0912", 3), ("light", "0983", 1)] {
+            var csv = "phone\n"
+            for i in 0..<600 { csv += "\(prefix)\(String(format: "%06d", i))\n" }
+            work.write("\(id)/s.csv", csv)
+            work.write("\(id)/t.txt", "Moi gop y du thao tren VNeID")
+            work.write("\(id)/c.json", """
+                {"id": "\(id)", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"], "weight": \(weight),
+                 "windows": ["\(Self.hms(open))-\(Self.hms(close))"], "time_zone": "Asia/Ho_Chi_Minh",
+                 "start": "2026-01-01T00:00:00+07:00", "deadline": "\(ISOTime.format(deadline))"}
+                """)
         }
-        let events = loa.logEvents()
-        let sends = events.filter { $0["event"] as? String == "sending" }.compactMap { ($0["time"] as? String).flatMap(ISOTime.parse) }
-        #expect(!sends.isEmpty)
+        try await loa.start()
+        for id in ["heavy", "light"] {
+            let submit = try loa.cli(["campaign", "submit", work.file("\(id)/c.json")])
+            try #require(submit.status == 0, "\(submit.output)")
+            #expect(submit.output.contains("WARNING: the deadline will not be met"), "600 at 80/s shared cannot fit 5 s: \(submit.output)")
+        }
+        try await poll(30, every: 0.25, "the deadline to expire the rest") {
+            let a = try await loa.campaign("heavy"), b = try await loa.campaign("light")
+            return a["state"] as? String == "expired" && b["state"] as? String == "expired"
+        }
+        let sendEvents = loa.logEvents().filter { $0["event"] as? String == "sending" }
+        let sends = sendEvents.compactMap { ($0["time"] as? String).flatMap(ISOTime.parse) }
+        #expect(sends.count > 100)
         #expect(sends.allSatisfy { $0 >= open && $0 < close }, "a send outside the window: \(sends.filter { $0 < open || $0 >= close }.map(ISOTime.format).prefix(3))")
-        let states = try await loa.campaign("win")["states"] as? [String: Int] ?? [:]
-        #expect((states["expired"] ?? 0) > 0 && states.values.reduce(0, +) == 600, "\(states)")
-        #expect(states["queued"] == nil && states["sending"] == nil)
-        // What reached the SMSC is exactly what the store says was accepted.
+        let heavy = sendEvents.filter { $0["campaign"] as? String == "heavy" }.count
+        #expect(abs(Double(heavy) / Double(sends.count) - 0.75) < 0.05, "heavy sent \(heavy) of \(sends.count)")
+        for id in ["heavy", "light"] {
+            let states = try await loa.campaign(id)["states"] as? [String: Int] ?? [:]
+            #expect((states["expired"] ?? 0) > 0 && states.values.reduce(0, +) == 600, "\(id): \(states)")
+            #expect(states["queued"] == nil && states["sending"] == nil)
+        }
+        // What reached the SMSC is exactly what was sent, all inside the window.
         try await poll(20, "receipts for the accepted messages") {
-            let s = try await loa.campaign("win")["states"] as? [String: Int] ?? [:]
-            return (s["delivered"] ?? 0) == sends.count
+            let a = try await loa.campaign("heavy")["states"] as? [String: Int] ?? [:]
+            let b = try await loa.campaign("light")["states"] as? [String: Int] ?? [:]
+            return (a["delivered"] ?? 0) + (b["delivered"] ?? 0) == sends.count
         }
         #expect(try SMSCLog.messages(kannel.smscLog, ucs2: false).count == sends.count)
         #expect(loa.stop() == 0)
