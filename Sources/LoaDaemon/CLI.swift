@@ -21,8 +21,9 @@ public enum LoaCLI {
           preview CAMPAIGN [--sample N]    render samples and count recipients, rejects and SMS parts; sends nothing
           optout add|remove NUMBER…|--file FILE
                                            the global opt-out list: numbers on it are never sent to
-          tail [-f] [--campaign ID] [--json] [-n N]
+          tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since T] [--json] [-n N]
                                            print the delivery log, one readable line per event
+          carriers                         each carrier's rate, current rate and requests in flight
           version                          print the version
 
         Every command takes --help. Client commands find the daemon through --config FILE
@@ -48,7 +49,7 @@ public enum LoaCLI {
         "campaign": """
             usage: loa campaign submit FILE [--config FILE]
                    loa campaign list [--json] [--config FILE]
-                   loa campaign show ID [--json] [--config FILE]
+                   loa campaign show ID [--json] [--watch] [--config FILE]
                    loa campaign rejects ID [--csv FILE] [--config FILE]
                    loa campaign pause|resume|cancel ID [--config FILE]
 
@@ -79,12 +80,21 @@ public enum LoaCLI {
             never sent to: campaigns submitted later mark it `suppressed`, and queued messages to it in running
             campaigns are suppressed just before they would be sent. --file reads one number per line.
             """,
+        "carriers": """
+            usage: loa carriers [--json] [--config FILE]
+
+            Each carrier's configured rate, current rate (requests started per second over the last 10 s)
+            and requests in flight.
+            """,
         "tail": """
-            usage: loa tail [-f] [--campaign ID] [--json] [-n N] [--config FILE]
+            usage: loa tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since TIME]
+                            [--json] [-n N] [--config FILE]
 
             Prints the delivery log (data_dir/delivery.log). -f keeps following it (across logrotate).
-            --campaign keeps one campaign's events. --json prints the raw JSON lines. -n N starts with the
-            last N lines (default: all).
+            --campaign, --carrier, --event (sending, accepted, retry, receipt, …), --status (delivered, failed,
+            …) and --since (ISO 8601 with offset) keep matching events only. --json prints the raw JSON lines.
+            -n N starts with the last N matching lines (default: all). On a terminal lines are aligned and
+            colored by status.
             """,
     ]
 
@@ -128,6 +138,8 @@ public enum LoaCLI {
             return tail(opts)
         case "preview":
             return preview(opts)
+        case "carriers":
+            return blockingAwait { [opts] in await carriers(opts) }
         case "optout":
             return blockingAwait { [opts] in await optout(opts) }
         default:
@@ -144,6 +156,11 @@ public enum LoaCLI {
         var campaign: String?
         var lines: Int?
         var sample = 5
+        var watch = false
+        var carrier: String?
+        var event: String?
+        var status: String?
+        var since: UnixMillis?
         var csv: String?
         var file: String?
 
@@ -167,6 +184,14 @@ public enum LoaCLI {
                     guard let n = Int(try value(a)), (0...1000).contains(n) else { throw Bad(description: "--sample needs a number 0-1000") }
                     sample = n
                 case "--csv": csv = try value(a)
+                case "--watch", "-w": watch = true
+                case "--carrier": carrier = try value(a)
+                case "--event": event = try value(a)
+                case "--status": status = try value(a)
+                case "--since":
+                    let v = try value(a)
+                    guard let t = ISOTime.parse(v) else { throw Bad(description: "--since needs an ISO 8601 time with an offset, e.g. 2026-11-24T08:00:00+07:00") }
+                    since = t
                 case "--file": file = try value(a)
                 case "-n":
                     guard let n = Int(try value(a)), n >= 0 else { throw Bad(description: "-n needs a number") }
@@ -262,12 +287,22 @@ public enum LoaCLI {
                 return 0
             case "show":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
-                let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
-                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
-                if opts.json { print(r.bodyText); return 0 }
-                let carriers = try await client.request("GET", "/api/v1/carriers")
-                print(renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : []))
-                return 0
+                let terminal = isatty(STDOUT_FILENO) == 1
+                while true {
+                    let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
+                    guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                    if opts.json { print(r.bodyText); return 0 }
+                    let carriers = try await client.request("GET", "/api/v1/carriers")
+                    let text = renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : [])
+                    // --watch: redraw every second until the campaign is done (Ctrl-C to leave earlier).
+                    if opts.watch && terminal { FileHandle.standardOutput.write(Data("\u{1B}[H\u{1B}[2J".utf8)) }
+                    print(text)
+                    fflushOut()
+                    let state = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["state"] as? String ?? ""
+                    guard opts.watch, !["completed", "cancelled", "expired"].contains(state) else { return 0 }
+                    if !terminal { print("") }
+                    try await Task.sleep(for: .seconds(1))
+                }
             case "pause", "resume", "cancel":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
                 let r = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(id))/\(sub)")
@@ -407,6 +442,32 @@ public enum LoaCLI {
         return 0
     }
 
+    static func carriers(_ opts: Options) async -> Int32 {
+        let config: LoaConfig
+        switch clientConfig(opts) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let c): config = c
+        }
+        guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { return 1 }
+        defer { engine.shutdown() }
+        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+        do {
+            let r = try await client.request("GET", "/api/v1/carriers")
+            guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+            if opts.json { print(r.bodyText); return 0 }
+            let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
+            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("RATE NOW", 10) + "IN FLIGHT")
+            for c in list {
+                print(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
+                      + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10) + "\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)")
+            }
+            return 0
+        } catch {
+            printError("loa: \(error)")
+            return 1
+        }
+    }
+
     static func csvField(_ s: String) -> String {
         s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
@@ -486,7 +547,9 @@ public enum LoaCLI {
         case .success(let c): config = c
         }
         let path = config.dataDir + "/delivery.log"
-        return LogTailer(path: path, campaign: opts.campaign, json: opts.json, follow: opts.follow, last: opts.lines).run()
+        let filter = LogTailer.Filter(campaign: opts.campaign, carrier: opts.carrier, event: opts.event, status: opts.status, since: opts.since)
+        return LogTailer(path: path, filter: filter, json: opts.json, follow: opts.follow, last: opts.lines,
+                         color: isatty(STDOUT_FILENO) == 1 && !opts.json).run()
     }
 }
 
@@ -496,4 +559,9 @@ extension JSONDecoder {
         d.keyDecodingStrategy = .convertFromSnakeCase
         return d
     }
+}
+
+/// Flushes buffered standard output (print) before a pause.
+func fflushOut() {
+    fflush(nil)
 }

@@ -30,6 +30,12 @@ public struct LoaConfig: Sendable {
     public var logLevel: Logger.Level
     /// At most this many messages to one number across all campaigns per rolling window; nil disables it.
     public var contactPolicy: ContactPolicy?
+    /// A `sent` message with no final receipt after this long becomes `unknown`.
+    public var receiptTimeoutSeconds: Double = 72 * 3600
+    /// Opt-out reply keywords, normalized (no diacritics, upper case).
+    public var optOutKeywords: Set<String> = ["TC", "STOP", "HUY"]
+    /// Mask recipients in the delivery log (`+8491****678`).
+    public var maskNumbersInLog = false
 
     public var apiBaseURL: String {
         let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
@@ -88,6 +94,9 @@ struct ConfigFile: Decodable {
     var routing: Routing
     var logLevel: String?
     var contactPolicy: ContactPolicyEntry?
+    var receiptTimeoutHours: Double?
+    var optOutKeywords: [String]?
+    var maskNumbersInLog: Bool?
 
     struct ContactPolicyEntry: Decodable {
         var maxMessages: Int
@@ -98,7 +107,8 @@ struct ConfigFile: Decodable {
     enum CodingKeys: String, CodingKey {
         case listen, retry, carriers, routing
         case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
-        case contactPolicy = "contact_policy"
+        case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
+        case maskNumbersInLog = "mask_numbers_in_log"
     }
 }
 
@@ -207,6 +217,10 @@ public enum ConfigLoader {
             if !(hours > 0 && hours <= 168) { add("contact_policy.window_hours", "must be > 0 and <= 168") }
             policy = cp.maxMessages == 0 ? nil : ContactPolicy(maxPerWindow: cp.maxMessages, windowMillis: Int64(hours * 3_600_000))
         }
+        if let h = file.receiptTimeoutHours, !(h > 0 && h <= 24 * 30) { add("receipt_timeout_hours", "must be > 0 and <= 720") }
+        if let k = file.optOutKeywords, k.isEmpty || k.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            add("opt_out_keywords", "must be a list of non-empty words")
+        }
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
         let dataDir = file.dataDir.hasPrefix("/") ? file.dataDir : baseDir + "/" + file.dataDir
         let host = address.contains(":") ? "[\(address)]" : address
@@ -215,7 +229,10 @@ public enum ConfigLoader {
             publicURL: file.publicURL ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)",
             apiToken: token, drainSeconds: drain, retry: retry, carriers: carriers,
             router: Router(defaultCarrier: file.routing.default, prefixes: file.routing.prefixes ?? [:], networks: networks, ported: ported),
-            logLevel: level, contactPolicy: policy))
+            logLevel: level, contactPolicy: policy,
+            receiptTimeoutSeconds: (file.receiptTimeoutHours ?? 72) * 3600,
+            optOutKeywords: Set((file.optOutKeywords ?? ["TC", "STOP", "HUY"]).map(OptOut.normalize)),
+            maskNumbersInLog: file.maskNumbersInLog ?? false))
     }
 }
 
@@ -288,5 +305,18 @@ enum DecodingProblem {
         case is Bool.Type: "true or false"
         default: "\(type)".lowercased().contains("array") ? "a list" : "an object"
         }
+    }
+}
+
+/// Opt-out replies: keyword matching that ignores case and Vietnamese diacritics ("Huỷ", "hủy", "HUY").
+public enum OptOut {
+    public static func normalize(_ s: String) -> String {
+        SMSText.transliterateVietnamese(s).trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
+    }
+
+    /// True when the reply's first word is one of `keywords` (already normalized).
+    public static func isOptOut(_ text: String, keywords: Set<String>) -> Bool {
+        let first = normalize(text).split(whereSeparator: { $0.isWhitespace || $0.isPunctuation }).first.map(String.init) ?? ""
+        return keywords.contains(first)
     }
 }

@@ -27,7 +27,7 @@ public enum Daemon {
         do {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")
-            store = try Store(directory: config.dataDir, log: log, clock: clock)
+            store = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog)
         } catch {
             logger.error("cannot open the store", ["error": "\(error)", "data_dir": config.dataDir])
             return 1

@@ -44,6 +44,7 @@ public final class Dispatcher: Sendable {
     private let receiptBase: [String: String]
     private let retry: RetryPolicy
     private let contactPolicy: ContactPolicy?
+    private let receiptTimeoutSeconds: Double
     private let clock: any TimeSource
     private let logger: Logger
     private let state: Mutex<State>
@@ -57,6 +58,7 @@ public final class Dispatcher: Sendable {
         self.carriers = config.carriers
         self.retry = config.retry
         self.contactPolicy = config.contactPolicy
+        self.receiptTimeoutSeconds = config.receiptTimeoutSeconds
         self.clock = clock
         self.logger = logger
         var bases: [String: String] = [:]
@@ -114,6 +116,7 @@ public final class Dispatcher: Sendable {
 
     private func loop() {
         var lastAdvance: UnixMillis = 0
+        var lastSweep: UnixMillis = 0
         var active: [ActiveCampaign] = []
         var idleUntil: [String: UnixMillis] = [:]  // "campaign|carrier" with nothing claimable
         var fair: [String: FairShare] = [:]           // per carrier
@@ -147,6 +150,15 @@ public final class Dispatcher: Sendable {
                 }
                 lastAdvance = now
                 if hint { idleUntil.removeAll() }
+                if now - lastSweep >= min(60_000, Int64(receiptTimeoutSeconds * 250)) {
+                    // Receipts overdue: `sent` → `unknown` (a late receipt can still settle them).
+                    lastSweep = now
+                    do {
+                        while try store.expireReceipts(olderThan: now - Int64(receiptTimeoutSeconds * 1000)) == 20_000 {}
+                    } catch {
+                        logger.error("receipt sweep failed", ["error": "\(error)"])
+                    }
+                }
             }
             var nextWake = now + 500
             // Outside its daily windows a campaign sends nothing; wake when the next window opens.

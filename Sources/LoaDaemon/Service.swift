@@ -29,9 +29,21 @@ final class DaemonService: HTTPService {
         let parts = head.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         switch (head.method, parts.first) {
         case ("GET", "healthz"): return .respond(json(200, ["status": "ok"]))
-        case ("GET", "readyz"): return .respond(json(200, ["status": "ready"]))
+        case ("GET", "readyz"):
+            // Ready when the store answers (the writer thread is alive and the file is readable).
+            do {
+                _ = try store.optOutCount()
+                return .respond(json(200, ["status": "ready"]))
+            } catch {
+                return .respond(self.error(503, "not-ready", "store unavailable: \(error)"))
+            }
         case ("GET", "dlr") where parts.count == 2, ("POST", "dlr") where parts.count == 2:
             return .respond(receipt(carrier: parts[1], query: head.query))
+        case ("GET", "mo") where parts.count == 2, ("POST", "mo") where parts.count == 2:
+            return .respond(moReply(carrier: parts[1], query: head.query))
+        case ("GET", "metrics"):
+            guard authorized(head) else { return .respond(error(401, "unauthorized", "missing or wrong bearer token")) }
+            return .respond(metrics())
         case (_, "api") where parts.count >= 2 && parts[1] == "v1":
             guard authorized(head) else {
                 return .respond(error(401, "unauthorized", "missing or wrong bearer token"))
@@ -85,6 +97,60 @@ final class DaemonService: HTTPService {
             logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
             return self.error(503, "store-unavailable", "receipt not stored; retry")
         }
+    }
+
+    // MARK: - Replies (MO)
+
+    /// A subscriber's reply, Kannel `sms-service` get-url style: `/mo/<carrier>?k=<secret>&from=%p&text=%a`.
+    /// An opt-out keyword puts the number on the global list at once; its queued messages are suppressed.
+    func moReply(carrier: String, query: [String: String]) -> ServerResponse {
+        guard let secret = secrets[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
+        guard let k = query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {
+            return error(401, "unauthorized", "wrong or missing secret")
+        }
+        guard let from = query["from"], let text = query["text"] else { return error(400, "bad-reply", "from and text are required") }
+        guard OptOut.isOptOut(text, keywords: config.optOutKeywords) else { return .text(200, "") }
+        guard case .success(let number) = PhoneNormalizer.normalize(from) else { return error(400, "bad-reply", "from: not a mobile number") }
+        do {
+            let n = try store.optOutNow(number.e164, source: "reply via \(carrier)")
+            logger.notice("opt-out reply", ["carrier.name": carrier, "recipient": number.masked, "suppressed": "\(n)"])
+            return .text(200, "")
+        } catch {
+            return storeError(error)
+        }
+    }
+
+    // MARK: - Metrics
+
+    /// Prometheus text format: messages by campaign, carrier and state; carriers' rates and in-flight requests.
+    func metrics() -> ServerResponse {
+        var out = "# HELP loa_messages Messages by campaign, carrier and state.\n# TYPE loa_messages gauge\n"
+        var segments = "# HELP loa_campaign_sms_parts SMS parts of a campaign's accepted messages.\n# TYPE loa_campaign_sms_parts gauge\n"
+        var queue: [String: Int64] = [:]
+        do {
+            for c in try store.campaigns() {
+                for (carrier, states) in c.carriers.sorted(by: { $0.key < $1.key }) {
+                    for (state, n) in states.sorted(by: { $0.key < $1.key }) {
+                        out += "loa_messages{campaign=\"\(c.id)\",carrier=\"\(carrier)\",state=\"\(state)\"} \(n)\n"
+                        if state == "queued" { queue[carrier, default: 0] += n }
+                    }
+                }
+                segments += "loa_campaign_sms_parts{campaign=\"\(c.id)\"} \(c.segmentsTotal)\n"
+            }
+        } catch {
+            return self.error(503, "store-unavailable", "\(error)")
+        }
+        out += segments
+        out += "# HELP loa_carrier_in_flight Requests in flight per carrier.\n# TYPE loa_carrier_in_flight gauge\n"
+        let status = dispatcher.status()
+        for c in status { out += "loa_carrier_in_flight{carrier=\"\(c.name)\"} \(c.inFlight)\n" }
+        out += "# HELP loa_carrier_rate Requests started per second over the last 10 s.\n# TYPE loa_carrier_rate gauge\n"
+        for c in status { out += "loa_carrier_rate{carrier=\"\(c.name)\"} \(c.currentRate)\n" }
+        out += "# HELP loa_carrier_rate_limit Configured messages per second.\n# TYPE loa_carrier_rate_limit gauge\n"
+        for c in status { out += "loa_carrier_rate_limit{carrier=\"\(c.name)\"} \(c.configuredRate)\n" }
+        out += "# HELP loa_queue_depth Queued messages per carrier.\n# TYPE loa_queue_depth gauge\n"
+        for c in status { out += "loa_queue_depth{carrier=\"\(c.name)\"} \(queue[c.name] ?? 0)\n" }
+        return ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")], body: Array(out.utf8))
     }
 
     // MARK: - Operator API

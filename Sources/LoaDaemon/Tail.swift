@@ -3,11 +3,30 @@ import LoaCore
 
 /// `loa tail`: prints the delivery log, optionally following it across rotation.
 struct LogTailer {
+    struct Filter {
+        var campaign: String?
+        var carrier: String?
+        var event: String?
+        var status: String?
+        var since: UnixMillis?
+
+        func matches(_ o: [String: Any]) -> Bool {
+            if let campaign, o["campaign"] as? String != campaign { return false }
+            if let carrier, o["carrier"] as? String != carrier { return false }
+            if let event, o["event"] as? String != event { return false }
+            if let status, o["status"] as? String != status { return false }
+            if let since, let t = (o["time"] as? String).flatMap(ISOTime.parse), t < since { return false }
+            return true
+        }
+    }
+
     let path: String
-    let campaign: String?
+    let filter: Filter
     let json: Bool
     let follow: Bool
     let last: Int?
+    /// Aligned columns and a color per status (a terminal).
+    var color = false
 
     func run() -> Int32 {
         var fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -36,6 +55,7 @@ struct LogTailer {
                     let line = String(decoding: pending[0..<nl], as: UTF8.self)
                     pending.removeSubrange(0...nl)
                     if first, let last {
+                        guard matches(line) else { continue }
                         lines.append(line)
                         if lines.count > last { lines.removeFirst(lines.count - last) }
                     } else {
@@ -71,19 +91,36 @@ struct LogTailer {
 
     private func say(_ s: String) { out.append(s) }
 
-    private func emit(_ line: String) {
-        guard !line.isEmpty else { return }
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            if campaign == nil { say(line) }
-            return
-        }
-        if let campaign, obj["campaign"] as? String != campaign { return }
-        if json { say(line); return }
-        say(LogTailer.readable(obj))
+    private func matches(_ line: String) -> Bool {
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
+        return filter.matches(obj)
     }
 
-    static func readable(_ o: [String: Any]) -> String {
+    private func emit(_ line: String) {
+        guard !line.isEmpty else { return }
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return }
+        guard filter.matches(obj) else { return }
+        if json { say(line); return }
+        say(LogTailer.readable(obj, color: color))
+    }
+
+    static func readable(_ o: [String: Any], color: Bool = false) -> String {
         func s(_ k: String) -> String { o[k].map { "\($0)" } ?? "-" }
+        if color {
+            let status = s("status")
+            let code: String
+            switch status {
+            case "delivered": code = "32"
+            case "failed", "rejected": code = "31"
+            case "expired", "unknown", "cancelled", "suppressed": code = "33"
+            default: code = "36"
+            }
+            func col(_ v: String, _ w: Int) -> String { v.count >= w ? v + " " : v + String(repeating: " ", count: w - v.count) }
+            var line = col(s("time"), 25) + col(s("campaign"), 22) + col("#" + s("message"), 10) + col(s("recipient"), 14) + col(s("carrier"), 12)
+            line += "\u{1B}[\(code)m" + col(s("event") + "→" + status, 24) + "\u{1B}[0m"
+            if let d = o["detail"] { line += "\(d)" }
+            return line
+        }
         var line = "\(s("time"))  \(s("campaign"))  #\(s("message"))  \(s("recipient"))  \(s("carrier"))  \(s("event"))→\(s("status"))"
         if let a = o["attempt"] as? Int, a > 0 { line += "  try \(a)" }
         if let g = o["gateway_id"] { line += "  gw=\(g)" }

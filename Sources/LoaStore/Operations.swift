@@ -41,6 +41,46 @@ extension Store {
         }
     }
 
+    /// An opt-out reply: the number joins the global list and its queued messages in every campaign are
+    /// suppressed at once (logged). Returns how many queued messages were suppressed.
+    public func optOutNow(_ phone: String, source: String) throws -> Int {
+        try write { ctx in
+            try ctx.statement("INSERT OR IGNORE INTO suppressions(phone, source, added_at) VALUES(?, ?, ?)").run([.text(phone), .text(source), .int(ctx.now)])
+            var rows: [(Int64, String, String, Int)] = []
+            try ctx.statement("SELECT id, campaign_id, carrier, attempts FROM messages WHERE phone = ? AND state = 0")
+                .query([.text(phone)]) { rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2) ?? "", Int($0.int(3)))) }
+            for (id, campaign, carrier, attempts) in rows {
+                try ctx.statement("UPDATE messages SET state = 9, reason = 'opt-out', detail = ?, updated_at = ? WHERE id = ?")
+                    .run([.text("opt-out: replied \(source)"), .int(ctx.now), .int(id)])
+                ctx.count(campaign: campaign, carrier: carrier, from: .queued, to: .suppressed)
+                try ctx.statement("""
+                    INSERT INTO reason_counts(campaign_id, reason, n) VALUES(?, 'opt-out', 1)
+                    ON CONFLICT(campaign_id, reason) DO UPDATE SET n = n + 1
+                    """).run([.text(campaign)])
+                try ctx.emit(DeliveryEvent(time: ctx.now, campaign: campaign, message: id, recipient: phone, carrier: carrier,
+                                           event: "suppressed", status: "suppressed", attempt: attempts, detail: "opt-out reply (\(source))"))
+            }
+            return rows.count
+        }
+    }
+
+    /// Turns `sent` messages whose final receipt is overdue into `unknown` (at most `limit` per call).
+    public func expireReceipts(olderThan cutoff: UnixMillis, limit: Int = 20_000) throws -> Int {
+        try write { ctx in
+            var rows: [(Int64, String, String?, String, Int)] = []
+            try ctx.statement("SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = 2 AND updated_at < ? LIMIT ?")
+                .query([.int(cutoff), .int(Int64(limit))]) { rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2), $0.text(3) ?? "", Int($0.int(4)))) }
+            for (id, campaign, phone, carrier, attempts) in rows {
+                try ctx.statement("UPDATE messages SET state = 7, detail = ?, updated_at = ? WHERE id = ?")
+                    .run([.text("no final receipt in time"), .int(ctx.now), .int(id)])
+                ctx.count(campaign: campaign, carrier: carrier, from: .sent, to: .unknown)
+                try ctx.emit(DeliveryEvent(time: ctx.now, campaign: campaign, message: id, recipient: phone, carrier: carrier,
+                                           event: "unknown", status: "unknown", attempt: attempts, detail: "no final receipt in time"))
+            }
+            return rows.count
+        }
+    }
+
     /// Removes numbers from the global opt-out list (a citizen opting back in); returns how many were there.
     public func removeOptOuts(_ phones: [String]) throws -> Int {
         try write { ctx in

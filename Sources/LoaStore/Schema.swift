@@ -84,6 +84,11 @@ enum Schema {
         CREATE INDEX contacts_phone ON contacts(phone, sent_at);
         CREATE INDEX contacts_time ON contacts(sent_at);
         """,
+        // 4: find a number's queued messages (opt-out replies) and overdue receipts fast.
+        """
+        CREATE INDEX messages_phone_queued ON messages(phone) WHERE state = 0;
+        CREATE INDEX messages_sent_age ON messages(updated_at) WHERE state = 2;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

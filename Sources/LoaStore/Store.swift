@@ -35,7 +35,8 @@ public final class Store: Sendable {
 
     /// Opens (creating if needed) `directory/loa.db`, migrates it, repairs the delivery log and turns
     /// messages a crash left in `sending` into `unknown`.
-    public init(directory: String, log: DeliveryLogFile?, clock: any TimeSource) throws {
+    /// `maskNumbers` writes recipients to the delivery log as `+8491****678`.
+    public init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false) throws {
         let oldMask = umask(0o077)  // the database and its -wal/-shm files hold phone numbers: 0600
         defer { umask(oldMask) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -44,7 +45,7 @@ public final class Store: Sendable {
         try db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=20000; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536")
         chmod(path, 0o600)
         try Schema.migrate(db)
-        let context = try WriteContext(db: db, log: log, clock: clock)
+        let context = try WriteContext(db: db, log: log, clock: clock, maskNumbers: maskNumbers)
         try context.startUp()
         let q = queue
         let handoff = Handoff(value: context)  // from here on only the writer thread touches it

@@ -23,7 +23,10 @@ final class WriteContext {
         var state: Int
     }
 
-    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource) throws {
+    let maskNumbers: Bool
+
+    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false) throws {
+        self.maskNumbers = maskNumbers
         self.db = db
         self.log = log
         self.clock = clock
@@ -110,6 +113,7 @@ final class WriteContext {
     /// Adds a delivery-log line to the current transaction (and to the outbox).
     func emit(_ event: DeliveryEvent) throws {
         var e = event
+        if maskNumbers, let r = e.recipient { e.recipient = PhoneNumber.mask(r) }
         e.seq = nextSeq
         nextSeq += 1
         let line = e.jsonLine()

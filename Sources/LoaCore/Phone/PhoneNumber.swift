@@ -15,8 +15,11 @@ public struct PhoneNumber: Hashable, Sendable {
     public var defaultCarrier: Carrier
 
     /// `+8491****678`: enough to tell numbers apart in diagnostics without exposing them.
-    public var masked: String {
-        let digits = Array(e164.dropFirst())
+    public var masked: String { PhoneNumber.mask(e164) }
+
+    /// Masks an E.164 string: the first four digits and the last three stay.
+    public static func mask(_ e164: String) -> String {
+        let digits = Array(e164.hasPrefix("+") ? e164.dropFirst() : Substring(e164))
         guard digits.count > 7 else { return "+" + String(repeating: "*", count: digits.count) }
         return "+" + String(digits.prefix(4)) + String(repeating: "*", count: digits.count - 7) + String(digits.suffix(3))
     }
