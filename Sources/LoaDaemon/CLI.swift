@@ -24,6 +24,8 @@ public enum LoaCLI {
           tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since T] [--json] [-n N]
                                            print the delivery log, one readable line per event
           carriers                         each carrier's rate, current rate and requests in flight
+          report ID [--csv FILE] [--html FILE]
+                                           one row per recipient (CSV), or a one-page HTML report with charts
           version                          print the version
 
         Every command takes --help. Client commands find the daemon through --config FILE
@@ -79,6 +81,15 @@ public enum LoaCLI {
             Adds numbers to (or removes them from) the daemon's global opt-out list. A number on the list is
             never sent to: campaigns submitted later mark it `suppressed`, and queued messages to it in running
             campaigns are suppressed just before they would be sent. --file reads one number per line.
+            """,
+        "report": """
+            usage: loa report ID [--csv FILE] [--html FILE] [--config FILE]
+
+            --csv: one row per recipient (message id, recipient, carrier, final state, reason, attempts, time of
+            the last change, segment, line, breakdown group, gateway id), written to a new 0600 file.
+            --html: one self-contained page (no external assets) with inline SVG charts: deliveries over time
+            per carrier, final states, failure reasons, and a breakdown by the segments' breakdown column
+            (`breakdown_column`, default `ward`).
             """,
         "carriers": """
             usage: loa carriers [--json] [--config FILE]
@@ -140,6 +151,8 @@ public enum LoaCLI {
             return preview(opts)
         case "carriers":
             return blockingAwait { [opts] in await carriers(opts) }
+        case "report":
+            return blockingAwait { [opts] in await report(opts) }
         case "optout":
             return blockingAwait { [opts] in await optout(opts) }
         default:
@@ -163,6 +176,7 @@ public enum LoaCLI {
         var since: UnixMillis?
         var csv: String?
         var file: String?
+        var html: String?
 
         struct Bad: Error, CustomStringConvertible { var description: String }
 
@@ -193,6 +207,7 @@ public enum LoaCLI {
                     guard let t = ISOTime.parse(v) else { throw Bad(description: "--since needs an ISO 8601 time with an offset, e.g. 2026-11-24T08:00:00+07:00") }
                     since = t
                 case "--file": file = try value(a)
+                case "--html": html = try value(a)
                 case "-n":
                     guard let n = Int(try value(a)), n >= 0 else { throw Bad(description: "-n needs a number") }
                     lines = n
@@ -440,6 +455,40 @@ public enum LoaCLI {
         }
         if csv != nil { printError("\(n) rows written to \(csv!)") }
         return 0
+    }
+
+    static func report(_ opts: Options) async -> Int32 {
+        guard let id = opts.positional.first, opts.csv != nil || opts.html != nil else { printError(help["report"]!); return 2 }
+        let config: LoaConfig
+        switch clientConfig(opts) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let c): config = c
+        }
+        guard let engine = try? CurlEngine(maxConnectionsPerHost: 2) else { return 1 }
+        defer { engine.shutdown() }
+        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+        do {
+            if let csv = opts.csv {
+                let n = try await CampaignReport.writeCSV(id, to: csv, client: client)
+                print("\(csv): \(n) recipients")
+            }
+            if let html = opts.html {
+                let c = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
+                guard c.status == 200 else { printError(APIClient.errorText(c)); return 1 }
+                let d = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))/report")
+                guard d.status == 200 else { printError(APIClient.errorText(d)); return 1 }
+                let page = CampaignReport.html(campaign: (try JSONSerialization.jsonObject(with: Data(c.body)) as? [String: Any]) ?? [:],
+                                               data: (try JSONSerialization.jsonObject(with: Data(d.body)) as? [String: Any]) ?? [:])
+                guard FileManager.default.createFile(atPath: html, contents: Data(page.utf8), attributes: [.posixPermissions: 0o600]) else {
+                    printError("\(html): cannot write"); return 1
+                }
+                print("\(html): report written")
+            }
+            return 0
+        } catch {
+            printError("loa: \(error)")
+            return 1
+        }
     }
 
     static func carriers(_ opts: Options) async -> Int32 {

@@ -32,7 +32,8 @@ public struct LoadedCampaign: Sendable {
             start: spec.start, deadline: spec.deadline, encoding: spec.encoding ?? .auto, maxSegments: spec.maxSegments,
             allowedCountryCodes: spec.allowedCountryCodes ?? [], windows: spec.windows ?? ["07:00-22:00"],
             timeZone: spec.timeZone ?? SendWindows.defaultZone, priority: spec.priority ?? .bulk, weight: spec.weight ?? 1,
-            maxRate: spec.maxRate, advertising: spec.advertising ?? false, optOutFooter: spec.optOutFooter)
+            maxRate: spec.maxRate, advertising: spec.advertising ?? false, optOutFooter: spec.optOutFooter,
+            breakdownColumn: spec.breakdownColumn ?? "ward")
     }
 }
 
@@ -121,15 +122,18 @@ final class SegmentReader {
     private var tooLong = 0
     private var tooLongExample: String?
     private let maxSegments: Int?
+    /// The column whose value is kept per recipient for report breakdowns.
+    var breakdownColumn: String?
     /// Sees every accepted recipient before it is batched (preview statistics).
     var observe: ((RecipientBuilder.Built, Int) -> Void)?
 
-    init(source: String, format: SegmentFormat = .csv, maxSegments: Int? = nil, batchSize: Int = 5_000,
+    init(source: String, format: SegmentFormat = .csv, maxSegments: Int? = nil, batchSize: Int = 5_000, breakdownColumn: String? = nil,
          make: @escaping (CSVHeader) throws(RecipientBuilder.HeaderProblems) -> RecipientBuilder,
          onBatch: @escaping ([IngestRow]) throws -> Void) {
         self.source = source
         self.format = format
         self.maxSegments = maxSegments
+        self.breakdownColumn = breakdownColumn
         self.make = make
         self.batchSize = batchSize
         self.onBatch = onBatch
@@ -139,7 +143,7 @@ final class SegmentReader {
     convenience init(source: String, format: SegmentFormat = .csv, campaign: CampaignSubmission, templates: [Template], phoneColumn: String,
                      router: Router, batchSize: Int = 5_000, onBatch: @escaping ([IngestRow]) throws -> Void) {
         let weights = campaign.templates.map(\.weight)
-        self.init(source: source, format: format, maxSegments: campaign.maxSegments, batchSize: batchSize,
+        self.init(source: source, format: format, maxSegments: campaign.maxSegments, batchSize: batchSize, breakdownColumn: campaign.breakdownColumn,
                   make: { (header: CSVHeader) throws(RecipientBuilder.HeaderProblems) in
             try RecipientBuilder(campaignID: campaign.id, templates: templates, weights: weights,
                                  advertisingFooter: campaign.advertising ? (campaign.optOutFooter ?? "") : nil, header: header, phoneColumn: phoneColumn,
@@ -194,7 +198,8 @@ final class SegmentReader {
             case .success(let b):
                 observe?(b, line)
                 batch.append(.accepted(phone: b.phone.e164, carrier: b.carrier, text: b.text, encoding: b.encoding,
-                                       segments: b.segments, source: source, line: line, raw: fields[builder.phoneIndex]))
+                                       segments: b.segments, source: source, line: line, raw: fields[builder.phoneIndex],
+                                       group: breakdownColumn.flatMap { builder.value(of: $0, in: fields) }))
             case .failure(let r) where r.code == "too-long":
                 tooLong += 1
                 if tooLongExample == nil { tooLongExample = "line \(line): \(r.message)" }

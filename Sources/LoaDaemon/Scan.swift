@@ -99,7 +99,7 @@ final class CampaignScan {
         for r in batch {
             rows += 1
             switch r {
-            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, _):
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, _, _):
                 guard seen.insert(phone).inserted else { duplicates += 1; continue }
                 if exclusions.contains(phone) { excluded += 1; continue }
                 if optOuts?.contains(phone) == true { optedOut += 1; continue }

@@ -188,6 +188,26 @@ final class DaemonService: HTTPService {
             return .respond(segmentFromCampaign(campaign: p[1], segment: p[3]))
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "exclusions":
             return uploadExclusion(campaign: p[1], name: p[3])
+        case ("GET", 3) where p[0] == "campaigns" && p[2] == "report":
+            return .respond(result {
+                guard try self.store.campaign(p[1]) != nil else { throw StoreError.notFound("campaign \(p[1])") }
+                return try JSONEncoder.api.encode(try self.store.reportData(campaign: p[1]))
+            })
+        case ("GET", 3) where p[0] == "campaigns" && p[2] == "messages":
+            let after = head.query["after"].flatMap { Int64($0) } ?? 0
+            let limit = min(max(head.query["limit"].flatMap { Int($0) } ?? 10_000, 1), 50_000)
+            return .respond(result {
+                guard try self.store.campaign(p[1]) != nil else { throw StoreError.notFound("campaign \(p[1])") }
+                let rows = try self.store.reportRows(campaign: p[1], after: after, limit: limit)
+                var out = "{\"rows\":["
+                for (i, r) in rows.enumerated() {
+                    if i > 0 { out += "," }
+                    out += "[\(r.id),\(JSONText.quoted(r.phone)),\(JSONText.quoted(r.carrier)),\(JSONText.quoted(r.state)),\(JSONText.quoted(r.reason)),"
+                        + "\(r.attempts),\(r.updatedAt),\(JSONText.quoted(r.source)),\(r.line),\(JSONText.quoted(r.group)),\(JSONText.quoted(r.gatewayID))]"
+                }
+                out += "],\"next\":\(rows.count == limit ? String(rows.last!.id) : "null")}"
+                return Data(out.utf8)
+            })
         case ("GET", 3) where p[0] == "campaigns" && p[2] == "rejects":
             return .respond(rejects(campaign: p[1], query: head.query))
         case ("POST", 1) where p[0] == "optouts", ("DELETE", 1) where p[0] == "optouts":

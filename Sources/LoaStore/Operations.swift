@@ -154,6 +154,55 @@ extension Store {
         }
     }
 
+    /// One page of a campaign's recipients for the report, in id order after `after`.
+    public func reportRows(campaign: String, after: Int64, limit: Int) throws -> [ReportRow] {
+        try write { ctx in
+            var out: [ReportRow] = []
+            try ctx.statement("""
+                SELECT id, COALESCE(phone, raw_phone, ''), carrier, state, COALESCE(reason, detail, ''), attempts, updated_at,
+                COALESCE(source, ''), COALESCE(line, 0), COALESCE(grp, ''), COALESCE(gateway_id, '')
+                FROM messages WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?
+                """).query([.text(campaign), .int(after), .int(Int64(limit))]) { r in
+                out.append(ReportRow(id: r.int(0), phone: r.text(1) ?? "", carrier: r.text(2) ?? "",
+                                     state: (MessageState(rawValue: Int(r.int(3))) ?? .unknown).name, reason: r.text(4) ?? "",
+                                     attempts: Int(r.int(5)), updatedAt: r.int(6), source: r.text(7) ?? "", line: Int(r.int(8)),
+                                     group: r.text(9) ?? "", gatewayID: r.text(10) ?? ""))
+            }
+            return out
+        }
+    }
+
+    /// The aggregates a report draws, by SQL over the campaign's messages.
+    public func reportData(campaign: String, buckets: Int = 48) throws -> ReportData {
+        try write { ctx in
+            var lo: Int64 = 0, hi: Int64 = 0
+            try ctx.statement("SELECT COALESCE(MIN(updated_at), 0), COALESCE(MAX(updated_at), 0) FROM messages WHERE campaign_id = ? AND state = 3")
+                .query([.text(campaign)]) { lo = $0.int(0); hi = $0.int(1) }
+            let width = max(1000, (hi - lo) / Int64(max(1, buckets)) + 1)
+            var timeline: [ReportData.Bucket] = []
+            try ctx.statement("""
+                SELECT (updated_at - ?) / ?, carrier, COUNT(*) FROM messages WHERE campaign_id = ? AND state = 3
+                GROUP BY 1, 2 ORDER BY 1, 2
+                """).query([.int(lo), .int(width), .text(campaign)]) { r in
+                timeline.append(.init(start: lo + r.int(0) * width, carrier: r.text(1) ?? "", delivered: r.int(2)))
+            }
+            var reasons: [String: Int64] = [:]
+            try ctx.statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n > 0").query([.text(campaign)]) {
+                reasons[$0.text(0) ?? "", default: 0] += $0.int(1)
+            }
+            try ctx.statement("""
+                SELECT COALESCE(substr(detail, 1, 60), 'failed'), COUNT(*) FROM messages WHERE campaign_id = ? AND state = 4 GROUP BY 1
+                """).query([.text(campaign)]) { reasons["failed: " + ($0.text(0) ?? ""), default: 0] += $0.int(1) }
+            var groups: [String: [String: Int64]] = [:]
+            try ctx.statement("SELECT grp, state, COUNT(*) FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
+                .query([.text(campaign)]) { r in
+                    groups[r.text(0) ?? "", default: [:]][(MessageState(rawValue: Int(r.int(1))) ?? .unknown).name] = r.int(2)
+                }
+            return ReportData(bucketMillis: width, timeline: timeline, reasons: reasons,
+                              groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) })
+        }
+    }
+
     /// Ends loading: the campaign becomes `scheduled` and the dispatcher may pick it up at its start.
     public func commitCampaign(_ id: String) throws {
         try write { ctx in
@@ -316,8 +365,8 @@ extension WriteContext {
         var c = IngestCounts()
         var reasons: [String: Int64] = [:]
         let insert = try statement("""
-            INSERT OR IGNORE INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, reason, updated_at)
-            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR IGNORE INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, reason, updated_at, grp)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let skip = try statement("INSERT INTO skipped(campaign_id, source, line, raw, reason, detail) VALUES(?, ?, ?, ?, ?, ?)")
         // Two lookups per row only when there is anything to look up.
@@ -327,12 +376,12 @@ extension WriteContext {
         for row in rows {
             c.rows += 1
             switch row {
-            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw):
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw, let group):
                 let suppression = anySuppression ? try suppressionReason(campaign: campaign, phone: phone) : nil
                 let state: MessageState = suppression == nil ? .queued : .suppressed
                 try insert.run([.text(campaign), .text(phone), .text(raw), .text(carrier), .text(source), .int(Int64(line)), .text(text),
                                 .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(state.rawValue)),
-                                .opt(suppression.map { "\($0): not sent" }), .opt(suppression), .int(now)])
+                                .opt(suppression.map { "\($0): not sent" }), .opt(suppression), .int(now), .opt(group)])
                 if db.changes == 0 {
                     c.duplicates += 1
                     reasons["duplicate", default: 0] += 1
@@ -351,7 +400,7 @@ extension WriteContext {
                 }
             case .rejected(let raw, let code, let message, let source, let line):
                 try insert.run([.text(campaign), .null, .text(raw), .text(""), .text(source), .int(Int64(line)), .null,
-                                .int(0), .int(0), .int(Int64(MessageState.rejected.rawValue)), .text(message), .text(code), .int(now)])
+                                .int(0), .int(0), .int(Int64(MessageState.rejected.rawValue)), .text(message), .text(code), .int(now), .null])
                 c.rejected += 1
                 reasons[code, default: 0] += 1
                 count(campaign: campaign, carrier: "", from: nil, to: .rejected)

@@ -85,7 +85,7 @@ public enum ReceiptResult: String, Sendable, Equatable {
 
 /// One segment row after normalization and rendering.
 public enum IngestRow: Sendable, Equatable {
-    case accepted(phone: String, carrier: String, text: String, encoding: SMSEncoding, segments: Int, source: String, line: Int, raw: String)
+    case accepted(phone: String, carrier: String, text: String, encoding: SMSEncoding, segments: Int, source: String, line: Int, raw: String, group: String? = nil)
     case rejected(raw: String, code: String, message: String, source: String, line: Int)
 }
 
@@ -116,4 +116,36 @@ public struct RejectRow: Sendable, Equatable {
     public var raw: String
     public var reason: String
     public var detail: String
+}
+
+/// One recipient's line in a campaign report.
+public struct ReportRow: Sendable, Equatable {
+    public var id: Int64
+    public var phone: String
+    public var carrier: String
+    public var state: String
+    public var reason: String
+    public var attempts: Int
+    public var updatedAt: UnixMillis
+    public var source: String
+    public var line: Int
+    public var group: String
+    public var gatewayID: String
+}
+
+/// What a campaign report draws: final states, reasons, deliveries over time per carrier, and a breakdown.
+public struct ReportData: Sendable, Codable, Equatable {
+    public struct Bucket: Sendable, Codable, Equatable {
+        public var start: UnixMillis
+        public var carrier: String
+        public var delivered: Int64
+    }
+    public struct Group: Sendable, Codable, Equatable {
+        public var name: String
+        public var states: [String: Int64]
+    }
+    public var bucketMillis: Int64
+    public var timeline: [Bucket]
+    public var reasons: [String: Int64]
+    public var groups: [Group]
 }

@@ -89,6 +89,10 @@ enum Schema {
         CREATE INDEX messages_phone_queued ON messages(phone) WHERE state = 0;
         CREATE INDEX messages_sent_age ON messages(updated_at) WHERE state = 2;
         """,
+        // 5: the value of the campaign's breakdown column (e.g. the ward) per recipient, for reports.
+        """
+        ALTER TABLE messages ADD COLUMN grp TEXT;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

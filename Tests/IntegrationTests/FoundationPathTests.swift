@@ -102,6 +102,18 @@ import Testing
         #expect(missing.status == 401)
         #expect(((try await loa.campaign("it-foundation"))["states"] as? [String: Int])?["delivered"] == Self.recipients)
 
+        // The report: one CSV row per recipient (0600), and a self-contained HTML page with SVG charts.
+        let csv = work.file("report.csv"), html = work.file("report.html")
+        let report = try loa.cli(["report", "it-foundation", "--csv", csv, "--html", html])
+        #expect(report.status == 0, "\(report.output)")
+        let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        #expect(rows.count == Self.recipients + 1 && rows.dropFirst().allSatisfy { $0.contains(",delivered,") })
+        #expect(try FileManager.default.attributesOfItem(atPath: csv)[.posixPermissions] as? Int == 0o600)
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.contains("<svg") && page.contains("Deliveries over time") && page.contains("Phường Bến Nghé") && page.contains("Xã Cần Giờ"))
+        #expect(!page.contains("src=") && !page.contains("href=") && !page.contains("url(") && !page.contains("@import"), "no external assets")
+        if let keep = ProcessInfo.processInfo.environment["LOA_REPORT_SAMPLE"] { try? page.write(toFile: keep, atomically: true, encoding: .utf8) }
+
         // SIGTERM: drain and exit 0.
         #expect(loa.stop() == 0, "daemon output:\n\(loa.child?.output.suffix(2000) ?? "")")
     }

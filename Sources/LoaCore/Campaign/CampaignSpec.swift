@@ -93,10 +93,12 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public var advertising: Bool?
     /// The opt-out instructions appended to every advertising message.
     public var optOutFooter: String?
+    /// The segment column reports break results down by (default `ward`, when the segment has it).
+    public var breakdownColumn: String?
 
     enum CodingKeys: String, CodingKey {
         case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows, priority, weight, advertising
-        case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer"
+        case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer", breakdownColumn = "breakdown_column"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -223,13 +225,14 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public var maxRate: Double?
     public var advertising: Bool
     public var optOutFooter: String?
+    public var breakdownColumn: String
 
     /// The parsed windows (validated at submit; the standard ones if somehow invalid).
     public var sendWindows: SendWindows { (try? SendWindows(windows, timeZone: timeZone)) ?? .standard }
 
     enum CodingKeys: String, CodingKey {
         case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows, priority, weight, advertising
-        case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer"
+        case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer", breakdownColumn = "breakdown_column"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
     }
@@ -254,12 +257,15 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
         maxRate = try c.decodeIfPresent(Double.self, forKey: .maxRate)
         advertising = try c.decodeIfPresent(Bool.self, forKey: .advertising) ?? false
         optOutFooter = try c.decodeIfPresent(String.self, forKey: .optOutFooter)
+        breakdownColumn = try c.decodeIfPresent(String.self, forKey: .breakdownColumn) ?? "ward"
     }
 
     public init(id: String, name: String?, sender: String, templates: [TemplateText], segments: [SegmentInfo], exclusions: [SegmentInfo] = [],
                 start: String, deadline: String, encoding: EncodingPolicy, maxSegments: Int?, allowedCountryCodes: [String],
                 windows: [String] = ["07:00-22:00"], timeZone: String = SendWindows.defaultZone,
-                priority: CampaignPriority = .bulk, weight: Int = 1, maxRate: Double? = nil, advertising: Bool = false, optOutFooter: String? = nil) {
+                priority: CampaignPriority = .bulk, weight: Int = 1, maxRate: Double? = nil, advertising: Bool = false, optOutFooter: String? = nil,
+                breakdownColumn: String = "ward") {
+        self.breakdownColumn = breakdownColumn
         self.advertising = advertising
         self.optOutFooter = optOutFooter
         self.windows = windows

@@ -77,6 +77,11 @@ public struct RecipientBuilder: Sendable {
         return bounds.firstIndex { h < $0 } ?? 0
     }
 
+    /// A row's value in a named column (case-insensitive), or nil if the segment has no such column.
+    public func value(of column: String, in fields: [String]) -> String? {
+        columnIndex[column.lowercased()].flatMap { $0 < fields.count ? fields[$0] : nil }
+    }
+
     public struct HeaderProblems: Error, Sendable, Equatable {
         public var messages: [String]
     }
