@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Receipt intake benchmark: the real daemon (release build) on 127.0.0.1, a campaign of N recipients that
+# has not started (so nothing is sent), and wrk firing Kannel-style delivery receipts at /dlr/<carrier>
+# for random message ids: the first receipt of a message moves it to delivered, repeats are no-ops, and
+# every one waits for its group-committed transaction before the answer. Baseline in the same run: wrk
+# against /healthz on the same server (the HTTP ceiling). Three runs each, medians.
+#   Tests/Benchmarks/receipts.sh [N=100000] [SECONDS=8] [CONNECTIONS=64]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-100000}; secs=${2:-8}; conns=${3:-64}
+Deploy/setup-debian.sh build
+command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq wrk >/dev/null; }
+swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
+loa="$(swift build -c release --show-bin-path)/loa"
+work=$(mktemp -d /tmp/loa-bench-receipts.XXXXXX)
+pid=""
+cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export LOA_API_TOKEN=bench-token-0123456789 LOA_PW=x LOA_SECRET=bench-receipt-secret-0123
+cat > "$work/loa.json" <<JSON
+{ "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
+  "log_level": "warning",
+  "carriers": [{"name": "k", "kind": "kannel", "url": "http://127.0.0.1:9/cgi-bin/sendsms", "username": "u",
+                "password": {"env": "LOA_PW"}, "receipt_secret": {"env": "LOA_SECRET"}, "rate": 1000}],
+  "routing": {"default": "k"} }
+JSON
+python3 - "$work" "$n" <<'PY'
+import sys
+work, n = sys.argv[1], int(sys.argv[2])
+with open(f"{work}/s.csv", "w") as f:
+    f.write("phone\n")
+    for i in range(n): f.write(f"091{i % 10_000_000:07d}\n")
+open(f"{work}/t.txt", "w").write("Moi gop y du thao")
+open(f"{work}/c.json", "w").write('{"id": "bench", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"], '
+    '"start": "2099-01-01T00:00:00+07:00", "deadline": "2099-02-01T00:00:00+07:00"}')
+PY
+"$loa" daemon --config "$work/loa.json" 2>"$work/daemon.log" &
+pid=$!
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+"$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+cat > "$work/dlr.lua" <<LUA
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/dlr/k?k=$LOA_SECRET&st=1&ts=0&fc=&ans=&id=" .. math.random(1, $n))
+end
+LUA
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+run() { wrk -t2 -c"$conns" -d"${secs}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}'; }
+base=(); dlr=()
+for i in 1 2 3; do
+  base+=("$(run "http://127.0.0.1:$port/healthz")")
+  dlr+=("$(run -s "$work/dlr.lua" "http://127.0.0.1:$port")")
+done
+b=$(median "${base[@]}"); d=$(median "${dlr[@]}")
+delivered=$("$loa" campaign show bench --json --config "$work/loa.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["states"].get("delivered",0))')
+printf '%-34s %12s\n' "what (wrk -t2 -c$conns, ${secs}s)" "req/s"
+printf '%-34s %12s\n' "GET /healthz (HTTP ceiling)" "$b"
+printf '%-34s %12s\n' "receipts /dlr/k (stored, answered)" "$d"
+awk -v a="$d" -v b="$b" 'BEGIN {printf "%-34s %12.2f\n", "ratio receipts / ceiling", a/b}'
+echo "messages moved to delivered by the runs: $delivered of $n (medians of 3 runs each)"
