@@ -272,7 +272,8 @@ public enum LoaCLI {
         ConfigLoader.load(path: opts.config ?? "/etc/loa/loa.json", clientOnly: true)
     }
 
-    static func campaign(_ sub: String, _ opts: Options) async -> Int32 {
+    /// Runs `body` with an API client for the daemon the config names; config and transport errors exit 1.
+    static func withClient(_ opts: Options, _ body: (APIClient) async throws -> Int32) async -> Int32 {
         let config: LoaConfig
         switch clientConfig(opts) {
         case .failure(let p): printError(p.description); return 1
@@ -281,8 +282,16 @@ public enum LoaCLI {
         let engine: CurlEngine
         do { engine = try CurlEngine(maxConnectionsPerHost: 4) } catch { printError("loa: \(error)"); return 1 }
         defer { engine.shutdown() }
-        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
         do {
+            return try await body(APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine))
+        } catch {
+            printError("loa: \(error)")
+            return 1
+        }
+    }
+
+    static func campaign(_ sub: String, _ opts: Options) async -> Int32 {
+        await withClient(opts) { client in
             switch sub {
             case "submit":
                 guard let file = opts.positional.first else { printError(help["campaign"]!); return 2 }
@@ -332,9 +341,6 @@ public enum LoaCLI {
                 printError(help["campaign"]!)
                 return 2
             }
-        } catch {
-            printError("loa: \(error)")
-            return 1
         }
     }
 
@@ -459,15 +465,7 @@ public enum LoaCLI {
 
     static func report(_ opts: Options) async -> Int32 {
         guard let id = opts.positional.first, opts.csv != nil || opts.html != nil else { printError(help["report"]!); return 2 }
-        let config: LoaConfig
-        switch clientConfig(opts) {
-        case .failure(let p): printError(p.description); return 1
-        case .success(let c): config = c
-        }
-        guard let engine = try? CurlEngine(maxConnectionsPerHost: 2) else { return 1 }
-        defer { engine.shutdown() }
-        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
-        do {
+        return await withClient(opts) { client in
             if let csv = opts.csv {
                 let n = try await CampaignReport.writeCSV(id, to: csv, client: client)
                 print("\(csv): \(n) recipients")
@@ -485,22 +483,11 @@ public enum LoaCLI {
                 print("\(html): report written")
             }
             return 0
-        } catch {
-            printError("loa: \(error)")
-            return 1
         }
     }
 
     static func carriers(_ opts: Options) async -> Int32 {
-        let config: LoaConfig
-        switch clientConfig(opts) {
-        case .failure(let p): printError(p.description); return 1
-        case .success(let c): config = c
-        }
-        guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { return 1 }
-        defer { engine.shutdown() }
-        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
-        do {
+        await withClient(opts) { client in
             let r = try await client.request("GET", "/api/v1/carriers")
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
             if opts.json { print(r.bodyText); return 0 }
@@ -511,9 +498,6 @@ public enum LoaCLI {
                       + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10) + "\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)")
             }
             return 0
-        } catch {
-            printError("loa: \(error)")
-            return 1
         }
     }
 
@@ -529,24 +513,12 @@ public enum LoaCLI {
             numbers += String(decoding: d, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
         }
         guard !numbers.isEmpty else { printError(help["optout"]!); return 2 }
-        let config: LoaConfig
-        switch clientConfig(opts) {
-        case .failure(let p): printError(p.description); return 1
-        case .success(let c): config = c
-        }
-        let engine: CurlEngine
-        do { engine = try CurlEngine(maxConnectionsPerHost: 2) } catch { printError("loa: \(error)"); return 1 }
-        defer { engine.shutdown() }
-        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
-        do {
+        return await withClient(opts) { client in
             let r = try await client.request(verb == "add" ? "POST" : "DELETE", "/api/v1/optouts",
                                              body: Array(numbers.joined(separator: "\n").utf8), contentType: "text/plain")
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
             print(r.bodyText)
             return 0
-        } catch {
-            printError("loa: \(error)")
-            return 1
         }
     }
 

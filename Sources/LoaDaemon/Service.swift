@@ -301,7 +301,7 @@ final class DaemonService: HTTPService {
         let fresh = uploads.withLock { $0[campaign, default: []].insert(segment).inserted }
         guard fresh else { return .respond(error(409, "conflict", "segment \(segment) was already uploaded")) }
         let templates = spec.templates.compactMap { try? Template(name: $0.name, source: $0.text) }
-        return .stream(SegmentUpload(service: self, campaign: spec, templates: templates, segment: info))
+        return .stream(ReaderUpload.segment(self, campaign: spec, templates: templates, segment: info))
     }
 
     /// A reminder wave: the recipients of an earlier campaign in the given final states become this segment's
@@ -358,7 +358,7 @@ final class DaemonService: HTTPService {
             return .respond(error(409, "conflict", "upload exclusion files before segments"))
         }
         _ = uploads.withLock { $0[campaign, default: []].insert("exclude:" + name) }
-        return .stream(ExclusionUpload(service: self, campaign: spec, file: info))
+        return .stream(ReaderUpload.exclusion(self, campaign: spec, file: info))
     }
 
     private func rejects(campaign: String, query: [String: String]) -> ServerResponse {
@@ -450,77 +450,73 @@ final class DaemonService: HTTPService {
     }
 }
 
-/// Streams one uploaded segment into the store.
-final class SegmentUpload: BodySink {
+/// Streams an uploaded body through a reader (segment or exclusion file) and answers with its result.
+/// The reader's own errors become 422 naming the file, line and field; store errors map as elsewhere.
+final class ReaderUpload: BodySink {
     let service: DaemonService
-    let campaign: CampaignSubmission
-    let segment: CampaignSubmission.SegmentInfo
-    var reader: SegmentReader!
-    var counts = IngestCounts()
-    var failure: ServerResponse?
+    private let feed: (UnsafeRawBufferPointer) throws -> Void
+    private let end: () throws -> [UInt8]
+    private let onFailure: () -> Void
+    private let code: String
+    private var failure: ServerResponse?
 
-    init(service: DaemonService, campaign: CampaignSubmission, templates: [Template], segment: CampaignSubmission.SegmentInfo) {
+    init(service: DaemonService, code: String, feed: @escaping (UnsafeRawBufferPointer) throws -> Void,
+         end: @escaping () throws -> [UInt8], onFailure: @escaping () -> Void = {}) {
         self.service = service
-        self.campaign = campaign
-        self.segment = segment
-        reader = SegmentReader(source: segment.name, format: segment.format, campaign: campaign, templates: templates,
-                               phoneColumn: segment.phoneColumn, router: service.config.router) { [unowned self] rows in
-            self.counts.add(try self.service.store.ingest(campaign: self.campaign.id, rows: rows))
-        }
+        self.code = code
+        self.feed = feed
+        self.end = end
+        self.onFailure = onFailure
     }
 
     func consume(_ bytes: UnsafeRawBufferPointer) -> ServerResponse? {
         guard failure == nil else { return failure }
-        do { try reader.feed(bytes) } catch { failure = fail(error) }
+        do { try feed(bytes) } catch { failure = fail(error) }
         return failure
     }
 
     func finish() -> ServerResponse {
         if let failure { return failure }
-        do { try reader.finish() } catch { return fail(error) }
-        return .json(200, Array((try? JSONEncoder.api.encode(counts)) ?? Data()))
+        do { return .json(200, try end()) } catch { return fail(error) }
     }
 
     private func fail(_ error: Error) -> ServerResponse {
-        service.uploadFailed(campaign: campaign.id, segment: segment.name)
-        if let h = error as? SegmentReader.HeaderError { return service.error(422, "invalid-segment", h.description) }
+        onFailure()
+        if let h = error as? SegmentReader.HeaderError { return service.error(422, code, h.description) }
         return service.storeError(error)
+    }
+
+    /// One segment into the store, in batches.
+    static func segment(_ service: DaemonService, campaign: CampaignSubmission, templates: [Template],
+                        segment: CampaignSubmission.SegmentInfo) -> ReaderUpload {
+        let counts = Box(IngestCounts())
+        let reader = SegmentReader(source: segment.name, format: segment.format, campaign: campaign, templates: templates,
+                                   phoneColumn: segment.phoneColumn, router: service.config.router) { rows in
+            counts.value.add(try service.store.ingest(campaign: campaign.id, rows: rows))
+        }
+        return ReaderUpload(service: service, code: "invalid-segment", feed: { try reader.feed($0) },
+                            end: { try reader.finish(); return Array(try JSONEncoder.api.encode(counts.value)) },
+                            onFailure: { service.uploadFailed(campaign: campaign.id, segment: segment.name) })
+    }
+
+    /// One exclusion file into the campaign's exclusion list.
+    static func exclusion(_ service: DaemonService, campaign: CampaignSubmission, file: CampaignSubmission.SegmentInfo) -> ReaderUpload {
+        let added = Box(0)
+        let reader = ExclusionReader(source: file.name, format: file.format, phoneColumn: file.phoneColumn,
+                                     allowedCountryCodes: Set(campaign.allowedCountryCodes)) { phones in
+            added.value += try service.store.addExclusions(campaign: campaign.id, phones: phones)
+        }
+        return ReaderUpload(service: service, code: "invalid-exclusion", feed: { try reader.feed($0) }, end: {
+            try reader.finish()
+            return Array("{\"read\":\(reader.read),\"added\":\(added.value),\"invalid\":\(reader.invalid)}".utf8)
+        })
     }
 }
 
-/// Streams one exclusion file into the campaign's exclusion list.
-final class ExclusionUpload: BodySink {
-    let service: DaemonService
-    let campaign: CampaignSubmission
-    var reader: ExclusionReader!
-    var added = 0
-    var failure: ServerResponse?
-
-    init(service: DaemonService, campaign: CampaignSubmission, file: CampaignSubmission.SegmentInfo) {
-        self.service = service
-        self.campaign = campaign
-        reader = ExclusionReader(source: file.name, format: file.format, phoneColumn: file.phoneColumn,
-                                 allowedCountryCodes: Set(campaign.allowedCountryCodes)) { [unowned self] phones in
-            self.added += try self.service.store.addExclusions(campaign: self.campaign.id, phones: phones)
-        }
-    }
-
-    func consume(_ bytes: UnsafeRawBufferPointer) -> ServerResponse? {
-        guard failure == nil else { return failure }
-        do { try reader.feed(bytes) } catch { failure = fail(error) }
-        return failure
-    }
-
-    func finish() -> ServerResponse {
-        if let failure { return failure }
-        do { try reader.finish() } catch { return fail(error) }
-        return .json(200, Array("{\"read\":\(reader.read),\"added\":\(added),\"invalid\":\(reader.invalid)}".utf8))
-    }
-
-    private func fail(_ error: Error) -> ServerResponse {
-        if let h = error as? SegmentReader.HeaderError { return service.error(422, "invalid-exclusion", h.description) }
-        return service.storeError(error)
-    }
+/// A mutable value shared by closures of one upload (all run on that connection's thread).
+final class Box<T> {
+    var value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// The operator API's view of a campaign.
