@@ -492,10 +492,12 @@ public enum LoaCLI {
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
             if opts.json { print(r.bodyText); return 0 }
             let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
-            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("RATE NOW", 10) + "IN FLIGHT")
+            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("IN FLIGHT", 11) + "BREAKER")
             for c in list {
                 print(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
-                      + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10) + "\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)")
+                      + pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10)
+                      + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10)
+                      + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)", 11) + "\(c["breaker"] ?? "")")
             }
             return 0
         }

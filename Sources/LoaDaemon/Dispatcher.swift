@@ -18,6 +18,9 @@ public final class Dispatcher: Sendable {
         public var inFlight: Int
         /// Requests started per second over the last 10 seconds.
         public var currentRate: Double
+        /// The rate the adaptive limiter allows now (below the configured one after throttling answers).
+        public var allowedRate: Double
+        public var breaker: CircuitBreaker.State
     }
 
     private struct Finished {
@@ -28,6 +31,8 @@ public final class Dispatcher: Sendable {
 
     private struct State {
         var limiters: [String: CarrierLimiter]
+        var adaptive: [String: AdaptiveRate] = [:]
+        var breakers: [String: CircuitBreaker] = [:]
         var finished: [Finished] = []
         var inFlight: [Int64: OutgoingMessage] = [:]
         var stopping = false
@@ -68,9 +73,10 @@ public final class Dispatcher: Sendable {
         }
         receiptBase = bases
         let now = clock.now()
-        state = Mutex(State(limiters: Dictionary(uniqueKeysWithValues: config.carriers.map {
-            ($0.name, CarrierLimiter(rate: $0.rate, maxInFlight: $0.maxInFlight, now: now))
-        })))
+        state = Mutex(State(
+            limiters: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CarrierLimiter(rate: $0.rate, maxInFlight: $0.maxInFlight, now: now)) }),
+            adaptive: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, AdaptiveRate(configured: $0.rate, now: now)) }),
+            breakers: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CircuitBreaker()) })))
     }
 
     /// Starts the dispatch thread.
@@ -107,7 +113,8 @@ public final class Dispatcher: Sendable {
             carriers.map { c in
                 let recent = (s.started[c.name] ?? [:]).filter { $0.key > nowSec - 10 && $0.key <= nowSec }.values.reduce(0, +)
                 return CarrierStatus(name: c.name, configuredRate: c.rate, maxInFlight: c.maxInFlight,
-                                     inFlight: s.limiters[c.name]?.inFlight ?? 0, currentRate: Double(recent) / 10)
+                                     inFlight: s.limiters[c.name]?.inFlight ?? 0, currentRate: Double(recent) / 10,
+                                     allowedRate: s.adaptive[c.name]?.current ?? c.rate, breaker: s.breakers[c.name]?.state ?? .closed)
             }
         }
     }
@@ -168,8 +175,18 @@ public final class Dispatcher: Sendable {
             for carrier in carriers {
                 let running = active.filter { $0.state == .running && $0.deadlineAt > now && $0.carriers.contains(carrier.name)
                     && $0.windows.isOpen(at: now) && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
-                if !running.isEmpty {
-                    let total = state.withLock { $0.limiters[carrier.name]!.grant(max: claimBatch, now: now) }
+                // The carrier's health: a paused (Retry-After) or open (breaker) carrier gets nothing; its
+                // messages wait. Throttling lowers the bucket's rate; quiet seconds raise it back.
+                let (allowance, wakeAt) = state.withLock { s -> (Int, UnixMillis?) in
+                    let rate = s.adaptive[carrier.name]!.rate(now: now)
+                    if rate <= 0 { return (0, s.adaptive[carrier.name]!.pausedUntil) }
+                    if abs(s.limiters[carrier.name]!.bucket.rate - rate) > 1e-9 { s.limiters[carrier.name]!.bucket.setRate(rate, now: now) }
+                    let a = s.breakers[carrier.name]!.allowance(now: now)
+                    return (a ?? claimBatch, a == 0 ? s.breakers[carrier.name]!.reopensAt() : nil)
+                }
+                if let wakeAt, !running.isEmpty { nextWake = min(nextWake, max(now + 1, wakeAt)) }
+                if !running.isEmpty && allowance > 0 {
+                    let total = state.withLock { $0.limiters[carrier.name]!.grant(max: allowance, now: now) }
                     if total > 0 {
                         let used = dispatch(total, to: running, carrier: carrier.name, now: now, fair: &fair[carrier.name, default: FairShare()],
                                             campaignBuckets: &campaignBuckets, idleUntil: &idleUntil)
@@ -244,6 +261,7 @@ public final class Dispatcher: Sendable {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         state.withLock { s in
             for m in messages { s.inFlight[m.id] = m }
+            s.breakers[carrier]?.started()
             let sec = now / 1000
             s.started[carrier, default: [:]][sec, default: 0] += messages.count
             if s.started[carrier]!.count > 12 { s.started[carrier] = s.started[carrier]!.filter { $0.key > sec - 11 } }
@@ -263,6 +281,15 @@ public final class Dispatcher: Sendable {
         state.withLock { s in
             guard s.inFlight.removeValue(forKey: m.id) != nil else { return }  // abandoned at the drain deadline
             s.limiters[m.carrier]?.finished()
+            let now = clock.now()
+            switch outcome {
+            case .accepted, .permanent: s.breakers[m.carrier]?.succeeded()   // the gateway answered
+            case .temporary: s.breakers[m.carrier]?.failed(now: now)
+            case .throttled(let retryAfter, _):
+                // Throttling means the gateway is up: the breaker closes, the adaptive rate slows down.
+                s.breakers[m.carrier]?.succeeded()
+                s.adaptive[m.carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
+            }
             s.finished.append(Finished(message: m, outcome: outcome, at: clock.now()))
         }
         cond.signal()
@@ -287,7 +314,11 @@ public final class Dispatcher: Sendable {
             case .accepted(let gid, let detail): result = .accepted(gatewayID: gid, detail: detail)
             case .permanent(let d): result = .failed(detail: d)
             case .temporary(let d): result = temporary(d, retryAfter: nil)
-            case .throttled(let ra, let d): result = temporary(d, retryAfter: ra)
+            case .throttled(let ra, let d):
+                // "Not now" is not a failed attempt: wait (Retry-After, else a second) and try again, until the deadline.
+                let at = f.at + max(Int64((ra ?? 1) * 1000), 500)
+                let deadline = deadlines[m.campaign] ?? f.at
+                result = at >= deadline ? .expired(detail: "deadline reached while throttled: \(d)") : .retry(notBefore: at, detail: d)
             }
             return SendOutcome(id: m.id, result: result)
         }

@@ -148,6 +148,14 @@ final class DaemonService: HTTPService {
         for c in status { out += "loa_carrier_rate{carrier=\"\(c.name)\"} \(c.currentRate)\n" }
         out += "# HELP loa_carrier_rate_limit Configured messages per second.\n# TYPE loa_carrier_rate_limit gauge\n"
         for c in status { out += "loa_carrier_rate_limit{carrier=\"\(c.name)\"} \(c.configuredRate)\n" }
+        out += "# HELP loa_carrier_allowed_rate The adaptive limiter's rate now (lower after throttling).\n# TYPE loa_carrier_allowed_rate gauge\n"
+        for c in status { out += "loa_carrier_allowed_rate{carrier=\"\(c.name)\"} \(c.allowedRate)\n" }
+        out += "# HELP loa_carrier_breaker Circuit breaker state per carrier (1 for the current state).\n# TYPE loa_carrier_breaker gauge\n"
+        for c in status {
+            for st in [CircuitBreaker.State.closed, .open, .halfOpen] {
+                out += "loa_carrier_breaker{carrier=\"\(c.name)\",state=\"\(st.rawValue)\"} \(c.breaker == st ? 1 : 0)\n"
+            }
+        }
         out += "# HELP loa_queue_depth Queued messages per carrier.\n# TYPE loa_queue_depth gauge\n"
         for c in status { out += "loa_queue_depth{carrier=\"\(c.name)\"} \(queue[c.name] ?? 0)\n" }
         return ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")], body: Array(out.utf8))

@@ -75,3 +75,58 @@ final class SilentGateway: HTTPService {
         #expect(!recipients.isEmpty && recipients.allSatisfy { $0.contains("****") }, "\(recipients.prefix(3))")
     }
 }
+
+/// A gateway that is down for its first seconds, then answers 429 storms with Retry-After, then accepts;
+/// it counts what it accepted per message id.
+final class FlakyGateway: HTTPService {
+    let firstRequest = Mutex<Date?>(nil)
+    let accepted = Mutex<[String: Int]>([:])
+    let requests = Atomic<Int>(0)
+
+    func route(_ head: RequestHead) -> Route {
+        let n = requests.add(1, ordering: .relaxed).newValue
+        let since = firstRequest.withLock { first -> Double in
+            if first == nil { first = Date() }
+            return Date().timeIntervalSince(first!)
+        }
+        if since < 2 { return .respond(.text(500, "down")) }
+        if since < 9 && n % 3 == 0 {
+            return .respond(ServerResponse(status: 429, headers: [.init("Retry-After", "1")], body: Array("slow down".utf8)))
+        }
+        // The message id travels in the dlr-url (…&id=N).
+        let id = head.query["dlr-url"].flatMap { $0.split(separator: "=").last.map(String.init) } ?? "?"
+        accepted.withLock { $0[id, default: 0] += 1 }
+        return .respond(.text(202, "0: Accepted for delivery"))
+    }
+}
+
+@Suite(.serialized) struct GatewayFaultTests {
+    /// Outage then throttling: the breaker opens, messages wait instead of failing, Retry-After is honoured,
+    /// and every message is accepted exactly once in the end.
+    @Test(.timeLimit(.minutes(2))) func outageAndThrottlingEndWithEveryMessageAcceptedOnce() async throws {
+        let gateway = FlakyGateway()
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: gateway)
+        defer { server.stop() }
+        let work = WorkDir("faults")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "u", password: "p",
+                                       rate: 300, maxInFlight: 8)
+        try await loa.start()
+        defer { _ = loa.stop() }
+        SchedulingPathTests.campaign(work, id: "flaky", n: 600, extra: #", "windows": ["00:00-24:00"]"#)
+        try #require(try loa.cli(["campaign", "submit", work.file("flaky/c.json")]).status == 0)
+        var sawOpen = false
+        try await poll(90, every: 0.1, "every message accepted") {
+            let carriers = try await loa.api("/api/v1/carriers").bodyText
+            if carriers.contains("\"breaker\":\"open\"") { sawOpen = true }
+            let c = try await loa.campaign("flaky")
+            return c["state"] as? String == "completed"
+        }
+        let states = try await loa.campaign("flaky")["states"] as? [String: Int] ?? [:]
+        let accepted = gateway.accepted.withLock { $0 }
+        #expect(sawOpen, "the breaker opened during the outage")
+        #expect(accepted.count == 600 && accepted.values.allSatisfy { $0 == 1 }, "accepted \(accepted.count), twice: \(accepted.filter { $0.value > 1 }.count)")
+        #expect(states["sent"] == 600, "\(states)")
+        let retries = loa.logEvents().filter { $0["event"] as? String == "retry" }
+        #expect(retries.contains { ($0["detail"] as? String)?.contains("HTTP 429") == true })
+    }
+}

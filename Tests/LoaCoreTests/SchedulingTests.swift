@@ -133,3 +133,41 @@ import Testing
         #expect(capped.neededSeconds == 7200 && capped.eta == vn("2026-11-25T08:00:00"))
     }
 }
+
+@Suite struct CarrierHealthTests {
+    @Test func adaptiveRateHalvesOncePerSecondAndProbesBack() {
+        var r = AdaptiveRate(configured: 100, now: 0)
+        #expect(r.rate(now: 0) == 100)
+        r.throttled(retryAfterSeconds: nil, now: 0)
+        #expect(r.rate(now: 0) == 50)
+        r.throttled(retryAfterSeconds: nil, now: 500)
+        #expect(r.rate(now: 500) == 50, "answers to requests already in flight count once")
+        r.throttled(retryAfterSeconds: nil, now: 1200)
+        #expect(r.rate(now: 1200) == 25)
+        #expect(r.rate(now: 11_200) == 75)
+        #expect(r.rate(now: 60_000) == 100)
+        r.throttled(retryAfterSeconds: 3, now: 60_000)
+        #expect(r.rate(now: 62_999) == 0, "Retry-After pauses the carrier")
+        #expect(r.rate(now: 63_000) == 50)
+        for i in 0..<100 { r.throttled(retryAfterSeconds: nil, now: 70_000 + Int64(i) * 1000) }
+        #expect(r.current == 5, "never below 5% of the configured rate")
+    }
+
+    @Test func breakerOpensProbesAndCloses() {
+        var b = CircuitBreaker(threshold: 3, baseCooldownMillis: 1000, maxCooldownMillis: 4000)
+        for _ in 0..<2 { b.failed(now: 0) }
+        #expect(b.state == .closed && b.allowance(now: 0) == nil)
+        b.succeeded()
+        for _ in 0..<3 { b.failed(now: 10) }
+        #expect(b.state == .open && b.allowance(now: 500) == 0 && b.reopensAt() == 1010)
+        #expect(b.allowance(now: 1010) == 1 && b.state == .halfOpen)
+        b.started()
+        #expect(b.allowance(now: 1011) == 0, "one probe at a time")
+        b.failed(now: 1100)
+        #expect(b.state == .open && b.reopensAt() == 3100, "a failed probe doubles the cooldown")
+        #expect(b.allowance(now: 3100) == 1)
+        b.started()
+        b.succeeded()
+        #expect(b.state == .closed && b.allowance(now: 3200) == nil)
+    }
+}
