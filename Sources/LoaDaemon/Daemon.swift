@@ -43,7 +43,7 @@ public enum Daemon {
         var adapters: [String: any CarrierAdapter] = [:]
         for c in config.carriers {
             adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
-                                             timeout: c.timeout, engine: engine)
+                                             timeout: c.timeout, engine: engine, usePOST: c.method == "POST")
         }
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         dispatcher.start()

@@ -186,3 +186,25 @@ enum SMSCLog {
         return String(decoding: units, as: UTF16.self)
     }
 }
+
+/// Kannel's POST interface (X-Kannel-* headers, the text as the body) through the real Kannel.
+@Suite(.serialized) struct KannelPOSTTests {
+    @Test(.timeLimit(.minutes(2))) func postModeDeliversTheSameTexts() async throws {
+        let work = WorkDir("post")
+        let kannel = try Kannel(dir: work.file("kannel"))
+        defer { kannel.stop() }
+        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password,
+                                       method: "POST")
+        let expected = FoundationPathTests.writeCampaign(work, id: "it-post", n: 300)
+        try await loa.start()
+        try #require(try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")]).status == 0)
+        try await poll(60, every: 0.25, "every recipient delivered") {
+            ((try await loa.campaign("it-post"))["states"] as? [String: Int])?["delivered"] == 300
+        }
+        var byNumber: [String: [String]] = [:]
+        for m in try SMSCLog.messages(kannel.smscLog) { byNumber["+" + m.to.filter(\.isNumber), default: []].append(m.text) }
+        #expect(byNumber.count == 300 && byNumber.values.allSatisfy { $0.count == 1 })
+        #expect(expected.allSatisfy { byNumber[$0.key]?.first == $0.value }, "e.g. \(byNumber.first.map { "\($0)" } ?? "")")
+        #expect(loa.stop() == 0)
+    }
+}

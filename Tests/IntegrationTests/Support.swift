@@ -188,7 +188,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
     let kannelPassword: String
 
     init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32,
-         extraConfig: String = "") throws {
+         extraConfig: String = "", method: String = "GET") throws {
         self.work = work
         self.port = freePort()
         self.kannelPassword = password
@@ -204,7 +204,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
               "carriers": [{
                 "name": "kannel", "kind": "kannel", "url": "\(carrierURL)", "username": "\(username)",
                 "password": { "env": "LOA_KANNEL_PASSWORD" }, "receipt_secret": { "env": "LOA_RECEIPT_SECRET" },
-                "rate": \(rate), "max_in_flight": \(maxInFlight), "timeout_seconds": 10
+                "rate": \(rate), "max_in_flight": \(maxInFlight), "timeout_seconds": 10, "method": "\(method)"
               }],
               "routing": { "default": "kannel" },
               \(extraConfig)

@@ -7,14 +7,20 @@ import Testing
 
 /// A sendsms endpoint on 127.0.0.1 that records what it received and answers as configured.
 final class FakeSendsms: HTTPService {
-    struct Seen: Sendable { var query: [String: String] }
+    struct Seen: Sendable { var query: [String: String]; var headers: [String: String] = [:]; var method = "GET" }
     let seen = Mutex<[Seen]>([])
     let answer: @Sendable (RequestHead) -> ServerResponse
 
     init(answer: @escaping @Sendable (RequestHead) -> ServerResponse) { self.answer = answer }
 
     func route(_ head: RequestHead) -> Route {
-        seen.withLock { $0.append(Seen(query: head.query)) }
+        if head.method == "POST" {
+            return .buffer(limit: 1 << 16) { [self] h, body in
+                seen.withLock { $0.append(Seen(query: ["text": String(decoding: body, as: UTF8.self)], headers: h.headers, method: "POST")) }
+                return answer(h)
+            }
+        }
+        seen.withLock { $0.append(Seen(query: head.query, headers: head.headers)) }
         return .respond(answer(head))
     }
 }
@@ -46,6 +52,22 @@ final class FakeSendsms: HTTPService {
         #expect(q["dlr-mask"] == "31")
         #expect(q["dlr-url"] == "http://127.0.0.1:8780/dlr/k?k=secret&st=%d&id=42")
         #expect(seen[1].query["coding"] == nil)
+    }
+
+    @Test func postCarriesParametersAsKannelHeaders() async throws {
+        let fake = FakeSendsms { _ in .text(202, "0: Accepted for delivery") }
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
+        defer { server.stop() }
+        let engine = try CurlEngine()
+        defer { engine.shutdown() }
+        let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "loa",
+                                    password: "pw", timeout: 5, engine: engine, usePOST: true)
+        #expect(await adapter.send(sms("Đăng nhập VNeID", encoding: .ucs2)) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
+        let seen = try #require(fake.seen.withLock { $0.first })
+        #expect(seen.method == "POST" && seen.query["text"] == "Đăng nhập VNeID")
+        #expect(seen.headers["x-kannel-username"] == "loa" && seen.headers["x-kannel-to"] == "+84912345678")
+        #expect(seen.headers["x-kannel-coding"] == "2" && seen.headers["x-kannel-dlr-mask"] == "31")
+        #expect(seen.headers["content-type"] == "text/plain; charset=UTF-8")
     }
 
     @Test func classifiesEveryAnswer() {

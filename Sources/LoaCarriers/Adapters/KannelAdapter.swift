@@ -22,9 +22,12 @@ public struct KannelAdapter: CarrierAdapter {
     public let username: String
     let password: String
     public let timeout: Double
+    /// GET with query parameters, or POST with `X-Kannel-*` headers and the text as the body.
+    public let usePOST: Bool
     let engine: CurlEngine
 
-    public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine) {
+    public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false) {
+        self.usePOST = usePOST
         self.name = name
         self.sendsmsURL = sendsmsURL
         self.username = username
@@ -35,6 +38,16 @@ public struct KannelAdapter: CarrierAdapter {
 
     /// The request for one message (exposed for tests).
     public func request(for m: OutgoingSMS) -> HTTPRequest {
+        if usePOST {
+            // Kannel's POST interface: parameters as X-Kannel-* headers, the text as the body in the
+            // Content-Type's charset.
+            var headers = [HTTPHeader("X-Kannel-Username", username), HTTPHeader("X-Kannel-Password", password),
+                           HTTPHeader("X-Kannel-From", m.from), HTTPHeader("X-Kannel-To", m.to),
+                           HTTPHeader("X-Kannel-DLR-Mask", "31"), HTTPHeader("X-Kannel-DLR-Url", m.receiptURL),
+                           HTTPHeader("Content-Type", "text/plain; charset=UTF-8")]
+            if m.encoding == .ucs2 { headers.append(HTTPHeader("X-Kannel-Coding", "2")) }
+            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout)
+        }
         var q = URLQuery()
         q.add("username", username)
         q.add("password", password)
