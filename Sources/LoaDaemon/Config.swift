@@ -16,6 +16,8 @@ public struct LoaConfig: Sendable {
         public var timeout: Double
         /// Kannel: "GET" (query parameters) or "POST" (X-Kannel-* headers, text as the body).
         public var method: String = "GET"
+        /// `rate` counts SMS parts (carriers bill and throttle parts), or whole messages.
+        public var rateInSegments = true
     }
 
     public var path: String
@@ -68,8 +70,10 @@ struct ConfigFile: Decodable {
         var maxInFlight: Int?
         var timeoutSeconds: Double?
         var method: String?
+        var rateUnit: String?
         enum CodingKeys: String, CodingKey {
             case name, kind, url, username, password, rate, method
+            case rateUnit = "rate_unit"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
         }
     }
@@ -166,11 +170,13 @@ public enum ConfigLoader {
             if let m = c.maxInFlight, !(1...4096).contains(m) { add("\(f).max_in_flight", "must be 1-4096") }
             if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
             if let m = c.method, m != "GET" && m != "POST" { add("\(f).method", "must be GET or POST") }
+            if let u = c.rateUnit, u != "segments" && u != "messages" { add("\(f).rate_unit", "must be segments or messages") }
             let password = c.password == nil || clientOnly ? "" : resolve(c.password, "\(f).password")
             let secret = clientOnly ? "" : resolve(c.receiptSecret, "\(f).receipt_secret")
             if !secret.isEmpty && secret.count < 16 { add("\(f).receipt_secret", "must be at least 16 characters") }
             carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
-                                  rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET"))
+                                  rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
+                                  rateInSegments: (c.rateUnit ?? "segments") == "segments"))
         }
         if carriers.isEmpty { add("carriers", "at least one carrier is required") }
         if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }

@@ -230,6 +230,11 @@ public final class Dispatcher: Sendable {
                 claimed = []
             }
             if campaign.maxRate != nil { campaignBuckets[campaign.id]?.giveBack(n - claimed.count) }
+            // A carrier that counts SMS parts is charged the extra parts of long messages (its bucket may go into debt).
+            if carriers.first(where: { $0.name == carrier })?.rateInSegments == true {
+                let extra = claimed.reduce(0) { $0 + max(0, $1.segments - 1) }
+                if extra > 0 { state.withLock { $0.limiters[carrier]!.bucket.charge(extra, now: now) } }
+            }
             if claimed.count < n { idleUntil["\(campaign.id)|\(carrier)"] = now + 250 }
             launch(claimed, sender: campaign.sender, carrier: carrier, now: now)
             return claimed.count

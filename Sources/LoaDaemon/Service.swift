@@ -413,8 +413,12 @@ final class DaemonService: HTTPService {
     /// Deadline feasibility from what is left per carrier, the carriers' configured rates and the windows.
     func feasibility(_ c: CampaignRecord) -> Feasibility {
         var remaining: [String: Int64] = [:]
+        let partsPerMessage = c.accepted == 0 ? 1 : Double(c.segmentsTotal) / Double(c.accepted)
+        let inSegments = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0.rateInSegments) })
         for (carrier, states) in c.carriers {
-            remaining[carrier] = (states["queued"] ?? 0) + (states["sending"] ?? 0)
+            let messages = (states["queued"] ?? 0) + (states["sending"] ?? 0)
+            // Carriers that count parts need the parts, not the messages.
+            remaining[carrier] = inSegments[carrier] == true ? Int64((Double(messages) * partsPerMessage).rounded(.up)) : messages
         }
         let rates = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0.rate) })
         return Feasibility.estimate(remaining: remaining, rates: rates, maxRate: c.spec?.maxRate,

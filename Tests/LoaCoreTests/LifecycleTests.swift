@@ -180,3 +180,18 @@ import Testing
         #expect(l.line(of: "carriers.1.name") == 6)
     }
 }
+
+@Suite struct SegmentRateTests {
+    @Test func chargingExtraPartsKeepsTheLongRunRateInParts() {
+        // 100 parts/s; every message has 3 parts: 33.3 messages/s in the long run.
+        var l = CarrierLimiter(rate: 100, maxInFlight: 10_000, now: 0)
+        var messages = 0
+        for ms in stride(from: Int64(0), to: 30_000, by: 5) {
+            let g = l.grant(max: 1000, now: ms)
+            if g > 0 { l.bucket.charge(g * 2, now: ms) }
+            l.finished(g)
+            messages += g
+        }
+        #expect(messages >= 990 && messages <= 1010, "\(messages) messages of 3 parts in 30 s at 100 parts/s")
+    }
+}

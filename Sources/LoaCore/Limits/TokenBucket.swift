@@ -30,7 +30,7 @@ public struct TokenBucket: Sendable, Equatable {
     /// Whole tokens available at `now`.
     public mutating func available(_ now: UnixMillis) -> Int {
         refill(now)
-        return Int(tokens + 1e-9)
+        return max(0, Int(tokens + 1e-9))
     }
 
     /// Takes up to `n` tokens; returns how many were taken.
@@ -39,6 +39,14 @@ public struct TokenBucket: Sendable, Equatable {
         let got = max(0, min(n, Int(tokens + 1e-9)))
         tokens -= Double(got)
         return got
+    }
+
+    /// Charges `n` more tokens than were taken (e.g. the extra SMS parts of long messages); the bucket may go
+    /// into debt, which later refills pay off, so the long-run rate stays exact in the charged unit.
+    public mutating func charge(_ n: Int, now: UnixMillis) {
+        guard n > 0 else { return }
+        refill(now)
+        tokens -= Double(n)
     }
 
     /// Gives back tokens that were taken but not used (e.g. fewer messages were queued than granted).
