@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Dispatch throughput: the release daemon sends N one-part messages (store on, delivery log on, no rate limit
+# to speak of) to an nginx sink on 127.0.0.1 that answers like Kannel (202 "0: Accepted for delivery"), and
+# wrk sends the same sendsms request to the same sink in the same run as the baseline.
+#   Tests/Benchmarks/dispatch.sh [N=200000] [IN_FLIGHT=64]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-200000}; inflight=${2:-64}
+Deploy/setup-debian.sh build
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
+command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
+loa="$(swift build -c release --show-bin-path)/loa"
+work=$(mktemp -d /tmp/loa-bench-dispatch.XXXXXX)
+pid=""; npid=""
+cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$npid" ] && kill -TERM "$npid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sink=$(free); port=$(free)
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server { listen 127.0.0.1:$sink; keepalive_requests 1000000; location / { return 202 "0: Accepted for delivery"; } }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+npid=$!
+export LOA_API_TOKEN=bench-token-0123456789 LOA_PW=x LOA_SECRET=bench-receipt-secret-0123
+cat > "$work/loa.json" <<JSON
+{ "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
+  "log_level": "warning", "contact_policy": {"max_messages": 0},
+  "carriers": [{"name": "k", "kind": "kannel", "url": "http://127.0.0.1:$sink/cgi-bin/sendsms", "username": "u",
+                "password": {"env": "LOA_PW"}, "receipt_secret": {"env": "LOA_SECRET"}, "rate": 100000,
+                "rate_unit": "messages", "max_in_flight": $inflight}],
+  "routing": {"default": "k"} }
+JSON
+python3 - "$work" "$n" <<'PY'
+import sys
+work, n = sys.argv[1], int(sys.argv[2])
+with open(f"{work}/s.csv", "w") as f:
+    f.write("phone\n")
+    for i in range(n): f.write(f"091{i % 10_000_000:07d}\n")
+open(f"{work}/t.txt", "w").write("Moi gop y du thao tren VNeID")
+open(f"{work}/c.json", "w").write('{"id": "bench", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"], '
+    '"windows": ["00:00-24:00"], "start": "2026-01-01T00:00:00+07:00", "deadline": "2099-02-01T00:00:00+07:00"}')
+PY
+"$loa" daemon --config "$work/loa.json" 2>"$work/daemon.log" &
+pid=$!
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+url="http://127.0.0.1:$sink/cgi-bin/sendsms?username=u&password=x&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8&dlr-mask=31&dlr-url=http%3A%2F%2F127.0.0.1%2Fdlr"
+base=$(wrk -t1 -c"$inflight" -d8s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}')
+# The baseline ran first, alone; now the campaign (sending starts at its commit).
+"$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+while true; do
+  state=$("$loa" campaign show bench --json --config "$work/loa.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+  [ "$state" = completed ] && break
+  sleep 0.5
+done
+python3 - "$work/data/delivery.log" "$base" "$n" <<'PY'
+import json, sys, datetime
+base, n = int(sys.argv[2]), int(sys.argv[3])
+t = [datetime.datetime.fromisoformat(json.loads(l)["time"].replace("Z", "+00:00")).timestamp()
+     for l in open(sys.argv[1]) if '"event":"accepted"' in l]
+span = max(t) - min(t)
+rate = len(t) / span
+print(f"{'what':44} {'msg/s':>10}")
+print(f"{'wrk -t1 -c64, same sendsms URL, same sink':44} {base:>10}")
+print(f"{'loa dispatch (store + delivery log on)':44} {rate:>10.0f}")
+print(f"{'ratio':44} {rate / base:>10.2f}")
+print(f"({len(t)} of {n} messages accepted in {span:.1f} s)")
+PY
