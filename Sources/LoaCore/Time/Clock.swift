@@ -32,17 +32,29 @@ public final class ManualTimeSource: TimeSource {
 
 /// ISO 8601 formatting and parsing with an explicit offset, as campaign files and the delivery log use.
 public enum ISOTime {
-    /// Formats as `2026-11-24T08:00:00.123Z` (UTC, milliseconds).
+    /// Formats as `2026-11-24T08:00:00.123Z` (UTC, milliseconds). Hand-written digits: it runs twice per
+    /// message for the delivery log, and `String(format:)` is several times slower.
     public static func format(_ ms: UnixMillis) -> String {
-        let secs = time_t(ms / 1000)
+        var secs = time_t(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
         var tmv = tm()
-        var s = secs
-        gmtime_r(&s, &tmv)
-        let millis = Int(ms % 1000)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-            Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
-            Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec), millis)
+        gmtime_r(&secs, &tmv)
+        let millis = Int(((ms % 1000) + 1000) % 1000)
+        var b = [UInt8](repeating: 0, count: 24)
+        func put(_ v: Int, _ at: Int, _ width: Int) {
+            var v = v
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                b[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+        }
+        put(Int(tmv.tm_year) + 1900, 0, 4); b[4] = 45
+        put(Int(tmv.tm_mon) + 1, 5, 2); b[7] = 45
+        put(Int(tmv.tm_mday), 8, 2); b[10] = 84
+        put(Int(tmv.tm_hour), 11, 2); b[13] = 58
+        put(Int(tmv.tm_min), 14, 2); b[16] = 58
+        put(Int(tmv.tm_sec), 17, 2); b[19] = 46
+        put(millis, 20, 3); b[23] = 90
+        return String(decoding: b, as: UTF8.self)
     }
 
     /// Parses `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM)`; an offset is required so a campaign never depends on the host's zone.
