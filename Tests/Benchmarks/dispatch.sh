@@ -20,8 +20,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sink=$(free); port=$(free)
+source Tests/Benchmarks/lib.sh
+sink=$(free_port); port=$(free_port)
 mkdir -p "$work/nginx"
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes 1;
@@ -38,46 +38,23 @@ http {
 CONF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 npid=$!
-export LOA_API_TOKEN=bench-token-0123456789 LOA_PW=x LOA_SECRET=bench-receipt-secret-0123
-cat > "$work/loa.json" <<JSON
-{ "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
-  "log_level": "warning", "contact_policy": {"max_messages": 0},
-  "carriers": [{"name": "k", "kind": "kannel", "url": "http://127.0.0.1:$sink/cgi-bin/sendsms", "username": "u",
-                "password": {"env": "LOA_PW"}, "receipt_secret": {"env": "LOA_SECRET"}, "rate": 100000,
-                "rate_unit": "messages", "max_in_flight": $inflight}],
-  "routing": {"default": "k"} }
-JSON
-python3 - "$work" "$n" <<'PY'
-import sys
-work, n = sys.argv[1], int(sys.argv[2])
-with open(f"{work}/s.csv", "w") as f:
-    f.write("phone\n")
-    for i in range(n): f.write(f"091{i % 10_000_000:07d}\n")
-open(f"{work}/t.txt", "w").write("Moi gop y du thao tren VNeID")
-open(f"{work}/c.json", "w").write('{"id": "bench", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"], '
-    '"windows": ["00:00-24:00"], "start": "2026-01-01T00:00:00+07:00", "deadline": "2099-02-01T00:00:00+07:00"}')
-PY
-"$loa" daemon --config "$work/loa.json" 2>"$work/daemon.log" &
-pid=$!
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+bench_config "http://127.0.0.1:$sink/cgi-bin/sendsms" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},'
+bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
+bench_start_daemon
 url="http://127.0.0.1:$sink/cgi-bin/sendsms?username=u&password=x&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8&dlr-mask=31&dlr-url=http%3A%2F%2F127.0.0.1%2Fdlr"
 base=$(wrk -t1 -c"$inflight" -d8s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}')
 # The baseline ran first, alone; now the campaign (sending starts at its commit).
 "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-while true; do
-  state=$("$loa" campaign show bench --json --config "$work/loa.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
-  [ "$state" = completed ] && break
-  sleep 0.5
-done
-python3 - "$work/data/delivery.log" "$base" "$n" <<'PY'
+bench_wait_state bench completed 600
+python3 - "$work/data/delivery.log" "$base" "$n" "$inflight" <<'PY'
 import json, sys, datetime
-base, n = int(sys.argv[2]), int(sys.argv[3])
+base, n, inflight = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 t = [datetime.datetime.fromisoformat(json.loads(l)["time"].replace("Z", "+00:00")).timestamp()
      for l in open(sys.argv[1]) if '"event":"accepted"' in l]
 span = max(t) - min(t)
 rate = len(t) / span
 print(f"{'what':44} {'msg/s':>10}")
-print(f"{'wrk -t1 -c64, same sendsms URL, same sink':44} {base:>10}")
+print(f"{'wrk -t1 -c' + inflight + ', same sendsms URL, same sink':44} {base:>10}")
 print(f"{'loa dispatch (store + delivery log on)':44} {rate:>10.0f}")
 print(f"{'ratio':44} {rate / base:>10.2f}")
 print(f"({len(t)} of {n} messages accepted in {span:.1f} s)")

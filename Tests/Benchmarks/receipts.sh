@@ -16,28 +16,11 @@ work=$(mktemp -d /tmp/loa-bench-receipts.XXXXXX)
 pid=""
 cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export LOA_API_TOKEN=bench-token-0123456789 LOA_PW=x LOA_SECRET=bench-receipt-secret-0123
-cat > "$work/loa.json" <<JSON
-{ "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
-  "log_level": "warning",
-  "carriers": [{"name": "k", "kind": "kannel", "url": "http://127.0.0.1:9/cgi-bin/sendsms", "username": "u",
-                "password": {"env": "LOA_PW"}, "receipt_secret": {"env": "LOA_SECRET"}, "rate": 1000}],
-  "routing": {"default": "k"} }
-JSON
-python3 - "$work" "$n" <<'PY'
-import sys
-work, n = sys.argv[1], int(sys.argv[2])
-with open(f"{work}/s.csv", "w") as f:
-    f.write("phone\n")
-    for i in range(n): f.write(f"091{i % 10_000_000:07d}\n")
-open(f"{work}/t.txt", "w").write("Moi gop y du thao")
-open(f"{work}/c.json", "w").write('{"id": "bench", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"], '
-    '"start": "2099-01-01T00:00:00+07:00", "deadline": "2099-02-01T00:00:00+07:00"}')
-PY
-"$loa" daemon --config "$work/loa.json" 2>"$work/daemon.log" &
-pid=$!
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+source Tests/Benchmarks/lib.sh
+port=$(free_port)
+bench_config http://127.0.0.1:9/cgi-bin/sendsms 1000 messages 32
+bench_campaign bench "$n" 2099-01-01T00:00:00+07:00   # not started: receipts only
+bench_start_daemon
 "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
 cat > "$work/dlr.lua" <<LUA
 math.randomseed(42)

@@ -1,0 +1,52 @@
+# Shared by the benchmark scripts (sourced): a release daemon with one carrier, and a campaign of numbered
+# one-part recipients. Each script sets `work`, `loa` and `port` and traps its own cleanup.
+export LOA_API_TOKEN=bench-token-0123456789 LOA_SECRET=bench-receipt-secret-0123
+export LOA_PW=${LOA_PW:-x}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# bench_config URL RATE UNIT IN_FLIGHT [EXTRA_JSON]: writes $work/loa.json for carrier "k".
+bench_config() {
+  cat > "$work/loa.json" <<JSON
+{ "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
+  "log_level": "warning", ${5:-}
+  "carriers": [{"name": "k", "kind": "kannel", "url": "$1", "username": "${KANNEL_USERNAME:-u}",
+                "password": {"env": "LOA_PW"}, "receipt_secret": {"env": "LOA_SECRET"}, "rate": $2,
+                "rate_unit": "$3", "max_in_flight": $4}],
+  "routing": {"default": "k"} }
+JSON
+}
+
+# bench_campaign ID N START: writes $work/c.json with N recipients (+84910000000 onwards), sending all day.
+bench_campaign() {
+  python3 - "$work" "$1" "$2" "$3" <<'PY'
+import sys
+work, cid, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+with open(f"{work}/s.csv", "w") as f:
+    f.write("phone\n")
+    for i in range(n): f.write(f"091{i % 10_000_000:07d}\n")
+open(f"{work}/t.txt", "w").write("Moi gop y du thao tren VNeID")
+open(f"{work}/c.json", "w").write(f'{{"id": "{cid}", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"], '
+    f'"windows": ["00:00-24:00"], "start": "{start}", "deadline": "2099-02-01T00:00:00+07:00"}}')
+PY
+}
+
+# bench_start_daemon: starts the daemon in the background (pid in $pid) and waits for /healthz.
+bench_start_daemon() {
+  "$loa" daemon --config "$work/loa.json" 2>"$work/daemon.log" &
+  pid=$!
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "the daemon did not start:" >&2; cat "$work/daemon.log" >&2; return 1
+}
+
+# bench_wait_state ID STATE SECONDS: polls the campaign until it reaches STATE (bounded).
+bench_wait_state() {
+  local end=$((SECONDS + $3))
+  while [ $SECONDS -lt $end ]; do
+    local s
+    s=$("$loa" campaign show "$1" --json --config "$work/loa.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+    [ "$s" = "$2" ] && return 0
+    sleep 0.5
+  done
+  echo "campaign $1 did not reach $2 in $3 s" >&2; return 1
+}
