@@ -42,11 +42,13 @@ public enum LoaCLI {
             drain_seconds and exit 0; a second signal exits at once. SIGHUP: reopen the delivery log.
             """,
         "check": """
-            usage: loa check --config FILE [CAMPAIGN_FILE…]
+            usage: loa check --config FILE [--allow-rejects] [CAMPAIGN_FILE…]
 
             Validates the config and each campaign file with its templates and segments, without sending or
             touching the store. Exit 0 when all is well; else exit 1 and one line per problem:
               file:line: field: reason
+            Rows that would be rejected (bad numbers, ragged rows) are problems too; --allow-rejects still
+            lists them but exits 0 when they are the only problems.
             """,
         "campaign": """
             usage: loa campaign submit FILE [--config FILE]
@@ -54,10 +56,12 @@ public enum LoaCLI {
                    loa campaign show ID [--json] [--watch] [--config FILE]
                    loa campaign rejects ID [--csv FILE] [--config FILE]
                    loa campaign pause|resume|cancel ID [--config FILE]
+                   loa campaign discard ID [--config FILE]
 
             submit: checks the campaign file, creates the campaign on the daemon, streams its exclusion files
             and then each segment to it (never held in memory), and commits it; the daemon starts sending at
             its start time. A failed upload discards the half-loaded campaign.
+            discard: removes a campaign still `loading` (a submit that was cut off), with its rows.
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
             rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV
@@ -165,6 +169,7 @@ public enum LoaCLI {
         var config: String?
         var positional: [String] = []
         var follow = false
+        var allowRejects = false
         var json = false
         var campaign: String?
         var lines: Int?
@@ -192,6 +197,7 @@ public enum LoaCLI {
                 switch a {
                 case "--config", "-c": config = try value(a)
                 case "-f", "--follow": follow = true
+                case "--allow-rejects": allowRejects = true
                 case "--json": json = true
                 case "--campaign": campaign = try value(a)
                 case "--sample":
@@ -253,8 +259,9 @@ public enum LoaCLI {
         }
         for p in problems { print(p.description) }
         for s in summary { print(s) }
-        if problems.isEmpty { print("ok") }
-        return problems.isEmpty ? 0 : 1
+        let blocking = problems.filter { !(opts.allowRejects && ($0.field == "row" || $0.field == "segments")) }
+        if blocking.isEmpty { print(problems.isEmpty ? "ok" : "ok (rows listed above will be rejected)") }
+        return blocking.isEmpty ? 0 : 1
     }
 
     /// Reads a file in 256 KiB chunks.
@@ -327,6 +334,12 @@ public enum LoaCLI {
                     if !terminal { print("") }
                     try await Task.sleep(for: .seconds(1))
                 }
+            case "discard":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                let r = try await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(id))")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                print("campaign \(id): discarded")
+                return 0
             case "pause", "resume", "cancel":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
                 let r = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(id))/\(sub)")

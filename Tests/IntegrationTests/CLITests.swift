@@ -33,3 +33,32 @@ import Testing
         #expect(unknown.status == 2 && unknown.output.contains("unknown command 'frobnicate'"))
     }
 }
+
+/// `loa tail -f` keeps following the log across a rotation (logrotate moves it, SIGHUP makes a new one).
+@Suite(.serialized) struct TailFollowTests {
+    @Test(.timeLimit(.minutes(1))) func followsAcrossRotation() async throws {
+        let work = WorkDir("tailf")
+        work.write("loa.json", """
+            { "data_dir": "data", "api_token": {"env": "T"}, "carriers": [{"name": "k", "kind": "kannel",
+              "url": "http://127.0.0.1:9/x", "receipt_secret": {"env": "T"}, "rate": 1}], "routing": {"default": "k"} }
+            """)
+        let log = work.file("data/delivery.log")
+        func line(_ seq: Int, _ status: String) -> String {
+            "{\"v\":1,\"seq\":\(seq),\"time\":\"2026-11-24T01:00:00.000Z\",\"campaign\":\"c\",\"message\":\(seq),\"event\":\"receipt\",\"status\":\"\(status)\",\"attempt\":1}\n"
+        }
+        work.write("data/delivery.log", line(1, "delivered"))
+        let tail = try Child(Env.loaBinary, ["tail", "-f", "--status", "delivered", "--config", work.file("loa.json")],
+                             env: ["T": "0123456789abcdef-token"], log: work.file("tail.out"))
+        defer { tail.signal(SIGTERM); _ = tail.wait(seconds: 5) }
+        try await poll(10, "the first line") { tail.output.contains("#1 ") }
+        let fh = try #require(FileHandle(forWritingAtPath: log))
+        fh.seekToEndOfFile()
+        fh.write(Data((line(2, "failed") + line(3, "delivered")).utf8))
+        try fh.close()
+        try await poll(10, "an appended line") { tail.output.contains("#3 ") }
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        try line(4, "delivered").write(toFile: log, atomically: false, encoding: .utf8)
+        try await poll(10, "a line of the new file") { tail.output.contains("#4 ") }
+        #expect(!tail.output.contains("#2 "), "the --status filter holds")
+    }
+}

@@ -98,6 +98,27 @@ import Testing
         #expect(try await loa.api("/api/v1/campaigns").bodyText == "[]")
         let check = try loa.cli(["check", work.file("bad/c.json")])
         #expect(check.status == 1 && check.output.contains("s.csv:1: header: no column named 'phone'"), "\(check.output)")
+
+        // A submit cut off after the create leaves a loading campaign: discard removes it.
+        let created = try await e.perform(HTTPRequest(method: "POST", url: loa.base + "/api/v1/campaigns",
+                                                      headers: [HTTPHeader("Authorization", "Bearer \(loa.token)")],
+                                                      body: Array(#"{"id":"cut","sender":"LOA","templates":[{"name":"t","text":"Hi","weight":1}],"segments":[{"name":"s.csv","phone_column":"phone","format":"csv"}],"start":"2026-01-01T00:00:00Z","deadline":"2099-01-01T00:00:00Z"}"#.utf8)))
+        #expect(created.status == 201, "\(created.bodyText)")
+        #expect(try loa.cli(["campaign", "discard", "cut"]).status == 0)
+        #expect(try await loa.api("/api/v1/campaigns").bodyText == "[]")
+        #expect(try loa.cli(["campaign", "discard", "cut"]).status == 1)
+
+        // --allow-rejects: rejected rows are listed but do not fail the check.
+        work.write("rej/t.txt", "Hi")
+        work.write("rej/s.csv", "phone\n0912345678\n02838221234\n")
+        work.write("rej/c.json", """
+            {"id": "rej", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"],
+             "start": "2026-01-01T00:00:00+07:00", "deadline": "2099-01-01T00:00:00+07:00"}
+            """)
+        let strict = try loa.cli(["check", work.file("rej/c.json")])
+        #expect(strict.status == 1 && strict.output.contains("s.csv:3: row: fixed-line"), "\(strict.output)")
+        let lenient = try loa.cli(["check", "--allow-rejects", work.file("rej/c.json")])
+        #expect(lenient.status == 0 && lenient.output.contains("s.csv:3: row: fixed-line"), "\(lenient.output)")
     }
 
     /// SIGHUP makes the daemon reopen the delivery log (logrotate moves the old one away first).
