@@ -59,5 +59,56 @@ public enum GatewayOutcome: Sendable, Equatable {
 public protocol CarrierAdapter: Sendable {
     /// The configured carrier name (the routing target and the `/dlr/<name>` path).
     var name: String { get }
+    /// The most messages one request carries; 1 for gateways that take one number per request.
+    var maxBatch: Int { get }
     func send(_ message: OutgoingSMS) async -> GatewayOutcome
+    /// Sends up to ``maxBatch`` messages in one request. MUST return exactly one outcome per message,
+    /// in the order given (a whole-request failure is that outcome repeated).
+    func send(batch: [OutgoingSMS]) async -> [GatewayOutcome]
+}
+
+extension CarrierAdapter {
+    public var maxBatch: Int { 1 }
+
+    public func send(batch: [OutgoingSMS]) async -> [GatewayOutcome] {
+        var outcomes: [GatewayOutcome] = []
+        outcomes.reserveCapacity(batch.count)
+        for m in batch { outcomes.append(await send(m)) }
+        return outcomes
+    }
+}
+
+/// A delivery receipt as an adapter's receipt format reads it, before the store matches it to a message.
+public struct InboundReceipt: Sendable, Equatable {
+    /// How the receipt names its message.
+    public enum Key: Sendable, Equatable, Hashable {
+        /// Loa's own message id (carried in a per-message receipt URL or echoed back by the gateway).
+        case loa(Int64)
+        /// The gateway's message id, as returned in its answer to the send request.
+        case gateway(String)
+    }
+    public var key: Key
+    public var status: ReceiptStatus
+    /// The gateway's message id when the receipt carries one.
+    public var gatewayID: String?
+    /// The gateway's own status words or error code, for the log (no credentials, no message text).
+    public var detail: String?
+
+    public init(key: Key, status: ReceiptStatus, gatewayID: String? = nil, detail: String? = nil) {
+        self.key = key
+        self.status = status
+        self.gatewayID = gatewayID
+        self.detail = detail
+    }
+}
+
+/// Why a receipt request could not be read: names the field, for the 400 answer.
+public struct ReceiptParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var field: String
+    public var reason: String
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+    public var description: String { "\(field): \(reason)" }
 }
