@@ -24,7 +24,7 @@ public struct LoadedCampaign: Sendable {
     public var deadlineAt: UnixMillis
 
     public var submission: CampaignSubmission {
-        CampaignSubmission(
+        var s = CampaignSubmission(
             id: spec.id, name: spec.name, sender: spec.sender,
             templates: zip(spec.templates, templates).map { .init(name: $0.0.file, text: $0.1.source, weight: $0.0.weight) },
             segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format, fromCampaign: $0.fromCampaign, states: $0.states) },
@@ -34,6 +34,9 @@ public struct LoadedCampaign: Sendable {
             timeZone: spec.timeZone ?? SendWindows.defaultZone, priority: spec.priority ?? .bulk, weight: spec.weight ?? 1,
             maxRate: spec.maxRate, advertising: spec.advertising ?? false, optOutFooter: spec.optOutFooter,
             breakdownColumn: spec.breakdownColumn ?? "ward")
+        s.carriers = spec.carriers ?? []
+        s.failover = spec.failover ?? false
+        return s
     }
 }
 
@@ -148,7 +151,7 @@ final class SegmentReader {
             try RecipientBuilder(campaignID: campaign.id, templates: templates, weights: weights,
                                  advertisingFooter: campaign.advertising ? (campaign.optOutFooter ?? "") : nil, header: header, phoneColumn: phoneColumn,
                                  policy: campaign.encoding, maxSegments: campaign.maxSegments,
-                                 allowedCountryCodes: Set(campaign.allowedCountryCodes), router: router)
+                                 allowedCountryCodes: Set(campaign.allowedCountryCodes), router: router.restricted(to: campaign.carriers))
         }, onBatch: onBatch)
     }
 

@@ -40,6 +40,8 @@ public struct LoaConfig: Sendable {
     public var optOutKeywords: Set<String> = ["TC", "STOP", "HUY"]
     /// Mask recipients in the delivery log (`+8491****678`).
     public var maskNumbersInLog = false
+    /// A cap over all carriers together, in SMS parts per second (nil: none).
+    public var globalRate: Double?
 
     public var apiBaseURL: String {
         let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
@@ -104,6 +106,7 @@ struct ConfigFile: Decodable {
     var receiptTimeoutHours: Double?
     var optOutKeywords: [String]?
     var maskNumbersInLog: Bool?
+    var globalRate: Double?
 
     struct ContactPolicyEntry: Decodable {
         var maxMessages: Int
@@ -115,7 +118,7 @@ struct ConfigFile: Decodable {
         case listen, retry, carriers, routing
         case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
         case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
-        case maskNumbersInLog = "mask_numbers_in_log"
+        case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate"
     }
 }
 
@@ -231,6 +234,7 @@ public enum ConfigLoader {
         if let k = file.optOutKeywords, k.isEmpty || k.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             add("opt_out_keywords", "must be a list of non-empty words")
         }
+        if let g = file.globalRate, !(g > 0 && g <= 1_000_000) { add("global_rate", "must be > 0 and <= 1000000 SMS parts/s") }
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
         let dataDir = file.dataDir.hasPrefix("/") ? file.dataDir : baseDir + "/" + file.dataDir
         let host = address.contains(":") ? "[\(address)]" : address
@@ -242,7 +246,7 @@ public enum ConfigLoader {
             logLevel: level, contactPolicy: policy,
             receiptTimeoutSeconds: (file.receiptTimeoutHours ?? 72) * 3600,
             optOutKeywords: Set((file.optOutKeywords ?? ["TC", "STOP", "HUY"]).map(OptOut.normalize)),
-            maskNumbersInLog: file.maskNumbersInLog ?? false))
+            maskNumbersInLog: file.maskNumbersInLog ?? false, globalRate: file.globalRate))
     }
 }
 

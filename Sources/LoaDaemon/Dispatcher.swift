@@ -21,6 +21,16 @@ public final class Dispatcher: Sendable {
         /// The rate the adaptive limiter allows now (below the configured one after throttling answers).
         public var allowedRate: Double
         public var breaker: CircuitBreaker.State
+        /// Most messages per request (batch APIs), 1 otherwise.
+        public var maxBatch: Int = 1
+        /// Tokens in the carrier's bucket now (negative while long messages are being paid for).
+        public var tokens: Int = 0
+        /// SMS parts of the messages started since the daemon started.
+        public var segmentsSent: Int64 = 0
+        /// Requests started since the daemon started.
+        public var requests: Int64 = 0
+        /// Until when a throttling answer's Retry-After pauses the carrier (ms since the epoch, 0: not paused).
+        public var pausedUntil: Int64 = 0
     }
 
     private struct Finished {
@@ -41,6 +51,10 @@ public final class Dispatcher: Sendable {
         /// Started sends per carrier per second (epoch second → count), last 10 s.
         var started: [String: [Int64: Int]] = [:]
         var stopped = false
+        /// The global cap over all carriers, in the carriers' units (nil: none).
+        var global: TokenBucket?
+        var segmentsSent: [String: Int64] = [:]
+        var requests: [String: Int64] = [:]
     }
 
     private let store: Store
@@ -56,6 +70,7 @@ public final class Dispatcher: Sendable {
     private let cond = NSCondition()
     /// The most messages claimed per carrier per round (one transaction).
     private let claimBatch = 500
+    private let maxBatch: [String: Int]
 
     public init(store: Store, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
@@ -71,12 +86,25 @@ public final class Dispatcher: Sendable {
             // Kannel fills %d (status), %T (time), %F (failure code) and %A (SMSC answer) per callback.
             bases[c.name] = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))&st=%d&ts=%T&fc=%F&ans=%A&id="
         }
+        for c in config.carriers where c.kind == "jasmin" {
+            // Jasmin posts id, level and message_status itself (dlr-method=POST keeps this query intact).
+            bases[c.name] = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))&m="
+        }
+        for c in config.carriers where c.kind == "generic" {
+            // One callback URL for every message: the receipt names its message by `{{id}}` or the gateway's id.
+            bases[c.name] = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))"
+        }
         receiptBase = bases
+        let batches = Dictionary(uniqueKeysWithValues: config.carriers.map { c in (c.name, max(1, adapters[c.name]?.maxBatch ?? 1)) })
+        maxBatch = batches
         let now = clock.now()
-        state = Mutex(State(
-            limiters: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CarrierLimiter(rate: $0.rate, maxInFlight: $0.maxInFlight, now: now)) }),
+        var initial = State(
+            // A batching carrier's max_in_flight counts requests: the limiter counts messages.
+            limiters: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CarrierLimiter(rate: $0.rate, maxInFlight: $0.maxInFlight * batches[$0.name]!, now: now)) }),
             adaptive: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, AdaptiveRate(configured: $0.rate, now: now)) }),
-            breakers: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CircuitBreaker()) })))
+            breakers: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CircuitBreaker()) }))
+        if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: max(1, Int((g * 0.1).rounded(.up))), now: now) }
+        state = Mutex(initial)
     }
 
     /// Starts the dispatch thread.
@@ -109,12 +137,17 @@ public final class Dispatcher: Sendable {
 
     public func status() -> [CarrierStatus] {
         let nowSec = clock.now() / 1000
+        let now = clock.now()
         return state.withLock { s in
             carriers.map { c in
                 let recent = (s.started[c.name] ?? [:]).filter { $0.key > nowSec - 10 && $0.key <= nowSec }.values.reduce(0, +)
+                let batch = maxBatch[c.name] ?? 1
                 return CarrierStatus(name: c.name, configuredRate: c.rate, maxInFlight: c.maxInFlight,
-                                     inFlight: s.limiters[c.name]?.inFlight ?? 0, currentRate: Double(recent) / 10,
-                                     allowedRate: s.adaptive[c.name]?.current ?? c.rate, breaker: s.breakers[c.name]?.state ?? .closed)
+                                     inFlight: ((s.limiters[c.name]?.inFlight ?? 0) + batch - 1) / batch, currentRate: Double(recent) / 10,
+                                     allowedRate: s.adaptive[c.name]?.current ?? c.rate, breaker: s.breakers[c.name]?.state ?? .closed,
+                                     maxBatch: batch, tokens: s.limiters[c.name]?.bucket.available(now) ?? 0,
+                                     segmentsSent: s.segmentsSent[c.name] ?? 0, requests: s.requests[c.name] ?? 0,
+                                     pausedUntil: (s.adaptive[c.name]?.pausedUntil ?? 0) > now ? s.adaptive[c.name]!.pausedUntil : 0)
             }
         }
     }
@@ -128,6 +161,7 @@ public final class Dispatcher: Sendable {
         var idleUntil: [String: UnixMillis] = [:]  // "campaign|carrier" with nothing claimable
         var fair: [String: FairShare] = [:]           // per carrier
         var campaignBuckets: [String: TokenBucket] = [:]  // per campaign with a max_rate
+        var lastFailover: UnixMillis = 0
         while true {
             let now = clock.now()
             let (finished, stopping, drainDeadline, hint) = state.withLock { s in
@@ -172,7 +206,12 @@ public final class Dispatcher: Sendable {
             for c in active where c.state == .running && !c.carriers.isEmpty && !c.windows.isOpen(at: now) {
                 nextWake = min(nextWake, max(now + 1, c.windows.nextOpen(after: now)))
             }
+            if now - lastFailover >= 250 {
+                lastFailover = now
+                failover(active: active, now: now)
+            }
             for carrier in carriers {
+                let perRound = min(10_000, max(claimBatch, (maxBatch[carrier.name] ?? 1) * 20))
                 let running = active.filter { $0.state == .running && $0.deadlineAt > now && $0.carriers.contains(carrier.name)
                     && $0.windows.isOpen(at: now) && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
                 // The carrier's health: a paused (Retry-After) or open (breaker) carrier gets nothing; its
@@ -182,15 +221,29 @@ public final class Dispatcher: Sendable {
                     if rate <= 0 { return (0, s.adaptive[carrier.name]!.pausedUntil) }
                     if abs(s.limiters[carrier.name]!.bucket.rate - rate) > 1e-9 { s.limiters[carrier.name]!.bucket.setRate(rate, now: now) }
                     let a = s.breakers[carrier.name]!.allowance(now: now)
-                    return (a ?? claimBatch, a == 0 ? s.breakers[carrier.name]!.reopensAt() : nil)
+                    return (a ?? perRound, a == 0 ? s.breakers[carrier.name]!.reopensAt() : nil)
                 }
                 if let wakeAt, !running.isEmpty { nextWake = min(nextWake, max(now + 1, wakeAt)) }
                 if !running.isEmpty && allowance > 0 {
-                    let total = state.withLock { $0.limiters[carrier.name]!.grant(max: allowance, now: now) }
+                    let total = state.withLock { s -> Int in
+                        // The global cap first, then the carrier's own bucket; what one grants and the other
+                        // refuses goes back.
+                        var cap = allowance
+                        if s.global != nil { cap = s.global!.take(upTo: cap, now: now) }
+                        let n = cap > 0 ? s.limiters[carrier.name]!.grant(max: cap, now: now) : 0
+                        if s.global != nil { s.global!.giveBack(cap - n) }
+                        return n
+                    }
+                    if total == 0, let g = state.withLock({ s in s.global.map { _ in s.global!.whenAvailable(1, now: now) } }) {
+                        nextWake = min(nextWake, max(g, now + 2))
+                    }
                     if total > 0 {
                         let used = dispatch(total, to: running, carrier: carrier.name, now: now, fair: &fair[carrier.name, default: FairShare()],
                                             campaignBuckets: &campaignBuckets, idleUntil: &idleUntil)
-                        state.withLock { $0.limiters[carrier.name]!.unused(total - used) }
+                        state.withLock { s in
+                            s.limiters[carrier.name]!.unused(total - used)
+                            s.global?.giveBack(total - used)
+                        }
                     }
                 }
                 if let next = state.withLock({ $0.limiters[carrier.name]!.nextGrant(now: now) }), !running.isEmpty {
@@ -229,11 +282,19 @@ public final class Dispatcher: Sendable {
                 logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
                 claimed = []
             }
-            if campaign.maxRate != nil { campaignBuckets[campaign.id]?.giveBack(n - claimed.count) }
-            // A carrier that counts SMS parts is charged the extra parts of long messages (its bucket may go into debt).
-            if carriers.first(where: { $0.name == carrier })?.rateInSegments == true {
-                let extra = claimed.reduce(0) { $0 + max(0, $1.segments - 1) }
-                if extra > 0 { state.withLock { $0.limiters[carrier]!.bucket.charge(extra, now: now) } }
+            let extra = claimed.reduce(0) { $0 + max(0, $1.segments - 1) }
+            if campaign.maxRate != nil {
+                campaignBuckets[campaign.id]?.giveBack(n - claimed.count)
+                // max_rate counts SMS parts: long messages pay for their extra parts.
+                if extra > 0 { campaignBuckets[campaign.id]?.charge(extra, now: now) }
+            }
+            // A carrier that counts SMS parts is charged the extra parts of long messages (its bucket may go into debt),
+            // and so is the global cap.
+            if extra > 0 && carriers.first(where: { $0.name == carrier })?.rateInSegments == true {
+                state.withLock { s in
+                    s.limiters[carrier]!.bucket.charge(extra, now: now)
+                    s.global?.charge(extra, now: now)
+                }
             }
             if claimed.count < n { idleUntil["\(campaign.id)|\(carrier)"] = now + 250 }
             launch(claimed, sender: campaign.sender, carrier: carrier, now: now)
@@ -264,41 +325,100 @@ public final class Dispatcher: Sendable {
 
     private func launch(_ messages: [OutgoingMessage], sender: String, carrier: String, now: UnixMillis) {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
+        let batch = max(1, adapter.maxBatch)
+        let perMessageURL = carriers.first { $0.name == carrier }?.kind != "generic"
         state.withLock { s in
             for m in messages { s.inFlight[m.id] = m }
             s.breakers[carrier]?.started()
             let sec = now / 1000
             s.started[carrier, default: [:]][sec, default: 0] += messages.count
             if s.started[carrier]!.count > 12 { s.started[carrier] = s.started[carrier]!.filter { $0.key > sec - 11 } }
+            s.segmentsSent[carrier, default: 0] += Int64(messages.reduce(0) { $0 + $1.segments })
+            s.requests[carrier, default: 0] += Int64((messages.count + batch - 1) / batch)
         }
-        for m in messages {
-            let sms = OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
-                                  receiptURL: base + String(m.id))
+        func sms(_ m: OutgoingMessage) -> OutgoingSMS {
+            OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
+                        receiptURL: perMessageURL ? base + String(m.id) : base)
+        }
+        if batch == 1 {
+            for m in messages {
+                let one = sms(m)
+                Task.detached { [self] in
+                    let outcome = await adapter.send(one)
+                    self.finish([m], [outcome])
+                }
+            }
+            return
+        }
+        var start = 0
+        while start < messages.count {
+            let chunk = Array(messages[start..<min(messages.count, start + batch)])
+            start += batch
+            let outgoing = chunk.map(sms)
             Task.detached { [self] in
-                let outcome = await adapter.send(sms)
-                self.finish(m, outcome)
+                let outcomes = await adapter.send(batch: outgoing)
+                self.finish(chunk, outcomes)
             }
         }
     }
 
-    private func finish(_ m: OutgoingMessage, _ outcome: GatewayOutcome) {
+    /// One request finished: `outcomes[i]` is `messages[i]`'s. The breaker and the adaptive rate see one event
+    /// per request (a batch's whole-request failure is one failure, not a hundred).
+    private func finish(_ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
         cond.lock()
         state.withLock { s in
-            guard s.inFlight.removeValue(forKey: m.id) != nil else { return }  // abandoned at the drain deadline
-            s.limiters[m.carrier]?.finished()
             let now = clock.now()
-            switch outcome {
-            case .accepted, .permanent: s.breakers[m.carrier]?.succeeded()   // the gateway answered
-            case .temporary: s.breakers[m.carrier]?.failed(now: now)
+            var health: GatewayOutcome?
+            for (i, m) in messages.enumerated() {
+                // An adapter that broke the contract (too few outcomes) leaves the rest as temporary failures.
+                let outcome = i < outcomes.count ? outcomes[i] : .temporary("adapter returned no outcome for this message")
+                guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
+                s.limiters[m.carrier]?.finished()
+                switch (health, outcome) {
+                case (nil, _), (.accepted?, _), (.permanent?, _): health = outcome
+                default: break
+                }
+                s.finished.append(Finished(message: m, outcome: outcome, at: now))
+            }
+            guard let carrier = messages.first?.carrier, let health else { return }
+            switch health {
+            case .accepted, .permanent: s.breakers[carrier]?.succeeded()   // the gateway answered
+            case .temporary: s.breakers[carrier]?.failed(now: now)
             case .throttled(let retryAfter, _):
                 // Throttling means the gateway is up: the breaker closes, the adaptive rate slows down.
-                s.breakers[m.carrier]?.succeeded()
-                s.adaptive[m.carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
+                s.breakers[carrier]?.succeeded()
+                s.adaptive[carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
             }
-            s.finished.append(Finished(message: m, outcome: outcome, at: clock.now()))
         }
         cond.signal()
         cond.unlock()
+    }
+
+    /// Failover: a campaign that allows it moves queued messages off a carrier that is down (breaker open or
+    /// half-open) to another allowed carrier whose breaker is closed. Moved messages are sent there; nothing
+    /// is sent twice (only `queued` messages move).
+    private func failover(active: [ActiveCampaign], now: UnixMillis) {
+        let candidates = active.filter { $0.failover && $0.state == .running && $0.deadlineAt > now }
+        guard !candidates.isEmpty else { return }
+        let health = state.withLock { s in Dictionary(uniqueKeysWithValues: carriers.map { ($0.name, s.breakers[$0.name]!.state) }) }
+        for c in candidates {
+            let allowed = c.allowedCarriers.isEmpty ? carriers.map(\.name) : c.allowedCarriers
+            let up = allowed.filter { health[$0] == .closed && adapters[$0] != nil }
+            guard let target = up.first else { continue }
+            // Only while the breaker is open: half-open lets the carrier's own probes through.
+            for down in c.carriers where health[down] == .open {
+                guard down != target else { continue }
+                do {
+                    let moved = try store.reroute(campaign: c.id, from: down, to: target, limit: 2_000,
+                                                  reason: "carrier \(down) is down (breaker \(health[down]!.rawValue))")
+                    if moved > 0 {
+                        logger.notice("failover: queued messages moved", ["campaign.id": c.id, "carrier.name": down, "to": target, "count": "\(moved)"])
+                    }
+                } catch {
+                    logger.error("failover failed", ["campaign.id": c.id, "error": "\(error)"])
+                }
+            }
+        }
     }
 
     private func recordFinished(_ finished: [Finished], active: [ActiveCampaign]) {

@@ -1,4 +1,5 @@
 import Foundation
+import LoaCarriers
 import LoaCore
 import LoaServer
 import LoaStore
@@ -16,7 +17,11 @@ final class DaemonService: HTTPService {
     /// Segments uploaded per loading campaign (a restart forgets them; the campaign is then discarded and resubmitted).
     private let uploads = Mutex<[String: Set<String>]>([:])
 
-    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger) {
+    /// How each carrier's receipts are read (Kannel's query form is built in).
+    private let receiptFormats: [String: ReceiptFormat]
+
+    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat] = [:]) {
+        self.receiptFormats = receiptFormats
         self.store = store
         self.config = config
         self.dispatcher = dispatcher
@@ -38,6 +43,11 @@ final class DaemonService: HTTPService {
                 return .respond(self.error(503, "not-ready", "store unavailable: \(error)"))
             }
         case ("GET", "dlr") where parts.count == 2, ("POST", "dlr") where parts.count == 2:
+            if let format = receiptFormats[parts[1]] {
+                let carrier = parts[1]
+                // Jasmin and generic gateways put the receipt in a form or JSON body: read it whole (bounded).
+                return .buffer(limit: 1 << 20) { [self] head, body in self.receipt(carrier: carrier, format: format, head: head, body: body) }
+            }
             return .respond(receipt(carrier: parts[1], query: head.query))
         case ("GET", "mo") where parts.count == 2, ("POST", "mo") where parts.count == 2:
             return .respond(moReply(carrier: parts[1], query: head.query))
@@ -90,9 +100,49 @@ final class DaemonService: HTTPService {
         do {
             let result = try store.apply([update])[0]
             switch result {
-            case .applied, .duplicate: return .text(200, "OK \(result.rawValue)\n")
+            case .applied, .duplicate, .pending: return .text(200, "OK \(result.rawValue)\n")
             case .notFound, .wrongCarrier: return error(404, "unknown-message", "no message \(id) sent through \(carrier)")
             }
+        } catch {
+            logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
+            return self.error(503, "store-unavailable", "receipt not stored; retry")
+        }
+    }
+
+    /// A receipt in a carrier's own format (Jasmin's callbacks, a generic gateway's mapping): authenticated by the
+    /// carrier's secret in the query (`k`), parsed, stored before the answer. A body may carry several receipts.
+    func receipt(carrier: String, format: ReceiptFormat, head: RequestHead, body: [UInt8]) -> ServerResponse {
+        guard let secret = secrets[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
+        guard let k = head.query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {
+            logger.warning("receipt with a wrong or missing secret refused", ["carrier.name": carrier])
+            return error(401, "unauthorized", "wrong or missing receipt secret")
+        }
+        var fields = head.query
+        fields["k"] = nil
+        let contentType = head.header("content-type") ?? ""
+        if contentType.lowercased().hasPrefix("application/x-www-form-urlencoded") || (!body.isEmpty && body.first != UInt8(ascii: "{") && body.first != UInt8(ascii: "[")) {
+            for (name, value) in FormURLEncoded.parse(body) { fields[name] = value }
+        }
+        let parsed: [InboundReceipt]
+        switch format.parse(body, fields) {
+        case .success(let r): parsed = r
+        case .failure(let e):
+            logger.warning("receipt not understood", ["carrier.name": carrier, "error": e.description])
+            return error(400, "bad-receipt", e.description)
+        }
+        let updates = parsed.map { r -> ReceiptUpdate in
+            switch r.key {
+            case .loa(let id): ReceiptUpdate(carrier: carrier, messageID: id, status: r.status, gatewayID: r.gatewayID, detail: r.detail)
+            case .gateway(let g): ReceiptUpdate(carrier: carrier, gatewayKey: g, status: r.status, detail: r.detail)
+            }
+        }
+        do {
+            let results = try store.apply(updates)
+            if updates.count == 1, results[0] == .notFound || results[0] == .wrongCarrier {
+                // Jasmin stops retrying on 404.
+                return error(404, "unknown-message", "no such message sent through \(carrier)")
+            }
+            return .text(200, format.ack)
         } catch {
             logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
             return self.error(503, "store-unavailable", "receipt not stored; retry")
@@ -158,6 +208,16 @@ final class DaemonService: HTTPService {
         }
         out += "# HELP loa_queue_depth Queued messages per carrier.\n# TYPE loa_queue_depth gauge\n"
         for c in status { out += "loa_queue_depth{carrier=\"\(c.name)\"} \(queue[c.name] ?? 0)\n" }
+        out += "# HELP loa_sms_parts_sent_total SMS parts of the messages handed to each carrier since start.\n# TYPE loa_sms_parts_sent_total counter\n"
+        for c in status { out += "loa_sms_parts_sent_total{carrier=\"\(c.name)\"} \(c.segmentsSent)\n" }
+        out += "# HELP loa_carrier_requests_total HTTP requests started per carrier since start.\n# TYPE loa_carrier_requests_total counter\n"
+        for c in status { out += "loa_carrier_requests_total{carrier=\"\(c.name)\"} \(c.requests)\n" }
+        out += "# HELP loa_limiter_tokens Tokens in each carrier's bucket now (negative while long messages are paid for).\n# TYPE loa_limiter_tokens gauge\n"
+        for c in status { out += "loa_limiter_tokens{carrier=\"\(c.name)\"} \(c.tokens)\n" }
+        out += "# HELP loa_carrier_paused 1 while a Retry-After answer pauses the carrier.\n# TYPE loa_carrier_paused gauge\n"
+        for c in status { out += "loa_carrier_paused{carrier=\"\(c.name)\"} \(c.pausedUntil > 0 ? 1 : 0)\n" }
+        out += "# HELP loa_receipt_latency_seconds Time from the gateway's acceptance to the final receipt.\n# TYPE loa_receipt_latency_seconds histogram\n"
+        out += store.receiptLatency.withLock { $0 }.prometheus("loa_receipt_latency_seconds")
         return ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")], body: Array(out.utf8))
     }
 
@@ -257,6 +317,13 @@ final class DaemonService: HTTPService {
         if sub.templates.isEmpty { problems.append("templates: at least one is required") }
         do { _ = try SendWindows(sub.windows, timeZone: sub.timeZone) } catch { problems.append("windows: \(error.description)") }
         if sub.segments.isEmpty { problems.append("segments: at least one is required") }
+        let known = Set(config.carriers.map(\.name))
+        for c in sub.carriers where !known.contains(c) {
+            problems.append("carriers: no configured carrier named '\(c)' (configured: \(known.sorted().joined(separator: ", ")))")
+        }
+        if sub.failover && (sub.carriers.isEmpty ? known.count : sub.carriers.count) < 2 {
+            problems.append("failover: needs at least two allowed carriers")
+        }
         for t in sub.templates {
             do { _ = try Template(name: t.name, source: t.text) } catch { problems.append("template \(t.name):\(error.line): \(error.message)") }
         }
@@ -566,4 +633,11 @@ extension JSONEncoder {
         e.keyEncodingStrategy = .convertToSnakeCase
         return e
     }
+}
+
+/// How a carrier's receipt requests are read: a parser over the body and the merged query and form fields,
+/// and the body of the answer the gateway expects (Jasmin retries unless it reads `ACK/Jasmin`).
+struct ReceiptFormat: Sendable {
+    var parse: @Sendable ([UInt8], [String: String]) -> Result<[InboundReceipt], ReceiptParseError>
+    var ack: String
 }

@@ -77,6 +77,8 @@ extension Store {
                 try ctx.emit(DeliveryEvent(time: ctx.now, campaign: campaign, message: id, recipient: phone, carrier: carrier,
                                            event: "unknown", status: "unknown", attempt: attempts, detail: "no final receipt in time"))
             }
+            // Receipts for gateway ids no message ever got (a gateway's mistake, or another system's traffic).
+            if ctx.hasPendingReceipts { try ctx.statement("DELETE FROM pending_receipts WHERE received_at < ?").run([.int(cutoff)]) }
             return rows.count
         }
     }
@@ -270,6 +272,24 @@ extension Store {
         try write { try $0.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline) }
     }
 
+    /// Failover: moves up to `limit` queued messages of a campaign from carrier `from` (down) to `to`, logging each
+    /// move as a `rerouted` event. Returns how many moved.
+    public func reroute(campaign: String, from: String, to: String, limit: Int, reason: String) throws -> Int {
+        try write { ctx in
+            var rows: [(Int64, String?, Int)] = []
+            try ctx.statement("SELECT id, phone, attempts FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 ORDER BY id LIMIT ?")
+                .query([.text(campaign), .text(from), .int(Int64(limit))]) { rows.append(($0.int(0), $0.text(1), Int($0.int(2)))) }
+            let upd = try ctx.statement("UPDATE messages SET carrier = ?, updated_at = ? WHERE id = ?")
+            for (id, phone, attempts) in rows {
+                try upd.run([.text(to), .int(ctx.now), .int(id)])
+                try ctx.emit(DeliveryEvent(time: ctx.now, campaign: campaign, message: id, recipient: phone, carrier: to, event: "rerouted",
+                                           status: "queued", attempt: attempts, detail: "from \(from): \(reason)"))
+            }
+            ctx.moveCount(campaign: campaign, state: .queued, from: from, to: to, by: Int64(rows.count))
+            return rows.count
+        }
+    }
+
     /// Records send outcomes in one transaction.
     public func record(_ outcomes: [SendOutcome]) throws {
         guard !outcomes.isEmpty else { return }
@@ -278,7 +298,13 @@ extension Store {
 
     /// Applies receipts in one transaction and returns what each did.
     public func apply(_ receipts: [ReceiptUpdate]) throws -> [ReceiptResult] {
-        try write { ctx in try receipts.map { try ctx.apply($0) } }
+        let (results, latencies) = try write { ctx -> ([ReceiptResult], [Int64]) in
+            ctx.receiptLatencies.removeAll(keepingCapacity: true)
+            let r = try receipts.map { try ctx.apply($0) }
+            return (r, ctx.receiptLatencies)
+        }
+        if !latencies.isEmpty { receiptLatency.withLock { h in for l in latencies { h.observe(millis: l) } } }
+        return results
     }
 
     /// Active campaigns (scheduled or running) with the carriers that still have queued messages.
@@ -318,6 +344,10 @@ public struct ActiveCampaign: Sendable, Equatable {
     public var priority: CampaignPriority
     public var weight: Int
     public var maxRate: Double?
+    /// The carriers the campaign may use (empty: any).
+    public var allowedCarriers: [String] = []
+    /// Whether its messages may move to another allowed carrier while theirs is down.
+    public var failover: Bool = false
 }
 
 // MARK: - Writer-thread implementations
@@ -466,7 +496,8 @@ extension WriteContext {
             out.append(ActiveCampaign(id: r.text(0) ?? "", state: CampaignState(rawValue: r.text(1) ?? "") ?? .scheduled,
                                       sender: r.text(2) ?? "", startAt: r.int(3), deadlineAt: r.int(4), carriers: [],
                                       windows: spec?.sendWindows ?? .standard, priority: spec?.priority ?? .bulk,
-                                      weight: spec?.weight ?? 1, maxRate: spec?.maxRate))
+                                      weight: spec?.weight ?? 1, maxRate: spec?.maxRate,
+                                      allowedCarriers: spec?.carriers ?? [], failover: spec?.failover ?? false))
         }
         let carriers = try statement("SELECT carrier FROM counts WHERE campaign_id = ? AND state = 0 AND n > 0 ORDER BY carrier")
         for i in out.indices {
@@ -587,13 +618,14 @@ extension WriteContext {
         var attempts: Int
         var gatewayID: String?
         var receiptRank: Int
+        var sentAt: UnixMillis?
     }
 
     private func current(_ id: Int64) throws -> Current? {
         var c: Current?
-        try statement("SELECT campaign_id, phone, carrier, state, attempts, gateway_id, receipt_rank FROM messages WHERE id = ?").query([.int(id)]) { r in
+        try statement("SELECT campaign_id, phone, carrier, state, attempts, gateway_id, receipt_rank, sent_at FROM messages WHERE id = ?").query([.int(id)]) { r in
             c = Current(campaign: r.text(0) ?? "", phone: r.text(1), carrier: r.text(2) ?? "", state: MessageState(rawValue: Int(r.int(3))) ?? .unknown,
-                        attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)))
+                        attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)), sentAt: r.isNull(7) ? nil : r.int(7))
         }
         return c
     }
@@ -616,16 +648,43 @@ extension WriteContext {
         if next == nil && gatewayID == nil { return }  // stale: e.g. a retry answer after a final receipt
         let newState = next ?? cur.state
         if next == nil { name = "accepted" }
+        let accepted = next == .sent
         try statement("""
             UPDATE messages SET state = ?, gateway_id = COALESCE(?, gateway_id), detail = COALESCE(?, detail),
-            not_before = COALESCE(?, not_before), updated_at = ? WHERE id = ?
-            """).run([.int(Int64(newState.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now), .int(o.id)])
+            not_before = COALESCE(?, not_before), updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE id = ?
+            """).run([.int(Int64(newState.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now),
+                      .int(accepted ? 1 : 0), .int(now), .int(o.id)])
         if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
                                status: newState.name, attempt: cur.attempts, gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
+        if let gatewayID, hasPendingReceipts {
+            // Receipts that named this gateway id before its send answer was recorded.
+            var pending: [(Int64, Int, String?)] = []
+            try statement("SELECT rowid, status, detail FROM pending_receipts WHERE carrier = ? AND gateway_id = ? ORDER BY status")
+                .query([.text(cur.carrier), .text(gatewayID)]) { pending.append(($0.int(0), Int($0.int(1)), $0.text(2))) }
+            for (rowid, status, d) in pending {
+                if let st = ReceiptStatus(rawValue: status) {
+                    _ = try apply(ReceiptUpdate(carrier: cur.carrier, messageID: o.id, status: st, gatewayID: gatewayID, detail: d))
+                }
+                try statement("DELETE FROM pending_receipts WHERE rowid = ?").run([.int(rowid)])
+            }
+        }
     }
 
     func apply(_ r: ReceiptUpdate) throws -> ReceiptResult {
+        var r = r
+        if r.messageID == 0, let key = r.gatewayKey {
+            var id: Int64?
+            try statement("SELECT id FROM messages WHERE carrier = ? AND gateway_id = ? LIMIT 1").query([.text(r.carrier), .text(key)]) { id = $0.int(0) }
+            guard let id else {
+                // The send answer naming this id is not recorded yet (receipts can overtake it): keep the receipt.
+                try statement("INSERT INTO pending_receipts(carrier, gateway_id, status, detail, received_at) VALUES(?, ?, ?, ?, ?)")
+                    .run([.text(r.carrier), .text(key), .int(Int64(r.status.rawValue)), .opt(r.detail), .int(now)])
+                hasPendingReceipts = true
+                return .pending
+            }
+            r.messageID = id
+        }
         guard let cur = try current(r.messageID) else { return .notFound }
         guard cur.carrier == r.carrier else { return .wrongCarrier }
         let next = MessageLifecycle.next(cur.state, on: .receipt(r.status))
@@ -636,7 +695,10 @@ extension WriteContext {
             UPDATE messages SET state = ?, receipt_rank = MAX(receipt_rank, ?), gateway_id = COALESCE(gateway_id, ?),
             detail = COALESCE(?, detail), updated_at = ? WHERE id = ?
             """).run([.int(Int64(newState.rawValue)), .int(Int64(r.status.rawValue)), .opt(r.gatewayID), .opt(r.detail), .int(now), .int(r.messageID)])
-        if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
+        if let next {
+            count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next)
+            if next.isFinal, let sent = cur.sentAt { receiptLatencies.append(max(0, now - sent)) }
+        }
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: r.messageID, recipient: cur.phone, carrier: cur.carrier,
                                event: "receipt", status: newState.name, attempt: cur.attempts, gatewayID: cur.gatewayID ?? r.gatewayID,
                                detail: r.detail.map { "\(r.status.name): \($0)" } ?? r.status.name))

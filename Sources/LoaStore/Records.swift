@@ -60,7 +60,10 @@ public struct SendOutcome: Sendable, Equatable {
 /// A delivery receipt as the receipt endpoint parsed it.
 public struct ReceiptUpdate: Sendable, Equatable {
     public var carrier: String
+    /// Loa's message id; 0 when the receipt names the message by ``gatewayKey`` only.
     public var messageID: Int64
+    /// The gateway's id for the message (as its send answer gave it), when the receipt carries no Loa id.
+    public var gatewayKey: String?
     public var status: ReceiptStatus
     public var gatewayID: String?
     public var detail: String?
@@ -69,6 +72,16 @@ public struct ReceiptUpdate: Sendable, Equatable {
         self.messageID = messageID
         self.status = status
         self.gatewayID = gatewayID
+        self.detail = detail
+    }
+
+    /// A receipt that names its message by the gateway's id.
+    public init(carrier: String, gatewayKey: String, status: ReceiptStatus, detail: String? = nil) {
+        self.carrier = carrier
+        self.messageID = 0
+        self.gatewayKey = gatewayKey
+        self.status = status
+        self.gatewayID = gatewayKey
         self.detail = detail
     }
 }
@@ -81,6 +94,8 @@ public enum ReceiptResult: String, Sendable, Equatable {
     case notFound
     /// The message was sent through another carrier.
     case wrongCarrier
+    /// Keyed by a gateway id no message has yet: kept, and applied when the send answer naming that id is recorded.
+    case pending
 }
 
 /// One segment row after normalization and rendering.

@@ -93,6 +93,20 @@ enum Schema {
         """
         ALTER TABLE messages ADD COLUMN grp TEXT;
         """,
+        // 6: receipts keyed by the gateway's id (batch APIs), receipts that arrive before the send answer names
+        // that id, and the time the gateway accepted a message (receipt latency).
+        """
+        ALTER TABLE messages ADD COLUMN sent_at INTEGER;
+        CREATE INDEX messages_gateway ON messages(carrier, gateway_id) WHERE gateway_id IS NOT NULL;
+        CREATE TABLE pending_receipts (
+            carrier TEXT NOT NULL,
+            gateway_id TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            detail TEXT,
+            received_at INTEGER NOT NULL
+        );
+        CREATE INDEX pending_receipts_key ON pending_receipts(carrier, gateway_id);
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

@@ -32,6 +32,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
 public final class Store: Sendable {
     public let path: String
     private let queue = JobQueue()
+    /// Time from the gateway's acceptance to the final receipt, for `/metrics`.
+    public let receiptLatency = Mutex(LatencyHistogram())
 
     /// Opens (creating if needed) `directory/loa.db`, migrates it, repairs the delivery log and turns
     /// messages a crash left in `sending` into `unknown`.

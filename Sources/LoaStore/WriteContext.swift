@@ -24,6 +24,10 @@ final class WriteContext {
     }
 
     let maskNumbers: Bool
+    /// Whether `pending_receipts` may hold rows (saves a lookup per accepted message when it cannot).
+    var hasPendingReceipts = false
+    /// Accepted → final receipt times (ms) of the current job, drained by ``Store/apply(_:)``.
+    var receiptLatencies: [Int64] = []
 
     init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false) throws {
         self.maskNumbers = maskNumbers
@@ -52,6 +56,9 @@ final class WriteContext {
         if !missing.isEmpty { try log?.append(missing) }
         loggedSeq = max(maxOutbox, metaLogged)
         nextSeq = max(maxOutbox, metaLogged, inFile) + 1
+        var pendingRows: Int64 = 0
+        try statement("SELECT COUNT(*) FROM pending_receipts").query { pendingRows = $0.int(0) }
+        hasPendingReceipts = pendingRows > 0
         let recovery = Job({ ctx in try ctx.recoverInFlight() })
         runTransaction([recovery])
         if case .failure(let error)? = recovery.result { throw error }
@@ -125,6 +132,12 @@ final class WriteContext {
     func count(campaign: String, carrier: String, from: MessageState?, to: MessageState, by n: Int64 = 1) {
         if let from { countDeltas[CountKey(campaign: campaign, carrier: carrier, state: from.rawValue), default: 0] -= n }
         countDeltas[CountKey(campaign: campaign, carrier: carrier, state: to.rawValue), default: 0] += n
+    }
+
+    /// Moves `n` messages of one state from one carrier's counter to another's (failover).
+    func moveCount(campaign: String, state: MessageState, from: String, to: String, by n: Int64) {
+        countDeltas[CountKey(campaign: campaign, carrier: from, state: state.rawValue), default: 0] -= n
+        countDeltas[CountKey(campaign: campaign, carrier: to, state: state.rawValue), default: 0] += n
     }
 
     private func flushCounts() throws {

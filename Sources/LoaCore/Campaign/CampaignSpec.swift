@@ -95,9 +95,13 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     public var optOutFooter: String?
     /// The segment column reports break results down by (default `ward`, when the segment has it).
     public var breakdownColumn: String?
+    /// The carrier connections this campaign may use (default: all). Numbers routed elsewhere go to the first.
+    public var carriers: [String]?
+    /// While a carrier is down (breaker open), send its queued messages through another allowed carrier.
+    public var failover: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows, priority, weight, advertising
+        case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows, priority, weight, advertising, carriers, failover
         case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer", breakdownColumn = "breakdown_column"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
@@ -150,6 +154,8 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
             if (seg.states ?? []).isEmpty { add("segments.\(i)", "a reminder wave needs states, e.g. [\"delivered\"]") }
         }
         if let r = maxRate, !(r > 0) { add("max_rate", "must be > 0 messages/s") }
+        if let c = carriers, Set(c).count != c.count { add("carriers", "lists a carrier twice") }
+        if failover == true, (carriers?.count ?? 2) < 2 { add("failover", "needs at least two allowed carriers (or no carriers list)") }
         if advertising == true {
             if (optOutFooter ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
                 add("opt_out_footer", "advertising messages must end with opt-out instructions")
@@ -226,12 +232,16 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     public var advertising: Bool
     public var optOutFooter: String?
     public var breakdownColumn: String
+    /// Allowed carrier connections (empty: all).
+    public var carriers: [String] = []
+    /// Failover to another allowed carrier while one is down.
+    public var failover: Bool = false
 
     /// The parsed windows (validated at submit; the standard ones if somehow invalid).
     public var sendWindows: SendWindows { (try? SendWindows(windows, timeZone: timeZone)) ?? .standard }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows, priority, weight, advertising
+        case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows, priority, weight, advertising, carriers, failover
         case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer", breakdownColumn = "breakdown_column"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
@@ -258,6 +268,8 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
         advertising = try c.decodeIfPresent(Bool.self, forKey: .advertising) ?? false
         optOutFooter = try c.decodeIfPresent(String.self, forKey: .optOutFooter)
         breakdownColumn = try c.decodeIfPresent(String.self, forKey: .breakdownColumn) ?? "ward"
+        carriers = try c.decodeIfPresent([String].self, forKey: .carriers) ?? []
+        failover = try c.decodeIfPresent(Bool.self, forKey: .failover) ?? false
     }
 
     public init(id: String, name: String?, sender: String, templates: [TemplateText], segments: [SegmentInfo], exclusions: [SegmentInfo] = [],

@@ -12,6 +12,9 @@ public struct Router: Sendable, Equatable {
     public var networks: [Carrier: String]
     /// E.164 → the network the number was ported to.
     public var ported: [String: Carrier]
+    /// The carriers a campaign may use (empty: any). A number whose route is not among them goes to the
+    /// first of them (e.g. an aggregator that reaches every network).
+    public var allowed: [String] = []
 
     public init(defaultCarrier: String, prefixes: [String: String] = [:], networks: [Carrier: String] = [:], ported: [String: Carrier] = [:]) {
         self.ported = ported
@@ -23,11 +26,24 @@ public struct Router: Sendable, Equatable {
     }
 
     public static func == (a: Router, b: Router) -> Bool {
-        a.defaultCarrier == b.defaultCarrier && a.networks == b.networks && a.ported == b.ported
+        a.defaultCarrier == b.defaultCarrier && a.networks == b.networks && a.ported == b.ported && a.allowed == b.allowed
             && a.prefixes.map(\.prefix) == b.prefixes.map(\.prefix) && a.prefixes.map(\.carrier) == b.prefixes.map(\.carrier)
     }
 
     public func route(_ number: PhoneNumber) -> String {
+        let c = unrestrictedRoute(number)
+        if allowed.isEmpty || allowed.contains(c) { return c }
+        return allowed[0]
+    }
+
+    /// This router limited to `carriers` (a campaign's allowed list; empty keeps every carrier).
+    public func restricted(to carriers: [String]) -> Router {
+        var r = self
+        r.allowed = carriers
+        return r
+    }
+
+    private func unrestrictedRoute(_ number: PhoneNumber) -> String {
         let digits = number.e164.utf8.dropFirst()  // without "+"
         for p in prefixes where digits.starts(with: p.prefix.utf8) { return p.carrier }
         if let c = networks[network(of: number)] { return c }
