@@ -248,6 +248,12 @@ public enum LoaCLI {
             switch CampaignLoader.load(path: file) {
             case .failure(let p): problems += p.problems
             case .success(let c):
+                if let config {
+                    let known = Set(config.carriers.map(\.name))
+                    for name in c.spec.carriers ?? [] where !known.contains(name) {
+                        problems.append(Problem(file: file, line: 0, field: "carriers", reason: "no configured carrier named '\(name)'"))
+                    }
+                }
                 let scan = CampaignScan(campaign: c, router: router)
                 scan.run()
                 problems += scan.problems
@@ -505,12 +511,16 @@ public enum LoaCLI {
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
             if opts.json { print(r.bodyText); return 0 }
             let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
-            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("IN FLIGHT", 11) + "BREAKER")
+            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("IN FLIGHT", 11)
+                  + pad("TOKENS", 8) + pad("PARTS SENT", 12) + "BREAKER")
             for c in list {
+                let paused = ((c["paused_until"] as? Int64) ?? Int64((c["paused_until"] as? Int) ?? 0)) > 0 ? " (paused: Retry-After)" : ""
+                let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? " x\(c["max_batch"] ?? 1)" : ""
                 print(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
                       + pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10)
                       + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10)
-                      + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)", 11) + "\(c["breaker"] ?? "")")
+                      + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)\(batch)", 11) + pad("\(c["tokens"] ?? 0)", 8)
+                      + pad("\(c["segments_sent"] ?? 0)", 12) + "\(c["breaker"] ?? "")\(paused)")
             }
             return 0
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Dispatch throughput: the release daemon sends N one-part messages (store on, delivery log on, no rate limit
-# to speak of) to an nginx sink on 127.0.0.1 that answers like Kannel (202 "0: Accepted for delivery"), and
-# wrk sends the same sendsms request to the same sink in the same run as the baseline.
+# to speak of) to an nginx sink on 127.0.0.1 that answers like Kannel (202 "0: Accepted for delivery").
+# Baselines on the same sink in the same run: a plain libcurl multi client (Tests/Benchmarks/curl-multi.c,
+# the same number of transfers in flight) and wrk. Each baseline runs 3 times; the table quotes medians.
 #   Tests/Benchmarks/dispatch.sh [N=200000] [IN_FLIGHT=64]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,20 +43,25 @@ bench_config "http://127.0.0.1:$sink/cgi-bin/sendsms" 100000 messages "$inflight
 bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon
 url="http://127.0.0.1:$sink/cgi-bin/sendsms?username=u&password=x&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8&dlr-mask=31&dlr-url=http%3A%2F%2F127.0.0.1%2Fdlr"
-base=$(wrk -t1 -c"$inflight" -d8s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}')
+gcc -O2 -o "$work/curl-multi" Tests/Benchmarks/curl-multi.c -lcurl
+med() { sort -n | sed -n 2p; }
+base=$(for _ in 1 2 3; do wrk -t1 -c"$inflight" -d5s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}'; done | med)
+cbase=$(for _ in 1 2 3; do "$work/curl-multi" "$url" 100000 "$inflight" 2>/dev/null; done | med)
 # The baseline ran first, alone; now the campaign (sending starts at its commit).
 "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
 bench_wait_state bench completed 600
-python3 - "$work/data/delivery.log" "$base" "$n" "$inflight" <<'PY'
+python3 - "$work/data/delivery.log" "$base" "$n" "$inflight" "$cbase" <<'PY'
 import json, sys, datetime
-base, n, inflight = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+base, n, inflight, cbase = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 t = [datetime.datetime.fromisoformat(json.loads(l)["time"].replace("Z", "+00:00")).timestamp()
      for l in open(sys.argv[1]) if '"event":"accepted"' in l]
 span = max(t) - min(t)
 rate = len(t) / span
 print(f"{'what':44} {'msg/s':>10}")
 print(f"{'wrk -t1 -c' + inflight + ', same sendsms URL, same sink':44} {base:>10}")
+print(f"{'plain libcurl multi client, ' + inflight + ' in flight':44} {cbase:>10}")
 print(f"{'loa dispatch (store + delivery log on)':44} {rate:>10.0f}")
-print(f"{'ratio':44} {rate / base:>10.2f}")
+print(f"{'ratio loa / libcurl multi':44} {rate / cbase:>10.2f}")
+print(f"{'ratio loa / wrk':44} {rate / base:>10.2f}")
 print(f"({len(t)} of {n} messages accepted in {span:.1f} s)")
 PY

@@ -184,11 +184,26 @@ final class LoaDaemonProcess: @unchecked Sendable {
     let receiptSecret = "it-receipt-" + String(UUID().uuidString.prefix(12))
     var child: Child?
     let engine: CurlEngine
-    var env: [String: String] { ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret] }
+    var env: [String: String] {
+        ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret, "LOA_SIM_TOKEN": kannelPassword]
+    }
     let kannelPassword: String
 
-    init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32,
+    convenience init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32,
          extraConfig: String = "", method: String = "GET") throws {
+        try self.init(work: work, password: password, carriers: """
+            [{
+                "name": "kannel", "kind": "kannel", "url": "\(carrierURL)", "username": "\(username)",
+                "password": { "env": "LOA_KANNEL_PASSWORD" }, "receipt_secret": { "env": "LOA_RECEIPT_SECRET" },
+                "rate": \(rate), "max_in_flight": \(maxInFlight), "timeout_seconds": 10, "method": "\(method)"
+            }]
+            """, defaultCarrier: "kannel", extraConfig: extraConfig)
+    }
+
+    /// A daemon with the carriers given as a JSON array (secrets: `LOA_KANNEL_PASSWORD`, `LOA_RECEIPT_SECRET`,
+    /// `LOA_SIM_TOKEN` = `password`).
+    init(work: WorkDir, password: String = "sim-password", carriers: String, defaultCarrier: String, extraConfig: String = "",
+         retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#) throws {
         self.work = work
         self.port = freePort()
         self.kannelPassword = password
@@ -200,13 +215,9 @@ final class LoaDaemonProcess: @unchecked Sendable {
               "api_token": { "env": "LOA_API_TOKEN" },
               "drain_seconds": 10,
               "log_level": "info",
-              "retry": { "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 },
-              "carriers": [{
-                "name": "kannel", "kind": "kannel", "url": "\(carrierURL)", "username": "\(username)",
-                "password": { "env": "LOA_KANNEL_PASSWORD" }, "receipt_secret": { "env": "LOA_RECEIPT_SECRET" },
-                "rate": \(rate), "max_in_flight": \(maxInFlight), "timeout_seconds": 10, "method": "\(method)"
-              }],
-              "routing": { "default": "kannel" },
+              "retry": \(retry),
+              "carriers": \(carriers),
+              "routing": { "default": "\(defaultCarrier)" },
               \(extraConfig)
             }
             """)
@@ -248,6 +259,68 @@ final class LoaDaemonProcess: @unchecked Sendable {
         let status = child?.wait(seconds: 30)
         if status == nil { child?.signal(SIGKILL); _ = child?.wait(seconds: 5) }
         return status
+    }
+
+    deinit {
+        if child?.isRunning == true { child?.signal(SIGKILL) }
+        engine.shutdown()
+    }
+}
+
+/// `loa gateway-sim` started by a test on a free port: the carrier side of the fault, crash and adapter tests.
+final class GatewaySimProcess: @unchecked Sendable {
+    let work: WorkDir
+    let name: String
+    let args: [String]
+    var child: Child?
+    private(set) var port = 0
+    let engine: CurlEngine
+
+    /// `args` are the fault flags (`--error-rate 0.3`, …). The journal keeps counts across restarts.
+    init(work: WorkDir, name: String = "sim", args: [String] = []) throws {
+        self.work = work
+        self.name = name
+        self.args = args
+        engine = try CurlEngine(maxConnectionsPerHost: 4)
+    }
+
+    var journal: String { work.file("\(name).journal") }
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts (or restarts on the same port) and waits until it answers.
+    func start() async throws {
+        let ready = work.file("\(name).port")
+        try? FileManager.default.removeItem(atPath: ready)
+        var a = ["gateway-sim", "--port", "\(port)", "--ready-file", ready, "--journal", journal, "--exit-after", "900"]
+        a += args
+        child = try Child(Env.loaBinary, a, env: [:], log: work.file("\(name).log"))
+        try await poll(20, "the gateway simulator to listen") { [self] in
+            guard child?.isRunning == true else { throw HarnessError(message: "gateway-sim exited:\n\(child?.output ?? "")") }
+            guard let text = try? String(contentsOfFile: ready, encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), p > 0 else { return false }
+            port = p
+            return (try? await engine.perform(HTTPRequest(url: base + "/sim/stats", timeout: 2)).status) == 200
+        }
+    }
+
+    func stats() async throws -> [String: Any] {
+        let r = try await engine.perform(HTTPRequest(url: base + "/sim/stats", timeout: 5))
+        return (try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]) ?? [:]
+    }
+
+    /// Accepted count per recipient (digits, `84…`).
+    func accepted() async throws -> [String: Int] {
+        let r = try await engine.perform(HTTPRequest(url: base + "/sim/accepted", timeout: 10))
+        var out: [String: Int] = [:]
+        for line in r.bodyText.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let n = Int(parts[1]) { out[String(parts[0]), default: 0] += n }
+        }
+        return out
+    }
+
+    func stop() {
+        child?.signal(SIGTERM)
+        if child?.wait(seconds: 10) == nil { child?.signal(SIGKILL); _ = child?.wait(seconds: 5) }
     }
 
     deinit {

@@ -1,0 +1,57 @@
+/* The baseline for Tests/Benchmarks/dispatch.sh: a plain libcurl multi client that sends N GET requests to
+ * one URL with C transfers in flight, keep-alive, bodies discarded, and prints requests per second.
+ * It does what Loa's HTTP engine does minus everything else (store, limiter, log), on the same sink.
+ *   cc -O2 -o curl-multi curl-multi.c -lcurl && ./curl-multi URL N C */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static size_t discard(char *p, size_t s, size_t n, void *u) { (void)p; (void)u; return s * n; }
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) { fprintf(stderr, "usage: %s URL N CONCURRENCY\n", argv[0]); return 2; }
+    const char *url = argv[1];
+    long total = atol(argv[2]), conc = atol(argv[3]), started = 0, done = 0, failed = 0;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURLM *m = curl_multi_init();
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conc);
+    CURL **h = calloc(conc, sizeof *h);
+    double t0 = now();
+    for (long i = 0; i < conc && started < total; i++, started++) {
+        h[i] = curl_easy_init();
+        curl_easy_setopt(h[i], CURLOPT_URL, url);
+        curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(h[i], CURLOPT_TIMEOUT, 15L);
+        curl_multi_add_handle(m, h[i]);
+    }
+    while (done < total) {
+        int running = 0, q = 0;
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        while ((msg = curl_multi_info_read(m, &q))) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            CURL *e = msg->easy_handle;
+            long code = 0;
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+            if (msg->data.result != CURLE_OK || code >= 300 || code < 200) failed++;
+            done++;
+            curl_multi_remove_handle(m, e);
+            if (started < total) { started++; curl_multi_add_handle(m, e); }  /* reuse: keeps its connection */
+        }
+        if (done < total) curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    double span = now() - t0;
+    printf("%.0f\n", total / span);
+    fprintf(stderr, "curl-multi: %ld requests, %ld failed, %.2f s\n", total, failed, span);
+    for (long i = 0; i < conc; i++) if (h[i]) { curl_multi_remove_handle(m, h[i]); curl_easy_cleanup(h[i]); }
+    curl_multi_cleanup(m);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
