@@ -383,7 +383,7 @@ public final class Dispatcher: Sendable {
             guard let carrier = messages.first?.carrier, let health else { return }
             switch health {
             case .accepted, .permanent: s.breakers[carrier]?.succeeded()   // the gateway answered
-            case .temporary: s.breakers[carrier]?.failed(now: now)
+            case .temporary, .unavailable, .ambiguous: s.breakers[carrier]?.failed(now: now)
             case .throttled(let retryAfter, _):
                 // Throttling means the gateway is up: the breaker closes, the adaptive rate slows down.
                 s.breakers[carrier]?.succeeded()
@@ -439,6 +439,15 @@ public final class Dispatcher: Sendable {
             case .accepted(let gid, let detail): result = .accepted(gatewayID: gid, detail: detail)
             case .permanent(let d): result = .failed(detail: d)
             case .temporary(let d): result = temporary(d, retryAfter: nil)
+            case .unavailable(let d):
+                // Nothing left: wait (the breaker holds the carrier's traffic meanwhile) until the deadline.
+                let at = f.at + max(retry.baseMillis / 2, 500)
+                let deadline = deadlines[m.campaign] ?? f.at
+                result = at >= deadline ? .expired(detail: "deadline reached while the gateway was unreachable: \(d)")
+                    : .requeue(notBefore: at, detail: d)
+            case .ambiguous(let d):
+                // The gateway may have it: never resent. A receipt may still settle it.
+                result = .unknown(detail: "\(d); not resent")
             case .throttled(let ra, let d):
                 // "Not now" is not a failed attempt: wait (Retry-After, else a second) and try again, until the deadline.
                 let at = f.at + max(Int64((ra ?? 1) * 1000), 500)

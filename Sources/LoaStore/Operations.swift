@@ -640,6 +640,7 @@ extension WriteContext {
         switch o.result {
         case .accepted(let gid, let d): event = .accepted; name = "accepted"; gatewayID = gid; detail = d
         case .retry(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "retry"; detail = d; notBefore = nb
+        case .requeue(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "requeued"; detail = d; notBefore = nb
         case .failed(let d): event = .permanentFailure; name = "failed"; detail = d
         case .expired(let d): event = .temporaryFailure(retry: false, pastDeadline: true); name = "expired"; detail = d
         case .unknown(let d): event = .crashRecovered; name = "unknown"; detail = d
@@ -649,14 +650,17 @@ extension WriteContext {
         let newState = next ?? cur.state
         if next == nil { name = "accepted" }
         let accepted = next == .sent
+        var refund = false
+        if case .requeue = o.result, next == .queued { refund = true }
         try statement("""
             UPDATE messages SET state = ?, gateway_id = COALESCE(?, gateway_id), detail = COALESCE(?, detail),
-            not_before = COALESCE(?, not_before), updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE id = ?
+            not_before = COALESCE(?, not_before), updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,
+            attempts = attempts - ? WHERE id = ?
             """).run([.int(Int64(newState.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now),
-                      .int(accepted ? 1 : 0), .int(now), .int(o.id)])
+                      .int(accepted ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(o.id)])
         if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
-                               status: newState.name, attempt: cur.attempts, gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
+                               status: newState.name, attempt: cur.attempts - (refund ? 1 : 0), gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
         if let gatewayID, hasPendingReceipts {
             // Receipts that named this gateway id before its send answer was recorded.
             var pending: [(Int64, Int, String?)] = []

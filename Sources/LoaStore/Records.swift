@@ -43,6 +43,8 @@ public struct OutgoingMessage: Sendable, Equatable {
 public enum SendResult: Sendable, Equatable {
     case accepted(gatewayID: String?, detail: String?)
     case retry(notBefore: UnixMillis, detail: String)
+    /// The gateway could not be reached: back to the queue without spending the attempt.
+    case requeue(notBefore: UnixMillis, detail: String)
     case failed(detail: String)
     case expired(detail: String)
     case unknown(detail: String)

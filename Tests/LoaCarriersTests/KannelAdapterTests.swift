@@ -83,7 +83,7 @@ final class FakeSendsms: HTTPService {
         guard case .temporary = KannelAdapter.classify(status: 202, body: "garbage", retryAfter: nil) else { Issue.record("unknown 2xx body"); return }
     }
 
-    @Test func transportFailuresAreTemporaryAndHideCredentials() async throws {
+    @Test func anUnreachableGatewayIsUnavailableAndCredentialsStayHidden() async throws {
         let engine = try CurlEngine()
         defer { engine.shutdown() }
         // A port nothing listens on (bound then closed).
@@ -94,9 +94,17 @@ final class FakeSendsms: HTTPService {
         let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(port)/cgi-bin/sendsms", username: "loa",
                                     password: "TOPSECRET", timeout: 2, engine: engine)
         let outcome = await adapter.send(sms("x", encoding: .gsm7))
-        guard case .temporary(let detail) = outcome else { Issue.record("expected temporary, got \(outcome)"); return }
+        guard case .unavailable(let detail) = outcome else { Issue.record("expected unavailable, got \(outcome)"); return }
         #expect(detail.contains("could not connect"))
         #expect(!detail.contains("TOPSECRET"))
+    }
+
+    @Test func failuresAfterSendingAreAmbiguousUnlessTheGatewayIsIdempotent() {
+        guard case .ambiguous = GatewayOutcome.transport(.timedOut("5 s")) else { Issue.record("timeout"); return }
+        guard case .ambiguous = GatewayOutcome.transport(.connectionLost("reset")) else { Issue.record("reset"); return }
+        guard case .temporary = GatewayOutcome.transport(.timedOut("5 s"), idempotent: true) else { Issue.record("idempotent"); return }
+        guard case .unavailable = GatewayOutcome.transport(.couldNotConnect("refused")) else { Issue.record("refused"); return }
+        guard case .temporary = GatewayOutcome.transport(.other(code: 3, message: "bad url")) else { Issue.record("other"); return }
     }
 
     @Test func queryEscaping() {

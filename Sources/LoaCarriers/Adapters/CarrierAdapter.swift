@@ -37,6 +37,32 @@ public enum GatewayOutcome: Sendable, Equatable {
     case throttled(retryAfter: Double?, String)
     /// Never retry this message: malformed, refused number, content rejected.
     case permanent(String)
+    /// The gateway could not be reached, so nothing was sent (connection refused, connect timeout): the message
+    /// waits and is tried again without spending an attempt. While a gateway is down its messages wait; they don't fail.
+    case unavailable(String)
+    /// The request may have reached the gateway but no answer came (timeout after sending, connection lost
+    /// mid-exchange). Resending could deliver twice, so the message ends `unknown` (a receipt can still settle it),
+    /// unless the carrier is marked idempotent, when it is retried like `.temporary`.
+    case ambiguous(String)
+
+    /// The outcome of a request that got no HTTP answer. `idempotent` gateways (a request id deduplicates
+    /// resends, like eSMS's `RequestId`) turn ambiguous failures into plain temporary ones.
+    public static func transport(_ e: TransportError, idempotent: Bool = false) -> GatewayOutcome {
+        switch e {
+        case .couldNotConnect(let s): return .unavailable("could not connect: \(s)")
+        case .timedOut(let s):
+            let d = "timed out after sending (the gateway may have the message): \(s)"
+            return idempotent ? .temporary(d) : .ambiguous(d)
+        case .connectionLost(let s):
+            let d = "connection lost mid-exchange (the gateway may have the message): \(s)"
+            return idempotent ? .temporary(d) : .ambiguous(d)
+        case .other(let code, let s):
+            let d = "curl error \(code): \(s)"
+            // A cancelled request may have left; any other libcurl failure is treated as not having reached the gateway.
+            return e.isCancellation && !idempotent ? .ambiguous(d) : .temporary(d)
+        case .shutdown: return .unavailable("shutting down before the request was sent")
+        }
+    }
 }
 
 /// A carrier gateway connection.

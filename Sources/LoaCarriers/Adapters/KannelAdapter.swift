@@ -67,7 +67,7 @@ public struct KannelAdapter: CarrierAdapter {
             let response = try await engine.perform(request(for: message))
             return KannelAdapter.classify(status: response.status, body: response.bodyText, retryAfter: response.header("retry-after"))
         } catch {
-            return .temporary(KannelAdapter.describe(error))
+            return .transport(error)
         }
     }
 
