@@ -1,4 +1,5 @@
 import Foundation
+import LoaCarriers
 import LoaCore
 
 /// The daemon's configuration, validated and with secrets resolved.
@@ -18,6 +19,12 @@ public struct LoaConfig: Sendable {
         public var method: String = "GET"
         /// `rate` counts SMS parts (carriers bill and throttle parts), or whole messages.
         public var rateInSegments = true
+        /// A generic HTTP gateway's description (kind `generic`).
+        public var generic: GenericGatewaySpec?
+        /// Resolved `secrets` of a generic gateway, for its `{{secret.NAME}}` placeholders.
+        public var secrets: [String: String] = [:]
+        /// The gateway deduplicates resends (a request id), so a timeout after sending may be retried.
+        public var idempotent = false
     }
 
     public var path: String
@@ -73,10 +80,32 @@ struct ConfigFile: Decodable {
         var timeoutSeconds: Double?
         var method: String?
         var rateUnit: String?
+        var secrets: [String: SecretRef]?
+        var idempotent: Bool?
+        var generic: GenericGatewaySpec?
         enum CodingKeys: String, CodingKey {
-            case name, kind, url, username, password, rate, method
+            case name, kind, url, username, password, rate, method, secrets, idempotent
             case rateUnit = "rate_unit"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decode(String.self, forKey: .name)
+            kind = try c.decode(String.self, forKey: .kind)
+            url = try c.decode(String.self, forKey: .url)
+            username = try c.decodeIfPresent(String.self, forKey: .username)
+            password = try c.decodeIfPresent(SecretRef.self, forKey: .password)
+            receiptSecret = try c.decode(SecretRef.self, forKey: .receiptSecret)
+            rate = try c.decode(Double.self, forKey: .rate)
+            maxInFlight = try c.decodeIfPresent(Int.self, forKey: .maxInFlight)
+            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
+            method = try c.decodeIfPresent(String.self, forKey: .method)
+            rateUnit = try c.decodeIfPresent(String.self, forKey: .rateUnit)
+            secrets = try c.decodeIfPresent([String: SecretRef].self, forKey: .secrets)
+            idempotent = try c.decodeIfPresent(Bool.self, forKey: .idempotent)
+            // A generic gateway is described by the same entry's other keys (method, headers, body, batch, ...).
+            generic = kind == "generic" ? try GenericGatewaySpec(from: decoder) : nil
         }
     }
     struct Routing: Decodable {
@@ -167,19 +196,27 @@ public enum ConfigLoader {
             let f = "carriers.\(i)"
             if !CampaignSpec.isValidID(c.name) { add("\(f).name", "must be letters, digits, '.', '_' or '-'") }
             if !names.insert(c.name).inserted { add("\(f).name", "duplicate carrier name \(c.name)") }
-            if c.kind != "kannel" { add("\(f).kind", "unknown adapter kind '\(c.kind)' (known: kannel)") }
+            if !["kannel", "jasmin", "generic"].contains(c.kind) { add("\(f).kind", "unknown adapter kind '\(c.kind)' (known: kannel, jasmin, generic)") }
             if !(c.url.hasPrefix("http://") || c.url.hasPrefix("https://")) { add("\(f).url", "must be an http:// or https:// URL") }
             if !(c.rate > 0 && c.rate <= 100_000) { add("\(f).rate", "must be > 0 and <= 100000 messages/s") }
             if let m = c.maxInFlight, !(1...4096).contains(m) { add("\(f).max_in_flight", "must be 1-4096") }
             if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
-            if let m = c.method, m != "GET" && m != "POST" { add("\(f).method", "must be GET or POST") }
+            if let m = c.method, m != "GET" && m != "POST" && !(c.kind == "generic" && m == "PUT") { add("\(f).method", "must be GET or POST") }
+            if let spec = c.generic {
+                for p in spec.validate() { add("\(f).\(p.field)", p.reason) }
+            }
+            var secrets: [String: String] = [:]
+            if !clientOnly {
+                for (key, ref) in (c.secrets ?? [:]).sorted(by: { $0.key < $1.key }) { secrets[key] = resolve(ref, "\(f).secrets.\(key)") }
+            }
             if let u = c.rateUnit, u != "segments" && u != "messages" { add("\(f).rate_unit", "must be segments or messages") }
             let password = c.password == nil || clientOnly ? "" : resolve(c.password, "\(f).password")
             let secret = clientOnly ? "" : resolve(c.receiptSecret, "\(f).receipt_secret")
             if !secret.isEmpty && secret.count < 16 { add("\(f).receipt_secret", "must be at least 16 characters") }
             carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
                                   rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
-                                  rateInSegments: (c.rateUnit ?? "segments") == "segments"))
+                                  rateInSegments: (c.rateUnit ?? "segments") == "segments", generic: c.generic, secrets: secrets,
+                                  idempotent: c.idempotent ?? false))
         }
         if carriers.isEmpty { add("carriers", "at least one carrier is required") }
         if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }

@@ -41,16 +41,31 @@ public enum Daemon {
             return 1
         }
         var adapters: [String: any CarrierAdapter] = [:]
+        var receiptFormats: [String: ReceiptFormat] = [:]
         for c in config.carriers {
-            adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
-                                             timeout: c.timeout, engine: engine, usePOST: c.method == "POST")
+            switch c.kind {
+            case "jasmin":
+                adapters[c.name] = JasminAdapter(name: c.name, sendURL: c.url, username: c.username, password: c.password,
+                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST")
+                receiptFormats[c.name] = ReceiptFormat(parse: { _, fields in JasminAdapter.parseReceipt(fields).map { [$0] } }, ack: "ACK/Jasmin")
+            case "generic":
+                let adapter = GenericHTTPAdapter(name: c.name, spec: c.generic!, secrets: c.secrets, timeout: c.timeout, engine: engine,
+                                                 idempotent: c.idempotent)
+                adapters[c.name] = adapter
+                receiptFormats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) },
+                                                       ack: c.generic?.receipts?.ack ?? "OK")
+            default:
+                adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
+                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST")
+            }
         }
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         dispatcher.start()
         let server: HTTPServer
         do {
             server = try HTTPServer(address: config.listenAddress, port: config.listenPort,
-                                    service: DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger))
+                                    service: DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger,
+                                                           receiptFormats: receiptFormats))
         } catch {
             logger.error("cannot listen", ["error": "\(error)", "listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"])
             dispatcher.stop(drainSeconds: 0)

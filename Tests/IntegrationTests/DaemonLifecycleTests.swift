@@ -4,19 +4,21 @@ import LoaCore
 import Testing
 
 @Suite(.serialized) struct DaemonLifecycleTests {
-    /// The crash test: 20,000 recipients through Kannel; the daemon is killed with SIGKILL at three random
-    /// moments and restarted each time. At the end every recipient is in exactly one final state, the SMSC
-    /// received no recipient twice and none that the store does not account for, and the delivery log agrees
-    /// with the store. The seed is printed so a failure can be replayed (LOA_CRASH_SEED).
+    /// The crash test: 20,000 recipients through the gateway simulator (Kannel's shape, receipts on, a journal
+    /// so its counts are exact); the daemon is killed with SIGKILL at three random moments and restarted each
+    /// time. At the end every recipient is in exactly one final state, the simulator accepted no recipient twice
+    /// and none that the store does not account for, and the delivery log agrees with the store. The seed is
+    /// printed so a failure can be replayed (LOA_CRASH_SEED).
     @Test(.timeLimit(.minutes(6))) func killedAtRandomMomentsLosesNothingAndSendsNothingTwice() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["LOA_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         var rng = SeededRandom(seed: seed)
         let work = WorkDir("crash")
-        let kannel = try Kannel(dir: work.file("kannel"))
-        defer { kannel.stop() }
+        let sim = try GatewaySimProcess(work: work, args: ["--seed", "\(seed)", "--delivered-rate", "0.9", "--latency-ms", "1"])
+        try await sim.start()
+        defer { sim.stop() }
         let n = 20_000
-        let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password,
-                                       rate: 2000, maxInFlight: 32)
+        let loa = try LoaDaemonProcess(work: work, carriers: "[\(SimCarriers.kannel("kannel", sim, rate: 2500, inFlight: 32))]",
+                                       defaultCarrier: "kannel")
         let expected = FoundationPathTests.writeCampaign(work, id: "it-crash", n: n)
         try await loa.start()
         let submit = try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")])
@@ -27,39 +29,31 @@ import Testing
             let target = n * round / 3 + Int(rng.next() % UInt64(n / 3 - 200)) + 100
             try await poll(120, every: 0.02, "\(target) messages sent (seed \(seed))") {
                 let s = try await loa.campaign("it-crash")["states"] as? [String: Int] ?? [:]
-                return (s["sending"] ?? 0) + (s["sent"] ?? 0) + (s["delivered"] ?? 0) + (s["unknown"] ?? 0) >= target
+                return n - (s["queued"] ?? n) >= target
             }
             loa.child?.signal(SIGKILL)
             _ = loa.child?.wait(seconds: 10)
             kills.append(target)
             try await loa.start()
         }
-        try await poll(240, every: 0.25, "every recipient in a final state (seed \(seed), kills at \(kills))") {
-            let c = try await loa.campaign("it-crash")
-            let s = c["states"] as? [String: Int] ?? [:]
-            return c["state"] as? String == "completed" && (s["delivered"] ?? 0) + (s["unknown"] ?? 0) + (s["failed"] ?? 0) == n
-        }
-        // Kannel keeps retrying receipts that failed while the daemon was down; they may still settle `unknown`
-        // messages. Stop it, then wait until the store no longer changes, so store and log are compared at rest.
-        kannel.stop()
-        var previous: [String: Int] = [:]
-        try await poll(30, every: 0.5, "the store to settle") {
-            let now = try await loa.campaign("it-crash")["states"] as? [String: Int] ?? [:]
-            defer { previous = now }
-            return now == previous
-        }
-        let states = try await loa.campaign("it-crash")["states"] as? [String: Int] ?? [:]
+        // Every recipient final; then the simulator's receipts drained and the store at rest.
+        let states = try await SimCampaign.settle(loa, sim, id: "it-crash", n: n, seconds: 240)
         #expect(states.values.reduce(0, +) == n, "seed \(seed): \(states)")
         #expect((states["unknown"] ?? 0) <= 3 * 32, "at most max_in_flight per kill can be caught in flight: \(states)")
 
-        let received = try SMSCLog.messages(kannel.smscLog)
-        var count: [String: Int] = [:]
-        for m in received { count["+" + m.to.filter(\.isNumber), default: 0] += 1 }
-        #expect(count.values.allSatisfy { $0 == 1 }, "seed \(seed): received twice: \(count.filter { $0.value > 1 }.prefix(5))")
-        #expect(Set(count.keys).isSubset(of: Set(expected.keys)))
-        // Delivered means the SMSC has it; unknown may or may not (the request was in flight at a kill).
-        #expect(count.count >= (states["delivered"] ?? 0) && count.count <= (states["delivered"] ?? 0) + (states["unknown"] ?? 0),
-                "seed \(seed): SMSC \(count.count) vs store \(states)")
+        let stats = try await sim.stats()
+        #expect(stats["duplicates"] as? Int == 0, "seed \(seed): the simulator accepted a recipient twice: \(stats)")
+        let accepted = try await sim.accepted()
+        #expect(accepted.values.allSatisfy { $0 == 1 }, "seed \(seed): \(accepted.filter { $0.value > 1 }.prefix(5))")
+        #expect(Set(accepted.keys).isSubset(of: Set(expected.keys.map { $0.filter(\.isNumber) })))
+        // Receipts settle everything the gateway has: delivered or failed (undelivered) in the store is exactly what it
+        // accepted; unknown ones (in flight at a kill, never accepted) are the rest. None is missing.
+        let settled = try await SimCampaign.numbers(loa, "it-crash", in: ["delivered", "failed"])
+        let unknown = try await SimCampaign.numbers(loa, "it-crash", in: ["unknown"])
+        #expect(settled.isSubset(of: Set(accepted.keys)), "seed \(seed): the store settled a message the gateway never had")
+        #expect(Set(accepted.keys).subtracting(settled).isSubset(of: unknown),
+                "seed \(seed): the gateway has a message the store neither settled nor reports unknown")
+        #expect(settled.count + unknown.count == n, "seed \(seed): \(states), accepted \(accepted.count)")
 
         // The delivery log agrees with the store, and its seq has no gap or repeat across four processes.
         let events = loa.logEvents()

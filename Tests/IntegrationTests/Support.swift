@@ -185,7 +185,8 @@ final class LoaDaemonProcess: @unchecked Sendable {
     var child: Child?
     let engine: CurlEngine
     var env: [String: String] {
-        ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret, "LOA_SIM_TOKEN": kannelPassword]
+        ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret, "LOA_SIM_TOKEN": kannelPassword,
+         "LOA_SIM_RECEIPT_SECRET": receiptSecret]
     }
     let kannelPassword: String
 
