@@ -65,6 +65,9 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(a.classify(status: 200, retryAfter: nil, body: missing, batch: batch)[1] == .temporary("HTTP 200: gateway answer has no result for this message"))
         let odd = json(#"{"status":"ok","results":[{"ref":"123","id":"g-1","status":"pondering"}]}"#)
         #expect(a.classify(status: 200, retryAfter: nil, body: odd, batch: [batch[0]]) == [.temporary("HTTP 200: unrecognized result for this message")])
+        var quiet = try carrierFile("gateway-sim-generic.json5")
+        quiet.response?.results?.detailPointer = nil
+        #expect(adapter(quiet).classify(status: 200, retryAfter: nil, body: ok, batch: batch)[1] == .permanent("HTTP 200: the gateway's result for this message"))
         let limited = json(#"{"status":"error","error":"rate limited"}"#)
         #expect(a.classify(status: 429, retryAfter: "2", body: limited, batch: batch) == Array(repeating: .throttled(retryAfter: 2, "HTTP 429: rate limited"), count: 2))
         #expect(a.classify(status: 503, retryAfter: nil, body: json(#"{"status":"error","error":"overloaded"}"#), batch: [batch[0]])
@@ -290,6 +293,11 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
             == .success([InboundReceipt(key: .loa(77), status: .delivered, gatewayID: "x-1", detail: "1")]))
         #expect((try? form.parseReceipts(body: [], fields: ["ref": "77", "st": "whatever"]).get())?.first?.status == .smscRejected)
         #expect(form.parseReceipts(body: [], fields: ["ref": "77"]) == .failure(ReceiptParseError(field: "st", reason: "missing")))
+        // A JSON receipt that echoes nothing: Loa's id from the receipt URL's query.
+        let byURL = adapter(try genericSpec(#"{ url: "http://gw/", receipts: { format: "json", key: "loa", id: "m", gateway_id: "/msgId", status: "/state", statuses: { ok: "delivered" } } }"#))
+        #expect(byURL.spec.validate().isEmpty)
+        #expect(byURL.parseReceipts(body: json(#"{"msgId":"x9","state":"ok"}"#), fields: ["k": "rs", "m": "42"])
+            == .success([InboundReceipt(key: .loa(42), status: .delivered, gatewayID: "x9", detail: "ok")]))
         #expect(adapter(try genericSpec(#"{ url: "http://gw/" }"#)).parseReceipts(body: [], fields: [:])
             == .failure(ReceiptParseError(field: "receipts", reason: "this carrier has no receipts configured")))
     }

@@ -193,7 +193,9 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         public var itemsPointer: String?
         /// `loa` (the id is Loa's message id, echoed from `{{id}}`) or `gateway` (the gateway's id).
         public var key: String
-        /// Pointer (json) or field name (form, query) of the id. Two or more (`["SMSID", "phonenumber"]`) are
+        /// Pointer (json) or field name (form, query) of the id. For `json`, a name without a leading `/` reads
+        /// the query instead (`"m"`: Loa's id in the receipt URL, for gateways that echo nothing); likewise for
+        /// `gateway_id`, `status` and `detail`. Two or more (`["SMSID", "phonenumber"]`) are
         /// joined with `:`, every one after the first read as a phone number and written as E.164 digits
         /// (`0912…` → `84912…`): that matches the `"<request id>:<to.digits>"` gateway ids of batch APIs.
         public var id: [String]
@@ -362,11 +364,13 @@ extension GenericGatewaySpec {
             if !["json", "form", "query"].contains(rc.format) { add("receipts.format", "unknown format '\(rc.format)' (json, form, query)") }
             if rc.itemsPointer != nil && !json { add("receipts.items_pointer", "only for format json") }
             if json {
+                // Names without a leading `/` are query fields; the rest must be pointers.
+                func checkName(_ f: String, _ p: String?) { if let p, p.hasPrefix("/") { checkPointer(f, p) } }
                 checkPointer("receipts.items_pointer", rc.itemsPointer)
-                for (i, p) in rc.id.enumerated() { checkPointer("receipts.id.\(i)", p) }
-                checkPointer("receipts.status", rc.status)
-                checkPointer("receipts.detail", rc.detail)
-                checkPointer("receipts.gateway_id", rc.gatewayID)
+                for (i, p) in rc.id.enumerated() { checkName(rc.id.count == 1 ? "receipts.id" : "receipts.id.\(i)", p) }
+                checkName("receipts.status", rc.status)
+                checkName("receipts.detail", rc.detail)
+                checkName("receipts.gateway_id", rc.gatewayID)
             }
             if !["loa", "gateway"].contains(rc.key) { add("receipts.key", "unknown key '\(rc.key)' (loa, gateway)") }
             if rc.id.isEmpty { add("receipts.id", "required") }

@@ -307,15 +307,17 @@ public struct GenericHTTPAdapter: CarrierAdapter {
             outcomes = batch.enumerated().map { i, m in
                 let item: JSONValue? = res.byIndex ? (i < items.count ? items[i] : nil) : byRef[String(m.id)]
                 guard let item else { return .temporary(scrub("HTTP \(status): gateway answer has no result for this message", batch)) }
-                let itemClass: OutcomeClass
+                var itemClass = OutcomeClass.accepted
+                var recognized = true
                 if let rules = res.rules, !rules.isEmpty {
-                    itemClass = GenericHTTPAdapter.firstMatch(rules, status: status, value: item, text: text) ?? .temporary
-                } else {
-                    itemClass = .accepted
+                    let matched = GenericHTTPAdapter.firstMatch(rules, status: status, value: item, text: text)
+                    itemClass = matched ?? .temporary
+                    recognized = matched != nil
                 }
                 let id = res.id.flatMap { $0.resolve(item)?.scalarText } ?? requestID.map { "\($0):\(CompiledTemplate.digits(m.to))" }
                 let itemDetail = res.detail.flatMap { $0.resolve(item)?.scalarText }
-                return outcome(itemClass, id: id, scrub("HTTP \(status): " + (itemDetail ?? "unrecognized result for this message"), batch))
+                    ?? (recognized ? "the gateway's result for this message" : "unrecognized result for this message")
+                return outcome(itemClass, id: id, scrub("HTTP \(status): " + itemDetail, batch))
             }
         } else {
             outcomes = batch.map { m in
@@ -426,15 +428,17 @@ struct ReceiptReader: Sendable {
             return one(prefix: "") { fields[$0] }.map { [$0] }
         case .json:
             guard let doc = JSONValue.parse(body) else { return .failure(ReceiptParseError(field: "body", reason: "not JSON")) }
-            guard let items else {
-                return one(prefix: "") { p in JSONPointer(p).flatMap { $0.resolve(doc)?.scalarText } }.map { [$0] }
+            // A name starting with `/` is a pointer into the body; any other name is a query field (`m`).
+            func get(_ v: JSONValue, _ name: String) -> String? {
+                name.hasPrefix("/") ? JSONPointer(name).flatMap { $0.resolve(v)?.scalarText } : fields[name]
             }
+            guard let items else { return one(prefix: "") { get(doc, $0) }.map { [$0] } }
             guard case .array(let list)? = items.resolve(doc) else {
                 return .failure(ReceiptParseError(field: itemsText, reason: "missing or not a list"))
             }
             var out: [InboundReceipt] = []
             for (i, item) in list.enumerated() {
-                switch one(prefix: "\(itemsText)/\(i)", { p in JSONPointer(p).flatMap { $0.resolve(item)?.scalarText } }) {
+                switch one(prefix: "\(itemsText)/\(i)", { get(item, $0) }) {
                 case .success(let r): out.append(r)
                 case .failure(let e): return .failure(e)
                 }
