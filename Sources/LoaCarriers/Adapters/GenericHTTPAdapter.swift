@@ -286,12 +286,12 @@ public struct GenericHTTPAdapter: CarrierAdapter {
             if !more.isEmpty { d += ": " + more }
             return scrub(d, batch)
         }
-        func outcome(_ k: OutcomeClass, id: String?, _ d: @autoclosure () -> String) -> GatewayOutcome {
+        func outcome(_ k: OutcomeClass, id: String?, _ d: String) -> GatewayOutcome {
             switch k {
             case .accepted: .accepted(gatewayID: id, detail: nil)
-            case .temporary: .temporary(d())
-            case .throttled: .throttled(retryAfter: retry, d())
-            case .permanent: .permanent(d())
+            case .temporary: .temporary(d)
+            case .throttled: .throttled(retryAfter: retry, d)
+            case .permanent: .permanent(d)
             }
         }
         let requestDetail = c.detail.flatMap { p in json.flatMap { p.resolve($0)?.scalarText } }
@@ -306,7 +306,7 @@ public struct GenericHTTPAdapter: CarrierAdapter {
             }
             outcomes = batch.enumerated().map { i, m in
                 let item: JSONValue? = res.byIndex ? (i < items.count ? items[i] : nil) : byRef[String(m.id)]
-                guard let item else { return .temporary(scrub("HTTP \(status): gateway answer has no result for this message", batch)) }
+                guard let item else { return .temporary("HTTP \(status): gateway answer has no result for this message") }
                 var itemClass = OutcomeClass.accepted
                 var recognized = true
                 if let rules = res.rules, !rules.isEmpty {
@@ -317,12 +317,11 @@ public struct GenericHTTPAdapter: CarrierAdapter {
                 let id = res.id.flatMap { $0.resolve(item)?.scalarText } ?? requestID.map { "\($0):\(CompiledTemplate.digits(m.to))" }
                 let itemDetail = res.detail.flatMap { $0.resolve(item)?.scalarText }
                     ?? (recognized ? "the gateway's result for this message" : "unrecognized result for this message")
-                return outcome(itemClass, id: id, scrub("HTTP \(status): " + itemDetail, batch))
+                return outcome(itemClass, id: id, scrub("HTTP \(status): " + itemDetail, [m]))
             }
         } else {
-            outcomes = batch.map { m in
-                outcome(cls, id: requestID.map { "\($0):\(CompiledTemplate.digits(m.to))" }, detail(requestDetail))
-            }
+            let d = cls == .accepted ? "" : detail(requestDetail)
+            outcomes = batch.map { m in outcome(cls, id: requestID.map { "\($0):\(CompiledTemplate.digits(m.to))" }, d) }
         }
         if !c.rejected.isEmpty, let j = json {
             var refused = Set<Substring>()
