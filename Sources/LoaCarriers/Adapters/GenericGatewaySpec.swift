@@ -1,0 +1,385 @@
+import Foundation
+
+/// An HTTP gateway described entirely in the config file (carrier `"kind": "generic"`): how to build the send
+/// request, how to read the answer, and how to read the gateway's delivery receipts.
+///
+/// Decoded from the carrier's config entry itself (so `url` and `method` sit beside `name`, `rate` and the
+/// other carrier keys). Every field keeps its raw text; ``validate(secretNames:)`` reports every problem with its
+/// path in the entry, and ``GenericHTTPAdapter`` compiles the valid parts once at start-up.
+///
+/// **Placeholders** may appear in `url`, header values, `basic_auth`, body templates and batch items:
+///
+/// | placeholder | value |
+/// |---|---|
+/// | `{{to}}` | E.164 with `+`: `+84912345678` |
+/// | `{{to.digits}}` | E.164 digits: `84912345678` |
+/// | `{{to.national}}` | national form for `+84` numbers: `0912345678` (other countries: the digits) |
+/// | `{{from}}` | the brandname |
+/// | `{{text}}` | the message text |
+/// | `{{id}}` | Loa's message id (`123`) |
+/// | `{{receipt_url}}` | the message's receipt URL (for a batch: the first message's; carries Loa's receipt secret) |
+/// | `{{unicode}}` | `1` for UCS-2, `0` for GSM-7 |
+/// | `{{coding}}` | `8` for UCS-2, `0` for GSM-7 (SMPP data_coding) |
+/// | `{{segments}}` | the number of SMS parts |
+/// | `{{secret.NAME}}` | the carrier's secret `NAME` (from its `secrets` entry) |
+///
+/// In a JSON template a string that is exactly one placeholder becomes that value as a JSON string; other strings
+/// are interpolated; both are JSON-escaped. In `url` and form fields every value is percent-encoded (RFC 3986
+/// unreserved characters kept). Header and `basic_auth` values are used as they are (CR and LF removed).
+/// Outside a batch item, message placeholders take the first message of the request.
+public struct GenericGatewaySpec: Sendable, Decodable {
+    /// `GET`, `POST` or `PUT`. Default `POST` when there is a `body`, else `GET`.
+    public var method: String?
+    /// The request URL; may hold placeholders (query-string APIs), each value percent-encoded.
+    public var url: String
+    /// Extra request headers; values may hold placeholders. A `Content-Type` here replaces the body format's.
+    public var headers: [String: String]?
+    /// HTTP Basic authentication, sent as `Authorization: Basic base64(username:password)`.
+    public var basicAuth: BasicAuth?
+    /// The request body; absent for GET.
+    public var body: Body?
+    /// Several recipients in one request; absent means one message per request.
+    public var batch: Batch?
+    /// How the answer is classified.
+    public var response: Response?
+    /// How the gateway's delivery receipts (posted to `/dlr/<carrier>`) are read.
+    public var receipts: Receipts?
+
+    enum CodingKeys: String, CodingKey {
+        case method, url, headers, body, batch, response, receipts
+        case basicAuth = "basic_auth"
+    }
+
+    public init(method: String? = nil, url: String, headers: [String: String]? = nil, basicAuth: BasicAuth? = nil, body: Body? = nil,
+                batch: Batch? = nil, response: Response? = nil, receipts: Receipts? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.basicAuth = basicAuth
+        self.body = body
+        self.batch = batch
+        self.response = response
+        self.receipts = receipts
+    }
+
+    /// `{"username": "{{secret.token}}", "password": "x"}`.
+    public struct BasicAuth: Sendable, Decodable {
+        public var username: String
+        public var password: String
+    }
+
+    /// `{"format": "json", "template": <any JSON value>}` or `{"format": "form", "fields": {"name": "template"}}`.
+    ///
+    /// JSON objects are written with their keys in lexicographic order (the config decoder does not keep the
+    /// file's order); form fields likewise, sorted by name.
+    public struct Body: Sendable, Decodable {
+        /// `json` (`Content-Type: application/json`) or `form` (`application/x-www-form-urlencoded`).
+        public var format: String
+        /// For `json`: the body, with placeholders in its strings.
+        public var template: JSONValue?
+        /// For `form`: field name to template string.
+        public var fields: [String: String]?
+    }
+
+    /// `{"max": 100, "list_pointer": "/messages", "item": {...} | "{{to.digits}}", "same_text": false}`.
+    public struct Batch: Sendable, Decodable {
+        /// The most recipients in one request, 1...10000 (the adapter's `maxBatch`).
+        public var max: Int
+        /// JSON pointer to the list in `body.template`; the template holds an empty array there (`"messages": []`).
+        public var listPointer: String
+        /// The JSON template for one recipient: an object (`{"to": "{{to.digits}}", "ref": "{{id}}"}`) or a string (`"{{to.national}}"`).
+        public var item: JSONValue
+        /// True when the API takes one text for all its numbers (eSMS bulk, SpeedSMS): only messages with the
+        /// same text and encoding share a request. Default false.
+        public var sameText: Bool?
+        enum CodingKeys: String, CodingKey {
+            case max, item
+            case listPointer = "list_pointer", sameText = "same_text"
+        }
+    }
+
+    /// How an answer becomes an outcome: `rules` first, then `default_class`, then Loa's defaults.
+    public struct Response: Sendable, Decodable {
+        /// Tried in order; the first rule whose conditions all hold gives the class.
+        public var rules: [Rule]?
+        /// The class when no rule matches. Without it: 2xx → temporary ("unrecognized answer"), 429 and 503 →
+        /// throttled, 401 and 403 → temporary (a configuration problem must not burn a campaign), other 4xx →
+        /// permanent, anything else → temporary.
+        public var defaultClass: String?
+        /// JSON pointer to the gateway's id for the request (eSMS `/SMSID`, SpeedSMS `/data/tranId`); numbers
+        /// become their text. Without a per-recipient id each message's gateway id is `"<id>:<to.digits>"`.
+        public var messageID: String?
+        /// JSON pointer to the gateway's error text (`/error`, `/message`), added to failure details.
+        public var detail: String?
+        /// Per-recipient results of a batch API.
+        public var results: Results?
+        /// Numbers the gateway refused in an otherwise answered request.
+        public var rejected: Rejected?
+        enum CodingKeys: String, CodingKey {
+            case rules, detail, results, rejected
+            case defaultClass = "default_class", messageID = "message_id"
+        }
+    }
+
+    /// `{"status": "200", "pointer": "/CodeResult", "equals": "100", "class": "accepted"}`.
+    public struct Rule: Sendable, Decodable {
+        /// `200` (one code), `2xx` (a class of codes) or `any` (default `any`).
+        public var status: String?
+        /// JSON pointer into the answer (into the item, for `results.rules`); without `equals`/`in` the value
+        /// only has to exist.
+        public var pointer: String?
+        /// The value at `pointer` must be this text (numbers and booleans compare as written: `100`, `true`).
+        public var equals: String?
+        /// The value at `pointer` must be one of these.
+        public var oneOf: [String]?
+        /// A regular expression (ICU syntax) that must match somewhere in the raw answer body.
+        public var regex: String?
+        /// `accepted`, `temporary`, `throttled` or `permanent`.
+        public var outcome: String
+        enum CodingKeys: String, CodingKey {
+            case status, pointer, equals, regex
+            case oneOf = "in", outcome = "class"
+        }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            status = try c.decodeLooseStringIfPresent(forKey: .status)
+            pointer = try c.decodeIfPresent(String.self, forKey: .pointer)
+            equals = try c.decodeLooseStringIfPresent(forKey: .equals)
+            oneOf = try c.decodeLooseStringsIfPresent(forKey: .oneOf)
+            regex = try c.decodeIfPresent(String.self, forKey: .regex)
+            outcome = try c.decode(String.self, forKey: .outcome)
+        }
+    }
+
+    /// `{"pointer": "/results", "match": "ref", "ref_pointer": "/ref", "id_pointer": "/id", "rules": [...]}`.
+    public struct Results: Sendable, Decodable {
+        /// JSON pointer to the array of per-recipient results.
+        public var pointer: String
+        /// `ref`: an item belongs to the message whose `{{id}}` equals the item's `ref_pointer` value;
+        /// `index`: the n-th item belongs to the n-th message of the request.
+        public var match: String
+        /// For `match: ref`: pointer in the item to the echoed `{{id}}`.
+        public var refPointer: String?
+        /// Pointer in the item to the gateway's id for that recipient.
+        public var idPointer: String?
+        /// Pointer in the item to its error text, added to failure details.
+        public var detailPointer: String?
+        /// Rules applied to the item (pointers relative to it, `status` to the HTTP status). No rule matching
+        /// means temporary; no rules at all means every listed item is accepted. A message with no item is temporary.
+        public var rules: [Rule]?
+        enum CodingKeys: String, CodingKey {
+            case pointer, match, rules
+            case refPointer = "ref_pointer", idPointer = "id_pointer", detailPointer = "detail_pointer"
+        }
+    }
+
+    /// `{"pointer": "/data/invalidPhone"}` or `{"pointer": ["/data/invalidPhone", "/invalidPhone"]}`: lists of
+    /// numbers (any written form: compared on their last 9 digits) that become permanent ("gateway rejected the
+    /// number") while the rest of the request keeps its class.
+    public struct Rejected: Sendable, Decodable {
+        public var pointer: [String]
+        enum CodingKeys: String, CodingKey { case pointer }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            pointer = try c.decodeLooseStringsIfPresent(forKey: .pointer) ?? []
+        }
+    }
+
+    /// How receipts posted to `/dlr/<carrier>` are read.
+    public struct Receipts: Sendable, Decodable {
+        /// `json` (the request body), `form` or `query` (the query merged with a form body).
+        public var format: String
+        /// For `json`: pointer to an array of receipts in one request (absent: the body is one receipt).
+        public var itemsPointer: String?
+        /// `loa` (the id is Loa's message id, echoed from `{{id}}`) or `gateway` (the gateway's id).
+        public var key: String
+        /// Pointer (json) or field name (form, query) of the id. For `json`, a name without a leading `/` reads
+        /// the query instead (`"m"`: Loa's id in the receipt URL, for gateways that echo nothing); likewise for
+        /// `gateway_id`, `status` and `detail`. Two or more (`["SMSID", "phonenumber"]`) are
+        /// joined with `:`, every one after the first read as a phone number and written as E.164 digits
+        /// (`0912…` → `84912…`): that matches the `"<request id>:<to.digits>"` gateway ids of batch APIs.
+        public var id: [String]
+        /// Pointer or field of the gateway's own message id, logged with the receipt (optional).
+        public var gatewayID: String?
+        /// Pointer or field of the status.
+        public var status: String
+        /// The gateway's status value to a Loa receipt status: `buffered`, `smsc-accepted`, `delivered`,
+        /// `undelivered` or `smsc-rejected`. The key `*` catches every other value; without it an unknown value
+        /// is refused (HTTP 400).
+        public var statuses: [String: String]
+        /// Pointer or field of an error code or text for the log (optional).
+        public var detail: String?
+        /// The body Loa answers the gateway with (default `OK`).
+        public var ack: String?
+        enum CodingKeys: String, CodingKey {
+            case format, key, id, status, statuses, detail, ack
+            case itemsPointer = "items_pointer", gatewayID = "gateway_id"
+        }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            format = try c.decode(String.self, forKey: .format)
+            itemsPointer = try c.decodeIfPresent(String.self, forKey: .itemsPointer)
+            key = try c.decode(String.self, forKey: .key)
+            id = try c.decodeLooseStringsIfPresent(forKey: .id) ?? []
+            gatewayID = try c.decodeIfPresent(String.self, forKey: .gatewayID)
+            status = try c.decode(String.self, forKey: .status)
+            statuses = try c.decode([String: String].self, forKey: .statuses)
+            detail = try c.decodeIfPresent(String.self, forKey: .detail)
+            ack = try c.decodeIfPresent(String.self, forKey: .ack)
+        }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A string, or a number or boolean written without quotes (`"equals": 100`).
+    func decodeLooseStringIfPresent(forKey key: Key) throws -> String? {
+        guard let v = try decodeIfPresent(JSONValue.self, forKey: key) else { return nil }
+        guard let s = v.scalarText else {
+            throw DecodingError.typeMismatch(String.self, .init(codingPath: codingPath + [key], debugDescription: "expected a string"))
+        }
+        return s
+    }
+
+    /// One loose string or a list of them.
+    func decodeLooseStringsIfPresent(forKey key: Key) throws -> [String]? {
+        guard let v = try decodeIfPresent(JSONValue.self, forKey: key) else { return nil }
+        if let s = v.scalarText { return [s] }
+        if case .array(let items) = v {
+            let strings = items.compactMap(\.scalarText)
+            if strings.count == items.count { return strings }
+        }
+        throw DecodingError.typeMismatch([String].self, .init(codingPath: codingPath + [key], debugDescription: "expected a string or a list of strings"))
+    }
+}
+
+// MARK: - Validation
+
+extension GenericGatewaySpec {
+    /// Every problem in the spec, each with its field path relative to the carrier entry (`batch.max`,
+    /// `response.rules.2.class`, `body.template.messages.0.to`), for `file:line: carriers.N.<field>: reason`.
+    ///
+    /// - Parameter secretNames: the names in the carrier's `secrets`; when given, `{{secret.NAME}}` must name one.
+    public func validate(secretNames: Set<String>? = nil) -> [(field: String, reason: String)] {
+        var problems: [(field: String, reason: String)] = []
+        func add(_ f: String, _ r: String) { problems.append((f, r)) }
+        func checkTemplate(_ f: String, _ s: String) {
+            for problem in TemplateString.problems(in: s, secretNames: secretNames) { add(f, problem) }
+        }
+        func checkJSON(_ f: String, _ v: JSONValue) {
+            switch v {
+            case .string(let s): checkTemplate(f, s)
+            case .array(let items): for (i, x) in items.enumerated() { checkJSON("\(f).\(i)", x) }
+            case .object(let members): for (k, x) in members { checkJSON("\(f).\(k)", x) }
+            default: break
+            }
+        }
+        func checkPointer(_ f: String, _ p: String?) {
+            if let p, JSONPointer(p) == nil { add(f, "'\(p)' is not a JSON pointer (write \"\" or /name/0/name, ~0 for ~ and ~1 for /)") }
+        }
+        func checkRules(_ f: String, _ rules: [Rule]?) {
+            for (i, r) in (rules ?? []).enumerated() {
+                if let s = r.status, StatusPattern(s) == nil { add("\(f).\(i).status", "'\(s)' is not a status (write 200, 2xx or any)") }
+                checkPointer("\(f).\(i).pointer", r.pointer)
+                if r.equals != nil && r.oneOf != nil { add("\(f).\(i)", "give either equals or in, not both") }
+                if (r.equals != nil || r.oneOf != nil) && r.pointer == nil { add("\(f).\(i).pointer", "equals and in need a pointer") }
+                if let re = r.regex {
+                    do { _ = try NSRegularExpression(pattern: re) } catch { add("\(f).\(i).regex", "not a valid regular expression") }
+                }
+                if OutcomeClass(rawValue: r.outcome) == nil { add("\(f).\(i).class", "unknown class '\(r.outcome)' (accepted, temporary, throttled, permanent)") }
+            }
+        }
+
+        let m = method ?? (body == nil ? "GET" : "POST")
+        if !["GET", "POST", "PUT"].contains(m) { add("method", "unknown method '\(m)' (GET, POST, PUT)") }
+        if !(url.hasPrefix("http://") || url.hasPrefix("https://")) { add("url", "must start with http:// or https://") }
+        checkTemplate("url", url)
+        for (name, value) in (headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: ":") }) {
+                add("headers.\(name)", "not a valid header name")
+            }
+            checkTemplate("headers.\(name)", value)
+        }
+        if let a = basicAuth {
+            checkTemplate("basic_auth.username", a.username)
+            checkTemplate("basic_auth.password", a.password)
+            if a.username.contains(":") { add("basic_auth.username", "must not contain ':'") }
+        }
+        if let b = body {
+            if m == "GET" { add("body", "a GET request has no body: set method to POST or PUT") }
+            switch b.format {
+            case "json":
+                if let t = b.template { checkJSON("body.template", t) } else { add("body.template", "required for format json") }
+                if b.fields != nil { add("body.fields", "only for format form") }
+            case "form":
+                if let fields = b.fields {
+                    for (k, v) in fields.sorted(by: { $0.key < $1.key }) { checkTemplate("body.fields.\(k)", v) }
+                } else {
+                    add("body.fields", "required for format form")
+                }
+                if b.template != nil { add("body.template", "only for format json") }
+            default: add("body.format", "unknown format '\(b.format)' (json, form)")
+            }
+        }
+        if let batch {
+            if !(1...10000).contains(batch.max) { add("batch.max", "must be 1...10000") }
+            checkJSON("batch.item", batch.item)
+            switch batch.item {
+            case .object, .string: break
+            default: add("batch.item", "must be an object or a string")
+            }
+            if let p = JSONPointer(batch.listPointer) {
+                if let t = body?.template, body?.format == "json" {
+                    if p.tokens.isEmpty || p.resolve(t) != .array([]) {
+                        add("batch.list_pointer", "'\(batch.listPointer)' must name an empty array in body.template")
+                    }
+                } else {
+                    add("batch", "needs a body with format json")
+                }
+            } else {
+                checkPointer("batch.list_pointer", batch.listPointer)
+            }
+        }
+        if let r = response {
+            checkRules("response.rules", r.rules)
+            if let d = r.defaultClass, OutcomeClass(rawValue: d) == nil { add("response.default_class", "unknown class '\(d)' (accepted, temporary, throttled, permanent)") }
+            checkPointer("response.message_id", r.messageID)
+            checkPointer("response.detail", r.detail)
+            if let res = r.results {
+                checkPointer("response.results.pointer", res.pointer)
+                switch res.match {
+                case "ref": if res.refPointer == nil { add("response.results.ref_pointer", "required for match ref") }
+                case "index": break
+                default: add("response.results.match", "unknown match '\(res.match)' (ref, index)")
+                }
+                checkPointer("response.results.ref_pointer", res.refPointer)
+                checkPointer("response.results.id_pointer", res.idPointer)
+                checkPointer("response.results.detail_pointer", res.detailPointer)
+                checkRules("response.results.rules", res.rules)
+            }
+            for (i, p) in (r.rejected?.pointer ?? []).enumerated() { checkPointer("response.rejected.pointer.\(i)", p) }
+            if let rej = r.rejected, rej.pointer.isEmpty { add("response.rejected.pointer", "required") }
+        }
+        if let rc = receipts {
+            let json = rc.format == "json"
+            if !["json", "form", "query"].contains(rc.format) { add("receipts.format", "unknown format '\(rc.format)' (json, form, query)") }
+            if rc.itemsPointer != nil && !json { add("receipts.items_pointer", "only for format json") }
+            if json {
+                // Names without a leading `/` are query fields; the rest must be pointers.
+                func checkName(_ f: String, _ p: String?) { if let p, p.hasPrefix("/") { checkPointer(f, p) } }
+                checkPointer("receipts.items_pointer", rc.itemsPointer)
+                for (i, p) in rc.id.enumerated() { checkName(rc.id.count == 1 ? "receipts.id" : "receipts.id.\(i)", p) }
+                checkName("receipts.status", rc.status)
+                checkName("receipts.detail", rc.detail)
+                checkName("receipts.gateway_id", rc.gatewayID)
+            }
+            if !["loa", "gateway"].contains(rc.key) { add("receipts.key", "unknown key '\(rc.key)' (loa, gateway)") }
+            if rc.id.isEmpty { add("receipts.id", "required") }
+            if rc.key == "loa" && rc.id.count > 1 { add("receipts.id", "key loa takes one id field") }
+            if rc.statuses.isEmpty { add("receipts.statuses", "required") }
+            for (k, v) in rc.statuses.sorted(by: { $0.key < $1.key }) where ReceiptStatusName.parse(v) == nil {
+                add("receipts.statuses.\(k)", "unknown status '\(v)' (buffered, smsc-accepted, delivered, undelivered, smsc-rejected)")
+            }
+        }
+        return problems
+    }
+}
