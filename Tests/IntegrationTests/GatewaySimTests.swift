@@ -216,6 +216,33 @@ struct GatewaySimTests {
         #expect(again.stop() == 0)
     }
 
+    @Test func sameSeedSameAnswers() async throws {
+        var runs: [[Int]] = []
+        for _ in 0..<2 {
+            let sim = try await SimProcess(["--error-rate", "0.3", "--throttle-rate", "0.3", "--no-receipts"])  // --seed 1
+            var statuses: [Int] = []
+            for _ in 0..<30 { statuses.append(try await sim.request(kannelPath()).status) }
+            let stats = try await sim.stats()
+            #expect(stats["accepted"] as? Int == statuses.filter { $0 == 202 }.count)
+            #expect(stats["errors"] as? Int == statuses.filter { $0 == 500 }.count)
+            #expect(stats["throttled"] as? Int == statuses.filter { $0 == 429 }.count)
+            #expect(sim.stop() == 0)
+            runs.append(statuses)
+        }
+        #expect(runs[0] == runs[1])
+        #expect(Set(runs[0]) == [202, 429, 500])
+    }
+
+    @Test func fullReceiptQueueDropsAndCounts() async throws {
+        let sim = try await SimProcess(["--receipt-queue", "2", "--receipt-delay-ms", "60000"])
+        for to in ["84911111111", "84922222222", "84933333333"] { #expect(try await sim.request(kannelPath(to: to)).status == 202) }
+        // Mask 31, delivered or not: two receipts a message; the first message's two fill the queue.
+        let stats = try await sim.stats()
+        #expect(stats["receipts_pending"] as? Int == 2 && stats["receipts_dropped"] as? Int == 4 && stats["receipts_sent"] as? Int == 0)
+        #expect(sim.stop() == 0)
+        #expect(sim.child.output.contains("receipts_dropped=4 receipts_pending=2"))
+    }
+
     @Test func exitsByItselfAfterExitAfter() async throws {
         let sim = try await SimProcess(["--exit-after", "0.5", "--no-receipts"])
         #expect(sim.child.wait(seconds: 10) == 0)

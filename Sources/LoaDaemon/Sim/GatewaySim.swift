@@ -210,7 +210,7 @@ final class GatewaySimService: HTTPService {
 
     /// The common path of every send request that passed validation: latency, faults, counting, receipts.
     func serve(_ shape: SimShape, _ messages: [Incoming], _ answers: Answers) -> ServerResponse {
-        faults.delay()
+        faults.delay { stopping.load(ordering: .relaxed) }
         let admission = faults.admit()
         switch admission {
         case .throttle:
@@ -269,7 +269,7 @@ final class GatewaySimService: HTTPService {
         let c = ledger.snapshot
         let r = receipts?.counts ?? SimReceiptSender.Counts()
         return """
-            {"requests":\(c.requests),"accepted":\(c.accepted),"unique_recipients":\(c.perRecipient.count),\
+            {"requests":\(c.requests),"accepted":\(c.accepted),"unique_recipients":\(c.unique),\
             "duplicates":\(c.duplicates),"rejected":\(c.rejected),"throttled":\(c.throttled),"errors":\(c.errors),\
             "timeouts":\(c.timeouts),"resets":\(c.resets),"receipts_sent":\(r.sent),"receipts_failed":\(r.failed),\
             "receipts_dropped":\(r.dropped),"receipts_pending":\(r.pending),"receipt_retries":\(r.retries),\

@@ -2,15 +2,15 @@ import Foundation
 import LoaCore
 import Synchronization
 
-/// SplitMix64 behind a lock: the gateway simulator's only source of chance.
+/// SplitMix64 behind a lock (``SimLock``): the gateway simulator's only source of chance.
 ///
 /// Deterministic for a seed and an order of draws: one client sending one request at a time gets the same
 /// answers on every run. Concurrent clients draw in arrival order, so only the totals are reproducible
 /// (within sampling error). https://prng.di.unimi.it/splitmix64.c
 final class SimRandom: Sendable {
-    private let state: Mutex<UInt64>
+    private let state: SimLock<UInt64>
 
-    init(seed: UInt64) { state = Mutex(seed) }
+    init(seed: UInt64) { state = SimLock(seed) }
 
     static func mix(_ z0: UInt64) -> UInt64 {
         var z = z0
@@ -62,13 +62,13 @@ enum SimAdmission: Equatable {
 final class SimFaults: Sendable {
     let config: SimConfig
     let random: SimRandom
-    private let bucket: Mutex<TokenBucket?>
+    private let bucket: SimLock<TokenBucket?>
     private let start = ContinuousClock.now
 
     init(config: SimConfig, random: SimRandom) {
         self.config = config
         self.random = random
-        bucket = Mutex(config.maxRate > 0
+        bucket = SimLock(config.maxRate > 0
             ? TokenBucket(rate: config.maxRate, burst: max(1, Int(config.maxRate.rounded(.up))), now: 0) : nil)
     }
 
@@ -91,14 +91,21 @@ final class SimFaults: Sendable {
     }
 
     /// Sleeps `latency-ms` plus up to `latency-jitter-ms` on the calling (connection) thread.
-    func delay() {
+    func delay(until stopping: () -> Bool) {
         let ms = config.latencyMs + random.upTo(config.latencyJitterMs)
-        if ms > 0 { usleep(UInt32(min(ms, 600_000)) * 1000) }
+        if ms > 0 { sleep(ms, until: stopping) }
     }
 
-    /// Holds the calling (connection) thread `hang-seconds`, in slices so a shutdown ends it early.
-    func hang(until stopping: () -> Bool) {
-        let deadline = ContinuousClock.now + .milliseconds(Int(config.hangSeconds * 1000))
-        while ContinuousClock.now < deadline && !stopping() { usleep(20_000) }
+    /// Holds the calling (connection) thread `hang-seconds`.
+    func hang(until stopping: () -> Bool) { sleep(Int(config.hangSeconds * 1000), until: stopping) }
+
+    /// Sleeps `ms` in slices of at most 20 ms, so a shutdown ends it early.
+    private func sleep(_ ms: Int, until stopping: () -> Bool) {
+        let deadline = ContinuousClock.now + .milliseconds(ms)
+        while !stopping() {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return }
+            usleep(UInt32(min(20_000, left.components.seconds * 1_000_000 + left.components.attoseconds / 1_000_000_000_000)))
+        }
     }
 }

@@ -34,7 +34,7 @@ final class SimReceiptSender: Sendable {
         var workers = 0
     }
 
-    private let state = Mutex(State())
+    private let state = SimLock(State())
     private let engine: CurlEngine
     private let capacity: Int
     private let retries: Int
