@@ -26,6 +26,9 @@ public enum LoaCLI {
           carriers                         each carrier's rate, current rate and requests in flight
           report ID [--csv FILE] [--html FILE]
                                            one row per recipient (CSV), or a one-page HTML report with charts
+          gateway-sim [--port N] [--seed N] …
+                                           a carrier gateway simulator (Kannel, Jasmin, generic JSON)
+                                           with faults and receipts, for demos, benchmarks and tests
           version                          print the version
 
         Every command takes --help. Client commands find the daemon through --config FILE
@@ -33,6 +36,7 @@ public enum LoaCLI {
         """
 
     static let help: [String: String] = [
+        "gateway-sim": GatewaySim.help,
         "daemon": """
             usage: loa daemon --config FILE
 
@@ -128,6 +132,7 @@ public enum LoaCLI {
             print(help[command] ?? usage)
             return help[command] == nil ? 2 : 0
         }
+        if command == "gateway-sim" { return GatewaySim.main(args) }  // its own flags, see Sim/SimConfig.swift
         var opts: Options
         do { opts = try Options(args) } catch {
             printError("\(error)\n\n\(help[command] ?? usage)")

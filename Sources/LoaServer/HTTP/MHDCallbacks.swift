@@ -147,9 +147,11 @@ func mhdLog(_ cls: UnsafeMutableRawPointer?, _ format: UnsafePointer<CChar>?, _ 
     Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().lastLog.withLock { $0 = message }
 }
 
-/// Sends `response`. Invalid status codes become 500; a header libmicrohttpd rejects (control
+/// Sends `response`, or closes the connection for ``ServerResponse/abort``. Invalid status codes become 500; a header libmicrohttpd rejects (control
 /// characters) turns the whole response into a 500.
 private func queue(_ response: ServerResponse, on connection: OpaquePointer) -> MHD_Result {
+    // MHD_NO closes the connection; the completion callback still runs (balancing the gauge).
+    if response.abortsConnection { return .NO }
     let status = (100...599).contains(response.status) ? response.status : 500
     let created = response.body.withUnsafeBytes { bytes -> OpaquePointer? in
         guard let base = bytes.baseAddress, bytes.count > 0 else {

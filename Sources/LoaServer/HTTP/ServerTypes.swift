@@ -46,11 +46,22 @@ public struct ServerResponse: Sendable {
     public var status: Int
     public var headers: [Header]
     public var body: [UInt8]
+    /// Close the connection without answering (see ``abort``).
+    public var abortsConnection = false
 
     public init(status: Int, headers: [Header] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// No answer at all: the server closes the connection instead of sending a response (the
+    /// access handler returns `MHD_NO`, which makes libmicrohttpd close it). For fault injection
+    /// (`loa gateway-sim --reset-rate`); usable from any route, including after the body was read.
+    public static var abort: ServerResponse {
+        var response = ServerResponse(status: 500)
+        response.abortsConnection = true
+        return response
     }
 
     /// `Content-Type: application/json`.

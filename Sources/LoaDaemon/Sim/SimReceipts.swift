@@ -1,0 +1,157 @@
+import Foundation
+import LoaCarriers
+import Synchronization
+
+/// One HTTP callback the simulator owes a client: a delivery receipt.
+struct SimReceipt: Sendable {
+    var request: HTTPRequest
+    /// Jasmin's DLRThrower: only a body of exactly `ACK/Jasmin` ends it; anything else is retried.
+    var needsJasminAck = false
+}
+
+/// The receipts of one message, sent in order (an intermediate one before the final one) once `due`.
+struct SimReceiptJob: Sendable {
+    var due: Int64
+    var receipts: [SimReceipt]
+}
+
+/// Sends receipts through one ``CurlEngine`` from a bounded queue.
+///
+/// `concurrency` worker tasks take due jobs in FIFO order (every job waits the same `receipt-delay-ms`,
+/// so FIFO is due order) and send each job's receipts one after the other. The queue holds at most
+/// `capacity` receipts; a job that does not fit is dropped whole and counted in `dropped`. Workers only
+/// await (libcurl runs on the engine's own thread), so they never block the shared executor.
+/// Jasmin receipts are retried `retries` times, `retryMs` apart, unless answered `ACK/Jasmin`; other
+/// shapes count any 2xx as sent. After ``stop()`` nothing more is sent.
+final class SimReceiptSender: Sendable {
+    struct Counts: Sendable { var sent = 0, failed = 0, dropped = 0, pending = 0, retries = 0 }
+
+    private struct State {
+        var queue: [SimReceiptJob] = []
+        var head = 0
+        var counts = Counts()
+        var stopping = false
+        var workers = 0
+    }
+
+    private let state = SimLock(State())
+    private let engine: CurlEngine
+    private let capacity: Int
+    private let retries: Int
+    private let retryMs: Int
+    private let clock: @Sendable () -> Int64
+
+    init(engine: CurlEngine, capacity: Int, retries: Int, retryMs: Int, clock: @escaping @Sendable () -> Int64) {
+        self.engine = engine
+        self.capacity = capacity
+        self.retries = retries
+        self.retryMs = retryMs
+        self.clock = clock
+    }
+
+    /// Starts the workers.
+    func start(concurrency: Int) {
+        state.withLock { $0.workers = concurrency }
+        for _ in 0..<concurrency {
+            Task.detached { [self] in
+                await work()
+                state.withLock { $0.workers -= 1 }
+            }
+        }
+    }
+
+    /// Queues a job, or drops it when the queue is full or stopping.
+    func enqueue(_ job: SimReceiptJob) {
+        guard !job.receipts.isEmpty else { return }
+        state.withLock { s in
+            if s.stopping || s.counts.pending + job.receipts.count > capacity {
+                s.counts.dropped += job.receipts.count
+                return
+            }
+            s.queue.append(job)
+            s.counts.pending += job.receipts.count
+        }
+    }
+
+    var counts: Counts { state.withLock { $0.counts } }
+
+    func resetCounts() { state.withLock { s in s.counts = Counts(pending: s.counts.pending) } }
+
+    /// Sends nothing more: queued receipts stay pending, requests in flight fail. Waits up to `seconds`
+    /// for the workers to return.
+    func stop(seconds: Double) {
+        state.withLock { $0.stopping = true }
+        engine.shutdown()
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while state.withLock({ $0.workers }) > 0 && ContinuousClock.now < deadline { usleep(10_000) }
+    }
+
+    private enum Next { case job(SimReceiptJob), wait(Int64), stop }
+
+    private func next() -> Next {
+        let now = clock()
+        return state.withLock { s in
+            if s.stopping { return .stop }
+            guard s.head < s.queue.count else { return .wait(20) }
+            let job = s.queue[s.head]
+            if job.due > now { return .wait(min(20, job.due - now)) }
+            s.head += 1
+            if s.head > 1024 && s.head * 2 > s.queue.count {
+                s.queue.removeFirst(s.head)
+                s.head = 0
+            }
+            return .job(job)
+        }
+    }
+
+    private var stopping: Bool { state.withLock { $0.stopping } }
+
+    private func work() async {
+        while true {
+            switch next() {
+            case .stop: return
+            case .wait(let ms): await nap(ms)
+            case .job(let job):
+                for (i, receipt) in job.receipts.enumerated() {
+                    if stopping {
+                        state.withLock { $0.counts.pending -= job.receipts.count - i }
+                        return
+                    }
+                    let ok = await send(receipt)
+                    state.withLock { s in
+                        s.counts.pending -= 1
+                        if ok { s.counts.sent += 1 } else { s.counts.failed += 1 }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps `ms`, in slices of at most 20 ms so ``stop()`` is not kept waiting.
+    private func nap(_ ms: Int64) async {
+        var left = ms
+        while left > 0 && !stopping {
+            try? await Task.sleep(for: .milliseconds(min(20, left)))
+            left -= 20
+        }
+    }
+
+    /// One receipt with its retries; true when the client took it.
+    private func send(_ receipt: SimReceipt) async -> Bool {
+        let attempts = receipt.needsJasminAck ? 1 + retries : 1
+        for attempt in 1...attempts {
+            if attempt > 1 {
+                state.withLock { $0.counts.retries += 1 }
+                await nap(Int64(retryMs))
+                if stopping { return false }
+            }
+            guard let response = try? await engine.perform(receipt.request) else { continue }
+            if receipt.needsJasminAck {
+                if response.bodyText == "ACK/Jasmin" { return true }
+            } else if (200...299).contains(response.status) {
+                return true
+            }
+        }
+        return false
+    }
+}
