@@ -203,7 +203,7 @@ public enum ConfigLoader {
             if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
             if let m = c.method, m != "GET" && m != "POST" && !(c.kind == "generic" && m == "PUT") { add("\(f).method", "must be GET or POST") }
             if let spec = c.generic {
-                for p in spec.validate() { add("\(f).\(p.field)", p.reason) }
+                for p in spec.validate(secretNames: Set((c.secrets ?? [:]).keys)) { add("\(f).\(p.field)", p.reason) }
             }
             var secrets: [String: String] = [:]
             if !clientOnly {

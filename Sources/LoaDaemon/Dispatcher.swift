@@ -162,6 +162,7 @@ public final class Dispatcher: Sendable {
         var fair: [String: FairShare] = [:]           // per carrier
         var campaignBuckets: [String: TokenBucket] = [:]  // per campaign with a max_rate
         var lastFailover: UnixMillis = 0
+        var lastBatch: [String: UnixMillis] = [:]  // per batching carrier: the last claim
         while true {
             let now = clock.now()
             let (finished, stopping, drainDeadline, hint) = state.withLock { s in
@@ -224,7 +225,21 @@ public final class Dispatcher: Sendable {
                     return (a ?? perRound, a == 0 ? s.breakers[carrier.name]!.reopensAt() : nil)
                 }
                 if let wakeAt, !running.isEmpty { nextWake = min(nextWake, max(now + 1, wakeAt)) }
-                if !running.isEmpty && allowance > 0 {
+                // A batching carrier lets tokens gather into full requests, lingering at most 100 ms.
+                let batch = maxBatch[carrier.name] ?? 1
+                var lingering = false
+                if batch > 1 && !running.isEmpty && allowance > 0 && now - (lastBatch[carrier.name] ?? 0) < 100 {
+                    let (available, when) = state.withLock { s -> (Int, UnixMillis) in
+                        let target = min(batch, s.limiters[carrier.name]!.bucket.burst)
+                        return (s.limiters[carrier.name]!.bucket.available(now), s.limiters[carrier.name]!.bucket.whenAvailable(target, now: now))
+                    }
+                    if available < min(batch, state.withLock { $0.limiters[carrier.name]!.bucket.burst }) {
+                        lingering = true
+                        nextWake = min(nextWake, max(now + 1, min(when, (lastBatch[carrier.name] ?? 0) + 100)))
+                    }
+                }
+                if !running.isEmpty && allowance > 0 && !lingering {
+                    lastBatch[carrier.name] = now
                     let total = state.withLock { s -> Int in
                         // The global cap first, then the carrier's own bucket; what one grants and the other
                         // refuses goes back.

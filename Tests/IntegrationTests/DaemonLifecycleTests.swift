@@ -13,7 +13,8 @@ import Testing
         let seed = UInt64(ProcessInfo.processInfo.environment["LOA_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         var rng = SeededRandom(seed: seed)
         let work = WorkDir("crash")
-        let sim = try GatewaySimProcess(work: work, args: ["--seed", "\(seed)", "--delivered-rate", "0.9", "--latency-ms", "1"])
+        let sim = try GatewaySimProcess(work: work, args: ["--seed", "\(seed)", "--delivered-rate", "0.9", "--latency-ms", "1",
+                                                                 "--receipt-retries", "40", "--receipt-retry-ms", "250"])
         try await sim.start()
         defer { sim.stop() }
         let n = 20_000

@@ -45,6 +45,18 @@ public enum GatewayOutcome: Sendable, Equatable {
     /// unless the carrier is marked idempotent, when it is retried like `.temporary`.
     case ambiguous(String)
 
+    /// The same outcome with its detail text passed through `f` (to scrub secrets and message text).
+    public func mapDetail(_ f: (String) -> String) -> GatewayOutcome {
+        switch self {
+        case .accepted(let id, let d): .accepted(gatewayID: id, detail: d.map(f))
+        case .temporary(let d): .temporary(f(d))
+        case .throttled(let r, let d): .throttled(retryAfter: r, f(d))
+        case .permanent(let d): .permanent(f(d))
+        case .unavailable(let d): .unavailable(f(d))
+        case .ambiguous(let d): .ambiguous(f(d))
+        }
+    }
+
     /// The outcome of a request that got no HTTP answer. `idempotent` gateways (a request id deduplicates
     /// resends, like eSMS's `RequestId`) turn ambiguous failures into plain temporary ones.
     public static func transport(_ e: TransportError, idempotent: Bool = false) -> GatewayOutcome {

@@ -64,6 +64,8 @@ public struct GenericHTTPAdapter: CarrierAdapter {
     public let maxBatch: Int
     /// The body Loa's receipt endpoint answers this gateway's receipts with (`receipts.ack`, default `OK`).
     public let receiptAck: String
+    /// The gateway deduplicates resends (e.g. by a request id): a timeout after sending is retried, not `unknown`.
+    public let idempotent: Bool
     let engine: CurlEngine
     let compiled: Compiled
 
@@ -95,7 +97,8 @@ public struct GenericHTTPAdapter: CarrierAdapter {
         var secretValues: [String] = []
     }
 
-    public init(name: String, spec: GenericGatewaySpec, secrets: [String: String], timeout: Double, engine: CurlEngine) {
+    public init(name: String, spec: GenericGatewaySpec, secrets: [String: String], timeout: Double, engine: CurlEngine, idempotent: Bool = false) {
+        self.idempotent = idempotent
         self.name = name
         self.spec = spec
         self.timeout = timeout
@@ -249,7 +252,7 @@ public struct GenericHTTPAdapter: CarrierAdapter {
                 let r = try await engine.perform(request(for: messages))
                 result = classify(status: r.status, retryAfter: r.header("retry-after"), body: r.body, batch: messages)
             } catch {
-                result = Array(repeating: .temporary(scrub(KannelAdapter.describe(error), messages)), count: messages.count)
+                result = Array(repeating: GatewayOutcome.transport(error, idempotent: idempotent).mapDetail { scrub($0, messages) }, count: messages.count)
             }
             for (i, o) in zip(group, result) { outcomes[i] = o }
         }

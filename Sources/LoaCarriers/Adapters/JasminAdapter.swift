@@ -92,7 +92,7 @@ public struct JasminAdapter: CarrierAdapter {
             let r = try await engine.perform(request(for: message))
             return scrubbed(JasminAdapter.classify(status: r.status, body: r.bodyText, retryAfter: r.header("retry-after")), message)
         } catch {
-            return .temporary(KannelAdapter.describe(error))
+            return .transport(error)
         }
     }
 
@@ -104,12 +104,8 @@ public struct JasminAdapter: CarrierAdapter {
             if m.text.count >= 4 { d = d.replacing(m.text, with: "<text>") }
             return d
         }
-        switch o {
-        case .accepted: return o
-        case .temporary(let d): return .temporary(s(d))
-        case .throttled(let r, let d): return .throttled(retryAfter: r, s(d))
-        case .permanent(let d): return .permanent(s(d))
-        }
+        if case .accepted = o { return o }
+        return o.mapDetail(s)
     }
 
     public static func classify(status: Int, body: String, retryAfter: String?) -> GatewayOutcome {

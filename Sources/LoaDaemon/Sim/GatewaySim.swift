@@ -50,7 +50,7 @@ public enum GatewaySim {
           --intermediate           generic shape: an ENROUTE receipt before the final one
           --receipt-concurrency N  receipts in flight (default 32)
           --receipt-queue N        receipts queued at most; more are dropped and counted (default 100000)
-          --receipt-retries N      Jasmin receipt retries when not answered ACK/Jasmin (default 3)
+          --receipt-retries N      receipt retries when the client does not take it (no answer, 5xx; Jasmin: not ACK/Jasmin) (default 3)
           --receipt-retry-ms N     between those retries (default 1000)
           --journal FILE           append `<shape> <to> <ref-or-loa-id> <sim id>` per accepted message (0600);
                                    read at start to restore counts and the duplicate set

@@ -21,8 +21,8 @@ struct SimReceiptJob: Sendable {
 /// so FIFO is due order) and send each job's receipts one after the other. The queue holds at most
 /// `capacity` receipts; a job that does not fit is dropped whole and counted in `dropped`. Workers only
 /// await (libcurl runs on the engine's own thread), so they never block the shared executor.
-/// Jasmin receipts are retried `retries` times, `retryMs` apart, unless answered `ACK/Jasmin`; other
-/// shapes count any 2xx as sent. After ``stop()`` nothing more is sent.
+/// A receipt is retried `retries` times, `retryMs` apart, while the client does not answer or answers 5xx
+/// (Jasmin: unless answered `ACK/Jasmin`); other shapes count any 2xx as sent and any 4xx as refused. After ``stop()`` nothing more is sent.
 final class SimReceiptSender: Sendable {
     struct Counts: Sendable { var sent = 0, failed = 0, dropped = 0, pending = 0, retries = 0 }
 
@@ -138,8 +138,9 @@ final class SimReceiptSender: Sendable {
 
     /// One receipt with its retries; true when the client took it.
     private func send(_ receipt: SimReceipt) async -> Bool {
-        let attempts = receipt.needsJasminAck ? 1 + retries : 1
-        for attempt in 1...attempts {
+        // Like the real gateways: a receipt the client did not take (no answer, 5xx; for Jasmin anything but
+        // `ACK/Jasmin`) is tried again; a 4xx other than Jasmin's is final (the client refused it).
+        for attempt in 1...(1 + retries) {
             if attempt > 1 {
                 state.withLock { $0.counts.retries += 1 }
                 await nap(Int64(retryMs))
@@ -148,8 +149,11 @@ final class SimReceiptSender: Sendable {
             guard let response = try? await engine.perform(receipt.request) else { continue }
             if receipt.needsJasminAck {
                 if response.bodyText == "ACK/Jasmin" { return true }
+                if response.status == 404 { return false }  // Jasmin's DLRThrower gives up on 404
             } else if (200...299).contains(response.status) {
                 return true
+            } else if (400...499).contains(response.status) {
+                return false
             }
         }
         return false
