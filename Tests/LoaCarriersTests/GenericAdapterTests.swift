@@ -139,7 +139,7 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(seen[1].query["text"]?.contains(#""messages":[{"ref":"3","text":"c","to":"84912345673"}]"#) == true)
     }
 
-    @Test func transportFailuresAreTemporaryForTheWholeRequest() async throws {
+    @Test func anUnreachableGatewayIsUnavailableForTheWholeRequest() async throws {
         defer { engine.shutdown() }
         let fake = FakeSendsms { _ in .text(200, "") }
         let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
@@ -150,7 +150,7 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         let outcomes = await adapter(spec, ["token": "T0KEN-abc"]).send(batch: [sms(1, "+84912345671", "a"), sms(2, "+84912345672", "b")])
         #expect(outcomes.count == 2)
         for o in outcomes {
-            guard case .temporary(let d) = o else { Issue.record("\(o)"); continue }
+            guard case .unavailable(let d) = o else { Issue.record("\(o)"); continue }
             #expect(d.contains("could not connect") && !d.contains("T0KEN"))
         }
     }

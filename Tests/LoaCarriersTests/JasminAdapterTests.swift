@@ -82,7 +82,7 @@ import Testing
             == .temporary("HTTP 500: Error \"Cannot send submit_sm\""))
     }
 
-    @Test func transportFailuresAreTemporaryAndHideThePassword() async throws {
+    @Test func anUnreachableGatewayIsUnavailableAndThePasswordHidden() async throws {
         let fake = FakeSendsms { _ in .text(200, "") }
         let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
         let port = server.port
@@ -90,7 +90,7 @@ import Testing
         let engine = try CurlEngine()
         defer { engine.shutdown() }
         let outcome = await adapter(engine, url: "http://127.0.0.1:\(port)/send").send(sms("secret text", encoding: .gsm7))
-        guard case .temporary(let d) = outcome else { Issue.record("expected temporary, got \(outcome)"); return }
+        guard case .unavailable(let d) = outcome else { Issue.record("expected unavailable, got \(outcome)"); return }
         #expect(d.contains("could not connect") && !d.contains("ss w") && !d.contains("secret text"))
     }
 

@@ -46,7 +46,7 @@ public struct KannelAdapter: CarrierAdapter {
                            HTTPHeader("X-Kannel-DLR-Mask", "31"), HTTPHeader("X-Kannel-DLR-Url", m.receiptURL),
                            HTTPHeader("Content-Type", "text/plain; charset=UTF-8")]
             if m.encoding == .ucs2 { headers.append(HTTPHeader("X-Kannel-Coding", "2")) }
-            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout)
+            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout).atMostOnce()
         }
         var q = URLQuery()
         q.add("username", username)
@@ -59,7 +59,7 @@ public struct KannelAdapter: CarrierAdapter {
         q.add("dlr-mask", "31")
         q.add("dlr-url", m.receiptURL)
         let sep = sendsmsURL.contains("?") ? "&" : "?"
-        return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout)
+        return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce()
     }
 
     public func send(_ message: OutgoingSMS) async -> GatewayOutcome {

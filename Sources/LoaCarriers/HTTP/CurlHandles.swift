@@ -31,7 +31,8 @@ extension TransportError {
             self = .couldNotConnect(message)
         case CURLE_OPERATION_TIMEDOUT:
             self = requestSent ? .timedOut(message) : .couldNotConnect(message)
-        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_SEND_FAIL_REWIND:
+            // SEND_FAIL_REWIND: an at-most-once request whose connection closed unanswered (libcurl wanted to resend it).
             self = .connectionLost(message)
         default:
             self = .other(code: Int(code.rawValue), message: message)

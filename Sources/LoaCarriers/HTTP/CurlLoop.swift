@@ -173,6 +173,8 @@ final class CurlTransfer {
     private let upload: UploadFile?
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var postBody: UnsafeMutableRawBufferPointer?
+    /// How much of `postBody` the read callback has handed out (at-most-once requests).
+    private var postOffset = 0
     private(set) var responseHeaders: [HTTPHeader] = []
     private(set) var responseBody: [UInt8] = []
     private var uploadErrno: Int32 = 0
@@ -221,11 +223,25 @@ final class CurlTransfer {
             postBody = buffer
             try easy.set(CURLOPT_POST, 1)
             try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(request.body.count))
-            try easy.set(CURLOPT_POSTFIELDS, pointer: buffer.baseAddress)
+            if request.atMostOnce {
+                // libcurl silently resends a request whose reused connection closed before any answer
+                // (Curl_retry_request). Given through a read callback that cannot rewind, the body makes that
+                // resend fail with CURLE_SEND_FAIL_REWIND instead, which the caller sees as a lost connection.
+                try easy.set(CURLOPT_READFUNCTION, read: curlReadPostBody)
+                try easy.set(CURLOPT_READDATA, pointer: context)
+                headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for bodies over 1 KiB
+            } else {
+                try easy.set(CURLOPT_POSTFIELDS, pointer: buffer.baseAddress)
+            }
             if method != "POST" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
             if !headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Content-Type") }) {
                 headers.append(HTTPHeader("Content-Type", ""))  // "Content-Type:" removes libcurl's default
             }
+        } else if request.atMostOnce {
+            // No body to refuse a rewind with: a fresh connection is never silently retried.
+            try easy.set(CURLOPT_FRESH_CONNECT, 1)
+            try easy.set(CURLOPT_FORBID_REUSE, 1)
+            if method != "GET" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
         } else if method == "HEAD" {
             try easy.set(CURLOPT_NOBODY, 1)
         } else if method != "GET" {
@@ -237,8 +253,8 @@ final class CurlTransfer {
                 throw .other(code: Int(CURLE_BAD_FUNCTION_ARGUMENT.rawValue), message: "\(label): invalid header \(header.name)")
             }
             // libcurl: "Name:" removes a header it would add, "Name;" sends it empty.
-            let line = header.value.isEmpty && header.name != "Content-Type"
-                ? "\(header.name);" : "\(header.name): \(header.value)"
+            let removes = header.name == "Content-Type" || header.name == "Expect"
+            let line = header.value.isEmpty && !removes ? "\(header.name);" : "\(header.name): \(header.value)"
             guard let list = curl_slist_append(headerList, line) else {
                 throw .other(code: Int(CURLE_OUT_OF_MEMORY.rawValue), message: "\(label): curl_slist_append failed")
             }
@@ -281,6 +297,15 @@ final class CurlTransfer {
         responseHeaders.append(HTTPHeader(String(name), String(value)))
     }
 
+    fileprivate func readPostBody(into buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
+        guard let postBody else { return 0 }
+        let n = min(count, request.body.count - postOffset)
+        guard n > 0 else { return 0 }
+        UnsafeMutableRawPointer(buffer).copyMemory(from: postBody.baseAddress! + postOffset, byteCount: n)
+        postOffset += n
+        return n
+    }
+
     fileprivate func readUpload(into buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
         guard let upload else { return 0 }
         while true {
@@ -316,6 +341,12 @@ private func curlWriteHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, 
 private func curlReadUpload(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
     guard let context, let buffer else { return Int(CURL_READFUNC_ABORT) }
     return Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue().readUpload(into: buffer, count: size * count)
+}
+
+/// `CURLOPT_READFUNCTION` for at-most-once request bodies (no seek callback: they cannot be resent).
+private func curlReadPostBody(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let context, let buffer else { return Int(CURL_READFUNC_ABORT) }
+    return Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue().readPostBody(into: buffer, count: size * count)
 }
 
 /// Seconds to libcurl milliseconds; zero or less means "no limit" (libcurl's 0).

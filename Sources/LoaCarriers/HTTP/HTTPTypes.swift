@@ -24,6 +24,11 @@ public struct HTTPRequest: Sendable {
     public var timeout: Double
     /// Seconds to establish the connection. Zero or less means libcurl's default (300 s).
     public var connectTimeout: Double
+    /// Never let libcurl resend this request by itself. libcurl resends a request whose reused keep-alive
+    /// connection closed before any answer; for a non-idempotent gateway that can deliver an SMS twice. A body
+    /// is then given through a callback that cannot rewind (the resend fails as `connectionLost`); a request
+    /// without a body goes on a fresh connection, closed afterwards.
+    public var atMostOnce = false
 
     public init(
         method: String = "GET", url: String, headers: [HTTPHeader] = [], body: [UInt8] = [],
@@ -35,6 +40,15 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.timeout = timeout
         self.connectTimeout = connectTimeout
+    }
+}
+
+extension HTTPRequest {
+    /// This request with ``atMostOnce`` set: what every adapter of a gateway without idempotency keys sends.
+    public func atMostOnce(_ on: Bool = true) -> HTTPRequest {
+        var r = self
+        r.atMostOnce = on
+        return r
     }
 }
 
