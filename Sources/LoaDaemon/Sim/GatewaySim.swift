@@ -52,13 +52,14 @@ public enum GatewaySim {
           --receipt-queue N        receipts queued at most; more are dropped and counted (default 100000)
           --receipt-retries N      receipt retries when the client does not take it (no answer, 5xx; Jasmin: not ACK/Jasmin) (default 3)
           --receipt-retry-ms N     between those retries (default 1000)
+          --drain-seconds S        at SIGTERM, keep sending owed receipts this long (default 5)
           --journal FILE           append `<shape> <to> <ref-or-loa-id> <sim id>` per accepted message (0600);
                                    read at start to restore counts and the duplicate set
           --exit-after S           stop by itself after S seconds
           --connections N          open connections at most (default 1024)
           --stats-every S          seconds between summary lines on stderr (default 5)
 
-        SIGTERM/SIGINT: stop accepting, send no more receipts, sync the journal, print the counts, exit 0.
+        SIGTERM/SIGINT: stop accepting, send the receipts owed (up to --drain-seconds, default 5), then no more, sync the journal, print the counts, exit 0.
         """
 
     public static func main(_ args: [String]) -> Int32 {
@@ -138,6 +139,8 @@ public enum GatewaySim {
         }
         service.stopping.store(true, ordering: .relaxed)
         server.stop()
+        // Receipts owed for what was accepted go out first (bounded), as a real gateway's stored DLRs would.
+        receipts?.drain(seconds: config.drainSeconds)
         receipts?.stop(seconds: 2)
         ledger.close()
         let total = Double((ContinuousClock.now - started).components.seconds) + 1e-9

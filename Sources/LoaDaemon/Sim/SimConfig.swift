@@ -29,6 +29,8 @@ struct SimConfig: Sendable {
     var receiptQueue = 100_000
     var receiptRetries = 3
     var receiptRetryMs = 1000
+    /// At SIGTERM, how long to keep sending the receipts owed.
+    var drainSeconds: Double = 5
     var intermediate = false
     var exitAfter: Double?
     var journal: String?
@@ -88,6 +90,7 @@ struct SimConfig: Sendable {
             case "--receipt-queue": receiptQueue = try int(a, 1...10_000_000)
             case "--receipt-retries": receiptRetries = try int(a, 0...100)
             case "--receipt-retry-ms": receiptRetryMs = try int(a, 0...600_000)
+            case "--drain-seconds": drainSeconds = try number(a, 0...600)
             case "--intermediate": intermediate = true
             case "--exit-after": exitAfter = try number(a, 0.001...31_536_000)
             case "--journal": journal = try value(a)

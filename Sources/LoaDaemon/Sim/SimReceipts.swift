@@ -77,6 +77,12 @@ final class SimReceiptSender: Sendable {
 
     func resetCounts() { state.withLock { s in s.counts = Counts(pending: s.counts.pending) } }
 
+    /// Like a gateway that shuts down cleanly: keeps sending until nothing is pending or `seconds` pass.
+    func drain(seconds: Double) {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while state.withLock({ $0.counts.pending }) > 0 && ContinuousClock.now < deadline { usleep(10_000) }
+    }
+
     /// Sends nothing more: queued receipts stay pending, requests in flight fail. Waits up to `seconds`
     /// for the workers to return.
     func stop(seconds: Double) {
