@@ -5,7 +5,8 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev)
 case "$what" in
-  test|demo) pkgs+=(kannel curl python3) ;;
+  # kannel-extras holds the fake SMSC (/usr/lib/kannel/test/fakesmsc) the tests and the demo use.
+  test|demo) pkgs+=(kannel kannel-extras curl python3) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

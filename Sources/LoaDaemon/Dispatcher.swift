@@ -292,7 +292,8 @@ public final class Dispatcher: Sendable {
             guard n > 0 else { return 0 }
             let claimed: [OutgoingMessage]
             do {
-                claimed = try store.claim(campaign: campaign.id, carrier: carrier, limit: n, now: now, policy: contactPolicy, deadline: campaign.deadlineAt)
+                claimed = try store.claim(campaign: campaign.id, carrier: carrier, limit: n, now: now, policy: contactPolicy,
+                                          deadline: campaign.deadlineAt, until: campaign.windows.closes(after: now) ?? .max)
             } catch {
                 logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
                 claimed = []

@@ -268,8 +268,13 @@ extension Store {
     /// (`not_before` moves to when it may be contacted again), or expires with reason `frequency-cap` when that
     /// time is at or past `deadline`.
     public func claim(campaign: String, carrier: String, limit: Int, now: UnixMillis,
-                      policy: ContactPolicy? = nil, deadline: UnixMillis = .max) throws -> [OutgoingMessage] {
-        try write { try $0.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline) }
+                      policy: ContactPolicy? = nil, deadline: UnixMillis = .max, until: UnixMillis = .max) throws -> [OutgoingMessage] {
+        try write { ctx in
+            // The transaction's own time decides: a claim that waited in the writer's queue past the window's
+            // close (or the deadline) sends nothing.
+            guard ctx.now < until && ctx.now < deadline else { return [] }
+            return try ctx.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline)
+        }
     }
 
     /// Failover: moves up to `limit` queued messages of a campaign from carrier `from` (down) to `to`, logging each
@@ -646,7 +651,10 @@ extension WriteContext {
         case .unknown(let d): event = .crashRecovered; name = "unknown"; detail = d
         }
         let next = MessageLifecycle.next(cur.state, on: event)
-        if next == nil && gatewayID == nil { return }  // stale: e.g. a retry answer after a final receipt
+        var isAccepted = false
+        if case .accepted = o.result { isAccepted = true }
+        // Stale: e.g. a retry answer after a final receipt. A late "accepted" is still logged: the story stays whole.
+        if next == nil && gatewayID == nil && !isAccepted { return }
         let newState = next ?? cur.state
         if next == nil { name = "accepted" }
         let accepted = next == .sent

@@ -60,8 +60,21 @@ final class Child: @unchecked Sendable {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
+        // The test runner's threads block and ignore signals; a child must start with none blocked and the
+        // default dispositions, or SIGTERM would never reach a `loa tail -f` (and a killed test would leak it).
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, nil, argv, envp)
+        let rc = posix_spawn(&child, executable, &actions, &attr, argv, envp)
         guard rc == 0 else { throw HarnessError(message: "cannot start \(executable): \(String(cString: strerror(rc)))") }
         pid = child
     }
