@@ -198,7 +198,7 @@ public enum ConfigLoader {
             if !names.insert(c.name).inserted { add("\(f).name", "duplicate carrier name \(c.name)") }
             if !["kannel", "jasmin", "generic"].contains(c.kind) { add("\(f).kind", "unknown adapter kind '\(c.kind)' (known: kannel, jasmin, generic)") }
             if !(c.url.hasPrefix("http://") || c.url.hasPrefix("https://")) { add("\(f).url", "must be an http:// or https:// URL") }
-            if !(c.rate > 0 && c.rate <= 100_000) { add("\(f).rate", "must be > 0 and <= 100000 messages/s") }
+            if !(c.rate > 0 && c.rate <= 1_000_000) { add("\(f).rate", "must be > 0 and <= 1000000 per second") }
             if let m = c.maxInFlight, !(1...4096).contains(m) { add("\(f).max_in_flight", "must be 1-4096") }
             if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
             if let m = c.method, m != "GET" && m != "POST" && !(c.kind == "generic" && m == "PUT") { add("\(f).method", "must be GET or POST") }

@@ -1,7 +1,8 @@
 /* The baseline for Tests/Benchmarks/dispatch.sh: a plain libcurl multi client that sends N GET requests to
  * one URL with C transfers in flight, keep-alive, bodies discarded, and prints requests per second.
  * It does what Loa's HTTP engine does minus everything else (store, limiter, log), on the same sink.
- *   cc -O2 -o curl-multi curl-multi.c -lcurl && ./curl-multi URL N C */
+ * With a BODY it POSTs it (text/plain, plus Kannel's X-Kannel-* headers), as Loa's Kannel adapter does in POST mode.
+ *   cc -O2 -o curl-multi curl-multi.c -lcurl && ./curl-multi URL N C [BODY] */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,19 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: %s URL N CONCURRENCY\n", argv[0]); return 2; }
+    if (argc != 4 && argc != 5) { fprintf(stderr, "usage: %s URL N CONCURRENCY [POST_BODY]\n", argv[0]); return 2; }
     const char *url = argv[1];
+    const char *body = argc == 5 ? argv[4] : NULL;
+    struct curl_slist *headers = NULL;
+    if (body) {
+        headers = curl_slist_append(headers, "Content-Type: text/plain; charset=UTF-8");
+        headers = curl_slist_append(headers, "X-Kannel-Username: u");
+        headers = curl_slist_append(headers, "X-Kannel-Password: x");
+        headers = curl_slist_append(headers, "X-Kannel-From: LOA");
+        headers = curl_slist_append(headers, "X-Kannel-To: +84910000001");
+        headers = curl_slist_append(headers, "X-Kannel-DLR-Mask: 31");
+        headers = curl_slist_append(headers, "X-Kannel-DLR-Url: http://127.0.0.1/dlr?k=secret&id=1");
+    }
     long total = atol(argv[2]), conc = atol(argv[3]), started = 0, done = 0, failed = 0;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURLM *m = curl_multi_init();
@@ -29,6 +41,10 @@ int main(int argc, char **argv) {
         curl_easy_setopt(h[i], CURLOPT_URL, url);
         curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
         curl_easy_setopt(h[i], CURLOPT_TIMEOUT, 15L);
+        if (body) {
+            curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, body);
+            curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, headers);
+        }
         curl_multi_add_handle(m, h[i]);
     }
     while (done < total) {
@@ -52,6 +68,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "curl-multi: %ld requests, %ld failed, %.2f s\n", total, failed, span);
     for (long i = 0; i < conc; i++) if (h[i]) { curl_multi_remove_handle(m, h[i]); curl_easy_cleanup(h[i]); }
     curl_multi_cleanup(m);
+    curl_slist_free_all(headers);
     curl_global_cleanup();
     return failed ? 1 : 0;
 }

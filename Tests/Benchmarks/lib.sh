@@ -5,16 +5,37 @@ export LOA_PW=${LOA_PW:-x}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# bench_config URL RATE UNIT IN_FLIGHT [EXTRA_JSON]: writes $work/loa.json for carrier "k".
+# bench_config URL RATE UNIT IN_FLIGHT [EXTRA_JSON] [METHOD=GET]: writes $work/loa.json for carrier "k".
 bench_config() {
   cat > "$work/loa.json" <<JSON
 { "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
   "log_level": "warning", ${5:-}
   "carriers": [{"name": "k", "kind": "kannel", "url": "$1", "username": "${KANNEL_USERNAME:-u}",
                 "password": {"env": "LOA_PW"}, "receipt_secret": {"env": "LOA_SECRET"}, "rate": $2,
-                "rate_unit": "$3", "max_in_flight": $4}],
+                "rate_unit": "$3", "max_in_flight": $4, "method": "${6:-GET}"}],
   "routing": {"default": "k"} }
 JSON
+}
+
+# bench_config_carrier CARRIER_JSON [EXTRA_JSON]: writes $work/loa.json with one carrier entry given whole (named "k").
+bench_config_carrier() {
+  cat > "$work/loa.json" <<JSON
+{ "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
+  "log_level": "warning", ${2:-}
+  "carriers": [$1],
+  "routing": {"default": "k"} }
+JSON
+}
+
+# bench_rate EVENT: prints "<count> <span seconds> <rate>" of EVENT lines in the delivery log (first to last).
+bench_rate() {
+  python3 - "$work/data/delivery.log" "$1" <<'PY'
+import json, sys, datetime
+t = [datetime.datetime.fromisoformat(json.loads(l)["time"].replace("Z", "+00:00")).timestamp()
+     for l in open(sys.argv[1]) if f'"event":"{sys.argv[2]}"' in l]
+span = max(t) - min(t) if len(t) > 1 else 1
+print(len(t), f"{span:.2f}", f"{len(t) / span:.0f}")
+PY
 }
 
 # bench_campaign ID N START: writes $work/c.json with N recipients (+84910000000 onwards), sending all day.

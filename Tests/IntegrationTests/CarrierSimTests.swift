@@ -263,3 +263,38 @@ enum SimCampaign {
         #expect(try loa.cli(["campaign", "cancel", "it-hold"]).status == 0)
     }
 }
+
+/// The global cap holds over all carriers together, counted in SMS parts.
+@Suite(.serialized) struct GlobalCapTests {
+    @Test(.timeLimit(.minutes(2))) func theGlobalCapHoldsAcrossCarriersInSMSParts() async throws {
+        let work = WorkDir("global-cap")
+        let a = try GatewaySimProcess(work: work, name: "a", args: ["--delivered-rate", "1"])
+        try await a.start()
+        defer { a.stop() }
+        let b = try GatewaySimProcess(work: work, name: "b", args: ["--delivered-rate", "1"])
+        try await b.start()
+        defer { b.stop() }
+        // Each carrier alone would take 1000 parts/s; together they may take 40.
+        let loa = try LoaDaemonProcess(work: work, carriers: "[\(SimCarriers.kannel("a", a, rate: 1000)), \(SimCarriers.kannel("b", b, rate: 1000))]",
+                                       defaultCarrier: "a", extraConfig: #""global_rate": 40,"#, networks: #"{"viettel": "b"}"#)
+        let n = 100
+        _ = SimCampaign.write(work, id: "it-global", n: n)  // Vietnamese text: 2 parts a message
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let submit = try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")])
+        try #require(submit.status == 0, "submit: \(submit.output)")
+        let states = try await SimCampaign.settle(loa, nil, id: "it-global", n: n)
+        #expect(states["delivered"] == n, "\(states)")
+        let sends = loa.logEvents().filter { $0["event"] as? String == "sending" }
+        let carriers = Set(sends.compactMap { $0["carrier"] as? String })
+        #expect(carriers == ["a", "b"], "both carriers sent: \(carriers)")
+        let times = sends.compactMap { ($0["time"] as? String).flatMap(ISOTime.parse) }.sorted()
+        // 200 parts at 40/s (a 4-part burst): no second holds more than 40 + 4 parts (+1 message of debt).
+        var busiest = 0
+        for (i, t) in times.enumerated() {
+            busiest = max(busiest, times[i...].prefix { $0 < t + 1000 }.count)
+        }
+        #expect(busiest * 2 <= 46, "at most 23 two-part messages in any second; saw \(busiest)")
+        #expect(times.last! - times.first! >= 3_500, "200 parts at 40/s take about 5 s: \(times.last! - times.first!) ms")
+    }
+}

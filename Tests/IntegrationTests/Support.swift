@@ -217,7 +217,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
     /// A daemon with the carriers given as a JSON array (secrets: `LOA_KANNEL_PASSWORD`, `LOA_RECEIPT_SECRET`,
     /// `LOA_SIM_TOKEN` = `password`).
     init(work: WorkDir, password: String = "sim-password", carriers: String, defaultCarrier: String, extraConfig: String = "",
-         retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#) throws {
+         retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#, networks: String = "{}") throws {
         self.work = work
         self.port = freePort()
         self.kannelPassword = password
@@ -231,7 +231,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
               "log_level": "info",
               "retry": \(retry),
               "carriers": \(carriers),
-              "routing": { "default": "\(defaultCarrier)" },
+              "routing": { "default": "\(defaultCarrier)", "networks": \(networks) },
               \(extraConfig)
             }
             """)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A batching generic gateway: the release daemon sends N one-part messages through the generic adapter
+# configured by Config/carriers/gateway-sim-generic.json5 (100 recipients per JSON request) to `loa gateway-sim`
+# (no receipts), store and delivery log on, no rate limit to speak of. Prints recipients per second, from the
+# delivery log's accepted lines, and the requests the simulator answered.
+#   Tests/Benchmarks/batch.sh [N=300000] [IN_FLIGHT_REQUESTS=8]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-300000}; inflight=${2:-8}
+Deploy/setup-debian.sh build
+swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
+loa="$(swift build -c release --show-bin-path)/loa"
+work=$(mktemp -d /tmp/loa-bench-batch.XXXXXX)
+pid=""; spid=""
+cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+source Tests/Benchmarks/lib.sh
+export LOA_SIM_TOKEN=bench-sim-token LOA_SIM_RECEIPT_SECRET=$LOA_SECRET
+"$loa" gateway-sim --port 0 --ready-file "$work/sim.port" --token "$LOA_SIM_TOKEN" --no-receipts --exit-after 900 \
+  --stats-every 3600 2>"$work/sim.log" &
+spid=$!
+for _ in $(seq 1 100); do [ -s "$work/sim.port" ] && break; sleep 0.1; done
+sim=$(cat "$work/sim.port")
+port=$(free_port)
+carrier=$(python3 - "$sim" "$inflight" <<'PY'
+import sys, re
+t = open("Config/carriers/gateway-sim-generic.json5").read()
+t = t.replace('"sim-generic"', '"k"').replace("http://127.0.0.1:13100", f"http://127.0.0.1:{sys.argv[1]}")
+t = re.sub(r'"rate": \d+', '"rate": 1000000', t)
+t = re.sub(r'"max_in_flight": \d+', f'"max_in_flight": {sys.argv[2]}', t)
+print(t)
+PY
+)
+bench_config_carrier "$carrier" '"contact_policy": {"max_messages": 0},'
+bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
+bench_start_daemon
+"$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+bench_wait_state bench completed 900
+read -r count span rate < <(bench_rate accepted)
+requests=$(curl -s "http://127.0.0.1:$sim/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+printf '%-58s %10s\n' "what" "value"
+printf '%-58s %10s\n' "recipients/s through the generic adapter (100 per request)" "$rate"
+printf '%-58s %10s\n' "requests the simulator answered" "$requests"
+printf '%-58s %10s\n' "recipients per request" "$(python3 -c "print(round($count / max(1, $requests), 1))")"
+echo "($count of $n recipients accepted in $span s)"

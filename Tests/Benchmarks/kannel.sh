@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Through a real Kannel: the release daemon sends N one-part messages to Kannel's sendsms (bearerbox + smsbox +
+# the fake SMSC, all on 127.0.0.1), next to wrk on the same sendsms URL in the same run (the ceiling Kannel
+# allows on this machine). wrk runs 3 times; the table quotes the median.
+#   Tests/Benchmarks/kannel.sh [N=30000] [IN_FLIGHT=64] [METHOD=POST]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-30000}; inflight=${2:-64}; method=${3:-POST}
+Deploy/setup-debian.sh test
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
+loa="$(swift build -c release --show-bin-path)/loa"
+work=$(mktemp -d /tmp/loa-bench-kannel.XXXXXX)
+harness=Tests/IntegrationTests/kannel/kannel-harness.sh
+pid=""
+cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; bash "$harness" stop "$work/kannel" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+eval "$(bash "$harness" start "$work/kannel" | grep '^KANNEL_')"
+export LOA_PW=$KANNEL_PASSWORD
+source Tests/Benchmarks/lib.sh
+port=$(free_port)
+url="$KANNEL_SENDSMS_URL?username=$KANNEL_USERNAME&password=$KANNEL_PASSWORD&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8"
+med() { sort -n | sed -n 2p; }
+base=$(for _ in 1 2 3; do wrk -t1 -c"$inflight" -d5s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}'; done | med)
+bench_config "$KANNEL_SENDSMS_URL" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' "$method"
+bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
+bench_start_daemon
+"$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+bench_wait_state bench completed 600
+read -r count span rate < <(bench_rate accepted)
+printf '%-52s %10s\n' "what" "msg/s"
+printf '%-52s %10s\n' "wrk -t1 -c$inflight on Kannel's sendsms (median of 3)" "$base"
+printf '%-52s %10s\n' "loa through Kannel ($method, store + log on)" "$rate"
+python3 -c "print(f\"{'ratio loa / wrk':52} {$rate / $base:>10.2f}\")"
+echo "($count of $n messages accepted by Kannel in $span s)"

@@ -1,0 +1,73 @@
+import Foundation
+import LoaCore
+import Testing
+@testable import LoaDaemon
+
+/// Jasmin and generic carriers in the config file: the shipped samples load, and problems name their place.
+@Suite struct CarrierConfigTests {
+    let env = ["T": "0123456789abcdef-token", "S": "receipt-secret-0123456789", "LOA_SIM_TOKEN": "sim-token",
+               "LOA_SIM_RECEIPT_SECRET": "sim-receipt-secret-0123", "J": "jasmin-pw"]
+
+    static var root: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    func config(carriers: String, extra: String = "") -> String {
+        """
+        {
+          "data_dir": "data", "api_token": { "env": "T" }, \(extra)
+          "carriers": [\(carriers)],
+          "routing": { "default": "j" },
+        }
+        """
+    }
+
+    let jasmin = """
+        { "name": "j", "kind": "jasmin", "url": "http://127.0.0.1:1401/send", "username": "loa",
+          "password": { "env": "J" }, "receipt_secret": { "env": "S" }, "rate": 50, "method": "POST" }
+        """
+
+    @Test func jasminAndTheShippedGenericSampleLoad() throws {
+        let s = Scratch()
+        let sample = try String(contentsOfFile: Self.root + "/Config/carriers/gateway-sim-generic.json5", encoding: .utf8)
+        let path = s.write("loa.json", config(carriers: jasmin + ",\n" + sample, extra: #""global_rate": 300,"#))
+        let c = try ConfigLoader.load(path: path, environment: env).get()
+        #expect(c.carriers.map(\.kind) == ["jasmin", "generic"])
+        #expect(c.carriers[0].password == "jasmin-pw" && c.carriers[0].method == "POST")
+        #expect(c.carriers[1].secrets == ["token": "sim-token"] && c.carriers[1].generic?.batch?.max == 100)
+        #expect(c.globalRate == 300)
+    }
+
+    @Test func genericProblemsNameTheCarrierFieldAndLine() throws {
+        let s = Scratch()
+        let generic = """
+            {
+              "name": "g", "kind": "generic", "url": "http://127.0.0.1:9/api", "receipt_secret": { "env": "S" }, "rate": 10,
+              "secrets": { "token": { "env": "NOT_SET" } },
+              "headers": { "Authorization": "Bearer {{secret.nope}}" },
+              "body": { "format": "json", "template": { "to": "{{to}}", "x": "{{bogus}}" } },
+              "response": { "rules": [ { "status": "200", "class": "ok" } ] },
+            }
+            """
+        let path = s.write("loa.json", config(carriers: jasmin + ",\n" + generic, extra: #""global_rate": -1,"#))
+        guard case .failure(let problems) = ConfigLoader.load(path: path, environment: env) else {
+            Issue.record("a bad generic carrier must not load")
+            return
+        }
+        let text = problems.description
+        #expect(text.contains("carriers.1.secrets.token: environment variable NOT_SET is not set"), "\(text)")
+        #expect(text.contains("carriers.1.response.rules.0.class"), "\(text)")
+        #expect(text.contains("{{bogus}}"), "\(text)")
+        #expect(text.contains("secret.nope") || text.contains("nope"), "\(text)")
+        #expect(text.contains("global_rate: must be > 0"), "\(text)")
+        // Every line names the file.
+        #expect(problems.problems.allSatisfy { $0.file == path && $0.line > 0 }, "\(text)")
+    }
+
+    @Test func unknownKindsAreListed() throws {
+        let s = Scratch()
+        let path = s.write("loa.json", config(carriers: jasmin.replacingOccurrences(of: "\"jasmin\"", with: "\"smpp\"")))
+        guard case .failure(let problems) = ConfigLoader.load(path: path, environment: env) else { Issue.record("smpp is not a kind"); return }
+        #expect(problems.description.contains("carriers.0.kind: unknown adapter kind 'smpp' (known: kannel, jasmin, generic)"))
+    }
+}
