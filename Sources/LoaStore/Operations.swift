@@ -570,11 +570,15 @@ extension WriteContext {
         }
         let upd = try statement("UPDATE messages SET state = 1, attempts = ?, updated_at = ? WHERE id = ?")
         let suppress = try statement("UPDATE messages SET state = 9, reason = ?, detail = ?, updated_at = ? WHERE id = ?")
+        // Two lookups per message only when there is anything to find (most campaigns have no opt-outs yet).
+        var anySuppression = false
+        try statement("SELECT EXISTS(SELECT 1 FROM suppressions) OR EXISTS(SELECT 1 FROM campaign_exclusions WHERE campaign_id = ?)")
+            .query([.text(campaign)]) { anySuppression = $0.int(0) != 0 }
         var sending: [OutgoingMessage] = []
         sending.reserveCapacity(out.count)
         for m in out {
             // Opted out or excluded after the campaign was submitted: never sent.
-            if let reason = try suppressionReason(campaign: campaign, phone: m.phone) {
+            if anySuppression, let reason = try suppressionReason(campaign: campaign, phone: m.phone) {
                 try suppress.run([.text(reason), .text("\(reason): found before sending"), .int(now), .int(m.id)])
                 count(campaign: campaign, carrier: carrier, from: .queued, to: .suppressed)
                 try statement("""

@@ -20,17 +20,21 @@ eval "$(bash "$harness" start "$work/kannel" | grep '^KANNEL_')"
 export LOA_PW=$KANNEL_PASSWORD
 source Tests/Benchmarks/lib.sh
 port=$(free_port)
-url="$KANNEL_SENDSMS_URL?username=$KANNEL_USERNAME&password=$KANNEL_PASSWORD&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8"
-med() { sort -n | sed -n 2p; }
-base=$(for _ in 1 2 3; do wrk -t1 -c"$inflight" -d5s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}'; done | med)
 bench_config "$KANNEL_SENDSMS_URL" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' "$method"
 bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon
+# wrk asks for the same receipts (dlr-mask 31) so Kannel does the same work per message; they go to the
+# daemon's /healthz, the cheapest answer there is.
+dlr=$(python3 -c "import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1], safe=''))" "http://127.0.0.1:$port/healthz?st=%d")
+url="$KANNEL_SENDSMS_URL?username=$KANNEL_USERNAME&password=$KANNEL_PASSWORD&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8&dlr-mask=31&dlr-url=$dlr"
+med() { sort -n | sed -n 2p; }
+base=$(for _ in 1 2 3; do wrk -t1 -c"$inflight" -d5s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}'; done | med)
+sleep 5  # let Kannel finish the receipts of wrk's messages before the campaign starts
 "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
 bench_wait_state bench completed 600
 read -r count span rate < <(bench_rate accepted)
 printf '%-52s %10s\n' "what" "msg/s"
-printf '%-52s %10s\n' "wrk -t1 -c$inflight on Kannel's sendsms (median of 3)" "$base"
+printf '%-52s %10s\n' "wrk -t1 -c$inflight on Kannel's sendsms, dlr-mask 31 (median of 3)" "$base"
 printf '%-52s %10s\n' "loa through Kannel ($method, store + log on)" "$rate"
 python3 -c "print(f\"{'ratio loa / wrk':52} {$rate / $base:>10.2f}\")"
 echo "($count of $n messages accepted by Kannel in $span s)"

@@ -60,6 +60,12 @@ public struct DeliveryEvent: Sendable, Equatable {
 public enum JSONText {
     public static func appendString(_ s: String, to out: inout String) {
         out.append("\"")
+        // Most values (ids, numbers, states) need no escape: append them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(s)
+            out.append("\"")
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out.append("\\\"")
