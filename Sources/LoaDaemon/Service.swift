@@ -191,31 +191,27 @@ final class DaemonService: HTTPService {
             return self.error(503, "store-unavailable", "\(error)")
         }
         out += segments
-        out += "# HELP loa_carrier_in_flight Requests in flight per carrier.\n# TYPE loa_carrier_in_flight gauge\n"
         let status = dispatcher.status()
-        for c in status { out += "loa_carrier_in_flight{carrier=\"\(c.name)\"} \(c.inFlight)\n" }
-        out += "# HELP loa_carrier_rate Requests started per second over the last 10 s.\n# TYPE loa_carrier_rate gauge\n"
-        for c in status { out += "loa_carrier_rate{carrier=\"\(c.name)\"} \(c.currentRate)\n" }
-        out += "# HELP loa_carrier_rate_limit Configured messages per second.\n# TYPE loa_carrier_rate_limit gauge\n"
-        for c in status { out += "loa_carrier_rate_limit{carrier=\"\(c.name)\"} \(c.configuredRate)\n" }
-        out += "# HELP loa_carrier_allowed_rate The adaptive limiter's rate now (lower after throttling).\n# TYPE loa_carrier_allowed_rate gauge\n"
-        for c in status { out += "loa_carrier_allowed_rate{carrier=\"\(c.name)\"} \(c.allowedRate)\n" }
+        /// One gauge or counter with a value per carrier.
+        func perCarrier(_ name: String, _ type: String, _ help: String, _ value: (Dispatcher.CarrierStatus) -> String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for c in status { out += "\(name){carrier=\"\(c.name)\"} \(value(c))\n" }
+        }
+        perCarrier("loa_carrier_in_flight", "gauge", "Requests in flight per carrier.") { "\($0.inFlight)" }
+        perCarrier("loa_carrier_rate", "gauge", "Requests started per second over the last 10 s.") { "\($0.currentRate)" }
+        perCarrier("loa_carrier_rate_limit", "gauge", "Configured rate per second (in the carrier's rate_unit).") { "\($0.configuredRate)" }
+        perCarrier("loa_carrier_allowed_rate", "gauge", "The adaptive limiter's rate now (lower after throttling).") { "\($0.allowedRate)" }
         out += "# HELP loa_carrier_breaker Circuit breaker state per carrier (1 for the current state).\n# TYPE loa_carrier_breaker gauge\n"
         for c in status {
             for st in [CircuitBreaker.State.closed, .open, .halfOpen] {
                 out += "loa_carrier_breaker{carrier=\"\(c.name)\",state=\"\(st.rawValue)\"} \(c.breaker == st ? 1 : 0)\n"
             }
         }
-        out += "# HELP loa_queue_depth Queued messages per carrier.\n# TYPE loa_queue_depth gauge\n"
-        for c in status { out += "loa_queue_depth{carrier=\"\(c.name)\"} \(queue[c.name] ?? 0)\n" }
-        out += "# HELP loa_sms_parts_sent_total SMS parts of the messages handed to each carrier since start.\n# TYPE loa_sms_parts_sent_total counter\n"
-        for c in status { out += "loa_sms_parts_sent_total{carrier=\"\(c.name)\"} \(c.segmentsSent)\n" }
-        out += "# HELP loa_carrier_requests_total HTTP requests started per carrier since start.\n# TYPE loa_carrier_requests_total counter\n"
-        for c in status { out += "loa_carrier_requests_total{carrier=\"\(c.name)\"} \(c.requests)\n" }
-        out += "# HELP loa_limiter_tokens Tokens in each carrier's bucket now (negative while long messages are paid for).\n# TYPE loa_limiter_tokens gauge\n"
-        for c in status { out += "loa_limiter_tokens{carrier=\"\(c.name)\"} \(c.tokens)\n" }
-        out += "# HELP loa_carrier_paused 1 while a Retry-After answer pauses the carrier.\n# TYPE loa_carrier_paused gauge\n"
-        for c in status { out += "loa_carrier_paused{carrier=\"\(c.name)\"} \(c.pausedUntil > 0 ? 1 : 0)\n" }
+        perCarrier("loa_queue_depth", "gauge", "Queued messages per carrier.") { "\(queue[$0.name] ?? 0)" }
+        perCarrier("loa_sms_parts_sent_total", "counter", "SMS parts of the messages handed to each carrier since start.") { "\($0.segmentsSent)" }
+        perCarrier("loa_carrier_requests_total", "counter", "HTTP requests started per carrier since start.") { "\($0.requests)" }
+        perCarrier("loa_limiter_tokens", "gauge", "Tokens in each carrier's bucket now (negative while long messages are paid for).") { "\($0.tokens)" }
+        perCarrier("loa_carrier_paused", "gauge", "1 while a Retry-After answer pauses the carrier.") { $0.pausedUntil > 0 ? "1" : "0" }
         out += "# HELP loa_receipt_latency_seconds Time from the gateway's acceptance to the final receipt.\n# TYPE loa_receipt_latency_seconds histogram\n"
         out += store.receiptLatency.withLock { $0 }.prometheus("loa_receipt_latency_seconds")
         return ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")], body: Array(out.utf8))

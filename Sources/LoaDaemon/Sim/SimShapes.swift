@@ -224,33 +224,8 @@ func queryValue(_ url: String, _ name: String) -> String? {
     return pairs.last { $0.0 == name }?.1
 }
 
-/// `application/x-www-form-urlencoded` pairs: `+` is a space, `%XX` a byte.
-func formDecode(_ body: [UInt8]) -> [(String, String)] {
-    func decode(_ s: ArraySlice<UInt8>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(s.count)
-        var i = s.startIndex
-        while i < s.endIndex {
-            let b = s[i]
-            if b == UInt8(ascii: "+") {
-                out.append(0x20)
-            } else if b == UInt8(ascii: "%"), i + 2 < s.endIndex, let hi = hexValue(s[i + 1]), let lo = hexValue(s[i + 2]) {
-                out.append(hi << 4 | lo)
-                i += 2
-            } else {
-                out.append(b)
-            }
-            i += 1
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-    return body.split(separator: UInt8(ascii: "&")).map { part in
-        if let eq = part.firstIndex(of: UInt8(ascii: "=")) {
-            return (decode(part[..<eq]), decode(part[(eq + 1)...]))
-        }
-        return (decode(part), "")
-    }
-}
+/// `application/x-www-form-urlencoded` pairs (LoaServer's parser, the one the daemon uses for receipts).
+func formDecode(_ body: [UInt8]) -> [(String, String)] { FormURLEncoded.parse(body) }
 
 func hexValue(_ b: UInt8) -> UInt8? {
     switch b {
