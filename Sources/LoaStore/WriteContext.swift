@@ -52,7 +52,11 @@ final class WriteContext {
         try statement("SELECT value FROM meta WHERE key = 'logged_seq'").query { metaLogged = Int64($0.text(0) ?? "0") ?? 0 }
         let inFile = try log?.repairAndLastSeq() ?? 0
         var missing: [String] = []
-        try statement("SELECT line FROM log_outbox WHERE seq > ? ORDER BY seq").query([.int(inFile)]) { missing.append($0.text(0) ?? "") }
+        // A row holds one transaction's lines (its seq is the last one's); a torn append may have written part
+        // of it, so each line's own seq decides.
+        try statement("SELECT line FROM log_outbox WHERE seq > ? ORDER BY seq").query([.int(inFile)]) { row in
+            for line in (row.text(0) ?? "").split(separator: "\n") where WriteContext.seq(of: line) > inFile { missing.append(String(line)) }
+        }
         if !missing.isEmpty { try log?.append(missing) }
         loggedSeq = max(maxOutbox, metaLogged)
         nextSeq = max(maxOutbox, metaLogged, inFile) + 1
@@ -94,6 +98,11 @@ final class WriteContext {
                     results.append(.failure(error))
                 }
             }
+            if pendingLines.count > 0 {
+                // One outbox row per transaction, not one per line: the lines survive a crash between the
+                // commit and the append at a fraction of the cost.
+                try statement("INSERT INTO log_outbox(seq, line) VALUES(?, ?)").run([.int(nextSeq - 1), .text(pendingLines.joined(separator: "\n"))])
+            }
             try flushCounts()
             try db.exec("COMMIT")
         } catch {
@@ -124,8 +133,13 @@ final class WriteContext {
         e.seq = nextSeq
         nextSeq += 1
         let line = e.jsonLine()
-        try statement("INSERT INTO log_outbox(seq, line) VALUES(?, ?)").run([.int(e.seq), .text(line)])
         pendingLines.append(line)
+    }
+
+    /// The `seq` of a delivery-log line (`{"v":1,"seq":N,…`), or 0.
+    static func seq(of line: Substring) -> Int64 {
+        guard let r = line.range(of: "\"seq\":") else { return 0 }
+        return Int64(line[r.upperBound...].prefix(while: \.isNumber)) ?? 0
     }
 
     /// Moves one message between states in the per-(campaign, carrier, state) counters.
