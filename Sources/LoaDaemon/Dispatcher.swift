@@ -366,9 +366,13 @@ public final class Dispatcher: Sendable {
             }
             return
         }
+        // One-text-per-request gateways get batches of equal texts (a stable sort keeps id order within a text).
+        let ordered = adapter.batchesShareText
+            ? messages.enumerated().sorted { ($0.element.text, $0.element.encoding == .ucs2 ? 1 : 0, $0.offset) < ($1.element.text, $1.element.encoding == .ucs2 ? 1 : 0, $1.offset) }.map(\.element)
+            : messages
         var start = 0
-        while start < messages.count {
-            let chunk = Array(messages[start..<min(messages.count, start + batch)])
+        while start < ordered.count {
+            let chunk = Array(ordered[start..<min(ordered.count, start + batch)])
             start += batch
             let outgoing = chunk.map(sms)
             Task.detached { [self] in

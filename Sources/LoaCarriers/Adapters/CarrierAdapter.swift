@@ -99,6 +99,9 @@ public protocol CarrierAdapter: Sendable {
     var name: String { get }
     /// The most messages one request carries; 1 for gateways that take one number per request.
     var maxBatch: Int { get }
+    /// True when one request carries one text for all its recipients (eSMS bulk, SpeedSMS): the dispatcher then
+    /// hands over batches grouped by text.
+    var batchesShareText: Bool { get }
     func send(_ message: OutgoingSMS) async -> GatewayOutcome
     /// Sends up to ``maxBatch`` messages in one request. MUST return exactly one outcome per message,
     /// in the order given (a whole-request failure is that outcome repeated).
@@ -107,6 +110,7 @@ public protocol CarrierAdapter: Sendable {
 
 extension CarrierAdapter {
     public var maxBatch: Int { 1 }
+    public var batchesShareText: Bool { false }
 
     public func send(batch: [OutgoingSMS]) async -> [GatewayOutcome] {
         var outcomes: [GatewayOutcome] = []

@@ -64,6 +64,7 @@ public struct GenericHTTPAdapter: CarrierAdapter {
     public let maxBatch: Int
     /// The body Loa's receipt endpoint answers this gateway's receipts with (`receipts.ack`, default `OK`).
     public let receiptAck: String
+    public var batchesShareText: Bool { spec.batch?.sameText ?? false }
     /// The gateway deduplicates resends (e.g. by a request id): a timeout after sending is retried, not `unknown`.
     public let idempotent: Bool
     let engine: CurlEngine
