@@ -386,32 +386,47 @@ public final class Dispatcher: Sendable {
     /// per request (a batch's whole-request failure is one failure, not a hundred).
     private func finish(_ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
         cond.lock()
-        state.withLock { s in
-            let now = clock.now()
-            var health: GatewayOutcome?
-            for (i, m) in messages.enumerated() {
-                // An adapter that broke the contract (too few outcomes) leaves the rest as temporary failures.
-                let outcome = i < outcomes.count ? outcomes[i] : .temporary("adapter returned no outcome for this message")
-                guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
-                s.limiters[m.carrier]?.finished()
-                switch (health, outcome) {
-                case (nil, _), (.accepted?, _), (.permanent?, _): health = outcome
-                default: break
-                }
-                s.finished.append(Finished(message: m, outcome: outcome, at: now))
-            }
-            guard let carrier = messages.first?.carrier, let health else { return }
-            switch health {
-            case .accepted, .permanent: s.breakers[carrier]?.succeeded()   // the gateway answered
-            case .temporary, .unavailable, .ambiguous: s.breakers[carrier]?.failed(now: now)
-            case .throttled(let retryAfter, _):
-                // Throttling means the gateway is up: the breaker closes, the adaptive rate slows down.
-                s.breakers[carrier]?.succeeded()
-                s.adaptive[carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
-            }
+        let transition = state.withLock { s -> (CircuitBreaker.State, CircuitBreaker.State)? in
+            let before = messages.first.flatMap { s.breakers[$0.carrier]?.state }
+            return finishLocked(&s, messages, outcomes).flatMap { after in before.map { ($0, after) } }
         }
         cond.signal()
         cond.unlock()
+        if let (before, after) = transition, before != after, let carrier = messages.first?.carrier {
+            // Operators see the breaker move in the diagnostics as well as in /metrics and `loa carriers`.
+            if after == .open {
+                logger.warning("carrier breaker opened: its messages wait", ["carrier.name": carrier, "breaker.from": before.rawValue])
+            } else {
+                logger.notice("carrier breaker \(after.rawValue)", ["carrier.name": carrier, "breaker.from": before.rawValue])
+            }
+        }
+    }
+
+    /// Records one finished request under the state lock; returns the carrier's breaker state afterwards.
+    private func finishLocked(_ s: inout State, _ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) -> CircuitBreaker.State? {
+        let now = clock.now()
+        var health: GatewayOutcome?
+        for (i, m) in messages.enumerated() {
+            // An adapter that broke the contract (too few outcomes) leaves the rest as temporary failures.
+            let outcome = i < outcomes.count ? outcomes[i] : .temporary("adapter returned no outcome for this message")
+            guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
+            s.limiters[m.carrier]?.finished()
+            switch (health, outcome) {
+            case (nil, _), (.accepted?, _), (.permanent?, _): health = outcome
+            default: break
+            }
+            s.finished.append(Finished(message: m, outcome: outcome, at: now))
+        }
+        guard let carrier = messages.first?.carrier, let health else { return nil }
+        switch health {
+        case .accepted, .permanent: s.breakers[carrier]?.succeeded()   // the gateway answered
+        case .temporary, .unavailable, .ambiguous: s.breakers[carrier]?.failed(now: now)
+        case .throttled(let retryAfter, _):
+            // Throttling means the gateway is up: the breaker closes, the adaptive rate slows down.
+            s.breakers[carrier]?.succeeded()
+            s.adaptive[carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
+        }
+        return s.breakers[carrier]?.state
     }
 
     /// Failover: a campaign that allows it moves queued messages off a carrier that is down (breaker open or

@@ -48,7 +48,8 @@ extension HTTPEngineTests {
         }
         let elapsed = clock.now - started
         #expect(elapsed >= .milliseconds(450))
-        #expect(elapsed < .seconds(3))
+        // Not a timing assertion: only that the request ended instead of hanging (the machine may be slow).
+        #expect(elapsed < .seconds(60))
     }
 
     @Test func shutdownFailsPendingRequests() async throws {
