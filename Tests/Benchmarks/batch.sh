@@ -8,24 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-300000}; inflight=${2:-8}
 Deploy/setup-debian.sh build
-swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
-loa="$(swift build -c release --show-bin-path)/loa"
-work=$(mktemp -d /tmp/loa-bench-batch.XXXXXX)
-pid=""; spid=""
-cleanup() {
-  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source Tests/Benchmarks/lib.sh
+bench_init batch
 export LOA_SIM_TOKEN=bench-sim-token LOA_SIM_RECEIPT_SECRET=$LOA_SECRET
-"$loa" gateway-sim --port 0 --ready-file "$work/sim.port" --token "$LOA_SIM_TOKEN" --no-receipts --exit-after 900 \
-  --stats-every 3600 2>"$work/sim.log" &
-spid=$!
-for _ in $(seq 1 100); do [ -s "$work/sim.port" ] && break; sleep 0.1; done
-sim=$(cat "$work/sim.port")
-port=$(free_port)
+bench_start_sim --token "$LOA_SIM_TOKEN" --no-receipts
 carrier=$(python3 - "$sim" "$inflight" <<'PY'
 import sys, re
 t = open("Config/carriers/gateway-sim-generic.json5").read()

@@ -13,18 +13,9 @@ Deploy/setup-debian.sh build
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
-swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
-loa="$(swift build -c release --show-bin-path)/loa"
-work=$(mktemp -d /tmp/loa-bench-dispatch.XXXXXX)
-pid=""; npid=""
-cleanup() {
-  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ -n "$npid" ] && kill -TERM "$npid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source Tests/Benchmarks/lib.sh
-sink=$(free_port); port=$(free_port)
+bench_init dispatch
+sink=$(free_port)
 mkdir -p "$work/nginx"
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes 1;

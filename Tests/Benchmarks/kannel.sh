@@ -9,17 +9,9 @@ n=${1:-30000}; inflight=${2:-64}; method=${3:-POST}
 Deploy/setup-debian.sh test
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
-swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
-loa="$(swift build -c release --show-bin-path)/loa"
-work=$(mktemp -d /tmp/loa-bench-kannel.XXXXXX)
-harness=Tests/IntegrationTests/kannel/kannel-harness.sh
-pid=""
-cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; bash "$harness" stop "$work/kannel" >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-eval "$(bash "$harness" start "$work/kannel" | grep '^KANNEL_')"
-export LOA_PW=$KANNEL_PASSWORD
 source Tests/Benchmarks/lib.sh
-port=$(free_port)
+bench_init kannel
+bench_start_kannel
 bench_config "$KANNEL_SENDSMS_URL" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' "$method"
 bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon

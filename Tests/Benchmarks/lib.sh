@@ -1,5 +1,6 @@
-# Shared by the benchmark scripts (sourced): a release daemon with one carrier, and a campaign of numbered
-# one-part recipients. Each script sets `work`, `loa` and `port` and traps its own cleanup.
+# Shared by the benchmark scripts (sourced from the package root): the release build, a scratch directory and
+# the cleanup of everything a script started (daemon, simulator, Kannel, nginx: by pid), a daemon with one
+# carrier, and a campaign of numbered one-part recipients.
 export LOA_API_TOKEN=bench-token-0123456789 LOA_SECRET=bench-receipt-secret-0123
 export LOA_PW=${LOA_PW:-x}
 
@@ -70,4 +71,38 @@ bench_wait_state() {
     sleep 0.5
   done
   echo "campaign $1 did not reach $2 in $3 s" >&2; return 1
+}
+
+# bench_init NAME: builds the release `loa` ($loa), makes $work and a free $port, and stops on exit whatever the
+# script started: $pid (daemon), $spid (simulator), $npid (nginx), Kannel in $work/kannel.
+bench_init() {
+  swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
+  loa="$(swift build -c release --show-bin-path)/loa"
+  work=$(mktemp -d "/tmp/loa-bench-$1.XXXXXX")
+  pid=""; spid=""; npid=""; kannel=0
+  port=$(free_port)
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+  [ -n "$npid" ] && kill -TERM "$npid" 2>/dev/null
+  [ "$kannel" = 1 ] && bash Tests/IntegrationTests/kannel/kannel-harness.sh stop "$work/kannel" >/dev/null 2>&1
+  rm -rf "$work"
+}
+
+# bench_start_sim [FLAGS...]: starts `loa gateway-sim` on a free port ($sim), bounded to 30 minutes.
+bench_start_sim() {
+  "$loa" gateway-sim --port 0 --ready-file "$work/sim.port" --exit-after 1800 --stats-every 3600 "$@" 2>"$work/sim.log" &
+  spid=$!
+  for _ in $(seq 1 100); do [ -s "$work/sim.port" ] && break; sleep 0.1; done
+  sim=$(cat "$work/sim.port")
+}
+
+# bench_start_kannel: a real Kannel (bearerbox, smsbox, fake SMSC) in $work/kannel; sets KANNEL_* and LOA_PW.
+bench_start_kannel() {
+  kannel=1
+  eval "$(bash Tests/IntegrationTests/kannel/kannel-harness.sh start "$work/kannel" | grep '^KANNEL_')"
+  export LOA_PW=$KANNEL_PASSWORD
 }

@@ -7,17 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate=${1:-500}; secs=${2:-60}; n=$((rate * secs))
 Deploy/setup-debian.sh test
-swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
-loa="$(swift build -c release --show-bin-path)/loa"
-work=$(mktemp -d /tmp/loa-bench-rate.XXXXXX)
-harness=Tests/IntegrationTests/kannel/kannel-harness.sh
-pid=""
-cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; bash "$harness" stop "$work/kannel" >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-eval "$(bash "$harness" start "$work/kannel" | grep '^KANNEL_')"
-export LOA_PW=$KANNEL_PASSWORD
 source Tests/Benchmarks/lib.sh
-port=$(free_port)
+bench_init rate
+bench_start_kannel
 bench_config "$KANNEL_SENDSMS_URL" "$rate" messages 64
 bench_campaign rate "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon

@@ -10,14 +10,8 @@ cd "$(dirname "$0")/../.."
 n=${1:-100000}; secs=${2:-8}; conns=${3:-64}
 Deploy/setup-debian.sh build
 command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq wrk >/dev/null; }
-swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
-loa="$(swift build -c release --show-bin-path)/loa"
-work=$(mktemp -d /tmp/loa-bench-receipts.XXXXXX)
-pid=""
-cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
 source Tests/Benchmarks/lib.sh
-port=$(free_port)
+bench_init receipts
 bench_config http://127.0.0.1:9/cgi-bin/sendsms 1000 messages 32
 bench_campaign bench "$n" 2099-01-01T00:00:00+07:00   # not started: receipts only
 bench_start_daemon

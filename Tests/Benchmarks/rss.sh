@@ -7,23 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-1000000}
 Deploy/setup-debian.sh build
-swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
-loa="$(swift build -c release --show-bin-path)/loa"
-work=$(mktemp -d /tmp/loa-bench-rss.XXXXXX)
-pid=""; spid=""
-cleanup() {
-  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source Tests/Benchmarks/lib.sh
-"$loa" gateway-sim --port 0 --ready-file "$work/sim.port" --receipt-delay-ms 0 --exit-after 1800 --stats-every 3600 \
-  --drain-seconds 0 2>"$work/sim.log" &
-spid=$!
-for _ in $(seq 1 100); do [ -s "$work/sim.port" ] && break; sleep 0.1; done
-port=$(free_port)
-bench_config "http://127.0.0.1:$(cat "$work/sim.port")/cgi-bin/sendsms" 100000 messages 64 '"contact_policy": {"max_messages": 0},' POST
+bench_init rss
+bench_start_sim --receipt-delay-ms 0 --drain-seconds 0
+bench_config "http://127.0.0.1:$sim/cgi-bin/sendsms" 100000 messages 64 '"contact_policy": {"max_messages": 0},' POST
 bench_campaign big "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
