@@ -519,7 +519,7 @@ public enum LoaCLI {
             print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("IN FLIGHT", 11)
                   + pad("TOKENS", 8) + pad("PARTS SENT", 12) + "BREAKER")
             for c in list {
-                let paused = ((c["paused_until"] as? Int64) ?? Int64((c["paused_until"] as? Int) ?? 0)) > 0 ? " (paused: Retry-After)" : ""
+                let paused = ((c["paused_until"] as? NSNumber)?.int64Value ?? 0) > 0 ? " (paused: Retry-After)" : ""
                 let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? " x\(c["max_batch"] ?? 1)" : ""
                 print(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
                       + pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10)

@@ -201,7 +201,8 @@ public enum ConfigLoader {
             if !(c.rate > 0 && c.rate <= 1_000_000) { add("\(f).rate", "must be > 0 and <= 1000000 per second") }
             if let m = c.maxInFlight, !(1...4096).contains(m) { add("\(f).max_in_flight", "must be 1-4096") }
             if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
-            if let m = c.method, m != "GET" && m != "POST" && !(c.kind == "generic" && m == "PUT") { add("\(f).method", "must be GET or POST") }
+            // A generic gateway's method is checked by its own spec (GET, POST or PUT).
+            if c.kind != "generic", let m = c.method, m != "GET" && m != "POST" { add("\(f).method", "must be GET or POST") }
             if let spec = c.generic {
                 for p in spec.validate(secretNames: Set((c.secrets ?? [:]).keys)) { add("\(f).\(p.field)", p.reason) }
             }

@@ -53,7 +53,7 @@ public enum Daemon {
                                                  idempotent: c.idempotent)
                 adapters[c.name] = adapter
                 receiptFormats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) },
-                                                       ack: c.generic?.receipts?.ack ?? "OK")
+                                                       ack: adapter.receiptAck)
             default:
                 adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
                                                  timeout: c.timeout, engine: engine, usePOST: c.method == "POST")

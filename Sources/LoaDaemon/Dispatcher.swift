@@ -61,6 +61,8 @@ public final class Dispatcher: Sendable {
     private let adapters: [String: any CarrierAdapter]
     private let carriers: [LoaConfig.Carrier]
     private let receiptBase: [String: String]
+    /// Carriers whose receipt URL carries each message's id (all but generic gateways).
+    private let receiptPerMessage: Set<String>
     private let retry: RetryPolicy
     private let contactPolicy: ContactPolicy?
     private let receiptTimeoutSeconds: Double
@@ -82,18 +84,24 @@ public final class Dispatcher: Sendable {
         self.clock = clock
         self.logger = logger
         var bases: [String: String] = [:]
+        var perMessage = Set<String>()
         for c in config.carriers {
-            // Kannel fills %d (status), %T (time), %F (failure code) and %A (SMSC answer) per callback.
-            bases[c.name] = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))&st=%d&ts=%T&fc=%F&ans=%A&id="
+            let base = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))"
+            switch c.kind {
+            case "jasmin":
+                // Jasmin posts id, level and message_status itself (dlr-method=POST keeps this query intact).
+                bases[c.name] = base + "&m="
+                perMessage.insert(c.name)
+            case "generic":
+                // One callback URL for every message: the receipt names its message by `{{id}}` or the gateway's id.
+                bases[c.name] = base
+            default:
+                // Kannel fills %d (status), %T (time), %F (failure code) and %A (SMSC answer) per callback.
+                bases[c.name] = base + "&st=%d&ts=%T&fc=%F&ans=%A&id="
+                perMessage.insert(c.name)
+            }
         }
-        for c in config.carriers where c.kind == "jasmin" {
-            // Jasmin posts id, level and message_status itself (dlr-method=POST keeps this query intact).
-            bases[c.name] = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))&m="
-        }
-        for c in config.carriers where c.kind == "generic" {
-            // One callback URL for every message: the receipt names its message by `{{id}}` or the gateway's id.
-            bases[c.name] = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))"
-        }
+        receiptPerMessage = perMessage
         receiptBase = bases
         let batches = Dictionary(uniqueKeysWithValues: config.carriers.map { c in (c.name, max(1, adapters[c.name]?.maxBatch ?? 1)) })
         maxBatch = batches
@@ -136,8 +144,8 @@ public final class Dispatcher: Sendable {
     }
 
     public func status() -> [CarrierStatus] {
-        let nowSec = clock.now() / 1000
         let now = clock.now()
+        let nowSec = now / 1000
         return state.withLock { s in
             carriers.map { c in
                 let recent = (s.started[c.name] ?? [:]).filter { $0.key > nowSec - 10 && $0.key <= nowSec }.values.reduce(0, +)
@@ -229,13 +237,14 @@ public final class Dispatcher: Sendable {
                 let batch = maxBatch[carrier.name] ?? 1
                 var lingering = false
                 if batch > 1 && !running.isEmpty && allowance > 0 && now - (lastBatch[carrier.name] ?? 0) < 100 {
-                    let (available, when) = state.withLock { s -> (Int, UnixMillis) in
+                    // Wait for a full request's tokens (or the bucket's burst, if smaller) unless they are there.
+                    let fullAt = state.withLock { s -> UnixMillis? in
                         let target = min(batch, s.limiters[carrier.name]!.bucket.burst)
-                        return (s.limiters[carrier.name]!.bucket.available(now), s.limiters[carrier.name]!.bucket.whenAvailable(target, now: now))
+                        return s.limiters[carrier.name]!.bucket.available(now) < target ? s.limiters[carrier.name]!.bucket.whenAvailable(target, now: now) : nil
                     }
-                    if available < min(batch, state.withLock { $0.limiters[carrier.name]!.bucket.burst }) {
+                    if let fullAt {
                         lingering = true
-                        nextWake = min(nextWake, max(now + 1, min(when, (lastBatch[carrier.name] ?? 0) + 100)))
+                        nextWake = min(nextWake, max(now + 1, min(fullAt, (lastBatch[carrier.name] ?? 0) + 100)))
                     }
                 }
                 if !running.isEmpty && allowance > 0 && !lingering {
@@ -249,7 +258,7 @@ public final class Dispatcher: Sendable {
                         if s.global != nil { s.global!.giveBack(cap - n) }
                         return n
                     }
-                    if total == 0, let g = state.withLock({ s in s.global.map { _ in s.global!.whenAvailable(1, now: now) } }) {
+                    if total == 0, let g = state.withLock({ $0.global?.whenAvailable(1, now: now) }) {
                         nextWake = min(nextWake, max(g, now + 2))
                     }
                     if total > 0 {
@@ -342,7 +351,7 @@ public final class Dispatcher: Sendable {
     private func launch(_ messages: [OutgoingMessage], sender: String, carrier: String, now: UnixMillis) {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         let batch = max(1, adapter.maxBatch)
-        let perMessageURL = carriers.first { $0.name == carrier }?.kind != "generic"
+        let perMessageURL = receiptPerMessage.contains(carrier)
         state.withLock { s in
             for m in messages { s.inFlight[m.id] = m }
             s.breakers[carrier]?.started()
@@ -429,8 +438,8 @@ public final class Dispatcher: Sendable {
         return s.breakers[carrier]?.state
     }
 
-    /// Failover: a campaign that allows it moves queued messages off a carrier that is down (breaker open or
-    /// half-open) to another allowed carrier whose breaker is closed. Moved messages are sent there; nothing
+    /// Failover: a campaign that allows it moves queued messages off a carrier that is down (breaker open) to
+    /// another allowed carrier whose breaker is closed. Moved messages are sent there; nothing
     /// is sent twice (only `queued` messages move).
     private func failover(active: [ActiveCampaign], now: UnixMillis) {
         let candidates = active.filter { $0.failover && $0.state == .running && $0.deadlineAt > now }
@@ -475,7 +484,7 @@ public final class Dispatcher: Sendable {
             case .permanent(let d): result = .failed(detail: d)
             case .temporary(let d): result = temporary(d, retryAfter: nil)
             case .unavailable(let d):
-                // Nothing left: wait (the breaker holds the carrier's traffic meanwhile) until the deadline.
+                // Nothing was sent: wait (the breaker holds the carrier's traffic meanwhile), until the deadline.
                 let at = f.at + max(retry.baseMillis / 2, 500)
                 let deadline = deadlines[m.campaign] ?? f.at
                 result = at >= deadline ? .expired(detail: "deadline reached while the gateway was unreachable: \(d)")

@@ -79,11 +79,7 @@ final class DaemonService: HTTPService {
     }
 
     func receipt(carrier: String, query: [String: String]) -> ServerResponse {
-        guard let secret = secrets[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
-        guard let k = query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {
-            logger.warning("receipt with a wrong or missing secret refused", ["carrier.name": carrier])
-            return error(401, "unauthorized", "wrong or missing receipt secret")
-        }
+        if let refused = refusal(carrier: carrier, query: query, endpoint: "dlr") { return refused }
         guard let idText = query["id"], let id = Int64(idText) else { return error(400, "bad-receipt", "id: missing or not a number") }
         guard let status = Self.kannelStatus(query["st"]) else {
             return error(400, "bad-receipt", "st: missing or not a Kannel DLR status (1, 2, 4, 8, 16)")
@@ -112,11 +108,7 @@ final class DaemonService: HTTPService {
     /// A receipt in a carrier's own format (Jasmin's callbacks, a generic gateway's mapping): authenticated by the
     /// carrier's secret in the query (`k`), parsed, stored before the answer. A body may carry several receipts.
     func receipt(carrier: String, format: ReceiptFormat, head: RequestHead, body: [UInt8]) -> ServerResponse {
-        guard let secret = secrets[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
-        guard let k = head.query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {
-            logger.warning("receipt with a wrong or missing secret refused", ["carrier.name": carrier])
-            return error(401, "unauthorized", "wrong or missing receipt secret")
-        }
+        if let refused = refusal(carrier: carrier, query: head.query, endpoint: "dlr") { return refused }
         var fields = head.query
         fields["k"] = nil
         let contentType = head.header("content-type") ?? ""
@@ -149,15 +141,23 @@ final class DaemonService: HTTPService {
         }
     }
 
+    /// The carrier's shared secret in `k`, for its receipt and reply endpoints: nil when it matches, else the
+    /// refusal (404 for an unknown carrier, 401 for a wrong or missing secret; nothing is changed).
+    private func refusal(carrier: String, query: [String: String], endpoint: String) -> ServerResponse? {
+        guard let secret = secrets[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
+        guard let k = query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {
+            logger.warning("request with a wrong or missing secret refused", ["carrier.name": carrier, "endpoint": endpoint])
+            return error(401, "unauthorized", endpoint == "dlr" ? "wrong or missing receipt secret" : "wrong or missing secret")
+        }
+        return nil
+    }
+
     // MARK: - Replies (MO)
 
     /// A subscriber's reply, Kannel `sms-service` get-url style: `/mo/<carrier>?k=<secret>&from=%p&text=%a`.
     /// An opt-out keyword puts the number on the global list at once; its queued messages are suppressed.
     func moReply(carrier: String, query: [String: String]) -> ServerResponse {
-        guard let secret = secrets[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
-        guard let k = query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {
-            return error(401, "unauthorized", "wrong or missing secret")
-        }
+        if let refused = refusal(carrier: carrier, query: query, endpoint: "mo") { return refused }
         guard let from = query["from"], let text = query["text"] else { return error(400, "bad-reply", "from and text are required") }
         guard OptOut.isOptOut(text, keywords: config.optOutKeywords) else { return .text(200, "") }
         guard case .success(let number) = PhoneNormalizer.normalize(from) else { return error(400, "bad-reply", "from: not a mobile number") }
