@@ -500,10 +500,10 @@ public final class Dispatcher: Sendable {
             }
             return SendOutcome(id: m.id, result: result)
         }
-        do {
-            try store.record(outcomes)
-        } catch {
-            // Left in `sending`: the next start reports them `unknown`, never resends them.
+        // Not waited for: the outcomes join the next claim's transaction. If it fails they stay `sending`; the
+        // next start reports them `unknown`, never resends them.
+        let logger = logger
+        store.recordSoon(outcomes) { error in
             logger.error("recording outcomes failed", ["count": "\(outcomes.count)", "error": "\(error)"])
         }
     }

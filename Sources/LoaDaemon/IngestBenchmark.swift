@@ -99,6 +99,27 @@ public enum IngestBenchmark {
         return Result(rows: rows, seconds: Date().timeIntervalSince(start), peakRSSKiB: peakRSS(), detail: bare ? "raw prepared INSERT, table without indexes" : "raw prepared INSERT, same table and indexes")
     }
 
+    /// The store's dispatch path alone: after ``loa(csv:directory:)`` has stored a campaign, claims `batch`
+    /// messages and records each as accepted (with a gateway id), one transaction each, until none is left:
+    /// what the writer thread costs per message, without HTTP. Returns (messages, claim seconds, record seconds).
+    public static func cycle(directory: String, batch: Int) throws -> (messages: Int, claim: Double, record: Double) {
+        let store = try Store(directory: directory, log: DeliveryLogFile(path: directory + "/delivery.log"), clock: SystemTimeSource())
+        defer { store.close() }
+        var n = 0
+        var claimSeconds = 0.0, recordSeconds = 0.0
+        while true {
+            let t0 = Date()
+            let claimed = try store.claim(campaign: "bench", carrier: "k", limit: batch, now: .max - 1)
+            let t1 = Date()
+            if claimed.isEmpty { break }
+            try store.record(claimed.map { SendOutcome(id: $0.id, result: .accepted(gatewayID: "g\($0.id)", detail: nil)) })
+            recordSeconds += Date().timeIntervalSince(t1)
+            claimSeconds += t1.timeIntervalSince(t0)
+            n += claimed.count
+        }
+        return (n, claimSeconds, recordSeconds)
+    }
+
     /// VmHWM: the process's peak resident set.
     public static func peakRSS() -> Int {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

@@ -41,7 +41,7 @@ public final class DeliveryLogFile: @unchecked Sendable {
         guard got == Int(window) else { return 0 }
         guard let lastNL = buf.lastIndex(of: 10) else { return 0 }
         if lastNL != buf.count - 1 {
-            // A torn line: drop it; the outbox still holds its event and will write it again.
+            // A torn line: a crash cut the append of a transaction that therefore never committed.
             _ = ftruncate(rfd, off_t(Int64(size) - window + Int64(lastNL) + 1))
         }
         let start = buf[..<lastNL].lastIndex(of: 10).map { $0 + 1 } ?? 0
@@ -67,25 +67,80 @@ public final class DeliveryLogFile: @unchecked Sendable {
         return nil
     }
 
-    /// Appends whole lines (each without its newline) in one write.
-    func append(_ lines: [String]) throws {
-        guard !lines.isEmpty else { return }
-        if reopenRequested.takeIfSet() { try openFile() }
+    /// Appends whole lines (each without its newline) in one write; see ``append(bytes:)``.
+    @discardableResult
+    func append(_ lines: [String]) throws -> Int64 {
         var buffer = [UInt8]()
         buffer.reserveCapacity(lines.count * 200)
         for l in lines {
             buffer.append(contentsOf: l.utf8)
             buffer.append(10)
         }
+        return try append(bytes: buffer)
+    }
+
+    /// Appends newline-terminated lines in one write; returns the file's size before, for
+    /// ``truncate(toOffset:)`` should the transaction they belong to fail. A failed write is cut back at once.
+    @discardableResult
+    func append(bytes buffer: [UInt8]) throws -> Int64 {
+        if reopenRequested.takeIfSet() { try openFile() }
+        let before = Int64(lseek(fd, 0, SEEK_END))
         var offset = 0
         while offset < buffer.count {
             let n = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StoreError.io("writing delivery log \(path): \(String(cString: strerror(errno)))")
+                let message = String(cString: strerror(errno))
+                if before >= 0 { _ = ftruncate(fd, off_t(before)) }
+                throw StoreError.io("writing delivery log \(path): \(message)")
             }
             offset += n
         }
+        return before
+    }
+
+    /// Cuts the file back to `offset` bytes (the lines of a transaction that did not commit).
+    func truncate(toOffset offset: Int64) throws {
+        guard offset >= 0, ftruncate(fd, off_t(offset)) == 0 else {
+            throw StoreError.io("cutting delivery log \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Cuts every line whose seq is above `seq` from the end of the file (they belong to a transaction that
+    /// never committed) and returns the seq of the last line kept (0 if none).
+    func truncate(afterSeq seq: Int64) throws -> Int64 {
+        let rfd = Foundation.open(path, O_RDWR | O_CLOEXEC)
+        guard rfd >= 0 else { return 0 }
+        defer { close(rfd) }
+        var end = Int64(lseek(rfd, 0, SEEK_END))  // the file ends with a newline (repaired)
+        let window: Int64 = 256 * 1024
+        var carry: [UInt8] = []  // the start of a line whose beginning lies in an earlier window
+        while end > 0 {
+            let start = max(0, end - window)
+            var buf = [UInt8](repeating: 0, count: Int(end - start))
+            guard pread(rfd, &buf, buf.count, off_t(start)) == buf.count else { break }
+            buf += carry
+            // Walk the lines of this window from the last one back; the first (partial) one waits for the next window.
+            var lineEnd = buf.count - 1  // index of a newline
+            while let nl = buf[..<lineEnd].lastIndex(of: 10) {
+                if let s = DeliveryLogFile.seq(in: Array(buf[(nl + 1)..<lineEnd])), s <= seq {
+                    _ = ftruncate(rfd, off_t(start + Int64(lineEnd) + 1))
+                    return s
+                }
+                lineEnd = nl
+            }
+            if start == 0 {
+                if let s = DeliveryLogFile.seq(in: Array(buf[..<lineEnd])), s <= seq {
+                    _ = ftruncate(rfd, off_t(Int64(lineEnd) + 1))
+                    return s
+                }
+                break
+            }
+            carry = Array(buf[...lineEnd])
+            end = start
+        }
+        _ = ftruncate(rfd, 0)
+        return 0
     }
 }
 

@@ -301,6 +301,18 @@ extension Store {
         try write { ctx in for o in outcomes { try ctx.record(o) } }
     }
 
+    /// Records send outcomes without waiting: they join the writer's next transaction (with the dispatcher's
+    /// next claim, typically), in the order queued. `failed` is called on the writer thread if the
+    /// transaction fails; the messages then stay `sending` and become `unknown` at the next start, never resent.
+    /// ``close()`` records whatever is still queued.
+    public func recordSoon(_ outcomes: [SendOutcome], failed: @escaping @Sendable (Error) -> Void) {
+        guard !outcomes.isEmpty else { return }
+        let job = Job({ ctx in for o in outcomes { try ctx.record(o) } }) { result in
+            if case .failure(let error) = result { failed(error) }
+        }
+        do { try queueJob(job) } catch { failed(error) }
+    }
+
     /// Applies receipts in one transaction and returns what each did.
     public func apply(_ receipts: [ReceiptUpdate]) throws -> [ReceiptResult] {
         let (results, latencies) = try write { ctx -> ([ReceiptResult], [Int64]) in

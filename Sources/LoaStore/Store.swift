@@ -25,10 +25,11 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
 ///
 /// Every read and write runs as a job on the writer thread. Jobs queued while a transaction commits are
 /// taken together into the next transaction (group commit), each inside its own SAVEPOINT so one failing
-/// job rolls back alone. After the commit the transaction's delivery-log lines are appended to the log
-/// file; the lines also sit in the `log_outbox` table until then, so a crash between commit and append
-/// loses no line. Calls block their caller: make them from a dedicated thread (the dispatcher, an HTTP
-/// handler thread), never from Swift's shared executor; async code uses ``perform(_:)``.
+/// job rolls back alone. The transaction's delivery-log lines are appended to the log file just before its
+/// COMMIT, and the last seq they use is stored in the same transaction: a failed commit cuts them at once,
+/// a crash between append and commit leaves lines above the stored seq, cut at the next start. Calls block
+/// their caller: make them from a dedicated thread (the dispatcher, an HTTP handler thread), never from
+/// Swift's shared executor; async code uses ``perform(_:)``.
 public final class Store: Sendable {
     public let path: String
     private let queue = JobQueue()
@@ -68,6 +69,11 @@ public final class Store: Sendable {
         try queue.push(job)
         job.done.wait()
         return try job.result!.get() as! T
+    }
+
+    /// Queues a job without waiting for it.
+    func queueJob(_ job: Job) throws {
+        try queue.push(job)
     }
 
     /// The async form of ``write(_:)``: suspends without blocking a shared-executor thread.

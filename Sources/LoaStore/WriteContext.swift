@@ -8,12 +8,13 @@ final class WriteContext {
     let log: DeliveryLogFile?
     let clock: any TimeSource
     private var statements: [String: Statement] = [:]
-    private var pendingLines: [String] = []
+    /// The current transaction's delivery-log lines, newline-terminated, and how many.
+    private var pendingBytes: [UInt8] = []
+    private var pendingCount = 0
     private var countDeltas: [CountKey: Int64] = [:]
     private var nextSeq: Int64 = 1
-    /// Outbox rows up to this seq are in the log file and can be deleted.
-    private var loggedSeq: Int64 = 0
-    private var deletedUpTo: Int64 = 0
+    /// The last time formatted for a log line: a transaction's lines share one.
+    private var formattedTime: (millis: UnixMillis, text: [UInt8]) = (-1, [])
     /// The current transaction's start time, shared by its jobs.
     private(set) var now: UnixMillis = 0
 
@@ -43,23 +44,31 @@ final class WriteContext {
         return s
     }
 
-    /// Recovers after a start: repairs the log tail, writes outbox lines the log lacks, and turns
-    /// `sending` messages into `unknown`.
+    /// Recovers after a start: repairs the log tail, cuts lines of a transaction that never committed, writes
+    /// lines an older version left in the outbox, and turns `sending` messages into `unknown`.
     func startUp() throws {
         var maxOutbox: Int64 = 0
         try statement("SELECT COALESCE(MAX(seq), 0) FROM log_outbox").query { maxOutbox = $0.int(0) }
         var metaLogged: Int64 = 0
         try statement("SELECT value FROM meta WHERE key = 'logged_seq'").query { metaLogged = Int64($0.text(0) ?? "0") ?? 0 }
-        let inFile = try log?.repairAndLastSeq() ?? 0
+        var committed: Int64?
+        try statement("SELECT value FROM meta WHERE key = 'committed_seq'").query { committed = Int64($0.text(0) ?? "0") ?? 0 }
+        var inFile = try log?.repairAndLastSeq() ?? 0
+        if let committed, inFile > max(committed, maxOutbox, metaLogged) {
+            // Lines are appended just before COMMIT: a crash in between leaves lines of a transaction that
+            // never happened. They go; the seq they used is given out again.
+            inFile = try log?.truncate(afterSeq: max(committed, maxOutbox, metaLogged)) ?? 0
+        }
         var missing: [String] = []
-        // A row holds one transaction's lines (its seq is the last one's); a torn append may have written part
-        // of it, so each line's own seq decides.
+        // Stores written by an older version keep a transaction's lines in the outbox until they are in the
+        // file (a row holds one transaction's lines; a torn append may have written part of it, so each
+        // line's own seq decides).
         try statement("SELECT line FROM log_outbox WHERE seq > ? ORDER BY seq").query([.int(inFile)]) { row in
             for line in (row.text(0) ?? "").split(separator: "\n") where WriteContext.seq(of: line) > inFile { missing.append(String(line)) }
         }
-        if !missing.isEmpty { try log?.append(missing) }
-        loggedSeq = max(maxOutbox, metaLogged)
-        nextSeq = max(maxOutbox, metaLogged, inFile) + 1
+        if !missing.isEmpty { _ = try log?.append(missing) }
+        if maxOutbox > 0 { try db.exec("DELETE FROM log_outbox") }
+        nextSeq = max(maxOutbox, metaLogged, committed ?? 0, inFile) + 1
         var pendingRows: Int64 = 0
         try statement("SELECT COUNT(*) FROM pending_receipts").query { pendingRows = $0.int(0) }
         hasPendingReceipts = pendingRows > 0
@@ -68,21 +77,20 @@ final class WriteContext {
         if case .failure(let error)? = recovery.result { throw error }
     }
 
-    /// Runs jobs in one transaction, each in a savepoint; appends the log lines after the commit.
+    /// Runs jobs in one transaction, each in a savepoint. The transaction's delivery-log lines are appended
+    /// just before COMMIT, together with the last seq in `meta`: a line is never missing for a committed
+    /// change, and lines of a transaction that did not commit are cut (at once, or at the next start).
     func runTransaction(_ jobs: [Job]) {
         now = clock.now()
         let seqAtBegin = nextSeq
         var results: [Result<any Sendable, Error>] = []
         results.reserveCapacity(jobs.count)
+        var appendedAt: Int64?
         do {
             try db.exec("BEGIN IMMEDIATE")
-            if loggedSeq > deletedUpTo {
-                try statement("DELETE FROM log_outbox WHERE seq <= ?").run([.int(loggedSeq)])
-                try statement("INSERT INTO meta(key, value) VALUES('logged_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run([.text(String(loggedSeq))])
-                deletedUpTo = loggedSeq
-            }
             for job in jobs {
-                let linesMark = pendingLines.count
+                let bytesMark = pendingBytes.count
+                let countMark = pendingCount
                 let seqMark = nextSeq
                 let deltasMark = countDeltas
                 try db.exec("SAVEPOINT job")
@@ -92,48 +100,45 @@ final class WriteContext {
                     results.append(.success(value))
                 } catch {
                     try db.exec("ROLLBACK TO job; RELEASE job")
-                    pendingLines.removeSubrange(linesMark...)
+                    pendingBytes.removeSubrange(bytesMark...)
+                    pendingCount = countMark
                     nextSeq = seqMark
                     countDeltas = deltasMark
                     results.append(.failure(error))
                 }
             }
-            if pendingLines.count > 0 {
-                // One outbox row per transaction, not one per line: the lines survive a crash between the
-                // commit and the append at a fraction of the cost.
-                try statement("INSERT INTO log_outbox(seq, line) VALUES(?, ?)").run([.int(nextSeq - 1), .text(pendingLines.joined(separator: "\n"))])
-            }
             try flushCounts()
+            if pendingCount > 0 {
+                try statement("INSERT INTO meta(key, value) VALUES('committed_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                    .run([.text(String(nextSeq - 1))])
+                appendedAt = try log?.append(bytes: pendingBytes)
+            }
             try db.exec("COMMIT")
         } catch {
             try? db.exec("ROLLBACK")
-            pendingLines.removeAll()
+            if let appendedAt { try? log?.truncate(toOffset: appendedAt) }
+            pendingBytes.removeAll(keepingCapacity: true)
+            pendingCount = 0
             countDeltas.removeAll()
             nextSeq = seqAtBegin
             for job in jobs { job.finish(.failure(error)) }
             return
         }
-        if !pendingLines.isEmpty {
-            do {
-                try log?.append(pendingLines)
-                loggedSeq = nextSeq - 1
-            } catch {
-                // The lines stay in the outbox and are written at the next start.
-                FileHandle.standardError.write(Data("loa: \(error)\n".utf8))
-            }
-            pendingLines.removeAll(keepingCapacity: true)
-        }
+        pendingBytes.removeAll(keepingCapacity: true)
+        pendingCount = 0
         for (job, r) in zip(jobs, results) { job.finish(r) }
     }
 
-    /// Adds a delivery-log line to the current transaction (and to the outbox).
+    /// Adds a delivery-log line to the current transaction.
     func emit(_ event: DeliveryEvent) throws {
         var e = event
         if maskNumbers, let r = e.recipient { e.recipient = PhoneNumber.mask(r) }
         e.seq = nextSeq
         nextSeq += 1
-        let line = e.jsonLine()
-        pendingLines.append(line)
+        if e.time != formattedTime.millis { formattedTime = (e.time, Array(ISOTime.format(e.time).utf8)) }
+        e.appendJSONLine(to: &pendingBytes, formattedTime: formattedTime.text)
+        pendingBytes.append(10)
+        pendingCount += 1
     }
 
     /// The `seq` of a delivery-log line (`{"v":1,"seq":N,…`), or 0.

@@ -6,6 +6,7 @@ import LoaDaemon
 //   loa-bench ingest-loa FILE DIR
 //   loa-bench ingest-raw FILE DIR     (same table and indexes)
 //   loa-bench ingest-bare FILE DIR    (a table without indexes)
+//   loa-bench cycle DIR BATCH         (after ingest-loa into DIR: claim + record every message, BATCH per transaction)
 let args = CommandLine.arguments
 func fail(_ s: String) -> Never {
     FileHandle.standardError.write(Data((s + "\n").utf8))
@@ -22,6 +23,12 @@ do {
         let r = args[1] == "ingest-loa" ? try IngestBenchmark.loa(csv: args[2], directory: args[3])
                                         : try IngestBenchmark.raw(csv: args[2], directory: args[3], bare: args[1] == "ingest-bare")
         print("rows=\(r.rows) seconds=\(String(format: "%.3f", r.seconds)) rows_per_s=\(Int(Double(r.rows) / r.seconds)) peak_rss_kib=\(r.peakRSSKiB) detail=\"\(r.detail)\"")
+    case "cycle":
+        guard args.count == 4, let batch = Int(args[3]) else { fail("usage: loa-bench cycle DIR BATCH") }
+        let r = try IngestBenchmark.cycle(directory: args[2], batch: batch)
+        let total = r.claim + r.record
+        print("messages=\(r.messages) batch=\(batch) messages_per_s=\(Int(Double(r.messages) / total)) "
+              + String(format: "claim_us_per_message=%.2f record_us_per_message=%.2f", r.claim / Double(r.messages) * 1e6, r.record / Double(r.messages) * 1e6))
     default:
         fail("unknown phase \(args[1])")
     }

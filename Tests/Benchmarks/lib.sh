@@ -89,7 +89,7 @@ bench_cleanup() {
   [ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
   [ -n "$npid" ] && kill -TERM "$npid" 2>/dev/null
   [ "$kannel" = 1 ] && bash Tests/IntegrationTests/kannel/kannel-harness.sh stop "$work/kannel" >/dev/null 2>&1
-  rm -rf "$work"
+  if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 
 # bench_start_sim [FLAGS...]: starts `loa gateway-sim` on a free port ($sim), bounded to 30 minutes.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import LoaCore
 
@@ -158,6 +159,21 @@ import Testing
         #expect(line.hasPrefix("{\"v\":1,\"seq\":7,\"time\":\"1970-01-01T00:00:00.000Z\",\"campaign\":\"c\\\"1\""))
         #expect(!line.contains("gateway_id"))
         #expect(line.contains("\"detail\":\"line\\nbreak ✓\""))
+    }
+
+    @Test func jsonLineEscapesEveryControlCharacterAndRoundTrips() throws {
+        var detail = "tab\there \\ back \"q\" Góp ý dự thảo 🇻🇳 "
+        for c in 0..<0x20 { detail.unicodeScalars.append(Unicode.Scalar(UInt8(c))) }
+        let e = DeliveryEvent(seq: 1_234_567_890_123, time: 1_764_547_200_123, campaign: "c", message: -5, recipient: nil, carrier: nil,
+                              event: "failed", status: "failed", attempt: 0, gatewayID: "g\r1", detail: detail)
+        let line = e.jsonLine()
+        #expect(!line.utf8.contains { $0 < 0x20 }, "no raw control byte may reach the log: \(line)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["detail"] as? String == detail)
+        #expect(object["gateway_id"] as? String == "g\r1")
+        #expect(object["seq"] as? Int == 1_234_567_890_123 && object["message"] as? Int == -5 && object["attempt"] as? Int == 0)
+        #expect(object["time"] as? String == "2025-12-01T00:00:00.123Z")
+        #expect(object["recipient"] == nil && object["carrier"] == nil)
     }
 
     @Test func locatorFindsNestedFields() {

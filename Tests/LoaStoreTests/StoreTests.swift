@@ -143,20 +143,35 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(again.count == 1)
     }
 
-    @Test func outboxReplaysLinesTheLogMissed() throws {
+    @Test func linesOfATransactionThatNeverCommittedAreCut() throws {
         let dir = TempDir()
         do {
             let store = try open(dir)
-            _ = try loaded(store, rows: [accepted("+84912345620", line: 2)])
+            _ = try loaded(store, rows: [accepted("+84912345620", line: 2), accepted("+84912345621", line: 3)])
             _ = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())
             store.close()
         }
-        // Lose the log file entirely (e.g. a crash before the append reached it, or rotation).
-        try FileManager.default.removeItem(atPath: dir.path + "/delivery.log")
+        let before = logLines(dir)
+        let committed = try #require(before.last?["seq"] as? Int)
+        // A crash between the append and the COMMIT: the log holds lines (here ~600 KB, more than the
+        // repair's read window) of a transaction the database never saw.
+        let fh = try #require(FileHandle(forWritingAtPath: dir.path + "/delivery.log"))
+        fh.seekToEndOfFile()
+        var ghost = ""
+        for k in 1...3_000 {
+            ghost += "{\"v\":1,\"seq\":\(committed + k),\"time\":\"2026-11-24T00:00:00.000Z\",\"campaign\":\"c1\",\"message\":2,"
+                + "\"event\":\"accepted\",\"status\":\"sent\",\"attempt\":1,\"detail\":\"\(String(repeating: "x", count: 100))\"}\n"
+        }
+        fh.write(Data(ghost.utf8))
+        try fh.close()
         let store = try open(dir)
-        store.close()
-        let events = logLines(dir).map { $0["event"] as! String }
-        #expect(events.contains("sending") && events.last == "unknown")
+        defer { store.close() }
+        let log = logLines(dir)
+        #expect(!log.contains { $0["event"] as? String == "accepted" }, "the uncommitted lines must be gone")
+        let seqs = log.map { $0["seq"] as! Int }
+        #expect(seqs == Array(1...seqs.count), "seq must be gapless: \(seqs.suffix(5))")
+        #expect(log.last?["event"] as? String == "unknown")  // the recovery of the claimed message follows at once
+        #expect(try store.messageStates(campaign: "c1").map(\.state) == [.unknown, .queued])
     }
 
     @Test func deadlineExpiresQueuedAndCompletes() throws {

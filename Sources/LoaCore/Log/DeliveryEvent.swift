@@ -38,21 +38,36 @@ public struct DeliveryEvent: Sendable, Equatable {
 
     /// The JSON line, without the trailing newline.
     public func jsonLine() -> String {
-        var out = "{\"v\":\(DeliveryEvent.schemaVersion),\"seq\":\(seq),\"time\":\"\(ISOTime.format(time))\""
-        out += ",\"campaign\":"
+        var bytes: [UInt8] = []
+        appendJSONLine(to: &bytes, formattedTime: Array(ISOTime.format(time).utf8))
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the JSON line (without its newline) to `out`, with `time` already formatted by
+    /// ``ISOTime/format(_:)``: the store's writer builds every line of a transaction this way, into one buffer.
+    public func appendJSONLine(to out: inout [UInt8], formattedTime: [UInt8]) {
+        func raw(_ s: StaticString) { out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
+        raw("{\"v\":")
+        JSONText.appendInt(Int64(DeliveryEvent.schemaVersion), to: &out)
+        raw(",\"seq\":")
+        JSONText.appendInt(seq, to: &out)
+        raw(",\"time\":\"")
+        out.append(contentsOf: formattedTime)
+        raw("\",\"campaign\":")
         JSONText.appendString(campaign, to: &out)
-        out += ",\"message\":\(message)"
-        if let recipient { out += ",\"recipient\":"; JSONText.appendString(recipient, to: &out) }
-        if let carrier { out += ",\"carrier\":"; JSONText.appendString(carrier, to: &out) }
-        out += ",\"event\":"
+        raw(",\"message\":")
+        JSONText.appendInt(message, to: &out)
+        if let recipient { raw(",\"recipient\":"); JSONText.appendString(recipient, to: &out) }
+        if let carrier { raw(",\"carrier\":"); JSONText.appendString(carrier, to: &out) }
+        raw(",\"event\":")
         JSONText.appendString(event, to: &out)
-        out += ",\"status\":"
+        raw(",\"status\":")
         JSONText.appendString(status, to: &out)
-        out += ",\"attempt\":\(attempt)"
-        if let gatewayID { out += ",\"gateway_id\":"; JSONText.appendString(gatewayID, to: &out) }
-        if let detail { out += ",\"detail\":"; JSONText.appendString(detail, to: &out) }
-        out += "}"
-        return out
+        raw(",\"attempt\":")
+        JSONText.appendInt(Int64(attempt), to: &out)
+        if let gatewayID { raw(",\"gateway_id\":"); JSONText.appendString(gatewayID, to: &out) }
+        if let detail { raw(",\"detail\":"); JSONText.appendString(detail, to: &out) }
+        raw("}")
     }
 }
 
@@ -83,6 +98,46 @@ public enum JSONText {
             }
         }
         out.append("\"")
+    }
+
+    /// The same escaping, appended as UTF-8 bytes.
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { u in
+            for b in u {
+                switch b {
+                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
+                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
+                case 10: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+                case 13: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+                case 9: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+                default: out.append(b)
+                }
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// A decimal integer, appended as ASCII bytes.
+    public static func appendInt(_ n: Int64, to out: inout [UInt8]) {
+        if n < 0 { out.append(UInt8(ascii: "-")) }
+        var v = n.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { d in
+            var i = 20
+            repeat {
+                i -= 1
+                d[i] = UInt8(48 + v % 10)
+                v /= 10
+            } while v > 0
+            out.append(contentsOf: d[i...])
+        }
     }
 
     public static func quoted(_ s: String) -> String {
