@@ -498,7 +498,7 @@ public final class Dispatcher: Sendable {
                 let deadline = deadlines[m.campaign] ?? f.at
                 result = at >= deadline ? .expired(detail: "deadline reached while throttled: \(d)") : .retry(notBefore: at, detail: d)
             }
-            return SendOutcome(id: m.id, result: result)
+            return SendOutcome(m, result: result)
         }
         // Not waited for: the outcomes join the next claim's transaction. If it fails they stay `sending`; the
         // next start reports them `unknown`, never resends them.
@@ -515,6 +515,6 @@ public final class Dispatcher: Sendable {
             return l
         }
         logger.warning("drain deadline passed; requests still in flight are recorded unknown", ["count": "\(left.count)"])
-        try? store.record(left.map { SendOutcome(id: $0.id, result: .unknown(detail: "daemon stopped before the gateway answered; not resent")) })
+        try? store.record(left.map { SendOutcome($0, result: .unknown(detail: "daemon stopped before the gateway answered; not resent")) })
     }
 }

@@ -112,7 +112,7 @@ public enum IngestBenchmark {
             let claimed = try store.claim(campaign: "bench", carrier: "k", limit: batch, now: .max - 1)
             let t1 = Date()
             if claimed.isEmpty { break }
-            try store.record(claimed.map { SendOutcome(id: $0.id, result: .accepted(gatewayID: "g\($0.id)", detail: nil)) })
+            try store.record(claimed.map { SendOutcome($0, result: .accepted(gatewayID: "g\($0.id)", detail: nil)) })
             recordSeconds += Date().timeIntervalSince(t1)
             claimSeconds += t1.timeIntervalSince(t0)
             n += claimed.count

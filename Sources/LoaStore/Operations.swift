@@ -652,7 +652,6 @@ extension WriteContext {
     }
 
     func record(_ o: SendOutcome) throws {
-        guard let cur = try current(o.id) else { return }
         let event: MessageEvent
         var name: String
         var detail: String?
@@ -666,6 +665,10 @@ extension WriteContext {
         case .expired(let d): event = .temporaryFailure(retry: false, pastDeadline: true); name = "expired"; detail = d
         case .unknown(let d): event = .crashRecovered; name = "unknown"; detail = d
         }
+        if let m = o.claimed, try recordClaimed(m, o.result, event: event, name: name, gatewayID: gatewayID, detail: detail, notBefore: notBefore) {
+            return
+        }
+        guard let cur = try current(o.id) else { return }
         let next = MessageLifecycle.next(cur.state, on: event)
         var isAccepted = false
         if case .accepted = o.result { isAccepted = true }
@@ -685,17 +688,42 @@ extension WriteContext {
         if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
                                status: newState.name, attempt: cur.attempts - (refund ? 1 : 0), gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
-        if let gatewayID, hasPendingReceipts {
-            // Receipts that named this gateway id before its send answer was recorded.
-            var pending: [(Int64, Int, String?)] = []
-            try statement("SELECT rowid, status, detail FROM pending_receipts WHERE carrier = ? AND gateway_id = ? ORDER BY status")
-                .query([.text(cur.carrier), .text(gatewayID)]) { pending.append(($0.int(0), Int($0.int(1)), $0.text(2))) }
-            for (rowid, status, d) in pending {
-                if let st = ReceiptStatus(rawValue: status) {
-                    _ = try apply(ReceiptUpdate(carrier: cur.carrier, messageID: o.id, status: st, gatewayID: gatewayID, detail: d))
-                }
-                try statement("DELETE FROM pending_receipts WHERE rowid = ?").run([.int(rowid)])
+        if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: cur.carrier, gatewayID: gatewayID, message: o.id) }
+    }
+
+    /// ``record`` of a message the caller claimed, nearly always still `sending` with the claimed attempt: one
+    /// UPDATE, the log line from what the caller holds (a `sending` row has no gateway id yet: receipts that
+    /// bring one also move the state). False when the row has moved on (a receipt overtook the send answer):
+    /// the general path decides then.
+    private func recordClaimed(_ m: OutgoingMessage, _ result: SendResult, event: MessageEvent, name: String, gatewayID: String?,
+                               detail: String?, notBefore: UnixMillis?) throws -> Bool {
+        guard let next = MessageLifecycle.next(.sending, on: event) else { return false }
+        var refund = false
+        if case .requeue = result, next == .queued { refund = true }
+        try statement("""
+            UPDATE messages SET state = ?, gateway_id = ?, detail = COALESCE(?, detail), not_before = COALESCE(?, not_before),
+            updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END, attempts = attempts - ?
+            WHERE id = ? AND state = 1 AND attempts = ? AND gateway_id IS NULL
+            """).run([.int(Int64(next.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now),
+                      .int(next == .sent ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(m.id), .int(Int64(m.attempt))])
+        guard db.changes == 1 else { return false }
+        count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
+        try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: name,
+                               status: next.name, attempt: m.attempt - (refund ? 1 : 0), gatewayID: gatewayID, detail: detail))
+        if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gatewayID, message: m.id) }
+        return true
+    }
+
+    /// Receipts that named `gatewayID` before its send answer was recorded.
+    private func applyPendingReceipts(carrier: String, gatewayID: String, message: Int64) throws {
+        var pending: [(Int64, Int, String?)] = []
+        try statement("SELECT rowid, status, detail FROM pending_receipts WHERE carrier = ? AND gateway_id = ? ORDER BY status")
+            .query([.text(carrier), .text(gatewayID)]) { pending.append(($0.int(0), Int($0.int(1)), $0.text(2))) }
+        for (rowid, status, d) in pending {
+            if let st = ReceiptStatus(rawValue: status) {
+                _ = try apply(ReceiptUpdate(carrier: carrier, messageID: message, status: st, gatewayID: gatewayID, detail: d))
             }
+            try statement("DELETE FROM pending_receipts WHERE rowid = ?").run([.int(rowid)])
         }
     }
 

@@ -53,9 +53,18 @@ public enum SendResult: Sendable, Equatable {
 public struct SendOutcome: Sendable, Equatable {
     public var id: Int64
     public var result: SendResult
+    /// The message as it was claimed, when the caller has it: recording then skips reading the row back
+    /// while the row is still as claimed (`sending`, same attempt).
+    public var claimed: OutgoingMessage?
     public init(id: Int64, result: SendResult) {
         self.id = id
         self.result = result
+    }
+
+    public init(_ message: OutgoingMessage, result: SendResult) {
+        self.id = message.id
+        self.result = result
+        self.claimed = message
     }
 }
 
