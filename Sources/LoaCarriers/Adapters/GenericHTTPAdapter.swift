@@ -236,7 +236,7 @@ public struct GenericHTTPAdapter: CarrierAdapter {
             if let ct = c.contentType, !hasContentType { headers.append(HTTPHeader("Content-Type", ct)) }
         }
         return HTTPRequest(method: c.method, url: String(decoding: url, as: UTF8.self), headers: headers, body: body, timeout: timeout)
-            .atMostOnce(!idempotent)
+            .atMostOnce(!idempotent).readingHeaders(adapterResponseHeaders)
     }
 
     public func send(_ message: OutgoingSMS) async -> GatewayOutcome {

@@ -67,10 +67,10 @@ public struct JasminAdapter: CarrierAdapter {
         q.add("dlr-method", "POST")
         if usePOST {
             return HTTPRequest(method: "POST", url: sendURL, headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")],
-                               body: Array(q.encoded.utf8), timeout: timeout).atMostOnce()
+                               body: Array(q.encoded.utf8), timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders)
         }
         let sep = sendURL.contains("?") ? "&" : "?"
-        return HTTPRequest(method: "GET", url: sendURL + sep + q.encoded, timeout: timeout).atMostOnce()
+        return HTTPRequest(method: "GET", url: sendURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders)
     }
 
     /// `text` as UTF-16 big-endian code units in upper-case hex (`"Đ"` → `"0110"`).

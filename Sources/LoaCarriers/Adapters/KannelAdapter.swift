@@ -46,7 +46,8 @@ public struct KannelAdapter: CarrierAdapter {
                            HTTPHeader("X-Kannel-DLR-Mask", "31"), HTTPHeader("X-Kannel-DLR-Url", m.receiptURL),
                            HTTPHeader("Content-Type", "text/plain; charset=UTF-8")]
             if m.encoding == .ucs2 { headers.append(HTTPHeader("X-Kannel-Coding", "2")) }
-            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout).atMostOnce()
+            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout)
+                .atMostOnce().readingHeaders(adapterResponseHeaders)
         }
         var q = URLQuery()
         q.add("username", username)
@@ -59,7 +60,7 @@ public struct KannelAdapter: CarrierAdapter {
         q.add("dlr-mask", "31")
         q.add("dlr-url", m.receiptURL)
         let sep = sendsmsURL.contains("?") ? "&" : "?"
-        return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce()
+        return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders)
     }
 
     public func send(_ message: OutgoingSMS) async -> GatewayOutcome {
@@ -72,7 +73,7 @@ public struct KannelAdapter: CarrierAdapter {
     }
 
     public static func classify(status: Int, body: String, retryAfter: String?) -> GatewayOutcome {
-        let text = String(body.prefix(200)).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = trimmingWhitespace(body.prefix(200))
         switch status {
         case 200...299:
             if text.hasPrefix("0:") || text.hasPrefix("3:") || text.isEmpty { return .accepted(gatewayID: nil, detail: text.isEmpty ? nil : text) }

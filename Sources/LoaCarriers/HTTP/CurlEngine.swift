@@ -91,7 +91,7 @@ public final class CurlEngine: Sendable {
         let id = shared.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let shared = self.shared
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CurlCompletion) in
+            await withUnsafeContinuation { (continuation: CurlCompletion) in
                 shared.enqueue(CurlSubmission(id: id, request: request, upload: upload, continuation: continuation))
             }
         } onCancel: {
@@ -101,7 +101,10 @@ public final class CurlEngine: Sendable {
     }
 }
 
-typealias CurlCompletion = CheckedContinuation<Result<HTTPResponse, TransportError>, Never>
+/// Unchecked: each submission's continuation is resumed exactly once, by whoever removes the submission
+/// from the queue (a cancel, the shutdown) or its transfer from the loop. The checked kind costs an
+/// allocation and an atomic exchange per request.
+typealias CurlCompletion = UnsafeContinuation<Result<HTTPResponse, TransportError>, Never>
 
 /// A request handed from a submitting task to the engine thread.
 struct CurlSubmission: Sendable {

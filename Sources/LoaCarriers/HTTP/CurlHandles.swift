@@ -56,8 +56,8 @@ func check(_ code: CURLMcode, _ context: @autoclosure () -> String) throws(Trans
 
 func curlMessage(_ code: CURLcode) -> String { String(cString: curl_easy_strerror(code)) }
 
-/// Owns one `CURL *` easy handle. Reused across transfers with `curl_easy_reset`, so its
-/// connection stays in the multi handle's pool. Lives on the engine thread only.
+/// Owns one `CURL *` easy handle. Reused across transfers (connections stay in the multi handle's
+/// pool either way). Lives on the engine thread only.
 final class EasyHandle {
     let raw: UnsafeMutableRawPointer
     /// `CURLOPT_ERRORBUFFER`: libcurl's detailed message for the last failure.
@@ -116,6 +116,10 @@ final class EasyHandle {
         errorBuffer[0] == 0 ? nil : String(cString: errorBuffer)
     }
 
+    func clearError() {
+        errorBuffer[0] = 0
+    }
+
     /// https://curl.se/libcurl/c/curl_easy_reset.html
     func reset() {
         curl_easy_reset(raw)
@@ -155,3 +159,71 @@ final class MultiHandle: @unchecked Sendable {
         _ = curl_multi_wakeup(raw)
     }
 }
+
+/// A `curl_slist` of request header lines for `CURLOPT_HTTPHEADER`, built in memory owned here and reused
+/// from request to request, so a request's headers cost no allocation once the buffers have grown.
+/// libcurl only reads the list, never frees it (https://curl.se/libcurl/c/CURLOPT_HTTPHEADER.html).
+/// Lives on the engine thread only.
+final class HeaderList {
+    /// The headers to send, in order; ``build()`` turns them into lines. An empty value is sent as
+    /// `Name;` (libcurl's way to send it empty), except for `Content-Type` and `Expect`, where `Name:`
+    /// removes the header libcurl would add itself.
+    var headers: [HTTPHeader] = []
+    private var bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private var nodes = UnsafeMutableBufferPointer<curl_slist>(start: nil, count: 0)
+
+    deinit {
+        bytes.deallocate()
+        nodes.deallocate()
+    }
+
+    /// The list for ``headers`` (nil when there are none), valid until the next call.
+    func build() -> UnsafeMutablePointer<curl_slist>? {
+        guard !headers.isEmpty else { return nil }
+        reserve(bytes: headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 3 }, nodes: headers.count)
+        var offset = 0
+        for (index, header) in headers.enumerated() {
+            let line = bytes.baseAddress! + offset
+            offset = write(header.name.utf8, at: offset)
+            if header.value.isEmpty {
+                let removes = header.name == "Content-Type" || header.name == "Expect"
+                offset = write(removes ? ":".utf8 : ";".utf8, at: offset)
+            } else {
+                offset = write(": ".utf8, at: offset)
+                offset = write(header.value.utf8, at: offset)
+            }
+            offset = write("\0".utf8, at: offset)
+            let next = index + 1 < headers.count ? nodes.baseAddress! + index + 1 : nil
+            nodes[index] = curl_slist(data: line.assumingMemoryBound(to: CChar.self), next: next)
+        }
+        return nodes.baseAddress
+    }
+
+    private func write(_ utf8: String.UTF8View, at offset: Int) -> Int {
+        let copied = utf8.withContiguousStorageIfAvailable { source in
+            (bytes.baseAddress! + offset).copyMemory(from: source.baseAddress!, byteCount: source.count)
+            return offset + source.count
+        }
+        if let copied { return copied }
+        var offset = offset
+        for byte in utf8 {
+            bytes[offset] = byte
+            offset += 1
+        }
+        return offset
+    }
+
+    private func reserve(bytes byteCount: Int, nodes nodeCount: Int) {
+        if bytes.count < byteCount {
+            bytes.deallocate()
+            bytes = .allocate(byteCount: max(byteCount, 2 * bytes.count, 512), alignment: 1)
+        }
+        if nodes.count < nodeCount {
+            nodes.deallocate()
+            nodes = .allocate(capacity: max(nodeCount, 2 * nodes.count, 16))
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HeaderList: Sendable {}

@@ -23,8 +23,8 @@ final class CurlLoop {
     /// Transfers in the multi handle, by easy handle and by request id.
     private var byHandle: [UnsafeMutableRawPointer: CurlTransfer] = [:]
     private var byID: [UInt64: UnsafeMutableRawPointer] = [:]
-    /// Reset easy handles ready for the next request.
-    private var idle: [EasyHandle] = []
+    /// Easy handles ready for the next request, with the options of their last one.
+    private var idle: [CurlTransfer] = []
     /// Completions of this iteration, resumed after the bookkeeping lock is released.
     private var finished: [(CurlCompletion, Result<HTTPResponse, TransportError>)] = []
 
@@ -82,28 +82,28 @@ final class CurlLoop {
     // MARK: Transfers
 
     private func start(_ submission: CurlSubmission) {
-        let easy: EasyHandle
+        let transfer: CurlTransfer
         if let reused = idle.popLast() {
-            easy = reused
+            transfer = reused
         } else {
             do {
-                easy = try EasyHandle()
+                transfer = CurlTransfer(easy: try EasyHandle())
             } catch {
                 finished.append((submission.continuation, .failure(error)))
                 return
             }
         }
-        let transfer = CurlTransfer(submission: submission, easy: easy)
         do {
-            try transfer.configure()
-            try check(curl_multi_add_handle(multi.raw, easy.raw), "curl_multi_add_handle")
+            try transfer.start(submission)
+            try check(curl_multi_add_handle(multi.raw, transfer.easy.raw), "curl_multi_add_handle")
         } catch {
             finished.append((submission.continuation, .failure(error)))
+            transfer.invalidate()
             recycle(transfer)
             return
         }
-        byHandle[easy.raw] = transfer
-        byID[submission.id] = easy.raw
+        byHandle[transfer.easy.raw] = transfer
+        byID[submission.id] = transfer.easy.raw
     }
 
     /// Drains `curl_multi_info_read`. A message's fields are read before
@@ -128,6 +128,7 @@ final class CurlLoop {
         }
         _ = curl_multi_remove_handle(multi.raw, handle)
         finished.append((transfer.continuation, .failure(cancelledError(transfer.request))))
+        transfer.invalidate()
         recycle(transfer)
     }
 
@@ -135,6 +136,7 @@ final class CurlLoop {
         for (handle, transfer) in byHandle {
             _ = curl_multi_remove_handle(multi.raw, handle)
             finished.append((transfer.continuation, .failure(error)))
+            transfer.invalidate()
             recycle(transfer)
         }
         byHandle.removeAll()
@@ -155,119 +157,190 @@ final class CurlLoop {
         finished.removeAll(keepingCapacity: true)
     }
 
-    /// Resets the easy handle (after it left the multi handle) and keeps it for reuse; the
-    /// transfer's header list, body copy and file are released with it.
+    /// Keeps the transfer's easy handle (after it left the multi handle) for the next request; the
+    /// request, its continuation and its file are released.
     private func recycle(_ transfer: CurlTransfer) {
-        let easy = transfer.easy
-        easy.reset()
-        if idle.count < maxIdleHandles { idle.append(easy) }
+        transfer.finish()
+        if idle.count < maxIdleHandles { idle.append(transfer) }
     }
 }
 
-/// One request on the wire: owns what libcurl points into until the easy handle is reset.
+/// An easy handle and what libcurl points into while it runs a request. Reused from request to request:
+/// the options every request shares are set once, and the handle is reset (`curl_easy_reset`) only when
+/// the next request needs a different set of options or the last one failed (as a plain C multi client
+/// does: re-adding a handle keeps its options). A reset frees and re-creates every option, and
+/// `CURLOPT_PROTOCOLS_STR` is parsed again each time it is set.
 final class CurlTransfer {
-    let id: UInt64
-    let request: HTTPRequest
     let easy: EasyHandle
-    let continuation: CurlCompletion
-    private let upload: UploadFile?
-    private var headerList: UnsafeMutablePointer<curl_slist>?
-    private var postBody: UnsafeMutableRawBufferPointer?
-    /// How much of `postBody` the read callback has handed out (at-most-once requests).
+    private(set) var id: UInt64 = 0
+    private(set) var request = HTTPRequest(url: "")
+    private var submission: CurlSubmission?
+    private var upload: UploadFile?
+    private let headerList = HeaderList()
+    /// The request body, copied here so libcurl reads stable memory (`CURLOPT_POSTFIELDS` or the read callback).
+    private var postBody = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// How much of the body the read callback has handed out (at-most-once requests).
     private var postOffset = 0
     private(set) var responseHeaders: [HTTPHeader] = []
     private(set) var responseBody: [UInt8] = []
     private var uploadErrno: Int32 = 0
+    /// The options beyond the per-request ones that the handle holds; nil after a reset or a failure.
+    private var configured: Shape?
 
-    init(submission: CurlSubmission, easy: EasyHandle) {
-        id = submission.id
-        request = submission.request
-        upload = submission.upload
-        continuation = submission.continuation
+    /// What a request sets besides URL, timeouts, headers and body size: requests of the same shape
+    /// can follow each other on a handle without a reset.
+    enum Shape: Equatable {
+        case upload(method: String)
+        case body(method: String, atMostOnce: Bool)
+        /// A body-less at-most-once request: a fresh connection, closed afterwards.
+        case freshConnection(method: String)
+        case head
+        case plain(method: String)
+    }
+
+    init(easy: EasyHandle) {
         self.easy = easy
     }
 
     deinit {
-        curl_slist_free_all(headerList)
-        postBody?.deallocate()
+        postBody.deallocate()
     }
+
+    var continuation: CurlCompletion { submission!.continuation }
 
     private var label: String { "\(request.method) \(redactedURL(request.url))" }
 
-    /// Sets every option for this request on a freshly reset easy handle.
-    func configure() throws(TransportError) {
+    /// Takes on `submission` and sets its options on the handle.
+    func start(_ submission: CurlSubmission) throws(TransportError) {
+        self.submission = submission
+        id = submission.id
+        request = submission.request
+        upload = submission.upload
+        postOffset = 0
+        uploadErrno = 0
+        responseHeaders.removeAll(keepingCapacity: true)
+        responseBody = []
+        easy.clearError()
+        try configure()
+    }
+
+    /// Lets go of the request (its continuation, body and file) once the transfer left the multi handle.
+    func finish() {
+        submission = nil
+        upload = nil
+        request = HTTPRequest(url: "")
+    }
+
+    private var shape: Shape {
+        let method = request.method
+        if upload != nil { return .upload(method: method) }
+        if !request.body.isEmpty || method == "POST" || method == "PUT" { return .body(method: method, atMostOnce: request.atMostOnce) }
+        if request.atMostOnce { return .freshConnection(method: method) }
+        return method == "HEAD" ? .head : .plain(method: method)
+    }
+
+    /// Sets the options for the current request: all of them on a reset handle, only the per-request
+    /// ones on a handle that ran a request of the same shape.
+    private func configure() throws(TransportError) {
         let method = request.method
         guard isToken(method) else { throw .other(code: Int(CURLE_BAD_FUNCTION_ARGUMENT.rawValue), message: "\(label): invalid method") }
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        try easy.set(CURLOPT_ERRORBUFFER, pointer: easy.errorBuffer)
+        let shape = shape
+        if configured != shape {
+            configured = nil
+            easy.reset()
+            try configureShared()
+            try configure(shape)
+            configured = shape
+        }
         try easy.set(CURLOPT_URL, string: request.url)
-        try easy.set(CURLOPT_PROTOCOLS_STR, string: "http,https")
-        try easy.set(CURLOPT_NOSIGNAL, 1)
         try easy.set(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
+
+        headerList.headers.removeAll(keepingCapacity: true)
+        headerList.headers.append(contentsOf: request.headers)
+        switch shape {
+        case .upload:
+            try easy.set(CURLOPT_INFILESIZE_LARGE, offset: upload?.size ?? -1)
+        case .body(_, let atMostOnce):
+            let count = request.body.count
+            if postBody.count < max(1, count) {
+                postBody.deallocate()
+                postBody = .allocate(byteCount: max(count, 2 * postBody.count, 256), alignment: 1)
+            }
+            request.body.withUnsafeBytes { postBody.copyMemory(from: $0) }
+            try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(count))
+            if atMostOnce {
+                headerList.headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for bodies over 1 KiB
+            } else {
+                try easy.set(CURLOPT_POSTFIELDS, pointer: postBody.baseAddress)
+            }
+            if !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Content-Type") }) {
+                headerList.headers.append(HTTPHeader("Content-Type", ""))  // "Content-Type:" removes libcurl's default
+            }
+        case .freshConnection, .head, .plain:
+            break
+        }
+        for header in headerList.headers {
+            guard isToken(header.name), !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
+                throw .other(code: Int(CURLE_BAD_FUNCTION_ARGUMENT.rawValue), message: "\(label): invalid header \(header.name)")
+            }
+        }
+        try easy.set(CURLOPT_HTTPHEADER, pointer: headerList.build())
+    }
+
+    /// The options every request sets the same way.
+    private func configureShared() throws(TransportError) {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        try easy.set(CURLOPT_ERRORBUFFER, pointer: easy.errorBuffer)
+        try easy.set(CURLOPT_PROTOCOLS_STR, string: "http,https")
+        try easy.set(CURLOPT_NOSIGNAL, 1)
         try easy.set(CURLOPT_WRITEFUNCTION, write: curlWriteBody)
         try easy.set(CURLOPT_WRITEDATA, pointer: context)
         try easy.set(CURLOPT_HEADERFUNCTION, write: curlWriteHeader)
         try easy.set(CURLOPT_HEADERDATA, pointer: context)
+    }
 
-        var headers = request.headers
-        if let upload {
+    /// The options of one shape, on a reset handle.
+    private func configure(_ shape: Shape) throws(TransportError) {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        switch shape {
+        case .upload(let method):
             try easy.set(CURLOPT_UPLOAD, 1)
             try easy.set(CURLOPT_READFUNCTION, read: curlReadUpload)
             try easy.set(CURLOPT_READDATA, pointer: context)
-            try easy.set(CURLOPT_INFILESIZE_LARGE, offset: upload.size ?? -1)
             if method != "PUT" && method != "GET" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
-        } else if !request.body.isEmpty || method == "POST" || method == "PUT" {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, request.body.count), alignment: 1)
-            buffer.copyBytes(from: request.body)
-            postBody = buffer
+        case .body(let method, let atMostOnce):
             try easy.set(CURLOPT_POST, 1)
-            try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(request.body.count))
-            if request.atMostOnce {
+            if atMostOnce {
                 // libcurl silently resends a request whose reused connection closed before any answer
                 // (Curl_retry_request). Given through a read callback that cannot rewind, the body makes that
                 // resend fail with CURLE_SEND_FAIL_REWIND instead, which the caller sees as a lost connection.
                 try easy.set(CURLOPT_READFUNCTION, read: curlReadPostBody)
                 try easy.set(CURLOPT_READDATA, pointer: context)
-                headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for bodies over 1 KiB
-            } else {
-                try easy.set(CURLOPT_POSTFIELDS, pointer: buffer.baseAddress)
+                // libcurl allocates this buffer for every such transfer and frees it at the end; its 64 KiB
+                // default makes each free consolidate the whole heap (glibc's FASTBIN_CONSOLIDATION_THRESHOLD).
+                try easy.set(CURLOPT_UPLOAD_BUFFERSIZE, 16 * 1024)
             }
             if method != "POST" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
-            if !headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Content-Type") }) {
-                headers.append(HTTPHeader("Content-Type", ""))  // "Content-Type:" removes libcurl's default
-            }
-        } else if request.atMostOnce {
+        case .freshConnection(let method):
             // No body to refuse a rewind with: a fresh connection is never silently retried.
             try easy.set(CURLOPT_FRESH_CONNECT, 1)
             try easy.set(CURLOPT_FORBID_REUSE, 1)
             if method != "GET" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
-        } else if method == "HEAD" {
+        case .head:
             try easy.set(CURLOPT_NOBODY, 1)
-        } else if method != "GET" {
-            try easy.set(CURLOPT_CUSTOMREQUEST, string: method)
+        case .plain(let method):
+            if method != "GET" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
         }
-
-        for header in headers {
-            guard isToken(header.name), !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
-                throw .other(code: Int(CURLE_BAD_FUNCTION_ARGUMENT.rawValue), message: "\(label): invalid header \(header.name)")
-            }
-            // libcurl: "Name:" removes a header it would add, "Name;" sends it empty.
-            let removes = header.name == "Content-Type" || header.name == "Expect"
-            let line = header.value.isEmpty && !removes ? "\(header.name);" : "\(header.name): \(header.value)"
-            guard let list = curl_slist_append(headerList, line) else {
-                throw .other(code: Int(CURLE_OUT_OF_MEMORY.rawValue), message: "\(label): curl_slist_append failed")
-            }
-            headerList = list
-        }
-        if let headerList { try easy.set(CURLOPT_HTTPHEADER, pointer: headerList) }
     }
 
-    /// The response, or the classified error. Must run before `curl_multi_remove_handle`.
+    /// The response, or the classified error. Must run before `curl_multi_remove_handle`. A failed
+    /// transfer leaves the handle to be reset before its next request.
     func outcome(_ code: CURLcode) -> Result<HTTPResponse, TransportError> {
         if code == CURLE_OK {
             return .success(HTTPResponse(status: easy.info(CURLINFO_RESPONSE_CODE), headers: responseHeaders, body: responseBody))
         }
+        configured = nil
         if uploadErrno != 0, let upload {
             // The read callback aborted: report a read error, not a cancellation.
             let message = "\(label): reading \(upload.path): \(posixErrorText(uploadErrno))"
@@ -278,27 +351,37 @@ final class CurlTransfer {
         return .failure(TransportError(code, message: message, requestSent: easy.info(CURLINFO_REQUEST_SIZE) > 0))
     }
 
+    /// Makes the next request reset the handle (after a cancellation or a failure to start).
+    func invalidate() {
+        configured = nil
+    }
+
     fileprivate func appendBody(_ bytes: UnsafeRawBufferPointer) {
         responseBody.append(contentsOf: bytes)
     }
 
-    /// Parses one header line; a status line starts a new header block (after `100 Continue`).
+    /// Parses one header line; a status line starts a new header block (after `100 Continue`). Only the
+    /// headers the request asks for are decoded.
     fileprivate func appendHeaderLine(_ bytes: UnsafeRawBufferPointer) {
         var end = bytes.count
         while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
-        let line = Substring(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self)
-        if line.hasPrefix("HTTP/") {
+        let line = UnsafeRawBufferPointer(rebasing: bytes[..<end])
+        if line.starts(with: "HTTP/".utf8) {
             responseHeaders.removeAll(keepingCapacity: true)
             return
         }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = line[..<colon]
-        let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
-        responseHeaders.append(HTTPHeader(String(name), String(value)))
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
+        let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+        if let wanted = request.responseHeaderNames, !wanted.contains(where: { asciiCaseInsensitiveEqual(name, $0.utf8) }) {
+            return
+        }
+        var valueStart = colon + 1
+        while valueStart < end, line[valueStart] == UInt8(ascii: " ") || line[valueStart] == UInt8(ascii: "\t") { valueStart += 1 }
+        let value = UnsafeRawBufferPointer(rebasing: line[valueStart...])
+        responseHeaders.append(HTTPHeader(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
     }
 
     fileprivate func readPostBody(into buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
-        guard let postBody else { return 0 }
         let n = min(count, request.body.count - postOffset)
         guard n > 0 else { return 0 }
         UnsafeMutableRawPointer(buffer).copyMemory(from: postBody.baseAddress! + postOffset, byteCount: n)

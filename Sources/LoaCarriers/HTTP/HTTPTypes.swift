@@ -29,6 +29,9 @@ public struct HTTPRequest: Sendable {
     /// is then given through a callback that cannot rewind (the resend fails as `connectionLost`); a request
     /// without a body goes on a fresh connection, closed afterwards.
     public var atMostOnce = false
+    /// The response headers the caller reads (names in any case), or nil for all of them. The others are
+    /// skipped without being decoded, which saves a few allocations per request.
+    public var responseHeaderNames: [String]? = nil
 
     public init(
         method: String = "GET", url: String, headers: [HTTPHeader] = [], body: [UInt8] = [],
@@ -48,6 +51,13 @@ extension HTTPRequest {
     public func atMostOnce(_ on: Bool = true) -> HTTPRequest {
         var r = self
         r.atMostOnce = on
+        return r
+    }
+
+    /// This request collecting only the response headers called `names` (see ``responseHeaderNames``).
+    public func readingHeaders(_ names: [String]) -> HTTPRequest {
+        var r = self
+        r.responseHeaderNames = names
         return r
     }
 }
@@ -153,7 +163,10 @@ func scrub(_ message: String, url: String) -> String {
 }
 
 func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
-    let a = a.utf8, b = b.utf8
+    asciiCaseInsensitiveEqual(a.utf8, b.utf8)
+}
+
+func asciiCaseInsensitiveEqual(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
     guard a.count == b.count else { return false }
     return zip(a, b).allSatisfy { x, y in
         x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
