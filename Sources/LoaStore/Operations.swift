@@ -298,7 +298,7 @@ extension Store {
     /// Records send outcomes in one transaction.
     public func record(_ outcomes: [SendOutcome]) throws {
         guard !outcomes.isEmpty else { return }
-        try write { ctx in for o in outcomes { try ctx.record(o) } }
+        try write { ctx in try ctx.record(all: outcomes) }
     }
 
     /// Records send outcomes without waiting: they join the writer's next transaction (with the dispatcher's
@@ -307,7 +307,7 @@ extension Store {
     /// ``close()`` records whatever is still queued.
     public func recordSoon(_ outcomes: [SendOutcome], failed: @escaping @Sendable (Error) -> Void) {
         guard !outcomes.isEmpty else { return }
-        let job = Job({ ctx in for o in outcomes { try ctx.record(o) } }) { result in
+        let job = Job({ ctx in try ctx.record(all: outcomes) }) { result in
             if case .failure(let error) = result { failed(error) }
         }
         do { try queueJob(job) } catch { failed(error) }
@@ -580,7 +580,6 @@ extension WriteContext {
             out.append(OutgoingMessage(id: r.int(0), campaign: campaign, phone: r.text(1) ?? "", carrier: carrier, text: r.text(2) ?? "",
                                        encoding: r.int(3) == 1 ? .ucs2 : .gsm7, segments: Int(r.int(4)), attempt: Int(r.int(5)) + 1))
         }
-        let upd = try statement("UPDATE messages SET state = 1, attempts = ?, updated_at = ? WHERE id = ?")
         let suppress = try statement("UPDATE messages SET state = 9, reason = ?, detail = ?, updated_at = ? WHERE id = ?")
         // Two lookups per message only when there is anything to find (most campaigns have no opt-outs yet).
         var anySuppression = false
@@ -621,10 +620,18 @@ extension WriteContext {
                 }
                 try statement("INSERT INTO contacts(phone, sent_at, message_id) VALUES(?, ?, ?)").run([.text(m.phone), .int(t), .int(m.id)])
             }
-            try upd.run([.int(Int64(m.attempt)), .int(now), .int(m.id)])
             try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,
                                    event: "sending", status: "sending", attempt: m.attempt))
             sending.append(m)
+        }
+        // One statement per 100 messages: SQLite's cost of an UPDATE is mostly per statement (a cursor on
+        // the table and on each of its indexes), not per row.
+        var start = 0
+        while start < sending.count {
+            let chunk = sending[start..<min(sending.count, start + 100)]
+            try statement("UPDATE messages SET state = 1, attempts = attempts + 1, updated_at = ? WHERE id IN (?"
+                          + String(repeating: ", ?", count: chunk.count - 1) + ")").run([.int(now)] + chunk.map { .int($0.id) })
+            start += 100
         }
         out = sending
         count(campaign: campaign, carrier: carrier, from: .queued, to: .sending, by: Int64(out.count))
@@ -649,6 +656,57 @@ extension WriteContext {
                         attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)), sentAt: r.isNull(7) ? nil : r.int(7))
         }
         return c
+    }
+
+    /// Records outcomes in order; runs of acceptances of claimed messages go 100 to a statement.
+    func record(all outcomes: [SendOutcome]) throws {
+        var i = 0
+        while i < outcomes.count {
+            var j = i
+            while j < outcomes.count, j - i < 100, outcomes[j].claimed != nil, case .accepted = outcomes[j].result { j += 1 }
+            if j - i >= 2 {
+                if try !recordAccepted(outcomes[i..<j]) {
+                    for k in i..<j { try record(outcomes[k]) }
+                }
+                i = j
+            } else {
+                try record(outcomes[i])
+                i += 1
+            }
+        }
+    }
+
+    /// Acceptances of claimed messages in one UPDATE, when every one of them is still as claimed (`sending`,
+    /// same attempt, no gateway id); otherwise changes nothing and returns false (a receipt overtook one of
+    /// the send answers: the general path decides each).
+    private func recordAccepted(_ run: ArraySlice<SendOutcome>) throws -> Bool {
+        guard let next = MessageLifecycle.next(.sending, on: .accepted) else { return false }
+        var args: [SQLValue] = [.int(now), .int(now)]
+        args.reserveCapacity(2 + run.count * 4)
+        for o in run {
+            guard case .accepted(let gid, let detail) = o.result, let m = o.claimed else { return false }
+            args += [.int(m.id), .opt(gid), .opt(detail), .int(Int64(m.attempt))]
+        }
+        try statement("SAVEPOINT bulk").run()
+        try statement("""
+            UPDATE messages SET state = \(next.rawValue), gateway_id = v.column2, detail = COALESCE(v.column3, messages.detail),
+            updated_at = ?, sent_at = ? FROM (VALUES (?, ?, ?, ?)\(String(repeating: ", (?, ?, ?, ?)", count: run.count - 1))) AS v
+            WHERE messages.id = v.column1 AND messages.state = 1 AND messages.attempts = v.column4 AND messages.gateway_id IS NULL
+            """).run(args)
+        guard db.changes == run.count else {
+            try statement("ROLLBACK TO bulk").run()
+            try statement("RELEASE bulk").run()
+            return false
+        }
+        try statement("RELEASE bulk").run()
+        for o in run {
+            guard case .accepted(let gid, let detail) = o.result, let m = o.claimed else { continue }
+            count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
+            try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: "accepted",
+                                   status: next.name, attempt: m.attempt, gatewayID: gid, detail: detail))
+            if let gid, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gid, message: m.id) }
+        }
+        return true
     }
 
     func record(_ o: SendOutcome) throws {

@@ -116,6 +116,35 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(events == ["sending→sending", "receipt→delivered", "accepted→delivered"])
     }
 
+    @Test func acceptancesOfClaimedMessagesAreRecordedInBulkAndFallBackWhenAReceiptOvertookOne() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        _ = try loaded(store, rows: (0..<160).map { accepted("+849123\(String(format: "%05d", $0))", line: $0 + 2) })
+        let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 160, now: clock.now())
+        #expect(claimed.count == 160)
+        // Message 130 (in the second run of 100) got its final receipt before its send answer.
+        #expect(try store.apply([ReceiptUpdate(carrier: "k", messageID: claimed[130].id, status: .delivered)]) == [.applied])
+        // A stale copy (the claimed attempt no longer matches) must not take the bulk path either.
+        var stale = claimed[150]
+        stale.attempt += 1
+        var outcomes = claimed.map { SendOutcome($0, result: .accepted(gatewayID: "gw-\($0.id)", detail: nil)) }
+        outcomes[150] = SendOutcome(stale, result: .accepted(gatewayID: "gw-\(stale.id)", detail: nil))
+        try store.record(outcomes)
+        let states = try store.messageStates(campaign: "c1").map(\.state)
+        #expect(states.filter { $0 == .sent }.count == 159 && states[130] == .delivered)
+        let rec = try #require(try store.campaign("c1"))
+        #expect(rec.states["sent"] == 159 && rec.states["delivered"] == 1 && (rec.states["sending"] ?? 0) == 0)
+        let log = logLines(dir)
+        let acceptedLines = log.filter { $0["event"] as? String == "accepted" }
+        #expect(acceptedLines.count == 160)
+        #expect(Set(acceptedLines.compactMap { $0["gateway_id"] as? String }) == Set(claimed.map { "gw-\($0.id)" }))
+        #expect(acceptedLines.first { $0["message"] as? Int == Int(claimed[130].id) }?["status"] as? String == "delivered")
+        #expect(acceptedLines.filter { $0["status"] as? String == "sent" }.allSatisfy { $0["attempt"] as? Int == 1 })
+        let seqs = log.map { $0["seq"] as! Int }
+        #expect(seqs == Array(1...seqs.count))
+    }
+
     @Test func crashLeavesSendingAsUnknownAndTheLogWhole() throws {
         let dir = TempDir()
         do {

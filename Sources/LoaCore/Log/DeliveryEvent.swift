@@ -105,6 +105,11 @@ public enum JSONText {
         out.append(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { u in
+            // Most values (ids, numbers, states, texts) need no escape: append them whole.
+            if !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                out.append(contentsOf: u)
+                return
+            }
             for b in u {
                 switch b {
                 case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
