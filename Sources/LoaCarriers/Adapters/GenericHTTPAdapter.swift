@@ -320,6 +320,8 @@ public struct GenericHTTPAdapter: CarrierAdapter {
                     recognized = matched != nil
                 }
                 let id = res.id.flatMap { $0.resolve(item)?.scalarText } ?? requestID.map { "\($0):\(CompiledTemplate.digits(m.to))" }
+                // An acceptance carries no detail: none is built (and scrubbed) for it.
+                if itemClass == .accepted { return .accepted(gatewayID: id, detail: nil) }
                 let itemDetail = res.detail.flatMap { $0.resolve(item)?.scalarText }
                     ?? (recognized ? "the gateway's result for this message" : "unrecognized result for this message")
                 return outcome(itemClass, id: id, scrub("HTTP \(status): " + itemDetail, [m]))
