@@ -49,6 +49,18 @@ public final class DeliveryLogFile: @unchecked Sendable {
         return DeliveryLogFile.seq(in: Array(line)) ?? 0
     }
 
+    /// The value of `"time":"…"` in a line, without a full JSON parse (empty if there is none).
+    static func time(in line: [UInt8]) -> ArraySlice<UInt8> {
+        let key = Array("\"time\":\"".utf8)
+        guard line.count > key.count else { return [] }
+        for i in 0...(line.count - key.count) where line[i] == key[0] && line[i..<(i + key.count)].elementsEqual(key) {
+            let from = i + key.count
+            let to = line[from...].firstIndex(of: UInt8(ascii: "\"")) ?? line.count
+            return line[from..<to]
+        }
+        return []
+    }
+
     /// Reads `"seq":N` from a line without a full JSON parse.
     static func seq(in line: [UInt8]) -> Int64? {
         let key = Array("\"seq\":".utf8)
@@ -106,15 +118,23 @@ public final class DeliveryLogFile: @unchecked Sendable {
         }
     }
 
-    /// Cuts every line whose seq is above `seq` from the end of the file (they belong to a transaction that
-    /// never committed) and returns the seq of the last line kept (0 if none).
-    func truncate(afterSeq seq: Int64) throws -> Int64 {
+    /// Cuts every line whose seq is above `seq` from the end of the file, provided they are one transaction's
+    /// (they share one `time`: a crash between the append and the commit), and returns the seq of the last line
+    /// kept (0 if none). Lines of several transactions above `seq` mean something else (a store restored from
+    /// a backup): nothing is cut and nil is returned.
+    func truncate(afterSeq seq: Int64) throws -> Int64? {
         let rfd = Foundation.open(path, O_RDWR | O_CLOEXEC)
         guard rfd >= 0 else { return 0 }
         defer { close(rfd) }
         var end = Int64(lseek(rfd, 0, SEEK_END))  // the file ends with a newline (repaired)
         let window: Int64 = 256 * 1024
         var carry: [UInt8] = []  // the start of a line whose beginning lies in an earlier window
+        var time: ArraySlice<UInt8>?
+        func oneTransaction(_ line: [UInt8]) -> Bool {
+            let t = DeliveryLogFile.time(in: line)
+            if time == nil { time = t }
+            return t == time
+        }
         while end > 0 {
             let start = max(0, end - window)
             var buf = [UInt8](repeating: 0, count: Int(end - start))
@@ -123,17 +143,21 @@ public final class DeliveryLogFile: @unchecked Sendable {
             // Walk the lines of this window from the last one back; the first (partial) one waits for the next window.
             var lineEnd = buf.count - 1  // index of a newline
             while let nl = buf[..<lineEnd].lastIndex(of: 10) {
-                if let s = DeliveryLogFile.seq(in: Array(buf[(nl + 1)..<lineEnd])), s <= seq {
+                let line = Array(buf[(nl + 1)..<lineEnd])
+                if let s = DeliveryLogFile.seq(in: line), s <= seq {
                     _ = ftruncate(rfd, off_t(start + Int64(lineEnd) + 1))
                     return s
                 }
+                guard oneTransaction(line) else { return nil }
                 lineEnd = nl
             }
             if start == 0 {
-                if let s = DeliveryLogFile.seq(in: Array(buf[..<lineEnd])), s <= seq {
+                let line = Array(buf[..<lineEnd])
+                if let s = DeliveryLogFile.seq(in: line), s <= seq {
                     _ = ftruncate(rfd, off_t(Int64(lineEnd) + 1))
                     return s
                 }
+                guard oneTransaction(line) else { return nil }
                 break
             }
             carry = Array(buf[...lineEnd])

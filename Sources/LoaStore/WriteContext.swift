@@ -56,8 +56,14 @@ final class WriteContext {
         var inFile = try log?.repairAndLastSeq() ?? 0
         if let committed, inFile > max(committed, maxOutbox, metaLogged) {
             // Lines are appended just before COMMIT: a crash in between leaves lines of a transaction that
-            // never happened. They go; the seq they used is given out again.
-            inFile = try log?.truncate(afterSeq: max(committed, maxOutbox, metaLogged)) ?? 0
+            // never happened. They go; the seq they used is given out again. Lines of several transactions
+            // are not that (a store restored from a backup, say): they stay, and numbering goes on after them.
+            if let kept = try log?.truncate(afterSeq: max(committed, maxOutbox, metaLogged)) {
+                inFile = kept
+            } else {
+                FileHandle.standardError.write(Data(("loa: the delivery log goes \(inFile - committed) lines past what the store has committed "
+                    + "(seq \(committed)), over several transactions: was the store restored from a backup? The lines are kept.\n").utf8))
+            }
         }
         var missing: [String] = []
         // Stores written by an older version keep a transaction's lines in the outbox until they are in the

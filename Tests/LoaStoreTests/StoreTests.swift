@@ -203,6 +203,33 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(try store.messageStates(campaign: "c1").map(\.state) == [.unknown, .queued])
     }
 
+    @Test func linesOfSeveralTransactionsPastTheStoreAreKept() throws {
+        let dir = TempDir()
+        do {
+            let store = try open(dir)
+            _ = try loaded(store, rows: [accepted("+84912345620", line: 2)])
+            _ = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())
+            store.close()
+        }
+        let committed = try #require(logLines(dir).last?["seq"] as? Int)
+        // Lines of two transactions past the store's seq: not a crash between append and commit (a store
+        // restored from a backup, say). Nothing of the log may be destroyed; numbering goes on after them.
+        let fh = try #require(FileHandle(forWritingAtPath: dir.path + "/delivery.log"))
+        fh.seekToEndOfFile()
+        for (k, time) in ["2026-11-24T00:00:00.000Z", "2026-11-24T00:00:01.000Z"].enumerated() {
+            fh.write(Data(("{\"v\":1,\"seq\":\(committed + k + 1),\"time\":\"\(time)\",\"campaign\":\"c1\",\"message\":1,"
+                + "\"event\":\"accepted\",\"status\":\"sent\",\"attempt\":1}\n").utf8))
+        }
+        try fh.close()
+        let store = try open(dir)
+        defer { store.close() }
+        let log = logLines(dir)
+        #expect(log.filter { $0["event"] as? String == "accepted" }.count == 2)
+        let seqs = log.map { $0["seq"] as! Int }
+        #expect(seqs == Array(1...seqs.count), "seq must be gapless: \(seqs.suffix(5))")
+        #expect(log.last?["event"] as? String == "unknown" && log.last?["seq"] as? Int == committed + 3)
+    }
+
     @Test func deadlineExpiresQueuedAndCompletes() throws {
         let dir = TempDir()
         let store = try open(dir)
