@@ -51,30 +51,23 @@ public final class DeliveryLogFile: @unchecked Sendable {
 
     /// The value of `"time":"…"` in a line, without a full JSON parse (empty if there is none).
     static func time(in line: [UInt8]) -> ArraySlice<UInt8> {
-        let key = Array("\"time\":\"".utf8)
-        guard line.count > key.count else { return [] }
-        for i in 0...(line.count - key.count) where line[i] == key[0] && line[i..<(i + key.count)].elementsEqual(key) {
-            let from = i + key.count
-            let to = line[from...].firstIndex(of: UInt8(ascii: "\"")) ?? line.count
-            return line[from..<to]
-        }
-        return []
+        guard let from = after(Array("\"time\":\"".utf8), in: line) else { return [] }
+        return line[from..<(line[from...].firstIndex(of: UInt8(ascii: "\"")) ?? line.count)]
     }
 
     /// Reads `"seq":N` from a line without a full JSON parse.
-    static func seq(in line: [UInt8]) -> Int64? {
-        let key = Array("\"seq\":".utf8)
-        guard line.count > key.count else { return nil }
-        for i in 0...(line.count - key.count) where line[i] == key[0] && Array(line[i..<(i + key.count)]) == key {
-            var j = i + key.count
-            var v: Int64 = 0
-            var any = false
-            while j < line.count, line[j] >= 48, line[j] <= 57 {
-                v = v * 10 + Int64(line[j] - 48)
-                j += 1
-                any = true
-            }
-            return any ? v : nil
+    static func seq(in line: some Collection<UInt8>) -> Int64? {
+        let bytes = Array(line)
+        guard let from = after(Array("\"seq\":".utf8), in: bytes) else { return nil }
+        let digits = bytes[from...].prefix { $0 >= 48 && $0 <= 57 }
+        return digits.isEmpty ? nil : digits.reduce(0) { $0 * 10 + Int64($1 - 48) }
+    }
+
+    /// The index just past the first occurrence of `key` in `line`.
+    private static func after(_ key: [UInt8], in line: [UInt8]) -> Int? {
+        guard line.count >= key.count else { return nil }
+        for i in 0...(line.count - key.count) where line[i] == key[0] && line[i..<(i + key.count)].elementsEqual(key) {
+            return i + key.count
         }
         return nil
     }

@@ -681,12 +681,14 @@ extension WriteContext {
     /// the send answers: the general path decides each).
     private func recordAccepted(_ run: ArraySlice<SendOutcome>) throws -> Bool {
         guard let next = MessageLifecycle.next(.sending, on: .accepted) else { return false }
-        var args: [SQLValue] = [.int(now), .int(now)]
-        args.reserveCapacity(2 + run.count * 4)
+        var items: [(message: OutgoingMessage, gatewayID: String?, detail: String?)] = []
         for o in run {
             guard case .accepted(let gid, let detail) = o.result, let m = o.claimed else { return false }
-            args += [.int(m.id), .opt(gid), .opt(detail), .int(Int64(m.attempt))]
+            items.append((m, gid, detail))
         }
+        var args: [SQLValue] = [.int(now), .int(now)]
+        args.reserveCapacity(2 + items.count * 4)
+        for (m, gid, detail) in items { args += [.int(m.id), .opt(gid), .opt(detail), .int(Int64(m.attempt))] }
         try statement("SAVEPOINT bulk").run()
         try statement("""
             UPDATE messages SET state = \(next.rawValue), gateway_id = v.column2, detail = COALESCE(v.column3, messages.detail),
@@ -699,8 +701,7 @@ extension WriteContext {
             return false
         }
         try statement("RELEASE bulk").run()
-        for o in run {
-            guard case .accepted(let gid, let detail) = o.result, let m = o.claimed else { continue }
+        for (m, gid, detail) in items {
             count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
             try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: "accepted",
                                    status: next.name, attempt: m.attempt, gatewayID: gid, detail: detail))

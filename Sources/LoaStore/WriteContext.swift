@@ -70,7 +70,7 @@ final class WriteContext {
         // file (a row holds one transaction's lines; a torn append may have written part of it, so each
         // line's own seq decides).
         try statement("SELECT line FROM log_outbox WHERE seq > ? ORDER BY seq").query([.int(inFile)]) { row in
-            for line in (row.text(0) ?? "").split(separator: "\n") where WriteContext.seq(of: line) > inFile { missing.append(String(line)) }
+            for line in (row.text(0) ?? "").split(separator: "\n") where (DeliveryLogFile.seq(in: line.utf8) ?? 0) > inFile { missing.append(String(line)) }
         }
         if !missing.isEmpty { _ = try log?.append(missing) }
         if maxOutbox > 0 { try db.exec("DELETE FROM log_outbox") }
@@ -146,12 +146,6 @@ final class WriteContext {
         e.appendJSONLine(to: &pendingBytes, formattedTime: formattedTime.text)
         pendingBytes.append(10)
         pendingCount += 1
-    }
-
-    /// The `seq` of a delivery-log line (`{"v":1,"seq":N,…`), or 0.
-    static func seq(of line: Substring) -> Int64 {
-        guard let r = line.range(of: "\"seq\":") else { return 0 }
-        return Int64(line[r.upperBound...].prefix(while: \.isNumber)) ?? 0
     }
 
     /// Moves one message between states in the per-(campaign, carrier, state) counters.

@@ -73,34 +73,7 @@ public struct DeliveryEvent: Sendable, Equatable {
 
 /// Minimal JSON string escaping for hand-built lines on hot paths.
 public enum JSONText {
-    public static func appendString(_ s: String, to out: inout String) {
-        out.append("\"")
-        // Most values (ids, numbers, states) need no escape: append them whole.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(s)
-            out.append("\"")
-            return
-        }
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out.append("\\\"")
-            case "\\": out.append("\\\\")
-            case "\n": out.append("\\n")
-            case "\r": out.append("\\r")
-            case "\t": out.append("\\t")
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out.append("\"")
-    }
-
-    /// The same escaping, appended as UTF-8 bytes.
+    /// `s` as a JSON string (quotes, escapes), appended as UTF-8 bytes.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var s = s
@@ -146,8 +119,8 @@ public enum JSONText {
     }
 
     public static func quoted(_ s: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         appendString(s, to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
