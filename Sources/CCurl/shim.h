@@ -13,6 +13,8 @@ static inline CURLcode ccurl_easy_setopt_off(CURL *h, CURLoption o, curl_off_t v
 static inline CURLcode ccurl_easy_setopt_write_callback(CURL *h, CURLoption o, curl_write_callback v) { return curl_easy_setopt(h, o, v); }
 // curl_easy_setopt variant for CURLOPT_READFUNCTION.
 static inline CURLcode ccurl_easy_setopt_read_callback(CURL *h, CURLoption o, curl_read_callback v) { return curl_easy_setopt(h, o, v); }
+// curl_easy_setopt variant for CURLOPT_PREREQFUNCTION (libcurl 7.80+).
+static inline CURLcode ccurl_easy_setopt_prereq_callback(CURL *h, CURLoption o, curl_prereq_callback v) { return curl_easy_setopt(h, o, v); }
 // curl_easy_getinfo is variadic: wrapper for CURLINFO_LONG results.
 static inline CURLcode ccurl_easy_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 // curl_easy_getinfo is variadic: wrapper for CURLINFO_OFF_T results.

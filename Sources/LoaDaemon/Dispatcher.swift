@@ -117,7 +117,10 @@ public final class Dispatcher: Sendable {
 
     /// Starts the dispatch thread.
     public func start() {
-        let t = Thread { [self] in self.loop() }
+        let t = Thread { [self] in
+            nameThisThread("loa-dispatch")
+            self.loop()
+        }
         t.name = "loa-dispatch"
         t.start()
     }

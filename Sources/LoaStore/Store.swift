@@ -52,7 +52,10 @@ public final class Store: Sendable {
         try context.startUp()
         let q = queue
         let handoff = Handoff(value: context)  // from here on only the writer thread touches it
-        let t = Thread { Store.writerLoop(context: handoff.value, queue: q) }
+        let t = Thread {
+            nameThisThread("loa-store")
+            Store.writerLoop(context: handoff.value, queue: q)
+        }
         t.name = "loa-store"
         t.start()
     }

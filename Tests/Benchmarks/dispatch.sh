@@ -3,8 +3,8 @@
 # to speak of) to an nginx sink on 127.0.0.1 that answers like Kannel (202 "0: Accepted for delivery").
 # Baselines on the same sink in the same run: a plain libcurl multi client (Tests/Benchmarks/curl-multi.c,
 # the same number of transfers in flight) and wrk. Each baseline runs 3 times; the table quotes medians.
-# Loa uses Kannel's POST mode (keep-alive and at most once: see README, "At most once on the wire"); the
-# libcurl client POSTs the same headers and body. GET would cost Loa a fresh connection per request.
+# Loa uses Kannel's POST mode by default (keep-alive and at most once: see README, "At most once on the wire");
+# the libcurl client POSTs the same headers and body. METHOD=GET sends the query-string form to both.
 #   Tests/Benchmarks/dispatch.sh [N=200000] [IN_FLIGHT=64] [METHOD=POST]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

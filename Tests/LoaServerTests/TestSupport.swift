@@ -88,6 +88,7 @@ func uploadChecksum(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
 final class EchoTestService: HTTPService {
     let heads = Mutex<[RequestHead]>([])
     let smallHandlerCalls = Atomic<Int>(0)
+    let dropSecondCalls = Atomic<Int>(0)
     let gate = HandlerGate()
     let upload = SharedReport()
 
@@ -111,6 +112,11 @@ final class EchoTestService: HTTPService {
             return .stream(CountingSink(upload))
         case (_, "/limited"):
             return .stream(LimitedSink(limit: 64 * 1024))
+        case (_, "/drop-second"):
+            // Every call is counted; the second closes the connection without an answer, after the whole
+            // request (body included) arrived: what a gateway that crashed after accepting looks like.
+            let n = dropSecondCalls.add(1, ordering: .sequentiallyConsistent).newValue
+            return .buffer(limit: 1024) { _, _ in n == 2 ? .abort : .text(202, "accepted \(n)") }
         case (_, "/block"):
             let gate = gate
             return .buffer(limit: 0) { _, _ in

@@ -32,7 +32,6 @@ extension TransportError {
         case CURLE_OPERATION_TIMEDOUT:
             self = requestSent ? .timedOut(message) : .couldNotConnect(message)
         case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_SEND_FAIL_REWIND:
-            // SEND_FAIL_REWIND: an at-most-once request whose connection closed unanswered (libcurl wanted to resend it).
             self = .connectionLost(message)
         default:
             self = .other(code: Int(code.rawValue), message: message)
@@ -103,6 +102,10 @@ final class EasyHandle {
 
     func set(_ option: CURLoption, read callback: curl_read_callback) throws(TransportError) {
         try check(ccurl_easy_setopt_read_callback(raw, option, callback), "curl_easy_setopt(\(option.rawValue))")
+    }
+
+    func set(_ option: CURLoption, prereq callback: curl_prereq_callback) throws(TransportError) {
+        try check(ccurl_easy_setopt_prereq_callback(raw, option, callback), "curl_easy_setopt(\(option.rawValue))")
     }
 
     /// https://curl.se/libcurl/c/curl_easy_getinfo.html

@@ -1,4 +1,5 @@
 import CCurl
+import LoaCore
 
 #if canImport(Glibc)
 import Glibc
@@ -10,6 +11,7 @@ import Darwin
 func curlEngineThreadMain(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let context else { return nil }
     let loop = Unmanaged<CurlLoop>.fromOpaque(context).takeRetainedValue()
+    nameThisThread("loa-curl")
     loop.run()
     return nil
 }
@@ -177,10 +179,13 @@ final class CurlTransfer {
     private var submission: CurlSubmission?
     private var upload: UploadFile?
     private let headerList = HeaderList()
-    /// The request body, copied here so libcurl reads stable memory (`CURLOPT_POSTFIELDS` or the read callback).
+    /// The request body, copied here so libcurl reads stable memory (`CURLOPT_POSTFIELDS`).
     private var postBody = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    /// How much of the body the read callback has handed out (at-most-once requests).
-    private var postOffset = 0
+    /// How many times libcurl was about to send the current request (`CURLOPT_PREREQFUNCTION`): more than
+    /// once means it is resending it by itself.
+    private var sendAttempts = 0
+    /// An at-most-once request that libcurl wanted to resend, and the pre-request callback refused.
+    private var refusedResend = false
     private(set) var responseHeaders: [HTTPHeader] = []
     private(set) var responseBody: [UInt8] = []
     private var uploadErrno: Int32 = 0
@@ -191,9 +196,7 @@ final class CurlTransfer {
     /// can follow each other on a handle without a reset.
     enum Shape: Equatable {
         case upload(method: String)
-        case body(method: String, atMostOnce: Bool)
-        /// A body-less at-most-once request: a fresh connection, closed afterwards.
-        case freshConnection(method: String)
+        case body(method: String)
         case head
         case plain(method: String)
     }
@@ -216,7 +219,8 @@ final class CurlTransfer {
         id = submission.id
         request = submission.request
         upload = submission.upload
-        postOffset = 0
+        sendAttempts = 0
+        refusedResend = false
         uploadErrno = 0
         responseHeaders.removeAll(keepingCapacity: true)
         responseBody = []
@@ -234,8 +238,7 @@ final class CurlTransfer {
     private var shape: Shape {
         let method = request.method
         if upload != nil { return .upload(method: method) }
-        if !request.body.isEmpty || method == "POST" || method == "PUT" { return .body(method: method, atMostOnce: request.atMostOnce) }
-        if request.atMostOnce { return .freshConnection(method: method) }
+        if !request.body.isEmpty || method == "POST" || method == "PUT" { return .body(method: method) }
         return method == "HEAD" ? .head : .plain(method: method)
     }
 
@@ -261,7 +264,7 @@ final class CurlTransfer {
         switch shape {
         case .upload:
             try easy.set(CURLOPT_INFILESIZE_LARGE, offset: upload?.size ?? -1)
-        case .body(_, let atMostOnce):
+        case .body:
             let count = request.body.count
             if postBody.count < max(1, count) {
                 postBody.deallocate()
@@ -269,15 +272,12 @@ final class CurlTransfer {
             }
             request.body.withUnsafeBytes { postBody.copyMemory(from: $0) }
             try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(count))
-            if atMostOnce {
-                headerList.headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for bodies over 1 KiB
-            } else {
-                try easy.set(CURLOPT_POSTFIELDS, pointer: postBody.baseAddress)
-            }
+            try easy.set(CURLOPT_POSTFIELDS, pointer: postBody.baseAddress)
+            headerList.headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for large bodies
             if !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Content-Type") }) {
                 headerList.headers.append(HTTPHeader("Content-Type", ""))  // "Content-Type:" removes libcurl's default
             }
-        case .freshConnection, .head, .plain:
+        case .head, .plain:
             break
         }
         for header in headerList.headers {
@@ -298,6 +298,11 @@ final class CurlTransfer {
         try easy.set(CURLOPT_WRITEDATA, pointer: context)
         try easy.set(CURLOPT_HEADERFUNCTION, write: curlWriteHeader)
         try easy.set(CURLOPT_HEADERDATA, pointer: context)
+        // libcurl silently resends a request whose reused keep-alive connection closed before any answer
+        // (Curl_retry_request). For an at-most-once request this callback refuses the second send; the
+        // transfer then fails and is reported as a lost connection (the gateway may have the first one).
+        try easy.set(CURLOPT_PREREQFUNCTION, prereq: curlBeforeSend)
+        try easy.set(CURLOPT_PREREQDATA, pointer: context)
     }
 
     /// The options of one shape, on a reset handle.
@@ -309,24 +314,9 @@ final class CurlTransfer {
             try easy.set(CURLOPT_READFUNCTION, read: curlReadUpload)
             try easy.set(CURLOPT_READDATA, pointer: context)
             if method != "PUT" && method != "GET" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
-        case .body(let method, let atMostOnce):
+        case .body(let method):
             try easy.set(CURLOPT_POST, 1)
-            if atMostOnce {
-                // libcurl silently resends a request whose reused connection closed before any answer
-                // (Curl_retry_request). Given through a read callback that cannot rewind, the body makes that
-                // resend fail with CURLE_SEND_FAIL_REWIND instead, which the caller sees as a lost connection.
-                try easy.set(CURLOPT_READFUNCTION, read: curlReadPostBody)
-                try easy.set(CURLOPT_READDATA, pointer: context)
-                // libcurl allocates this buffer for every such transfer and frees it at the end; its 64 KiB
-                // default makes each free consolidate the whole heap (glibc's FASTBIN_CONSOLIDATION_THRESHOLD).
-                try easy.set(CURLOPT_UPLOAD_BUFFERSIZE, 16 * 1024)
-            }
             if method != "POST" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
-        case .freshConnection(let method):
-            // No body to refuse a rewind with: a fresh connection is never silently retried.
-            try easy.set(CURLOPT_FRESH_CONNECT, 1)
-            try easy.set(CURLOPT_FORBID_REUSE, 1)
-            if method != "GET" { try easy.set(CURLOPT_CUSTOMREQUEST, string: method) }
         case .head:
             try easy.set(CURLOPT_NOBODY, 1)
         case .plain(let method):
@@ -341,6 +331,10 @@ final class CurlTransfer {
             return .success(HTTPResponse(status: easy.info(CURLINFO_RESPONSE_CODE), headers: responseHeaders, body: responseBody))
         }
         configured = nil
+        if refusedResend {
+            let message = "\(label): the connection closed before any answer; not resent (at most once)"
+            return .failure(.connectionLost(message))
+        }
         if uploadErrno != 0, let upload {
             // The read callback aborted: report a read error, not a cancellation.
             let message = "\(label): reading \(upload.path): \(posixErrorText(uploadErrno))"
@@ -381,12 +375,12 @@ final class CurlTransfer {
         responseHeaders.append(HTTPHeader(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
     }
 
-    fileprivate func readPostBody(into buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
-        let n = min(count, request.body.count - postOffset)
-        guard n > 0 else { return 0 }
-        UnsafeMutableRawPointer(buffer).copyMemory(from: postBody.baseAddress! + postOffset, byteCount: n)
-        postOffset += n
-        return n
+    /// Called by libcurl each time it is about to send the request; refuses a resend of an at-most-once one.
+    fileprivate func beforeSend() -> Int32 {
+        sendAttempts += 1
+        guard sendAttempts > 1, request.atMostOnce else { return CURL_PREREQFUNC_OK }
+        refusedResend = true
+        return CURL_PREREQFUNC_ABORT
     }
 
     fileprivate func readUpload(into buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
@@ -426,10 +420,10 @@ private func curlReadUpload(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int,
     return Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue().readUpload(into: buffer, count: size * count)
 }
 
-/// `CURLOPT_READFUNCTION` for at-most-once request bodies (no seek callback: they cannot be resent).
-private func curlReadPostBody(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
-    guard let context, let buffer else { return Int(CURL_READFUNC_ABORT) }
-    return Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue().readPostBody(into: buffer, count: size * count)
+/// `CURLOPT_PREREQFUNCTION`: libcurl is about to send the request (again, when it retries by itself).
+private func curlBeforeSend(_ context: UnsafeMutableRawPointer?, _ remoteIP: UnsafeMutablePointer<CChar>?, _ localIP: UnsafeMutablePointer<CChar>?, _ remotePort: Int32, _ localPort: Int32) -> Int32 {
+    guard let context else { return CURL_PREREQFUNC_ABORT }
+    return Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue().beforeSend()
 }
 
 /// Seconds to libcurl milliseconds; zero or less means "no limit" (libcurl's 0).

@@ -25,9 +25,9 @@ public struct HTTPRequest: Sendable {
     /// Seconds to establish the connection. Zero or less means libcurl's default (300 s).
     public var connectTimeout: Double
     /// Never let libcurl resend this request by itself. libcurl resends a request whose reused keep-alive
-    /// connection closed before any answer; for a non-idempotent gateway that can deliver an SMS twice. A body
-    /// is then given through a callback that cannot rewind (the resend fails as `connectionLost`); a request
-    /// without a body goes on a fresh connection, closed afterwards.
+    /// connection closed before any answer; for a non-idempotent gateway that can deliver an SMS twice. The
+    /// pre-request callback refuses that second send and the request fails as `connectionLost`. Connections
+    /// stay alive either way.
     public var atMostOnce = false
     /// The response headers the caller reads (names in any case), or nil for all of them. The others are
     /// skipped without being decoded, which saves a few allocations per request.
