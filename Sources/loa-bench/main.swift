@@ -7,6 +7,7 @@ import LoaDaemon
 //   loa-bench ingest-raw FILE DIR     (same table and indexes)
 //   loa-bench ingest-bare FILE DIR    (a table without indexes)
 //   loa-bench cycle DIR BATCH         (after ingest-loa into DIR: claim + record every message, BATCH per transaction)
+//   loa-bench send URL N IN_FLIGHT [GET|POST]  (the Kannel adapter and the curl engine alone: no store, no dispatcher)
 let args = CommandLine.arguments
 func fail(_ s: String) -> Never {
     FileHandle.standardError.write(Data((s + "\n").utf8))
@@ -29,6 +30,10 @@ do {
         let total = r.claim + r.record
         print("messages=\(r.messages) batch=\(batch) messages_per_s=\(Int(Double(r.messages) / total)) "
               + String(format: "claim_us_per_message=%.2f record_us_per_message=%.2f", r.claim / Double(r.messages) * 1e6, r.record / Double(r.messages) * 1e6))
+    case "send":
+        guard args.count >= 5, let n = Int(args[3]), let inFlight = Int(args[4]) else { fail("usage: loa-bench send URL N IN_FLIGHT [GET|POST]") }
+        let r = try SendBenchmark.run(url: args[2], count: n, inFlight: inFlight, post: args.count < 6 || args[5] == "POST")
+        print("accepted=\(r.accepted) of=\(n) seconds=\(String(format: "%.2f", r.seconds)) messages_per_s=\(Int(Double(r.accepted) / r.seconds))")
     default:
         fail("unknown phase \(args[1])")
     }

@@ -44,12 +44,16 @@ if [ "$method" = POST ]; then
 else
   cbase=$(for _ in 1 2 3; do "$work/curl-multi" "$url" 100000 "$inflight" 2>/dev/null; done | med)
 fi
+# Loa's HTTP path alone (the Kannel adapter and the curl engine, a task per message as the dispatcher starts
+# them; no store, no dispatcher), to tell the cost of the store and the dispatcher from the HTTP path's.
+swift build -c release --product loa-bench 2>&1 | grep -E 'error|warning' || true
+sbase=$(for _ in 1 2 3; do "$(dirname "$loa")/loa-bench" send "${url%%\?*}" 100000 "$inflight" "$method" | sed 's/.*messages_per_s=//'; done | med)
 # The baseline ran first, alone; now the campaign (sending starts at its commit).
 "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
 bench_wait_state bench completed 600
-python3 - "$work/data/delivery.log" "$base" "$n" "$inflight" "$cbase" <<'PY'
+python3 - "$work/data/delivery.log" "$base" "$n" "$inflight" "$cbase" "$sbase" <<'PY'
 import json, sys, datetime
-base, n, inflight, cbase = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+base, n, inflight, cbase, sbase = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 t = [datetime.datetime.fromisoformat(json.loads(l)["time"].replace("Z", "+00:00")).timestamp()
      for l in open(sys.argv[1]) if '"event":"accepted"' in l]
 span = max(t) - min(t)
@@ -57,8 +61,10 @@ rate = len(t) / span
 print(f"{'what':44} {'msg/s':>10}")
 print(f"{'wrk -t1 -c' + inflight + ', same sendsms URL, same sink':44} {base:>10}")
 print(f"{'plain libcurl multi client, same request, ' + inflight + ' in flight':44} {cbase:>10}")
+print(f"{'loa HTTP path alone (loa-bench send)':44} {sbase:>10}")
 print(f"{'loa dispatch (store + delivery log on)':44} {rate:>10.0f}")
 print(f"{'ratio loa / libcurl multi':44} {rate / cbase:>10.2f}")
 print(f"{'ratio loa / wrk':44} {rate / base:>10.2f}")
+print(f"{'ratio loa HTTP path alone / libcurl multi':44} {sbase / cbase:>10.2f}")
 print(f"({len(t)} of {n} messages accepted in {span:.1f} s)")
 PY
