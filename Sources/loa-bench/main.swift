@@ -27,6 +27,7 @@ do {
     case "cycle":
         guard args.count == 4, let batch = Int(args[3]) else { fail("usage: loa-bench cycle DIR BATCH") }
         let r = try IngestBenchmark.cycle(directory: args[2], batch: batch)
+        guard r.messages > 0 else { fail("loa-bench: no queued messages in \(args[2]) (a store cycles once; copy it before the run)") }
         let total = r.claim + r.record
         print("messages=\(r.messages) batch=\(batch) messages_per_s=\(Int(Double(r.messages) / total)) "
               + String(format: "claim_us_per_message=%.2f record_us_per_message=%.2f", r.claim / Double(r.messages) * 1e6, r.record / Double(r.messages) * 1e6))
