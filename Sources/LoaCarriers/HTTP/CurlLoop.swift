@@ -273,7 +273,9 @@ final class CurlTransfer {
             request.body.withUnsafeBytes { postBody.copyMemory(from: $0) }
             try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(count))
             try easy.set(CURLOPT_POSTFIELDS, pointer: postBody.baseAddress)
-            headerList.headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for large bodies
+            if !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Expect") }) {
+                headerList.headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for large bodies
+            }
             if !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Content-Type") }) {
                 headerList.headers.append(HTTPHeader("Content-Type", ""))  // "Content-Type:" removes libcurl's default
             }
