@@ -41,13 +41,20 @@ extension Store {
         }
     }
 
+    /// A number's queued messages in every campaign, through messages_dedup (campaign_id, phone): one index
+    /// lookup per campaign.
+    static let queuedForPhoneSQL = """
+        SELECT id, campaign_id, carrier, attempts FROM messages
+        WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = 0
+        """
+
     /// An opt-out reply: the number joins the global list and its queued messages in every campaign are
     /// suppressed at once (logged). Returns how many queued messages were suppressed.
     public func optOutNow(_ phone: String, source: String) throws -> Int {
         try write { ctx in
             try ctx.statement("INSERT OR IGNORE INTO suppressions(phone, source, added_at) VALUES(?, ?, ?)").run([.text(phone), .text(source), .int(ctx.now)])
             var rows: [(Int64, String, String, Int)] = []
-            try ctx.statement("SELECT id, campaign_id, carrier, attempts FROM messages WHERE phone = ? AND state = 0")
+            try ctx.statement(Store.queuedForPhoneSQL)
                 .query([.text(phone)]) { rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2) ?? "", Int($0.int(3)))) }
             for (id, campaign, carrier, attempts) in rows {
                 try ctx.statement("UPDATE messages SET state = 9, reason = 'opt-out', detail = ?, updated_at = ? WHERE id = ?")

@@ -387,3 +387,37 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(third.first { $0.phone == "+84912345900" }?.state == .expired)
     }
 }
+
+extension StoreTests {
+    /// An opt-out reply suppresses the number's queued messages in every campaign, through the (campaign, phone)
+    /// index: the phone index it used to need (a page changed per claimed recipient) is gone.
+    @Test func optOutReplyUsesTheCampaignPhoneIndex() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        _ = try loaded(store, rows: [accepted("+84912345678", line: 2), accepted("+84912345679", line: 3)])
+        let start = ISOTime.parse("2026-11-24T00:00:00Z")!, deadline = ISOTime.parse("2026-11-30T00:00:00Z")!
+        try store.createCampaign(submission("c2"), startAt: start, deadlineAt: deadline)
+        _ = try store.ingest(campaign: "c2", rows: [accepted("+84912345678", line: 2)])
+        try store.commitCampaign("c2")
+        _ = try store.advanceCampaigns(now: clock.now())
+        // c1's message to the number is already on its way: an opt-out does not touch it.
+        let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())
+        #expect(claimed.map(\.phone) == ["+84912345678"])
+
+        #expect(try store.optOutNow("+84912345678", source: "test") == 1)
+        #expect(try store.campaign("c2")?.states["suppressed"] == 1)
+        #expect(try store.campaign("c1")?.states["sending"] == 1 && store.campaign("c1")?.states["queued"] == 1)
+
+        let (indexes, plan) = try store.write { ctx -> ([String], [String]) in
+            var names: [String] = []
+            try ctx.statement("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'").query { names.append($0.text(0) ?? "") }
+            var plan: [String] = []
+            try ctx.statement("EXPLAIN QUERY PLAN " + Store.queuedForPhoneSQL).query([.text("+84912345678")]) { plan.append($0.text(3) ?? "") }
+            return (names, plan)
+        }
+        #expect(!indexes.contains("messages_phone_queued") && indexes.contains("messages_dedup"))
+        #expect(plan.contains { $0.contains("USING INDEX messages_dedup") }, "\(plan)")
+        #expect(!plan.contains { $0.hasPrefix("SCAN messages") }, "\(plan)")
+    }
+}
