@@ -282,9 +282,11 @@ final class SimProcess: @unchecked Sendable {
         engine = try CurlEngine(maxConnectionsPerHost: 8)
         var port = 0
         try await poll(20, "the simulator's ready file") { [child] in
-            guard child.isRunning else { throw HarnessError(message: "gateway-sim exited:\n\(child.output)") }
+            // The ready file first: a simulator started with a short --exit-after may have come and gone already.
             port = (try? String(contentsOfFile: ready, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
-            return port > 0
+            if port > 0 { return true }
+            guard child.isRunning else { throw HarnessError(message: "gateway-sim exited:\n\(child.output)") }
+            return false
         }
         self.port = port
     }
