@@ -121,7 +121,6 @@ public final class Dispatcher: Sendable {
             nameThisThread("loa-dispatch")
             self.loop()
         }
-        t.name = "loa-dispatch"
         t.start()
     }
 

@@ -56,7 +56,6 @@ public final class Store: Sendable {
             nameThisThread("loa-store")
             Store.writerLoop(context: handoff.value, queue: q)
         }
-        t.name = "loa-store"
         t.start()
     }
 
