@@ -34,9 +34,9 @@ wrk.headers["X-Kannel-DLR-Mask"] = "31"
 wrk.headers["X-Kannel-DLR-Url"] = "http://127.0.0.1:$port/healthz?st=%d"
 wrk.headers["Content-Type"] = "text/plain; charset=UTF-8"
 LUA
-sleep 5
+bench_kannel_quiet
 pbase=$(for _ in 1 2 3; do wrk -t1 -c"$inflight" -d5s -s "$work/post.lua" "$KANNEL_SENDSMS_URL" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}'; done | med)
-sleep 5  # let Kannel finish the receipts of wrk's messages before the campaign starts
+bench_kannel_quiet  # Kannel finishes the receipts of wrk's messages before the campaign starts
 "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
 bench_wait_state bench completed 600
 read -r count span rate < <(bench_rate accepted)

@@ -100,6 +100,22 @@ bench_start_sim() {
   sim=$(cat "$work/sim.port")
 }
 
+# bench_kannel_quiet: waits (at most 60 s) until Kannel has nothing left to do: bearerbox's "SMS:" counters
+# (messages and the receipts coming back from the fake SMSC) stay the same for a second with nothing queued.
+bench_kannel_quiet() {
+  local last="" same=0 end=$((SECONDS + 60)) now
+  while [ $SECONDS -lt $end ]; do
+    now=$(curl -fsS "$KANNEL_ADMIN_URL/status.txt?password=loa-admin" 2>/dev/null | grep -m1 '^SMS: received' || true)
+    if [ -n "$now" ] && [ "$now" = "$last" ] && [ "$(grep -o '(0 queued)' <<<"$now" | wc -l)" -eq 2 ]; then
+      same=$((same + 1)); [ $same -ge 2 ] && return 0
+    else
+      same=0
+    fi
+    last=$now; sleep 0.5
+  done
+  echo "Kannel did not go quiet within 60 s: $last" >&2
+}
+
 # bench_start_kannel: a real Kannel (bearerbox, smsbox, fake SMSC) in $work/kannel; sets KANNEL_* and LOA_PW.
 bench_start_kannel() {
   kannel=1
