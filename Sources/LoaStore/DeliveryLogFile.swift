@@ -133,26 +133,22 @@ public final class DeliveryLogFile: @unchecked Sendable {
             var buf = [UInt8](repeating: 0, count: Int(end - start))
             guard pread(rfd, &buf, buf.count, off_t(start)) == buf.count else { break }
             buf += carry
-            // Walk the lines of this window from the last one back; the first (partial) one waits for the next window.
+            // Walk the lines of this window from the last one back. The first one is whole only in the file's first
+            // window; elsewhere it waits for the next window.
             var lineEnd = buf.count - 1  // index of a newline
-            while let nl = buf[..<lineEnd].lastIndex(of: 10) {
-                let line = Array(buf[(nl + 1)..<lineEnd])
+            while true {
+                let nl = buf[..<lineEnd].lastIndex(of: 10)
+                guard nl != nil || start == 0 else { break }
+                let line = Array(buf[(nl.map { $0 + 1 } ?? 0)..<lineEnd])
                 if let s = DeliveryLogFile.seq(in: line), s <= seq {
                     _ = ftruncate(rfd, off_t(start + Int64(lineEnd) + 1))
                     return s
                 }
                 guard oneTransaction(line) else { return nil }
+                guard let nl else { break }
                 lineEnd = nl
             }
-            if start == 0 {
-                let line = Array(buf[..<lineEnd])
-                if let s = DeliveryLogFile.seq(in: line), s <= seq {
-                    _ = ftruncate(rfd, off_t(Int64(lineEnd) + 1))
-                    return s
-                }
-                guard oneTransaction(line) else { return nil }
-                break
-            }
+            if start == 0 { break }
             carry = Array(buf[...lineEnd])
             end = start
         }

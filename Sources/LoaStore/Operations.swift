@@ -709,10 +709,7 @@ extension WriteContext {
         }
         try statement("RELEASE bulk").run()
         for (m, gid, detail) in items {
-            count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
-            try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: "accepted",
-                                   status: next.name, attempt: m.attempt, gatewayID: gid, detail: detail))
-            if let gid, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gid, message: m.id) }
+            try movedFromSending(m, to: next, event: "accepted", attempt: m.attempt, gatewayID: gid, detail: detail)
         }
         return true
     }
@@ -773,11 +770,18 @@ extension WriteContext {
             """).run([.int(Int64(next.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now),
                       .int(next == .sent ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(m.id), .int(Int64(m.attempt))])
         guard db.changes == 1 else { return false }
-        count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
-        try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: name,
-                               status: next.name, attempt: m.attempt - (refund ? 1 : 0), gatewayID: gatewayID, detail: detail))
-        if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gatewayID, message: m.id) }
+        try movedFromSending(m, to: next, event: name, attempt: m.attempt - (refund ? 1 : 0), gatewayID: gatewayID, detail: detail)
         return true
+    }
+
+    /// What follows a claimed message's move out of `sending`: the counters, its log line (from what the caller
+    /// holds, no read-back), and receipts that named its gateway id before the send answer.
+    private func movedFromSending(_ m: OutgoingMessage, to next: MessageState, event: String, attempt: Int, gatewayID: String?,
+                                  detail: String?) throws {
+        count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
+        try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: event,
+                               status: next.name, attempt: attempt, gatewayID: gatewayID, detail: detail))
+        if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gatewayID, message: m.id) }
     }
 
     /// Receipts that named `gatewayID` before its send answer was recorded.

@@ -30,13 +30,6 @@ public struct OutgoingSMS: Sendable, Equatable {
 /// paces a throttled carrier. The engine skips the other headers.
 let adapterResponseHeaders = ["Retry-After"]
 
-/// `s` without leading and trailing whitespace and newlines (Foundation's `trimmingCharacters(in:)` costs a
-/// `CharacterSet` walk per answer).
-func trimmingWhitespace(_ s: Substring) -> String {
-    guard let first = s.firstIndex(where: { !$0.isWhitespace }), let last = s.lastIndex(where: { !$0.isWhitespace }) else { return "" }
-    return String(s[first...last])
-}
-
 /// What a gateway's answer means, classified once so retries follow from the class (Kannel's
 /// SMSCCONN_FAILED_TEMPORARILY / REJECTED / QFULL, Courier's retryable errors).
 public enum GatewayOutcome: Sendable, Equatable {

@@ -73,7 +73,7 @@ public struct KannelAdapter: CarrierAdapter {
     }
 
     public static func classify(status: Int, body: String, retryAfter: String?) -> GatewayOutcome {
-        let text = trimmingWhitespace(body.prefix(200))
+        let text = body.prefix(200).trimmingSpaces()
         switch status {
         case 200...299:
             if text.hasPrefix("0:") || text.hasPrefix("3:") || text.isEmpty { return .accepted(gatewayID: nil, detail: text.isEmpty ? nil : text) }

@@ -115,11 +115,11 @@ public struct RecipientBuilder: Sendable {
     }
 }
 
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
+extension StringProtocol {
+    /// Without leading and trailing whitespace and newlines (cheaper than Foundation's
+    /// `trimmingCharacters(in:)`, which walks a `CharacterSet`).
+    public func trimmingSpaces() -> String {
+        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(self[first...last])
     }
 }
