@@ -136,14 +136,17 @@ extension HTTPEngineTests {
         // Content-Length over the limit: drained and answered, connection kept.
         let over = try await f.engine.perform(HTTPRequest(method: "POST", url: f.url("/small"), body: [UInt8](repeating: 1, count: 4096)))
         #expect(over.status == 413)
+        #expect(f.service.lastHead?.headers["expect"] == nil)  // a small body goes without a 100-continue wait
         // Chunked: the limit is found mid-body.
         let chunked = try await f.engine.perform(HTTPRequest(
             method: "POST", url: f.url("/small"), headers: [HTTPHeader("Transfer-Encoding", "chunked")],
             body: [UInt8](repeating: 1, count: 50_000)))
         #expect(chunked.status == 413)
-        // Far over: answered before the body (libcurl sends "Expect: 100-continue" above 1 MiB).
+        // Far over: answered before the body ("Expect: 100-continue" from 1 MiB).
         let huge = try await f.engine.perform(HTTPRequest(method: "POST", url: f.url("/small"), body: [UInt8](repeating: 1, count: 3 << 20)))
         #expect(huge.status == 413)
+        // Kept for a large body: without it the server closes under a body still being written (broken pipe).
+        #expect(f.service.lastHead?.headers["expect"] == "100-continue")
         #expect(f.service.smallHandlerCalls.load(ordering: .relaxed) == 1)
 
         let after = try await f.engine.perform(HTTPRequest(url: f.url("/hello")))

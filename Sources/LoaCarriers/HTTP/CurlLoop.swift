@@ -184,6 +184,8 @@ final class CurlTransfer {
     /// How many times libcurl was about to send the current request (`CURLOPT_PREREQFUNCTION`): more than
     /// once means it is resending it by itself.
     private var sendAttempts = 0
+    /// Bodies from this size keep libcurl's `Expect: 100-continue`.
+    static let expectContinueFrom = 1 << 20
     /// An at-most-once request that libcurl wanted to resend, and the pre-request callback refused.
     private var refusedResend = false
     private(set) var responseHeaders: [HTTPHeader] = []
@@ -273,8 +275,12 @@ final class CurlTransfer {
             request.body.withUnsafeBytes { postBody.copyMemory(from: $0) }
             try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(count))
             try easy.set(CURLOPT_POSTFIELDS, pointer: postBody.baseAddress)
-            if !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Expect") }) {
-                headerList.headers.append(HTTPHeader("Expect", ""))  // no 100-continue round trip for large bodies
+            // "Expect:" turns off libcurl's 100-continue round trip, which a message never needs. From 1 MiB it
+            // is left on: a server refusing the request then answers before the body, instead of closing under
+            // a body still being written, which the client would see as a broken pipe rather than the answer.
+            if count < Self.expectContinueFrom,
+               !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Expect") }) {
+                headerList.headers.append(HTTPHeader("Expect", ""))
             }
             if !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Content-Type") }) {
                 headerList.headers.append(HTTPHeader("Content-Type", ""))  // "Content-Type:" removes libcurl's default
