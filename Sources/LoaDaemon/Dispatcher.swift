@@ -367,6 +367,14 @@ public final class Dispatcher: Sendable {
             OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
                         receiptURL: perMessageURL ? base + String(m.id) : base)
         }
+        if batch == 1, let exchange = adapter as? any OneExchangeAdapter {
+            // No task per message: the request is built here and its answer classified on the engine thread,
+            // which hands the outcome straight to `finish`.
+            for m in messages {
+                exchange.start(sms(m)) { [self] outcome in self.finish([m], [outcome]) }
+            }
+            return
+        }
         if batch == 1 {
             for m in messages {
                 let one = sms(m)

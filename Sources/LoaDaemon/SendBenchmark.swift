@@ -4,8 +4,8 @@ import LoaCore
 import Synchronization
 
 /// The sending path without the store or the dispatcher: the Kannel adapter and the curl engine, `inFlight`
-/// messages at a time, each started as the dispatcher starts one (a detached task per message, launched from a
-/// plain thread when the previous one finishes). `loa-bench send` prints it next to the daemon's figure, so the
+/// messages at a time, each started as the dispatcher starts one (``OneExchangeAdapter/start(_:completion:)``,
+/// from a plain thread when the previous one finishes). `loa-bench send` prints it next to the daemon's figure, so the
 /// cost of the store and the dispatcher can be told from the cost of the HTTP path.
 public enum SendBenchmark {
     public static func run(url: String, count: Int, inFlight: Int, post: Bool) throws -> (accepted: Int, seconds: Double) {
@@ -36,9 +36,7 @@ public enum SendBenchmark {
             guard let i = next else { return }
             let sms = OutgoingSMS(id: Int64(i), from: "LOA", to: "+8491\(String(1_000_000 + i % 1_000_000).dropFirst())", text: "Moi gop y du thao tren VNeID",
                                   encoding: .gsm7, segments: 1, receiptURL: "http://127.0.0.1:1/dlr/k?k=secret&st=%d&id=\(i)")
-            Task.detached {
-                progress.finished(await adapter.send(sms))
-            }
+            adapter.start(sms) { progress.finished($0) }
         }
         let started = Date()
         for _ in 0..<min(inFlight, count) { launch() }

@@ -44,7 +44,7 @@ if [ "$method" = POST ]; then
 else
   cbase=$(for _ in 1 2 3; do "$work/curl-multi" "$url" 100000 "$inflight" 2>/dev/null; done | med)
 fi
-# Loa's HTTP path alone (the Kannel adapter and the curl engine, a task per message as the dispatcher starts
+# Loa's HTTP path alone (the Kannel adapter and the curl engine, each message started as the dispatcher starts
 # them; no store, no dispatcher), to tell the cost of the store and the dispatcher from the HTTP path's.
 swift build -c release --product loa-bench 2>&1 | grep -E 'error|warning' || true
 sbase=$(for _ in 1 2 3; do "$(dirname "$loa")/loa-bench" send "${url%%\?*}" 100000 "$inflight" "$method" | sed 's/.*messages_per_s=//'; done | med)

@@ -70,6 +70,37 @@ final class FakeSendsms: HTTPService {
         #expect(seen.headers["content-type"] == "text/plain; charset=UTF-8")
     }
 
+    /// The dispatcher's way (`start`, no task, classified on the engine thread) and `send` read every answer alike.
+    @Test func startAndSendGiveTheSameOutcomes() async throws {
+        let fake = FakeSendsms { head in
+            switch head.query["text"] {
+            case "ok": .text(202, "0: Accepted for delivery")
+            case "bad": .text(400, "Missing receiver number")
+            default: ServerResponse(status: 503, headers: [.init("Retry-After", "7")], body: Array("busy".utf8))
+            }
+        }
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
+        defer { server.stop() }
+        let engine = try CurlEngine()
+        defer { engine.shutdown() }
+        let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "loa",
+                                    password: "pw", timeout: 5, engine: engine)
+        let expected: [String: GatewayOutcome] = [
+            "ok": .accepted(gatewayID: nil, detail: "0: Accepted for delivery"),
+            "bad": .permanent("HTTP 400: Missing receiver number"),
+            "busy": .throttled(retryAfter: 7, "HTTP 503: busy"),
+        ]
+        for (text, outcome) in expected {
+            let message = sms(text, encoding: .gsm7)
+            #expect(await adapter.send(message) == outcome)
+            let started = await withCheckedContinuation { (c: CheckedContinuation<GatewayOutcome, Never>) in
+                adapter.start(message) { c.resume(returning: $0) }
+            }
+            #expect(started == outcome)
+        }
+        #expect(fake.seen.withLock { $0.count } == 6)
+    }
+
     @Test func classifiesEveryAnswer() {
         #expect(KannelAdapter.classify(status: 202, body: "0: Accepted for delivery", retryAfter: nil) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
         #expect(KannelAdapter.classify(status: 202, body: "3: Queued for later delivery", retryAfter: nil) == .accepted(gatewayID: nil, detail: "3: Queued for later delivery"))

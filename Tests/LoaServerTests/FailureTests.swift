@@ -153,7 +153,7 @@ final class ThreadShared<Value: Sendable>: Sendable {
 }
 
 extension Result {
-    fileprivate var failure: Failure? {
+    var failure: Failure? {
         if case .failure(let error) = self { return error }
         return nil
     }

@@ -96,6 +96,8 @@ public enum GatewayOutcome: Sendable, Equatable {
 /// - An adapter SHOULD report the gateway's own message id in `.accepted` when the gateway returns one.
 /// - An adapter SHOULD turn HTTP 429 and 503 into `.throttled`, passing `Retry-After` when present.
 /// - An adapter MAY batch several messages into one request when the gateway takes lists.
+/// - An adapter whose send is one HTTP exchange SHOULD be a ``OneExchangeAdapter``: the dispatcher then sends
+///   its messages without a task each.
 /// - At shutdown the engine fails requests still queued; an adapter MUST then return `.temporary` for them,
 ///   and the dispatcher records them as `unknown` if they may have left.
 public protocol CarrierAdapter: Sendable {
@@ -121,6 +123,37 @@ extension CarrierAdapter {
         outcomes.reserveCapacity(batch.count)
         for m in batch { outcomes.append(await send(m)) }
         return outcomes
+    }
+}
+
+/// An adapter whose ``CarrierAdapter/send(_:)`` is one HTTP exchange on the shared engine: a request built from
+/// the message, and an outcome read from the answer or the transport failure. The dispatcher then runs the
+/// exchange without a task per message (``start(_:completion:)``): the request is built on its thread and the
+/// answer classified on the engine's. Both ways run the same two functions.
+public protocol OneExchangeAdapter: CarrierAdapter {
+    var engine: CurlEngine { get }
+    /// The request for one message.
+    func request(for message: OutgoingSMS) -> HTTPRequest
+    /// What the answer to ``request(for:)``, or its failure, means for `message`. Runs on the engine thread
+    /// from ``start(_:completion:)``: it MUST NOT block.
+    func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome
+}
+
+extension OneExchangeAdapter {
+    public func send(_ message: OutgoingSMS) async -> GatewayOutcome {
+        let result: Result<HTTPResponse, TransportError>
+        do {
+            result = .success(try await engine.perform(request(for: message)))
+        } catch {
+            result = .failure(error)
+        }
+        return outcome(of: result, for: message)
+    }
+
+    /// Sends `message` and returns at once; `completion` gets its outcome, exactly once, on the engine thread
+    /// (``CurlEngine/start(_:completion:)``). It MUST NOT block.
+    public func start(_ message: OutgoingSMS, completion: @escaping @Sendable (GatewayOutcome) -> Void) {
+        engine.start(request(for: message)) { [self] result in completion(outcome(of: result, for: message)) }
     }
 }
 

@@ -57,7 +57,7 @@ final class CompiledRegex: @unchecked Sendable {
 ///
 /// Details never hold secrets (every resolved secret value is replaced by `***`), message text (`<text>`),
 /// or full phone numbers (digit runs of 9 or more are masked), and are at most 200 characters.
-public struct GenericHTTPAdapter: CarrierAdapter {
+public struct GenericHTTPAdapter: OneExchangeAdapter {
     public let name: String
     public let spec: GenericGatewaySpec
     public let timeout: Double
@@ -67,7 +67,7 @@ public struct GenericHTTPAdapter: CarrierAdapter {
     public var batchesShareText: Bool { spec.batch?.sameText ?? false }
     /// The gateway deduplicates resends (e.g. by a request id): a timeout after sending is retried, not `unknown`.
     public let idempotent: Bool
-    let engine: CurlEngine
+    public let engine: CurlEngine
     let compiled: Compiled
 
     struct Rule: Sendable {
@@ -239,8 +239,21 @@ public struct GenericHTTPAdapter: CarrierAdapter {
             .atMostOnce(!idempotent).readingHeaders(adapterResponseHeaders)
     }
 
-    public func send(_ message: OutgoingSMS) async -> GatewayOutcome {
-        await send(batch: [message]).first ?? .temporary("no outcome")
+    /// The request for one message (a batch of one).
+    public func request(for message: OutgoingSMS) -> HTTPRequest { request(for: [message]) }
+
+    public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {
+        outcomes(of: result, for: [message]).first ?? .temporary("adapter returned no outcome for this message")
+    }
+
+    /// What the answer to the request for `messages`, or its failure, means for each of them, in order.
+    func outcomes(of result: Result<HTTPResponse, TransportError>, for messages: [OutgoingSMS]) -> [GatewayOutcome] {
+        switch result {
+        case .success(let r):
+            classify(status: r.status, retryAfter: r.header("retry-after"), body: r.body, batch: messages)
+        case .failure(let error):
+            Array(repeating: GatewayOutcome.transport(error, idempotent: idempotent).mapDetail { scrub($0, messages) }, count: messages.count)
+        }
     }
 
     /// Sends in requests of at most ``maxBatch`` (same text only, with `batch.same_text`), one after the other,
@@ -249,14 +262,13 @@ public struct GenericHTTPAdapter: CarrierAdapter {
         var outcomes = [GatewayOutcome](repeating: .temporary("not sent"), count: batch.count)
         for group in GenericHTTPAdapter.groupIndices(batch, max: maxBatch, sameText: compiled.sameText) {
             let messages = group.map { batch[$0] }
-            let result: [GatewayOutcome]
+            let result: Result<HTTPResponse, TransportError>
             do {
-                let r = try await engine.perform(request(for: messages))
-                result = classify(status: r.status, retryAfter: r.header("retry-after"), body: r.body, batch: messages)
+                result = .success(try await engine.perform(request(for: messages)))
             } catch {
-                result = Array(repeating: GatewayOutcome.transport(error, idempotent: idempotent).mapDetail { scrub($0, messages) }, count: messages.count)
+                result = .failure(error)
             }
-            for (i, o) in zip(group, result) { outcomes[i] = o }
+            for (i, o) in zip(group, self.outcomes(of: result, for: messages)) { outcomes[i] = o }
         }
         return outcomes
     }

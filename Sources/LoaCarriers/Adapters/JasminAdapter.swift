@@ -26,7 +26,7 @@ import LoaCore
 ///
 /// Receipts: Jasmin POSTs form fields to the dlr-url; Loa's receipt endpoint merges them with the URL's query,
 /// hands them to ``parseReceipt(_:)`` and answers `ACK/Jasmin` (otherwise Jasmin retries the receipt).
-public struct JasminAdapter: CarrierAdapter {
+public struct JasminAdapter: OneExchangeAdapter {
     public let name: String
     public let sendURL: String
     public let username: String
@@ -34,7 +34,7 @@ public struct JasminAdapter: CarrierAdapter {
     public let timeout: Double
     /// POST the fields form-encoded instead of a GET query string.
     public let usePOST: Bool
-    let engine: CurlEngine
+    public let engine: CurlEngine
 
     public init(name: String, sendURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false) {
         self.name = name
@@ -87,12 +87,12 @@ public struct JasminAdapter: CarrierAdapter {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public func send(_ message: OutgoingSMS) async -> GatewayOutcome {
-        do {
-            let r = try await engine.perform(request(for: message))
-            return scrubbed(JasminAdapter.classify(status: r.status, body: r.bodyText, retryAfter: r.header("retry-after")), message)
-        } catch {
-            return .transport(error)
+    public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {
+        switch result {
+        case .success(let r):
+            scrubbed(JasminAdapter.classify(status: r.status, body: r.bodyText, retryAfter: r.header("retry-after")), message)
+        case .failure(let error):
+            .transport(error)
         }
     }
 

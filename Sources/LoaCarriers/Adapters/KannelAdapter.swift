@@ -16,7 +16,7 @@ import LoaCore
 /// | 429, 503 | throttled |
 /// | other 4xx | permanent |
 /// | 5xx, connection refused, timeout, reset | temporary |
-public struct KannelAdapter: CarrierAdapter {
+public struct KannelAdapter: OneExchangeAdapter {
     public let name: String
     public let sendsmsURL: String
     public let username: String
@@ -24,7 +24,7 @@ public struct KannelAdapter: CarrierAdapter {
     public let timeout: Double
     /// GET with query parameters, or POST with `X-Kannel-*` headers and the text as the body.
     public let usePOST: Bool
-    let engine: CurlEngine
+    public let engine: CurlEngine
 
     public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false) {
         self.usePOST = usePOST
@@ -63,12 +63,12 @@ public struct KannelAdapter: CarrierAdapter {
         return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders)
     }
 
-    public func send(_ message: OutgoingSMS) async -> GatewayOutcome {
-        do {
-            let response = try await engine.perform(request(for: message))
-            return KannelAdapter.classify(status: response.status, body: response.bodyText, retryAfter: response.header("retry-after"))
-        } catch {
-            return .transport(error)
+    public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {
+        switch result {
+        case .success(let response):
+            KannelAdapter.classify(status: response.status, body: response.bodyText, retryAfter: response.header("retry-after"))
+        case .failure(let error):
+            .transport(error)
         }
     }
 

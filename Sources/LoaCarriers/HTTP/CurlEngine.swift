@@ -84,6 +84,15 @@ public final class CurlEngine: Sendable {
         if let thread { pthread_join(thread, nil) }
     }
 
+    /// Starts one request and returns at once; `completion` gets the answer or the ``TransportError``, exactly
+    /// once: on the engine thread, or on the caller's at once if the engine is shut down (`.shutdown`). For
+    /// callers that run no task per request (the dispatcher): no continuation, no hop through Swift's
+    /// executor. `completion` MUST NOT block: on the engine thread it delays every other transfer.
+    public func start(_ request: HTTPRequest, completion: @escaping @Sendable (Result<HTTPResponse, TransportError>) -> Void) {
+        let id = shared.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        shared.enqueue(CurlSubmission(id: id, request: request, upload: nil, continuation: .callback(completion)))
+    }
+
     /// Requests submitted and not yet completed (queued, waiting for a connection, or on the wire).
     public var inFlight: Int { shared.state.withLock { $0.inFlight } }
 
@@ -91,8 +100,8 @@ public final class CurlEngine: Sendable {
         let id = shared.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let shared = self.shared
         let result = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: CurlCompletion) in
-                shared.enqueue(CurlSubmission(id: id, request: request, upload: upload, continuation: continuation))
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<HTTPResponse, TransportError>, Never>) in
+                shared.enqueue(CurlSubmission(id: id, request: request, upload: upload, continuation: .task(continuation)))
             }
         } onCancel: {
             shared.cancel(id)
@@ -101,10 +110,20 @@ public final class CurlEngine: Sendable {
     }
 }
 
-/// Unchecked: each submission's continuation is resumed exactly once, by whoever removes the submission
-/// from the queue (a cancel, the shutdown) or its transfer from the loop. The checked kind costs an
-/// allocation and an atomic exchange per request.
-typealias CurlCompletion = UnsafeContinuation<Result<HTTPResponse, TransportError>, Never>
+/// Who waits for a request: a suspended task or a callback. Resumed exactly once, by whoever removes the
+/// submission from the queue (a cancel, the shutdown) or its transfer from the loop.
+enum CurlCompletion: Sendable {
+    /// Unchecked: the checked kind costs an allocation and an atomic exchange per request.
+    case task(UnsafeContinuation<Result<HTTPResponse, TransportError>, Never>)
+    case callback(@Sendable (Result<HTTPResponse, TransportError>) -> Void)
+
+    func resume(returning result: Result<HTTPResponse, TransportError>) {
+        switch self {
+        case .task(let continuation): continuation.resume(returning: result)
+        case .callback(let completion): completion(result)
+        }
+    }
+}
 
 /// A request handed from a submitting task to the engine thread.
 struct CurlSubmission: Sendable {
