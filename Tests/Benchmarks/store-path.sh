@@ -26,7 +26,7 @@ work, line = sys.argv[1], sys.argv[2]
 def fresh():
     shutil.rmtree(f"{work}/py", ignore_errors=True); shutil.copytree(f"{work}/d0", f"{work}/py")
     db = sqlite3.connect(f"{work}/py/loa.db", isolation_level=None)
-    for p in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"): db.execute("PRAGMA " + p)
+    for p in ("journal_mode=WAL", "synchronous=NORMAL", "temp_store=MEMORY"): db.execute("PRAGMA " + p)
     return db, [r[0] for r in db.execute("SELECT id FROM messages WHERE state = 0 ORDER BY id LIMIT 40000")]
 def timed(db, ids, body):
     db.execute("BEGIN IMMEDIATE"); t = time.perf_counter(); body(db, ids); dt = time.perf_counter() - t; db.execute("COMMIT")
