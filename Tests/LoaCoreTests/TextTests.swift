@@ -306,3 +306,22 @@ struct SplitMix {
         }
     }
 }
+
+@Suite struct TrimTests {
+    @Test func trimsUnicodeWhitespaceAndKeepsEverythingElse() {
+        let cases: [(String, String)] = [
+            ("0: Accepted for delivery", "0: Accepted for delivery"),  // the fast path
+            ("  Phường 4 \t", "Phường 4"),
+            ("\u{00A0}Hà Nội\u{3000}", "Hà Nội"),                     // no-break and ideographic spaces
+            ("\r\nx\r\n", "x"),
+            ("a\u{0301}", "a\u{0301}"),                                // a base letter with a combining mark
+            ("é ", "é"),
+            (" ", ""), ("", ""), ("\n\n", ""),
+        ]
+        for (input, expected) in cases {
+            #expect(input.trimmingSpaces() == expected, "\(input.debugDescription)")
+            #expect(input.trimmingSpaces() == input.trimmingCharacters(in: .whitespacesAndNewlines), "\(input.debugDescription)")
+            #expect(input[...].trimmingSpaces() == expected)
+        }
+    }
+}

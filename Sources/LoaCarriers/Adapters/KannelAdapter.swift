@@ -73,7 +73,7 @@ public struct KannelAdapter: OneExchangeAdapter {
     }
 
     public static func classify(status: Int, body: String, retryAfter: String?) -> GatewayOutcome {
-        let text = body.prefix(200).trimmingSpaces()
+        let text = (body.utf8.count <= 200 ? body : String(body.prefix(200))).trimmingSpaces()
         switch status {
         case 200...299:
             if text.hasPrefix("0:") || text.hasPrefix("3:") || text.isEmpty { return .accepted(gatewayID: nil, detail: text.isEmpty ? nil : text) }

@@ -119,7 +119,11 @@ extension StringProtocol {
     /// Without leading and trailing whitespace and newlines (cheaper than Foundation's
     /// `trimmingCharacters(in:)`, which walks a `CharacterSet`).
     public func trimmingSpaces() -> String {
-        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
-        return String(self[first...last])
+        // Most strings start and end with a visible ASCII character: nothing to trim, no Character walk.
+        // (A Character whose last byte is such a character is that character, or a base letter plus marks.)
+        let s = String(self)
+        if let f = s.utf8.first, let l = s.utf8.last, (0x21...0x7E).contains(f), (0x21...0x7E).contains(l) { return s }
+        guard let first = s.firstIndex(where: { !$0.isWhitespace }), let last = s.lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(s[first...last])
     }
 }
