@@ -125,6 +125,20 @@ import Testing
         #expect(lenient.status == 0 && lenient.output.contains("s.csv:3: row: fixed-line"), "\(lenient.output)")
     }
 
+    /// A second daemon on the same data directory exits at once with an error naming the first one's pid,
+    /// and the first keeps working.
+    @Test(.timeLimit(.minutes(2))) func aSecondDaemonOnTheSameDataDirIsRefused() async throws {
+        let work = WorkDir("twice")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let second = try run(Env.loaBinary, ["daemon", "--config", loa.configPath], env: loa.env, timeout: 60)
+        #expect(second.status == 1, "\(second.output)")
+        let pid = try #require(loa.child?.pid)
+        #expect(second.output.contains("in use by another loa process (pid \(pid))"), "\(second.output)")
+        #expect(try await loa.api("/healthz").status == 200)
+    }
+
     /// SIGHUP makes the daemon reopen the delivery log (logrotate moves the old one away first).
     @Test(.timeLimit(.minutes(2))) func sighupReopensTheDeliveryLog() async throws {
         let work = WorkDir("hup")

@@ -346,6 +346,25 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(throws: StoreError.self) { try store.apply(.resume(started: true), to: "c1", now: clock.now()) }
     }
 
+    /// One store per data directory: a second one is refused, naming the owner, until the first is closed.
+    @Test func aSecondStoreOnTheSameDirectoryIsRefused() throws {
+        let dir = TempDir()
+        let first = try Store(directory: dir.path, log: nil, clock: clock)
+        do {
+            _ = try Store(directory: dir.path, log: nil, clock: clock)
+            Issue.record("a second store opened the same directory")
+        } catch let error as StoreError {
+            guard case .conflict(let message) = error else { Issue.record("unexpected \(error)"); return }
+            #expect(message.contains("in use by another loa process (pid \(getpid()))"), "\(message)")
+        }
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/loa.lock")[.posixPermissions] as! Int
+        #expect(mode == 0o600)
+        first.close()
+        first.close()  // idempotent
+        let second = try Store(directory: dir.path, log: nil, clock: clock)
+        second.close()
+    }
+
     @Test func deadlineExpiresAPausedCampaign() throws {
         let dir = TempDir()
         let store = try Store(directory: dir.path, log: nil, clock: clock)
