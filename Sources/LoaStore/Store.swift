@@ -54,7 +54,8 @@ public final class Store: Sendable {
         let db = try Connection(path: path)
         // SQLite's default page cache (2 MiB), not a large one: every COMMIT truncates the page cache to the
         // database size (pager_end_transaction), a walk of its hash table that grows with the cache. With
-        // 64 MiB it was ~5% of the writer's time when sending, and neither ingest nor claims got faster.
+        // 64 MiB that walk took 5-10% of the writer's time when sending, and neither ingest nor claims were
+        // faster for the larger cache (Tests/Benchmarks/store-path.sh, ingest.sh).
         try db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=20000; PRAGMA temp_store=MEMORY")
         chmod(path, 0o600)
         try Schema.migrate(db)
