@@ -375,17 +375,8 @@ public final class Dispatcher: Sendable {
             }
             return
         }
-        if batch == 1 {
-            for m in messages {
-                let one = sms(m)
-                Task.detached { [self] in
-                    let outcome = await adapter.send(one)
-                    self.finish([m], [outcome])
-                }
-            }
-            return
-        }
-        // One-text-per-request gateways get batches of equal texts (a stable sort keeps id order within a text).
+        // Any other adapter: a task per request, of one message or of a batch. One-text-per-request gateways get
+        // batches of equal texts (a stable sort keeps id order within a text).
         let ordered = adapter.batchesShareText
             ? messages.enumerated().sorted { ($0.element.text, $0.element.encoding == .ucs2 ? 1 : 0, $0.offset) < ($1.element.text, $1.element.encoding == .ucs2 ? 1 : 0, $1.offset) }.map(\.element)
             : messages
