@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Through a real Kannel: the release daemon sends N one-part messages to Kannel's sendsms (bearerbox + smsbox +
 # the fake SMSC, all on 127.0.0.1), next to wrk on the same sendsms URL in the same run (the ceiling Kannel
-# allows on this machine), and next to wrk sending the very POST loa sends. wrk runs 3 times each; the table
-# quotes medians.
+# allows on this machine), and next to wrk sending the very POST loa sends. Three rounds of the three, each
+# round's runs back to back; the table quotes medians of the rounds' ratios (the machine's speed drifts).
 #   Tests/Benchmarks/kannel.sh [N=30000] [IN_FLIGHT=64] [METHOD=POST]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,15 +14,11 @@ source Tests/Benchmarks/lib.sh
 bench_init kannel
 bench_start_kannel
 bench_config "$KANNEL_SENDSMS_URL" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' "$method"
-bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon
 # wrk asks for the same receipts (dlr-mask 31) so Kannel does the same work per message; they go to the
 # daemon's /healthz, the cheapest answer there is.
 dlr=$(python3 -c "import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1], safe=''))" "http://127.0.0.1:$port/healthz?st=%d")
 url="$KANNEL_SENDSMS_URL?username=$KANNEL_USERNAME&password=$KANNEL_PASSWORD&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8&dlr-mask=31&dlr-url=$dlr"
-med() { sort -n | sed -n 2p; }
-base=$(for _ in 1 2 3; do wrk -t1 -c"$inflight" -d5s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}'; done | med)
-# The same request as Loa's POST mode (X-Kannel-* headers, the text as the body): what Kannel allows for it.
 cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = "Moi gop y du thao tren VNeID"
@@ -34,16 +30,42 @@ wrk.headers["X-Kannel-DLR-Mask"] = "31"
 wrk.headers["X-Kannel-DLR-Url"] = "http://127.0.0.1:$port/healthz?st=%d"
 wrk.headers["Content-Type"] = "text/plain; charset=UTF-8"
 LUA
-bench_kannel_quiet
-pbase=$(for _ in 1 2 3; do wrk -t1 -c"$inflight" -d5s -s "$work/post.lua" "$KANNEL_SENDSMS_URL" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}'; done | med)
-bench_kannel_quiet  # Kannel finishes the receipts of wrk's messages before the campaign starts
-"$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-bench_wait_state bench completed 600
-read -r count span rate < <(bench_rate accepted)
-printf '%-52s %10s\n' "what" "msg/s"
-printf '%-52s %10s\n' "wrk -t1 -c$inflight on Kannel's sendsms, dlr-mask 31 (median of 3)" "$base"
-printf '%-52s %10s\n' "wrk -t1 -c$inflight, the same POST as loa's (median of 3)" "$pbase"
-printf '%-52s %10s\n' "loa through Kannel ($method, store + log on)" "$rate"
-python3 -c "print(f\"{'ratio loa / wrk (GET)':52} {$rate / $base:>10.2f}\")"
-python3 -c "print(f\"{'ratio loa / wrk (the same POST)':52} {$rate / $pbase:>10.2f}\")"
-echo "($count of $n messages accepted by Kannel in $span s)"
+# Each phase starts once Kannel has finished the previous one's receipts.
+: > "$work/rounds"
+for r in 1 2 3; do
+  bench_kannel_quiet
+  g=$(wrk -t1 -c"$inflight" -d5s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}')
+  bench_kannel_quiet
+  p=$(wrk -t1 -c"$inflight" -d5s -s "$work/post.lua" "$KANNEL_SENDSMS_URL" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}')
+  bench_kannel_quiet
+  bench_campaign "bench$r" "$n" 2026-01-01T00:00:00+07:00
+  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+  bench_wait_state "bench$r" completed 600
+  echo "$r $g $p" >> "$work/rounds"
+done
+python3 - "$work/data/delivery.log" "$work/rounds" "$n" "$inflight" "$method" <<'PY'
+import json, sys, datetime, statistics
+log, rounds, n, inflight, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+times = {}
+for l in open(log):
+    if '"event":"accepted"' not in l: continue
+    e = json.loads(l)
+    times.setdefault(e["campaign"], []).append(datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp())
+rows = []
+for line in open(rounds):
+    r, g, p = line.split()
+    t = times.get(f"bench{r}", [])
+    loa = len(t) / (max(t) - min(t)) if len(t) > 1 else 0
+    rows.append((int(r), int(g), int(p), loa, len(t)))
+med = statistics.median
+print(f"{'round':>5} {'wrk GET':>9} {'wrk POST':>9} {'loa':>9} {'loa/GET':>8} {'loa/POST':>9}")
+for r, g, p, loa, k in rows:
+    print(f"{r:>5} {g:>9} {p:>9} {loa:>9.0f} {loa / g:>8.2f} {loa / p:>9.2f}")
+print(f"{'what (msg/s, median of ' + str(len(rows)) + ' rounds)':56} {'value':>10}")
+print(f"{'wrk -t1 -c' + inflight + ' on Kannel sendsms, dlr-mask 31 (GET)':56} {med([x[1] for x in rows]):>10.0f}")
+print(f"{'wrk -t1 -c' + inflight + ', the same POST as loa sends':56} {med([x[2] for x in rows]):>10.0f}")
+print(f"{'loa through Kannel (' + method + ', store + log on)':56} {med([x[3] for x in rows]):>10.0f}")
+print(f"{'ratio loa / wrk GET (median of round ratios)':56} {med([x[3] / x[1] for x in rows]):>10.2f}")
+print(f"{'ratio loa / wrk same POST (median of round ratios)':56} {med([x[3] / x[2] for x in rows]):>10.2f}")
+print(f"({sum(x[4] for x in rows)} of {n * len(rows)} messages accepted by Kannel)")
+PY
