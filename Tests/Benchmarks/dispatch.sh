@@ -54,26 +54,17 @@ for r in 1 2 3; do
   bench_campaign "bench$r" "$n" 2026-01-01T00:00:00+07:00
   "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
   bench_wait_state "bench$r" completed 600
-  echo "$r $w $c $h" >> "$work/rounds"
+  read -r count _ rate < <(bench_rate accepted "bench$r")
+  echo "$r $w $c $h $rate $count" >> "$work/rounds"
 done
-python3 - "$work/data/delivery.log" "$work/rounds" "$n" "$inflight" <<'PY'
-import json, sys, datetime, statistics
-log, rounds, n, inflight = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-times = {}
-for l in open(log):
-    if '"event":"accepted"' not in l: continue
-    e = json.loads(l)
-    times.setdefault(e["campaign"], []).append(datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp())
-rows = []
-for line in open(rounds):
-    r, w, c, h = line.split()
-    t = times.get(f"bench{r}", [])
-    loa = len(t) / (max(t) - min(t)) if len(t) > 1 else 0
-    rows.append((int(r), int(w), int(c), int(h), loa, len(t)))
-med = lambda xs: statistics.median(xs)
+python3 - "$work/rounds" "$n" "$inflight" <<'PY'
+import sys, statistics
+rounds, n, inflight = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = [tuple(int(x) for x in line.split()) for line in open(rounds)]
+med = statistics.median
 print(f"{'round':>5} {'wrk':>9} {'libcurl':>9} {'loa HTTP':>9} {'loa':>9} {'loa/libcurl':>12} {'HTTP/libcurl':>13} {'loa/wrk':>8}")
 for r, w, c, h, loa, k in rows:
-    print(f"{r:>5} {w:>9} {c:>9} {h:>9} {loa:>9.0f} {loa / c:>12.2f} {h / c:>13.2f} {loa / w:>8.2f}")
+    print(f"{r:>5} {w:>9} {c:>9} {h:>9} {loa:>9} {loa / c:>12.2f} {h / c:>13.2f} {loa / w:>8.2f}")
 print(f"{'what (msg/s, median of ' + str(len(rows)) + ' rounds)':54} {'value':>10}")
 print(f"{'wrk -t1 -c' + inflight + ', same sendsms URL, same sink':54} {med([x[1] for x in rows]):>10.0f}")
 print(f"{'plain libcurl multi client, same request, ' + inflight + ' in flight':54} {med([x[2] for x in rows]):>10.0f}")

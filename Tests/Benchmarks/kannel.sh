@@ -41,26 +41,17 @@ for r in 1 2 3; do
   bench_campaign "bench$r" "$n" 2026-01-01T00:00:00+07:00
   "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
   bench_wait_state "bench$r" completed 600
-  echo "$r $g $p" >> "$work/rounds"
+  read -r count _ rate < <(bench_rate accepted "bench$r")
+  echo "$r $g $p $rate $count" >> "$work/rounds"
 done
-python3 - "$work/data/delivery.log" "$work/rounds" "$n" "$inflight" "$method" <<'PY'
-import json, sys, datetime, statistics
-log, rounds, n, inflight, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-times = {}
-for l in open(log):
-    if '"event":"accepted"' not in l: continue
-    e = json.loads(l)
-    times.setdefault(e["campaign"], []).append(datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp())
-rows = []
-for line in open(rounds):
-    r, g, p = line.split()
-    t = times.get(f"bench{r}", [])
-    loa = len(t) / (max(t) - min(t)) if len(t) > 1 else 0
-    rows.append((int(r), int(g), int(p), loa, len(t)))
+python3 - "$work/rounds" "$n" "$inflight" "$method" <<'PY'
+import sys, statistics
+rounds, n, inflight, method = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rows = [tuple(int(x) for x in line.split()) for line in open(rounds)]
 med = statistics.median
 print(f"{'round':>5} {'wrk GET':>9} {'wrk POST':>9} {'loa':>9} {'loa/GET':>8} {'loa/POST':>9}")
 for r, g, p, loa, k in rows:
-    print(f"{r:>5} {g:>9} {p:>9} {loa:>9.0f} {loa / g:>8.2f} {loa / p:>9.2f}")
+    print(f"{r:>5} {g:>9} {p:>9} {loa:>9} {loa / g:>8.2f} {loa / p:>9.2f}")
 print(f"{'what (msg/s, median of ' + str(len(rows)) + ' rounds)':56} {'value':>10}")
 print(f"{'wrk -t1 -c' + inflight + ' on Kannel sendsms, dlr-mask 31 (GET)':56} {med([x[1] for x in rows]):>10.0f}")
 print(f"{'wrk -t1 -c' + inflight + ', the same POST as loa sends':56} {med([x[2] for x in rows]):>10.0f}")

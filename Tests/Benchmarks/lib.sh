@@ -28,12 +28,14 @@ bench_config_carrier() {
 JSON
 }
 
-# bench_rate EVENT: prints "<count> <span seconds> <rate>" of EVENT lines in the delivery log (first to last).
+# bench_rate EVENT [CAMPAIGN]: prints "<count> <span seconds> <rate>" of EVENT lines in the delivery log (first
+# to last), of one campaign if given.
 bench_rate() {
-  python3 - "$work/data/delivery.log" "$1" <<'PY'
+  python3 - "$work/data/delivery.log" "$1" "${2:-}" <<'PY'
 import json, sys, datetime
-t = [datetime.datetime.fromisoformat(json.loads(l)["time"].replace("Z", "+00:00")).timestamp()
-     for l in open(sys.argv[1]) if f'"event":"{sys.argv[2]}"' in l]
+t = [datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+     for e in (json.loads(l) for l in open(sys.argv[1]) if f'"event":"{sys.argv[2]}"' in l)
+     if not sys.argv[3] or e["campaign"] == sys.argv[3]]
 span = max(t) - min(t) if len(t) > 1 else 1
 print(len(t), f"{span:.2f}", f"{len(t) / span:.0f}")
 PY

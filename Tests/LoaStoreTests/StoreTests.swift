@@ -365,6 +365,23 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         second.close()
     }
 
+    /// A store that fails to open (here: loa.db is not a database) lets go of the directory: the next attempt
+    /// fails on the database again, not on the lock.
+    @Test func aStoreThatFailsToOpenReleasesTheDirectory() throws {
+        let dir = TempDir()
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: dir.path + "/loa.db"))
+        for _ in 0..<2 {
+            do {
+                _ = try Store(directory: dir.path, log: nil, clock: clock)
+                Issue.record("a store opened a file that is not a database")
+            } catch let error as StoreError {
+                Issue.record("refused by the lock: \(error)")
+            } catch {
+                #expect("\(error)".contains("not a database"), "\(error)")
+            }
+        }
+    }
+
     @Test func deadlineExpiresAPausedCampaign() throws {
         let dir = TempDir()
         let store = try Store(directory: dir.path, log: nil, clock: clock)

@@ -84,16 +84,6 @@ public struct KannelAdapter: OneExchangeAdapter {
         default: return .temporary("HTTP \(status): \(text)")
         }
     }
-
-    static func describe(_ e: TransportError) -> String {
-        switch e {
-        case .couldNotConnect(let s): "could not connect: \(s)"
-        case .timedOut(let s): "timed out (the gateway may have the message): \(s)"
-        case .connectionLost(let s): "connection lost (the gateway may have the message): \(s)"
-        case .other(let code, let s): "curl error \(code): \(s)"
-        case .shutdown: "shutting down"
-        }
-    }
 }
 
 /// Builds `application/x-www-form-urlencoded` query strings (RFC 3986 unreserved characters kept, space as %20).
