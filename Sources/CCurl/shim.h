@@ -19,6 +19,8 @@ static inline CURLcode ccurl_easy_setopt_prereq_callback(CURL *h, CURLoption o, 
 static inline CURLcode ccurl_easy_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 // curl_easy_getinfo is variadic: wrapper for CURLINFO_OFF_T results.
 static inline CURLcode ccurl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *v) { return curl_easy_getinfo(h, i, v); }
+// curl_easy_getinfo is variadic: wrapper for pointer results (CURLINFO_PRIVATE).
+static inline CURLcode ccurl_easy_getinfo_pointer(CURL *h, CURLINFO i, char **v) { return curl_easy_getinfo(h, i, v); }
 // curl_multi_setopt is variadic: wrapper for long arguments.
 static inline CURLMcode ccurl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
 

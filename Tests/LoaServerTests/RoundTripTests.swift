@@ -41,6 +41,48 @@ extension HTTPEngineTests {
         #expect(delete.status == 201 && delete.body.isEmpty && delete.header("X-Method") == "DELETE")
     }
 
+    /// A request that names its headers gets them from libcurl after the answer (no header callback), exactly
+    /// those, repeated ones in order; one that does not gets all of them. Both kinds alternate on one reused
+    /// handle, and no header line ends up in the body.
+    @Test func namedResponseHeadersAndAllHeadersOnOneHandle() async throws {
+        let f = try EngineServerFixture(maxConnectionsPerHost: 1)
+        defer { f.close() }
+        for _ in 0..<2 {
+            let named = try await f.engine.perform(HTTPRequest(url: f.url("/headers")).readingHeaders(["x-a", "RETRY-AFTER", "X-Missing"]))
+            #expect(named.status == 503 && named.bodyText == "busy")
+            #expect(named.headers.map(\.value) == ["1", "3", "7"])
+            #expect(named.header("Retry-After") == "7" && named.header("X-B") == nil && named.header("Content-Length") == nil)
+
+            let all = try await f.engine.perform(HTTPRequest(url: f.url("/headers")))
+            #expect(all.status == 503 && all.bodyText == "busy")
+            #expect(all.header("X-B") == "2" && all.header("retry-after") == "7" && all.header("Content-Length") == "4")
+            #expect(all.headers.filter { $0.name.lowercased() == "x-a" }.map(\.value) == ["1", "3"])
+        }
+    }
+
+    /// A header that would split the request (CR, LF, NUL in a value; a name that is not a token) or a method
+    /// that is not a token fails the request before anything is sent.
+    @Test func unsafeHeadersAndMethodsAreRefusedUnsent() async throws {
+        let f = try EngineServerFixture()
+        defer { f.close() }
+        let unsafe: [HTTPRequest] = [
+            HTTPRequest(url: f.url("/hello"), headers: [HTTPHeader("X-To", "+84912345678\r\nX-Injected: 1")]),
+            HTTPRequest(url: f.url("/hello"), headers: [HTTPHeader("X-To", "a\nb")]),
+            HTTPRequest(url: f.url("/hello"), headers: [HTTPHeader("X-To", "a\u{0}b")]),
+            HTTPRequest(url: f.url("/hello"), headers: [HTTPHeader("X To", "1")]),
+            HTTPRequest(url: f.url("/hello"), headers: [HTTPHeader("X-Tó", "1")]),
+            HTTPRequest(url: f.url("/hello"), headers: [HTTPHeader("", "1")]),
+            HTTPRequest(method: "GE T", url: f.url("/hello")),
+        ]
+        for request in unsafe {
+            await #expect(throws: TransportError.self) { try await f.engine.perform(request) }
+        }
+        #expect(f.service.heads.withLock { $0.count } == 0)
+        // Every token character is accepted.
+        let ok = try await f.engine.perform(HTTPRequest(url: f.url("/hello"), headers: [HTTPHeader("X-a0!#$%&'*+.^_`|~Z9", "v: ok; \"q\"")]))
+        #expect(ok.status == 200 && f.service.lastHead?.headers["x-a0!#$%&'*+.^_`|~z9"] == "v: ok; \"q\"")
+    }
+
     @Test func chunkedRequestBodies() async throws {
         let f = try EngineServerFixture()
         defer { f.close() }

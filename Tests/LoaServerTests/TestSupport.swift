@@ -99,6 +99,9 @@ final class EchoTestService: HTTPService {
             return .respond(.text(200, "hello"))
         case ("GET", "/echo"):
             return .respond(.text(200, head.query["i"] ?? ""))
+        case ("GET", "/headers"):
+            return .respond(ServerResponse(status: 503, headers: [.init("X-A", "1"), .init("Retry-After", "7"), .init("X-B", "2"), .init("X-A", "3")],
+                                           body: Array("busy".utf8)))
         case (_, "/echo"):
             return .buffer(limit: 8 << 20) { head, body in
                 ServerResponse(status: 201, headers: [.init("X-Method", head.method)], body: body)

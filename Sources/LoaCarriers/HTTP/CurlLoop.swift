@@ -22,9 +22,9 @@ final class CurlLoop {
     private let shared: EngineShared
     private let multi: MultiHandle
     private let maxIdleHandles: Int
-    /// Transfers in the multi handle, by easy handle and by request id.
-    private var byHandle: [UnsafeMutableRawPointer: CurlTransfer] = [:]
-    private var byID: [UInt64: UnsafeMutableRawPointer] = [:]
+    /// Transfers in the multi handle (each knows its index here; an easy handle finds its transfer through
+    /// `CURLOPT_PRIVATE`, with no hashing per request).
+    private var active: [CurlTransfer] = []
     /// Easy handles ready for the next request, with the options of their last one.
     private var idle: [CurlTransfer] = []
     /// Completions of this iteration, resumed after the bookkeeping lock is released.
@@ -104,8 +104,8 @@ final class CurlLoop {
             recycle(transfer)
             return
         }
-        byHandle[transfer.easy.raw] = transfer
-        byID[submission.id] = transfer.easy.raw
+        transfer.slot = active.count
+        active.append(transfer)
     }
 
     /// Drains `curl_multi_info_read`. A message's fields are read before
@@ -115,8 +115,8 @@ final class CurlLoop {
         while let message = curl_multi_info_read(multi.raw, &left) {
             guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
             let code = message.pointee.data.result
-            guard let transfer = byHandle.removeValue(forKey: handle) else { continue }
-            byID[transfer.id] = nil
+            guard let transfer = CurlTransfer.owner(of: handle), transfer.slot >= 0 else { continue }
+            removeActive(transfer)
             let result = transfer.outcome(code)
             _ = curl_multi_remove_handle(multi.raw, handle)
             finished.append((transfer.continuation, result))
@@ -125,24 +125,24 @@ final class CurlLoop {
     }
 
     private func cancel(_ id: UInt64) {
-        guard let handle = byID.removeValue(forKey: id), let transfer = byHandle.removeValue(forKey: handle) else {
-            return
-        }
-        _ = curl_multi_remove_handle(multi.raw, handle)
+        // Rare (a cancelled task): a scan of the transfers in flight.
+        guard let transfer = active.first(where: { $0.id == id }) else { return }
+        removeActive(transfer)
+        _ = curl_multi_remove_handle(multi.raw, transfer.easy.raw)
         finished.append((transfer.continuation, .failure(cancelledError(transfer.request))))
         transfer.invalidate()
         recycle(transfer)
     }
 
     private func failAll(_ error: TransportError) {
-        for (handle, transfer) in byHandle {
-            _ = curl_multi_remove_handle(multi.raw, handle)
+        for transfer in active {
+            transfer.slot = -1
+            _ = curl_multi_remove_handle(multi.raw, transfer.easy.raw)
             finished.append((transfer.continuation, .failure(error)))
             transfer.invalidate()
             recycle(transfer)
         }
-        byHandle.removeAll()
-        byID.removeAll()
+        active.removeAll()
     }
 
     private func stop(failing queued: [CurlSubmission]) {
@@ -157,6 +157,17 @@ final class CurlLoop {
     private func resumeFinished() {
         for (continuation, result) in finished { continuation.resume(returning: result) }
         finished.removeAll(keepingCapacity: true)
+    }
+
+    /// Takes `transfer` out of ``active`` (the last one moves into its place).
+    private func removeActive(_ transfer: CurlTransfer) {
+        let index = transfer.slot
+        transfer.slot = -1
+        let last = active.removeLast()
+        if last !== transfer {
+            active[index] = last
+            last.slot = index
+        }
     }
 
     /// Keeps the transfer's easy handle (after it left the multi handle) for the next request; the
@@ -175,6 +186,8 @@ final class CurlLoop {
 final class CurlTransfer {
     let easy: EasyHandle
     private(set) var id: UInt64 = 0
+    /// Its index in the loop's transfers in flight, or -1.
+    var slot = -1
     private(set) var request = HTTPRequest(url: "")
     private var submission: CurlSubmission?
     private var upload: UploadFile?
@@ -193,6 +206,9 @@ final class CurlTransfer {
     private var uploadErrno: Int32 = 0
     /// The options beyond the per-request ones that the handle holds; nil after a reset or a failure.
     private var configured: Shape?
+    /// Whether libcurl hands every response header line to ``appendHeaderLine(_:)``. A request that names the
+    /// headers it reads gets them from `curl_easy_header` after the answer instead, with no call per line.
+    private var headerCallbackOn = false
 
     /// What a request sets besides URL, timeouts, headers and body size: requests of the same shape
     /// can follow each other on a handle without a reset.
@@ -214,6 +230,14 @@ final class CurlTransfer {
     var continuation: CurlCompletion { submission!.continuation }
 
     private var label: String { "\(request.method) \(redactedURL(request.url))" }
+
+    /// The transfer an easy handle belongs to (`CURLOPT_PRIVATE`, set with the shared options). The loop keeps
+    /// the transfer alive while its handle is in the multi handle.
+    static func owner(of handle: UnsafeMutableRawPointer) -> CurlTransfer? {
+        var pointer: UnsafeMutablePointer<CChar>?
+        guard ccurl_easy_getinfo_pointer(handle, CURLINFO_PRIVATE, &pointer) == CURLE_OK, let pointer else { return nil }
+        return Unmanaged<CurlTransfer>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+    }
 
     /// Takes on `submission` and sets its options on the handle.
     func start(_ submission: CurlSubmission) throws(TransportError) {
@@ -257,6 +281,19 @@ final class CurlTransfer {
             try configure(shape)
             configured = shape
         }
+        let wantsCallback = request.responseHeaderNames == nil
+        if wantsCallback != headerCallbackOn {
+            let context = Unmanaged.passUnretained(self).toOpaque()
+            if wantsCallback {
+                try easy.set(CURLOPT_HEADERFUNCTION, write: curlWriteHeader)
+                try easy.set(CURLOPT_HEADERDATA, pointer: context)
+            } else {
+                // Both unset: with only the function unset, libcurl would pass headers to the body callback.
+                try easy.set(CURLOPT_HEADERFUNCTION, pointer: nil)
+                try easy.set(CURLOPT_HEADERDATA, pointer: nil)
+            }
+            headerCallbackOn = wantsCallback
+        }
         try easy.set(CURLOPT_URL, string: request.url)
         try easy.set(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
@@ -289,7 +326,7 @@ final class CurlTransfer {
             break
         }
         for header in headerList.headers {
-            guard isToken(header.name), !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
+            guard isToken(header.name), !containsLineBreakOrNUL(header.value) else {
                 throw .other(code: Int(CURLE_BAD_FUNCTION_ARGUMENT.rawValue), message: "\(label): invalid header \(header.name)")
             }
         }
@@ -300,12 +337,14 @@ final class CurlTransfer {
     private func configureShared() throws(TransportError) {
         let context = Unmanaged.passUnretained(self).toOpaque()
         try easy.set(CURLOPT_ERRORBUFFER, pointer: easy.errorBuffer)
+        try easy.set(CURLOPT_PRIVATE, pointer: context)
         try easy.set(CURLOPT_PROTOCOLS_STR, string: "http,https")
         try easy.set(CURLOPT_NOSIGNAL, 1)
         try easy.set(CURLOPT_WRITEFUNCTION, write: curlWriteBody)
         try easy.set(CURLOPT_WRITEDATA, pointer: context)
         try easy.set(CURLOPT_HEADERFUNCTION, write: curlWriteHeader)
         try easy.set(CURLOPT_HEADERDATA, pointer: context)
+        headerCallbackOn = true
         // libcurl silently resends a request whose reused keep-alive connection closed before any answer
         // (Curl_retry_request). For an at-most-once request this callback refuses the second send; the
         // transfer then fails and is reported as a lost connection (the gateway may have the first one).
@@ -336,6 +375,7 @@ final class CurlTransfer {
     /// transfer leaves the handle to be reset before its next request.
     func outcome(_ code: CURLcode) -> Result<HTTPResponse, TransportError> {
         if code == CURLE_OK {
+            if let names = request.responseHeaderNames { readHeaders(names) }
             return .success(HTTPResponse(status: easy.info(CURLINFO_RESPONSE_CODE), headers: responseHeaders, body: responseBody))
         }
         configured = nil
@@ -353,6 +393,24 @@ final class CurlTransfer {
         return .failure(TransportError(code, message: message, requestSent: easy.info(CURLINFO_REQUEST_SIZE) > 0))
     }
 
+    /// The final response's headers called `names`, in the order asked, each as often as it came
+    /// (https://curl.se/libcurl/c/curl_easy_header.html).
+    private func readHeaders(_ names: [String]) {
+        responseHeaders.removeAll(keepingCapacity: true)
+        for name in names {
+            var index = 0
+            var amount = 1
+            while index < amount {
+                var header: UnsafeMutablePointer<curl_header>?
+                guard curl_easy_header(easy.raw, name, index, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK,
+                      let h = header?.pointee, let value = h.value else { break }
+                amount = h.amount
+                responseHeaders.append(HTTPHeader(name, String(cString: value)))
+                index += 1
+            }
+        }
+    }
+
     /// Makes the next request reset the handle (after a cancellation or a failure to start).
     func invalidate() {
         configured = nil
@@ -362,8 +420,8 @@ final class CurlTransfer {
         responseBody.append(contentsOf: bytes)
     }
 
-    /// Parses one header line; a status line starts a new header block (after `100 Continue`). Only the
-    /// headers the request asks for are decoded.
+    /// Parses one header line of a request that reads every header; a status line starts a new header block
+    /// (after `100 Continue`).
     fileprivate func appendHeaderLine(_ bytes: UnsafeRawBufferPointer) {
         var end = bytes.count
         while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
@@ -374,9 +432,6 @@ final class CurlTransfer {
         }
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
         let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-        if let wanted = request.responseHeaderNames, !wanted.contains(where: { asciiCaseInsensitiveEqual(name, $0.utf8) }) {
-            return
-        }
         var valueStart = colon + 1
         while valueStart < end, line[valueStart] == UInt8(ascii: " ") || line[valueStart] == UInt8(ascii: "\t") { valueStart += 1 }
         let value = UnsafeRawBufferPointer(rebasing: line[valueStart...])
@@ -442,12 +497,29 @@ private func milliseconds(_ seconds: Double) -> Int {
 
 /// An RFC 9110 token (method or header name).
 private func isToken(_ s: String) -> Bool {
-    !s.isEmpty && s.utf8.allSatisfy { c in
-        switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default:
-            "!#$%&'*+-.^_`|~".utf8.contains(c)
+    // Every request checks every header name: over the string's bytes in place when they are contiguous
+    // (native strings are), not through the UTF-8 view's index.
+    func check(_ bytes: some Sequence<UInt8>) -> Bool {
+        var empty = true
+        for c in bytes {
+            empty = false
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
+                 UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "^"),
+                 UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+                continue
+            default:
+                return false
+            }
         }
+        return !empty
     }
+    return s.utf8.withContiguousStorageIfAvailable { check($0) } ?? check(s.utf8)
+}
+
+/// Whether a header value holds CR, LF or NUL (which would split or end the header line).
+private func containsLineBreakOrNUL(_ s: String) -> Bool {
+    func check(_ bytes: some Sequence<UInt8>) -> Bool { bytes.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 } }
+    return s.utf8.withContiguousStorageIfAvailable { check($0) } ?? check(s.utf8)
 }
