@@ -29,8 +29,10 @@ public struct HTTPRequest: Sendable {
     /// pre-request callback refuses that second send and the request fails as `connectionLost`. Connections
     /// stay alive either way.
     public var atMostOnce = false
-    /// The response headers the caller reads (names in any case), or nil for all of them. The others are
-    /// skipped without being decoded, which saves a few allocations per request.
+    /// The response headers the caller reads (names in any case), or nil for all of them. Named headers are
+    /// looked up in libcurl's own store once the answer is in (`curl_easy_header`), under the names given
+    /// here; with nil, libcurl hands every header line to the engine as it arrives. Naming them saves a call
+    /// into Swift per header line and the decoding of headers nobody reads.
     public var responseHeaderNames: [String]? = nil
 
     public init(
