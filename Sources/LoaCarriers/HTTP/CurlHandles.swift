@@ -168,10 +168,12 @@ final class MultiHandle: @unchecked Sendable {
 /// libcurl only reads the list, never frees it (https://curl.se/libcurl/c/CURLOPT_HTTPHEADER.html).
 /// Lives on the engine thread only.
 final class HeaderList {
-    /// The headers to send, in order; ``build()`` turns them into lines. An empty value is sent as
-    /// `Name;` (libcurl's way to send it empty), except for `Content-Type` and `Expect`, where `Name:`
-    /// removes the header libcurl would add itself.
-    var headers: [HTTPHeader] = []
+    /// Headers libcurl adds by itself that the list removes (`Name:` with nothing after the colon).
+    struct Removed {
+        var expect = false
+        var contentType = false
+    }
+
     private var bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var nodes = UnsafeMutableBufferPointer<curl_slist>(start: nil, count: 0)
 
@@ -180,13 +182,24 @@ final class HeaderList {
         nodes.deallocate()
     }
 
-    /// The list for ``headers`` (nil when there are none), valid until the next call.
-    func build() -> UnsafeMutablePointer<curl_slist>? {
-        guard !headers.isEmpty else { return nil }
-        reserve(bytes: headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 3 }, nodes: headers.count)
+    /// The list for `headers`, in order, then the removals (nil when empty), valid until the next call. A
+    /// header with an empty value is sent as `Name;` (libcurl's way to send it empty), except for
+    /// `Content-Type` and `Expect`, where `Name:` removes the header libcurl would add itself.
+    func build(_ headers: [HTTPHeader], removing: Removed = Removed()) -> UnsafeMutablePointer<curl_slist>? {
+        let count = headers.count + (removing.expect ? 1 : 0) + (removing.contentType ? 1 : 0)
+        guard count > 0 else { return nil }
+        reserve(bytes: headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 3 } + 24, nodes: count)
         var offset = 0
-        for (index, header) in headers.enumerated() {
-            let line = bytes.baseAddress! + offset
+        var index = 0
+        // Ends the line that started at `start` and links it into the list.
+        func endLine(from start: Int) {
+            offset = write("\0".utf8, at: offset)
+            let next = index + 1 < count ? nodes.baseAddress! + index + 1 : nil
+            nodes[index] = curl_slist(data: (bytes.baseAddress! + start).assumingMemoryBound(to: CChar.self), next: next)
+            index += 1
+        }
+        for header in headers {
+            let start = offset
             offset = write(header.name.utf8, at: offset)
             if header.value.isEmpty {
                 let removes = header.name == "Content-Type" || header.name == "Expect"
@@ -195,9 +208,17 @@ final class HeaderList {
                 offset = write(": ".utf8, at: offset)
                 offset = write(header.value.utf8, at: offset)
             }
-            offset = write("\0".utf8, at: offset)
-            let next = index + 1 < headers.count ? nodes.baseAddress! + index + 1 : nil
-            nodes[index] = curl_slist(data: line.assumingMemoryBound(to: CChar.self), next: next)
+            endLine(from: start)
+        }
+        if removing.expect {
+            let start = offset
+            offset = write("Expect:".utf8, at: offset)
+            endLine(from: start)
+        }
+        if removing.contentType {
+            let start = offset
+            offset = write("Content-Type:".utf8, at: offset)
+            endLine(from: start)
         }
         return nodes.baseAddress
     }

@@ -298,8 +298,21 @@ final class CurlTransfer {
         try easy.set(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
 
-        headerList.headers.removeAll(keepingCapacity: true)
-        headerList.headers.append(contentsOf: request.headers)
+        // One pass over the caller's headers: each must be safe on the wire, and two of them change what libcurl
+        // would add by itself.
+        var hasExpect = false
+        var hasContentType = false
+        for header in request.headers {
+            guard isToken(header.name), !containsLineBreakOrNUL(header.value) else {
+                throw .other(code: Int(CURLE_BAD_FUNCTION_ARGUMENT.rawValue), message: "\(label): invalid header \(header.name)")
+            }
+            switch header.name.utf8.first.map({ $0 | 0x20 }) {  // the first letter, lowercased, before the whole name
+            case UInt8(ascii: "e"): hasExpect = hasExpect || asciiCaseInsensitiveEqual(header.name, "Expect")
+            case UInt8(ascii: "c"): hasContentType = hasContentType || asciiCaseInsensitiveEqual(header.name, "Content-Type")
+            default: break
+            }
+        }
+        var removing = HeaderList.Removed()
         switch shape {
         case .upload:
             try easy.set(CURLOPT_INFILESIZE_LARGE, offset: upload?.size ?? -1)
@@ -315,22 +328,12 @@ final class CurlTransfer {
             // "Expect:" turns off libcurl's 100-continue round trip, which a message never needs. From 1 MiB it
             // is left on: a server refusing the request then answers before the body, instead of closing under
             // a body still being written, which the client would see as a broken pipe rather than the answer.
-            if count < Self.expectContinueFrom,
-               !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Expect") }) {
-                headerList.headers.append(HTTPHeader("Expect", ""))
-            }
-            if !request.headers.contains(where: { asciiCaseInsensitiveEqual($0.name, "Content-Type") }) {
-                headerList.headers.append(HTTPHeader("Content-Type", ""))  // "Content-Type:" removes libcurl's default
-            }
+            removing.expect = count < Self.expectContinueFrom && !hasExpect
+            removing.contentType = !hasContentType  // "Content-Type:" removes libcurl's default
         case .head, .plain:
             break
         }
-        for header in headerList.headers {
-            guard isToken(header.name), !containsLineBreakOrNUL(header.value) else {
-                throw .other(code: Int(CURLE_BAD_FUNCTION_ARGUMENT.rawValue), message: "\(label): invalid header \(header.name)")
-            }
-        }
-        try easy.set(CURLOPT_HTTPHEADER, pointer: headerList.build())
+        try easy.set(CURLOPT_HTTPHEADER, pointer: headerList.build(request.headers, removing: removing))
     }
 
     /// The options every request sets the same way.
