@@ -114,6 +114,29 @@ final class EasyHandle {
         return ccurl_easy_getinfo_long(raw, info, &value) == CURLE_OK ? value : 0
     }
 
+    /// The final response's headers called `name` (any case), in the order they came: libcurl's header store,
+    /// read after the answer (https://curl.se/libcurl/c/curl_easy_header.html).
+    func headerValues(_ name: String) -> [String] {
+        var values: [String] = []
+        var amount = 1
+        while values.count < amount {
+            var header: UnsafeMutablePointer<curl_header>?
+            // Request -1: the last request's headers, so not those of a `100 Continue`.
+            guard curl_easy_header(raw, name, values.count, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK,
+                  let h = header?.pointee, let value = h.value else { break }
+            amount = h.amount
+            values.append(String(cString: value))
+        }
+        return values
+    }
+
+    /// The `CURLOPT_PRIVATE` pointer of the easy handle `raw` (as `curl_multi_info_read` names it), or nil.
+    static func privatePointer(of raw: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
+        var pointer: UnsafeMutablePointer<CChar>?
+        guard ccurl_easy_getinfo_pointer(raw, CURLINFO_PRIVATE, &pointer) == CURLE_OK, let pointer else { return nil }
+        return UnsafeMutableRawPointer(pointer)
+    }
+
     /// The detailed message libcurl wrote for the last failure, or nil.
     var lastErrorDetail: String? {
         errorBuffer[0] == 0 ? nil : String(cString: errorBuffer)

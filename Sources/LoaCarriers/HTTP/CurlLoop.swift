@@ -234,9 +234,7 @@ final class CurlTransfer {
     /// The transfer an easy handle belongs to (`CURLOPT_PRIVATE`, set with the shared options). The loop keeps
     /// the transfer alive while its handle is in the multi handle.
     static func owner(of handle: UnsafeMutableRawPointer) -> CurlTransfer? {
-        var pointer: UnsafeMutablePointer<CChar>?
-        guard ccurl_easy_getinfo_pointer(handle, CURLINFO_PRIVATE, &pointer) == CURLE_OK, let pointer else { return nil }
-        return Unmanaged<CurlTransfer>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+        EasyHandle.privatePointer(of: handle).map { Unmanaged<CurlTransfer>.fromOpaque($0).takeUnretainedValue() }
     }
 
     /// Takes on `submission` and sets its options on the handle.
@@ -396,21 +394,11 @@ final class CurlTransfer {
         return .failure(TransportError(code, message: message, requestSent: easy.info(CURLINFO_REQUEST_SIZE) > 0))
     }
 
-    /// The final response's headers called `names`, in the order asked, each as often as it came
-    /// (https://curl.se/libcurl/c/curl_easy_header.html).
+    /// The final response's headers called `names`, in the order asked, each as often as it came.
     private func readHeaders(_ names: [String]) {
         responseHeaders.removeAll(keepingCapacity: true)
         for name in names {
-            var index = 0
-            var amount = 1
-            while index < amount {
-                var header: UnsafeMutablePointer<curl_header>?
-                guard curl_easy_header(easy.raw, name, index, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK,
-                      let h = header?.pointee, let value = h.value else { break }
-                amount = h.amount
-                responseHeaders.append(HTTPHeader(name, String(cString: value)))
-                index += 1
-            }
+            for value in easy.headerValues(name) { responseHeaders.append(HTTPHeader(name, value)) }
         }
     }
 
