@@ -24,8 +24,7 @@ PY
 bench_config_carrier "$carrier" '"contact_policy": {"max_messages": 0},'
 bench_campaign bench "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon
-"$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-bench_wait_state bench completed 900
+bench_submit_and_wait bench 900
 read -r count span rate < <(bench_rate accepted)
 requests=$(curl -s "http://127.0.0.1:$sim/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
 printf '%-58s %10s\n' "what" "value"

@@ -15,23 +15,7 @@ command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get inst
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 source Tests/Benchmarks/lib.sh
 bench_init dispatch
-sink=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 127.0.0.1:$sink; keepalive_requests 1000000; location / { return 202 "0: Accepted for delivery"; } }
-}
-CONF
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-npid=$!
+bench_start_sink
 bench_config "http://127.0.0.1:$sink/cgi-bin/sendsms" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' "$method"
 bench_start_daemon
 url="http://127.0.0.1:$sink/cgi-bin/sendsms?username=u&password=x&from=LOA&to=%2B84910000001&text=Moi%20gop%20y&charset=UTF-8&dlr-mask=31&dlr-url=http%3A%2F%2F127.0.0.1%2Fdlr"
@@ -52,8 +36,7 @@ for r in 1 2 3; do
   fi
   h=$("$bench" send "${url%%\?*}" 100000 "$inflight" "$method" | sed 's/.*messages_per_s=//')
   bench_campaign "bench$r" "$n" 2026-01-01T00:00:00+07:00
-  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-  bench_wait_state "bench$r" completed 600
+  bench_submit_and_wait "bench$r" 600
   read -r count _ rate < <(bench_rate accepted "bench$r")
   echo "$r $w $c $h $rate $count" >> "$work/rounds"
 done

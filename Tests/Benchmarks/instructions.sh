@@ -18,26 +18,9 @@ source Tests/Benchmarks/lib.sh
 bench_init instructions
 swift build -c release --product loa-bench 2>&1 | grep -E 'error|warning' || true
 bench="$(dirname "$loa")/loa-bench"
-sink=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 127.0.0.1:$sink; keepalive_requests 1000000; location / { return 202 "0: Accepted for delivery"; } }
-}
-CONF
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-npid=$!
+bench_start_sink
 gcc -O2 -g -o "$work/curl-multi" Tests/Benchmarks/curl-multi.c -lcurl
 url="http://127.0.0.1:$sink/cgi-bin/sendsms"
-for _ in $(seq 1 50); do curl -fsS -o /dev/null -X POST "$url" 2>/dev/null && break; sleep 0.1; done
 valgrind --tool=callgrind --callgrind-out-file="$work/loa.cg" "$bench" send "$url" "$n" 64 POST >/dev/null 2>"$work/loa.vg"
 valgrind --tool=callgrind --callgrind-out-file="$work/plain.cg" "$work/curl-multi" "$url" "$n" 64 "Moi gop y du thao tren VNeID" \
   >/dev/null 2>"$work/plain.vg"

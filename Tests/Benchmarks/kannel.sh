@@ -39,8 +39,7 @@ for r in 1 2 3; do
   p=$(wrk -t1 -c"$inflight" -d5s -s "$work/post.lua" "$KANNEL_SENDSMS_URL" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}')
   bench_kannel_quiet
   bench_campaign "bench$r" "$n" 2026-01-01T00:00:00+07:00
-  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-  bench_wait_state "bench$r" completed 600
+  bench_submit_and_wait "bench$r" 600
   read -r count _ rate < <(bench_rate accepted "bench$r")
   echo "$r $g $p $rate $count" >> "$work/rounds"
 done

@@ -63,6 +63,36 @@ bench_start_daemon() {
   echo "the daemon did not start:" >&2; cat "$work/daemon.log" >&2; return 1
 }
 
+# bench_start_sink: starts nginx on a free port of 127.0.0.1 ($sink, pid in $npid) answering every request like
+# Kannel's sendsms (202 "0: Accepted for delivery"), keep-alive without limit, no access log.
+bench_start_sink() {
+  sink=$(free_port)
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server { listen 127.0.0.1:$sink; keepalive_requests 1000000; location / { return 202 "0: Accepted for delivery"; } }
+}
+CONF
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+  npid=$!
+  for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$sink/" 2>/dev/null && return 0; sleep 0.1; done
+  echo "nginx did not start:" >&2; cat "$work/nginx/error.log" >&2; return 1
+}
+
+# bench_submit_and_wait ID SECONDS: submits $work/c.json (campaign ID) and waits until it has completed (bounded).
+bench_submit_and_wait() {
+  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+  bench_wait_state "$1" completed "$2"
+}
+
 # bench_wait_state ID STATE SECONDS: polls the campaign until it reaches STATE (bounded).
 bench_wait_state() {
   local end=$((SECONDS + $3))

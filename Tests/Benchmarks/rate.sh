@@ -13,8 +13,7 @@ bench_start_kannel
 bench_config "$KANNEL_SENDSMS_URL" "$rate" messages 64
 bench_campaign rate "$n" 2026-01-01T00:00:00+07:00
 bench_start_daemon
-"$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-bench_wait_state rate completed $((secs * 3 + 60))
+bench_submit_and_wait rate $((secs * 3 + 60))
 python3 - "$work/data/delivery.log" "$rate" <<'PY'
 import json, sys, collections, datetime
 rate = int(sys.argv[2])
