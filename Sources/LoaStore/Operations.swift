@@ -378,6 +378,11 @@ public struct ActiveCampaign: Sendable, Equatable {
 
 extension WriteContext {
     func recoverInFlight() throws {
+        // The counts move with the rows in the same transactions: none in flight, nothing to scan (there is no
+        // index on `sending`, so the scan reads the whole table).
+        var inFlight: Int64 = 0
+        try statement("SELECT COALESCE(SUM(n), 0) FROM counts WHERE state = ?").query([.int(Int64(MessageState.sending.rawValue))]) { inFlight = $0.int(0) }
+        guard inFlight > 0 else { return }
         var rows: [(Int64, String, String?, String, Int)] = []
         try statement("SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = 1").query {
             rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2), $0.text(3) ?? "", Int($0.int(4))))

@@ -113,6 +113,11 @@ enum Schema {
         """
         DROP INDEX IF EXISTS messages_phone_queued;
         """,
+        // 8: no index of `sending` messages. It cost every claim an insert and every answer a delete, for a scan
+        // made once per start, and only after a stop that left messages in flight (the counts say so).
+        """
+        DROP INDEX IF EXISTS messages_sending;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {
