@@ -713,9 +713,17 @@ extension WriteContext {
             return false
         }
         try statement("RELEASE bulk").run()
+        // The counters move once per campaign and carrier of the run (nearly always one), not once per message.
+        var group = (campaign: items[0].message.campaign, carrier: items[0].message.carrier, n: Int64(0))
         for (m, gid, detail) in items {
-            try movedFromSending(m, to: next, event: "accepted", attempt: m.attempt, gatewayID: gid, detail: detail)
+            if m.campaign != group.campaign || m.carrier != group.carrier {
+                count(campaign: group.campaign, carrier: group.carrier, from: .sending, to: next, by: group.n)
+                group = (m.campaign, m.carrier, 0)
+            }
+            group.n += 1
+            try movedFromSending(m, to: next, event: "accepted", attempt: m.attempt, gatewayID: gid, detail: detail, counted: true)
         }
+        count(campaign: group.campaign, carrier: group.carrier, from: .sending, to: next, by: group.n)
         return true
     }
 
@@ -782,8 +790,8 @@ extension WriteContext {
     /// What follows a claimed message's move out of `sending`: the counters, its log line (from what the caller
     /// holds, no read-back), and receipts that named its gateway id before the send answer.
     private func movedFromSending(_ m: OutgoingMessage, to next: MessageState, event: String, attempt: Int, gatewayID: String?,
-                                  detail: String?) throws {
-        count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
+                                  detail: String?, counted: Bool = false) throws {
+        if !counted { count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next) }
         try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: event,
                                status: next.name, attempt: attempt, gatewayID: gatewayID, detail: detail))
         if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gatewayID, message: m.id) }

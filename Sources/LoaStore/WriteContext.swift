@@ -137,7 +137,7 @@ final class WriteContext {
     }
 
     /// Adds a delivery-log line to the current transaction.
-    func emit(_ event: DeliveryEvent) throws {
+    func emit(_ event: consuming DeliveryEvent) throws {
         var e = event
         if maskNumbers, let r = e.recipient { e.recipient = PhoneNumber.mask(r) }
         e.seq = nextSeq

@@ -76,28 +76,33 @@ public enum JSONText {
     /// `s` as a JSON string (quotes, escapes), appended as UTF-8 bytes.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { u in
-            // Most values (ids, numbers, states, texts) need no escape: append them whole.
-            if !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-                out.append(contentsOf: u)
-                return
-            }
-            for b in u {
-                switch b {
-                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
-                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
-                case 10: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-                case 13: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-                case 9: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
-                default: out.append(b)
-                }
-            }
+        // Native strings are contiguous UTF-8: no copy of `s` (a `var` and `withUTF8` cost a retain and a release).
+        if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0, to: &out) }) == nil {
+            var s = s
+            s.withUTF8 { appendEscaped($0, to: &out) }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func appendEscaped(_ u: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        // Most values (ids, numbers, states, texts) need no escape: append them whole.
+        if !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: u)
+            return
+        }
+        for b in u {
+            switch b {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
+            case 10: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 13: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 9: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
     }
 
     /// A decimal integer, appended as ASCII bytes.
