@@ -145,6 +145,38 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(seqs == Array(1...seqs.count))
     }
 
+    /// One bulk run of acceptances that mixes campaigns and carriers (the dispatcher records whatever finished,
+    /// together): each campaign's counters, per carrier, move by exactly its own messages.
+    @Test func bulkAcceptancesOfSeveralCampaignsAndCarriersMoveEachOnesCounters() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        let start = ISOTime.parse("2026-11-24T00:00:00Z")!, deadline = ISOTime.parse("2026-11-30T00:00:00Z")!
+        for (id, prefix) in [("c1", "+849123"), ("c2", "+849124")] {
+            try store.createCampaign(submission(id), startAt: start, deadlineAt: deadline)
+            _ = try store.ingest(campaign: id, rows: (0..<30).map {
+                accepted("\(prefix)\(String(format: "%05d", $0))", line: $0 + 2, carrier: $0 % 3 == 0 ? "v" : "k")
+            })
+            try store.commitCampaign(id)
+        }
+        _ = try store.advanceCampaigns(now: clock.now())
+        var claimed: [OutgoingMessage] = []
+        for id in ["c1", "c2"] {
+            for carrier in ["k", "v"] { claimed += try store.claim(campaign: id, carrier: carrier, limit: 30, now: clock.now()) }
+        }
+        #expect(claimed.count == 60)
+        // Interleaved: campaign and carrier change from one outcome to the next, in runs of every length.
+        let order = claimed.indices.sorted { ($0 * 7919) % claimed.count < ($1 * 7919) % claimed.count }
+        try store.record(order.map { SendOutcome(claimed[$0], result: .accepted(gatewayID: "gw-\(claimed[$0].id)", detail: nil)) })
+        for id in ["c1", "c2"] {
+            let rec = try #require(try store.campaign(id))
+            #expect(rec.states["sent"] == 30 && (rec.states["sending"] ?? 0) == 0 && (rec.states["queued"] ?? 0) == 0, "\(id): \(rec.states)")
+            #expect(rec.carriers["k"]?["sent"] == 20 && rec.carriers["v"]?["sent"] == 10, "\(id): \(rec.carriers)")
+            #expect((rec.carriers["k"]?["sending"] ?? 0) == 0 && (rec.carriers["v"]?["sending"] ?? 0) == 0, "\(id): \(rec.carriers)")
+        }
+        #expect(logLines(dir).filter { $0["event"] as? String == "accepted" }.count == 60)
+    }
+
     @Test func crashLeavesSendingAsUnknownAndTheLogWhole() throws {
         let dir = TempDir()
         do {
