@@ -12,9 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-100000}; inflight=${2:-64}; rounds=${3:-3}
 Deploy/setup-debian.sh build
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
 source Tests/Benchmarks/lib.sh
+bench_need nginx nginx-light
 bench_init cpu
 bench_start_sink
 bench_config "http://127.0.0.1:$sink/cgi-bin/sendsms" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' POST

@@ -10,10 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-200000}; inflight=${2:-64}; method=${3:-POST}
 Deploy/setup-debian.sh build
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 source Tests/Benchmarks/lib.sh
+bench_need nginx nginx-light
+bench_need wrk wrk
 bench_init dispatch
 bench_start_sink
 bench_config "http://127.0.0.1:$sink/cgi-bin/sendsms" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' "$method"

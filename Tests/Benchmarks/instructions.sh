@@ -11,10 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-20000}
 Deploy/setup-debian.sh build
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
-command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
 source Tests/Benchmarks/lib.sh
+bench_need nginx nginx-light
+bench_need valgrind valgrind
 bench_init instructions
 swift build -c release --product loa-bench 2>&1 | grep -E 'error|warning' || true
 bench="$(dirname "$loa")/loa-bench"

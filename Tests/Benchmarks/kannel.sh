@@ -8,9 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-30000}; inflight=${2:-64}; method=${3:-POST}
 Deploy/setup-debian.sh test
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 source Tests/Benchmarks/lib.sh
+bench_need wrk wrk
 bench_init kannel
 bench_start_kannel
 bench_config "$KANNEL_SENDSMS_URL" 100000 messages "$inflight" '"contact_policy": {"max_messages": 0},' "$method"

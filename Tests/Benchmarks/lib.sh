@@ -4,6 +4,13 @@
 export LOA_API_TOKEN=bench-token-0123456789 LOA_SECRET=bench-receipt-secret-0123
 export LOA_PW=${LOA_PW:-x}
 
+# bench_need COMMAND PACKAGE: installs the Debian PACKAGE (as root, else with sudo) when COMMAND is missing.
+bench_need() {
+  command -v "$1" >/dev/null && return 0
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # bench_config URL RATE UNIT IN_FLIGHT [EXTRA_JSON] [METHOD=GET]: writes $work/loa.json for carrier "k".

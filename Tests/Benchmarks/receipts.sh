@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-100000}; secs=${2:-8}; conns=${3:-64}
 Deploy/setup-debian.sh build
-command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq wrk >/dev/null; }
 source Tests/Benchmarks/lib.sh
+bench_need wrk wrk
 bench_init receipts
 bench_config http://127.0.0.1:9/cgi-bin/sendsms 1000 messages 32
 bench_campaign bench "$n" 2099-01-01T00:00:00+07:00   # not started: receipts only

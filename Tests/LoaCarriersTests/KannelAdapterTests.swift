@@ -25,6 +25,27 @@ final class FakeSendsms: HTTPService {
     }
 }
 
+/// A ``FakeSendsms`` on 127.0.0.1, an engine, and a Kannel adapter (user `loa`) sending to it; `close()` stops both.
+struct KannelFixture {
+    let fake: FakeSendsms
+    let server: HTTPServer
+    let engine: CurlEngine
+    let adapter: KannelAdapter
+
+    init(password: String = "pw", usePOST: Bool = false, answer: @escaping @Sendable (RequestHead) -> ServerResponse) throws {
+        fake = FakeSendsms(answer: answer)
+        server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
+        engine = try CurlEngine()
+        adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "loa",
+                                password: password, timeout: 5, engine: engine, usePOST: usePOST)
+    }
+
+    func close() {
+        engine.shutdown()
+        server.stop()
+    }
+}
+
 @Suite(.serialized) struct KannelAdapterTests {
     func sms(_ text: String, encoding: SMSEncoding) -> OutgoingSMS {
         OutgoingSMS(id: 42, from: "UBND-HCM", to: "+84912345678", text: text, encoding: encoding, segments: 1,
@@ -32,13 +53,9 @@ final class FakeSendsms: HTTPService {
     }
 
     @Test func sendsTheKannelParametersOverRealHTTP() async throws {
-        let fake = FakeSendsms { _ in .text(202, "0: Accepted for delivery") }
-        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
-        defer { server.stop() }
-        let engine = try CurlEngine()
-        defer { engine.shutdown() }
-        let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "loa",
-                                    password: "p&ss=wörd", timeout: 5, engine: engine)
+        let f = try KannelFixture(password: "p&ss=wörd") { _ in .text(202, "0: Accepted for delivery") }
+        defer { f.close() }
+        let (fake, adapter) = (f.fake, f.adapter)
         let vi = "Góp ý dự thảo: đăng nhập VNeID + 100% {{}} & =?"
         #expect(await adapter.send(sms(vi, encoding: .ucs2)) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
         #expect(await adapter.send(sms("Hello", encoding: .gsm7)) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
@@ -55,13 +72,9 @@ final class FakeSendsms: HTTPService {
     }
 
     @Test func postCarriesParametersAsKannelHeaders() async throws {
-        let fake = FakeSendsms { _ in .text(202, "0: Accepted for delivery") }
-        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
-        defer { server.stop() }
-        let engine = try CurlEngine()
-        defer { engine.shutdown() }
-        let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "loa",
-                                    password: "pw", timeout: 5, engine: engine, usePOST: true)
+        let f = try KannelFixture(usePOST: true) { _ in .text(202, "0: Accepted for delivery") }
+        defer { f.close() }
+        let (fake, adapter) = (f.fake, f.adapter)
         #expect(await adapter.send(sms("Đăng nhập VNeID", encoding: .ucs2)) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
         let seen = try #require(fake.seen.withLock { $0.first })
         #expect(seen.method == "POST" && seen.query["text"] == "Đăng nhập VNeID")
@@ -72,19 +85,15 @@ final class FakeSendsms: HTTPService {
 
     /// The dispatcher's way (`start`, no task, classified on the engine thread) and `send` read every answer alike.
     @Test func startAndSendGiveTheSameOutcomes() async throws {
-        let fake = FakeSendsms { head in
+        let f = try KannelFixture { head in
             switch head.query["text"] {
             case "ok": .text(202, "0: Accepted for delivery")
             case "bad": .text(400, "Missing receiver number")
             default: ServerResponse(status: 503, headers: [.init("Retry-After", "7")], body: Array("busy".utf8))
             }
         }
-        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: fake)
-        defer { server.stop() }
-        let engine = try CurlEngine()
-        defer { engine.shutdown() }
-        let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "loa",
-                                    password: "pw", timeout: 5, engine: engine)
+        defer { f.close() }
+        let (fake, adapter) = (f.fake, f.adapter)
         let expected: [String: GatewayOutcome] = [
             "ok": .accepted(gatewayID: nil, detail: "0: Accepted for delivery"),
             "bad": .permanent("HTTP 400: Missing receiver number"),
