@@ -1,8 +1,9 @@
 /* The baseline for Tests/Benchmarks/dispatch.sh: a plain libcurl multi client that sends N GET requests to
  * one URL with C transfers in flight, keep-alive, bodies discarded, and prints requests per second.
  * It does what Loa's HTTP engine does minus everything else (store, limiter, log), on the same sink.
- * With a BODY it POSTs it (text/plain, plus Kannel's X-Kannel-* headers), as Loa's Kannel adapter does in POST mode.
- *   cc -O2 -o curl-multi curl-multi.c -lcurl && ./curl-multi URL N C [BODY] */
+ * With a BODY it POSTs it (text/plain, plus Kannel's X-Kannel-* headers), as Loa's Kannel adapter does in POST mode;
+ * HEADERs after the BODY replace those X-Kannel-* headers (Tests/Benchmarks/kannel.sh gives Kannel's credentials).
+ *   cc -O2 -o curl-multi curl-multi.c -lcurl && ./curl-multi URL N C [BODY [HEADER...]] */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +18,14 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4 && argc != 5) { fprintf(stderr, "usage: %s URL N CONCURRENCY [POST_BODY]\n", argv[0]); return 2; }
+    if (argc < 4) { fprintf(stderr, "usage: %s URL N CONCURRENCY [POST_BODY [HEADER...]]\n", argv[0]); return 2; }
     const char *url = argv[1];
-    const char *body = argc == 5 ? argv[4] : NULL;
+    const char *body = argc >= 5 ? argv[4] : NULL;
     struct curl_slist *headers = NULL;
-    if (body) {
+    if (argc > 5) {
+        headers = curl_slist_append(headers, "Content-Type: text/plain; charset=UTF-8");
+        for (int i = 5; i < argc; i++) headers = curl_slist_append(headers, argv[i]);
+    } else if (body) {
         headers = curl_slist_append(headers, "Content-Type: text/plain; charset=UTF-8");
         headers = curl_slist_append(headers, "X-Kannel-Username: u");
         headers = curl_slist_append(headers, "X-Kannel-Password: x");
