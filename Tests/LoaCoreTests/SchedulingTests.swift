@@ -49,6 +49,62 @@ import Testing
         let w = SendWindows.standard
         #expect(w.openSeconds(from: vn("2026-11-24T21:00:00"), to: vn("2026-11-25T09:00:00")) == 3 * 3600)
     }
+
+    /// Open seconds counted minute by minute with `isOpen` alone: the reference for spans whose edges, windows and
+    /// the zones' changes of offset all fall on whole minutes.
+    func openMinutes(_ w: SendWindows, from: UnixMillis, to: UnixMillis) -> Double {
+        var open = 0
+        var t = from
+        while t < to {
+            if w.isOpen(at: t) { open += 1 }
+            t += 60_000
+        }
+        return Double(open * 60)
+    }
+
+    @Test func openSecondsAndAdvanceAgreeWithMinuteByMinuteAcrossDaylightSaving() throws {
+        let sets = [["07:00-22:00"], ["07:00-11:30", "13:30-21:00"], ["22:00-06:00"], ["01:30-03:30"], ["00:00-24:00"]]
+        // Hanoi has no daylight saving; Paris and New York change by an hour in March and in October/November,
+        // Lord Howe Island by half an hour.
+        let zones = ["Asia/Ho_Chi_Minh", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"]
+        let starts = ["2026-03-20T05:17:00Z", "2026-10-20T23:59:00Z", "2026-03-28T10:00:00Z", "2026-04-01T13:41:00Z"]
+        var generator = SplitMix(seed: 7)
+        for zone in zones {
+            for spec in sets {
+                let w = try SendWindows(spec, timeZone: zone)
+                for start in starts {
+                    let from = ISOTime.parse(start)!
+                    let to = from + Int64(10 * 1440 + generator.next() % (10 * 1440)) * 60_000  // 10 to 20 days: most cross a change of offset
+                    let expected = openMinutes(w, from: from, to: to)
+                    if let firstOpen = stride(from: from, to: to, by: 60_000).first(where: { w.isOpen(at: $0) }) {
+                        #expect(w.nextOpen(after: from) == firstOpen, "\(zone) \(spec) \(start)")
+                    }
+                    #expect(w.openSeconds(from: from, to: to) == expected, "\(zone) \(spec) \(start) + \((to - from) / 60_000) min")
+                    // Spending exactly that much open time from `from` ends no later than `to`, having spent it.
+                    let eta = try #require(w.advance(from: from, openSeconds: expected, limit: to + 1), "\(zone) \(spec) \(start)")
+                    #expect(eta <= to && w.openSeconds(from: from, to: eta) == expected, "\(zone) \(spec) \(start): eta \(eta), to \(to)")
+                    if w.isOpen(at: to - 60_000) { #expect(eta == to, "\(zone) \(spec) \(start): open just before the end") }
+                }
+            }
+        }
+    }
+
+    @Test func aDeadlineDecadesAwayCountsEveryDay() throws {
+        // 2026-01-01 to 2099-01-01 in Hanoi (UTC+7 all along): 26,663 days of 15 hours.
+        let from = vn("2026-01-01T00:00:00"), to = vn("2099-01-01T00:00:00")
+        let days = (to - from) / 86_400_000
+        #expect(days == 26_663)
+        let w = SendWindows.standard
+        #expect(w.openSeconds(from: from, to: to) == Double(days * 15 * 3600))
+        // The last hour of sending falls on the last day's window: 21:00-22:00 on 2098-12-31.
+        #expect(w.advance(from: from, openSeconds: Double(days * 15 * 3600), limit: to) == vn("2098-12-31T22:00:00"))
+        #expect(w.advance(from: from, openSeconds: Double(days * 15 * 3600 + 1), limit: to) == nil)
+        // Across decades of daylight saving the count still matches day by day: Paris, 2026 to 2060.
+        let paris = try SendWindows(["07:00-22:00"], timeZone: "Europe/Paris")
+        let pFrom = ISOTime.parse("2026-01-01T00:00:00+01:00")!, pTo = ISOTime.parse("2060-01-01T00:00:00+01:00")!
+        let pDays = (pTo - pFrom) / 86_400_000  // no window touches 02:00-03:00, so every local day opens 15 hours
+        #expect(paris.openSeconds(from: pFrom, to: pTo) == Double(pDays * 15 * 3600))
+    }
 }
 
 @Suite struct CampaignLifecycleTests {

@@ -66,21 +66,31 @@ public struct SendWindows: Sendable, Equatable {
         }
     }
 
-    /// The next instant at or after `t` when a window is open (`t` itself if open now).
+    /// The next instant at or after `t` when a window is open (`t` itself if open now). Around a change of the
+    /// zone's offset a window's local start maps to one instant or another (or none, in a spring-forward gap,
+    /// where the window opens at the change itself): each candidate is checked with ``isOpen(at:)``.
     public func nextOpen(after t: UnixMillis) -> UnixMillis {
         if isOpen(at: t) { return t }
         let l = local(t)
         let dayStart = l - (((l % 86_400) + 86_400) % 86_400)
         var best = Int64.max
+        func consider(_ u: UnixMillis) { if u > t && u < best && isOpen(at: u) { best = u } }
         for day in 0...2 {
             for w in windows {
                 let localStart = dayStart + Int64(day) * 86_400 + Int64(w.start)
-                // Back to UTC with the offset in force around then.
-                let guess = (localStart - Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(localStart))))) * 1000
-                if guess > t && guess < best { best = guess }
+                // Back to UTC with the offset in force a day either side: one of them is the offset at the start.
+                for side in [-86_400, 86_400] as [Int64] {
+                    let offset = Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(localStart + side))))
+                    consider((localStart - offset) * 1000)
+                }
             }
         }
-        return best == Int64.max ? t + 86_400_000 : best
+        var change = t
+        while let next = offsetChange(after: change), next < t + 3 * Self.day {
+            consider(next)
+            change = next
+        }
+        return best == Int64.max ? t + Self.day : best
     }
 
     /// The end of the window open at `t`, or nil if none is.
@@ -98,13 +108,72 @@ public struct SendWindows: Sendable, Equatable {
         return best
     }
 
-    /// Seconds of open window between `from` and `to` (for deadline feasibility), summed per second boundary of windows.
+    /// Seconds of open window between `from` and `to` (for deadline feasibility). While the zone's offset from
+    /// UTC holds, every 24 hours open alike, so whole days are counted at once and only the rest is walked edge
+    /// by edge: a deadline years away costs as little as one days away.
     public func openSeconds(from: UnixMillis, to: UnixMillis) -> Double {
         var t = from
         var total: Int64 = 0
-        var guardSteps = 0
-        while t < to && guardSteps < 10_000 {
-            guardSteps += 1
+        var steps = 0
+        while t < to && steps < Self.stepLimit {
+            let steady = min(to, offsetChange(after: t) ?? .max)
+            let days = (steady - t) / Self.day
+            if days > 0 {
+                total += days * walkOpen(from: t, to: t + Self.day, steps: &steps)
+                t += days * Self.day
+            }
+            total += walkOpen(from: t, to: steady, steps: &steps)
+            t = steady
+        }
+        return Double(total) / 1000
+    }
+
+    /// The instant by which `seconds` of open window have passed, starting at `from` (nil if not within `limit`).
+    /// Whole days are skipped at once while the zone's offset holds, as in ``openSeconds(from:to:)``. No time
+    /// at all is spent at `from`.
+    public func advance(from: UnixMillis, openSeconds seconds: Double, limit: UnixMillis) -> UnixMillis? {
+        var t = from
+        var left = Int64(seconds * 1000)
+        if left <= 0 { return from }
+        var steps = 0
+        while t < limit && steps < Self.stepLimit {
+            let steady = min(limit, offsetChange(after: t) ?? .max)
+            let days = (steady - t) / Self.day
+            if days > 0 {
+                let perDay = walkOpen(from: t, to: t + Self.day, steps: &steps)
+                if perDay > 0 {
+                    // Whole days that leave part of `left` for the walk below.
+                    let skip = max(0, min(days, (left - 1) / perDay))
+                    left -= skip * perDay
+                    t += skip * Self.day
+                }
+            }
+            while t < steady && steps < Self.stepLimit {
+                steps += 1
+                if let close = closes(after: t) {
+                    // A window's end is reckoned at the offset of `t`: it holds only up to `steady`.
+                    let end = min(close, steady)
+                    if end - t >= left { return t + left }
+                    left -= end - t
+                    t = end
+                } else {
+                    t = nextOpen(after: t)
+                }
+            }
+        }
+        return nil
+    }
+
+    private static let day: Int64 = 86_400_000
+    /// Window edges walked at most per question: a bound on work, far above what a few days of edges take.
+    private static let stepLimit = 10_000
+
+    /// Open milliseconds in [from, to), walked window edge by window edge (each edge counted in `steps`).
+    private func walkOpen(from: UnixMillis, to: UnixMillis, steps: inout Int) -> Int64 {
+        var t = from
+        var total: Int64 = 0
+        while t < to && steps < Self.stepLimit {
+            steps += 1
             if let close = closes(after: t) {
                 let end = min(close, to)
                 total += end - t
@@ -113,25 +182,14 @@ public struct SendWindows: Sendable, Equatable {
                 t = nextOpen(after: t)
             }
         }
-        return Double(total) / 1000
+        return total
     }
 
-    /// The instant by which `seconds` of open window have passed, starting at `from` (nil if not within `limit`).
-    public func advance(from: UnixMillis, openSeconds seconds: Double, limit: UnixMillis) -> UnixMillis? {
-        var t = from
-        var left = Int64(seconds * 1000)
-        var steps = 0
-        while t < limit && steps < 10_000 {
-            steps += 1
-            if let close = closes(after: t) {
-                if close - t >= left { return t + left }
-                left -= close - t
-                t = close
-            } else {
-                t = nextOpen(after: t)
-            }
-        }
-        return nil
+    /// The zone's next change of offset from UTC after `t` (daylight saving, or a change of its rules), or nil if
+    /// it has none ahead.
+    private func offsetChange(after t: UnixMillis) -> UnixMillis? {
+        guard let next = timeZone.nextDaylightSavingTimeTransition(after: Date(timeIntervalSince1970: Double(t) / 1000)) else { return nil }
+        return max(t + 1, UnixMillis((next.timeIntervalSince1970 * 1000).rounded()))
     }
 }
 
