@@ -93,7 +93,9 @@ public struct SendWindows: Sendable, Equatable {
         return best == Int64.max ? t + Self.day : best
     }
 
-    /// The end of the window open at `t`, or nil if none is.
+    /// The end of the window open at `t`, or nil if none is. It is reckoned at the zone's offset at `t`, so a
+    /// change of offset before it moves the true end (``openSeconds(from:to:)`` and ``advance(from:openSeconds:limit:)``
+    /// stop at each change). The dispatcher uses it only as the limit of a claim made while the window is open.
     public func closes(after t: UnixMillis) -> UnixMillis? {
         guard isOpen(at: t) else { return nil }
         let l = local(t)
