@@ -165,7 +165,11 @@ func scrub(_ message: String, url: String) -> String {
 }
 
 func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
-    asciiCaseInsensitiveEqual(a.utf8, b.utf8)
+    // Every request compares header names: over the bytes in place when both are contiguous (native strings
+    // are), not through two UTF-8 views zipped.
+    a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y in asciiCaseInsensitiveEqual(x, y) }
+    }.flatMap { $0 } ?? asciiCaseInsensitiveEqual(a.utf8, b.utf8)
 }
 
 func asciiCaseInsensitiveEqual(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
