@@ -79,6 +79,14 @@ import Testing
                     if let firstOpen = stride(from: from, to: to, by: 60_000).first(where: { w.isOpen(at: $0) }) {
                         #expect(w.nextOpen(after: from) == firstOpen, "\(zone) \(spec) \(start)")
                     }
+                    // Where a window is open, it closes at the first closed minute (windows of one set do not
+                    // overlap; 00:00-24:00 never closes).
+                    if spec != ["00:00-24:00"] {
+                        for m in stride(from: from, to: to, by: 97 * 60_000) where w.isOpen(at: m) {
+                            let firstClosed = stride(from: m, to: m + 2 * 86_400_000, by: 60_000).first { !w.isOpen(at: $0) }
+                            #expect(w.closes(after: m) == firstClosed, "\(zone) \(spec) open at \(m)")
+                        }
+                    }
                     #expect(w.openSeconds(from: from, to: to) == expected, "\(zone) \(spec) \(start) + \((to - from) / 60_000) min")
                     // Spending exactly that much open time from `from` ends no later than `to`, having spent it.
                     let eta = try #require(w.advance(from: from, openSeconds: expected, limit: to + 1), "\(zone) \(spec) \(start)")

@@ -93,11 +93,23 @@ public struct SendWindows: Sendable, Equatable {
         return best == Int64.max ? t + Self.day : best
     }
 
-    /// The end of the window open at `t`, or nil if none is. It is reckoned at the zone's offset at `t`, so a
-    /// change of offset before it moves the true end (``openSeconds(from:to:)`` and ``advance(from:openSeconds:limit:)``
-    /// stop at each change). The dispatcher uses it only as the limit of a claim made while the window is open.
+    /// The end of the window open at `t`, or nil if none is. The dispatcher uses it as the limit of a claim.
     public func closes(after t: UnixMillis) -> UnixMillis? {
         guard isOpen(at: t) else { return nil }
+        // The end is reckoned at the offset in force at `from`. A change of offset before it moves the local clock:
+        // the end is the change itself if the clock jumps out of every window, else it is reckoned again from there.
+        var from = t
+        for _ in 0..<4 {
+            let end = endOfWindow(openAt: from)
+            guard let change = offsetChange(after: from), change < end else { return end }
+            if !isOpen(at: change) { return change }
+            from = change
+        }
+        return endOfWindow(openAt: from)
+    }
+
+    /// The end of the window open at `t` (which is open), reckoned at the zone's offset at `t`.
+    private func endOfWindow(openAt t: UnixMillis) -> UnixMillis {
         let l = local(t)
         let sod = Int(((l % 86_400) + 86_400) % 86_400)
         var best = Int64.max
@@ -153,7 +165,7 @@ public struct SendWindows: Sendable, Equatable {
             while t < steady && steps < Self.stepLimit {
                 steps += 1
                 if let close = closes(after: t) {
-                    // A window's end is reckoned at the offset of `t`: it holds only up to `steady`.
+                    // Up to the stretch's end at most: whole days are counted again from there.
                     let end = min(close, steady)
                     if end - t >= left { return t + left }
                     left -= end - t
