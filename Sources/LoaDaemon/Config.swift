@@ -25,6 +25,8 @@ public struct LoaConfig: Sendable {
         public var secrets: [String: String] = [:]
         /// The gateway deduplicates resends (a request id), so a timeout after sending may be retried.
         public var idempotent = false
+        /// The proxy the carrier's requests go through, or nil for none (proxy environment variables are not read).
+        public var proxy: String?
     }
 
     public var path: String
@@ -62,6 +64,42 @@ struct SecretRef: Decodable, Sendable {
     var file: String?
 }
 
+/// A carrier's proxy: a URL written in the config when it holds no credentials, else `{"env": "NAME"}` or
+/// `{"file": "/path"}` like any secret.
+enum ProxyRef: Decodable, Sendable {
+    case url(String)
+    case secret(SecretRef)
+
+    init(from decoder: any Decoder) throws {
+        if let s = try? decoder.singleValueContainer().decode(String.self) {
+            self = .url(s)
+        } else {
+            self = .secret(try SecretRef(from: decoder))
+        }
+    }
+
+    /// Why `url` cannot be a proxy, or nil. Never quotes it: it may hold a password.
+    static func problem(_ url: String) -> String? {
+        let schemes = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"]
+        guard let sep = url.range(of: "://"), schemes.contains(url[..<sep.lowerBound].lowercased()) else {
+            return "must be a proxy URL: \(schemes.map { $0 + "://" }.joined(separator: ", ")) then host:port"
+        }
+        let rest = url[sep.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        let host = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
+        if host.isEmpty || host.hasPrefix(":") { return "has no host" }
+        if rest.dropFirst(authority.count).contains(where: { $0 != "/" }) { return "must not have a path" }
+        if url.contains(where: { $0.isWhitespace }) { return "must not contain spaces" }
+        return nil
+    }
+
+    /// Whether `url` carries a user name or password (`scheme://user:pass@host`).
+    static func hasCredentials(_ url: String) -> Bool {
+        guard let sep = url.range(of: "://") else { return false }
+        return url[sep.upperBound...].prefix { $0 != "/" }.contains("@")
+    }
+}
+
 /// The config file as written (JSON with comments, JSON5).
 struct ConfigFile: Decodable {
     struct Listen: Decodable {
@@ -82,9 +120,10 @@ struct ConfigFile: Decodable {
         var rateUnit: String?
         var secrets: [String: SecretRef]?
         var idempotent: Bool?
+        var proxy: ProxyRef?
         var generic: GenericGatewaySpec?
         enum CodingKeys: String, CodingKey {
-            case name, kind, url, username, password, rate, method, secrets, idempotent
+            case name, kind, url, username, password, rate, method, secrets, idempotent, proxy
             case rateUnit = "rate_unit"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
         }
@@ -104,6 +143,7 @@ struct ConfigFile: Decodable {
             rateUnit = try c.decodeIfPresent(String.self, forKey: .rateUnit)
             secrets = try c.decodeIfPresent([String: SecretRef].self, forKey: .secrets)
             idempotent = try c.decodeIfPresent(Bool.self, forKey: .idempotent)
+            proxy = try c.decodeIfPresent(ProxyRef.self, forKey: .proxy)
             // A generic gateway is described by the same entry's other keys (method, headers, body, batch, ...).
             generic = kind == "generic" ? try GenericGatewaySpec(from: decoder) : nil
         }
@@ -211,13 +251,27 @@ public enum ConfigLoader {
                 for (key, ref) in (c.secrets ?? [:]).sorted(by: { $0.key < $1.key }) { secrets[key] = resolve(ref, "\(f).secrets.\(key)") }
             }
             if let u = c.rateUnit, u != "segments" && u != "messages" { add("\(f).rate_unit", "must be segments or messages") }
+            var proxy: String?
+            switch c.proxy {
+            case .url(let u)?:
+                if ProxyRef.hasCredentials(u) {
+                    add("\(f).proxy", "a proxy URL with credentials must come from {\"env\": \"NAME\"} or {\"file\": \"/path\"}")
+                }
+                proxy = u
+            case .secret(let ref)?:
+                proxy = clientOnly ? nil : resolve(ref, "\(f).proxy")
+            case nil:
+                break
+            }
+            if let p = proxy, !p.isEmpty, let problem = ProxyRef.problem(p) { add("\(f).proxy", problem) }
+            if proxy?.isEmpty == true { proxy = nil }
             let password = c.password == nil || clientOnly ? "" : resolve(c.password, "\(f).password")
             let secret = clientOnly ? "" : resolve(c.receiptSecret, "\(f).receipt_secret")
             if !secret.isEmpty && secret.count < 16 { add("\(f).receipt_secret", "must be at least 16 characters") }
             carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
                                   rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
                                   rateInSegments: (c.rateUnit ?? "segments") == "segments", generic: c.generic, secrets: secrets,
-                                  idempotent: c.idempotent ?? false))
+                                  idempotent: c.idempotent ?? false, proxy: proxy))
         }
         if carriers.isEmpty { add("carriers", "at least one carrier is required") }
         if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }

@@ -199,8 +199,13 @@ final class LoaDaemonProcess: @unchecked Sendable {
     let engine: CurlEngine
     var env: [String: String] {
         ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret, "LOA_SIM_TOKEN": kannelPassword,
-         "LOA_SIM_RECEIPT_SECRET": receiptSecret]
+         "LOA_SIM_RECEIPT_SECRET": receiptSecret].merging(Self.deadProxies) { $1 }
     }
+    /// Proxy variables that libcurl would honour, pointing at a port where nothing listens (the discard port), with
+    /// no exceptions: every daemon and CLI of the integration tests runs with them, and works only because Loa
+    /// goes where its config says (a carrier's `proxy`, else directly), never where the environment says.
+    static let deadProxies = ["http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "all_proxy": "http://127.0.0.1:9",
+                              "ALL_PROXY": "http://127.0.0.1:9", "no_proxy": "", "NO_PROXY": ""]
     let kannelPassword: String
 
     convenience init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32,

@@ -139,6 +139,43 @@ struct KannelFixture {
         #expect(!detail.contains("TOPSECRET"))
     }
 
+    /// A port nothing listens on (bound, then closed).
+    func closedPort() throws -> Int {
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: FakeSendsms { _ in .text(200, "") })
+        defer { server.stop() }
+        return server.port
+    }
+
+    @Test func aConfiguredProxyCarriesTheRequestAndItsCredentialsStayHidden() async throws {
+        let engine = try CurlEngine()
+        defer { engine.shutdown() }
+        let gatewayPort = try closedPort()  // reachable only through the proxy
+        let proxy = FakeSendsms { _ in .text(202, "0: Accepted for delivery") }
+        let proxyServer = try HTTPServer(address: "127.0.0.1", port: 0, service: proxy)
+        defer { proxyServer.stop() }
+        for usePOST in [false, true] {
+            let adapter = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(gatewayPort)/cgi-bin/sendsms", username: "loa",
+                                        password: "pw", timeout: 5, engine: engine, usePOST: usePOST,
+                                        proxy: "http://proxyuser:PROXYPASS@127.0.0.1:\(proxyServer.port)")
+            #expect(await adapter.send(sms("Hello", encoding: .gsm7)) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
+        }
+        let seen = proxy.seen.withLock { $0 }
+        try #require(seen.count == 2)
+        for s in seen {
+            // The proxy got the request for the gateway, with the proxy's own credentials.
+            #expect(s.headers["host"] == "127.0.0.1:\(gatewayPort)")
+            #expect(s.headers["proxy-authorization"] == "Basic " + Data("proxyuser:PROXYPASS".utf8).base64EncodedString())
+        }
+        #expect(seen[0].query["to"] == "+84912345678" && seen[1].headers["x-kannel-to"] == "+84912345678")
+        // A proxy that is down: the gateway is unavailable, and the proxy's password appears nowhere.
+        let down = KannelAdapter(name: "k", sendsmsURL: "http://127.0.0.1:\(proxyServer.port)/cgi-bin/sendsms", username: "loa",
+                                 password: "pw", timeout: 2, engine: engine, proxy: "http://proxyuser:PROXYPASS@127.0.0.1:\(try closedPort())")
+        let outcome = await down.send(sms("x", encoding: .gsm7))
+        guard case .unavailable(let detail) = outcome else { Issue.record("expected unavailable, got \(outcome)"); return }
+        #expect(!detail.contains("PROXYPASS") && !detail.contains("proxyuser"), "\(detail)")
+        #expect(proxy.seen.withLock { $0.count } == 2, "nothing went around the proxy")
+    }
+
     @Test func failuresAfterSendingAreAmbiguousUnlessTheGatewayIsIdempotent() {
         guard case .ambiguous = GatewayOutcome.transport(.timedOut("5 s")) else { Issue.record("timeout"); return }
         guard case .ambiguous = GatewayOutcome.transport(.connectionLost("reset")) else { Issue.record("reset"); return }

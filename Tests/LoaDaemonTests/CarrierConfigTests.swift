@@ -64,6 +64,35 @@ import Testing
         #expect(problems.problems.allSatisfy { $0.file == path && $0.line > 0 }, "\(text)")
     }
 
+    @Test func aCarrierProxyIsAURLOrASecretAndProblemsNeverQuoteIt() throws {
+        let s = Scratch()
+        func carrier(_ name: String, _ proxy: String) -> String {
+            jasmin.replacingOccurrences(of: #""name": "j""#, with: #""name": "\#(name)""#)
+                .replacingOccurrences(of: #""method": "POST""#, with: #""method": "POST", "proxy": \#(proxy)"#)
+        }
+        // A URL without credentials may be written; one with them comes from the environment or a file.
+        let ok = s.write("ok.json", config(carriers: [carrier("j", #""http://proxy.internal:3128""#),
+                                                      carrier("k", #"{ "env": "P" }"#), jasmin.replacingOccurrences(of: #""name": "j""#, with: #""name": "n""#)].joined(separator: ",\n")))
+        let c = try ConfigLoader.load(path: ok, environment: env.merging(["P": "socks5h://u:s3cr3t@10.0.0.1:1080"]) { $1 }).get()
+        #expect(c.carriers.map(\.proxy) == ["http://proxy.internal:3128", "socks5h://u:s3cr3t@10.0.0.1:1080", nil])
+
+        let bad = s.write("bad.json", config(carriers: [carrier("j", #""http://user:inl1ne@proxy:3128""#), carrier("k", #""ftp://proxy:21""#),
+                                                        carrier("l", #""http://:3128""#), carrier("m", #"{ "env": "Q" }"#),
+                                                        carrier("o", #""http://proxy:3128/path""#)].joined(separator: ",\n")))
+        guard case .failure(let problems) = ConfigLoader.load(path: bad, environment: env.merging(["Q": "gopher://u:hidden@x"]) { $1 }) else {
+            Issue.record("bad proxies must not load")
+            return
+        }
+        let text = problems.description
+        #expect(text.contains("carriers.0.proxy: a proxy URL with credentials must come from"), "\(text)")
+        #expect(text.contains("carriers.1.proxy: must be a proxy URL: http://, https://, socks4://"), "\(text)")
+        #expect(text.contains("carriers.2.proxy: has no host"), "\(text)")
+        #expect(text.contains("carriers.3.proxy: must be a proxy URL"), "\(text)")
+        #expect(text.contains("carriers.4.proxy: must not have a path"), "\(text)")
+        #expect(!text.contains("inl1ne") && !text.contains("hidden"), "\(text)")
+        #expect(problems.problems.allSatisfy { $0.file == bad && $0.line > 0 }, "\(text)")
+    }
+
     @Test func unknownKindsAreListed() throws {
         let s = Scratch()
         let path = s.write("loa.json", config(carriers: jasmin.replacingOccurrences(of: "\"jasmin\"", with: "\"smpp\"")))

@@ -98,7 +98,12 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
         var secretValues: [String] = []
     }
 
-    public init(name: String, spec: GenericGatewaySpec, secrets: [String: String], timeout: Double, engine: CurlEngine, idempotent: Bool = false) {
+    /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
+    public let proxy: String?
+
+    public init(name: String, spec: GenericGatewaySpec, secrets: [String: String], timeout: Double, engine: CurlEngine, idempotent: Bool = false,
+                proxy: String? = nil) {
+        self.proxy = proxy
         self.idempotent = idempotent
         self.name = name
         self.spec = spec
@@ -236,7 +241,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
             if let ct = c.contentType, !hasContentType { headers.append(HTTPHeader("Content-Type", ct)) }
         }
         return HTTPRequest(method: c.method, url: String(decoding: url, as: UTF8.self), headers: headers, body: body, timeout: timeout)
-            .atMostOnce(!idempotent).readingHeaders(adapterResponseHeaders)
+            .atMostOnce(!idempotent).readingHeaders(adapterResponseHeaders).via(proxy)
     }
 
     /// The request for one message (a batch of one).

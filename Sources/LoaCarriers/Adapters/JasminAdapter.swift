@@ -36,7 +36,12 @@ public struct JasminAdapter: OneExchangeAdapter {
     public let usePOST: Bool
     public let engine: CurlEngine
 
-    public init(name: String, sendURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false) {
+    /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
+    public let proxy: String?
+
+    public init(name: String, sendURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
+                proxy: String? = nil) {
+        self.proxy = proxy
         self.name = name
         self.sendURL = sendURL
         self.username = username
@@ -67,10 +72,10 @@ public struct JasminAdapter: OneExchangeAdapter {
         q.add("dlr-method", "POST")
         if usePOST {
             return HTTPRequest(method: "POST", url: sendURL, headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")],
-                               body: Array(q.encoded.utf8), timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders)
+                               body: Array(q.encoded.utf8), timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
         }
         let sep = sendURL.contains("?") ? "&" : "?"
-        return HTTPRequest(method: "GET", url: sendURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders)
+        return HTTPRequest(method: "GET", url: sendURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
     }
 
     /// `text` as UTF-16 big-endian code units in upper-case hex (`"Đ"` → `"0110"`).

@@ -26,7 +26,12 @@ public struct KannelAdapter: OneExchangeAdapter {
     public let usePOST: Bool
     public let engine: CurlEngine
 
-    public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false) {
+    /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
+    public let proxy: String?
+
+    public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
+                proxy: String? = nil) {
+        self.proxy = proxy
         self.usePOST = usePOST
         self.name = name
         self.sendsmsURL = sendsmsURL
@@ -46,7 +51,7 @@ public struct KannelAdapter: OneExchangeAdapter {
                            HTTPHeader("X-Kannel-DLR-Mask", "31"), HTTPHeader("X-Kannel-DLR-Url", m.receiptURL),
                            HTTPHeader("Content-Type", "text/plain; charset=UTF-8")]
             if m.encoding == .ucs2 { headers.append(HTTPHeader("X-Kannel-Coding", "2")) }
-            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout)
+            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout).via(proxy)
                 .atMostOnce().readingHeaders(adapterResponseHeaders)
         }
         var q = URLQuery()
@@ -60,7 +65,7 @@ public struct KannelAdapter: OneExchangeAdapter {
         q.add("dlr-mask", "31")
         q.add("dlr-url", m.receiptURL)
         let sep = sendsmsURL.contains("?") ? "&" : "?"
-        return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders)
+        return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
     }
 
     public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {

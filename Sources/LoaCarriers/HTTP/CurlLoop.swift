@@ -209,6 +209,8 @@ final class CurlTransfer {
     /// Whether libcurl hands every response header line to ``appendHeaderLine(_:)``. A request that names the
     /// headers it reads gets them from `curl_easy_header` after the answer instead, with no call per line.
     private var headerCallbackOn = false
+    /// The handle's `CURLOPT_PROXY` ("" for none); nil after a reset, when it must be set again.
+    private var proxySet: String?
 
     /// What a request sets besides URL, timeouts, headers and body size: requests of the same shape
     /// can follow each other on a handle without a reset.
@@ -274,6 +276,7 @@ final class CurlTransfer {
         let shape = shape
         if configured != shape {
             configured = nil
+            proxySet = nil
             easy.reset()
             try configureShared()
             try configure(shape)
@@ -293,6 +296,12 @@ final class CurlTransfer {
             headerCallbackOn = wantsCallback
         }
         try easy.set(CURLOPT_URL, string: request.url)
+        // "" is no proxy at all: libcurl then reads no proxy environment variable either.
+        let proxy = request.proxy ?? ""
+        if proxySet != proxy {
+            try easy.set(CURLOPT_PROXY, string: proxy)
+            proxySet = proxy
+        }
         try easy.set(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
 
@@ -390,7 +399,7 @@ final class CurlTransfer {
             return .failure(.other(code: Int(CURLE_READ_ERROR.rawValue), message: message))
         }
         let detail = easy.lastErrorDetail ?? curlMessage(code)
-        let message = "\(label): \(scrub(detail, url: request.url))"
+        let message = "\(label): \(scrub(scrub(detail, url: request.url), url: request.proxy ?? ""))"
         return .failure(TransportError(code, message: message, requestSent: easy.info(CURLINFO_REQUEST_SIZE) > 0))
     }
 

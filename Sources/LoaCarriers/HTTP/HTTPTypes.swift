@@ -34,6 +34,10 @@ public struct HTTPRequest: Sendable {
     /// here; with nil, libcurl hands every header line to the engine as it arrives. Naming them saves a call
     /// into Swift per header line and the decoding of headers nobody reads.
     public var responseHeaderNames: [String]? = nil
+    /// The proxy to go through (`http://host:port`, `socks5h://…`; credentials in it are never logged), or nil
+    /// for none. Either way libcurl's proxy environment variables (`http_proxy`, `ALL_PROXY`, …) are not read:
+    /// traffic goes where the config says, and nowhere else.
+    public var proxy: String? = nil
 
     public init(
         method: String = "GET", url: String, headers: [HTTPHeader] = [], body: [UInt8] = [],
@@ -53,6 +57,13 @@ extension HTTPRequest {
     public func atMostOnce(_ on: Bool = true) -> HTTPRequest {
         var r = self
         r.atMostOnce = on
+        return r
+    }
+
+    /// This request through `proxy` (nil: none). See ``proxy``.
+    public func via(_ proxy: String?) -> HTTPRequest {
+        var r = self
+        r.proxy = proxy
         return r
     }
 
