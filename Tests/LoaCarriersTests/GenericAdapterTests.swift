@@ -50,6 +50,15 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(messages[0]["text"] as? String == vi)
     }
 
+    @Test func everyRequestGoesThroughTheCarriersProxyOrNone() throws {
+        defer { engine.shutdown() }
+        let spec = try carrierFile("gateway-sim-generic.json5")
+        let batch = [sms(1, "+84912345678", "Hi"), sms(2, "+84912345679", "Hi")]
+        #expect(adapter(spec, ["token": "t"]).request(for: batch).proxy == nil)
+        let proxied = GenericHTTPAdapter(name: "gw", spec: spec, secrets: ["token": "t"], timeout: 5, engine: engine, proxy: "http://10.0.0.1:3128")
+        #expect(proxied.request(for: batch).proxy == "http://10.0.0.1:3128")
+    }
+
     @Test func simulatorAnswers() throws {
         defer { engine.shutdown() }
         let a = adapter(try carrierFile("gateway-sim-generic.json5"), ["token": "T0KEN-abc"])

@@ -26,6 +26,17 @@ import Testing
         #expect(r.body.isEmpty)
     }
 
+    @Test func everyRequestGoesThroughTheCarriersProxyOrNone() throws {
+        let engine = try CurlEngine()
+        defer { engine.shutdown() }
+        for post in [false, true] {
+            #expect(adapter(engine, post: post).request(for: sms("Hi", encoding: .gsm7)).proxy == nil)
+            let proxied = JasminAdapter(name: "jasmin", sendURL: "http://127.0.0.1:1401/send", username: "loa", password: "pw", timeout: 5,
+                                        engine: engine, usePOST: post, proxy: "socks5h://10.0.0.1:1080")
+            #expect(proxied.request(for: sms("Hi", encoding: .gsm7)).proxy == "socks5h://10.0.0.1:1080", "POST \(post)")
+        }
+    }
+
     @Test func ucs2GoesAsHexContentWithoutContent() throws {
         let engine = try CurlEngine()
         defer { engine.shutdown() }
