@@ -78,25 +78,22 @@ enum ProxyRef: Decodable, Sendable {
         }
     }
 
+    static let schemes = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"]
+
     /// Why `url` cannot be a proxy, or nil. Never quotes it: it may hold a password.
     static func problem(_ url: String) -> String? {
-        let schemes = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"]
-        guard let sep = url.range(of: "://"), schemes.contains(url[..<sep.lowerBound].lowercased()) else {
+        guard let u = URLComponents(string: url), let scheme = u.scheme, schemes.contains(scheme.lowercased()) else {
             return "must be a proxy URL: \(schemes.map { $0 + "://" }.joined(separator: ", ")) then host:port"
         }
-        let rest = url[sep.upperBound...]
-        let authority = rest.prefix { $0 != "/" }
-        let host = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
-        if host.isEmpty || host.hasPrefix(":") { return "has no host" }
-        if rest.dropFirst(authority.count).contains(where: { $0 != "/" }) { return "must not have a path" }
-        if url.contains(where: { $0.isWhitespace }) { return "must not contain spaces" }
+        if (u.host ?? "").isEmpty { return "has no host" }
+        if !(u.path.isEmpty || u.path == "/") || u.query != nil || u.fragment != nil { return "must not have a path" }
         return nil
     }
 
     /// Whether `url` carries a user name or password (`scheme://user:pass@host`).
     static func hasCredentials(_ url: String) -> Bool {
-        guard let sep = url.range(of: "://") else { return false }
-        return url[sep.upperBound...].prefix { $0 != "/" }.contains("@")
+        guard let u = URLComponents(string: url) else { return url.contains("@") }
+        return u.user != nil || u.password != nil
     }
 }
 

@@ -14,7 +14,7 @@ import Testing
         #expect(r.header("x-@id") == "a" && r.header("x-`id") == nil)
         // Non-ASCII letters are compared as they are.
         #expect(r.header("x-café") == "b" && r.header("X-CAFÉ") == nil)
-        // Strings that are not native (bridged from NSString, or built lazily) compare the same.
+        // Strings made other ways (from an NSString, from Characters) compare the same.
         let bridged = NSString(string: "RETRY-after") as String
         #expect(r.header(bridged) == "7")
         let built = String(["r", "e", "t", "r", "y", "-", "A", "F", "T", "E", "R"] as [Character])

@@ -27,6 +27,15 @@ import Testing
           "password": { "env": "J" }, "receipt_secret": { "env": "S" }, "rate": 50, "method": "POST" }
         """
 
+    /// The problems of a config that must not load (recorded as an issue, nil, if it loads).
+    func problems(_ path: String, _ environment: [String: String], _ why: String) -> ProblemList? {
+        guard case .failure(let problems) = ConfigLoader.load(path: path, environment: environment) else {
+            Issue.record(Comment(rawValue: why))
+            return nil
+        }
+        return problems
+    }
+
     @Test func jasminAndTheShippedGenericSampleLoad() throws {
         let s = Scratch()
         let sample = try String(contentsOfFile: Self.root + "/Config/carriers/gateway-sim-generic.json5", encoding: .utf8)
@@ -50,10 +59,7 @@ import Testing
             }
             """
         let path = s.write("loa.json", config(carriers: jasmin + ",\n" + generic, extra: #""global_rate": -1,"#))
-        guard case .failure(let problems) = ConfigLoader.load(path: path, environment: env) else {
-            Issue.record("a bad generic carrier must not load")
-            return
-        }
+        guard let problems = problems(path, env, "a bad generic carrier must not load") else { return }
         let text = problems.description
         #expect(text.contains("carriers.1.secrets.token: environment variable NOT_SET is not set"), "\(text)")
         #expect(text.contains("carriers.1.response.rules.0.class"), "\(text)")
@@ -79,10 +85,7 @@ import Testing
         let bad = s.write("bad.json", config(carriers: [carrier("j", #""http://user:inl1ne@proxy:3128""#), carrier("k", #""ftp://proxy:21""#),
                                                         carrier("l", #""http://:3128""#), carrier("m", #"{ "env": "Q" }"#),
                                                         carrier("o", #""http://proxy:3128/path""#)].joined(separator: ",\n")))
-        guard case .failure(let problems) = ConfigLoader.load(path: bad, environment: env.merging(["Q": "gopher://u:hidden@x"]) { $1 }) else {
-            Issue.record("bad proxies must not load")
-            return
-        }
+        guard let problems = problems(bad, env.merging(["Q": "gopher://u:hidden@x"]) { $1 }, "bad proxies must not load") else { return }
         let text = problems.description
         #expect(text.contains("carriers.0.proxy: a proxy URL with credentials must come from"), "\(text)")
         #expect(text.contains("carriers.1.proxy: must be a proxy URL: http://, https://, socks4://"), "\(text)")
@@ -96,7 +99,7 @@ import Testing
     @Test func unknownKindsAreListed() throws {
         let s = Scratch()
         let path = s.write("loa.json", config(carriers: jasmin.replacingOccurrences(of: "\"jasmin\"", with: "\"smpp\"")))
-        guard case .failure(let problems) = ConfigLoader.load(path: path, environment: env) else { Issue.record("smpp is not a kind"); return }
+        guard let problems = problems(path, env, "smpp is not a kind") else { return }
         #expect(problems.description.contains("carriers.0.kind: unknown adapter kind 'smpp' (known: kannel, jasmin, generic)"))
     }
 }
