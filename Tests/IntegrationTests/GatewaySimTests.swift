@@ -126,6 +126,27 @@ struct GatewaySimTests {
         #expect(sim.stop() == 0)
     }
 
+    @Test func genericBodiesItCannotReadAreRejectedAndRefsComeBackAsSent() async throws {
+        let sim = try await SimProcess([])
+        for bad in ["not json", "[1,2]", #"{"messages":[]}"#, #"{"messages":{"to":"84912345678","text":"a"}}"#, #"{"messages":[1"#] {
+            let r = try await sim.request("/api/sms", method: "POST", body: bad)
+            #expect(r.status == 400, "\(bad)")
+            #expect(r.bodyText == #"{"status":"error","error":"body must be a JSON object with a non-empty messages array"}"#, "\(bad)")
+        }
+        // A number as ref comes back as written; refs that need escaping come back escaped; a message without
+        // text is rejected alone.
+        let body = #"{"messages":[{"to":"+84912345678","text":"a","ref":7},{"to":"84912345679","ref":"q\"r"},"#
+            + #"{"to":"84912345670","text":"b","ref":"x\\y"}]}"#
+        let ok = try await sim.request("/api/sms", method: "POST", body: body)
+        #expect(ok.status == 200)
+        #expect(ok.bodyText == #"{"status":"ok","results":[{"ref":"7","id":"g-00000001","status":"queued"},"#
+            + #"{"ref":"q\"r","status":"rejected","error":"missing text"},{"ref":"x\\y","id":"g-00000002","status":"queued"}]}"#)
+        let stats = try await sim.stats()
+        #expect(stats["accepted"] as? Int == 2)
+        #expect(stats["rejected"] as? Int == 6)  // five bodies, one message
+        #expect(sim.stop() == 0)
+    }
+
     @Test func errorsAndThrottlingAcceptNothing() async throws {
         let errors = try await SimProcess(["--error-rate", "1", "--error-status", "503", "--no-receipts"])
         #expect(try await errors.request(kannelPath()).status == 503)

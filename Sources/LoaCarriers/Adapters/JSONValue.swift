@@ -188,6 +188,7 @@ private struct JSONParser {
     mutating func string() -> String? {
         i += 1
         var out: [UInt8] = []
+        var escaped = false
         var runStart = i
         func hex4(_ at: Int) -> UInt32? {
             guard at + 4 <= buf.count else { return nil }
@@ -208,12 +209,16 @@ private struct JSONParser {
         while i < buf.count {
             let b = buf[i]
             if b == UInt8(ascii: "\"") {
+                defer { i += 1 }
+                // Without escapes the string is made from the text itself: no buffer of its own (an allocation
+                // per string, and most strings of a gateway's answer are short enough to be stored inline).
+                guard escaped else { return String(decoding: UnsafeBufferPointer(rebasing: buf[runStart..<i]), as: UTF8.self) }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<i]))
-                i += 1
                 return String(decoding: out, as: UTF8.self)
             }
             if b < 0x20 { return nil }
             if b != UInt8(ascii: "\\") { i += 1; continue }
+            escaped = true
             out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<i]))
             guard i + 1 < buf.count else { return nil }
             let e = buf[i + 1]

@@ -65,9 +65,13 @@ final class SimLedger: Sendable {
         c.accepted += 1
         c.sequence += 1
         c.byShape[shape, default: 0] += 1
-        let before = c.perRecipient[to, default: 0]
-        if before > 0 { c.duplicates += 1 }
-        c.perRecipient[to] = before + 1
+        // One lookup of the number, not two (the map grows to every recipient of a load run).
+        if increment(&c.perRecipient[to, default: 0]) > 1 { c.duplicates += 1 }
+    }
+
+    private static func increment(_ n: inout Int) -> Int {
+        n += 1
+        return n
     }
 
     func count(_ counter: Counter, _ n: Int = 1) {
