@@ -34,13 +34,20 @@ public final class Store: Sendable {
     public let path: String
     private let queue = JobQueue()
     private let lock: DirectoryLock
+    let checkpointer: Checkpointer
     /// Time from the gateway's acceptance to the final receipt, for `/metrics`.
     public let receiptLatency = Mutex(LatencyHistogram())
 
     /// Opens (creating if needed) `directory/loa.db`, migrates it, repairs the delivery log and turns
     /// messages a crash left in `sending` into `unknown`.
     /// `maskNumbers` writes recipients to the delivery log as `+8491****678`.
-    public init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false) throws {
+    public convenience init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false) throws {
+        try self.init(directory: directory, log: log, clock: clock, maskNumbers: maskNumbers, checkpointWakeAt: 10_000, checkpointInlineAt: 100_000)
+    }
+
+    /// The same, with the log sizes (pages) at which ``Checkpointer`` runs a checkpoint and at which the writer
+    /// runs one itself.
+    init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool, checkpointWakeAt: Int32, checkpointInlineAt: Int32) throws {
         let oldMask = umask(0o077)  // the database and its -wal/-shm files hold phone numbers: 0600
         defer { umask(oldMask) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -54,11 +61,22 @@ public final class Store: Sendable {
         // database size (pager_end_transaction), a walk of its hash table that grows with the cache. With
         // 64 MiB that walk took 5-10% of the writer's time when sending, and neither ingest nor claims were
         // faster for the larger cache (Tests/Benchmarks/store-path.sh, ingest.sh).
-        try db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=20000; PRAGMA temp_store=MEMORY")
+        try db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY")
         chmod(path, 0o600)
         try Schema.migrate(db)
-        let context = try WriteContext(db: db, log: log, clock: clock, maskNumbers: maskNumbers)
-        try context.startUp()
+        // Checkpoints run on a thread of their own (``Checkpointer``); the WAL hook replaces SQLite's automatic one.
+        let checkpointer = try Checkpointer(path: path, wakeAt: checkpointWakeAt, inlineAt: checkpointInlineAt)
+        self.checkpointer = checkpointer
+        checkpointer.attach(to: db)
+        let context: WriteContext
+        do {
+            context = try WriteContext(db: db, log: log, clock: clock, maskNumbers: maskNumbers, checkpointer: checkpointer)
+            try context.startUp()
+        } catch {
+            checkpointer.detach(from: db)
+            checkpointer.stop()
+            throw error
+        }
         let q = queue
         let handoff = Handoff(value: context)  // from here on only the writer thread touches it
         let t = Thread {
@@ -101,6 +119,8 @@ public final class Store: Sendable {
         while let jobs = queue.takeAll() {
             context.runTransaction(jobs)
         }
+        context.checkpointer?.detach(from: context.db)
+        context.checkpointer?.stop()
         queue.markStopped()
     }
 }
