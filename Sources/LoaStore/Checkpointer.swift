@@ -17,14 +17,14 @@ import Synchronization
 /// checkpoint on a connection of its own (it never blocks the writer, and the writer never blocks it). When a
 /// checkpoint has copied everything, the writer's next transaction starts the log again from its beginning; while
 /// the writer never pauses that does not happen (the log is never copied whole between two of its commits), so
-/// the log grows past ``wakeAt`` (to about 200 MiB in those runs). At ``inlineAt`` pages the writer checkpoints
+/// the log grows past ``wakeAt`` (to 200 MiB in those runs, and to 412 MB in a 1M-recipient run with a 400 MiB cap). At ``inlineAt`` pages the writer checkpoints
 /// itself, as SQLite would: the log never grows without bound. Durability is SQLite's, as before: WAL mode with
 /// `synchronous=NORMAL`.
 /// https://www.sqlite.org/wal.html#ckpt, https://www.sqlite.org/c3ref/wal_hook.html
 final class Checkpointer: Sendable {
     /// Pages in the log (4 KiB each) at which the thread is woken (the store's: 10,000, 40 MiB).
     let wakeAt: Int32
-    /// Pages at which the writer checkpoints itself (the store's: 100,000, 400 MiB).
+    /// Pages at which the writer checkpoints itself (the store's: 50,000, 200 MiB).
     let inlineAt: Int32
 
     private struct State {

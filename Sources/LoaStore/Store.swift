@@ -42,7 +42,7 @@ public final class Store: Sendable {
     /// messages a crash left in `sending` into `unknown`.
     /// `maskNumbers` writes recipients to the delivery log as `+8491****678`.
     public convenience init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false) throws {
-        try self.init(directory: directory, log: log, clock: clock, maskNumbers: maskNumbers, checkpointWakeAt: 10_000, checkpointInlineAt: 100_000)
+        try self.init(directory: directory, log: log, clock: clock, maskNumbers: maskNumbers, checkpointWakeAt: 10_000, checkpointInlineAt: 50_000)
     }
 
     /// The same, with the log sizes (pages) at which ``Checkpointer`` runs a checkpoint and at which the writer
