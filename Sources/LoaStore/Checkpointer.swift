@@ -1,4 +1,3 @@
-import CSQLite
 import Foundation
 import LoaCore
 import Synchronization
@@ -17,9 +16,9 @@ import Synchronization
 /// checkpoint on a connection of its own (it never blocks the writer, and the writer never blocks it). When a
 /// checkpoint has copied everything, the writer's next transaction starts the log again from its beginning; while
 /// the writer never pauses that does not happen (the log is never copied whole between two of its commits), so
-/// the log grows past ``wakeAt`` (to 200 MiB in those runs, and to 412 MB in a 1M-recipient run with a 400 MiB cap). At ``inlineAt`` pages the writer checkpoints
-/// itself, as SQLite would: the log never grows without bound. Durability is SQLite's, as before: WAL mode with
-/// `synchronous=NORMAL`.
+/// the log grows past ``wakeAt``: to 200 MiB in those runs, and to 412 MB in a 1M-recipient run with a 400 MiB
+/// cap. At ``inlineAt`` pages the writer checkpoints itself, as SQLite would: the log never grows without bound.
+/// Durability is SQLite's, as before: WAL mode with `synchronous=NORMAL`.
 /// https://www.sqlite.org/wal.html#ckpt, https://www.sqlite.org/c3ref/wal_hook.html
 final class Checkpointer: Sendable {
     /// Pages in the log (4 KiB each) at which the thread is woken (the store's: 10,000, 40 MiB).
@@ -31,9 +30,8 @@ final class Checkpointer: Sendable {
         var pending = false
         var stopping = false
         var stopped = false
-        /// Checkpoints run, and how many of them failed (other than SQLITE_BUSY).
+        /// Checkpoints run (`SQLITE_BUSY` ones included).
         var runs = 0
-        var errors = 0
     }
     private let state = Mutex(State())
     private let cond = NSCondition()
@@ -58,26 +56,19 @@ final class Checkpointer: Sendable {
         t.start()
     }
 
-    /// Installs the WAL hook on the writer's connection. The hook holds this object unretained: the writer's
-    /// context keeps it alive, and ``detach(from:)`` removes the hook before the context goes.
+    /// Sets the writer connection's WAL hook. The hook holds this object: ``detach(from:)`` removes it.
     func attach(to db: Connection) {
-        sqlite3_wal_hook(db.handle, checkpointWALHook, Unmanaged.passUnretained(self).toOpaque())
+        db.onWALCommit { [self] pages in
+            // Past `inlineAt` the writer checkpoints itself (`SQLITE_BUSY` at once, nothing done, while this
+            // thread is running one): the log then starts again from its beginning at the next transaction.
+            if pages >= inlineAt { return true }
+            if pages >= wakeAt { wake() }
+            return false
+        }
     }
 
     func detach(from db: Connection) {
-        sqlite3_wal_hook(db.handle, nil, nil)
-    }
-
-    /// Called by the hook after each commit.
-    fileprivate func committed(_ db: OpaquePointer?, pages: Int32) -> Int32 {
-        if pages >= inlineAt, let db {
-            // What SQLite's own automatic checkpoint would do, on the writer (SQLITE_BUSY at once, nothing done,
-            // while the thread is running one): the log then starts again from its beginning at the next transaction.
-            _ = sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-        } else if pages >= wakeAt {
-            wake()
-        }
-        return SQLITE_OK
+        db.onWALCommit(nil)
     }
 
     /// Checkpoints run so far (for tests).
@@ -104,30 +95,26 @@ final class Checkpointer: Sendable {
     }
 
     private func loop(_ db: Connection) {
-        while true {
-            cond.lock()
-            var stop = false
-            while true {
-                let (pending, stopping) = state.withLock { s in (s.pending, s.stopping) }
-                if stopping { stop = true; break }
-                if pending { break }
-                cond.wait()
-            }
-            state.withLock { $0.pending = false }
-            cond.unlock()
-            if stop { break }
-            let rc = sqlite3_wal_checkpoint_v2(db.handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-            // SQLITE_BUSY: another checkpoint (the writer's own, past `inlineAt`) was running; the next commit
-            // past `wakeAt` wakes this thread again.
-            state.withLock { s in
-                s.runs += 1
-                if rc != SQLITE_OK && rc != SQLITE_BUSY { s.errors += 1 }
-            }
+        while nextRound() {
+            // SQLITE_BUSY: the writer's own checkpoint, past `inlineAt`, was running; the next commit past
+            // `wakeAt` wakes this thread again.
+            db.checkpointPassive()
+            state.withLock { $0.runs += 1 }
         }
     }
-}
 
-private func checkpointWALHook(_ context: UnsafeMutableRawPointer?, _ db: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ pages: Int32) -> Int32 {
-    guard let context else { return SQLITE_OK }
-    return Unmanaged<Checkpointer>.fromOpaque(context).takeUnretainedValue().committed(db, pages: pages)
+    /// Waits until woken (true) or stopping (false).
+    private func nextRound() -> Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        while true {
+            let go = state.withLock { s -> Bool? in
+                if s.stopping { return false }
+                if s.pending { s.pending = false; return true }
+                return nil
+            }
+            if let go { return go }
+            cond.wait()
+        }
+    }
 }

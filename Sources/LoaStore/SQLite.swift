@@ -63,6 +63,41 @@ final class Connection {
 
     var changes: Int { Int(sqlite3_changes(handle)) }
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// The closure behind the WAL hook, kept alive by this connection for as long as the hook is set.
+    private var walCommit: WALCommit?
+
+    /// After each commit, `body` gets the pages the write-ahead log holds; true has this connection checkpoint
+    /// (PASSIVE) at once, as SQLite's automatic checkpoint would. Replaces that automatic checkpoint; nil removes
+    /// the hook (and leaves no automatic checkpoint either). https://www.sqlite.org/c3ref/wal_hook.html
+    func onWALCommit(_ body: ((Int32) -> Bool)?) {
+        walCommit = body.map(WALCommit.init)
+        if let walCommit {
+            sqlite3_wal_hook(handle, walCommitHook, Unmanaged.passUnretained(walCommit).toOpaque())
+        } else {
+            sqlite3_wal_hook(handle, nil, nil)
+        }
+    }
+
+    /// A PASSIVE checkpoint: copies what it can of the write-ahead log without waiting for anyone; `SQLITE_BUSY`
+    /// at once while another connection runs one. https://www.sqlite.org/c3ref/wal_checkpoint_v2.html
+    @discardableResult
+    func checkpointPassive() -> Int32 {
+        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    }
+}
+
+private final class WALCommit {
+    let body: (Int32) -> Bool
+    init(_ body: @escaping (Int32) -> Bool) { self.body = body }
+}
+
+private func walCommitHook(_ context: UnsafeMutableRawPointer?, _ db: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ pages: Int32) -> Int32 {
+    guard let context, let db else { return SQLITE_OK }
+    if Unmanaged<WALCommit>.fromOpaque(context).takeUnretainedValue().body(pages) {
+        _ = sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    }
+    return SQLITE_OK
 }
 
 @available(*, unavailable)

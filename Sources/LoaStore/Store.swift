@@ -119,8 +119,8 @@ public final class Store: Sendable {
         while let jobs = queue.takeAll() {
             context.runTransaction(jobs)
         }
-        context.checkpointer?.detach(from: context.db)
-        context.checkpointer?.stop()
+        context.checkpointer.detach(from: context.db)
+        context.checkpointer.stop()
         queue.markStopped()
     }
 }

@@ -30,10 +30,10 @@ final class WriteContext {
     /// Accepted → final receipt times (ms) of the current job, drained by ``Store/apply(_:)``.
     var receiptLatencies: [Int64] = []
 
-    /// Runs the checkpoints off this thread (nil: SQLite's automatic ones, on this thread).
-    let checkpointer: Checkpointer?
+    /// Runs the checkpoints off this thread.
+    let checkpointer: Checkpointer
 
-    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false, checkpointer: Checkpointer? = nil) throws {
+    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false, checkpointer: Checkpointer) throws {
         self.checkpointer = checkpointer
         self.maskNumbers = maskNumbers
         self.db = db
