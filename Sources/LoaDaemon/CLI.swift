@@ -250,15 +250,9 @@ public enum LoaCLI {
         let router = config?.router ?? Router(defaultCarrier: "default")
         var summary: [String] = []
         for file in opts.positional {
-            switch CampaignLoader.load(path: file) {
+            switch CampaignLoader.load(path: file, knownCarriers: config?.carriers.map(\.name)) {
             case .failure(let p): problems += p.problems
             case .success(let c):
-                if let config {
-                    let known = Set(config.carriers.map(\.name))
-                    for name in c.spec.carriers ?? [] where !known.contains(name) {
-                        problems.append(Problem(file: file, line: 0, field: "carriers", reason: "no configured carrier named '\(name)'"))
-                    }
-                }
                 let scan = CampaignScan(campaign: c, router: router)
                 scan.run()
                 problems += scan.problems
@@ -377,11 +371,15 @@ public enum LoaCLI {
         let sub = loaded.submission
         let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
         guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
+        // Every later request names the campaign's generation: if it is discarded meanwhile (and created again by
+        // someone else), they are refused instead of loading or committing the other one.
+        let generation = (try? JSONDecoder().decode([String: JSONScalar].self, from: Data(created.body)))?["generation"]?.text ?? ""
+        let bound = generation.isEmpty ? "" : "?generation=\(generation)"
         for ex in loaded.exclusions {
-            let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/exclusions/\(URLQuery.escape(ex.name))", file: ex.path)
+            let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/exclusions/\(URLQuery.escape(ex.name))" + bound, file: ex.path)
             guard r.status == 200 else {
                 printError("\(ex.path): \(APIClient.errorText(r))")
-                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
+                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))" + bound)
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
@@ -390,18 +388,18 @@ public enum LoaCLI {
         var total = IngestCounts()
         for seg in loaded.segments {
             let path = "/api/v1/campaigns/\(URLQuery.escape(sub.id))/segments/\(URLQuery.escape(seg.name))"
-            let r = seg.fromCampaign == nil ? try await client.upload(path, file: seg.path)
-                                            : try await client.request("POST", path + "/from-campaign")
+            let r = seg.fromCampaign == nil ? try await client.upload(path + bound, file: seg.path)
+                                            : try await client.request("POST", path + "/from-campaign" + bound)
             guard r.status == 200, let c = try? JSONDecoder.api.decode(IngestCounts.self, from: Data(r.body)) else {
                 printError("\(seg.path): \(APIClient.errorText(r))")
-                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
+                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))" + bound)
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
             print("\(seg.fromCampaign.map { "recipients of \($0) (\((seg.states ?? []).joined(separator: ", ")))" } ?? seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed, \(c.segments) SMS parts")
             total.add(c)
         }
-        let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit")
+        let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit" + bound)
         guard commit.status == 200 else {
             printError("\(file): \(APIClient.errorText(commit))")
             return 1
@@ -415,6 +413,15 @@ public enum LoaCLI {
             print("rows not sent, with file, line and reason: loa campaign rejects \(sub.id) --csv FILE")
         }
         return 0
+    }
+
+    /// A JSON string or number, as text (the create answer's `id`, `state` and `generation`).
+    struct JSONScalar: Decodable {
+        var text: String
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let n = try? c.decode(Int64.self) { text = String(n) } else { text = (try? c.decode(String.self)) ?? "" }
+        }
     }
 
     static func pad(_ s: String, _ n: Int) -> String {

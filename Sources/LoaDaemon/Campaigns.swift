@@ -24,49 +24,53 @@ public struct LoadedCampaign: Sendable {
     public var deadlineAt: UnixMillis
 
     public var submission: CampaignSubmission {
-        var s = CampaignSubmission(
-            id: spec.id, name: spec.name, sender: spec.sender,
-            templates: zip(spec.templates, templates).map { .init(name: $0.0.file, text: $0.1.source, weight: $0.0.weight) },
-            segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format, fromCampaign: $0.fromCampaign, states: $0.states) },
-            exclusions: exclusions.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
-            start: spec.start, deadline: spec.deadline, encoding: spec.encoding ?? .auto, maxSegments: spec.maxSegments,
-            allowedCountryCodes: spec.allowedCountryCodes ?? [], windows: spec.windows ?? ["07:00-22:00"],
-            timeZone: spec.timeZone ?? SendWindows.defaultZone, priority: spec.priority ?? .bulk, weight: spec.weight ?? 1,
-            maxRate: spec.maxRate, advertising: spec.advertising ?? false, optOutFooter: spec.optOutFooter,
-            breakdownColumn: spec.breakdownColumn ?? "ward")
-        s.carriers = spec.carriers ?? []
-        s.failover = spec.failover ?? false
-        return s
+        CampaignLoader.submission(spec, templates: templates.map { ($0.name, $0.source) }, segments: segments, exclusions: exclusions)
     }
 }
 
 /// Reads campaign files.
 public enum CampaignLoader {
-    public static func load(path: String) -> Result<LoadedCampaign, ProblemList> {
+    /// Reads a campaign file, its templates and the places of its segments, and checks the campaign with
+    /// ``CampaignRules`` (the daemon's own check), each problem placed at its line. `knownCarriers`: the
+    /// configured carriers, when the config is at hand.
+    public static func load(path: String, knownCarriers: [String]? = nil) -> Result<LoadedCampaign, ProblemList> {
         let spec: CampaignSpec
         let locator: JSONLocator
         switch JSON5File.decode(CampaignSpec.self, path: path) {
         case .failure(let p): return .failure(p)
         case .success(let r): (spec, locator) = r
         }
-        var problems = spec.validate(file: path, locator: locator)
+        var problems: [Problem] = []
+        func line(_ field: String) -> Int {
+            // A list entry's own keys (`templates.0.weight`) sit on its line or the next few; the entry's line is
+            // exact for entries written as a bare path.
+            let parts = field.split(separator: ".")
+            if parts.count >= 3, ["templates", "segments", "exclude"].contains(parts[0]), parts[2] != "weight" {
+                return locator.line(of: parts.prefix(2).joined(separator: "."))
+            }
+            return locator.line(of: field)
+        }
         let base = (path as NSString).deletingLastPathComponent
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base.isEmpty ? p : base + "/" + p) }
-        var templates: [Template] = []
+        // Each template as read (nil where it cannot be read or parsed: that problem is placed in its own file).
+        var templates: [Template?] = []
         for (i, t) in spec.templates.enumerated() {
             let tp = resolve(t.file)
             guard let d = FileManager.default.contents(atPath: tp) else {
-                problems.append(Problem(file: path, line: locator.line(of: "templates.\(i)"), field: "templates.\(i)", reason: "cannot read template file \(tp)"))
+                problems.append(Problem(file: path, line: line("templates.\(i)"), field: "templates.\(i)", reason: "cannot read template file \(tp)"))
+                templates.append(nil)
                 continue
             }
             guard let source = String(validating: d, as: UTF8.self) else {
                 problems.append(Problem(file: tp, line: 1, field: "template", reason: "not valid UTF-8"))
+                templates.append(nil)
                 continue
             }
             do {
                 templates.append(try Template(name: t.file, source: source))
             } catch {
                 problems.append(Problem(file: tp, line: error.line, field: "template", reason: "\(error.message) (column \(error.column))"))
+                templates.append(nil)
             }
         }
         var used = Set<String>()
@@ -80,7 +84,7 @@ public enum CampaignLoader {
                 }
                 let sp = resolve(s.file)
                 if !FileManager.default.isReadableFile(atPath: sp) {
-                    problems.append(Problem(file: path, line: locator.line(of: "\(field).\(i)"), field: "\(field).\(i)", reason: "cannot read file \(sp)"))
+                    problems.append(Problem(file: path, line: line("\(field).\(i)"), field: "\(field).\(i)", reason: "cannot read file \(sp)"))
                 }
                 let base = (s.file as NSString).lastPathComponent
                 var name = base
@@ -91,11 +95,36 @@ public enum CampaignLoader {
         }
         let segments = locate(spec.segments, field: "segments")
         let exclusions = locate(spec.exclude ?? [], field: "exclude")
+        // The daemon's own rules, on what it would receive (templates were parsed above, each problem placed in its file;
+        // one that could not be read stands in as empty text here).
+        let sub = submission(spec, templates: zip(spec.templates, templates).map { ($0.0.file, $0.1?.source ?? "") },
+                             segments: segments, exclusions: exclusions)
+        for issue in CampaignRules.check(sub, knownCarriers: knownCarriers, templates: false) {
+            problems.append(Problem(file: path, line: line(issue.field), field: issue.field, reason: issue.reason))
+        }
         guard problems.isEmpty, let start = ISOTime.parse(spec.start), let deadline = ISOTime.parse(spec.deadline) else {
             return .failure(ProblemList(problems))
         }
-        return .success(LoadedCampaign(path: path, spec: spec, templates: templates, segments: segments, exclusions: exclusions,
-                                        startAt: start, deadlineAt: deadline))
+        return .success(LoadedCampaign(path: path, spec: spec, templates: templates.compactMap { $0 }, segments: segments,
+                                        exclusions: exclusions, startAt: start, deadlineAt: deadline))
+    }
+
+    /// What `loa campaign submit` posts for a campaign file: the spec with the template texts inline.
+    static func submission(_ spec: CampaignSpec, templates: [(name: String, text: String)], segments: [LoadedCampaign.Segment],
+                           exclusions: [LoadedCampaign.Segment]) -> CampaignSubmission {
+        var s = CampaignSubmission(
+            id: spec.id, name: spec.name, sender: spec.sender,
+            templates: zip(spec.templates, templates).map { .init(name: $0.1.name, text: $0.1.text, weight: $0.0.weight) },
+            segments: segments.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format, fromCampaign: $0.fromCampaign, states: $0.states) },
+            exclusions: exclusions.map { .init(name: $0.name, phoneColumn: $0.phoneColumn, format: $0.format) },
+            start: spec.start, deadline: spec.deadline, encoding: spec.encoding ?? .auto, maxSegments: spec.maxSegments,
+            allowedCountryCodes: spec.allowedCountryCodes ?? [], windows: spec.windows ?? ["07:00-22:00"],
+            timeZone: spec.timeZone ?? SendWindows.defaultZone, priority: spec.priority ?? .bulk, weight: spec.weight ?? 1,
+            maxRate: spec.maxRate, advertising: spec.advertising ?? false, optOutFooter: spec.optOutFooter,
+            breakdownColumn: spec.breakdownColumn ?? "ward")
+        s.carriers = spec.carriers ?? []
+        s.failover = spec.failover ?? false
+        return s
     }
 }
 
@@ -146,11 +175,11 @@ final class SegmentReader {
     convenience init(source: String, format: SegmentFormat = .csv, campaign: CampaignSubmission, templates: [Template], phoneColumn: String,
                      router: Router, batchSize: Int = 5_000, onBatch: @escaping ([IngestRow]) throws -> Void) {
         let weights = campaign.templates.map(\.weight)
-        self.init(source: source, format: format, maxSegments: campaign.maxSegments, batchSize: batchSize, breakdownColumn: campaign.breakdownColumn,
+        self.init(source: source, format: format, maxSegments: campaign.maxParts, batchSize: batchSize, breakdownColumn: campaign.breakdownColumn,
                   make: { (header: CSVHeader) throws(RecipientBuilder.HeaderProblems) in
             try RecipientBuilder(campaignID: campaign.id, templates: templates, weights: weights,
                                  advertisingFooter: campaign.advertising ? (campaign.optOutFooter ?? "") : nil, header: header, phoneColumn: phoneColumn,
-                                 policy: campaign.encoding, maxSegments: campaign.maxSegments,
+                                 policy: campaign.encoding, maxSegments: campaign.maxParts,
                                  allowedCountryCodes: Set(campaign.allowedCountryCodes), router: router.restricted(to: campaign.carriers))
         }, onBatch: onBatch)
     }

@@ -102,6 +102,7 @@ struct ConfigFile: Decodable {
     struct Listen: Decodable {
         var address: String?
         var port: Int?
+        enum CodingKeys: String, CodingKey, CaseIterable { case address, port }
     }
     struct CarrierEntry: Decodable {
         var name: String
@@ -119,7 +120,7 @@ struct ConfigFile: Decodable {
         var idempotent: Bool?
         var proxy: ProxyRef?
         var generic: GenericGatewaySpec?
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case name, kind, url, username, password, rate, method, secrets, idempotent, proxy
             case rateUnit = "rate_unit"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
@@ -150,13 +151,13 @@ struct ConfigFile: Decodable {
         var prefixes: [String: String]?
         var networks: [String: String]?
         var portedNumbers: String?
-        enum CodingKeys: String, CodingKey { case `default`, prefixes, networks, portedNumbers = "ported_numbers" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case `default`, prefixes, networks, portedNumbers = "ported_numbers" }
     }
     struct Retry: Decodable {
         var maxAttempts: Int?
         var baseSeconds: Double?
         var maxSeconds: Double?
-        enum CodingKeys: String, CodingKey { case maxAttempts = "max_attempts", baseSeconds = "base_seconds", maxSeconds = "max_seconds" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case maxAttempts = "max_attempts", baseSeconds = "base_seconds", maxSeconds = "max_seconds" }
     }
 
     var dataDir: String
@@ -177,14 +178,41 @@ struct ConfigFile: Decodable {
     struct ContactPolicyEntry: Decodable {
         var maxMessages: Int
         var windowHours: Double?
-        enum CodingKeys: String, CodingKey { case maxMessages = "max_messages", windowHours = "window_hours" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case maxMessages = "max_messages", windowHours = "window_hours" }
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, retry, carriers, routing
         case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
         case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
         case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate"
+    }
+}
+
+extension ConfigFile {
+    /// Every key of the file that Loa does not know, as a dotted path (`carriers.0.rat`), with the keys known
+    /// there: a misspelt key would otherwise be ignored and its default used without a word.
+    static func unknownKeys(_ data: Data) -> [UnknownField] {
+        let decoder = JSONDecoder()
+        decoder.allowsJSON5 = true
+        guard let root = try? decoder.decode(JSONShape.self, from: data) else { return [] }
+        var out: [UnknownField] = []
+        func check(_ shape: JSONShape?, _ path: String, _ known: [String]) {
+            guard let dict = shape?.object else { return }
+            for key in dict.keys.sorted() where !known.contains(key) {
+                out.append(UnknownField(path: path.isEmpty ? key : "\(path).\(key)", known: known.sorted()))
+            }
+        }
+        check(root, "", UnknownField.names(CodingKeys.self))
+        check(root["listen"], "listen", UnknownField.names(Listen.CodingKeys.self))
+        check(root["retry"], "retry", UnknownField.names(Retry.CodingKeys.self))
+        check(root["routing"], "routing", UnknownField.names(Routing.CodingKeys.self))
+        check(root["contact_policy"], "contact_policy", UnknownField.names(ContactPolicyEntry.CodingKeys.self))
+        for (i, entry) in (root["carriers"]?.array ?? []).enumerated() {
+            let generic = entry["kind"]?.string == "generic"
+            check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + (generic ? GenericGatewaySpec.keyNames : []))
+        }
+        return out
     }
 }
 
@@ -202,6 +230,9 @@ public enum ConfigLoader {
         var problems: [Problem] = []
         func add(_ field: String, _ reason: String) {
             problems.append(Problem(file: path, line: locator.line(of: field), field: field, reason: reason))
+        }
+        for u in ConfigFile.unknownKeys(FileManager.default.contents(atPath: path) ?? Data()) {
+            add(u.path, "unknown field (known here: \(u.known.joined(separator: ", ")))")
         }
         let baseDir = (path as NSString).deletingLastPathComponent
         func resolve(_ ref: SecretRef?, _ field: String) -> String {
@@ -309,15 +340,23 @@ public enum ConfigLoader {
         }
         let drain = file.drainSeconds ?? 20
         if !(drain >= 0 && drain <= 600) { add("drain_seconds", "must be 0-600") }
-        let retry = RetryPolicy(maxAttempts: file.retry?.maxAttempts ?? 5,
-                                baseMillis: Int64((file.retry?.baseSeconds ?? 5) * 1000),
-                                capMillis: Int64((file.retry?.maxSeconds ?? 300) * 1000))
+        let attempts = file.retry?.maxAttempts ?? 5
+        let base = file.retry?.baseSeconds ?? 5
+        let cap = file.retry?.maxSeconds ?? 300
+        if !(1...100).contains(attempts) { add("retry.max_attempts", "must be 1-100") }
+        if !(base > 0 && base <= 3600) { add("retry.base_seconds", "must be > 0 and <= 3600") }
+        if !(cap >= min(max(base, 0), 3600) && cap <= 86_400) { add("retry.max_seconds", "must be at least base_seconds and <= 86400") }
+        // Converted only within those bounds (a `1e300` must not reach Int64).
+        let retry = RetryPolicy(maxAttempts: min(max(attempts, 1), 100),
+                                baseMillis: Int64((base * 1000).clampedInt(1...3_600_000)),
+                                capMillis: Int64((cap * 1000).clampedInt(1...86_400_000)))
         var policy: ContactPolicy? = ContactPolicy()
         if let cp = file.contactPolicy {
             let hours = cp.windowHours ?? 24
-            if cp.maxMessages < 0 { add("contact_policy.max_messages", "must be 0 (no cap) or more") }
+            if !(0...1000).contains(cp.maxMessages) { add("contact_policy.max_messages", "must be 0 (no cap) to 1000") }
             if !(hours > 0 && hours <= 168) { add("contact_policy.window_hours", "must be > 0 and <= 168") }
-            policy = cp.maxMessages == 0 ? nil : ContactPolicy(maxPerWindow: cp.maxMessages, windowMillis: Int64(hours * 3_600_000))
+            policy = cp.maxMessages == 0 ? nil : ContactPolicy(maxPerWindow: min(max(cp.maxMessages, 1), 1000),
+                                                               windowMillis: Int64((hours * 3_600_000).clampedInt(1...604_800_000)))
         }
         if let h = file.receiptTimeoutHours, !(h > 0 && h <= 24 * 30) { add("receipt_timeout_hours", "must be > 0 and <= 720") }
         if let k = file.optOutKeywords, k.isEmpty || k.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
@@ -359,6 +398,9 @@ enum JSON5File {
             return .success((try decoder.decode(T.self, from: data), locator))
         } catch let error as DecodingError {
             return .failure(ProblemList([DecodingProblem.problem(error, file: path, locator: locator)]))
+        } catch let error as UnknownField {
+            return .failure(ProblemList([Problem(file: path, line: locator.line(of: error.path), field: error.path,
+                                                 reason: "unknown field (known here: \(error.known.joined(separator: ", ")))")]))
         } catch {
             return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
         }
@@ -398,6 +440,12 @@ enum DecodingProblem {
         @unknown default:
             return Problem(file: file, line: 1, field: "-", reason: "\(error)")
         }
+    }
+
+    /// `field: reason` for a request body, where there is no file or line to name.
+    static func text(_ error: DecodingError) -> String {
+        let p = problem(error, file: "", locator: JSONLocator(""))
+        return "\(p.field): \(p.reason)"
     }
 
     static func describe(_ type: Any.Type) -> String {

@@ -111,7 +111,7 @@ public final class Dispatcher: Sendable {
             limiters: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CarrierLimiter(rate: $0.rate, maxInFlight: $0.maxInFlight * batches[$0.name]!, now: now)) }),
             adaptive: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, AdaptiveRate(configured: $0.rate, now: now)) }),
             breakers: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CircuitBreaker()) }))
-        if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: max(1, Int((g * 0.1).rounded(.up))), now: now) }
+        if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
         state = Mutex(initial)
     }
 
@@ -195,6 +195,10 @@ public final class Dispatcher: Sendable {
             }
             if hint || now - lastAdvance >= 500 || active.contains(where: { $0.startAt > lastAdvance && $0.startAt <= now }) {
                 do {
+                    // A campaign the store holds but cannot be sent from fails alone; the others go on.
+                    for (id, reason) in try store.failInvalidCampaigns() {
+                        logger.error("campaign failed", ["campaign.id": id, "reason": reason])
+                    }
                     while try store.advanceCampaigns(now: now) {}
                     active = try store.activeWork()
                 } catch {
@@ -296,7 +300,7 @@ public final class Dispatcher: Sendable {
         func claim(_ campaign: ActiveCampaign, _ wanted: Int) -> Int {
             var n = wanted
             if let cap = campaign.maxRate {
-                var bucket = campaignBuckets[campaign.id] ?? TokenBucket(rate: cap, burst: max(1, Int((cap * 0.1).rounded(.up))), now: now)
+                var bucket = campaignBuckets[campaign.id] ?? TokenBucket(rate: cap, burst: TokenBucket.burst(rate: cap, seconds: 0.1), now: now)
                 n = bucket.take(upTo: n, now: now)
                 campaignBuckets[campaign.id] = bucket
             }
@@ -473,7 +477,7 @@ public final class Dispatcher: Sendable {
             func temporary(_ detail: String, retryAfter: Double?) -> SendResult {
                 let deadline = deadlines[m.campaign] ?? f.at
                 switch retry.decide(attempt: m.attempt, id: m.id, now: f.at, deadline: deadline,
-                                    retryAfterMillis: retryAfter.map { Int64($0 * 1000) }) {
+                                    retryAfterMillis: retryAfter.map { Int64(($0 * 1000).clampedInt(0...86_400_000)) }) {
                 case .retry(let at): return .retry(notBefore: at, detail: detail)
                 case .giveUp: return .failed(detail: "gave up after \(m.attempt) attempts: \(detail)")
                 case .pastDeadline: return .expired(detail: "deadline reached before a retry: \(detail)")
@@ -495,7 +499,7 @@ public final class Dispatcher: Sendable {
                 result = .unknown(detail: "\(d); not resent")
             case .throttled(let ra, let d):
                 // "Not now" is not a failed attempt: wait (Retry-After, else a second) and try again, until the deadline.
-                let at = f.at + max(Int64((ra ?? 1) * 1000), 500)
+                let at = f.at + max(Int64(((ra ?? 1) * 1000).clampedInt(0...86_400_000)), 500)  // a gateway's Retry-After, bounded to a day
                 let deadline = deadlines[m.campaign] ?? f.at
                 result = at >= deadline ? .expired(detail: "deadline reached while throttled: \(d)") : .retry(notBefore: at, detail: d)
             }

@@ -14,8 +14,19 @@ final class DaemonService: HTTPService {
     let logger: Logger
     private let secrets: [String: [UInt8]]
     private let token: [UInt8]
-    /// Segments uploaded per loading campaign (a restart forgets them; the campaign is then discarded and resubmitted).
+    /// Segments uploaded per loading campaign and generation (a restart forgets them; the campaign is then discarded
+    /// and resubmitted). Keyed by ``uploadKey(_:_:)``, so a discarded campaign's late uploads never count for a new one.
     private let uploads = Mutex<[String: Set<String>]>([:])
+
+    private func uploadKey(_ id: String, _ generation: Int64) -> String { "\(id)#\(generation)" }
+
+    /// The `generation` a request names (`?generation=N`), when it names one. A client that gives it (the CLI
+    /// does) cannot touch a campaign created again under the same id after its own was discarded.
+    private func generation(_ head: RequestHead) throws -> Int64? {
+        guard let g = head.query["generation"] else { return nil }
+        guard let n = Int64(g) else { throw StoreError.invalid("generation: not a number") }
+        return n
+    }
 
     /// How each carrier's receipts are read (Kannel's query form is built in).
     private let receiptFormats: [String: ReceiptFormat]
@@ -232,12 +243,13 @@ final class DaemonService: HTTPService {
             })
         case ("DELETE", 2) where p[0] == "campaigns":
             return .respond(result {
-                try self.store.discardLoadingCampaign(p[1])
-                _ = self.uploads.withLock { $0.removeValue(forKey: p[1]) }
+                guard let c = try self.store.campaign(p[1]) else { throw StoreError.notFound("campaign \(p[1])") }
+                try self.store.discardLoadingCampaign(p[1], generation: try self.generation(head) ?? c.generation)
+                _ = self.uploads.withLock { $0.removeValue(forKey: self.uploadKey(p[1], c.generation)) }
                 return Data("{\"discarded\":true}".utf8)
             })
         case ("POST", 3) where p[0] == "campaigns" && p[2] == "commit":
-            return .respond(commit(p[1]))
+            do { return .respond(commit(p[1], generation: try generation(head))) } catch { return .respond(storeError(error)) }
         case ("POST", 3) where p[0] == "campaigns" && ["pause", "resume", "cancel"].contains(p[2]):
             let event: CampaignEvent = p[2] == "pause" ? .pause : p[2] == "cancel" ? .cancel : .resume(started: true)
             return .respond(result {
@@ -247,11 +259,11 @@ final class DaemonService: HTTPService {
                 return Data("{\"id\":\(JSONText.quoted(p[1])),\"state\":\"\(state.rawValue)\"}".utf8)
             })
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "segments":
-            return uploadSegment(campaign: p[1], segment: p[3])
+            return uploadSegment(campaign: p[1], segment: p[3], head: head)
         case ("POST", 5) where p[0] == "campaigns" && p[2] == "segments" && p[4] == "from-campaign":
-            return .respond(segmentFromCampaign(campaign: p[1], segment: p[3]))
+            return .respond(segmentFromCampaign(campaign: p[1], segment: p[3], head: head))
         case ("PUT", 4) where p[0] == "campaigns" && p[2] == "exclusions":
-            return uploadExclusion(campaign: p[1], name: p[3])
+            return uploadExclusion(campaign: p[1], name: p[3], head: head)
         case ("GET", 3) where p[0] == "campaigns" && p[2] == "report":
             return .respond(result {
                 guard try self.store.campaign(p[1]) != nil else { throw StoreError.notFound("campaign \(p[1])") }
@@ -300,49 +312,45 @@ final class DaemonService: HTTPService {
         let sub: CampaignSubmission
         do {
             sub = try JSONDecoder().decode(CampaignSubmission.self, from: Data(body))
+        } catch let e as UnknownField {
+            return invalidCampaign([CampaignRules.Issue(e.path, "unknown field (known here: \(e.known.joined(separator: ", ")))")])
+        } catch let e as DecodingError {
+            return self.error(400, "bad-request", "campaign: \(DecodingProblem.text(e))")
         } catch {
             return self.error(400, "bad-request", "campaign: \(error)")
         }
-        var problems: [String] = []
-        if !CampaignSpec.isValidID(sub.id) { problems.append("id: must be 1-64 characters of letters, digits, '.', '_' or '-'") }
-        let start = ISOTime.parse(sub.start)
-        let deadline = ISOTime.parse(sub.deadline)
-        if start == nil { problems.append("start: not an ISO 8601 time with an offset") }
-        if deadline == nil { problems.append("deadline: not an ISO 8601 time with an offset") }
-        if let s = start, let d = deadline, d <= s { problems.append("deadline: must be after start") }
-        if sub.templates.isEmpty { problems.append("templates: at least one is required") }
-        do { _ = try SendWindows(sub.windows, timeZone: sub.timeZone) } catch { problems.append("windows: \(error.description)") }
-        if sub.segments.isEmpty { problems.append("segments: at least one is required") }
-        let known = Set(config.carriers.map(\.name))
-        for c in sub.carriers where !known.contains(c) {
-            problems.append("carriers: no configured carrier named '\(c)' (configured: \(known.sorted().joined(separator: ", ")))")
-        }
-        if sub.failover && (sub.carriers.isEmpty ? known.count : sub.carriers.count) < 2 {
-            problems.append("failover: needs at least two allowed carriers")
-        }
-        for t in sub.templates {
-            do { _ = try Template(name: t.name, source: t.text) } catch { problems.append("template \(t.name):\(error.line): \(error.message)") }
-        }
-        guard problems.isEmpty, let start, let deadline else {
-            return self.error(422, "invalid-campaign", problems.joined(separator: "; "))
+        // The same rules `loa check` applies to the campaign file (``CampaignRules``).
+        let issues = CampaignRules.check(sub, knownCarriers: config.carriers.map(\.name))
+        guard issues.isEmpty, let start = ISOTime.parse(sub.start), let deadline = ISOTime.parse(sub.deadline) else {
+            return invalidCampaign(issues)
         }
         return result(status: 201) {
-            try self.store.createCampaign(sub, startAt: start, deadlineAt: deadline)
+            let generation = try self.store.createCampaign(sub, startAt: start, deadlineAt: deadline)
             self.logger.info("campaign created", ["campaign.id": sub.id])
-            return Data("{\"id\":\(JSONText.quoted(sub.id)),\"state\":\"loading\"}".utf8)
+            return Data("{\"id\":\(JSONText.quoted(sub.id)),\"state\":\"loading\",\"generation\":\(generation)}".utf8)
         }
     }
 
-    private func commit(_ id: String) -> ServerResponse {
+    /// 422 with each problem as `field: reason` in the message (as `loa check` prints them) and in `problems`.
+    private func invalidCampaign(_ issues: [CampaignRules.Issue]) -> ServerResponse {
+        let list = issues.map { "{\"field\":\(JSONText.quoted($0.field)),\"reason\":\(JSONText.quoted($0.reason))}" }.joined(separator: ",")
+        let message = issues.map(\.description).joined(separator: "; ")
+        return .json(422, Array("{\"error\":{\"code\":\"invalid-campaign\",\"message\":\(JSONText.quoted(message)),\"problems\":[\(list)]}}".utf8))
+    }
+
+    private func commit(_ id: String, generation: Int64?) -> ServerResponse {
         do {
             guard let c = try store.campaign(id), let spec = c.spec else { throw StoreError.notFound("campaign \(id)") }
-            let done = uploads.withLock { $0[id] ?? [] }
+            if let generation, generation != c.generation {
+                throw StoreError.conflict("campaign \(id) was discarded (and perhaps created again) since this request began")
+            }
+            let done = uploads.withLock { $0[uploadKey(id, c.generation)] ?? [] }
             let missing = spec.segments.map(\.name).filter { !done.contains($0) }
             if c.state == .loading && !missing.isEmpty {
                 return error(409, "segments-missing", "segments not uploaded yet: \(missing.joined(separator: ", "))")
             }
-            try store.commitCampaign(id)
-            _ = uploads.withLock { $0.removeValue(forKey: id) }
+            try store.commitCampaign(id, generation: c.generation)
+            _ = uploads.withLock { $0.removeValue(forKey: uploadKey(id, c.generation)) }
             let f = feasibility(c)
             logger.info("campaign committed", ["campaign.id": id, "accepted": "\(c.accepted)", "rejected": "\(c.rejected)",
                                                "feasibility.on_time": "\(f.onTime)"])
@@ -357,11 +365,12 @@ final class DaemonService: HTTPService {
         }
     }
 
-    private func uploadSegment(campaign: String, segment: String) -> Route {
+    private func uploadSegment(campaign: String, segment: String, head: RequestHead) -> Route {
         let record: CampaignRecord
         do {
             guard let r = try store.campaign(campaign), let _ = r.spec else { return .respond(error(404, "not-found", "campaign \(campaign)")) }
             record = r
+            if let g = try generation(head), g != r.generation { throw StoreError.conflict("campaign \(campaign) is not the one created with generation \(g)") }
         } catch {
             return .respond(storeError(error))
         }
@@ -369,17 +378,21 @@ final class DaemonService: HTTPService {
         guard let spec = record.spec, let info = spec.segments.first(where: { $0.name == segment }) else {
             return .respond(error(404, "unknown-segment", "campaign \(campaign) has no segment named \(segment)"))
         }
-        let fresh = uploads.withLock { $0[campaign, default: []].insert(segment).inserted }
+        let key = uploadKey(campaign, record.generation)
+        let fresh = uploads.withLock { $0[key, default: []].insert(segment).inserted }
         guard fresh else { return .respond(error(409, "conflict", "segment \(segment) was already uploaded")) }
         let templates = spec.templates.compactMap { try? Template(name: $0.name, source: $0.text) }
-        return .stream(ReaderUpload.segment(self, campaign: spec, templates: templates, segment: info))
+        return .stream(ReaderUpload.segment(self, campaign: spec, generation: record.generation, templates: templates, segment: info))
     }
 
     /// A reminder wave: the recipients of an earlier campaign in the given final states become this segment's
     /// rows (the campaign's exclusions and the opt-out list apply as for any segment).
-    private func segmentFromCampaign(campaign: String, segment: String) -> ServerResponse {
+    private func segmentFromCampaign(campaign: String, segment: String, head: RequestHead) -> ServerResponse {
         do {
             guard let r = try store.campaign(campaign), let spec = r.spec else { return error(404, "not-found", "campaign \(campaign)") }
+            if let g = head.query["generation"], Int64(g) != r.generation {
+                return error(409, "conflict", "campaign \(campaign) was discarded (and perhaps created again) since this request began")
+            }
             guard r.state == .loading else { return error(409, "conflict", "campaign \(campaign) is \(r.state.rawValue), not loading") }
             guard let info = spec.segments.first(where: { $0.name == segment }), let source = info.fromCampaign else {
                 return error(404, "unknown-segment", "campaign \(campaign) has no reminder segment named \(segment)")
@@ -387,12 +400,12 @@ final class DaemonService: HTTPService {
             guard try store.campaign(source) != nil else { return error(422, "invalid-segment", "\(segment): no earlier campaign named \(source)") }
             let states = (info.states ?? []).compactMap { MessageState(name: $0) }
             guard !states.isEmpty else { return error(422, "invalid-segment", "\(segment): states must name message states") }
-            let fresh = uploads.withLock { $0[campaign, default: []].insert(segment).inserted }
+            let fresh = uploads.withLock { $0[uploadKey(campaign, r.generation), default: []].insert(segment).inserted }
             guard fresh else { return error(409, "conflict", "segment \(segment) was already loaded") }
             let templates = spec.templates.compactMap { try? Template(name: $0.name, source: $0.text) }
             var counts = IngestCounts()
             let reader = SegmentReader(source: segment, format: .lines, campaign: spec, templates: templates, phoneColumn: "phone",
-                                       router: config.router) { rows in counts.add(try self.store.ingest(campaign: campaign, rows: rows)) }
+                                       router: config.router) { rows in counts.add(try self.store.ingest(campaign: campaign, generation: r.generation, rows: rows)) }
             var after: Int64 = 0
             while true {
                 let page = try store.recipients(of: source, states: states, after: after, limit: 5_000)
@@ -412,24 +425,28 @@ final class DaemonService: HTTPService {
         }
     }
 
-    private func uploadExclusion(campaign: String, name: String) -> Route {
+    private func uploadExclusion(campaign: String, name: String, head: RequestHead) -> Route {
         let spec: CampaignSubmission
+        let generation: Int64
         do {
             guard let r = try store.campaign(campaign), let sp = r.spec else { return .respond(error(404, "not-found", "campaign \(campaign)")) }
             guard r.state == .loading else { return .respond(error(409, "conflict", "campaign \(campaign) is \(r.state.rawValue), not loading")) }
+            if let g = try self.generation(head), g != r.generation { throw StoreError.conflict("campaign \(campaign) is not the one created with generation \(g)") }
             spec = sp
+            generation = r.generation
         } catch {
             return .respond(storeError(error))
         }
         guard let info = spec.exclusions.first(where: { $0.name == name }) else {
             return .respond(error(404, "unknown-exclusion", "campaign \(campaign) has no exclusion file named \(name)"))
         }
-        let done = uploads.withLock { $0[campaign, default: []] }
+        let key = uploadKey(campaign, generation)
+        let done = uploads.withLock { $0[key, default: []] }
         if !spec.segments.filter({ done.contains($0.name) }).isEmpty {
             return .respond(error(409, "conflict", "upload exclusion files before segments"))
         }
-        _ = uploads.withLock { $0[campaign, default: []].insert("exclude:" + name) }
-        return .stream(ReaderUpload.exclusion(self, campaign: spec, file: info))
+        _ = uploads.withLock { $0[key, default: []].insert("exclude:" + name) }
+        return .stream(ReaderUpload.exclusion(self, campaign: spec, generation: generation, file: info))
     }
 
     private func rejects(campaign: String, query: [String: String]) -> ServerResponse {
@@ -469,8 +486,9 @@ final class DaemonService: HTTPService {
         }
     }
 
-    fileprivate func uploadFailed(campaign: String, segment: String) {
-        _ = uploads.withLock { $0[campaign]?.remove(segment) }
+    fileprivate func uploadFailed(campaign: String, generation: Int64? = nil, segment: String) {
+        let g = generation ?? ((try? store.campaign(campaign))??.generation ?? 0)
+        _ = uploads.withLock { $0[uploadKey(campaign, g)]?.remove(segment) }
     }
 
     /// Deadline feasibility from what is left per carrier, the carriers' configured rates and the windows.
@@ -562,24 +580,25 @@ final class ReaderUpload: BodySink {
     }
 
     /// One segment into the store, in batches.
-    static func segment(_ service: DaemonService, campaign: CampaignSubmission, templates: [Template],
+    static func segment(_ service: DaemonService, campaign: CampaignSubmission, generation: Int64, templates: [Template],
                         segment: CampaignSubmission.SegmentInfo) -> ReaderUpload {
         let counts = Box(IngestCounts())
         let reader = SegmentReader(source: segment.name, format: segment.format, campaign: campaign, templates: templates,
                                    phoneColumn: segment.phoneColumn, router: service.config.router) { rows in
-            counts.value.add(try service.store.ingest(campaign: campaign.id, rows: rows))
+            // Bound to the campaign it began for: once that one is discarded, the rest of the stream is refused.
+            counts.value.add(try service.store.ingest(campaign: campaign.id, generation: generation, rows: rows))
         }
         return ReaderUpload(service: service, code: "invalid-segment", feed: { try reader.feed($0) },
                             end: { try reader.finish(); return Array(try JSONEncoder.api.encode(counts.value)) },
-                            onFailure: { service.uploadFailed(campaign: campaign.id, segment: segment.name) })
+                            onFailure: { service.uploadFailed(campaign: campaign.id, generation: generation, segment: segment.name) })
     }
 
     /// One exclusion file into the campaign's exclusion list.
-    static func exclusion(_ service: DaemonService, campaign: CampaignSubmission, file: CampaignSubmission.SegmentInfo) -> ReaderUpload {
+    static func exclusion(_ service: DaemonService, campaign: CampaignSubmission, generation: Int64, file: CampaignSubmission.SegmentInfo) -> ReaderUpload {
         let added = Box(0)
         let reader = ExclusionReader(source: file.name, format: file.format, phoneColumn: file.phoneColumn,
                                      allowedCountryCodes: Set(campaign.allowedCountryCodes)) { phones in
-            added.value += try service.store.addExclusions(campaign: campaign.id, phones: phones)
+            added.value += try service.store.addExclusions(campaign: campaign.id, generation: generation, phones: phones)
         }
         return ReaderUpload(service: service, code: "invalid-exclusion", feed: { try reader.feed($0) }, end: {
             try reader.finish()

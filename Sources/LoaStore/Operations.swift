@@ -5,18 +5,25 @@ import LoaCore
 
 extension Store {
     /// Creates a campaign in `loading` state. Fails with ``StoreError/conflict(_:)`` if the id exists.
-    public func createCampaign(_ submission: CampaignSubmission, startAt: UnixMillis, deadlineAt: UnixMillis) throws {
+    /// Creates a `loading` campaign; returns its generation (see ``CampaignRecord/generation``).
+    @discardableResult
+    public func createCampaign(_ submission: CampaignSubmission, startAt: UnixMillis, deadlineAt: UnixMillis) throws -> Int64 {
         try write { try $0.createCampaign(submission, startAt: startAt, deadlineAt: deadlineAt) }
     }
 
     /// Stores a batch of segment rows of a `loading` campaign; duplicates of numbers already in the campaign are counted, not stored.
-    public func ingest(campaign: String, rows: [IngestRow]) throws -> IngestCounts {
-        try write { try $0.ingest(campaign: campaign, rows: rows) }
+    /// With a `generation`, the campaign must still be the one created with it (else ``StoreError/conflict(_:)``).
+    public func ingest(campaign: String, generation: Int64? = nil, rows: [IngestRow]) throws -> IngestCounts {
+        try write { ctx in
+            try ctx.requireGeneration(campaign, generation)
+            return try ctx.ingest(campaign: campaign, rows: rows)
+        }
     }
 
     /// Adds numbers (E.164) to a `loading` campaign's exclusion list; returns how many were new.
-    public func addExclusions(campaign: String, phones: [String]) throws -> Int {
+    public func addExclusions(campaign: String, generation: Int64? = nil, phones: [String]) throws -> Int {
         try write { ctx in
+            try ctx.requireGeneration(campaign, generation)
             try ctx.requireState(campaign, .loading)
             let st = try ctx.statement("INSERT OR IGNORE INTO campaign_exclusions(campaign_id, phone) VALUES(?, ?)")
             var added = 0
@@ -213,8 +220,9 @@ extension Store {
     }
 
     /// Ends loading: the campaign becomes `scheduled` and the dispatcher may pick it up at its start.
-    public func commitCampaign(_ id: String) throws {
+    public func commitCampaign(_ id: String, generation: Int64? = nil) throws {
         try write { ctx in
+            try ctx.requireGeneration(id, generation)
             try ctx.requireState(id, .loading)
             try ctx.setCampaignState(id, .scheduled)
         }
@@ -243,8 +251,9 @@ extension Store {
     }
 
     /// Removes a campaign that is still `loading` (an aborted submit), with all its rows.
-    public func discardLoadingCampaign(_ id: String) throws {
+    public func discardLoadingCampaign(_ id: String, generation: Int64? = nil) throws {
         try write { ctx in
+            try ctx.requireGeneration(id, generation)
             try ctx.requireState(id, .loading)
             for sql in ["DELETE FROM messages WHERE campaign_id = ?", "DELETE FROM counts WHERE campaign_id = ?", "DELETE FROM skipped WHERE campaign_id = ?",
                         "DELETE FROM reason_counts WHERE campaign_id = ?", "DELETE FROM campaign_exclusions WHERE campaign_id = ?",
@@ -331,6 +340,12 @@ extension Store {
         return results
     }
 
+    /// Moves every active campaign whose stored spec cannot be sent from to `failed` (see the writer-side
+    /// ``WriteContext/failInvalidCampaigns()``); returns them with their reasons.
+    public func failInvalidCampaigns() throws -> [(id: String, reason: String)] {
+        try write { try $0.failInvalidCampaigns() }
+    }
+
     /// Active campaigns (scheduled or running) with the carriers that still have queued messages.
     public func activeWork() throws -> [ActiveCampaign] {
         try write { try $0.activeWork() }
@@ -397,15 +412,51 @@ extension WriteContext {
         }
     }
 
-    func createCampaign(_ s: CampaignSubmission, startAt: UnixMillis, deadlineAt: UnixMillis) throws {
+    func createCampaign(_ s: CampaignSubmission, startAt: UnixMillis, deadlineAt: UnixMillis) throws -> Int64 {
         var exists = false
         try statement("SELECT 1 FROM campaigns WHERE id = ?").query([.text(s.id)]) { _ in exists = true }
         if exists { throw StoreError.conflict("campaign \(s.id) already exists") }
         let spec = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+        // Random, not a counter: a counter (or the rowid) would be drawn again after the newest campaign is discarded.
+        let generation = Int64.random(in: 1...Int64.max)
         try statement("""
-            INSERT INTO campaigns(id, state, spec, sender, start_at, deadline_at, created_at, updated_at)
-            VALUES(?, 'loading', ?, ?, ?, ?, ?, ?)
-            """).run([.text(s.id), .text(spec), .text(s.sender), .int(startAt), .int(deadlineAt), .int(now), .int(now)])
+            INSERT INTO campaigns(id, state, spec, sender, start_at, deadline_at, created_at, updated_at, generation)
+            VALUES(?, 'loading', ?, ?, ?, ?, ?, ?, ?)
+            """).run([.text(s.id), .text(spec), .text(s.sender), .int(startAt), .int(deadlineAt), .int(now), .int(now), .int(generation)])
+        return generation
+    }
+
+    /// Throws ``StoreError/conflict(_:)`` when `generation` is given and the campaign `id` is not the one created
+    /// with it (it was discarded, and perhaps created again), ``StoreError/notFound(_:)`` when there is none.
+    func requireGeneration(_ id: String, _ generation: Int64?) throws {
+        guard let generation else { return }
+        var current: Int64?
+        try statement("SELECT generation FROM campaigns WHERE id = ?").query([.text(id)]) { current = $0.int(0) }
+        guard let current else { throw StoreError.notFound("campaign \(id)") }
+        guard current == generation else {
+            throw StoreError.conflict("campaign \(id) was discarded (and perhaps created again) since this request began")
+        }
+    }
+
+    /// Fails every active campaign whose stored spec cannot be sent from (unreadable, or outside ``CampaignRules``:
+    /// one stored by an older version, say), so a bad campaign never reaches the dispatch arithmetic and a restart
+    /// does not meet it again. Returns each failed campaign with its reason.
+    func failInvalidCampaigns() throws -> [(id: String, reason: String)] {
+        var bad: [(id: String, reason: String)] = []
+        try statement("SELECT id, spec FROM campaigns WHERE state IN ('scheduled', 'running', 'paused')").query { r in
+            let id = r.text(0) ?? ""
+            guard let text = r.text(1), let spec = try? JSONDecoder().decode(CampaignSubmission.self, from: Data(text.utf8)) else {
+                bad.append((id, "the stored campaign cannot be read"))
+                return
+            }
+            let issues = CampaignRules.check(spec, knownCarriers: nil, templates: false)
+            if !issues.isEmpty { bad.append((id, "the stored campaign breaks the rules: " + issues.map(\.description).joined(separator: "; "))) }
+        }
+        for (id, reason) in bad {
+            try statement("UPDATE campaigns SET state = ?, failure = ?, updated_at = ? WHERE id = ?")
+                .run([.text(CampaignState.failed.rawValue), .text(reason), .int(now), .text(id)])
+        }
+        return bad
     }
 
     func requireState(_ id: String, _ state: CampaignState) throws {
@@ -490,7 +541,7 @@ extension WriteContext {
 
     func campaignRecords(id: String?) throws -> [CampaignRecord] {
         var records: [CampaignRecord] = []
-        let sql = "SELECT id, state, spec, sender, start_at, deadline_at, created_at, rows, accepted, rejected, duplicates, segments_total FROM campaigns"
+        let sql = "SELECT id, state, spec, sender, start_at, deadline_at, created_at, rows, accepted, rejected, duplicates, segments_total, generation, failure FROM campaigns"
             + (id == nil ? " ORDER BY created_at, id" : " WHERE id = ?")
         try statement(sql).query(id.map { [.text($0)] } ?? []) { r in
             let spec = (r.text(2)).flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
@@ -498,7 +549,7 @@ extension WriteContext {
                 id: r.text(0) ?? "", name: spec?.name, state: CampaignState(rawValue: r.text(1) ?? "") ?? .loading,
                 sender: r.text(3) ?? "", startAt: r.int(4), deadlineAt: r.int(5), createdAt: r.int(6), rows: r.int(7),
                 accepted: r.int(8), rejected: r.int(9), duplicates: r.int(10), segmentsTotal: r.int(11),
-                states: [:], carriers: [:], spec: spec))
+                states: [:], carriers: [:], spec: spec, generation: r.int(12), failure: r.text(13)))
         }
         let reasons = try statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n != 0")
         for i in records.indices {
@@ -560,6 +611,14 @@ extension WriteContext {
             .query { cancelled.append($0.text(0) ?? "") }
         for id in cancelled {
             budget -= try endQueued(campaign: id, to: .cancelled, event: "cancelled", detail: "campaign cancelled before sending", budget: budget)
+            if budget <= 0 { return true }
+        }
+        // Failed: what was still queued is cancelled, never sent, with the campaign's reason.
+        var failed: [(String, String)] = []
+        try statement("SELECT DISTINCT c.id, c.failure FROM campaigns c JOIN counts n ON n.campaign_id = c.id WHERE c.state = 'failed' AND n.state = 0 AND n.n > 0")
+            .query { failed.append(($0.text(0) ?? "", $0.text(1) ?? "")) }
+        for (id, reason) in failed {
+            budget -= try endQueued(campaign: id, to: .cancelled, event: "cancelled", detail: "campaign failed: \(reason)", budget: budget)
             if budget <= 0 { return true }
         }
         // Past the deadline: expire what was never sent (paused campaigns too).

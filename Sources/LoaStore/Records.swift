@@ -24,6 +24,10 @@ public struct CampaignRecord: Sendable, Codable, Equatable {
     public var reasons: [String: Int64] = [:]
     public var suppressed: Int64 = 0
     public var spec: CampaignSubmission?
+    /// Drawn at creation: uploads and the commit name it, so none meant for a discarded campaign reaches a new one.
+    public var generation: Int64 = 0
+    /// Why the campaign `failed`.
+    public var failure: String?
 }
 
 /// A message claimed for sending: everything an adapter needs.

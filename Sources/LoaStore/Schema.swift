@@ -118,6 +118,12 @@ enum Schema {
         """
         DROP INDEX IF EXISTS messages_sending;
         """,
+        // 9: a campaign's generation (a random number drawn when it is created), so an upload or a commit meant for
+        // a campaign that was discarded cannot reach a new one of the same id; and why a campaign failed.
+        """
+        ALTER TABLE campaigns ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE campaigns ADD COLUMN failure TEXT;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

@@ -181,7 +181,10 @@ struct KannelFixture {
         guard case .ambiguous = GatewayOutcome.transport(.connectionLost("reset")) else { Issue.record("reset"); return }
         guard case .temporary = GatewayOutcome.transport(.timedOut("5 s"), idempotent: true) else { Issue.record("idempotent"); return }
         guard case .unavailable = GatewayOutcome.transport(.couldNotConnect("refused")) else { Issue.record("refused"); return }
-        guard case .temporary = GatewayOutcome.transport(.other(code: 3, message: "bad url")) else { Issue.record("other"); return }
+        guard case .temporary = GatewayOutcome.transport(.other(code: 7, message: "other")) else { Issue.record("other"); return }
+        // A request that cannot be built from the message is that message's permanent failure, never retried.
+        guard case .permanent = GatewayOutcome.transport(.other(code: 3, message: "bad url")) else { Issue.record("malformed"); return }
+        guard case .permanent = GatewayOutcome.transport(.other(code: 43, message: "too long")) else { Issue.record("too long"); return }
     }
 
     @Test func queryEscaping() {

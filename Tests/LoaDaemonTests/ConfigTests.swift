@@ -125,7 +125,7 @@ let goodConfig = """
         guard case .failure(let list) = CampaignLoader.load(path: path) else { Issue.record("loaded"); return }
         let t = list.description
         #expect(t.contains("\(path):2: id:"))
-        #expect(t.contains("\(path):3: sender: brandname must be 1-11 characters"))
+        #expect(t.contains("\(path):3: sender: brandname must be 1-11 printable ASCII characters"))
         #expect(t.contains("\(path):7: deadline: must be after start"))
         #expect(t.contains("\(s.path)/t.txt:1: template:"))
         #expect(t.contains("\(path):4: templates.1: cannot read template file"))

@@ -72,6 +72,11 @@ public enum GatewayOutcome: Sendable, Equatable {
         case .connectionLost(let s):
             let d = "connection lost mid-exchange (the gateway may have the message): \(s)"
             return idempotent ? .temporary(d) : .ambiguous(d)
+        case .other(let code, let s) where code == TransportError.malformedURLCode || code == TransportError.badArgumentCode:
+            // The request could not be built from this message (a URL longer than libcurl takes, a header value with
+            // a line break): nothing was sent, and a retry would build the same request, charging the carrier's
+            // bucket each time. A permanent failure of this message.
+            return .permanent("request could not be built, nothing sent: curl error \(code): \(s)")
         case .other(let code, let s):
             let d = "curl error \(code): \(s)"
             // A cancelled request may have left; any other libcurl failure is treated as not having reached the gateway.

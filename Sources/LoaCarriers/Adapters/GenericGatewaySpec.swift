@@ -45,10 +45,13 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     /// How the gateway's delivery receipts (posted to `/dlr/<carrier>`) are read.
     public var receipts: Receipts?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case method, url, headers, body, batch, response, receipts
         case basicAuth = "basic_auth"
     }
+
+    /// The keys a carrier entry of kind `generic` may have besides the common ones (the config refuses others).
+    public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
 
     public init(method: String? = nil, url: String, headers: [String: String]? = nil, basicAuth: BasicAuth? = nil, body: Body? = nil,
                 batch: Batch? = nil, response: Response? = nil, receipts: Receipts? = nil) {

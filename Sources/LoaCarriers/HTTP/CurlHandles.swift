@@ -86,9 +86,16 @@ final class EasyHandle {
         try check(ccurl_easy_setopt_off(raw, option, curl_off_t(value)), "curl_easy_setopt(\(option.rawValue))")
     }
 
-    /// String options are copied by libcurl (since 7.17.0).
+    /// String options are copied by libcurl (since 7.17.0). libcurl refuses a string longer than
+    /// `CURL_MAX_INPUT_LENGTH` (8,000,000 bytes) with `CURLE_BAD_FUNCTION_ARGUMENT`: that depends on the data
+    /// (a URL built from a message's text), so it throws ``TransportError/other(code:message:)`` for that request
+    /// instead of trapping as misuse would. https://curl.se/libcurl/c/curl_easy_setopt.html
     func set(_ option: CURLoption, string value: String) throws(TransportError) {
-        try check(ccurl_easy_setopt_pointer(raw, option, value), "curl_easy_setopt(\(option.rawValue))")
+        let code = ccurl_easy_setopt_pointer(raw, option, value)
+        if code == CURLE_BAD_FUNCTION_ARGUMENT {
+            throw .other(code: Int(code.rawValue), message: "curl_easy_setopt(\(option.rawValue)): a value of \(value.utf8.count) bytes refused (too long?)")
+        }
+        try check(code, "curl_easy_setopt(\(option.rawValue))")
     }
 
     /// Pointer options are not copied: the caller keeps the memory alive for the transfer.

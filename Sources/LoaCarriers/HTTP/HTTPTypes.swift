@@ -114,6 +114,9 @@ public enum TransportError: Error, Sendable, Equatable {
 
     /// libcurl's `CURLE_ABORTED_BY_CALLBACK`, used for requests whose task was cancelled.
     public static let cancelledCode = 42
+    /// libcurl's `CURLE_URL_MALFORMAT` and `CURLE_BAD_FUNCTION_ARGUMENT`: the request could not be built.
+    public static let malformedURLCode = 3
+    public static let badArgumentCode = 43
 
     /// True when the calling task was cancelled (the request may have reached the server).
     public var isCancellation: Bool {

@@ -23,13 +23,14 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
             self.states = states
         }
 
-        enum CodingKeys: String, CodingKey { case file, format, states, phoneColumn = "phone_column", fromCampaign = "from_campaign" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case file, format, states, phoneColumn = "phone_column", fromCampaign = "from_campaign" }
 
         public init(from decoder: any Decoder) throws {
             if let single = try? decoder.singleValueContainer(), let path = try? single.decode(String.self) {
                 self.init(file: path)
                 return
             }
+            try UnknownField.check(decoder, known: UnknownField.names(CodingKeys.self))
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let from = try c.decodeIfPresent(String.self, forKey: .fromCampaign)
             self.init(file: from == nil ? try c.decode(String.self, forKey: .file) : (try c.decodeIfPresent(String.self, forKey: .file) ?? ""),
@@ -50,13 +51,14 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
             self.weight = weight
         }
 
-        enum CodingKeys: String, CodingKey { case file, weight }
+        enum CodingKeys: String, CodingKey, CaseIterable { case file, weight }
 
         public init(from decoder: any Decoder) throws {
             if let single = try? decoder.singleValueContainer(), let path = try? single.decode(String.self) {
                 self.init(file: path)
                 return
             }
+            try UnknownField.check(decoder, known: UnknownField.names(CodingKeys.self))
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.init(file: try c.decode(String.self, forKey: .file), weight: try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1)
         }
@@ -100,11 +102,37 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
     /// While a carrier is down (breaker open), send its queued messages through another allowed carrier.
     public var failover: Bool?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, name, sender, templates, segments, exclude, start, deadline, encoding, windows, priority, weight, advertising, carriers, failover
         case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer", breakdownColumn = "breakdown_column"
         case maxSegments = "max_segments"
         case allowedCountryCodes = "allowed_country_codes"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try UnknownField.check(decoder, known: UnknownField.names(CodingKeys.self))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        sender = try c.decode(String.self, forKey: .sender)
+        templates = try c.decode([TemplateRef].self, forKey: .templates)
+        segments = try c.decode([SegmentRef].self, forKey: .segments)
+        exclude = try c.decodeIfPresent([SegmentRef].self, forKey: .exclude)
+        start = try c.decode(String.self, forKey: .start)
+        deadline = try c.decode(String.self, forKey: .deadline)
+        encoding = try c.decodeIfPresent(EncodingPolicy.self, forKey: .encoding)
+        maxSegments = try c.decodeIfPresent(Int.self, forKey: .maxSegments)
+        allowedCountryCodes = try c.decodeIfPresent([String].self, forKey: .allowedCountryCodes)
+        windows = try c.decodeIfPresent([String].self, forKey: .windows)
+        timeZone = try c.decodeIfPresent(String.self, forKey: .timeZone)
+        priority = try c.decodeIfPresent(CampaignPriority.self, forKey: .priority)
+        weight = try c.decodeIfPresent(Int.self, forKey: .weight)
+        maxRate = try c.decodeIfPresent(Double.self, forKey: .maxRate)
+        advertising = try c.decodeIfPresent(Bool.self, forKey: .advertising)
+        optOutFooter = try c.decodeIfPresent(String.self, forKey: .optOutFooter)
+        breakdownColumn = try c.decodeIfPresent(String.self, forKey: .breakdownColumn)
+        carriers = try c.decodeIfPresent([String].self, forKey: .carriers)
+        failover = try c.decodeIfPresent(Bool.self, forKey: .failover)
     }
 
     public init(id: String, name: String? = nil, sender: String, templates: [TemplateRef], segments: [SegmentRef],
@@ -122,65 +150,8 @@ public struct CampaignSpec: Sendable, Codable, Equatable {
         self.allowedCountryCodes = allowedCountryCodes
     }
 
-    /// Checks the fields that need no other file; `file` and `locator` place each problem.
-    public func validate(file: String, locator: JSONLocator) -> [Problem] {
-        var problems: [Problem] = []
-        func add(_ field: String, _ reason: String) {
-            problems.append(Problem(file: file, line: locator.line(of: field), field: field, reason: reason))
-        }
-        if !CampaignSpec.isValidID(id) {
-            add("id", "must be 1-64 characters of letters, digits, '.', '_' or '-'")
-        }
-        if sender.isEmpty || sender.count > 11 {
-            add("sender", "brandname must be 1-11 characters (got \(sender.count))")
-        }
-        if templates.isEmpty { add("templates", "at least one template file is required") }
-        if segments.isEmpty { add("segments", "at least one segment file is required") }
-        let startMs = ISOTime.parse(start)
-        let deadlineMs = ISOTime.parse(deadline)
-        if startMs == nil { add("start", "not an ISO 8601 time with an offset, e.g. 2026-11-24T08:00:00+07:00") }
-        if deadlineMs == nil { add("deadline", "not an ISO 8601 time with an offset, e.g. 2026-11-30T22:00:00+07:00") }
-        if let s = startMs, let d = deadlineMs, d <= s { add("deadline", "must be after start") }
-        if let m = maxSegments, m < 1 { add("max_segments", "must be at least 1") }
-        for (i, t) in templates.enumerated() where !(1...1000).contains(t.weight) {
-            add("templates.\(i)", "weight must be 1-1000")
-        }
-        if let w = weight, !(1...1000).contains(w) { add("weight", "must be 1-1000") }
-        for (i, seg) in segments.enumerated() where seg.fromCampaign != nil {
-            let known = Set(MessageState.allCases.map(\.name))
-            if let bad = (seg.states ?? []).first(where: { !known.contains($0) }) {
-                add("segments.\(i)", "unknown state '\(bad)' (states: \(MessageState.allCases.map(\.name).joined(separator: ", ")))")
-            }
-            if (seg.states ?? []).isEmpty { add("segments.\(i)", "a reminder wave needs states, e.g. [\"delivered\"]") }
-        }
-        if let r = maxRate, !(r > 0) { add("max_rate", "must be > 0 messages/s") }
-        if let c = carriers, Set(c).count != c.count { add("carriers", "lists a carrier twice") }
-        if failover == true, (carriers?.count ?? 2) < 2 { add("failover", "needs at least two allowed carriers (or no carriers list)") }
-        if advertising == true {
-            if (optOutFooter ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
-                add("opt_out_footer", "advertising messages must end with opt-out instructions")
-            }
-            if let w = try? SendWindows(windows ?? ["07:00-22:00"], timeZone: timeZone ?? SendWindows.defaultZone),
-               !w.windows.allSatisfy({ $0.start >= 7 * 3600 && $0.end <= 22 * 3600 && $0.start < $0.end }) {
-                add("windows", "advertising may only be sent between 07:00 and 22:00")
-            }
-        }
-        if windows != nil || timeZone != nil {
-            do {
-                _ = try SendWindows(windows ?? ["07:00-22:00"], timeZone: timeZone ?? SendWindows.defaultZone)
-            } catch {
-                add(windows != nil ? "windows" : "time_zone", error.description)
-            }
-        }
-        return problems
-    }
-
-    public static func isValidID(_ id: String) -> Bool {
-        guard (1...64).contains(id.utf8.count) else { return false }
-        return id.utf8.allSatisfy { c in
-            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 45
-        }
-    }
+    /// Whether `id` is a valid campaign or carrier id (``CampaignRules/idProblem(_:)``).
+    public static func isValidID(_ id: String) -> Bool { CampaignRules.idProblem(id) == nil }
 }
 
 /// What the CLI posts to the daemon to create a campaign: the spec with template texts inline.
@@ -194,6 +165,13 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
             self.text = text
             self.weight = weight
         }
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, text, weight }
+        public init(from decoder: any Decoder) throws {
+            try UnknownField.check(decoder, known: UnknownField.names(CodingKeys.self))
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), text: try c.decode(String.self, forKey: .text),
+                      weight: try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1)
+        }
     }
 
     public struct SegmentInfo: Sendable, Codable, Equatable {
@@ -202,13 +180,20 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
         public var format: SegmentFormat
         public var fromCampaign: String?
         public var states: [String]?
-        enum CodingKeys: String, CodingKey { case name, format, states, phoneColumn = "phone_column", fromCampaign = "from_campaign" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, format, states, phoneColumn = "phone_column", fromCampaign = "from_campaign" }
         public init(name: String, phoneColumn: String, format: SegmentFormat = .csv, fromCampaign: String? = nil, states: [String]? = nil) {
             self.name = name
             self.phoneColumn = phoneColumn
             self.format = format
             self.fromCampaign = fromCampaign
             self.states = states
+        }
+        public init(from decoder: any Decoder) throws {
+            try UnknownField.check(decoder, known: UnknownField.names(CodingKeys.self))
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), phoneColumn: try c.decodeIfPresent(String.self, forKey: .phoneColumn) ?? "phone",
+                      format: try c.decodeIfPresent(SegmentFormat.self, forKey: .format) ?? .csv,
+                      fromCampaign: try c.decodeIfPresent(String.self, forKey: .fromCampaign), states: try c.decodeIfPresent([String].self, forKey: .states))
         }
     }
 
@@ -237,10 +222,13 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     /// Failover to another allowed carrier while one is down.
     public var failover: Bool = false
 
+    /// The most SMS parts a message of this campaign may need (``CampaignRules/defaultMaxSegments`` unless set).
+    public var maxParts: Int { min(maxSegments ?? CampaignRules.defaultMaxSegments, CampaignRules.maxSegmentsCap) }
+
     /// The parsed windows (validated at submit; the standard ones if somehow invalid).
     public var sendWindows: SendWindows { (try? SendWindows(windows, timeZone: timeZone)) ?? .standard }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, name, sender, templates, segments, exclusions, start, deadline, encoding, windows, priority, weight, advertising, carriers, failover
         case timeZone = "time_zone", maxRate = "max_rate", optOutFooter = "opt_out_footer", breakdownColumn = "breakdown_column"
         case maxSegments = "max_segments"
@@ -248,6 +236,7 @@ public struct CampaignSubmission: Sendable, Codable, Equatable {
     }
 
     public init(from decoder: any Decoder) throws {
+        try UnknownField.check(decoder, known: UnknownField.names(CodingKeys.self))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
         name = try c.decodeIfPresent(String.self, forKey: .name)

@@ -64,7 +64,7 @@ public struct RecipientBuilder: Sendable {
         self.columnIndex = index
         var total: UInt64 = 0
         bounds = templates.indices.map { i in
-            total += UInt64(max(1, weights.map { $0.indices.contains(i) ? $0[i] : 1 } ?? 1))
+            total += UInt64(min(max(1, weights.map { $0.indices.contains(i) ? $0[i] : 1 } ?? 1), 1_000_000))  // checked 1-1000 at submit; bounded here all the same
             return total
         }
     }

@@ -8,6 +8,8 @@
 ///                      paused ◀───────────────┘──┘
 ///  scheduled | running | paused ─cancel─▶ cancelled     (queued messages become `cancelled`)
 ///  scheduled | running | paused ─deadline─▶ expired     (queued messages become `expired`)
+///  scheduled | running | paused ─fail─▶ failed           (its stored spec cannot be sent from; queued messages
+///                                                        become `cancelled` with the reason; other campaigns go on)
 /// ```
 public enum CampaignState: String, Sendable, Codable, CaseIterable {
     /// Created; segments are being uploaded. Never sent from.
@@ -24,10 +26,13 @@ public enum CampaignState: String, Sendable, Codable, CaseIterable {
     case cancelled
     /// The deadline passed; unsent messages expired.
     case expired
+    /// Loa could not go on with it (a stored campaign that breaks the rules of ``CampaignRules``, say one
+    /// accepted by an older version); its queued messages were cancelled and the reason is kept.
+    case failed
 
     /// States in which the campaign still owns queued messages.
     public var isActive: Bool { self == .scheduled || self == .running || self == .paused }
-    public var isFinal: Bool { self == .completed || self == .cancelled || self == .expired }
+    public var isFinal: Bool { self == .completed || self == .cancelled || self == .expired || self == .failed }
 }
 
 /// Events an operator or the clock applies to a campaign.
@@ -40,6 +45,7 @@ public enum CampaignEvent: Sendable, Equatable {
     case cancel
     case deadline
     case drained
+    case fail
 }
 
 /// The one place the campaign state machine is written.
@@ -54,6 +60,7 @@ public enum CampaignLifecycle {
         case (.scheduled, .cancel), (.running, .cancel), (.paused, .cancel): .cancelled
         case (.scheduled, .deadline), (.running, .deadline), (.paused, .deadline): .expired
         case (.running, .drained): .completed
+        case (.scheduled, .fail), (.running, .fail), (.paused, .fail): .failed
         default: nil
         }
     }

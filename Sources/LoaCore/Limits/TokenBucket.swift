@@ -13,10 +13,11 @@ public struct TokenBucket: Sendable, Equatable {
     private var tokens: Double
     private var last: UnixMillis
 
+    /// Rates below ``minRate`` or above ``maxRate`` (or not finite) are taken as the nearest bound, and a burst
+    /// below 1 as 1: the limits are checked where they enter Loa, and a bucket never traps on what slipped past.
     public init(rate: Double, burst: Int, now: UnixMillis) {
-        precondition(rate > 0 && burst > 0, "rate and burst must be positive")
-        self.rate = rate
-        self.burst = burst
+        self.rate = TokenBucket.bounded(rate)
+        self.burst = max(1, burst)
         self.tokens = Double(burst)
         self.last = now
     }
@@ -59,13 +60,24 @@ public struct TokenBucket: Sendable, Equatable {
         refill(now)
         let need = Double(min(n, burst)) - tokens
         if need <= 1e-9 { return now }
-        return now + Int64((need * 1000 / rate).rounded(.up))
+        return now &+ Int64((need * 1000 / rate).rounded(.up).clampedInt(0...Int(Int64.max / 4)))
     }
 
     /// Changes the rate, keeping the tokens already accrued.
     public mutating func setRate(_ newRate: Double, now: UnixMillis) {
         refill(now)
-        rate = newRate
+        rate = TokenBucket.bounded(newRate)
+    }
+
+    /// One token per 10^6 s at the least, 10^9 a second at the most.
+    public static let minRate = 1e-6
+    public static let maxRate = 1e9
+
+    static func bounded(_ r: Double) -> Double { r.isNaN ? minRate : min(max(r, minRate), maxRate) }
+
+    /// The burst for `rate` tokens a second over `seconds`: at least 1, and never a trap however large the rate.
+    public static func burst(rate: Double, seconds: Double) -> Int {
+        max(1, (bounded(rate) * seconds).rounded(.up).clampedInt(1...Int(Int32.max)))
     }
 }
 
@@ -79,7 +91,7 @@ public struct CarrierLimiter: Sendable {
     public private(set) var inFlight: Int = 0
 
     public init(rate: Double, maxInFlight: Int, now: UnixMillis, burstSeconds: Double = 0.1) {
-        let burst = max(1, Int((rate * burstSeconds).rounded(.up)))
+        let burst = TokenBucket.burst(rate: rate, seconds: burstSeconds)
         bucket = TokenBucket(rate: rate, burst: burst, now: now)
         self.maxInFlight = max(1, maxInFlight)
     }

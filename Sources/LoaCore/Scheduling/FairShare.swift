@@ -23,7 +23,8 @@ public struct FairShare: Sendable {
             self.weight = weight
             self.urgent = urgent
         }
-        var effectiveWeight: Double { Double(max(1, weight) * (urgent ? FairShare.urgentFactor : 1)) }
+        /// In `Double`, so no weight can overflow (weights are checked 1-1000 at submit).
+        var effectiveWeight: Double { Double(max(1, weight)) * Double(urgent ? FairShare.urgentFactor : 1) }
     }
 
     private var credit: [String: Double] = [:]
@@ -39,7 +40,7 @@ public struct FairShare: Sendable {
         for c in claimants {
             let earned = Double(grant) * c.effectiveWeight / total
             let cr = min((credit[c.id] ?? 0) + earned, earned + 1)
-            let whole = Int(cr.rounded(.down))
+            let whole = cr.rounded(.down).clampedInt(0...grant)
             out[c.id] = whole
             credit[c.id] = cr - Double(whole)
             given += whole

@@ -147,7 +147,8 @@ public struct SendWindows: Sendable, Equatable {
     /// at all is spent at `from`.
     public func advance(from: UnixMillis, openSeconds seconds: Double, limit: UnixMillis) -> UnixMillis? {
         var t = from
-        var left = Int64(seconds * 1000)
+        // Bounded (10^15 ms is 31,000 years): `seconds` may come from a division by a tiny rate.
+        var left = Int64((seconds * 1000).clampedInt(0...1_000_000_000_000_000))
         if left <= 0 { return from }
         var steps = 0
         while t < limit && steps < Self.stepLimit {
@@ -225,7 +226,7 @@ public struct Feasibility: Sendable, Equatable, Codable {
         for (carrier, n) in remaining where n > 0 {
             needed = max(needed, Double(n) / max(rates[carrier] ?? 1, 0.001))
         }
-        if let maxRate, maxRate > 0 { needed = max(needed, Double(remaining.values.reduce(0, +)) / maxRate) }
+        if let maxRate, maxRate > 0 { needed = max(needed, Double(remaining.values.reduce(0, +)) / max(maxRate, 0.001)) }
         let from = max(now, start)
         let window = from >= deadline ? 0 : windows.openSeconds(from: from, to: deadline)
         let eta = needed == 0 ? from : windows.advance(from: from, openSeconds: needed, limit: deadline)
