@@ -232,7 +232,7 @@ public enum ConfigLoader {
             problems.append(Problem(file: path, line: locator.line(of: field), field: field, reason: reason))
         }
         for u in ConfigFile.unknownKeys(FileManager.default.contents(atPath: path) ?? Data()) {
-            add(u.path, "unknown field (known here: \(u.known.joined(separator: ", ")))")
+            add(u.path, u.reason)
         }
         let baseDir = (path as NSString).deletingLastPathComponent
         func resolve(_ ref: SecretRef?, _ field: String) -> String {
@@ -400,7 +400,7 @@ enum JSON5File {
             return .failure(ProblemList([DecodingProblem.problem(error, file: path, locator: locator)]))
         } catch let error as UnknownField {
             return .failure(ProblemList([Problem(file: path, line: locator.line(of: error.path), field: error.path,
-                                                 reason: "unknown field (known here: \(error.known.joined(separator: ", ")))")]))
+                                                 reason: error.reason)]))
         } catch {
             return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
         }

@@ -313,7 +313,7 @@ final class DaemonService: HTTPService {
         do {
             sub = try JSONDecoder().decode(CampaignSubmission.self, from: Data(body))
         } catch let e as UnknownField {
-            return invalidCampaign([CampaignRules.Issue(e.path, "unknown field (known here: \(e.known.joined(separator: ", ")))")])
+            return invalidCampaign([CampaignRules.Issue(e.path, e.reason)])
         } catch let e as DecodingError {
             return self.error(400, "bad-request", "campaign: \(DecodingProblem.text(e))")
         } catch {

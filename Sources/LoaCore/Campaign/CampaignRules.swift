@@ -188,7 +188,31 @@ public struct UnknownField: Error, Sendable, Equatable, CustomStringConvertible 
         self.path = path
         self.known = known
     }
-    public var description: String { "\(path): unknown field (known here: \(known.joined(separator: ", ")))" }
+    public var description: String { "\(path): \(reason)" }
+
+    /// `unknown field`, with the known key it most likely meant (one or two letters off), if any.
+    public var reason: String {
+        let key = String(path.split(separator: ".").last ?? "")
+        let near = known.map { ($0, UnknownField.distance(key, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
+        return near.map { "unknown field (did you mean \($0.0)?)" } ?? "unknown field"
+    }
+
+    /// Levenshtein distance over characters (keys are short).
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+        var row = Array(0...b.count)
+        for i in 1...a.count {
+            var prev = row[0]
+            row[0] = i
+            for j in 1...b.count {
+                let cur = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                prev = cur
+            }
+        }
+        return row[b.count]
+    }
 
     /// Throws for the first key of the object being decoded that is not in `known`.
     public static func check(_ decoder: any Decoder, known: [String]) throws {
