@@ -434,6 +434,7 @@ public enum LoaCLI {
         let states = c["states"] as? [String: Int] ?? [:]
         out.append("campaign  \(c["id"] ?? "")  (\(c["state"] ?? ""))")
         if let n = c["name"] as? String { out.append("name      \(n)") }
+        if let why = c["failure"] as? String { out.append("FAILED    \(why)") }
         out.append("sender    \(c["sender"] ?? "")")
         out.append("window    \(ISOTime.format(Int64("\(c["start_at"] ?? 0)") ?? 0)) → \(ISOTime.format(Int64("\(c["deadline_at"] ?? 0)") ?? 0))")
         out.append("rows      \(c["rows"] ?? 0) read, \(c["accepted"] ?? 0) accepted, \(c["rejected"] ?? 0) rejected, \(c["duplicates"] ?? 0) duplicates, \(c["segments_total"] ?? 0) SMS parts")

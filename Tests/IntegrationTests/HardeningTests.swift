@@ -134,6 +134,8 @@ import Testing
         let failed = try await loa.campaign("old")
         #expect((failed["failure"] as? String ?? "").contains("max_rate"), "\(failed)")
         #expect((failed["failure"] as? String ?? "").contains("weight"), "\(failed)")
+        let show = try loa.cli(["campaign", "show", "old"])
+        #expect(show.status == 0 && show.output.contains("(failed)") && show.output.contains("FAILED") && show.output.contains("max_rate"), "\(show.output)")
         let expected = SimCampaign.write(work, id: "good", n: 20)
         let submit = try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")])
         try #require(submit.status == 0, "\(submit.output)")
