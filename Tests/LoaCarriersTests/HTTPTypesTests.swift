@@ -21,3 +21,29 @@ import Testing
         #expect(r.header(built) == "7")
     }
 }
+
+/// A request libcurl cannot build from a message is that message's failure, never a trap of the engine.
+@Suite struct UnbuildableRequestTests {
+    /// libcurl refuses a URL over `CURL_MAX_INPUT_LENGTH` (8,000,000 bytes) with `CURLE_BAD_FUNCTION_ARGUMENT`,
+    /// which the engine once took for misuse and trapped on (a 3 MB Vietnamese slogan in a GET query is 9 MB).
+    /// Nothing is sent: the URL names the discard port, and the request fails before any connection.
+    @Test func aURLTooLongForLibcurlFailsThatRequestOnly() async throws {
+        let engine = try CurlEngine()
+        defer { engine.shutdown() }
+        let url = "http://127.0.0.1:9/send?text=" + String(repeating: "%E1%BB%9D", count: 1_000_000)
+        do {
+            _ = try await engine.perform(HTTPRequest(url: url, timeout: 5))
+            Issue.record("a 9 MB URL was sent")
+        } catch {
+            #expect(error == .other(code: TransportError.badArgumentCode, message: error.description.replacingOccurrences(of: "curl error 43: ", with: "")))
+            guard case .permanent(let d) = GatewayOutcome.transport(error) else { Issue.record("\(error) is not permanent"); return }
+            #expect(d.contains("nothing sent"))
+        }
+        // The engine goes on.
+        do {
+            _ = try await engine.perform(HTTPRequest(url: "http://127.0.0.1:9/", timeout: 2))
+        } catch {
+            guard case .couldNotConnect = error else { Issue.record("\(error)"); return }
+        }
+    }
+}
