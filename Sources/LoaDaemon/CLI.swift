@@ -69,7 +69,8 @@ public enum LoaCLI {
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
             rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV
-            (file,line,value,reason,detail) on stdout or into a new 0600 file.
+            (file,line,value,reason,detail) on stdout (control characters shown escaped) or into a new 0600 file
+            (raw values). CSV cells beginning with = + - @ TAB CR or ' get a leading ' (drop one to recover them).
             """,
         "preview": """
             usage: loa preview CAMPAIGN_FILE [--sample N] [--config FILE]
@@ -94,7 +95,8 @@ public enum LoaCLI {
             usage: loa report ID [--csv FILE] [--html FILE] [--config FILE]
 
             --csv: one row per recipient (message id, recipient, carrier, final state, reason, attempts, time of
-            the last change, segment, line, breakdown group, gateway id), written to a new 0600 file.
+            the last change, segment, line, breakdown group, gateway id), written to a new 0600 file. Cells
+            beginning with = + - @ TAB CR or ' get a leading ' against spreadsheet formulas (drop one to recover).
             --html: one self-contained page (no external assets) with inline SVG charts: deliveries over time
             per carrier, final states, failure reasons, and a breakdown by the segments' breakdown column
             (`breakdown_column`, default `ward`).
