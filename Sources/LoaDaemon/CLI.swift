@@ -69,7 +69,8 @@ public enum LoaCLI {
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
             rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV
-            (file,line,value,reason,detail) on stdout or into a new 0600 file.
+            (file,line,value,reason,detail) on stdout (control characters shown escaped) or into a new 0600 file
+            (raw values). CSV cells beginning with = + - @ TAB CR or ' get a leading ' (drop one to recover them).
             """,
         "preview": """
             usage: loa preview CAMPAIGN_FILE [--sample N] [--config FILE]
@@ -94,7 +95,8 @@ public enum LoaCLI {
             usage: loa report ID [--csv FILE] [--html FILE] [--config FILE]
 
             --csv: one row per recipient (message id, recipient, carrier, final state, reason, attempts, time of
-            the last change, segment, line, breakdown group, gateway id), written to a new 0600 file.
+            the last change, segment, line, breakdown group, gateway id), written to a new 0600 file. Cells
+            beginning with = + - @ TAB CR or ' get a leading ' against spreadsheet formulas (drop one to recover).
             --html: one self-contained page (no external assets) with inline SVG charts: deliveries over time
             per carrier, final states, failure reasons, and a breakdown by the segments' breakdown column
             (`breakdown_column`, default `ward`).
@@ -232,8 +234,37 @@ public enum LoaCLI {
         }
     }
 
+    /// Writes `s` to stderr with a final newline. Control characters other than line breaks are shown escaped
+    /// (``TerminalText``): error texts carry what the daemon was sent (ids, field values) and reach a terminal.
     static func printError(_ s: String) {
+        let s = TerminalText.sanitizeLines(s)
         FileHandle.standardError.write(Data((s.hasSuffix("\n") ? s : s + "\n").utf8))
+    }
+
+    /// Prints one line made of text from outside (file contents, the daemon's answers): every control character,
+    /// line breaks included, is shown escaped, so the text can neither move the cursor nor pass for a line of its own.
+    static func printLine(_ s: String) {
+        print(TerminalText.sanitize(s))
+    }
+
+    /// JSON text from the daemon made safe for a terminal without changing its value: DEL, the C1 controls and
+    /// the Unicode separators and bidirectional controls, which JSON encoders leave as they are, become `\uXXXX`
+    /// escapes (valid only inside strings, which is the only place valid JSON can hold them). C0 controls are
+    /// already escaped by every JSON encoder Loa uses.
+    static func terminalJSON(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: TerminalText.isControl) else { return s }
+        var out = ""
+        for u in s.unicodeScalars {
+            if TerminalText.isControl(u) && u.value >= 0x20 {
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else if TerminalText.isControl(u) && u != "\n" && u != "\r" && u != "\t" {
+                out += TerminalText.escape(u)
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 
     // MARK: check
@@ -262,8 +293,8 @@ public enum LoaCLI {
                 summary.append("\(file): \(scan.accepted) recipients, \(scan.rejected) rejected, \(scan.duplicates) duplicates, \(scan.excluded) excluded, \(scan.parts) SMS parts")
             }
         }
-        for p in problems { print(p.description) }
-        for s in summary { print(s) }
+        for p in problems { printLine(p.description) }
+        for s in summary { printLine(s) }
         let blocking = problems.filter { !(opts.allowRejects && ($0.field == "row" || $0.field == "segments")) }
         if blocking.isEmpty { print(problems.isEmpty ? "ok" : "ok (rows listed above will be rejected)") }
         return blocking.isEmpty ? 0 : 1
@@ -311,12 +342,12 @@ public enum LoaCLI {
             case "list":
                 let r = try await client.request("GET", "/api/v1/campaigns")
                 guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
-                if opts.json { print(r.bodyText); return 0 }
+                if opts.json { print(terminalJSON(r.bodyText)); return 0 }
                 let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
                 print(pad("ID", 28) + pad("STATE", 11) + pad("ACCEPTED", 10) + pad("DELIVERED", 10) + pad("FAILED", 8) + "DEADLINE")
                 for c in list {
                     let states = c["states"] as? [String: Int] ?? [:]
-                    print(pad("\(c["id"] ?? "")", 28) + pad("\(c["state"] ?? "")", 11) + pad("\(c["accepted"] ?? 0)", 10)
+                    printLine(pad("\(c["id"] ?? "")", 28) + pad("\(c["state"] ?? "")", 11) + pad("\(c["accepted"] ?? 0)", 10)
                           + pad("\(states["delivered"] ?? 0)", 10) + pad("\(states["failed"] ?? 0)", 8)
                           + ISOTime.format(Int64("\(c["deadline_at"] ?? 0)") ?? 0))
                 }
@@ -327,7 +358,7 @@ public enum LoaCLI {
                 while true {
                     let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
                     guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
-                    if opts.json { print(r.bodyText); return 0 }
+                    if opts.json { print(terminalJSON(r.bodyText)); return 0 }
                     let carriers = try await client.request("GET", "/api/v1/carriers")
                     let text = renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : [])
                     // --watch: redraw every second until the campaign is done (Ctrl-C to leave earlier).
@@ -383,7 +414,7 @@ public enum LoaCLI {
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
-            print("\(ex.path): exclusion list \(r.bodyText)")
+            printLine("\(ex.path): exclusion list \(r.bodyText)")
         }
         var total = IngestCounts()
         for seg in loaded.segments {
@@ -405,7 +436,7 @@ public enum LoaCLI {
             return 1
         }
         if let o = try? JSONSerialization.jsonObject(with: Data(commit.body)) as? [String: String] {
-            if let w = o["warning"] { print("WARNING: the deadline will not be met: \(w)") }
+            if let w = o["warning"] { printLine("WARNING: the deadline will not be met: \(w)") }
             else if let eta = o["eta"] { print("estimated end of sending: \(eta) (\(o["needed_hours"] ?? "?") h of sending; \(o["window_hours"] ?? "?") h of window before the deadline)") }
         }
         print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.suppressed) suppressed, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
@@ -429,8 +460,12 @@ public enum LoaCLI {
     }
 
     static func renderShow(_ body: [UInt8], carriers: [UInt8]) -> String {
-        guard let c = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return String(decoding: body, as: UTF8.self) }
+        guard let c = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            return TerminalText.sanitizeLines(String(decoding: body, as: UTF8.self))
+        }
         var out: [String] = []
+        // Each line is made safe on its own when joined (names, senders, reasons and carrier names come from
+        // outside): no value can add a line, move the cursor or retitle the window.
         let states = c["states"] as? [String: Int] ?? [:]
         out.append("campaign  \(c["id"] ?? "")  (\(c["state"] ?? ""))")
         if let n = c["name"] as? String { out.append("name      \(n)") }
@@ -464,7 +499,7 @@ public enum LoaCLI {
                 out.append("rate      \(cs["name"] ?? ""): \(String(format: "%.1f", (cs["current_rate"] as? Double) ?? 0))/s now (limit \(cs["configured_rate"] ?? 0)/s), \(cs["in_flight"] ?? 0) in flight")
             }
         }
-        return out.joined(separator: "\n")
+        return out.map(TerminalText.sanitize).joined(separator: "\n")
     }
 
     static func rejects(_ id: String, csv: String?, client: APIClient) async throws -> Int32 {
@@ -484,7 +519,8 @@ public enum LoaCLI {
             var text = ""
             for row in rows {
                 let fields = ["\(row["source"] ?? "")", "\(row["line"] ?? "")", "\(row["raw"] ?? "")", "\(row["reason"] ?? "")", "\(row["detail"] ?? "")"]
-                text += fields.map(csvField).joined(separator: ",") + "\n"
+                // On stdout (a terminal, a pager) control characters are shown escaped; the file keeps raw values.
+                text += CSVWriter.record(csv == nil ? fields.map(TerminalText.sanitize) : fields)
             }
             out.write(Data(text.utf8))
             n += rows.count
@@ -522,14 +558,14 @@ public enum LoaCLI {
         await withClient(opts) { client in
             let r = try await client.request("GET", "/api/v1/carriers")
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
-            if opts.json { print(r.bodyText); return 0 }
+            if opts.json { print(terminalJSON(r.bodyText)); return 0 }
             let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
             print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("IN FLIGHT", 11)
                   + pad("TOKENS", 8) + pad("PARTS SENT", 12) + "BREAKER")
             for c in list {
                 let paused = ((c["paused_until"] as? NSNumber)?.int64Value ?? 0) > 0 ? " (paused: Retry-After)" : ""
                 let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? " x\(c["max_batch"] ?? 1)" : ""
-                print(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
+                printLine(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
                       + pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10)
                       + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10)
                       + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)\(batch)", 11) + pad("\(c["tokens"] ?? 0)", 8)
@@ -537,10 +573,6 @@ public enum LoaCLI {
             }
             return 0
         }
-    }
-
-    static func csvField(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
 
     static func optout(_ opts: Options) async -> Int32 {
@@ -555,7 +587,7 @@ public enum LoaCLI {
             let r = try await client.request(verb == "add" ? "POST" : "DELETE", "/api/v1/optouts",
                                              body: Array(numbers.joined(separator: "\n").utf8), contentType: "text/plain")
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
-            print(r.bodyText)
+            print(TerminalText.sanitizeLines(r.bodyText))
             return 0
         }
     }
@@ -582,8 +614,8 @@ public enum LoaCLI {
         let progress = ProgressReporter(label: "reading segments")
         scan.run { done, total in progress.update(done, total) }
         progress.finish()
-        print(PreviewReport.render(scan))
-        for p in scan.problems.prefix(20) { print("  " + p.description) }
+        print(TerminalText.sanitizeLines(PreviewReport.render(scan)))
+        for p in scan.problems.prefix(20) { printLine("  " + p.description) }
         if scan.problems.count > 20 { print("  … \(scan.problems.count - 20) more (loa check lists up to \(scan.listLimit))") }
         return scan.problems.contains { $0.field != "row" } ? 1 : 0
     }

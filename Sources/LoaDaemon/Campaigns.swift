@@ -209,9 +209,15 @@ final class SegmentReader {
 
     private func handle(_ row: CSVRow) throws {
         switch row {
-        case .malformed(let line, let reason):
+        case .malformed(let line, let reason, let fields, let badField):
             if !sawHeader && format == .csv { throw HeaderError(source: source, messages: ["line \(line): \(reason)"]) }
-            batch.append(.rejected(raw: "", code: "malformed-row", message: reason, source: source, line: line))
+            if let builder, let badField {
+                let fields = format == .lines ? [fields.joined(separator: ",")] : fields
+                let r = builder.invalidText(fields: fields, badField: format == .lines ? 0 : badField)
+                batch.append(.rejected(raw: r.raw, code: r.code, message: r.message, source: source, line: line))
+            } else {
+                batch.append(.rejected(raw: "", code: "malformed-row", message: reason, source: source, line: line))
+            }
         case .record(let line, let recordFields):
             if builder == nil {
                 sawHeader = true

@@ -46,17 +46,19 @@ public enum Daemon {
             switch c.kind {
             case "jasmin":
                 adapters[c.name] = JasminAdapter(name: c.name, sendURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy)
+                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
+                                                 receiptSecret: c.receiptSecret)
                 receiptFormats[c.name] = ReceiptFormat(parse: { _, fields in JasminAdapter.parseReceipt(fields).map { [$0] } }, ack: "ACK/Jasmin")
             case "generic":
                 let adapter = GenericHTTPAdapter(name: c.name, spec: c.generic!, secrets: c.secrets, timeout: c.timeout, engine: engine,
-                                                 idempotent: c.idempotent, proxy: c.proxy)
+                                                 idempotent: c.idempotent, proxy: c.proxy, receiptSecret: c.receiptSecret)
                 adapters[c.name] = adapter
                 receiptFormats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) },
                                                        ack: adapter.receiptAck)
             default:
                 adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy)
+                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
+                                                 receiptSecret: c.receiptSecret)
             }
         }
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)

@@ -28,11 +28,42 @@ public struct Logger: Sendable {
 
     public func log(_ level: Level, _ message: @autoclosure () -> String, _ meta: [String: String] = [:]) {
         guard level >= self.level else { return }
-        var line = "\(ISOTime.format(SystemTimeSource().now())) \(level.name) \(label): \(message())"
-        let all = metadata.merging(meta) { $1 }
-        for k in all.keys.sorted() { line += " \(k)=\(all[k]!)" }
-        line += "\n"
+        let line = Logger.line(time: ISOTime.format(SystemTimeSource().now()), level: level, label: label, message: message(),
+                               metadata: metadata.merging(meta) { $1 })
         FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// One record as written to stderr, ending in its only newline: `time level label: message key=value …`, keys sorted.
+    ///
+    /// Values come from outside (receipt fields, gateway answers, file names), so they are written logfmt-style:
+    /// a value that is empty or holds a space, `"`, `=` or any control character is enclosed in `"` with `\"`,
+    /// `\\`, `\n`, `\r`, `\t` and `\xNN` escapes. Control characters in the message, the label and the keys
+    /// are escaped the same way. A newline in a receipt field can then never start a line that passes for a record.
+    public static func line(time: String, level: Level, label: String, message: String, metadata: [String: String]) -> String {
+        var line = "\(time) \(level.name) \(escaped(label)): \(escaped(message))"
+        for k in metadata.keys.sorted() { line += " \(escaped(k))=\(quoted(metadata[k]!))" }
+        return line + "\n"
+    }
+
+    /// `v` as a logfmt value: bare when it needs no quotes, else quoted with escapes.
+    static func quoted(_ v: String) -> String {
+        let bare = !v.isEmpty && !v.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || TerminalText.isControl($0) }
+        return bare ? v : "\"" + escaped(v, quote: true) + "\""
+    }
+
+    /// `s` with control characters (and, inside quotes, `"` and `\\`) escaped.
+    static func escaped(_ s: String, quote: Bool = false) -> String {
+        guard s.unicodeScalars.contains(where: { TerminalText.isControl($0) || (quote && ($0 == "\"" || $0 == "\\")) }) else { return s }
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"" where quote: out += "\\\""
+            case "\\" where quote: out += "\\\\"
+            default:
+                if TerminalText.isControl(u) { out += TerminalText.escape(u) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out
     }
 
     public func debug(_ m: @autoclosure () -> String, _ meta: [String: String] = [:]) { log(.debug, m(), meta) }

@@ -12,7 +12,7 @@ enum PreviewReport {
             out.append("sample messages:")
             for (i, m) in s.samples.enumerated() {
                 out.append("  \(i + 1). \((m.source as NSString).lastPathComponent):\(m.line)  \(m.phone.masked)  \(s.router.network(of: m.phone).rawValue) → \(m.carrier)  \(m.encoding.rawValue), \(m.segments) part(s)")
-                out.append("     \(m.text)")
+                out.append("     \(TerminalText.sanitize(m.text))")  // one line: a line break in the text shows as \n
             }
         }
         func row(_ k: String, _ v: String) { out.append("  " + k.padding(toLength: 22, withPad: " ", startingAt: 0) + v) }

@@ -20,7 +20,7 @@ enum CampaignReport {
             for row in rows where row.count == 11 {
                 var fields = row.map { "\($0)" }
                 fields[6] = ISOTime.format(Int64(fields[6]) ?? 0)
-                text += fields.map(LoaCLI.csvField).joined(separator: ",") + "\n"
+                text += CSVWriter.record(fields)
             }
             out.write(Data(text.utf8))
             n += rows.count

@@ -100,12 +100,15 @@ struct LogTailer {
         guard !line.isEmpty else { return }
         guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return }
         guard filter.matches(obj) else { return }
-        if json { say(line); return }
+        if json { say(LoaCLI.terminalJSON(line)); return }
         say(LogTailer.readable(obj, color: color))
     }
 
+    /// One event as a line. Every value is shown with its control characters escaped (``TerminalText``): details
+    /// hold gateway answers and receipt fields, which could otherwise move the cursor, retitle the window or
+    /// print a line of their own.
     static func readable(_ o: [String: Any], color: Bool = false) -> String {
-        func s(_ k: String) -> String { o[k].map { "\($0)" } ?? "-" }
+        func s(_ k: String) -> String { o[k].map { TerminalText.sanitize("\($0)") } ?? "-" }
         if color {
             let status = s("status")
             let code: String
@@ -118,13 +121,13 @@ struct LogTailer {
             func col(_ v: String, _ w: Int) -> String { v.count >= w ? v + " " : v + String(repeating: " ", count: w - v.count) }
             var line = col(s("time"), 25) + col(s("campaign"), 22) + col("#" + s("message"), 10) + col(s("recipient"), 14) + col(s("carrier"), 12)
             line += "\u{1B}[\(code)m" + col(s("event") + "→" + status, 24) + "\u{1B}[0m"
-            if let d = o["detail"] { line += "\(d)" }
+            if o["detail"] != nil { line += s("detail") }
             return line
         }
         var line = "\(s("time"))  \(s("campaign"))  #\(s("message"))  \(s("recipient"))  \(s("carrier"))  \(s("event"))→\(s("status"))"
         if let a = o["attempt"] as? Int, a > 0 { line += "  try \(a)" }
-        if let g = o["gateway_id"] { line += "  gw=\(g)" }
-        if let d = o["detail"] { line += "  \(d)" }
+        if o["gateway_id"] != nil { line += "  gw=\(s("gateway_id"))" }
+        if o["detail"] != nil { line += "  \(s("detail"))" }
         return line
     }
 }

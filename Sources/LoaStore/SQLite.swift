@@ -126,7 +126,8 @@ final class Statement {
             case .null: rc = sqlite3_bind_null(handle, idx)
             case .int(let n): rc = sqlite3_bind_int64(handle, idx, n)
             case .double(let d): rc = sqlite3_bind_double(handle, idx, d)
-            case .text(let s): rc = sqlite3_bind_text(handle, idx, s, -1, csqlite_transient())
+            // The length in bytes, not -1: with -1 SQLite stops at the first NUL and the rest of the value is lost.
+            case .text(let s): rc = sqlite3_bind_text(handle, idx, s, Int32(clamping: s.utf8.count), csqlite_transient())
             }
             try connection.check(rc, "binding parameter \(idx)")
         }
@@ -161,7 +162,8 @@ final class Statement {
     func isNull(_ col: Int32) -> Bool { sqlite3_column_type(handle, col) == SQLITE_NULL }
     func text(_ col: Int32) -> String? {
         guard let p = sqlite3_column_text(handle, col) else { return nil }
-        return String(cString: p)
+        // By its length, as bound: a value may hold a NUL (a refused row's raw phone value keeps it).
+        return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, col))), as: UTF8.self)
     }
 }
 

@@ -243,7 +243,7 @@ struct SplitMix {
         let rows = parse(bytes, chunk: 3)
         #expect(rows == [
             .record(line: 1, fields: ["a", "b"]), .record(line: 2, fields: ["1", "2"]),
-            .malformed(line: 3, reason: "invalid UTF-8"), .record(line: 4, fields: ["3", "4"]),
+            .malformed(line: 3, reason: "invalid UTF-8 in field 1", fields: ["\u{FFFD}(", "1"], badField: 0), .record(line: 4, fields: ["3", "4"]),
             .malformed(line: 5, reason: "unterminated quoted field"),
         ])
         bytes = Array("a\n\(String(repeating: "x", count: 100))\nb\n".utf8)

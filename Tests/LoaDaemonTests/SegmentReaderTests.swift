@@ -64,3 +64,30 @@ import Testing
         #expect((try? read("phone,name\n0912345678,An\n", maxSegments: 2, encoding: .ascii, template: long + "{{name}}"))?.count == 1)
     }
 }
+
+@Suite struct SegmentReaderOutputTests {
+    /// A NUL in a cell refuses the row with a reason (it used to cut the text and the number at the NUL), and a row
+    /// with invalid UTF-8 keeps its phone value for the rejects export.
+    @Test func badBytesRefuseTheRowAndKeepThePhone() throws {
+        let (sub, templates) = SegmentReaderTests().campaign()
+        var rows: [IngestRow] = []
+        let r = SegmentReader(source: "s", campaign: sub, templates: templates, phoneColumn: "phone", router: Router(defaultCarrier: "k")) { rows += $0 }
+        let bytes = Array("phone,name\n0912345678,An\u{0}Evil\n09123\u{0}45679,B\n".utf8) + Array("0912345670,".utf8) + [0xC3, 0x28, 0x0A]
+            + Array("0912345671,Đủ\n".utf8)
+        try bytes.withUnsafeBytes { try r.feed($0) }
+        try r.finish()
+        let summary = rows.map { row -> String in
+            switch row {
+            case .accepted(let p, _, let text, _, _, _, let line, _, _): "\(line) ok \(p) \(text)"
+            case .rejected(let raw, let code, let message, _, let line): "\(line) \(code) \(raw.debugDescription) \(message)"
+            }
+        }
+        #expect(summary == [
+            "2 control-character \"0912345678\" column 'name' holds the control character U+0000; the row is refused rather than cut",
+            "3 control-character \"09123\\0{45679\" column 'phone' holds the control character U+0000; the row is refused rather than cut"
+                .replacingOccurrences(of: "\\0{", with: "\\0"),
+            "4 malformed-row \"0912345670\" invalid UTF-8 in column 'name'",
+            "5 ok +84912345671 Chào Đủ",
+        ])
+    }
+}

@@ -97,7 +97,8 @@ public enum GatewayOutcome: Sendable, Equatable {
 ///   (or its own receipt correlation) so the gateway's receipts reach Loa's receipt endpoint.
 /// - An adapter MUST NOT block a thread while waiting: it awaits the shared libcurl engine. It MUST bound every
 ///   request by a timeout.
-/// - An adapter MUST NOT put credentials or message text in outcome details (they reach logs and the API).
+/// - An adapter MUST NOT put credentials or message text in outcome details (they reach logs and the API): it
+///   passes every answer through its ``SecretMask`` before cutting it to length.
 /// - An adapter SHOULD report the gateway's own message id in `.accepted` when the gateway returns one.
 /// - An adapter SHOULD turn HTTP 429 and 503 into `.throttled`, passing `Retry-After` when present.
 /// - An adapter MAY batch several messages into one request when the gateway takes lists.

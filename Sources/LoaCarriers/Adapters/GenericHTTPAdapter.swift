@@ -55,7 +55,7 @@ final class CompiledRegex: @unchecked Sendable {
 /// `SMSID`, SpeedSMS `tranId`), so receipts that carry the request id and the phone number find it: write
 /// `receipts.id` as `["SMSID", "phonenumber"]`.
 ///
-/// Details never hold secrets (every resolved secret value is replaced by `***`), message text (`<text>`),
+/// Details never hold secrets (every resolved secret value, in any encoding, is replaced by `***`: ``SecretMask``), message text (`<text>`),
 /// or full phone numbers (digit runs of 9 or more are masked), and are at most 200 characters.
 public struct GenericHTTPAdapter: OneExchangeAdapter {
     public let name: String
@@ -94,15 +94,15 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
         var results: (pointer: JSONPointer, byIndex: Bool, ref: JSONPointer?, id: JSONPointer?, detail: JSONPointer?, rules: [Rule]?)?
         var rejected: [JSONPointer] = []
         var receipts: ReceiptReader?
-        /// Resolved secret values, longest first, for scrubbing details.
-        var secretValues: [String] = []
+        /// The resolved secret values, the receipt secret and the proxy's credentials, masked in details.
+        var mask = SecretMask(secrets: [])
     }
 
     /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
     public let proxy: String?
 
     public init(name: String, spec: GenericGatewaySpec, secrets: [String: String], timeout: Double, engine: CurlEngine, idempotent: Bool = false,
-                proxy: String? = nil) {
+                proxy: String? = nil, receiptSecret: String? = nil) {
         self.proxy = proxy
         self.idempotent = idempotent
         self.name = name
@@ -112,7 +112,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
         self.maxBatch = spec.batch.map { min(max($0.max, 1), 10000) } ?? 1
         self.receiptAck = spec.receipts?.ack ?? "OK"
         var c = Compiled()
-        c.secretValues = secrets.values.filter { $0.count >= 3 }.sorted { $0.count > $1.count }
+        c.mask = SecretMask(secrets: Array(secrets.values) + (receiptSecret.map { [$0] } ?? []), proxy: proxy)
         c.method = spec.method ?? (spec.body == nil ? "GET" : "POST")
         c.url.append(template: spec.url, secrets: secrets)
         for (k, v) in (spec.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
@@ -387,7 +387,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
     /// Removes secrets and message text, masks long digit runs, and cuts to 200 characters.
     func scrub(_ s: String, _ batch: [OutgoingSMS]) -> String {
         var s = s
-        for secret in compiled.secretValues where s.contains(secret) { s = s.replacing(secret, with: "***") }
+        s = compiled.mask.apply(s)
         for m in batch where m.text.count >= 4 && s.contains(m.text) { s = s.replacing(m.text, with: "<text>") }
         var out = ""
         var digits = ""

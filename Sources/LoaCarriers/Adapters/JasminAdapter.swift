@@ -39,8 +39,12 @@ public struct JasminAdapter: OneExchangeAdapter {
     /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
     public let proxy: String?
 
+    /// The carrier's secrets, masked in every answer before it becomes a detail.
+    let mask: SecretMask
+
     public init(name: String, sendURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
-                proxy: String? = nil) {
+                proxy: String? = nil, receiptSecret: String? = nil) {
+        self.mask = SecretMask(secrets: [password] + (receiptSecret.map { [$0] } ?? []), proxy: proxy)
         self.proxy = proxy
         self.name = name
         self.sendURL = sendURL
@@ -95,21 +99,20 @@ public struct JasminAdapter: OneExchangeAdapter {
     public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {
         switch result {
         case .success(let r):
-            scrubbed(JasminAdapter.classify(status: r.status, body: r.bodyText, retryAfter: r.header("retry-after")), message)
+            // Masked before classify cuts the text: a secret cut in two would no longer match.
+            scrubbed(JasminAdapter.classify(status: r.status, body: mask.apply(String(r.bodyText.prefix(4096))), retryAfter: r.header("retry-after")), message)
         case .failure(let error):
-            .transport(error)
+            mask.apply(.transport(error))
         }
     }
 
     /// Jasmin's answers never echo the password or the text; this makes sure of it for anything in between.
     func scrubbed(_ o: GatewayOutcome, _ m: OutgoingSMS) -> GatewayOutcome {
         func s(_ d: String) -> String {
-            var d = d
-            if password.count >= 3 { d = d.replacing(password, with: "***") }
+            var d = mask.apply(d)
             if m.text.count >= 4 { d = d.replacing(m.text, with: "<text>") }
             return d
         }
-        if case .accepted = o { return o }
         return o.mapDetail(s)
     }
 

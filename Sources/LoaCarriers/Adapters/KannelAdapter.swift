@@ -29,8 +29,13 @@ public struct KannelAdapter: OneExchangeAdapter {
     /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
     public let proxy: String?
 
+    /// The carrier's secrets, masked in every answer before it becomes a detail (Kannel echoes the request when it
+    /// refuses one: `Authorization failed for sendsms` pages carry the whole query string, password included).
+    let mask: SecretMask
+
     public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
-                proxy: String? = nil) {
+                proxy: String? = nil, receiptSecret: String? = nil) {
+        self.mask = SecretMask(secrets: [password] + (receiptSecret.map { [$0] } ?? []), proxy: proxy)
         self.proxy = proxy
         self.usePOST = usePOST
         self.name = name
@@ -71,9 +76,11 @@ public struct KannelAdapter: OneExchangeAdapter {
     public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {
         switch result {
         case .success(let response):
-            KannelAdapter.classify(status: response.status, body: response.bodyText, retryAfter: response.header("retry-after"))
+            // Masked before classify cuts the text: a secret cut in two would no longer match.
+            mask.apply(KannelAdapter.classify(status: response.status, body: mask.apply(String(response.bodyText.prefix(4096))),
+                                              retryAfter: response.header("retry-after")))
         case .failure(let error):
-            .transport(error)
+            mask.apply(.transport(error))
         }
     }
 

@@ -2,7 +2,10 @@
 public enum CSVRow: Sendable, Equatable {
     /// `line` is the 1-based physical line where the record starts.
     case record(line: Int, fields: [String])
-    case malformed(line: Int, reason: String)
+    /// `fields` and `badField` are set for a record that could be split into fields but holds invalid UTF-8:
+    /// every field decoded with U+FFFD for the invalid bytes, and the 0-based index of the first bad one, so the
+    /// reader can still say which column was bad and keep the row's phone value for the rejects export.
+    case malformed(line: Int, reason: String, fields: [String] = [], badField: Int? = nil)
 }
 
 /// A streaming RFC 4180 CSV parser: feed it chunks of any size, it emits records as they complete.
@@ -22,7 +25,8 @@ public struct CSVPushParser: Sendable {
     private var line = 1
     private var recordLine = 1
     private var recordBytes = 0
-    private var invalid = false
+    /// The 0-based index of the record's first field that is not valid UTF-8.
+    private var invalid: Int?
     private var tooLong = false
     private var lastWasCR = false
     private var bomBytesSeen = 0
@@ -128,8 +132,8 @@ public struct CSVPushParser: Sendable {
         if let s = String(validating: field, as: UTF8.self) {
             fields.append(s)
         } else {
-            invalid = true
-            fields.append("")
+            if invalid == nil { invalid = fields.count }
+            fields.append(String(decoding: field, as: UTF8.self))
         }
         field.removeAll(keepingCapacity: true)
     }
@@ -148,8 +152,8 @@ public struct CSVPushParser: Sendable {
         let start = recordLine
         if tooLong {
             try emit(.malformed(line: start, reason: "record longer than \(maxRecordBytes) bytes"))
-        } else if invalid {
-            try emit(.malformed(line: start, reason: "invalid UTF-8"))
+        } else if let invalid {
+            try emit(.malformed(line: start, reason: "invalid UTF-8 in field \(invalid + 1)", fields: fields, badField: invalid))
         } else {
             try emit(.record(line: start, fields: fields))
         }
@@ -160,7 +164,7 @@ public struct CSVPushParser: Sendable {
         fields.removeAll(keepingCapacity: true)
         field.removeAll(keepingCapacity: true)
         state = .fieldStart
-        invalid = false
+        invalid = nil
         tooLong = false
         recordBytes = 0
         recordHasContent = false

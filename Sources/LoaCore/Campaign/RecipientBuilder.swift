@@ -86,10 +86,41 @@ public struct RecipientBuilder: Sendable {
         public var messages: [String]
     }
 
+    /// The first control character in a cell that a row may not hold, as `U+0000`, or nil.
+    ///
+    /// NUL and the other C0 controls are refused: C strings, SQLite's text binding and the gateways' own
+    /// C code cut the text and the number at a NUL, and the rest reach terminals and spreadsheets. TAB, and
+    /// CR and LF (a quoted cell may span lines, RFC 4180), are ordinary text and kept.
+    public static func forbiddenControl(in cell: String) -> String? {
+        for b in cell.utf8 where b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D {
+            let hex = String(b, radix: 16, uppercase: true)
+            return "U+00" + (hex.count < 2 ? "0" + hex : hex)
+        }
+        return nil
+    }
+
+    /// The rejection of a row the CSV reader found invalid UTF-8 in (``CSVRow/malformed(line:reason:fields:badField:)``):
+    /// it names the bad column and keeps the row's phone value (invalid bytes shown as U+FFFD) for the rejects export.
+    public func invalidText(fields: [String], badField: Int) -> Rejection {
+        Rejection(code: "malformed-row", message: "invalid UTF-8 in \(columnName(badField))",
+                  raw: phoneIndex < fields.count ? fields[phoneIndex] : "")
+    }
+
+    /// `column 'name'` for a field of this segment's header, `field N` (1-based) past its end.
+    func columnName(_ i: Int) -> String {
+        i < header.names.count ? "column '\(header.names[i])'" : "field \(i + 1)"
+    }
+
     public func build(fields: [String]) -> Result<Built, Rejection> {
         let raw = phoneIndex < fields.count ? fields[phoneIndex] : ""
         if fields.count != header.names.count {
             return .failure(Rejection(code: "ragged-row", message: "has \(fields.count) fields, the header has \(header.names.count)", raw: raw))
+        }
+        for (i, f) in fields.enumerated() {
+            if let bad = RecipientBuilder.forbiddenControl(in: f) {
+                return .failure(Rejection(code: "control-character",
+                                          message: "\(columnName(i)) holds the control character \(bad); the row is refused rather than cut", raw: raw))
+            }
         }
         let phone: PhoneNumber
         switch PhoneNormalizer.normalize(raw, allowedCountryCodes: allowedCountryCodes) {
