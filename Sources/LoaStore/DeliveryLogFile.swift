@@ -60,7 +60,8 @@ public final class DeliveryLogFile: @unchecked Sendable {
         let bytes = Array(line)
         guard let from = after(Array("\"seq\":".utf8), in: bytes) else { return nil }
         let digits = bytes[from...].prefix { $0 >= 48 && $0 <= 57 }
-        return digits.isEmpty ? nil : digits.reduce(0) { $0 * 10 + Int64($1 - 48) }
+        // More than 18 digits is no seq Loa wrote (a damaged line): nil, never an overflow at start-up.
+        return digits.isEmpty || digits.count > 18 ? nil : digits.reduce(0) { $0 * 10 + Int64($1 - 48) }
     }
 
     /// The index just past the first occurrence of `key` in `line`.

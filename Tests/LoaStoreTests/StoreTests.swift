@@ -489,3 +489,60 @@ extension StoreTests {
         #expect(!plan.contains { $0.hasPrefix("SCAN messages") }, "\(plan)")
     }
 }
+
+/// What the store does with inputs that must not change it: a discarded campaign's late uploads, a stored
+/// campaign that breaks the rules, a damaged log line.
+@Suite struct StoreHardeningTests {
+    let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
+
+    @Test func uploadsAndCommitsAreBoundToTheCampaignsGeneration() throws {
+        let dir = TempDir()
+        let store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        defer { store.close() }
+        let first = try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
+        _ = try store.ingest(campaign: "c1", generation: first, rows: [accepted("+84912345001", line: 2)])
+        try store.discardLoadingCampaign("c1", generation: first)
+        let second = try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
+        #expect(second != first)
+        #expect(throws: StoreError.self) { try store.ingest(campaign: "c1", generation: first, rows: [accepted("+84912345002", line: 3)]) }
+        #expect(throws: StoreError.self) { try store.addExclusions(campaign: "c1", generation: first, phones: ["+84912345003"]) }
+        #expect(throws: StoreError.self) { try store.commitCampaign("c1", generation: first) }
+        #expect(throws: StoreError.self) { try store.discardLoadingCampaign("c1", generation: first) }
+        #expect(try store.campaign("c1")?.rows == 0)
+        #expect(try store.campaign("c1")?.generation == second)
+        _ = try store.ingest(campaign: "c1", generation: second, rows: [accepted("+84912345004", line: 2)])
+        try store.commitCampaign("c1", generation: second)
+        #expect(try store.campaign("c1")?.state == .scheduled)
+    }
+
+    @Test func aStoredCampaignThatBreaksTheRulesFailsAndItsQueueIsCancelled() throws {
+        let dir = TempDir()
+        let store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        defer { store.close() }
+        var bad = submission("bad")
+        bad.maxRate = 1e300
+        bad.weight = Int.max
+        try store.createCampaign(bad, startAt: 0, deadlineAt: .max)
+        _ = try store.ingest(campaign: "bad", rows: (0..<5).map { accepted("+8491234560\($0)", line: $0 + 2) })
+        try store.commitCampaign("bad")
+        try store.createCampaign(submission("good"), startAt: 0, deadlineAt: .max)
+        _ = try store.ingest(campaign: "good", rows: [accepted("+84912345700", line: 2)])
+        try store.commitCampaign("good")
+        let failed = try store.failInvalidCampaigns()
+        #expect(failed.map(\.id) == ["bad"])
+        #expect(failed.first?.reason.contains("max_rate") == true && failed.first?.reason.contains("weight") == true)
+        #expect(try store.failInvalidCampaigns().isEmpty, "once")
+        while try store.advanceCampaigns(now: clock.now()) {}
+        let rec = try #require(try store.campaign("bad"))
+        #expect(rec.state == .failed && rec.states == ["cancelled": 5] && rec.failure?.contains("max_rate") == true)
+        #expect(try store.activeWork().map(\.id) == ["good"])
+        #expect(throws: StoreError.self) { try store.apply(.resume(started: true), to: "bad", now: clock.now()) }
+        let events = logLines(dir).filter { $0["campaign"] as? String == "bad" }
+        #expect(events.count == 5 && events.allSatisfy { ($0["detail"] as? String ?? "").hasPrefix("campaign failed: ") })
+    }
+
+    @Test func aDamagedSeqInTheLogIsNoNumber() {
+        #expect(DeliveryLogFile.seq(in: Array(#"{"seq":123,"x":1}"#.utf8)) == 123)
+        #expect(DeliveryLogFile.seq(in: Array(#"{"seq":99999999999999999999999999,"x":1}"#.utf8)) == nil)
+    }
+}
