@@ -54,18 +54,28 @@ import Testing
         "start": "\"2026-01-01T00:00:00+07:00\"", "deadline": "\"2099-01-01T00:00:00+07:00\"",
     ]
 
-    static func simDaemon(_ work: WorkDir, _ sim: GatewaySimProcess, extraConfig: String = "") throws -> LoaDaemonProcess {
-        try LoaDaemonProcess(work: work, carriers: "[\(SimCarriers.kannel("sim", sim, rate: 500))]", defaultCarrier: "sim", extraConfig: extraConfig)
+    /// A simulator that delivers everything (started) and a daemon sending to it (not started yet).
+    static func rig(_ label: String) async throws -> (WorkDir, GatewaySimProcess, LoaDaemonProcess) {
+        let work = WorkDir(label)
+        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
+        try await sim.start()
+        let loa = try LoaDaemonProcess(work: work, carriers: "[\(SimCarriers.kannel("sim", sim, rate: 500))]", defaultCarrier: "sim")
+        return (work, sim, loa)
+    }
+
+    /// `POST /api/v1/campaigns` with a raw JSON body.
+    static func post(_ loa: LoaDaemonProcess, _ body: String) async throws -> HTTPResponse {
+        try await loa.engine.perform(HTTPRequest(
+            method: "POST", url: loa.base + "/api/v1/campaigns",
+            headers: [HTTPHeader("Authorization", "Bearer \(loa.token)"), HTTPHeader("Content-Type", "application/json")],
+            body: Array(body.utf8), timeout: 30))
     }
 
     /// `loa check` and the server refuse each bad campaign with the same `field: reason`, and the daemon stays up;
     /// a good campaign sent afterwards is delivered in full.
     @Test(.timeLimit(.minutes(3))) func checkAndServerRefuseTheSameBadCampaignAlike() async throws {
-        let work = WorkDir("hard-rules")
-        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
-        try await sim.start()
+        let (work, sim, loa) = try await Self.rig("hard-rules")
         defer { sim.stop() }
-        let loa = try Self.simDaemon(work, sim)
         try await loa.start()
         work.write("bad/t.txt", "Moi gop y")
         work.write("bad/s.csv", "phone\n0912000001\n")
@@ -74,10 +84,7 @@ import Testing
             work.write("bad/c.json", Self.json(Self.fileBase.merging(c.file) { $1 }))
             let check = try loa.cli(["check", file])
             #expect(check.status == 1, "\(c.name): loa check must refuse: \(check.output)")
-            let r = try await loa.engine.perform(HTTPRequest(
-                method: "POST", url: loa.base + "/api/v1/campaigns",
-                headers: [HTTPHeader("Authorization", "Bearer \(loa.token)"), HTTPHeader("Content-Type", "application/json")],
-                body: Array(Self.json(Self.bodyBase.merging(c.body) { $1 }).utf8), timeout: 10))
+            let r = try await Self.post(loa, Self.json(Self.bodyBase.merging(c.body) { $1 }))
             #expect(r.status == 422, "\(c.name): the server must refuse: \(r.status) \(r.bodyText)")
             let problems = ((try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["error"] as? [String: Any])?["problems"]
                 as? [[String: String]] ?? []
@@ -103,11 +110,8 @@ import Testing
     /// `max_rate: 1e300`) fails alone with its reason; the daemon stays up, another campaign is delivered, and a
     /// restart does not meet the failure again.
     @Test(.timeLimit(.minutes(3))) func aStoredCampaignThatBreaksTheRulesFailsAlone() async throws {
-        let work = WorkDir("hard-failed")
-        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
-        try await sim.start()
+        let (work, sim, loa) = try await Self.rig("hard-failed")
         defer { sim.stop() }
-        let loa = try Self.simDaemon(work, sim)
         do {
             // Written straight into the store, as a version without the rules would have.
             try FileManager.default.createDirectory(atPath: work.file("data"), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -153,18 +157,12 @@ import Testing
     /// An upload that began for a campaign which was then discarded and created again under the same id writes
     /// nothing into the new one, and its commit is refused.
     @Test(.timeLimit(.minutes(2))) func anUploadCannotOutliveItsCampaign() async throws {
-        let work = WorkDir("hard-upload")
-        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
-        try await sim.start()
+        let (_, sim, loa) = try await Self.rig("hard-upload")
         defer { sim.stop() }
-        let loa = try Self.simDaemon(work, sim)
         try await loa.start()
         func create(_ slogan: String) async throws -> String {
             let body = Self.json(Self.bodyBase.merging(["id": "\"up\"", "templates": #"[{"name": "t", "text": "\#(slogan)", "weight": 1}]"#]) { $1 })
-            let r = try await loa.engine.perform(HTTPRequest(
-                method: "POST", url: loa.base + "/api/v1/campaigns",
-                headers: [HTTPHeader("Authorization", "Bearer \(loa.token)"), HTTPHeader("Content-Type", "application/json")],
-                body: Array(body.utf8), timeout: 10))
+            let r = try await Self.post(loa, body)
             try #require(r.status == 201, "\(r.bodyText)")
             let g = (try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["generation"] as? Int64
             return String(try #require(g))
@@ -200,18 +198,11 @@ import Testing
     /// A 3 MB template is refused at submit naming it; a slogan of 12 parts with no `max_segments` is refused at
     /// upload (the default is 10), so no message can charge a carrier's bucket thousands of parts.
     @Test(.timeLimit(.minutes(2))) func partsAreBoundedByDefault() async throws {
-        let work = WorkDir("hard-parts")
-        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
-        try await sim.start()
+        let (work, sim, loa) = try await Self.rig("hard-parts")
         defer { sim.stop() }
-        let loa = try Self.simDaemon(work, sim)
         try await loa.start()
         let huge = String(repeating: "a", count: 3_000_000)
-        let r = try await loa.engine.perform(HTTPRequest(
-            method: "POST", url: loa.base + "/api/v1/campaigns",
-            headers: [HTTPHeader("Authorization", "Bearer \(loa.token)"), HTTPHeader("Content-Type", "application/json")],
-            body: Array(Self.json(Self.bodyBase.merging(["templates": #"[{"name": "big", "text": "\#(huge)", "weight": 1}]"#]) { $1 }).utf8),
-            timeout: 30))
+        let r = try await Self.post(loa, Self.json(Self.bodyBase.merging(["templates": #"[{"name": "big", "text": "\#(huge)", "weight": 1}]"#]) { $1 }))
         #expect(r.status == 422 && r.bodyText.contains("templates.0") && r.bodyText.contains("at most 40800"), "\(r.status) \(r.bodyText.prefix(300))")
         // 12 parts of GSM-7 (153 characters each).
         work.write("long/t.txt", String(repeating: "Moi gop y du thao. ", count: 95))
