@@ -21,6 +21,8 @@
 #   --timeout  limit for each build and each test run (default 600 s); the whole run is bounded by
 #            (1 + mutations) x 2 x this.
 set -uo pipefail
+# One compound command, read whole before it runs: editing this file during a run cannot change that run.
+{
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FULL=0
@@ -53,11 +55,22 @@ m dedup-index Sources/LoaStore/Schema.swift \
   'CREATE UNIQUE INDEX messages_dedup ON messages(campaign_id, phone);' \
   'CREATE INDEX messages_dedup ON messages(campaign_id, phone);' \
   'messyCampaignThroughKannel'
-# Opt-out at claim: the global list is read again just before sending, exclusion list or not.
+m dedup-preview Sources/LoaDaemon/Scan.swift \
+  'guard seen.insert(phone).inserted else { duplicates += 1; continue }' \
+  'guard seen.insert(phone).inserted || true else { duplicates += 1; continue }' \
+  'previewCountsTheSampleWithoutAStore|checkAndHelp'
+# Opt-outs and exclusions: a number on either list is not sent at ingest, nor at claim when it joined later.
+m optout-ingest Sources/LoaStore/Operations.swift \
+  'let state: MessageState = suppression == nil ? .queued : .suppressed' \
+  'let state: MessageState = suppression == nil ? .queued : .queued' \
+  'optOutsAndExclusionsAtIngestAndBeforeSending'
+# The global list is read again just before sending, exclusion list or not.
 m optout-claim-global Sources/LoaStore/Operations.swift \
   '(most campaigns have no opt-outs yet).
+        var anySuppression = false
         try statement("SELECT EXISTS(SELECT 1 FROM suppressions) OR EXISTS(SELECT 1 FROM campaign_exclusions' \
   '(most campaigns have no opt-outs yet).
+        var anySuppression = false
         try statement("SELECT EXISTS(SELECT 1 FROM campaign_exclusions' \
   'ClaimGuardTests'
 m optout-claim Sources/LoaStore/Operations.swift \
@@ -82,6 +95,10 @@ m crash-no-recovery Sources/LoaStore/Operations.swift \
   'guard inFlight > 0 else { return }' \
   'guard inFlight > 1 else { return }' \
   'linesOfATransactionThatNeverCommittedAreCut'
+m drain-requeues Sources/LoaCore/Lifecycle/MessageState.swift \
+  'case (.sending, .crashRecovered): return .unknown' \
+  'case (.sending, .crashRecovered): return .queued' \
+  'MessageLifecycleTests'
 # Receipts only move forward.
 m receipt-reopens-final Sources/LoaCore/Lifecycle/MessageState.swift \
   'case (.queued, .receipt(let r)), (.sending, .receipt(let r)), (.sent, .receipt(let r)), (.unknown, .receipt(let r)):' \
@@ -271,3 +288,5 @@ done
 echo
 echo "${#SEL[@]} mutations, $caught caught, $survived survived, $errors errors ($(( $(date +%s) - START )) s)"
 [ "$survived" = 0 ] && [ "$errors" = 0 ]
+exit
+}

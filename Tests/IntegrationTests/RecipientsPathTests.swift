@@ -57,10 +57,15 @@ import Testing
         try #require(submit.status == 0, "\(submit.output)")
         let after = try loa.cli(["optout", "add"] + optedAfter)
         try #require(after.status == 0, "\(after.output)")
-        let state = try await loa.campaign("messy")["state"] as? String
-        try #require(state == "scheduled", "the campaign started before the late opt-outs; raise the start delay")
+        let scheduled = try await loa.campaign("messy")
+        try #require(scheduled["state"] as? String == "scheduled", "the campaign started before the late opt-outs; raise the start delay")
 
         let expected = Set(order).subtracting(excluded).subtracting(optedBefore).subtracting(optedAfter)
+        // Before anything is sent, the store holds each number once: the 12 duplicates (2 in a.csv, 10 across
+        // the segments) are counted, not queued; the late opt-outs are still queued (found at claim time).
+        #expect(scheduled["duplicates"] as? Int == 12, "\(scheduled)")
+        try #require(scheduled["states"] as? [String: Int] == ["queued": expected.count + optedAfter.count, "suppressed": 30, "rejected": 5],
+                     "\(scheduled["states"] ?? "")")
 
         // preview reads the same files, with the daemon's opt-out list, and agrees.
         let preview = try loa.cli(["preview", work.file("c/campaign.json"), "--sample", "1"])
