@@ -20,6 +20,7 @@
 #            its .build is reused: the first run builds everything once, later runs only what changed.
 #   --timeout  limit for each build and each test run (default 600 s); the whole run is bounded by
 #            (1 + mutations) x 2 x this.
+# An interrupted run may leave one file of the scratch copy mutated: the next run copies it back first.
 set -uo pipefail
 # One compound command, read whole before it runs: editing this file during a run cannot change that run.
 {
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
         --list) LIST=1 ;;
         --timeout) LIMIT="$2"; shift ;;
         --work) WORK="$2"; shift ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "mutation.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
