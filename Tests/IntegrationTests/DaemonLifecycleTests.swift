@@ -125,6 +125,48 @@ import Testing
         #expect(lenient.status == 0 && lenient.output.contains("s.csv:3: row: fixed-line"), "\(lenient.output)")
     }
 
+    /// A receipt secret or API token of the right length but wrong (in its last byte, or in every byte) is
+    /// refused like a short one, and changes nothing: the queued message a forged final receipt would settle
+    /// stays queued, the number a forged opt-out would suppress stays queued. The right secret, sent last,
+    /// does settle it, so the refusals are for the secret and nothing else.
+    @Test(.timeLimit(.minutes(2))) func wrongSecretsOfTheRightLengthAreRefused() async throws {
+        let work = WorkDir("same-length")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
+        // Starts in 2098: its one message stays queued, where a final receipt (or an opt-out) would still move it.
+        work.write("c/t.txt", "Hi")
+        work.write("c/s.csv", "phone\n0912345678\n")
+        work.write("c/c.json", """
+            {"id": "quiet", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"],
+             "start": "2098-01-01T00:00:00+07:00", "deadline": "2099-01-01T00:00:00+07:00"}
+            """)
+        try await loa.start()
+        defer { _ = loa.stop() }
+        try #require(try loa.cli(["campaign", "submit", work.file("c/c.json")]).status == 0)
+        let page = try await loa.api("/api/v1/campaigns/quiet/messages")
+        let rows = (try JSONSerialization.jsonObject(with: Data(page.body)) as? [String: Any])?["rows"] as? [[Any]] ?? []
+        let id = try #require(rows.first?.first as? Int, "\(page.bodyText)")
+
+        func sameLength(_ s: String) -> [String] {
+            [String(s.dropLast()) + (s.last == "x" ? "y" : "x"), String(repeating: "x", count: s.count)]
+        }
+        let e = loa.engine
+        for k in sameLength(loa.receiptSecret) {
+            #expect(k.count == loa.receiptSecret.count && k != loa.receiptSecret)
+            #expect(try await e.perform(HTTPRequest(url: loa.base + "/dlr/kannel?k=\(k)&st=2&id=\(id)")).status == 401, "receipt with k=\(k)")
+            #expect(try await e.perform(HTTPRequest(url: loa.base + "/mo/kannel?k=\(k)&from=0912345678&text=TC")).status == 401, "reply with k=\(k)")
+        }
+        for t in sameLength(loa.token) {
+            #expect(try await loa.api("/api/v1/campaigns", token: t).status == 401, "API with token \(t)")
+            #expect(try await loa.api("/metrics", token: t).status == 401, "metrics with token \(t)")
+        }
+        #expect(try await loa.campaign("quiet")["states"] as? [String: Int] == ["queued": 1])
+        #expect(try await loa.api("/api/v1/optouts").bodyText == #"{"count":0}"#)
+
+        let real = try await e.perform(HTTPRequest(url: loa.base + "/dlr/kannel?k=\(loa.receiptSecret)&st=2&id=\(id)"))
+        #expect(real.status == 200, "\(real.bodyText)")
+        #expect(try await loa.campaign("quiet")["states"] as? [String: Int] == ["failed": 1])
+    }
+
     /// A second daemon on the same data directory exits at once with an error naming the first one's pid,
     /// and the first keeps working.
     @Test(.timeLimit(.minutes(2))) func aSecondDaemonOnTheSameDataDirIsRefused() async throws {

@@ -57,10 +57,15 @@ import Testing
         try #require(submit.status == 0, "\(submit.output)")
         let after = try loa.cli(["optout", "add"] + optedAfter)
         try #require(after.status == 0, "\(after.output)")
-        let state = try await loa.campaign("messy")["state"] as? String
-        try #require(state == "scheduled", "the campaign started before the late opt-outs; raise the start delay")
+        let scheduled = try await loa.campaign("messy")
+        try #require(scheduled["state"] as? String == "scheduled", "the campaign started before the late opt-outs; raise the start delay")
 
         let expected = Set(order).subtracting(excluded).subtracting(optedBefore).subtracting(optedAfter)
+        // Before anything is sent, the store holds each number once: the 12 duplicates (2 in a.csv, 10 across
+        // the segments) are counted, not queued; the late opt-outs are still queued (found at claim time).
+        #expect(scheduled["duplicates"] as? Int == 12, "\(scheduled)")
+        try #require(scheduled["states"] as? [String: Int] == ["queued": expected.count + optedAfter.count, "suppressed": 30, "rejected": 5],
+                     "\(scheduled["states"] ?? "")")
 
         // preview reads the same files, with the daemon's opt-out list, and agrees.
         let preview = try loa.cli(["preview", work.file("c/campaign.json"), "--sample", "1"])
@@ -70,11 +75,16 @@ import Testing
         #expect(preview.output.contains("excluded              20"))
         #expect(preview.output.contains("opted out             15  (the daemon's global list of 15)"))
         #expect(preview.output.contains("rejected              5  ("))
-        try await poll(120, every: 0.25, "the campaign to complete") {
+        // Waits for the end (complete, every receipt in), then counts exactly: a duplicate that got through
+        // shows as one message too many at once, not as a poll that never ends.
+        try await poll(120, every: 0.25, "the campaign to complete with every receipt in") {
             let c = try await loa.campaign("messy")
-            return c["state"] as? String == "completed" && (c["states"] as? [String: Int])?["delivered"] == expected.count
+            let states = c["states"] as? [String: Int] ?? [:]
+            return c["state"] as? String == "completed" && states["queued"] == nil && states["sending"] == nil && states["sent"] == nil
         }
         let c = try await loa.campaign("messy")
+        #expect(c["states"] as? [String: Int] == ["delivered": expected.count, "suppressed": 35, "rejected": 5], "\(c["states"] ?? "")")
+        #expect(c["duplicates"] as? Int == 12, "\(c)")
         let reasons = c["reasons"] as? [String: Int] ?? [:]
         #expect(reasons["duplicate"] == 12 && reasons["excluded"] == 20 && reasons["opt-out"] == 15, "\(reasons)")
         #expect(reasons["fixed-line"] == 1 && reasons["invalid-characters"] == 1 && reasons["special-number"] == 1
