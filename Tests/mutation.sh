@@ -146,6 +146,15 @@ m inflight-cap Sources/LoaCore/Limits/TokenBucket.swift \
   'let room = maxInFlight - inFlight' \
   'let room = maxInFlight - inFlight / 2' \
   'TokenBucketTests'
+m parts-charge Sources/LoaDaemon/Dispatcher.swift \
+  's.limiters[carrier]!.bucket.charge(extra, now: now)' \
+  's.limiters[carrier]!.bucket.charge(0, now: now)' \
+  'longMessagesPayForEveryPart'
+# Pause: a paused campaign sends nothing until it is resumed.
+m paused-sends Sources/LoaDaemon/Dispatcher.swift \
+  'let running = active.filter { $0.state == .running && $0.deadlineAt > now' \
+  'let running = active.filter { $0.state != .loading && $0.deadlineAt > now' \
+  'pauseResumeCancel'
 # Secrets: a receipt, reply or API request with a wrong secret or token of the right length is refused.
 m receipt-secret-length Sources/LoaDaemon/Service.swift \
   'guard let k = query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {' \

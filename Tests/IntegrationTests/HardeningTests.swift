@@ -55,11 +55,11 @@ import Testing
     ]
 
     /// A simulator that delivers everything (started) and a daemon sending to it (not started yet).
-    static func rig(_ label: String) async throws -> (WorkDir, GatewaySimProcess, LoaDaemonProcess) {
+    static func rig(_ label: String, rate: Double = 500) async throws -> (WorkDir, GatewaySimProcess, LoaDaemonProcess) {
         let work = WorkDir(label)
         let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
         try await sim.start()
-        let loa = try LoaDaemonProcess(work: work, carriers: "[\(SimCarriers.kannel("sim", sim, rate: 500))]", defaultCarrier: "sim")
+        let loa = try LoaDaemonProcess(work: work, carriers: "[\(SimCarriers.kannel("sim", sim, rate: rate))]", defaultCarrier: "sim")
         return (work, sim, loa)
     }
 
@@ -277,5 +277,32 @@ import Testing
             if let s = String(bytes: out, encoding: .utf8), s.contains("\r\n\r\n"), s.contains("}") { break }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Rates a carrier states in SMS parts hold for long messages: each message pays for all its parts.
+@Suite(.serialized) struct RateInPartsTests {
+    /// 300 messages of 2 parts through a carrier allowing 100 parts/s: in no second of sending do more than
+    /// 100 parts and the 0.1 s burst leave (55 messages). Without the charge for extra parts it is 2× that. An
+    /// upper bound only: a slow machine sends less, never more.
+    @Test(.timeLimit(.minutes(2))) func longMessagesPayForEveryPart() async throws {
+        let (work, sim, rated) = try await HardeningTests.rig("parts-rate", rate: 100)
+        defer { sim.stop() }
+        let expected = SimCampaign.write(work, id: "parts", n: 300)
+        try await rated.start()
+        let submit = try rated.cli(["campaign", "submit", work.file("campaign/campaign.json")])
+        try #require(submit.status == 0 && submit.output.contains("\(expected.count * 2) SMS parts"), "\(submit.output)")
+        _ = try await SimCampaign.settle(rated, sim, id: "parts", n: 300)
+        let sends = rated.logEvents().filter { $0["event"] as? String == "sending" }.compactMap { ($0["time"] as? String).flatMap(ISOTime.parse) }.sorted()
+        #expect(sends.count == expected.count)
+        var busiest = 0
+        var from = 0
+        for (i, t) in sends.enumerated() {
+            while sends[from] <= t - 1000 { from += 1 }
+            busiest = max(busiest, i - from + 1)
+        }
+        #expect(busiest <= 55, "\(busiest) messages of 2 parts in one second against 100 parts/s")
+        #expect(busiest >= 20, "the campaign did send at a rate: \(busiest)")
+        #expect(rated.stop() == 0)
     }
 }

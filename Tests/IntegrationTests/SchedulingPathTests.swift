@@ -11,9 +11,10 @@ import Testing
         return String(format: "%02d:%02d:%02d", local / 3600, (local / 60) % 60, local % 60)
     }
 
-    static func campaign(_ work: WorkDir, id: String, n: Int, extra: String = "", deadline: String = "2099-01-01T00:00:00+07:00") {
+    static func campaign(_ work: WorkDir, id: String, n: Int, extra: String = "", deadline: String = "2099-01-01T00:00:00+07:00",
+                         prefix: String = "0912") {
         var csv = "phone\n"
-        for i in 0..<n { csv += "0912\(String(format: "%06d", i))\n" }
+        for i in 0..<n { csv += "\(prefix)\(String(format: "%06d", i))\n" }
         work.write("\(id)/s.csv", csv)
         work.write("\(id)/t.txt", "Moi gop y du thao tren VNeID")
         work.write("\(id)/c.json", """
@@ -105,6 +106,14 @@ import Testing
             let s = (try await loa.campaign("ctl"))["states"] as? [String: Int] ?? [:]
             return s["sending"] == nil || s["sending"] == 0
         }
+        // Paused sends nothing: while a second campaign on the same carrier sends 200 messages, ctl's queue holds.
+        let queuedAtPause = ((try await loa.campaign("ctl"))["states"] as? [String: Int])?["queued"] ?? 0
+        Self.campaign(work, id: "other", n: 400, extra: #", "windows": ["00:00-24:00"]"#, prefix: "0983")
+        try #require(try loa.cli(["campaign", "submit", work.file("other/c.json")]).status == 0)
+        try await poll(30, every: 0.1, "the other campaign to send 200") {
+            ((try await loa.campaign("other"))["states"] as? [String: Int])?["delivered"] ?? 0 >= 200
+        }
+        #expect(((try await loa.campaign("ctl"))["states"] as? [String: Int])?["queued"] == queuedAtPause, "a paused campaign sent")
         let resume = try loa.cli(["campaign", "resume", "ctl"])
         #expect(resume.status == 0 && resume.output.contains("running"), "\(resume.output)")
         try await poll(30, every: 0.1, "more sends after resume") {
@@ -118,7 +127,10 @@ import Testing
         }
         let s = (try await loa.campaign("ctl"))["states"] as? [String: Int] ?? [:]
         #expect((s["cancelled"] ?? 0) > 0 && (s["delivered"] ?? 0) >= 300 && s.values.reduce(0, +) == 1500, "\(s)")
-        #expect(try SMSCLog.messages(kannel.smscLog, ucs2: false).count == (s["delivered"] ?? 0) + (s["unknown"] ?? 0))
+        try await poll(30, every: 0.1, "the other campaign to finish") {
+            ((try await loa.campaign("other"))["states"] as? [String: Int])?["delivered"] ?? 0 == 400
+        }
+        #expect(try SMSCLog.messages(kannel.smscLog, ucs2: false).count == (s["delivered"] ?? 0) + (s["unknown"] ?? 0) + 400)
         let again = try loa.cli(["campaign", "resume", "ctl"])
         #expect(again.status == 1 && again.output.contains("cancelled"), "\(again.output)")
         #expect(loa.stop() == 0)
