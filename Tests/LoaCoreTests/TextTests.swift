@@ -283,6 +283,20 @@ struct SplitMix {
         #expect(r2.network(of: number("0961234567")) == .mobifone)
     }
 
+    /// Issue 16: a ported-numbers file exported with a header (`phone,carrier`), as every segment file has,
+    /// was refused with "unknown network 'carrier'". A header is taken only as the first line.
+    @Test func portedFileMayHaveAHeaderLine() {
+        let (ported, problems) = Router.readPorted("\u{FEFF}phone,carrier\r\n0961234567,mobifone\r\n0912345678,vinaphone\r\n")
+        #expect(problems.isEmpty)
+        #expect(ported == ["+84961234567": .mobifone, "+84912345678": .vinaphone])
+        let (_, afterComment) = Router.readPorted("# exported 2026-11-30\nnumber , network\n0961234567,mobifone\n")
+        #expect(afterComment.isEmpty)
+        // Only the first line may be a header: the same words further down are a bad row.
+        let (kept, late) = Router.readPorted("0961234567,mobifone\nphone,carrier\n")
+        #expect(kept == ["+84961234567": .mobifone])
+        #expect(late.map(\.line) == [2])
+    }
+
     @Test func templateWeightsSpreadStablyByHash() throws {
         let templates = try ["a", "b", "c"].map { try Template(name: $0, source: $0) }
         let b = try RecipientBuilder(campaignID: "c", templates: templates, weights: [1, 2, 1], header: CSVHeader(fields: ["phone"]),
