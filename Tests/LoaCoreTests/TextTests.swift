@@ -34,6 +34,8 @@ import Testing
         ("0922345678", "vietnamobile-ok"), ("0992345678", "unallocated"), ("0893456789", "unallocated"),
         ("0552345678", "unallocated"), ("0521234567", "unallocated"), ("01301234567", "legacy-unmapped"),
         ("+85620123456", "foreign-country"), ("0112345678", "unallocated"),
+        // Issue 16: a 7-digit number is a mobile number with digits missing, not a short code.
+        ("0364527", "wrong-length"), ("364527", "wrong-length"), ("091234", "wrong-length"), ("1080", "special-number"),
     ])
     func rejections(_ raw: String, _ code: String) {
         switch PhoneNormalizer.normalize(raw) {
@@ -43,6 +45,12 @@ import Testing
             let digits = raw.filter(\.isNumber)
             if digits.count >= 9 { #expect(!r.message.contains(digits), "the message must not repeat the number") }
         }
+    }
+
+    /// The reason names the length the planner wrote, so the row can be fixed.
+    @Test func aSevenDigitNumberIsAWrongLengthWithItsCount() {
+        guard case .failure(let r) = PhoneNormalizer.normalize("0364527") else { Issue.record("0364527 accepted"); return }
+        #expect(r.code == "wrong-length" && r.message == "7 digits in national form; mobiles have 10", "\(r)")
     }
 
     @Test func carriersByPrefix() throws {
