@@ -514,10 +514,17 @@ final class DaemonService: HTTPService {
         return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)
     }
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for i in 0..<a.count { diff |= a[i] ^ b[i] }
+    /// Whether two secrets are equal, in a time that depends on their lengths only, never on where they differ.
+    /// A length mismatch does not return early (that told a prober the secret's length): every byte up to the
+    /// longer length is compared, the shorter side read as zeros, and the length difference folded into the result.
+    static func constantTimeEqual<A: RandomAccessCollection<UInt8>, B: RandomAccessCollection<UInt8>>(_ a: A, _ b: B) -> Bool
+    where A.Index == Int, B.Index == Int {
+        var diff = UInt(bitPattern: a.count ^ b.count)
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? a[a.startIndex + i] : 0
+            let y = i < b.count ? b[b.startIndex + i] : 0
+            diff |= UInt(x ^ y)
+        }
         return diff == 0
     }
 
