@@ -38,19 +38,25 @@ public enum LoaCLI {
     static let help: [String: String] = [
         "gateway-sim": GatewaySim.help,
         "daemon": """
-            usage: loa daemon --config FILE
+            usage: loa daemon --config FILE [--allow-shared-data-dir]
 
-            Runs Loa in the foreground (for systemd). Opens the store in the config's data_dir, listens on
+            Runs Loa in the foreground (for systemd). Opens the store in the config's data_dir (a relative
+            data_dir is relative to the config file's directory). Refuses to start when group or others have
+            any permission on data_dir, delivery.log or loa.db (they hold phone numbers: chmod 700 / 600),
+            unless --allow-shared-data-dir is given, which starts with a warning per path. Listens on
             listen.address:listen.port (default 127.0.0.1:8780) for receipts and the operator API, and sends
             running campaigns through the configured carriers. SIGTERM/SIGINT: drain in-flight sends up to
             drain_seconds and exit 0; a second signal exits at once. SIGHUP: reopen the delivery log.
             """,
         "check": """
-            usage: loa check --config FILE [--allow-rejects] [CAMPAIGN_FILE…]
+            usage: loa check --config FILE [--allow-rejects] [--allow-shared-data-dir] [CAMPAIGN_FILE…]
 
             Validates the config and each campaign file with its templates and segments, without sending or
             touching the store. Exit 0 when all is well; else exit 1 and one line per problem:
               file:line: field: reason
+            Prints the data directory the config resolves to. A data directory (or delivery.log, loa.db) that
+            group or others may read is a problem, as the daemon refuses it; --allow-shared-data-dir makes
+            it a warning, as for the daemon.
             Rows that would be rejected (bad numbers, ragged rows) are problems too; --allow-rejects still
             lists them but exits 0 when they are the only problems.
             """,
@@ -146,7 +152,7 @@ public enum LoaCLI {
             guard let path = opts.config else { printError("loa daemon: --config FILE is required"); return 2 }
             switch ConfigLoader.load(path: path) {
             case .failure(let p): printError(p.description); return 1
-            case .success(let config): return Daemon.run(config: config)
+            case .success(let config): return Daemon.run(config: config, allowSharedDataDir: opts.allowSharedDataDir)
             }
         case "check":
             return check(opts)
@@ -175,6 +181,7 @@ public enum LoaCLI {
         var positional: [String] = []
         var follow = false
         var allowRejects = false
+        var allowSharedDataDir = false
         var json = false
         var campaign: String?
         var lines: Int?
@@ -203,6 +210,7 @@ public enum LoaCLI {
                 case "--config", "-c": config = try value(a)
                 case "-f", "--follow": follow = true
                 case "--allow-rejects": allowRejects = true
+                case "--allow-shared-data-dir": allowSharedDataDir = true
                 case "--json": json = true
                 case "--campaign": campaign = try value(a)
                 case "--sample":
@@ -247,8 +255,21 @@ public enum LoaCLI {
             case .success(let c): config = c
             }
         }
-        let router = config?.router ?? Router(defaultCarrier: "default")
         var summary: [String] = []
+        if let config {
+            // Relative paths resolve against the config file's directory: show where the store will be.
+            summary.append("\(config.path): data_dir \(config.dataDir)")
+            for e in DataDirAccess.exposed(dataDir: config.dataDir) {
+                let reason = "\(e); \(DataDirAccess.fix(e, dataDir: config.dataDir))"
+                if opts.allowSharedDataDir {
+                    summary.append("warning: \(reason) (allowed by --allow-shared-data-dir)")
+                } else {
+                    problems.append(Problem(file: config.path, line: 0, field: "data_dir",
+                                            reason: reason + ", or start the daemon with --allow-shared-data-dir: it refuses this"))
+                }
+            }
+        }
+        let router = config?.router ?? Router(defaultCarrier: "default")
         for file in opts.positional {
             switch CampaignLoader.load(path: file, knownCarriers: config?.carriers.map(\.name)) {
             case .failure(let p): problems += p.problems

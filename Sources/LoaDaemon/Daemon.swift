@@ -11,9 +11,22 @@ import LoaStore
 /// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
 /// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log.
 public enum Daemon {
-    public static func run(config: LoaConfig) -> Int32 {
+    /// `allowSharedDataDir`: start even when group or others may read the data directory or its files (see
+    /// ``DataDirAccess``), with a warning per path; without it such a directory is refused.
+    public static func run(config: LoaConfig, allowSharedDataDir: Bool = false) -> Int32 {
         let logger = Logger(label: "loa", level: config.logLevel)
         umask(0o077)
+        let exposed = DataDirAccess.exposed(dataDir: config.dataDir)
+        for e in exposed {
+            let meta = ["path": e.path, "mode": e.octal]
+            if allowSharedDataDir {
+                logger.warning("group or others may read this part of the data directory (allowed by --allow-shared-data-dir)", meta)
+            } else {
+                logger.error("refusing to start: group or others may read this part of the data directory; "
+                             + "chmod 700 the directory and 600 its files, or start with --allow-shared-data-dir", meta)
+            }
+        }
+        if !exposed.isEmpty && !allowSharedDataDir { return 1 }
         // Signals are taken synchronously by one thread, so handlers never run on arbitrary threads.
         var set = sigset_t()
         sigemptyset(&set)
