@@ -472,6 +472,9 @@ public enum LoaCLI {
         }
         let order = MessageState.allCases.map(\.name)
         out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
+        if let n = c["recovered_unknown"] as? Int, n > 0 {
+            out.append("recovery  \(n) in flight at an unclean stop: unknown, never resent (the gateway may have them)")
+        }
         if let reasons = c["reasons"] as? [String: Int], !reasons.isEmpty {
             out.append("not sent  " + reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }

@@ -45,6 +45,7 @@ public enum Daemon {
             logger.error("cannot open the store", ["error": "\(error)", "data_dir": config.dataDir])
             return 1
         }
+        logRecovery(store.recovery, logger: logger)
         let engine: CurlEngine
         do {
             engine = try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
@@ -118,5 +119,25 @@ public enum Daemon {
         store.close()
         logger.notice("loa stopped")
         return 0
+    }
+
+    /// One line for what opening the store recovered, every start: a warning when a stop left messages in
+    /// flight (now `unknown`, never resent) or the delivery log needed repair, a notice otherwise.
+    static func logRecovery(_ r: RecoveryReport, logger: Logger) {
+        var meta = ["recovery.unknown_messages": "\(r.unknownMessages)", "recovery.log_lines_repaired": "\(r.logLinesRepaired)",
+                    "recovery.seconds": String(format: "%.3f", r.seconds)]
+        if r.logLinesRepaired > 0 {
+            meta["recovery.log_torn_lines_cut"] = "\(r.tornLinesCut)"
+            meta["recovery.log_uncommitted_lines_cut"] = "\(r.uncommittedLinesCut)"
+            meta["recovery.log_outbox_lines_written"] = "\(r.outboxLinesWritten)"
+        }
+        if !r.unknownByCampaign.isEmpty {
+            meta["recovery.unknown_by_campaign"] = r.unknownByCampaign.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+        }
+        if r.unknownMessages > 0 || r.logLinesRepaired > 0 {
+            logger.warning("recovered after an unclean stop: messages in flight are now unknown (never resent)", meta)
+        } else {
+            logger.notice("store opened: nothing to recover", meta)
+        }
     }
 }

@@ -187,6 +187,8 @@ final class DaemonService: HTTPService {
     func metrics() -> ServerResponse {
         var out = "# HELP loa_messages Messages by campaign, carrier and state.\n# TYPE loa_messages gauge\n"
         var segments = "# HELP loa_campaign_sms_parts SMS parts of a campaign's accepted messages.\n# TYPE loa_campaign_sms_parts gauge\n"
+        var recovered = "# HELP loa_campaign_recovered_unknown Messages of a campaign found in flight at a start and made unknown, over all starts.\n"
+            + "# TYPE loa_campaign_recovered_unknown gauge\n"
         var queue: [String: Int64] = [:]
         do {
             for c in try store.campaigns() {
@@ -197,11 +199,19 @@ final class DaemonService: HTTPService {
                     }
                 }
                 segments += "loa_campaign_sms_parts{campaign=\"\(c.id)\"} \(c.segmentsTotal)\n"
+                if c.recoveredUnknown > 0 { recovered += "loa_campaign_recovered_unknown{campaign=\"\(c.id)\"} \(c.recoveredUnknown)\n" }
             }
         } catch {
             return self.error(503, "store-unavailable", "\(error)")
         }
-        out += segments
+        out += segments + recovered
+        let r = store.recovery
+        out += "# HELP loa_recovery_unknown_messages Messages in flight at the last stop, made unknown (never resent) at this start.\n"
+            + "# TYPE loa_recovery_unknown_messages gauge\nloa_recovery_unknown_messages \(r.unknownMessages)\n"
+            + "# HELP loa_recovery_log_lines_repaired Delivery-log lines cut (torn, uncommitted) or written (outbox) at this start.\n"
+            + "# TYPE loa_recovery_log_lines_repaired gauge\nloa_recovery_log_lines_repaired \(r.logLinesRepaired)\n"
+            + "# HELP loa_recovery_seconds Time this start's recovery took (log repair, in-flight scan).\n"
+            + "# TYPE loa_recovery_seconds gauge\nloa_recovery_seconds \(r.seconds)\n"
         let status = dispatcher.status()
         /// One gauge or counter with a value per carrier.
         func perCarrier(_ name: String, _ type: String, _ help: String, _ value: (Dispatcher.CarrierStatus) -> String) {
