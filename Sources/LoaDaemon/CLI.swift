@@ -70,7 +70,8 @@ public enum LoaCLI {
 
             submit: checks the campaign file, creates the campaign on the daemon, streams its exclusion files
             and then each segment to it (never held in memory), and commits it; the daemon starts sending at
-            its start time. A failed upload discards the half-loaded campaign.
+            its start time. A failed upload discards the half-loaded campaign, and so does SIGTERM or SIGINT
+            (Ctrl-C) before the commit: the upload stops, stderr says so, exit 143 or 130.
             discard: removes a campaign still `loading` (a submit that was cut off), with its rows.
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
@@ -383,12 +384,42 @@ public enum LoaCLI {
         }
     }
 
+    /// Submits a campaign file. SIGTERM or SIGINT before the commit stops the upload and discards the
+    /// half-loaded campaign (it once stayed `loading` and the CLI exited without a word), says so on stderr and
+    /// exits 128 + the signal (143, 130).
     static func submit(_ file: String, client: APIClient) async throws -> Int32 {
         let loaded: LoadedCampaign
         switch CampaignLoader.load(path: file) {
         case .failure(let p): printError(p.description); return 1
         case .success(let l): loaded = l
         }
+        let id = loaded.submission.id
+        let interrupt = SignalInterrupt(signals: [SIGTERM, SIGINT])
+        defer { interrupt.uninstall() }
+        let load = Task { try await submitLoaded(loaded, file: file, client: client) }
+        interrupt.onSignal { load.cancel() }
+        let result = await load.result
+        // A signal after the load ended changed nothing: its result stands.
+        guard let sig = interrupt.received, case .failure = result else { return try result.get() }
+        let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+        let path = "/api/v1/campaigns/\(URLQuery.escape(id))"
+        switch try? await client.request("DELETE", path) {
+        case let r? where r.status == 200:
+            printError("loa: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
+        case let r? where r.status == 404:
+            printError("loa: \(name) while submitting: campaign \(id) was not created; nothing will be sent")
+        case let r?:
+            printError("loa: \(name) while submitting: campaign \(id) could not be discarded (\(APIClient.errorText(r))); "
+                       + "see loa campaign show \(id)")
+        case nil:
+            printError("loa: \(name) while submitting: the daemon could not be reached to discard campaign \(id); "
+                       + "run loa campaign discard \(id)")
+        }
+        return 128 + sig
+    }
+
+    /// Creates, loads and commits the campaign: what ``submit(_:client:)`` runs in a task a signal can cancel.
+    private static func submitLoaded(_ loaded: LoadedCampaign, file: String, client: APIClient) async throws -> Int32 {
         let sub = loaded.submission
         let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
         guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
