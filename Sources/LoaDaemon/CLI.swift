@@ -2,6 +2,7 @@ import Foundation
 import LoaCarriers
 import LoaCore
 import LoaStore
+import Synchronization
 
 /// The `loa` command line. `main.swift` only calls ``LoaCLI/main(_:)``.
 public enum LoaCLI {
@@ -396,13 +397,15 @@ public enum LoaCLI {
         let id = loaded.submission.id
         let interrupt = SignalInterrupt(signals: [SIGTERM, SIGINT])
         defer { interrupt.uninstall() }
-        let load = Task { try await submitLoaded(loaded, file: file, client: client) }
+        let bound = BoundGeneration()
+        let load = Task { try await submitLoaded(loaded, file: file, client: client, bound: bound) }
         interrupt.onSignal { load.cancel() }
         let result = await load.result
         // A signal after the load ended changed nothing: its result stands.
         guard let sig = interrupt.received, case .failure = result else { return try result.get() }
         let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
-        let path = "/api/v1/campaigns/\(URLQuery.escape(id))"
+        // With the generation when the create was answered: a campaign created again under this id is not ours.
+        let path = "/api/v1/campaigns/\(URLQuery.escape(id))" + bound.query.withLock { $0 }
         switch try? await client.request("DELETE", path) {
         case let r? where r.status == 200:
             printError("loa: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
@@ -418,8 +421,13 @@ public enum LoaCLI {
         return 128 + sig
     }
 
+    /// `?generation=N` of the campaign this submit created, once the create is answered.
+    final class BoundGeneration: Sendable {
+        let query = Mutex("")
+    }
+
     /// Creates, loads and commits the campaign: what ``submit(_:client:)`` runs in a task a signal can cancel.
-    private static func submitLoaded(_ loaded: LoadedCampaign, file: String, client: APIClient) async throws -> Int32 {
+    private static func submitLoaded(_ loaded: LoadedCampaign, file: String, client: APIClient, bound boundOut: BoundGeneration) async throws -> Int32 {
         let sub = loaded.submission
         let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
         guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
@@ -427,6 +435,7 @@ public enum LoaCLI {
         // someone else), they are refused instead of loading or committing the other one.
         let generation = (try? JSONDecoder().decode([String: JSONScalar].self, from: Data(created.body)))?["generation"]?.text ?? ""
         let bound = generation.isEmpty ? "" : "?generation=\(generation)"
+        boundOut.query.withLock { $0 = bound }
         for ex in loaded.exclusions {
             let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/exclusions/\(URLQuery.escape(ex.name))" + bound, file: ex.path)
             guard r.status == 200 else {
