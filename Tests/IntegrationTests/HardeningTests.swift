@@ -62,7 +62,7 @@ import Testing
     /// a good campaign sent afterwards is delivered in full.
     @Test(.timeLimit(.minutes(3))) func checkAndServerRefuseTheSameBadCampaignAlike() async throws {
         let work = WorkDir("hard-rules")
-        let sim = try GatewaySimProcess(work: work)
+        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
         try await sim.start()
         defer { sim.stop() }
         let loa = try Self.simDaemon(work, sim)
@@ -104,7 +104,7 @@ import Testing
     /// restart does not meet the failure again.
     @Test(.timeLimit(.minutes(3))) func aStoredCampaignThatBreaksTheRulesFailsAlone() async throws {
         let work = WorkDir("hard-failed")
-        let sim = try GatewaySimProcess(work: work)
+        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
         try await sim.start()
         defer { sim.stop() }
         let loa = try Self.simDaemon(work, sim)
@@ -154,7 +154,7 @@ import Testing
     /// nothing into the new one, and its commit is refused.
     @Test(.timeLimit(.minutes(2))) func anUploadCannotOutliveItsCampaign() async throws {
         let work = WorkDir("hard-upload")
-        let sim = try GatewaySimProcess(work: work)
+        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
         try await sim.start()
         defer { sim.stop() }
         let loa = try Self.simDaemon(work, sim)
@@ -201,7 +201,7 @@ import Testing
     /// upload (the default is 10), so no message can charge a carrier's bucket thousands of parts.
     @Test(.timeLimit(.minutes(2))) func partsAreBoundedByDefault() async throws {
         let work = WorkDir("hard-parts")
-        let sim = try GatewaySimProcess(work: work)
+        let sim = try GatewaySimProcess(work: work, args: ["--delivered-rate", "1"])
         try await sim.start()
         defer { sim.stop() }
         let loa = try Self.simDaemon(work, sim)
