@@ -2,6 +2,7 @@ import Foundation
 import LoaCarriers
 import LoaCore
 import LoaStore
+import Synchronization
 
 /// The `loa` command line. `main.swift` only calls ``LoaCLI/main(_:)``.
 public enum LoaCLI {
@@ -38,19 +39,25 @@ public enum LoaCLI {
     static let help: [String: String] = [
         "gateway-sim": GatewaySim.help,
         "daemon": """
-            usage: loa daemon --config FILE
+            usage: loa daemon --config FILE [--allow-shared-data-dir]
 
-            Runs Loa in the foreground (for systemd). Opens the store in the config's data_dir, listens on
+            Runs Loa in the foreground (for systemd). Opens the store in the config's data_dir (a relative
+            data_dir is relative to the config file's directory). Refuses to start when group or others have
+            any permission on data_dir, delivery.log or loa.db (they hold phone numbers: chmod 700 / 600),
+            unless --allow-shared-data-dir is given, which starts with a warning per path. Listens on
             listen.address:listen.port (default 127.0.0.1:8780) for receipts and the operator API, and sends
             running campaigns through the configured carriers. SIGTERM/SIGINT: drain in-flight sends up to
             drain_seconds and exit 0; a second signal exits at once. SIGHUP: reopen the delivery log.
             """,
         "check": """
-            usage: loa check --config FILE [--allow-rejects] [CAMPAIGN_FILE…]
+            usage: loa check --config FILE [--allow-rejects] [--allow-shared-data-dir] [CAMPAIGN_FILE…]
 
             Validates the config and each campaign file with its templates and segments, without sending or
             touching the store. Exit 0 when all is well; else exit 1 and one line per problem:
               file:line: field: reason
+            Prints the data directory the config resolves to. A data directory (or delivery.log, loa.db) that
+            group or others may read is a problem, as the daemon refuses it; --allow-shared-data-dir makes
+            it a warning, as for the daemon.
             Rows that would be rejected (bad numbers, ragged rows) are problems too; --allow-rejects still
             lists them but exits 0 when they are the only problems.
             """,
@@ -64,7 +71,8 @@ public enum LoaCLI {
 
             submit: checks the campaign file, creates the campaign on the daemon, streams its exclusion files
             and then each segment to it (never held in memory), and commits it; the daemon starts sending at
-            its start time. A failed upload discards the half-loaded campaign.
+            its start time. A failed upload discards the half-loaded campaign, and so does SIGTERM or SIGINT
+            (Ctrl-C) before the commit: the upload stops, stderr says so, exit 143 or 130.
             discard: removes a campaign still `loading` (a submit that was cut off), with its rows.
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
@@ -148,7 +156,7 @@ public enum LoaCLI {
             guard let path = opts.config else { printError("loa daemon: --config FILE is required"); return 2 }
             switch ConfigLoader.load(path: path) {
             case .failure(let p): printError(p.description); return 1
-            case .success(let config): return Daemon.run(config: config)
+            case .success(let config): return Daemon.run(config: config, allowSharedDataDir: opts.allowSharedDataDir)
             }
         case "check":
             return check(opts)
@@ -177,6 +185,7 @@ public enum LoaCLI {
         var positional: [String] = []
         var follow = false
         var allowRejects = false
+        var allowSharedDataDir = false
         var json = false
         var campaign: String?
         var lines: Int?
@@ -205,6 +214,7 @@ public enum LoaCLI {
                 case "--config", "-c": config = try value(a)
                 case "-f", "--follow": follow = true
                 case "--allow-rejects": allowRejects = true
+                case "--allow-shared-data-dir": allowSharedDataDir = true
                 case "--json": json = true
                 case "--campaign": campaign = try value(a)
                 case "--sample":
@@ -278,8 +288,21 @@ public enum LoaCLI {
             case .success(let c): config = c
             }
         }
-        let router = config?.router ?? Router(defaultCarrier: "default")
         var summary: [String] = []
+        if let config {
+            // Relative paths resolve against the config file's directory: show where the store will be.
+            summary.append("\(config.path): data_dir \(config.dataDir)")
+            for e in DataDirAccess.exposed(dataDir: config.dataDir) {
+                let reason = "\(e); \(DataDirAccess.fix(e, dataDir: config.dataDir))"
+                if opts.allowSharedDataDir {
+                    summary.append("warning: \(reason) (allowed by --allow-shared-data-dir)")
+                } else {
+                    problems.append(Problem(file: config.path, line: 0, field: "data_dir",
+                                            reason: reason + ", or start the daemon with --allow-shared-data-dir: it refuses this"))
+                }
+            }
+        }
+        let router = config?.router ?? Router(defaultCarrier: "default")
         for file in opts.positional {
             switch CampaignLoader.load(path: file, knownCarriers: config?.carriers.map(\.name)) {
             case .failure(let p): problems += p.problems
@@ -393,12 +416,49 @@ public enum LoaCLI {
         }
     }
 
+    /// Submits a campaign file. SIGTERM or SIGINT before the commit stops the upload and discards the
+    /// half-loaded campaign (it once stayed `loading` and the CLI exited without a word), says so on stderr and
+    /// exits 128 + the signal (143, 130).
     static func submit(_ file: String, client: APIClient) async throws -> Int32 {
         let loaded: LoadedCampaign
         switch CampaignLoader.load(path: file) {
         case .failure(let p): printError(p.description); return 1
         case .success(let l): loaded = l
         }
+        let id = loaded.submission.id
+        let interrupt = SignalInterrupt(signals: [SIGTERM, SIGINT])
+        defer { interrupt.uninstall() }
+        let bound = BoundGeneration()
+        let load = Task { try await submitLoaded(loaded, file: file, client: client, bound: bound) }
+        interrupt.onSignal { load.cancel() }
+        let result = await load.result
+        // A signal after the load ended changed nothing: its result stands.
+        guard let sig = interrupt.received, case .failure = result else { return try result.get() }
+        let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+        // With the generation when the create was answered: a campaign created again under this id is not ours.
+        let path = "/api/v1/campaigns/\(URLQuery.escape(id))" + bound.query.withLock { $0 }
+        switch try? await client.request("DELETE", path) {
+        case let r? where r.status == 200:
+            printError("loa: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
+        case let r? where r.status == 404:
+            printError("loa: \(name) while submitting: campaign \(id) was not created; nothing will be sent")
+        case let r?:
+            printError("loa: \(name) while submitting: campaign \(id) could not be discarded (\(APIClient.errorText(r))); "
+                       + "see loa campaign show \(id)")
+        case nil:
+            printError("loa: \(name) while submitting: the daemon could not be reached to discard campaign \(id); "
+                       + "run loa campaign discard \(id)")
+        }
+        return 128 + sig
+    }
+
+    /// `?generation=N` of the campaign this submit created, once the create is answered.
+    final class BoundGeneration: Sendable {
+        let query = Mutex("")
+    }
+
+    /// Creates, loads and commits the campaign: what ``submit(_:client:)`` runs in a task a signal can cancel.
+    private static func submitLoaded(_ loaded: LoadedCampaign, file: String, client: APIClient, bound boundOut: BoundGeneration) async throws -> Int32 {
         let sub = loaded.submission
         let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
         guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
@@ -406,6 +466,7 @@ public enum LoaCLI {
         // someone else), they are refused instead of loading or committing the other one.
         let generation = (try? JSONDecoder().decode([String: JSONScalar].self, from: Data(created.body)))?["generation"]?.text ?? ""
         let bound = generation.isEmpty ? "" : "?generation=\(generation)"
+        boundOut.query.withLock { $0 = bound }
         for ex in loaded.exclusions {
             let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/exclusions/\(URLQuery.escape(ex.name))" + bound, file: ex.path)
             guard r.status == 200 else {
@@ -486,6 +547,9 @@ public enum LoaCLI {
         }
         let order = MessageState.allCases.map(\.name)
         out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
+        if let n = c["recovered_unknown"] as? Int, n > 0 {
+            out.append("recovery  \(n) in flight at an unclean stop: unknown, never resent (the gateway may have them)")
+        }
         if let reasons = c["reasons"] as? [String: Int], !reasons.isEmpty {
             out.append("not sent  " + reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }

@@ -56,3 +56,52 @@ func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T 
     done.wait()
     return box.withLock { $0! }
 }
+
+/// SIGTERM/SIGINT as events for a CLI command with something to undo (a half-loaded campaign), instead of the
+/// default death. While installed the signals are ignored as such and delivered to a dispatch source; the
+/// action registered with ``onSignal(_:)`` runs once, on the first one (at once if it came before).
+/// ``uninstall()`` restores the default dispositions.
+final class SignalInterrupt: @unchecked Sendable {
+    // @unchecked: `sources` is written in init and read in uninstall, both on the command's thread; the rest is
+    // behind the mutex.
+    private let state = Mutex<(received: Int32?, action: (@Sendable () -> Void)?)>((nil, nil))
+    private var sources: [any DispatchSourceSignal] = []
+    private let signals: [Int32]
+
+    init(signals: [Int32]) {
+        self.signals = signals
+        for s in signals {
+            signal(s, SIG_IGN)  // a dispatch source only sees a signal the default action does not act on
+            let source = DispatchSource.makeSignalSource(signal: s, queue: .global())
+            source.setEventHandler { [weak self] in self?.fire(s) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// The first signal received, if any.
+    var received: Int32? { state.withLock { $0.received } }
+
+    func onSignal(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { st -> Bool in
+            st.action = action
+            return st.received != nil
+        }
+        if now { action() }
+    }
+
+    private func fire(_ s: Int32) {
+        let action = state.withLock { st -> (@Sendable () -> Void)? in
+            guard st.received == nil else { return nil }
+            st.received = s
+            return st.action
+        }
+        action?()
+    }
+
+    func uninstall() {
+        for source in sources { source.cancel() }
+        sources.removeAll()
+        for s in signals { signal(s, SIG_DFL) }
+    }
+}

@@ -234,7 +234,7 @@ public enum ConfigLoader {
         for u in ConfigFile.unknownKeys(FileManager.default.contents(atPath: path) ?? Data()) {
             add(u.path, u.reason)
         }
-        let baseDir = (path as NSString).deletingLastPathComponent
+        let baseDir = configDirectory(of: path)
         func resolve(_ ref: SecretRef?, _ field: String) -> String {
             guard let ref else { add(field, "required: give {\"env\": \"NAME\"} or {\"file\": \"/path\"}"); return "" }
             if let env = ref.env {
@@ -242,7 +242,7 @@ public enum ConfigLoader {
                 return v
             }
             if let f = ref.file {
-                let p = f.hasPrefix("/") ? f : baseDir + "/" + f
+                let p = resolvePath(f, against: baseDir)
                 guard let d = FileManager.default.contents(atPath: p) else { add(field, "cannot read secret file \(p)"); return "" }
                 let v = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 if v.isEmpty { add(field, "secret file \(p) is empty") }
@@ -318,7 +318,7 @@ public enum ConfigLoader {
         }
         var ported: [String: LoaCore.Carrier] = [:]
         if let file = file.routing.portedNumbers {
-            let p = file.hasPrefix("/") ? file : baseDir + "/" + file
+            let p = resolvePath(file, against: baseDir)
             if let d = FileManager.default.contents(atPath: p) {
                 let r = Router.readPorted(String(decoding: d, as: UTF8.self))
                 ported = r.ported
@@ -364,7 +364,7 @@ public enum ConfigLoader {
         }
         if let g = file.globalRate, !(g > 0 && g <= 1_000_000) { add("global_rate", "must be > 0 and <= 1000000 SMS parts/s") }
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
-        let dataDir = file.dataDir.hasPrefix("/") ? file.dataDir : baseDir + "/" + file.dataDir
+        let dataDir = resolvePath(file.dataDir, against: baseDir)
         let host = address.contains(":") ? "[\(address)]" : address
         return .success(LoaConfig(
             path: path, dataDir: dataDir, listenAddress: address, listenPort: port,
@@ -375,6 +375,21 @@ public enum ConfigLoader {
             receiptTimeoutSeconds: (file.receiptTimeoutHours ?? 72) * 3600,
             optOutKeywords: Set((file.optOutKeywords ?? ["TC", "STOP", "HUY"]).map(OptOut.normalize)),
             maskNumbersInLog: file.maskNumbersInLog ?? false, globalRate: file.globalRate))
+    }
+}
+
+extension ConfigLoader {
+    /// The absolute directory of the config file: what its relative paths (`data_dir`, secret files,
+    /// `routing.ported_numbers`) are relative to, whatever the daemon's working directory. A bare `loa.json`
+    /// has an empty directory part; joining that with "/" once put `"data_dir": "data"` at `/data`.
+    static func configDirectory(of path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path
+    }
+
+    /// `p` as given when absolute, else joined to `base` (absolute), with `.` and `..` resolved.
+    static func resolvePath(_ p: String, against base: String) -> String {
+        if p.hasPrefix("/") { return p }
+        return URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path
     }
 }
 

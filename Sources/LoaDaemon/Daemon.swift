@@ -11,9 +11,22 @@ import LoaStore
 /// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
 /// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log.
 public enum Daemon {
-    public static func run(config: LoaConfig) -> Int32 {
+    /// `allowSharedDataDir`: start even when group or others may read the data directory or its files (see
+    /// ``DataDirAccess``), with a warning per path; without it such a directory is refused.
+    public static func run(config: LoaConfig, allowSharedDataDir: Bool = false) -> Int32 {
         let logger = Logger(label: "loa", level: config.logLevel)
         umask(0o077)
+        let exposed = DataDirAccess.exposed(dataDir: config.dataDir)
+        for e in exposed {
+            let meta = ["path": e.path, "mode": e.octal]
+            if allowSharedDataDir {
+                logger.warning("group or others may read this part of the data directory (allowed by --allow-shared-data-dir)", meta)
+            } else {
+                logger.error("refusing to start: group or others may read this part of the data directory; "
+                             + "chmod 700 the directory and 600 its files, or start with --allow-shared-data-dir", meta)
+            }
+        }
+        if !exposed.isEmpty && !allowSharedDataDir { return 1 }
         // Signals are taken synchronously by one thread, so handlers never run on arbitrary threads.
         var set = sigset_t()
         sigemptyset(&set)
@@ -32,6 +45,7 @@ public enum Daemon {
             logger.error("cannot open the store", ["error": "\(error)", "data_dir": config.dataDir])
             return 1
         }
+        logRecovery(store.recovery, logger: logger)
         let engine: CurlEngine
         do {
             engine = try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
@@ -107,5 +121,25 @@ public enum Daemon {
         store.close()
         logger.notice("loa stopped")
         return 0
+    }
+
+    /// One line for what opening the store recovered, every start: a warning when a stop left messages in
+    /// flight (now `unknown`, never resent) or the delivery log needed repair, a notice otherwise.
+    static func logRecovery(_ r: RecoveryReport, logger: Logger) {
+        var meta = ["recovery.unknown_messages": "\(r.unknownMessages)", "recovery.log_lines_repaired": "\(r.logLinesRepaired)",
+                    "recovery.seconds": String(format: "%.3f", r.seconds)]
+        if r.logLinesRepaired > 0 {
+            meta["recovery.log_torn_lines_cut"] = "\(r.tornLinesCut)"
+            meta["recovery.log_uncommitted_lines_cut"] = "\(r.uncommittedLinesCut)"
+            meta["recovery.log_outbox_lines_written"] = "\(r.outboxLinesWritten)"
+        }
+        if !r.unknownByCampaign.isEmpty {
+            meta["recovery.unknown_by_campaign"] = r.unknownByCampaign.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+        }
+        if r.unknownMessages > 0 || r.logLinesRepaired > 0 {
+            logger.warning("recovered after an unclean stop: messages in flight are now unknown (never resent)", meta)
+        } else {
+            logger.notice("store opened: nothing to recover", meta)
+        }
     }
 }

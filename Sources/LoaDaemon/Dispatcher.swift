@@ -175,19 +175,27 @@ public final class Dispatcher: Sendable {
         var lastBatch: [String: UnixMillis] = [:]  // per batching carrier: the last claim
         while true {
             let now = clock.now()
-            let (finished, stopping, drainDeadline, hint) = state.withLock { s in
+            // The answers taken and the count still in flight in one snapshot: an answer that lands in between is
+            // in one or the other, never lost. (Counted apart, the last answers of a drain were dropped: their
+            // messages stayed `sending` and the next start reported them `unknown` after a clean stop.)
+            let (finished, stopping, drainDeadline, hint, remaining) = state.withLock { s in
                 let f = s.finished
                 s.finished.removeAll(keepingCapacity: true)
                 let h = s.workHint
                 s.workHint = false
-                return (f, s.stopping, s.drainDeadline, h)
+                return (f, s.stopping, s.drainDeadline, h, s.inFlight.count)
             }
             if !finished.isEmpty { recordFinished(finished, active: active) }
             if stopping {
-                let remaining = state.withLock { $0.inFlight.count }
                 if remaining == 0 { break }
                 if now >= drainDeadline {
                     abandonInFlight()
+                    // Answers that came after the snapshot are recorded as answered, not abandoned.
+                    let late = state.withLock { s in
+                        defer { s.finished.removeAll() }
+                        return s.finished
+                    }
+                    if !late.isEmpty { recordFinished(late, active: active) }
                     break
                 }
                 waitUntil(min(drainDeadline, now + 50))

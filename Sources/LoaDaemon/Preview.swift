@@ -30,7 +30,7 @@ enum PreviewReport {
         let reasons = s.rejectedByReason.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         row("rejected", "\(s.rejected)" + (reasons.isEmpty ? "" : "  (" + reasons.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
         row("per carrier", s.perCarrier.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        row("per network", s.perNetwork.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        row("per network", s.perNetwork.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         row("SMS parts", "\(s.parts)  (\(s.ucs2Messages) messages in UCS-2, \(s.accepted - s.ucs2Messages) in GSM-7)")
         let saving = s.partsIfUnicode - s.partsIfASCII
         let pct = s.partsIfUnicode == 0 ? 0 : Double(saving) * 100 / Double(s.partsIfUnicode)

@@ -67,7 +67,6 @@ final class CampaignScan {
             let reader = SegmentReader(source: seg.path, format: seg.format, campaign: sub, templates: campaign.templates,
                                        phoneColumn: seg.phoneColumn, router: router) { [self] batch in take(batch) }
             reader.observe = { [self] built, line in
-                perNetwork[router.network(of: built.phone).rawValue, default: 0] += 1
                 if samples.count < sampleCount {
                     samples.append(Sample(source: seg.path, line: line, phone: built.phone, carrier: built.carrier, text: built.text,
                                           encoding: built.encoding, segments: built.segments))
@@ -107,6 +106,10 @@ final class CampaignScan {
                 parts += segments
                 if encoding == .ucs2 { ucs2Messages += 1 }
                 perCarrier[carrier, default: 0] += 1
+                // Recipients only, like per carrier: duplicates, exclusions and opt-outs are not sent to any network.
+                if case .success(let number) = PhoneNormalizer.normalize(phone) {
+                    perNetwork[router.network(of: number).rawValue, default: 0] += 1
+                }
                 partsIfUnicode += SMSText.prepare(text, policy: .unicode).info.segments
                 partsIfASCII += SMSText.prepare(text, policy: .ascii).info.segments
                 _ = (source, line)

@@ -187,6 +187,8 @@ final class DaemonService: HTTPService {
     func metrics() -> ServerResponse {
         var out = "# HELP loa_messages Messages by campaign, carrier and state.\n# TYPE loa_messages gauge\n"
         var segments = "# HELP loa_campaign_sms_parts SMS parts of a campaign's accepted messages.\n# TYPE loa_campaign_sms_parts gauge\n"
+        var recovered = "# HELP loa_campaign_recovered_unknown Messages of a campaign found in flight at a start and made unknown, over all starts.\n"
+            + "# TYPE loa_campaign_recovered_unknown gauge\n"
         var queue: [String: Int64] = [:]
         do {
             for c in try store.campaigns() {
@@ -197,11 +199,19 @@ final class DaemonService: HTTPService {
                     }
                 }
                 segments += "loa_campaign_sms_parts{campaign=\"\(c.id)\"} \(c.segmentsTotal)\n"
+                if c.recoveredUnknown > 0 { recovered += "loa_campaign_recovered_unknown{campaign=\"\(c.id)\"} \(c.recoveredUnknown)\n" }
             }
         } catch {
             return self.error(503, "store-unavailable", "\(error)")
         }
-        out += segments
+        out += segments + recovered
+        let r = store.recovery
+        out += "# HELP loa_recovery_unknown_messages Messages in flight at the last stop, made unknown (never resent) at this start.\n"
+            + "# TYPE loa_recovery_unknown_messages gauge\nloa_recovery_unknown_messages \(r.unknownMessages)\n"
+            + "# HELP loa_recovery_log_lines_repaired Delivery-log lines cut (torn, uncommitted) or written (outbox) at this start.\n"
+            + "# TYPE loa_recovery_log_lines_repaired gauge\nloa_recovery_log_lines_repaired \(r.logLinesRepaired)\n"
+            + "# HELP loa_recovery_seconds Time this start's recovery took (log repair, in-flight scan).\n"
+            + "# TYPE loa_recovery_seconds gauge\nloa_recovery_seconds \(r.seconds)\n"
         let status = dispatcher.status()
         /// One gauge or counter with a value per carrier.
         func perCarrier(_ name: String, _ type: String, _ help: String, _ value: (Dispatcher.CarrierStatus) -> String) {
@@ -514,10 +524,17 @@ final class DaemonService: HTTPService {
         return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)
     }
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for i in 0..<a.count { diff |= a[i] ^ b[i] }
+    /// Whether two secrets are equal, in a time that depends on their lengths only, never on where they differ.
+    /// A length mismatch does not return early (that told a prober the secret's length): every byte up to the
+    /// longer length is compared, the shorter side read as zeros, and the length difference folded into the result.
+    static func constantTimeEqual<A: RandomAccessCollection<UInt8>, B: RandomAccessCollection<UInt8>>(_ a: A, _ b: B) -> Bool
+    where A.Index == Int, B.Index == Int {
+        var diff = UInt(bitPattern: a.count ^ b.count)
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? a[a.startIndex + i] : 0
+            let y = i < b.count ? b[b.startIndex + i] : 0
+            diff |= UInt(x ^ y)
+        }
         return diff == 0
     }
 

@@ -28,25 +28,28 @@ public final class DeliveryLogFile: @unchecked Sendable {
     /// Asks the writer to reopen the file before its next append (async-signal-safe: sets a flag).
     public func requestReopen() { reopenRequested.set() }
 
-    /// Cuts a torn last line left by a crash and returns the `seq` of the last complete line (0 if none).
-    func repairAndLastSeq() throws -> Int64 {
+    /// Cuts a torn last line left by a crash and returns the `seq` of the last complete line (0 if none) and
+    /// how many bytes of a torn line were cut (0 when the file ended with a newline).
+    func repairAndLastSeq() throws -> (lastSeq: Int64, tornBytes: Int) {
         let rfd = Foundation.open(path, O_RDWR | O_CLOEXEC)
-        guard rfd >= 0 else { return 0 }
+        guard rfd >= 0 else { return (0, 0) }
         defer { close(rfd) }
         let size = lseek(rfd, 0, SEEK_END)
-        guard size > 0 else { return 0 }
+        guard size > 0 else { return (0, 0) }
         let window = min(Int64(size), 256 * 1024)
         var buf = [UInt8](repeating: 0, count: Int(window))
         let got = pread(rfd, &buf, Int(window), off_t(Int64(size) - window))
-        guard got == Int(window) else { return 0 }
-        guard let lastNL = buf.lastIndex(of: 10) else { return 0 }
+        guard got == Int(window) else { return (0, 0) }
+        guard let lastNL = buf.lastIndex(of: 10) else { return (0, 0) }
+        var torn = 0
         if lastNL != buf.count - 1 {
             // A torn line: a crash cut the append of a transaction that therefore never committed.
             _ = ftruncate(rfd, off_t(Int64(size) - window + Int64(lastNL) + 1))
+            torn = buf.count - 1 - lastNL
         }
         let start = buf[..<lastNL].lastIndex(of: 10).map { $0 + 1 } ?? 0
         let line = buf[start..<lastNL]
-        return DeliveryLogFile.seq(in: Array(line)) ?? 0
+        return (DeliveryLogFile.seq(in: Array(line)) ?? 0, torn)
     }
 
     /// The value of `"time":"…"` in a line, without a full JSON parse (empty if there is none).

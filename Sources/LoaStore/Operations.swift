@@ -404,12 +404,20 @@ extension WriteContext {
         }
         let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
         let detail = "daemon stopped while the request was in flight; not resent"
+        var perCampaign: [String: Int64] = [:]
         for (id, campaign, phone, carrier, attempts) in rows {
             try upd.run([.int(Int64(MessageState.unknown.rawValue)), .text(detail), .int(now), .int(id)])
             count(campaign: campaign, carrier: carrier, from: .sending, to: .unknown)
             try emit(DeliveryEvent(time: now, campaign: campaign, message: id, recipient: phone, carrier: carrier,
                                    event: "unknown", status: "unknown", attempt: attempts, detail: detail))
+            perCampaign[campaign, default: 0] += 1
         }
+        // Kept per campaign across starts: `unknown` also counts receipts that never came, and the operator
+        // needs to tell the two apart.
+        let bump = try statement("UPDATE campaigns SET recovered_unknown = recovered_unknown + ? WHERE id = ?")
+        for (campaign, n) in perCampaign { try bump.run([.int(n), .text(campaign)]) }
+        recovery.unknownMessages = Int64(rows.count)
+        recovery.unknownByCampaign = perCampaign
     }
 
     func createCampaign(_ s: CampaignSubmission, startAt: UnixMillis, deadlineAt: UnixMillis) throws -> Int64 {
@@ -541,7 +549,8 @@ extension WriteContext {
 
     func campaignRecords(id: String?) throws -> [CampaignRecord] {
         var records: [CampaignRecord] = []
-        let sql = "SELECT id, state, spec, sender, start_at, deadline_at, created_at, rows, accepted, rejected, duplicates, segments_total, generation, failure FROM campaigns"
+        let sql = "SELECT id, state, spec, sender, start_at, deadline_at, created_at, rows, accepted, rejected, duplicates, segments_total, generation, failure, "
+            + "recovered_unknown FROM campaigns"
             + (id == nil ? " ORDER BY created_at, id" : " WHERE id = ?")
         try statement(sql).query(id.map { [.text($0)] } ?? []) { r in
             let spec = (r.text(2)).flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
@@ -549,7 +558,7 @@ extension WriteContext {
                 id: r.text(0) ?? "", name: spec?.name, state: CampaignState(rawValue: r.text(1) ?? "") ?? .loading,
                 sender: r.text(3) ?? "", startAt: r.int(4), deadlineAt: r.int(5), createdAt: r.int(6), rows: r.int(7),
                 accepted: r.int(8), rejected: r.int(9), duplicates: r.int(10), segmentsTotal: r.int(11),
-                states: [:], carriers: [:], spec: spec, generation: r.int(12), failure: r.text(13)))
+                states: [:], carriers: [:], recoveredUnknown: r.int(14), spec: spec, generation: r.int(12), failure: r.text(13)))
         }
         let reasons = try statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n != 0")
         for i in records.indices {

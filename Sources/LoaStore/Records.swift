@@ -23,11 +23,34 @@ public struct CampaignRecord: Sendable, Codable, Equatable {
     /// Rows not sent, by reason code (rejection codes, `duplicate`, `opt-out`, `excluded`).
     public var reasons: [String: Int64] = [:]
     public var suppressed: Int64 = 0
+    /// Messages in flight when the daemon stopped without draining (SIGKILL, a crash, a second signal), made
+    /// `unknown` at the next start and never resent; summed over every start.
+    public var recoveredUnknown: Int64 = 0
     public var spec: CampaignSubmission?
     /// Drawn at creation: uploads and the commit name it, so none meant for a discarded campaign reaches a new one.
     public var generation: Int64 = 0
     /// Why the campaign `failed`.
     public var failure: String?
+}
+
+/// What the store found and repaired when it opened: the daemon logs it at start and shows it in `/metrics`.
+public struct RecoveryReport: Sendable, Equatable {
+    /// Messages a stop left in flight (`sending`), now `unknown` and never resent: in all, and per campaign.
+    public var unknownMessages: Int64 = 0
+    public var unknownByCampaign: [String: Int64] = [:]
+    /// A torn last line (a crash in the middle of an append) cut from the delivery log: 0 or 1.
+    public var tornLinesCut = 0
+    /// Whole lines of a transaction that never committed (a crash between the append and the COMMIT), cut.
+    public var uncommittedLinesCut = 0
+    /// Lines a store written by an older version left in its outbox, appended to the log.
+    public var outboxLinesWritten = 0
+    /// How long the recovery took: the log's repair and the in-flight scan, in seconds.
+    public var seconds: Double = 0
+
+    public init() {}
+
+    /// Every line the log's repair touched: cut (torn or uncommitted) or written.
+    public var logLinesRepaired: Int { tornLinesCut + uncommittedLinesCut + outboxLinesWritten }
 }
 
 /// A message claimed for sending: everything an adapter needs.

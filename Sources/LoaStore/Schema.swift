@@ -124,6 +124,10 @@ enum Schema {
         ALTER TABLE campaigns ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE campaigns ADD COLUMN failure TEXT;
         """,
+        // 10: per campaign, the messages a start found in flight and made `unknown` (campaign show, the API).
+        """
+        ALTER TABLE campaigns ADD COLUMN recovered_unknown INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

@@ -37,6 +37,8 @@ public final class Store: Sendable {
     let checkpointer: Checkpointer
     /// Time from the gateway's acceptance to the final receipt, for `/metrics`.
     public let receiptLatency = Mutex(LatencyHistogram())
+    /// What opening this store recovered: messages made `unknown`, delivery-log lines repaired, the time taken.
+    public let recovery: RecoveryReport
 
     /// Opens (creating if needed) `directory/loa.db`, migrates it, repairs the delivery log and turns
     /// messages a crash left in `sending` into `unknown`.
@@ -71,7 +73,10 @@ public final class Store: Sendable {
         let context: WriteContext
         do {
             context = try WriteContext(db: db, log: log, clock: clock, maskNumbers: maskNumbers, checkpointer: checkpointer)
+            let started = DispatchTime.now().uptimeNanoseconds
             try context.startUp()
+            context.recovery.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            recovery = context.recovery
         } catch {
             checkpointer.detach(from: db)
             checkpointer.stop()

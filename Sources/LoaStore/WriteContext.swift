@@ -48,8 +48,12 @@ final class WriteContext {
         return s
     }
 
+    /// What ``startUp()`` found and repaired (its `seconds` are set by the caller).
+    var recovery = RecoveryReport()
+
     /// Recovers after a start: repairs the log tail, cuts lines of a transaction that never committed, writes
-    /// lines an older version left in the outbox, and turns `sending` messages into `unknown`.
+    /// lines an older version left in the outbox, and turns `sending` messages into `unknown`; the figures go
+    /// to ``recovery``.
     func startUp() throws {
         var maxOutbox: Int64 = 0
         try statement("SELECT COALESCE(MAX(seq), 0) FROM log_outbox").query { maxOutbox = $0.int(0) }
@@ -57,12 +61,16 @@ final class WriteContext {
         try statement("SELECT value FROM meta WHERE key = 'logged_seq'").query { metaLogged = Int64($0.text(0) ?? "0") ?? 0 }
         var committed: Int64?
         try statement("SELECT value FROM meta WHERE key = 'committed_seq'").query { committed = Int64($0.text(0) ?? "0") ?? 0 }
-        var inFile = try log?.repairAndLastSeq() ?? 0
+        let repaired = try log?.repairAndLastSeq() ?? (lastSeq: 0, tornBytes: 0)
+        var inFile = repaired.lastSeq
+        if repaired.tornBytes > 0 { recovery.tornLinesCut = 1 }
         if let committed, inFile > max(committed, maxOutbox, metaLogged) {
             // Lines are appended just before COMMIT: a crash in between leaves lines of a transaction that
             // never happened. They go; the seq they used is given out again. Lines of several transactions
             // are not that (a store restored from a backup, say): they stay, and numbering goes on after them.
             if let kept = try log?.truncate(afterSeq: max(committed, maxOutbox, metaLogged)) {
+                // One transaction's lines have consecutive seqs: those above the last line kept went.
+                recovery.uncommittedLinesCut = Int(inFile - kept)
                 inFile = kept
             } else {
                 FileHandle.standardError.write(Data(("loa: the delivery log goes \(inFile - committed) lines past what the store has committed "
@@ -76,7 +84,10 @@ final class WriteContext {
         try statement("SELECT line FROM log_outbox WHERE seq > ? ORDER BY seq").query([.int(inFile)]) { row in
             for line in (row.text(0) ?? "").split(separator: "\n") where (DeliveryLogFile.seq(in: line.utf8) ?? 0) > inFile { missing.append(String(line)) }
         }
-        if !missing.isEmpty { _ = try log?.append(missing) }
+        if !missing.isEmpty, let log {
+            try log.append(missing)
+            recovery.outboxLinesWritten = missing.count
+        }
         if maxOutbox > 0 { try db.exec("DELETE FROM log_outbox") }
         nextSeq = max(maxOutbox, metaLogged, committed ?? 0, inFile) + 1
         var pendingRows: Int64 = 0

@@ -20,6 +20,25 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: work.file("data")))
     }
 
+    /// Issue 16: "per network" counted every valid row, duplicates and exclusions included; it counts the
+    /// recipients, as "per carrier" does.
+    @Test func previewCountsRecipientsPerNetwork() throws {
+        let work = WorkDir("preview-net")
+        // Viettel 0961…, 0971…, 0981… and a duplicate; MobiFone 0901…, 0931… (excluded); VinaPhone 0912….
+        work.write("c/s.csv", "phone\n0961234567\n0971234567\n0981234567\n+84 961 234 567\n0901234567\n0931234567\n0912345678\n")
+        work.write("c/ex.txt", "0931234567\n")
+        work.write("c/t.txt", "Xin chao\n")
+        work.write("c/campaign.json", """
+            {"id": "net", "sender": "UBND", "templates": ["t.txt"], "segments": ["s.csv"], "exclude": ["ex.txt"],
+             "start": "2026-11-01T07:00:00+07:00", "deadline": "2099-01-01T00:00:00+07:00"}
+            """)
+        let r = try run(Env.loaBinary, ["preview", work.file("c/campaign.json"), "--sample", "0", "--config", work.file("none.json")])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("recipients            5"), "\(r.output)")
+        #expect(r.output.contains("duplicates            1") && r.output.contains("excluded              1"), "\(r.output)")
+        #expect(r.output.contains("per network           viettel 3, mobifone 1, vinaphone 1\n"), "\(r.output)")
+    }
+
     @Test func checkAndHelp() throws {
         let check = try run(Env.loaBinary, ["check", sample, "--config", "/nonexistent/loa.json"])
         #expect(check.status == 1 && check.output.contains("/nonexistent/loa.json:0: -: cannot read the file"), "\(check.output)")

@@ -97,7 +97,7 @@ enum SimCampaign {
     @Test(.timeLimit(.minutes(3)), arguments: ["kannel-get", "kannel-post", "jasmin-get", "jasmin-post", "generic"])
     func adapterDeliversEveryRecipientOnce(shape: String) async throws {
         let work = WorkDir("sim-\(shape)")
-        let sim = try GatewaySimProcess(work: work, args: ["--seed", "7", "--token", "sim-password", "--delivered-rate", "1"])
+        let sim = try GatewaySimProcess(work: work, args: ["--seed", "7", "--delivered-rate", "1"], env: ["LOA_SIM_TOKEN": "sim-password"])
         try await sim.start()
         defer { sim.stop() }
         let carrier: String

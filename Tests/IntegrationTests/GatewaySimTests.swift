@@ -10,7 +10,7 @@ import Testing
 struct GatewaySimTests {
     @Test func kannelAnswersAndReceipts() async throws {
         let sink = try ReceiptSink()
-        let sim = try await SimProcess(["--username", "u", "--password", "p", "--delivered-rate", "1", "--receipt-delay-ms", "0"])
+        let sim = try await SimProcess(["--username", "u", "--delivered-rate", "1", "--receipt-delay-ms", "0"], env: ["LOA_SIM_PASSWORD": "p"])
         let dlr = sink.url("/dlr/kannel?k=secret&st=%d&ts=%T&fc=%F&ans=%A&id=loa-1")
         let get = try await sim.request(
             "/cgi-bin/sendsms?username=u&password=p&from=LOA&to=84912345678&text=hi&dlr-mask=31&dlr-url=" + URLQuery.escape(dlr))
@@ -50,8 +50,8 @@ struct GatewaySimTests {
     @Test func jasminAnswersAndReceiptsWithAckRetries() async throws {
         // The sink answers ACK/Jasmin only from the second attempt of each receipt.
         let sink = try ReceiptSink(answer: { attempt in attempt >= 2 ? "ACK/Jasmin" : "NOT ACK" })
-        let sim = try await SimProcess(["--username", "u", "--password", "p", "--delivered-rate", "0",
-                                        "--receipt-delay-ms", "0", "--receipt-retry-ms", "50", "--receipt-retries", "3"])
+        let sim = try await SimProcess(["--username", "u", "--delivered-rate", "0",
+                                        "--receipt-delay-ms", "0", "--receipt-retry-ms", "50", "--receipt-retries", "3"], env: ["LOA_SIM_PASSWORD": "p"])
         let ok = try await sim.request("/send?username=u&password=p&to=84911111111&content=hello&dlr=yes&dlr-level=3&dlr-url="
                                        + URLQuery.escape(sink.url("/jasmin/get")))
         #expect(ok.status == 200)
@@ -95,8 +95,8 @@ struct GatewaySimTests {
 
     @Test func genericBatchesTokenAndReceipts() async throws {
         let sink = try ReceiptSink()
-        let sim = try await SimProcess(["--token", "tok", "--max-batch", "3", "--delivered-rate", "0",
-                                        "--intermediate", "--receipt-delay-ms", "0"])
+        let sim = try await SimProcess(["--max-batch", "3", "--delivered-rate", "0",
+                                        "--intermediate", "--receipt-delay-ms", "0"], env: ["LOA_SIM_TOKEN": "tok"])
         let batch = """
             {"sender":"LOA","callback_url":"\(sink.url("/cb"))","messages":[
               {"to":"84912345678","text":"a","ref":"123"},{"to":"12345","text":"b","ref":"124"},{"to":"849123456789","text":"c","ref":"125"}]}
@@ -273,6 +273,37 @@ struct GatewaySimTests {
         #expect(sim.child.wait(seconds: 10) == 0)
         #expect(sim.child.output.contains("gateway-sim: stopped requests=0"))
     }
+
+    /// Issue 16: `--password P` and `--token T` put the secrets in the command line, which every local user reads
+    /// (`ps`, /proc/PID/cmdline). They come from files or the environment; the old flags are refused, naming those.
+    @Test func secretsNeverInTheCommandLine() async throws {
+        let work = WorkDir("sim-secrets")
+        let password = "pw-" + String(UUID().uuidString.prefix(12)), token = "tok-" + String(UUID().uuidString.prefix(12))
+        work.write("password", password + "\n")
+        work.write("token", token + "\n")
+        let sim = try await SimProcess(["--username", "u", "--password-file", work.file("password"), "--token-file", work.file("token")], work: work)
+        let cmdline = String(decoding: try Data(contentsOf: URL(fileURLWithPath: "/proc/\(sim.child.pid)/cmdline")), as: UTF8.self)
+        #expect(cmdline.contains("gateway-sim") && cmdline.contains("--password-file"), "\(cmdline)")
+        #expect(!cmdline.contains(password) && !cmdline.contains(token), "a secret is in the command line: \(cmdline)")
+        // The secrets from the files are the ones required.
+        let send = "/cgi-bin/sendsms?username=u&from=LOA&to=84912345678&text=hi&password="
+        #expect(try await sim.request(send + "wrong").status == 403)
+        #expect(try await sim.request(send + password).status == 202)
+        let batch = #"{"messages":[{"to":"84912345678","text":"a","ref":"1"}]}"#
+        #expect(try await sim.request("/api/sms", method: "POST", headers: [HTTPHeader("Authorization", "Bearer wrong")], body: batch).status == 401)
+        #expect(try await sim.request("/api/sms", method: "POST", headers: [HTTPHeader("Authorization", "Bearer \(token)")], body: batch).status == 200)
+        #expect(sim.stop() == 0)
+        // From the environment as well.
+        let fromEnv = try await SimProcess(["--username", "u"], env: ["LOA_SIM_PASSWORD": password], work: work)
+        #expect(try await fromEnv.request(send + password).status == 202)
+        #expect(fromEnv.stop() == 0)
+        for flag in ["--password", "--token"] {
+            let old = try run(Env.loaBinary, ["gateway-sim", "--port", "0", "--username", "u", flag, "secret-on-the-command-line"])
+            #expect(old.status == 2 && old.output.contains("\(flag) is refused") && old.output.contains("\(flag)-file FILE"), "\(old.output)")
+        }
+        let missing = try run(Env.loaBinary, ["gateway-sim", "--port", "0", "--username", "u"], env: ["LOA_SIM_PASSWORD": ""])
+        #expect(missing.status == 2 && missing.output.contains("--password-file FILE or LOA_SIM_PASSWORD"), "\(missing.output)")
+    }
 }
 
 /// A Kannel GET for one message with a Loa-like dlr-url id.
@@ -295,10 +326,11 @@ final class SimProcess: @unchecked Sendable {
     let port: Int
     let engine: CurlEngine
 
-    init(_ args: [String], work: WorkDir = WorkDir("gateway-sim")) async throws {
+    /// `env`: the simulator's secrets (`LOA_SIM_PASSWORD`, `LOA_SIM_TOKEN`), never flags.
+    init(_ args: [String], env: [String: String] = [:], work: WorkDir = WorkDir("gateway-sim")) async throws {
         self.work = work
         let ready = work.file("ready-\(UUID().uuidString.prefix(6))")
-        child = try Child(Env.loaBinary, ["gateway-sim", "--port", "0", "--ready-file", ready, "--seed", "1"] + args,
+        child = try Child(Env.loaBinary, ["gateway-sim", "--port", "0", "--ready-file", ready, "--seed", "1"] + args, env: env,
                           log: work.file("sim-\(UUID().uuidString.prefix(6)).log"))
         engine = try CurlEngine(maxConnectionsPerHost: 8)
         var port = 0

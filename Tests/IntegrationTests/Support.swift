@@ -291,15 +291,18 @@ final class GatewaySimProcess: @unchecked Sendable {
     let work: WorkDir
     let name: String
     let args: [String]
+    let env: [String: String]
     var child: Child?
     private(set) var port = 0
     let engine: CurlEngine
 
-    /// `args` are the fault flags (`--error-rate 0.3`, …). The journal keeps counts across restarts.
-    init(work: WorkDir, name: String = "sim", args: [String] = []) throws {
+    /// `args` are the fault flags (`--error-rate 0.3`, …); `env` the secrets (`LOA_SIM_TOKEN`, `LOA_SIM_PASSWORD`).
+    /// The journal keeps counts across restarts.
+    init(work: WorkDir, name: String = "sim", args: [String] = [], env: [String: String] = [:]) throws {
         self.work = work
         self.name = name
         self.args = args
+        self.env = env
         engine = try CurlEngine(maxConnectionsPerHost: 4)
     }
 
@@ -312,7 +315,7 @@ final class GatewaySimProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: ready)
         var a = ["gateway-sim", "--port", "\(port)", "--ready-file", ready, "--journal", journal, "--exit-after", "900"]
         a += args
-        child = try Child(Env.loaBinary, a, env: [:], log: work.file("\(name).log"))
+        child = try Child(Env.loaBinary, a, env: env, log: work.file("\(name).log"))
         try await poll(20, "the gateway simulator to listen") { [self] in
             guard child?.isRunning == true else { throw HarnessError(message: "gateway-sim exited:\n\(child?.output ?? "")") }
             guard let text = try? String(contentsOfFile: ready, encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), p > 0 else { return false }

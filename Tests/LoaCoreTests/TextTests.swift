@@ -34,6 +34,8 @@ import Testing
         ("0922345678", "vietnamobile-ok"), ("0992345678", "unallocated"), ("0893456789", "unallocated"),
         ("0552345678", "unallocated"), ("0521234567", "unallocated"), ("01301234567", "legacy-unmapped"),
         ("+85620123456", "foreign-country"), ("0112345678", "unallocated"),
+        // Issue 16: a 7-digit number is a mobile number with digits missing, not a short code.
+        ("0364527", "wrong-length"), ("364527", "wrong-length"), ("091234", "wrong-length"), ("1080", "special-number"),
     ])
     func rejections(_ raw: String, _ code: String) {
         switch PhoneNormalizer.normalize(raw) {
@@ -43,6 +45,12 @@ import Testing
             let digits = raw.filter(\.isNumber)
             if digits.count >= 9 { #expect(!r.message.contains(digits), "the message must not repeat the number") }
         }
+    }
+
+    /// The reason names the length the planner wrote, so the row can be fixed.
+    @Test func aSevenDigitNumberIsAWrongLengthWithItsCount() {
+        guard case .failure(let r) = PhoneNormalizer.normalize("0364527") else { Issue.record("0364527 accepted"); return }
+        #expect(r.code == "wrong-length" && r.message == "7 digits in national form; mobiles have 10", "\(r)")
     }
 
     @Test func carriersByPrefix() throws {
@@ -281,6 +289,20 @@ struct SplitMix {
         let r2 = Router(defaultCarrier: "agg", networks: [.mobifone: "mobi-link", .viettel: "viettel-link"], ported: ported)
         #expect(r2.route(number("0961234567")) == "mobi-link")     // ported from Viettel to MobiFone
         #expect(r2.network(of: number("0961234567")) == .mobifone)
+    }
+
+    /// Issue 16: a ported-numbers file exported with a header (`phone,carrier`), as every segment file has,
+    /// was refused with "unknown network 'carrier'". A header is taken only as the first line.
+    @Test func portedFileMayHaveAHeaderLine() {
+        let (ported, problems) = Router.readPorted("\u{FEFF}phone,carrier\r\n0961234567,mobifone\r\n0912345678,vinaphone\r\n")
+        #expect(problems.isEmpty)
+        #expect(ported == ["+84961234567": .mobifone, "+84912345678": .vinaphone])
+        let (_, afterComment) = Router.readPorted("# exported 2026-11-30\nnumber , network\n0961234567,mobifone\n")
+        #expect(afterComment.isEmpty)
+        // Only the first line may be a header: the same words further down are a bad row.
+        let (kept, late) = Router.readPorted("0961234567,mobifone\nphone,carrier\n")
+        #expect(kept == ["+84961234567": .mobifone])
+        #expect(late.map(\.line) == [2])
     }
 
     @Test func templateWeightsSpreadStablyByHash() throws {

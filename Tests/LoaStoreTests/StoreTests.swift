@@ -202,6 +202,31 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         // The recovered message is never claimed again.
         let again = try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now())
         #expect(again.count == 1)
+        // What was recovered is reported: one message made unknown, one torn line cut, and per campaign.
+        #expect(store.recovery.unknownMessages == 1 && store.recovery.unknownByCampaign == ["c1": 1])
+        #expect(store.recovery.tornLinesCut == 1 && store.recovery.uncommittedLinesCut == 0 && store.recovery.logLinesRepaired == 1)
+        #expect(store.recovery.seconds > 0)
+        #expect(try store.campaign("c1")?.recoveredUnknown == 1)
+    }
+
+    /// The per-campaign count of messages made unknown at a start adds up over starts; a clean start reports none.
+    @Test func recoveredUnknownAddsUpOverStartsAndACleanStartReportsNothing() throws {
+        let dir = TempDir()
+        for round in 1...2 {
+            let store = try open(dir)
+            if round == 1 { _ = try loaded(store, rows: (0..<5).map { accepted("+8491234562\($0)", line: $0 + 2) }) }
+            #expect(store.recovery.unknownMessages == (round == 1 ? 0 : 2))
+            _ = try store.claim(campaign: "c1", carrier: "k", limit: 2, now: clock.now())
+            store.close()  // a close with messages still `sending` stands for a kill
+        }
+        let store = try open(dir)
+        #expect(store.recovery.unknownMessages == 2 && store.recovery.logLinesRepaired == 0)
+        #expect(try store.campaign("c1")?.recoveredUnknown == 4)
+        store.close()
+        let clean = try open(dir)
+        defer { clean.close() }
+        #expect(clean.recovery.unknownMessages == 0 && clean.recovery.unknownByCampaign.isEmpty && clean.recovery.logLinesRepaired == 0)
+        #expect(try clean.campaign("c1")?.recoveredUnknown == 4)
     }
 
     @Test func linesOfATransactionThatNeverCommittedAreCut() throws {
@@ -233,6 +258,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(seqs == Array(1...seqs.count), "seq must be gapless: \(seqs.suffix(5))")
         #expect(log.last?["event"] as? String == "unknown")  // the recovery of the claimed message follows at once
         #expect(try store.messageStates(campaign: "c1").map(\.state) == [.unknown, .queued])
+        #expect(store.recovery.uncommittedLinesCut == 3_000 && store.recovery.tornLinesCut == 0 && store.recovery.logLinesRepaired == 3_000)
+        #expect(store.recovery.unknownMessages == 1)
     }
 
     @Test func linesOfSeveralTransactionsPastTheStoreAreKept() throws {

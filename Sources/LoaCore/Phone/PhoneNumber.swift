@@ -121,8 +121,10 @@ public enum PhoneNormalizer {
         }
         if nsn.starts(with: p672) { return .failure(reject("special-number", "VSAT number, not a mobile")) }
         if nsn.count < 9 {
-            return .failure(reject(nsn.count <= 6 ? "special-number" : "wrong-length",
-                                   nsn.count <= 6 ? "short code, not a subscriber number" : "\(nsn.count + 1) digits in national form; mobiles have 10"))
+            // Too short. Only the 1… family (1800/1900 caught above, emergency and service numbers such as 113 or
+            // 1080) is a service number; anything else short, such as 0364527, is a mobile number with digits missing.
+            if nsn.first == 0x31 && nsn.count <= 6 { return .failure(reject("special-number", "service number (1…), not a subscriber number")) }
+            return .failure(reject("wrong-length", "\(nsn.count + 1) digits in national form; mobiles have 10"))
         }
         if nsn.count > 9 { return .failure(reject("wrong-length", "\(nsn.count + 1) digits in national form; mobiles have 10")) }
         guard let carrier = mobileCarrier(nsn) else {

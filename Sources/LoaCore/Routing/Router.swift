@@ -57,13 +57,23 @@ public struct Router: Sendable, Equatable {
 
     /// Reads a ported-numbers file: one `number,network` per line (any written form of the number; `#` starts
     /// a comment). Returns the map and the problems, each with its line.
+    ///
+    /// The first line that is not blank or a comment may be a header (`phone,carrier`, `number,network`): a
+    /// line whose number field has no digit at all, since exports from spreadsheets and segment files carry
+    /// one. Anywhere else such a line is a problem.
     public static func readPorted(_ text: String) -> (ported: [String: Carrier], problems: [(line: Int, reason: String)]) {
         var map: [String: Carrier] = [:]
         var problems: [(Int, String)] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var first = true
+        // A spreadsheet's export may begin with a byte order mark.
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        // Split on any line end: in Swift "\r\n" is one Character, which a split on "\n" never finds.
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             if line.allSatisfy(\.isWhitespace) { continue }
             let parts = line.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            defer { first = false }
+            if first, parts.count == 2, !parts[0].contains(where: \.isNumber) { continue }
             guard parts.count == 2 else { problems.append((i + 1, "expected number,network")); continue }
             guard let network = Carrier(rawValue: parts[1].lowercased()) else {
                 problems.append((i + 1, "unknown network '\(parts[1])'"))

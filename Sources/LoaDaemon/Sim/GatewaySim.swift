@@ -31,8 +31,10 @@ public enum GatewaySim {
           --port N                 port (default 13100; 0 picks a free one, see --ready-file)
           --ready-file FILE        write the bound port to FILE once listening
           --seed N                 seed (default: from the clock, printed at start)
-          --username U --password P  Kannel/Jasmin credentials (default: any accepted)
-          --token T                generic shape bearer token (default: none required)
+          --username U             Kannel/Jasmin user; its password from --password-file FILE or
+                                   $LOA_SIM_PASSWORD (default: any credentials accepted)
+          --token-file FILE        generic shape bearer token, else $LOA_SIM_TOKEN (default: none required)
+                                   (secrets are never flags: every user can read a command line)
           --max-batch N            generic shape messages per request (default 1000)
           --latency-ms N           delay before every answer (default 0)
           --latency-jitter-ms N    plus 0…N ms more (default 0)

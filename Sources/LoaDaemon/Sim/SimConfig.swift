@@ -42,7 +42,12 @@ struct SimConfig: Sendable {
 
     init() {}
 
-    init(_ args: [String]) throws(Bad) {
+    /// Secrets never come from the command line, which every local user can read (`ps`, `/proc/PID/cmdline`):
+    /// the password from `--password-file FILE` or `$LOA_SIM_PASSWORD`, the token from `--token-file FILE` or
+    /// `$LOA_SIM_TOKEN` (a file wins; its content is trimmed). `--password` and `--token` are refused, naming these.
+    init(_ args: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws(Bad) {
+        var passwordFile: String?
+        var tokenFile: String?
         var i = 0
         func value(_ name: String) throws(Bad) -> String {
             i += 1
@@ -70,8 +75,12 @@ struct SimConfig: Sendable {
                 guard let s = UInt64(v) else { throw Bad(description: "--seed needs a whole number ≥ 0, not '\(v)'") }
                 seed = s
             case "--username": username = try value(a)
-            case "--password": password = try value(a)
-            case "--token": token = try value(a)
+            case "--password", "--token":
+                let name = a.dropFirst(2)
+                throw Bad(description: "\(a) is refused: a secret on the command line is visible to every user (ps); "
+                          + "use --\(name)-file FILE or LOA_SIM_\(name.uppercased())")
+            case "--password-file": passwordFile = try value(a)
+            case "--token-file": tokenFile = try value(a)
             case "--max-batch": maxBatch = try int(a, 1...100_000)
             case "--latency-ms": latencyMs = try int(a, 0...600_000)
             case "--latency-jitter-ms": latencyJitterMs = try int(a, 0...600_000)
@@ -101,6 +110,21 @@ struct SimConfig: Sendable {
             }
             i += 1
         }
-        if (username == nil) != (password == nil) { throw Bad(description: "--username and --password go together") }
+        func secret(file: String?, env: String, flag: String) throws(Bad) -> String? {
+            if let file {
+                guard let d = FileManager.default.contents(atPath: file) else { throw Bad(description: "\(flag) \(file): cannot read") }
+                let v = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !v.isEmpty else { throw Bad(description: "\(flag) \(file): the file is empty") }
+                return v
+            }
+            return environment[env].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        token = try secret(file: tokenFile, env: "LOA_SIM_TOKEN", flag: "--token-file")
+        if username != nil || passwordFile != nil {
+            password = try secret(file: passwordFile, env: "LOA_SIM_PASSWORD", flag: "--password-file")
+        }
+        if (username == nil) != (password == nil) {
+            throw Bad(description: "--username goes with a password (--password-file FILE or LOA_SIM_PASSWORD), and a password with --username")
+        }
     }
 }
