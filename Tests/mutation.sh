@@ -150,6 +150,20 @@ m parts-charge Sources/LoaDaemon/Dispatcher.swift \
   's.limiters[carrier]!.bucket.charge(extra, now: now)' \
   's.limiters[carrier]!.bucket.charge(0, now: now)' \
   'longMessagesPayForEveryPart'
+# The boundary: the daemon checks every submission with the campaign rules; a stored campaign that breaks them
+# fails alone; an upload or commit bound to a discarded campaign's generation reaches no new one.
+m rules-at-the-server Sources/LoaDaemon/Service.swift \
+  'let issues = CampaignRules.check(sub, knownCarriers: config.carriers.map(\.name))' \
+  'let issues = CampaignRules.check(sub, knownCarriers: config.carriers.map(\.name)).filter { $0.field == "id" }' \
+  'checkAndServerRefuseTheSameBadCampaignAlike'
+m failed-campaign-sends Sources/LoaStore/Operations.swift \
+  'if !issues.isEmpty { bad.append((id, "the stored campaign breaks the rules: "' \
+  'if issues.isEmpty && !issues.isEmpty { bad.append((id, "the stored campaign breaks the rules: "' \
+  'StoreHardeningTests|aStoredCampaignThatBreaksTheRulesFailsAlone'
+m upload-generation Sources/LoaStore/Operations.swift \
+  'guard let generation else { return }' \
+  'guard let generation, generation == 0 else { return }' \
+  'StoreHardeningTests|anUploadCannotOutliveItsCampaign'
 # Pause: a paused campaign sends nothing until it is resumed.
 m paused-sends Sources/LoaDaemon/Dispatcher.swift \
   'let running = active.filter { $0.state == .running && $0.deadlineAt > now' \
