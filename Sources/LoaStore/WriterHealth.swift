@@ -15,17 +15,24 @@ public struct WriterHealth: Sendable, Equatable {
     /// Why the last transaction failed as a whole (BEGIN or COMMIT: disk full, database locked), or nil when
     /// it committed.
     public var lastFailure: String?
+    /// When it failed.
+    public var lastFailureAt: ContinuousClock.Instant?
     /// The store is closed (or closing): no more jobs are taken.
     public var closed = false
 
     /// Nil when the store takes work; else why not. `stuckAfter`: how long one transaction may run before the
     /// writer counts as stuck (the longest seen are checkpoints and large ingest batches, well under a second).
-    public func problem(now: ContinuousClock.Instant = .now, stuckAfter: Duration = .seconds(30)) -> String? {
+    /// A failed last transaction counts for `failureCounts`: an idle writer runs no transaction that could
+    /// show it recovered, and readiness must not stay down on one old failure.
+    public func problem(now: ContinuousClock.Instant = .now, stuckAfter: Duration = .seconds(30),
+                        failureCounts: Duration = .seconds(60)) -> String? {
         if closed { return "the store is closed" }
         if let busySince, now - busySince > stuckAfter {
             return "the store writer has been in one transaction for \(Int((now - busySince).components.seconds)) s"
         }
-        if let lastFailure { return "the store's last transaction failed: \(lastFailure)" }
+        if let lastFailure, let lastFailureAt, now - lastFailureAt <= failureCounts {
+            return "the store's last transaction failed: \(lastFailure)"
+        }
         return nil
     }
 }
@@ -43,6 +50,7 @@ final class WriterMonitor: Sendable {
             $0.busySince = nil
             $0.transactions += 1
             $0.lastFailure = failure
+            $0.lastFailureAt = failure == nil ? nil : .now
         }
     }
 
