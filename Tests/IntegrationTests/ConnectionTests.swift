@@ -163,8 +163,21 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         #expect(try await loa.engine.perform(HTTPRequest(url: loa.base + "/readyz", timeout: 2)).status == 200)
         // Freed, the receipts listener answers again.
         slow.removeAll()
-        try await poll(10, every: 0.1, "the receipts listener to answer again") {
-            (try? await loa.engine.perform(HTTPRequest(url: receipts + dlr, timeout: 1)).status) == 404
+        var last = ""
+        do {
+            try await poll(30, every: 0.2, "the receipts listener to answer again") {
+                do {
+                    let r = try await loa.engine.perform(HTTPRequest(url: receipts + "/healthz", timeout: 5))
+                    last = "\(r.status)"
+                    return r.status == 200
+                } catch {
+                    last = "\(error)"
+                    return false
+                }
+            }
+        } catch {
+            Issue.record("\(error); last attempt: \(last); daemon log:\n\(loa.child?.output ?? "")")
+            return
         }
         // Each listener serves its own endpoints, both /healthz and /readyz.
         #expect(try await loa.engine.perform(HTTPRequest(url: receipts + "/healthz", timeout: 2)).status == 200)
