@@ -263,6 +263,35 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         #expect(big.status == 413, "a 64 KiB + 1 receipt body: \(big.status)")
     }
 
+    /// A receipt body with the right secret that trickles (10 bytes every 0.3 s, inside the idle timeout) is cut at
+    /// the body deadline; a whole one sent at once is read.
+    @Test(.timeLimit(.minutes(2))) func trickledBodiesAreCutAtTheirDeadline() async throws {
+        let work = WorkDir("slow-body")
+        let loa = try LoaDaemonProcess(work: work, carriers: """
+            [{"name": "jas", "kind": "jasmin", "url": "http://127.0.0.1:9/send", "username": "u",
+              "password": {"env": "LOA_KANNEL_PASSWORD"}, "receipt_secret": {"env": "LOA_RECEIPT_SECRET"}, "rate": 10}]
+            """, defaultCarrier: "jas", listen: #""body_timeout_seconds": 2"#)
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let slow = try RawClient(from: "127.0.0.2", port: loa.port)
+        slow.send("POST /dlr/jas?k=\(loa.receiptSecret) HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  + "Content-Length: 1000\r\n\r\n")
+        let started = Date()
+        try await poll(8, every: 0.3, "the trickled body to be cut") {
+            if !slow.drain() { slow.send([UInt8](repeating: UInt8(ascii: "a"), count: 10)) }
+            return slow.closedByPeer
+        }
+        let cutAfter = Date().timeIntervalSince(started)
+        print("trickled receipt body cut after \((cutAfter * 100).rounded() / 100) s (deadline 2 s)")
+        #expect(cutAfter < 2 + 2, "cut after \(cutAfter) s")
+        #expect(slow.received.isEmpty, "answered: \(slow.responseText)")
+        // A body sent at once is read and answered (kept as a receipt for a gateway id not seen yet).
+        let whole = try await loa.engine.perform(HTTPRequest(method: "POST", url: loa.base + "/dlr/jas?k=\(loa.receiptSecret)",
+                                                             headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")],
+                                                             body: Array("id=nope&message_status=DELIVRD&level=2".utf8), timeout: 5))
+        #expect(whole.status == 200 && whole.bodyText == "ACK/Jasmin", "\(whole.status) \(whole.bodyText)")
+    }
+
     /// `/readyz` answers from what the daemon holds: with the store's write lock taken by another process (so
     /// every writer job waits up to SQLite's 5 s busy timeout) it still answers at once.
     @Test(.timeLimit(.minutes(2))) func readyzDoesNotWaitForTheStoreWriter() async throws {
