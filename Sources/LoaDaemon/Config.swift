@@ -41,17 +41,18 @@ public struct LoaConfig: Sendable {
     /// How many connections a listener holds and how long a client may take to send a request.
     ///
     /// Each connection is a thread (libmicrohttpd, thread per connection), so slow clients are the cost to
-    /// bound: `per_client_limit` keeps one IP address from taking every slot (at 512 of 1,024 it takes two).
-    /// Not lower by default: a gateway is one address with many connections, Kannel's smsbox makes up to
-    /// `max-pending-requests` (512 by default) receipt callbacks at once, and a callback refused is a receipt
-    /// delayed or, without `http-request-retry`, lost; with 128, the integration tests' Kannel on 127.0.0.1
-    /// took every slot of 127.0.0.1 under load and `loa report` from the same address was refused. The
-    /// deadlines free a slot held by a client trickling its head (10 s: a real client sends
+    /// bound: `per_client_limit` keeps one IP address from taking every slot: at 768 of 1,024, 256 stay for
+    /// everybody else. Not lower by default: a gateway is one address with many connections, and on one host
+    /// the gateway and the operator's CLI share 127.0.0.1. Kannel's smsbox makes up to `max-pending-requests`
+    /// (512 by default) receipt callbacks at once, and a callback refused is a receipt delayed or, without
+    /// `http-request-retry`, lost. Measured: with 128, then 512, the full test suite's Kannel on 127.0.0.1
+    /// (plus the tests' own client) filled that address's share under load, and `loa report` from it was
+    /// refused. The deadlines free a slot held by a client trickling its head (10 s: a real client sends
     /// it in one packet) or a body read whole (60 s: receipts are at most 64 KiB, a campaign 4 MiB). Streamed
     /// segment uploads, operator-only, have only the 30 s idle timeout.
     public struct ListenLimits: Sendable, Equatable {
         public var connectionLimit = 1024
-        public var perClientLimit = 512
+        public var perClientLimit = 768
         public var headTimeoutSeconds: Double = 10
         public var bodyTimeoutSeconds: Double = 60
         public init() {}

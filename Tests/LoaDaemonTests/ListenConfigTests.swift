@@ -17,7 +17,7 @@ import Testing
     @Test func defaultsKeepOneClientFromTakingEverySlot() throws {
         let c = try load("").get()
         #expect(c.listenLimits == LoaConfig.ListenLimits())
-        #expect(c.listenLimits.perClientLimit * 2 == c.listenLimits.connectionLimit)
+        #expect(c.listenLimits.connectionLimit - c.listenLimits.perClientLimit == 256)
         #expect(c.receiptsListen == nil)
         #expect(c.publicURL == "http://127.0.0.1:8780")
     }
@@ -42,7 +42,7 @@ import Testing
         let c = try load("", extra: #""receipts_listen": { "address": "127.0.0.2", "port": 8781, "per_client_limit": 300 },"#).get()
         let r = try #require(c.receiptsListen)
         #expect(r.address == "127.0.0.2" && r.port == 8781 && r.limits.perClientLimit == 300)
-        #expect(c.listenLimits.perClientLimit == 512)
+        #expect(c.listenLimits.perClientLimit == 768)
         #expect(c.publicURL == "http://127.0.0.2:8781")
 
         guard case .failure(let same) = load("", extra: #""receipts_listen": { "port": 8780 },"#) else { Issue.record("same port loaded"); return }
