@@ -33,6 +33,37 @@ public struct LoaConfig: Sendable {
     public var dataDir: String
     public var listenAddress: String
     public var listenPort: Int
+    /// Limits of the `listen` listener.
+    public var listenLimits = ListenLimits()
+    /// A second listener for the receipt and reply endpoints (`receipts_listen`); nil: `listen` serves everything.
+    public var receiptsListen: ReceiptsListen?
+
+    /// How many connections a listener holds and how long a client may take to send a request.
+    ///
+    /// Each connection is a thread (libmicrohttpd, thread per connection), so slow clients are the cost to
+    /// bound: `per_client_limit` keeps one IP address from taking every slot: at 768 of 1,024, 256 stay for
+    /// everybody else. Not lower by default: a gateway is one address with many connections, and on one host
+    /// the gateway and the operator's CLI share 127.0.0.1. Kannel's smsbox makes up to `max-pending-requests`
+    /// (512 by default) receipt callbacks at once, and a callback refused is a receipt delayed or, without
+    /// `http-request-retry`, lost. Measured: with 128, then 512, the full test suite's Kannel on 127.0.0.1
+    /// (plus the tests' own client) filled that address's share under load, and `loa report` from it was
+    /// refused. The deadlines free a slot held by a client trickling its head (10 s: a real client sends
+    /// it in one packet) or a body read whole (60 s: receipts are at most 64 KiB, a campaign 4 MiB). Streamed
+    /// segment uploads, operator-only, have only the 30 s idle timeout.
+    public struct ListenLimits: Sendable, Equatable {
+        public var connectionLimit = 1024
+        public var perClientLimit = 768
+        public var headTimeoutSeconds: Double = 10
+        public var bodyTimeoutSeconds: Double = 60
+        public init() {}
+    }
+
+    /// The receipts listener: `/dlr`, `/mo`, `/healthz`, `/readyz`, with limits of its own.
+    public struct ReceiptsListen: Sendable, Equatable {
+        public var address: String
+        public var port: Int
+        public var limits: ListenLimits
+    }
     /// The base URL gateways use to reach Loa's receipt endpoint.
     public var publicURL: String
     public var apiToken: String
@@ -102,7 +133,15 @@ struct ConfigFile: Decodable {
     struct Listen: Decodable {
         var address: String?
         var port: Int?
-        enum CodingKeys: String, CodingKey, CaseIterable { case address, port }
+        var connectionLimit: Int?
+        var perClientLimit: Int?
+        var headTimeoutSeconds: Double?
+        var bodyTimeoutSeconds: Double?
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case address, port
+            case connectionLimit = "connection_limit", perClientLimit = "per_client_limit"
+            case headTimeoutSeconds = "head_timeout_seconds", bodyTimeoutSeconds = "body_timeout_seconds"
+        }
     }
     struct CarrierEntry: Decodable {
         var name: String
@@ -162,6 +201,7 @@ struct ConfigFile: Decodable {
 
     var dataDir: String
     var listen: Listen?
+    var receiptsListen: Listen?
     var publicURL: String?
     var apiToken: SecretRef
     var drainSeconds: Double?
@@ -183,6 +223,7 @@ struct ConfigFile: Decodable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, retry, carriers, routing
+        case receiptsListen = "receipts_listen"
         case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
         case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
         case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate"
@@ -205,6 +246,7 @@ extension ConfigFile {
         }
         check(root, "", UnknownField.names(CodingKeys.self))
         check(root["listen"], "listen", UnknownField.names(Listen.CodingKeys.self))
+        check(root["receipts_listen"], "receipts_listen", UnknownField.names(Listen.CodingKeys.self))
         check(root["retry"], "retry", UnknownField.names(Retry.CodingKeys.self))
         check(root["routing"], "routing", UnknownField.names(Routing.CodingKeys.self))
         check(root["contact_policy"], "contact_policy", UnknownField.names(ContactPolicyEntry.CodingKeys.self))
@@ -255,6 +297,38 @@ public enum ConfigLoader {
         let address = file.listen?.address ?? "127.0.0.1"
         let port = file.listen?.port ?? 8780
         if !(0...65535).contains(port) { add("listen.port", "must be 0-65535") }
+        /// A listener's limits, each checked against its documented range.
+        func limits(_ l: ConfigFile.Listen?, _ f: String) -> LoaConfig.ListenLimits {
+            var out = LoaConfig.ListenLimits()
+            if let n = l?.connectionLimit {
+                if (1...10_000).contains(n) { out.connectionLimit = n } else { add("\(f).connection_limit", "must be 1-10000") }
+            }
+            if let n = l?.perClientLimit {
+                if (1...out.connectionLimit).contains(n) { out.perClientLimit = n } else {
+                    add("\(f).per_client_limit", "must be 1-\(out.connectionLimit) (the connection limit)")
+                }
+            } else {
+                out.perClientLimit = min(out.perClientLimit, out.connectionLimit)
+            }
+            if let t = l?.headTimeoutSeconds {
+                if t > 0 && t <= 300 { out.headTimeoutSeconds = t } else { add("\(f).head_timeout_seconds", "must be > 0 and <= 300") }
+            }
+            if let t = l?.bodyTimeoutSeconds {
+                if t > 0 && t <= 3600 { out.bodyTimeoutSeconds = t } else { add("\(f).body_timeout_seconds", "must be > 0 and <= 3600") }
+            }
+            return out
+        }
+        let listenLimits = limits(file.listen, "listen")
+        var receiptsListen: LoaConfig.ReceiptsListen?
+        if let r = file.receiptsListen {
+            let a = r.address ?? address
+            if let p = r.port, (0...65535).contains(p) {
+                if p != 0 && p == port && a == address { add("receipts_listen.port", "must differ from listen.port on the same address") }
+                receiptsListen = LoaConfig.ReceiptsListen(address: a, port: p, limits: limits(r, "receipts_listen"))
+            } else {
+                add("receipts_listen.port", r.port == nil ? "required" : "must be 0-65535")
+            }
+        }
         if file.dataDir.isEmpty { add("data_dir", "must not be empty") }
         let token = resolve(file.apiToken, "api_token")
         if !token.isEmpty && token.count < 16 { add("api_token", "must be at least 16 characters") }
@@ -365,16 +439,21 @@ public enum ConfigLoader {
         if let g = file.globalRate, !(g > 0 && g <= 1_000_000) { add("global_rate", "must be > 0 and <= 1000000 SMS parts/s") }
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
         let dataDir = resolvePath(file.dataDir, against: baseDir)
-        let host = address.contains(":") ? "[\(address)]" : address
-        return .success(LoaConfig(
+        // Gateways reach the receipt endpoints: on the receipts listener when there is one.
+        let receiptsAddress = receiptsListen?.address ?? address
+        let host = receiptsAddress.contains(":") ? "[\(receiptsAddress)]" : receiptsAddress
+        var config = LoaConfig(
             path: path, dataDir: dataDir, listenAddress: address, listenPort: port,
-            publicURL: file.publicURL ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)",
+            publicURL: file.publicURL ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(receiptsListen?.port ?? port)",
             apiToken: token, drainSeconds: drain, retry: retry, carriers: carriers,
             router: Router(defaultCarrier: file.routing.default, prefixes: file.routing.prefixes ?? [:], networks: networks, ported: ported),
             logLevel: level, contactPolicy: policy,
             receiptTimeoutSeconds: (file.receiptTimeoutHours ?? 72) * 3600,
             optOutKeywords: Set((file.optOutKeywords ?? ["TC", "STOP", "HUY"]).map(OptOut.normalize)),
-            maskNumbersInLog: file.maskNumbersInLog ?? false, globalRate: file.globalRate))
+            maskNumbersInLog: file.maskNumbersInLog ?? false, globalRate: file.globalRate)
+        config.listenLimits = listenLimits
+        config.receiptsListen = receiptsListen
+        return .success(config)
     }
 }
 

@@ -77,11 +77,12 @@ public enum Daemon {
         }
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         dispatcher.start()
+        let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats)
         let server: HTTPServer
+        var receiptServer: HTTPServer?
         do {
-            server = try HTTPServer(address: config.listenAddress, port: config.listenPort,
-                                    service: DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger,
-                                                           receiptFormats: receiptFormats))
+            server = try HTTPServer(address: config.listenAddress, port: config.listenPort, limits: config.listenLimits,
+                                    service: ListenerService(role: config.receiptsListen == nil ? .all : .api, inner: service))
         } catch {
             logger.error("cannot listen", ["error": "\(error)", "listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"])
             dispatcher.stop(drainSeconds: 0)
@@ -89,8 +90,26 @@ public enum Daemon {
             store.close()
             return 1
         }
-        logger.notice("loa ready", ["listen.address": config.listenAddress, "listen.port": "\(server.port)",
-                                    "carriers": config.carriers.map(\.name).joined(separator: ","), "data_dir": config.dataDir])
+        if let r = config.receiptsListen {
+            do {
+                receiptServer = try HTTPServer(address: r.address, port: r.port, limits: r.limits,
+                                               service: ListenerService(role: .receipts, inner: service))
+            } catch {
+                logger.error("cannot listen", ["error": "\(error)", "receipts_listen.address": r.address, "receipts_listen.port": "\(r.port)"])
+                server.stop()
+                dispatcher.stop(drainSeconds: 0)
+                engine.shutdown()
+                store.close()
+                return 1
+            }
+        }
+        var ready = ["listen.address": config.listenAddress, "listen.port": "\(server.port)",
+                     "carriers": config.carriers.map(\.name).joined(separator: ","), "data_dir": config.dataDir]
+        if let receiptServer, let r = config.receiptsListen {
+            ready["receipts_listen.address"] = r.address
+            ready["receipts_listen.port"] = "\(receiptServer.port)"
+        }
+        logger.notice("loa ready", ready)
 
         while true {
             var sig: Int32 = 0
@@ -117,6 +136,7 @@ public enum Daemon {
         watcher.start()
         dispatcher.stop(drainSeconds: config.drainSeconds)
         server.stop()
+        receiptServer?.stop()
         engine.shutdown()
         store.close()
         logger.notice("loa stopped")

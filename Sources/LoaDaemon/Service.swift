@@ -46,21 +46,28 @@ final class DaemonService: HTTPService {
         switch (head.method, parts.first) {
         case ("GET", "healthz"): return .respond(json(200, ["status": "ok"]))
         case ("GET", "readyz"):
-            // Ready when the store answers (the writer thread is alive and the file is readable).
-            do {
-                _ = try store.optOutCount()
-                return .respond(json(200, ["status": "ready"]))
-            } catch {
-                return .respond(self.error(503, "not-ready", "store unavailable: \(error)"))
+            // Ready when the store takes work, read from what its writer records (no job: a probe must cost
+            // the writer nothing, see WriterHealth).
+            let health = store.writerHealth
+            if let problem = health.problem() {
+                return .respond(self.error(503, "not-ready", problem))
             }
+            let busy = health.busySince.map { "busy for \(Int((ContinuousClock.now - $0) / .milliseconds(1))) ms" }
+            return .respond(json(200, ["status": "ready", "store_writer": busy ?? "idle"]))
         case ("GET", "dlr") where parts.count == 2, ("POST", "dlr") where parts.count == 2:
+            // The carrier and its secret are checked on the head: a refused request's body is never read.
+            if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "dlr") { return .refuse(refused) }
             if let format = receiptFormats[parts[1]] {
                 let carrier = parts[1]
-                // Jasmin and generic gateways put the receipt in a form or JSON body: read it whole (bounded).
-                return .buffer(limit: 1 << 20) { [self] head, body in self.receipt(carrier: carrier, format: format, head: head, body: body) }
+                // Jasmin and generic gateways put the receipt in a form or JSON body: read it whole, up to
+                // `receiptBodyLimit`.
+                return .buffer(limit: Self.receiptBodyLimit) { [self] head, body in
+                    self.receipt(carrier: carrier, format: format, head: head, body: body)
+                }
             }
             return .respond(receipt(carrier: parts[1], query: head.query))
         case ("GET", "mo") where parts.count == 2, ("POST", "mo") where parts.count == 2:
+            if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "mo") { return .refuse(refused) }
             return .respond(moReply(carrier: parts[1], query: head.query))
         case ("GET", "metrics"):
             guard authorized(head) else { return .respond(error(401, "unauthorized", "missing or wrong bearer token")) }
@@ -76,6 +83,11 @@ final class DaemonService: HTTPService {
     }
 
     // MARK: - Receipts
+
+    /// The largest receipt body read (64 KiB): a Jasmin callback is a few hundred bytes, and a generic gateway's
+    /// batch of receipts at about 200 bytes each fits some 300 in it. Larger bodies get 413 without being kept.
+    /// Bodies are read only after the secret was checked, so only a gateway that knows it can make Loa hold one.
+    static let receiptBodyLimit = 64 << 10
 
     /// Kannel's `%d` values (dlr-mask bits) as receipt statuses.
     static func kannelStatus(_ s: String?) -> ReceiptStatus? {

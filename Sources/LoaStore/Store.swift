@@ -39,6 +39,10 @@ public final class Store: Sendable {
     public let receiptLatency = Mutex(LatencyHistogram())
     /// What opening this store recovered: messages made `unknown`, delivery-log lines repaired, the time taken.
     public let recovery: RecoveryReport
+    private let monitor = WriterMonitor()
+
+    /// What the writer is doing, from memory (no job is queued): for `/readyz`.
+    public var writerHealth: WriterHealth { monitor.snapshot }
 
     /// Opens (creating if needed) `directory/loa.db`, migrates it, repairs the delivery log and turns
     /// messages a crash left in `sending` into `unknown`.
@@ -83,10 +87,11 @@ public final class Store: Sendable {
             throw error
         }
         let q = queue
+        let monitor = monitor
         let handoff = Handoff(value: context)  // from here on only the writer thread touches it
         let t = Thread {
             nameThisThread("loa-store")
-            Store.writerLoop(context: handoff.value, queue: q)
+            Store.writerLoop(context: handoff.value, queue: q, monitor: monitor)
         }
         t.start()
     }
@@ -94,6 +99,7 @@ public final class Store: Sendable {
     /// Stops the writer after the jobs already queued, then lets go of the data directory; later calls throw
     /// ``StoreError/closed``.
     public func close() {
+        monitor.closing()
         queue.stop()
         queue.waitStopped()
         lock.release()
@@ -120,9 +126,10 @@ public final class Store: Sendable {
         }
     }
 
-    private static func writerLoop(context: WriteContext, queue: JobQueue) {
+    private static func writerLoop(context: WriteContext, queue: JobQueue, monitor: WriterMonitor) {
         while let jobs = queue.takeAll() {
-            context.runTransaction(jobs)
+            monitor.began()
+            monitor.ended(failure: context.runTransaction(jobs))
         }
         context.checkpointer.detach(from: context.db)
         context.checkpointer.stop()

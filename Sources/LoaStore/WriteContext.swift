@@ -101,7 +101,9 @@ final class WriteContext {
     /// Runs jobs in one transaction, each in a savepoint. The transaction's delivery-log lines are appended
     /// just before COMMIT, together with the last seq in `meta`: a line is never missing for a committed
     /// change, and lines of a transaction that did not commit are cut (at once, or at the next start).
-    func runTransaction(_ jobs: [Job]) {
+    /// Returns nil when the transaction committed, else why it failed as a whole (every job then failed).
+    @discardableResult
+    func runTransaction(_ jobs: [Job]) -> String? {
         now = clock.now()
         let seqAtBegin = nextSeq
         var results: [Result<any Sendable, Error>] = []
@@ -144,11 +146,12 @@ final class WriteContext {
             countDeltas.removeAll()
             nextSeq = seqAtBegin
             for job in jobs { job.finish(.failure(error)) }
-            return
+            return "\(error)"
         }
         pendingBytes.removeAll(keepingCapacity: true)
         pendingCount = 0
         for (job, r) in zip(jobs, results) { job.finish(r) }
+        return nil
     }
 
     /// Adds a delivery-log line to the current transaction.

@@ -209,20 +209,21 @@ final class LoaDaemonProcess: @unchecked Sendable {
     let kannelPassword: String
 
     convenience init(work: WorkDir, carrierURL: String, username: String, password: String, rate: Double = 500, maxInFlight: Int = 32,
-         extraConfig: String = "", method: String = "GET") throws {
+         extraConfig: String = "", method: String = "GET", listen: String = "") throws {
         try self.init(work: work, password: password, carriers: """
             [{
                 "name": "kannel", "kind": "kannel", "url": "\(carrierURL)", "username": "\(username)",
                 "password": { "env": "LOA_KANNEL_PASSWORD" }, "receipt_secret": { "env": "LOA_RECEIPT_SECRET" },
                 "rate": \(rate), "max_in_flight": \(maxInFlight), "timeout_seconds": 10, "method": "\(method)"
             }]
-            """, defaultCarrier: "kannel", extraConfig: extraConfig)
+            """, defaultCarrier: "kannel", extraConfig: extraConfig, listen: listen)
     }
 
     /// A daemon with the carriers given as a JSON array (secrets: `LOA_KANNEL_PASSWORD`, `LOA_RECEIPT_SECRET`,
     /// `LOA_SIM_TOKEN` = `password`).
+    /// `listen`: more keys for the `listen` object (`"per_client_limit": 8`).
     init(work: WorkDir, password: String = "sim-password", carriers: String, defaultCarrier: String, extraConfig: String = "",
-         retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#, networks: String = "{}") throws {
+         retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#, networks: String = "{}", listen: String = "") throws {
         self.work = work
         self.port = freePort()
         self.kannelPassword = password
@@ -230,7 +231,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
         work.write("loa.json", """
             {
               "data_dir": "data",
-              "listen": { "address": "127.0.0.1", "port": \(port) },
+              "listen": { "address": "127.0.0.1", "port": \(port)\(listen.isEmpty ? "" : ", " + listen) },
               "api_token": { "env": "LOA_API_TOKEN" },
               "drain_seconds": 10,
               "log_level": "info",

@@ -21,6 +21,11 @@ import Darwin
 /// second call, which libmicrohttpd handles far faster than answering on the first).
 /// Malformed requests get 400 from libmicrohttpd without reaching the service.
 ///
+/// Limits against clients that hold connections (each one a thread): `connectionLimit` for all clients,
+/// `perClientLimit` per IP address (`MHD_OPTION_PER_IP_CONNECTION_LIMIT`; connections beyond it are accepted and
+/// closed at once), and total-time deadlines for a request's head and for a body read whole, enforced by
+/// ``ConnectionWatch`` because libmicrohttpd's own timeout is an idle timeout that every byte restarts.
+///
 /// https://www.gnu.org/software/libmicrohttpd/manual/libmicrohttpd.html
 public final class HTTPServer: Sendable {
     /// The bound port (the one picked by the system when 0 was asked for).
@@ -28,6 +33,10 @@ public final class HTTPServer: Sendable {
     private let core: ServerCore
     private let daemon: Mutex<MHDDaemon?>
     private let connectionTimeout: Int
+    private let watch: ConnectionWatch
+
+    /// Connections closed because their head or body missed its deadline, since start.
+    public var connectionsCut: Int { watch.cuts }
 
     /// Starts listening and serving.
     /// - Parameters:
@@ -36,15 +45,21 @@ public final class HTTPServer: Sendable {
     ///   - connectionLimit: open connections (and so threads) at most; more are refused.
     ///   - connectionTimeout: seconds a connection may stay idle, and the time ``stop()`` gives
     ///     in-flight requests to finish.
+    ///   - perClientLimit: open connections from one IP address at most; 0 for no limit.
+    ///   - headTimeout: seconds a request's head may take in total (nil: only the idle timeout).
+    ///   - bodyTimeout: seconds a body read whole (``Route/buffer``, or discarded) may take once the head is
+    ///     in (nil: only the idle timeout). Streamed bodies (``Route/stream``) have only the idle timeout.
     public init(
         address: String = "127.0.0.1", port: Int, service: any HTTPService,
-        connectionLimit: Int = 1024, connectionTimeout: Int = 30
+        connectionLimit: Int = 1024, connectionTimeout: Int = 30, perClientLimit: Int = 0,
+        headTimeout: Double? = nil, bodyTimeout: Double? = nil
     ) throws(HTTPServerError) {
         guard (0...65535).contains(port) else { throw .invalidAddress("port \(port) out of range") }
         guard var socketAddress = SocketAddress(address, port: UInt16(port)) else {
             throw .invalidAddress("not a numeric IPv4 or IPv6 address: \(address)")
         }
-        let core = ServerCore(service: service)
+        let watch = ConnectionWatch(head: headTimeout, body: bodyTimeout, idle: max(0, connectionTimeout))
+        let core = ServerCore(service: service, watch: watch)
         var flags = MHD_USE_THREAD_PER_CONNECTION.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue
             | MHD_USE_POLL.rawValue | MHD_USE_ITC.rawValue | MHD_USE_ERROR_LOG.rawValue
         if socketAddress.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
@@ -53,13 +68,14 @@ public final class HTTPServer: Sendable {
             var options: [MHD_OptionItem] = [
                 MHD_OptionItem(option: .CONNECTION_LIMIT, value: max(1, connectionLimit), ptr_value: nil),
                 MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: max(0, connectionTimeout), ptr_value: nil),
+                MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: max(0, perClientLimit), ptr_value: nil),
                 MHD_OptionItem(option: .LISTEN_BACKLOG_SIZE, value: 4096, ptr_value: nil),
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: address),
                 MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
             ]
             return cmhd_start_daemon(
                 flags, UInt16(port), mhdAccessHandler, context, mhdRequestCompleted, context,
-                mhdLog, context, &options)
+                mhdConnectionNotified, context, mhdRequestLine, context, mhdLog, context, &options)
         }
         let started = try check(raw, "MHD_start_daemon on \(address) port \(port)", core: core)
         let daemon = MHDDaemon(started)
@@ -70,6 +86,8 @@ public final class HTTPServer: Sendable {
         self.core = core
         self.connectionTimeout = max(0, connectionTimeout)
         self.daemon = Mutex(daemon)
+        self.watch = watch
+        watch.start()
     }
 
     deinit { stop() }
@@ -88,6 +106,7 @@ public final class HTTPServer: Sendable {
             if listenSocket >= 0 { _ = shutdown(listenSocket, Int32(SHUT_RDWR)) }
             core.gauge.stopAndDrain(seconds: connectionTimeout)
             current.stop()
+            watch.stop()
             daemon = nil
             if listenSocket >= 0 { close(listenSocket) }
         }
@@ -128,10 +147,14 @@ extension MHDDaemon: Sendable {}
 final class ServerCore: Sendable {
     let service: any HTTPService
     let gauge = RequestGauge()
+    let watch: ConnectionWatch
     /// The last message libmicrohttpd logged, for start-up errors.
     let lastLog = Mutex("")
 
-    init(service: any HTTPService) { self.service = service }
+    init(service: any HTTPService, watch: ConnectionWatch) {
+        self.service = service
+        self.watch = watch
+    }
 }
 
 /// A numeric bind address as the `sockaddr` libmicrohttpd takes.

@@ -91,9 +91,13 @@ func mhdAccessHandler(
             ? .respond(ServerResponse.text(503, "shutting down\n").closing())
             : core.service.route(head)
         let body: MHDRequestContext.Body
+        var answerNow = false
         switch route {
         case .respond(let response):
             body = .discard(then: response)
+        case .refuse(let response):
+            body = .discard(then: response)
+            answerNow = true
         case .buffer(let limit, let handler):
             if let length = contentLength(head), length > limit {
                 body = .discard(then: payloadTooLarge(limit))
@@ -105,10 +109,16 @@ func mhdAccessHandler(
         }
         let context = MHDRequestContext(head: head, body: body)
         requestContext.pointee = Unmanaged.passRetained(context).toOpaque()
-        // Answer before the body only when the client waits for "100 Continue" or the body is
-        // too big to drain; libmicrohttpd then skips the body and closes the connection.
+        if case .stream = body {
+            core.watch.headReceived(connection, timedBody: false)
+        } else {
+            core.watch.headReceived(connection, timedBody: hasBody)
+        }
+        // Answer before the body when the route refuses it, when the client waits for "100 Continue",
+        // or when the body is too big to drain; libmicrohttpd then skips the body and closes the
+        // connection.
         if hasBody, case .discard(let response) = body,
-            head.headers["expect"]?.lowercased() == "100-continue" || (contentLength(head) ?? 0) > bodyDiscardLimit
+            answerNow || head.headers["expect"]?.lowercased() == "100-continue" || (contentLength(head) ?? 0) > bodyDiscardLimit
         {
             return queue(response, on: connection)
         }
@@ -121,6 +131,7 @@ func mhdAccessHandler(
         uploadDataSize.pointee = 0
         return context.consume(UnsafeRawBufferPointer(start: uploadData, count: size)) ? .YES : .NO
     }
+    Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().watch.bodyReceived(connection)
     return queue(context.finish(), on: connection)
 }
 
@@ -132,7 +143,32 @@ func mhdRequestCompleted(
     guard let cls, let requestContext, let raw = requestContext.pointee else { return }
     requestContext.pointee = nil
     Unmanaged<MHDRequestContext>.fromOpaque(raw).release()
-    Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().gauge.end()
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    if let connection { core.watch.requestCompleted(connection) }
+    core.gauge.end()
+}
+
+/// `MHD_NotifyConnectionCallback`: a connection was accepted or is about to be closed (its socket is
+/// closed after this returns). Feeds ``ConnectionWatch``.
+func mhdConnectionNotified(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    _ code: MHD_ConnectionNotificationCode
+) {
+    guard let cls, let connection else { return }
+    let watch = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().watch
+    switch code {
+    case .CONNECTION_NOTIFY_STARTED: watch.started(connection)
+    case .CONNECTION_NOTIFY_CLOSED: watch.closed(connection)
+    @unknown default: break
+    }
+}
+
+/// `MHD_OPTION_URI_LOG_CALLBACK`: a request line arrived (before its headers). Starts the head's deadline
+/// on a kept-alive connection. Returns NULL so the access handler's first call still sees no context.
+func mhdRequestLine(_ cls: UnsafeMutableRawPointer?, _ uri: UnsafePointer<CChar>?, _ connection: OpaquePointer?) -> UnsafeMutableRawPointer? {
+    guard let cls, let connection else { return nil }
+    Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().watch.requestLine(connection)
+    return nil
 }
 
 /// `MHD_LogCallback`: keeps libmicrohttpd's last message (it reports errors only this way).

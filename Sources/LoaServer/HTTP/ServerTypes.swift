@@ -92,6 +92,10 @@ public enum Route {
     /// Answer without the body: it is read and discarded (beyond 1 MiB the connection is closed
     /// instead; with `Expect: 100-continue` it is never sent).
     case respond(ServerResponse)
+    /// Answer at once without reading the body: a refusal (wrong secret, unknown carrier) must cost no
+    /// memory and no time for a body nobody wants. With a body on the way the connection is closed
+    /// after the answer (the client may then see a reset instead, if it is still sending).
+    case refuse(ServerResponse)
     /// Collect the body in memory, up to `limit` bytes, then call `handler` on the connection's
     /// thread (it may block). Over the limit the client gets 413 and `handler` is not called.
     case buffer(limit: Int, handler: @Sendable (RequestHead, [UInt8]) -> ServerResponse)
