@@ -47,8 +47,7 @@ final class ConnectionWatch: @unchecked Sendable {
     let head: UInt64?
     let body: UInt64?
     let idle: UInt64
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = MonotonicCondition()
     private var entries: [Int: Entry] = [:]
     private var stopping = false
     private var cutCount = 0
@@ -59,21 +58,6 @@ final class ConnectionWatch: @unchecked Sendable {
         self.head = head.map { UInt64(max(0.001, $0) * 1e9) }
         self.body = body.map { UInt64(max(0.001, $0) * 1e9) }
         self.idle = UInt64(max(0, idle)) * 1_000_000_000
-        pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        #if canImport(Glibc)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        #endif
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
     }
 
     /// Whether any deadline is set (else nothing is tracked and no thread runs).
@@ -98,7 +82,7 @@ final class ConnectionWatch: @unchecked Sendable {
     func stop() {
         let tid: pthread_t? = locked {
             stopping = true
-            pthread_cond_broadcast(condition)
+            lock.broadcast()
             defer { thread = nil }
             return thread
         }
@@ -151,22 +135,22 @@ final class ConnectionWatch: @unchecked Sendable {
 
     /// The sweeper thread's loop: cut what is overdue, sleep until the next deadline (at most ``sweepInterval``).
     fileprivate func sweep() {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while !stopping {
-            let t = now()
-            for (k, entry) in entries where entry.deadline != 0 && entry.deadline <= t && !entry.cut {
-                entries[k]?.cut = true
-                // Only the very socket the entry was made for (see the type's comment).
-                guard peerAddress(entry.fd) == entry.peer else { continue }
-                _ = shutdown(entry.fd, Int32(SHUT_RDWR))
-                cutCount += 1
+        lock.withLock {
+            while !stopping {
+                let t = now()
+                for (k, entry) in entries where entry.deadline != 0 && entry.deadline <= t && !entry.cut {
+                    entries[k]?.cut = true
+                    // Only the very socket the entry was made for (see the type's comment).
+                    guard peerAddress(entry.fd) == entry.peer else { continue }
+                    _ = shutdown(entry.fd, Int32(SHUT_RDWR))
+                    cutCount += 1
+                }
+                var wake = timespec()
+                let at = t + Self.sweepInterval
+                wake.tv_sec = Int(at / 1_000_000_000)
+                wake.tv_nsec = Int(at % 1_000_000_000)
+                _ = lock.wait(until: wake)
             }
-            var wake = timespec()
-            let at = t + Self.sweepInterval
-            wake.tv_sec = Int(at / 1_000_000_000)
-            wake.tv_nsec = Int(at % 1_000_000_000)
-            _ = pthread_cond_timedwait(condition, mutex, &wake)
         }
     }
 
@@ -180,11 +164,7 @@ final class ConnectionWatch: @unchecked Sendable {
         }
     }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
-    }
+    private func locked<T>(_ body: () -> T) -> T { lock.withLock(body) }
 
     private func key(_ connection: OpaquePointer) -> Int { Int(bitPattern: UnsafeRawPointer(connection)) }
 
