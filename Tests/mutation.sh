@@ -175,8 +175,8 @@ m receipt-secret-length Sources/LoaDaemon/Service.swift \
   'guard let k = query["k"], k.utf8.count == secret.count else {' \
   'wrongSecretsOfTheRightLengthAreRefused'
 m secret-last-byte Sources/LoaDaemon/Service.swift \
-  'diff |= a[i] ^ b[i]' \
-  'diff |= i == a.count - 1 ? 0 : a[i] ^ b[i]' \
+  'diff |= UInt(x ^ y)' \
+  'diff |= i == a.count - 1 ? 0 : UInt(x ^ y)' \
   'wrongSecretsOfTheRightLengthAreRefused'
 m api-token-length Sources/LoaDaemon/Service.swift \
   'return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)' \
