@@ -6,7 +6,9 @@ what=${1:-build}
 pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev)
 case "$what" in
   # kannel-extras holds the fake SMSC (/usr/lib/kannel/test/fakesmsc) the tests and the demo use.
-  test|demo) pkgs+=(kannel kannel-extras curl python3) ;;
+  test|demo) pkgs+=(kannel kannel-extras curl python3) ;;&
+  # sqlite3, the command-line tool: a test holds the store's write lock with it while /readyz must still answer.
+  test) pkgs+=(sqlite3) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
