@@ -36,6 +36,7 @@ module() {
     # shellcheck disable=SC2086
     swiftc "${FLAGS[@]}" -module-name "$name" -wmo -emit-module -emit-module-path "$OUT/modules/$name.swiftmodule" \
         -c $sources -o "$obj"
+    touch "$obj"  # swiftc leaves an unchanged object as it was
 }
 for m in LoaCore LoaStore LoaCarriers LoaServer LoaDaemon; do module "$m"; done
 
