@@ -485,6 +485,10 @@ enum JSON5File {
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(ProblemList([Problem(file: path, line: 0, field: "-", reason: "cannot read the file")]))
         }
+        // Foundation's JSON5 reader traps on some invalid UTF-8 (an unquoted key of bytes FD FF FF): refuse it first.
+        if let line = firstInvalidUTF8Line(data) {
+            return .failure(ProblemList([Problem(file: path, line: line, field: "-", reason: "not valid UTF-8")]))
+        }
         let locator = JSONLocator(String(decoding: data, as: UTF8.self))
         let decoder = JSONDecoder()
         decoder.allowsJSON5 = true
@@ -497,6 +501,20 @@ enum JSON5File {
                                                  reason: error.reason)]))
         } catch {
             return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
+        }
+    }
+
+    /// The 1-based line of the first byte that is not UTF-8, or nil when all of `data` is.
+    static func firstInvalidUTF8Line(_ data: Data) -> Int? {
+        var bytes = data.makeIterator()
+        var utf8 = UTF8()
+        var line = 1
+        while true {
+            switch utf8.decode(&bytes) {
+            case .scalarValue(let s): if s == "\n" { line += 1 }
+            case .emptyInput: return nil
+            case .error: return line
+            }
         }
     }
 }

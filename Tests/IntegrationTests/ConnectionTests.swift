@@ -125,7 +125,9 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         var line = 0
         let trickling = held + [keptAlive]
         let answeredBefore = keptAlive.received.count
-        try await poll(8, every: 0.5, "the held slow heads to be cut") {
+        // Without the head deadline they are never cut (each line restarts the 30 s idle timeout); the bound here is
+        // loose on purpose (a loaded machine answers late), and the figure is printed.
+        try await poll(20, every: 0.5, "the held slow heads to be cut") {
             line += 1
             for c in trickling where !c.drain() { c.send("X-Slow-\(line): 1\r\n") }
             return trickling.allSatisfy(\.closedByPeer)
@@ -133,7 +135,7 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         let cutAfter = Date().timeIntervalSince(opened)
         print("slow heads: \(slow.count - held.count) of \(slow.count) turned away at once, \(held.count) held; "
               + "those and a kept-alive connection's second head cut \((cutAfter * 100).rounded() / 100) s after they opened (deadline 3 s)")
-        #expect(cutAfter < 3 + 2, "cut after \(cutAfter) s with a 3 s head deadline")
+        #expect(cutAfter >= 3 && cutAfter < 25, "cut after \(cutAfter) s with a 3 s head deadline and a 30 s idle timeout")
         #expect(held.allSatisfy { $0.received.isEmpty })
         #expect(keptAlive.received.count == answeredBefore, "the trickled second request was answered")
         // The slots are free again.
@@ -277,13 +279,14 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         slow.send("POST /dlr/jas?k=\(loa.receiptSecret) HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                   + "Content-Length: 1000\r\n\r\n")
         let started = Date()
-        try await poll(8, every: 0.3, "the trickled body to be cut") {
+        // Without the body deadline it is never cut (each piece restarts the idle timeout); loose bound, figure printed.
+        try await poll(20, every: 0.3, "the trickled body to be cut") {
             if !slow.drain() { slow.send([UInt8](repeating: UInt8(ascii: "a"), count: 10)) }
             return slow.closedByPeer
         }
         let cutAfter = Date().timeIntervalSince(started)
         print("trickled receipt body cut after \((cutAfter * 100).rounded() / 100) s (deadline 2 s)")
-        #expect(cutAfter < 2 + 2, "cut after \(cutAfter) s")
+        #expect(cutAfter >= 2 && cutAfter < 25, "cut after \(cutAfter) s with a 2 s body deadline and a 30 s idle timeout")
         #expect(slow.received.isEmpty, "answered: \(slow.responseText)")
         // A body sent at once is read and answered (kept as a receipt for a gateway id not seen yet).
         let whole = try await loa.engine.perform(HTTPRequest(method: "POST", url: loa.base + "/dlr/jas?k=\(loa.receiptSecret)",
@@ -326,7 +329,8 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
             return ready.status == 200 && ready.bodyText.contains("busy for")
         }
         print("readyz with the writer blocked: \(last), slowest answer \((slowest * 1000).rounded()) ms")
-        #expect(slowest < 1, "/readyz took \(slowest) s while the writer waited on the lock")
+        // A /readyz that queued behind the writer would wait out SQLite's 5 s busy timeout; half of it is the bound.
+        #expect(slowest < 2.5, "/readyz took \(slowest) s while the writer waited on the lock")
 
         input.fileHandleForWriting.write(Data("ROLLBACK;\n".utf8))
         try input.fileHandleForWriting.close()
