@@ -50,7 +50,7 @@ public enum CampaignLoader {
             }
             return locator.line(of: field)
         }
-        let base = (path as NSString).deletingLastPathComponent
+        let base = PathText.directory(of: path)
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base.isEmpty ? p : base + "/" + p) }
         // Each template as read (nil where it cannot be read or parsed: that problem is placed in its own file).
         var templates: [Template?] = []
@@ -86,7 +86,7 @@ public enum CampaignLoader {
                 if !FileManager.default.isReadableFile(atPath: sp) {
                     problems.append(Problem(file: path, line: line("\(field).\(i)"), field: "\(field).\(i)", reason: "cannot read file \(sp)"))
                 }
-                let base = (s.file as NSString).lastPathComponent
+                let base = PathText.lastComponent(of: s.file)
                 var name = base
                 var n = 2
                 while !used.insert(name).inserted { name = "\(base)-\(n)"; n += 1 }
@@ -246,5 +246,22 @@ final class SegmentReader {
             }
         }
         if batch.count >= batchSize { try flush() }
+    }
+}
+
+/// The two path operations campaign files need, on the path's bytes. Foundation's `NSString.lastPathComponent`
+/// crashed on a segment path of many slashes (`a.csv////…h[////…`, found by the campaign fuzz target): what a
+/// planner writes must never reach it.
+enum PathText {
+    /// The last non-empty `/`-separated component (`a.csv` for `x/a.csv//`), or the path itself when it has none.
+    static func lastComponent(of path: String) -> String {
+        path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? path
+    }
+
+    /// Everything before the last `/` (`x/y` for `x/y/c.json`, `/` for `/c.json`), or "" when there is no `/`.
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        let dir = path[..<slash]
+        return dir.isEmpty ? "/" : String(dir)
     }
 }
