@@ -50,7 +50,7 @@ public enum CampaignLoader {
         case .success(let r): (spec, locator) = r
         }
         var problems = spec.validate(file: path, locator: locator)
-        let base = (path as NSString).deletingLastPathComponent
+        let base = PathText.directory(path)
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base.isEmpty ? p : base + "/" + p) }
         var templates: [Template] = []
         for (i, t) in spec.templates.enumerated() {
@@ -82,7 +82,7 @@ public enum CampaignLoader {
                 if !FileManager.default.isReadableFile(atPath: sp) {
                     problems.append(Problem(file: path, line: locator.line(of: "\(field).\(i)"), field: "\(field).\(i)", reason: "cannot read file \(sp)"))
                 }
-                let base = (s.file as NSString).lastPathComponent
+                let base = PathText.lastComponent(s.file)
                 var name = base
                 var n = 2
                 while !used.insert(name).inserted { name = "\(base)-\(n)"; n += 1 }
@@ -96,6 +96,27 @@ public enum CampaignLoader {
         }
         return .success(LoadedCampaign(path: path, spec: spec, templates: templates, segments: segments, exclusions: exclusions,
                                         startAt: start, deadlineAt: deadline))
+    }
+}
+
+/// A file path's last component and directory, split by hand: Foundation's `NSString` path methods trap on some
+/// paths (`a///b//`: swift-corelibs-foundation's `_startOfLastPathComponent`), and campaign files name them.
+/// Trailing slashes are ignored, as `NSString` ignores them.
+enum PathText {
+    /// `a/b.csv` → `b.csv`, `a///b//` → `b`, `/` → `/`, `` → ``.
+    static func lastComponent(_ path: String) -> String {
+        guard let last = path.split(separator: "/").last else { return path.isEmpty ? "" : "/" }
+        return String(last)
+    }
+
+    /// `a/b.csv` → `a`, `/b.csv` → `/`, `b.csv` → ``, `a//b//c/` → `a//b`.
+    static func directory(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p.removeLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        var dir = p[..<slash]
+        while dir.hasSuffix("/") { dir.removeLast() }
+        return dir.isEmpty ? "/" : String(dir)
     }
 }
 

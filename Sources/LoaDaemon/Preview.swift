@@ -11,7 +11,7 @@ enum PreviewReport {
             out.append("")
             out.append("sample messages:")
             for (i, m) in s.samples.enumerated() {
-                out.append("  \(i + 1). \((m.source as NSString).lastPathComponent):\(m.line)  \(m.phone.masked)  \(s.router.network(of: m.phone).rawValue) → \(m.carrier)  \(m.encoding.rawValue), \(m.segments) part(s)")
+                out.append("  \(i + 1). \(PathText.lastComponent(m.source)):\(m.line)  \(m.phone.masked)  \(s.router.network(of: m.phone).rawValue) → \(m.carrier)  \(m.encoding.rawValue), \(m.segments) part(s)")
                 out.append("     \(m.text)")
             }
         }

@@ -57,6 +57,36 @@ import Testing
     }
 }
 
+/// Found by the campaign target's long run: a segment named `a.csv///h//` trapped in Foundation's
+/// `NSString.lastPathComponent` (and `deletingLastPathComponent` traps on such a campaign path), so `loa check`
+/// and `campaign submit` crashed. Loa splits paths itself now.
+@Suite struct PathTextTests {
+    @Test func pathsAreSplitLikeNSStringWithoutTrapping() {
+        let cases: [(String, String, String)] = [
+            ("a/b.csv", "b.csv", "a"), ("/b.csv", "b.csv", "/"), ("b.csv", "b.csv", ""), ("", "", ""), ("/", "/", "/"),
+            ("a.csv///h//", "h", "a.csv"), ("a//b//c/", "c", "a//b"), ("//x", "x", "/"), ("dir/", "dir", ""),
+        ]
+        for (path, last, dir) in cases {
+            #expect(PathText.lastComponent(path) == last, "\(path)")
+            #expect(PathText.directory(path) == dir, "\(path)")
+        }
+    }
+
+    @Test func aSegmentNameWithRunsOfSlashesIsAProblemNotACrash() {
+        let s = Scratch()
+        let path = s.write("c.json", """
+            { "id": "c", "sender": "UBND", "templates": ["t.txt"], "segments": ["a.csv///h//"],
+              "start": "2026-11-01T07:00:00+07:00", "deadline": "2027-12-31T22:00:00+07:00" }
+            """)
+        _ = s.write("t.txt", "Xin chào")
+        guard case .failure(let problems) = CampaignLoader.load(path: path) else {
+            Issue.record("a segment that cannot be read must not load")
+            return
+        }
+        #expect(problems.problems.map(\.field) == ["segments.0"], "\(problems)")
+    }
+}
+
 /// Seeded mutations in the style of libFuzzer's: byte flips, inserts, erases, copies of a range, splices of two
 /// inputs, and tokens that parsers of text formats stumble on. A xorshift generator keeps every run the same.
 struct Mutator {
