@@ -253,15 +253,19 @@ final class SegmentReader {
 /// crashed on a segment path of many slashes (`a.csv////…h[////…`, found by the campaign fuzz target): what a
 /// planner writes must never reach it.
 enum PathText {
-    /// The last non-empty `/`-separated component (`a.csv` for `x/a.csv//`), or the path itself when it has none.
+    /// `a/b.csv` → `b.csv`, `a///b//` → `b`, `/` → `/`, `` → ``.
     static func lastComponent(of path: String) -> String {
-        path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? path
+        guard let last = path.split(separator: "/").last else { return path.isEmpty ? "" : "/" }
+        return String(last)
     }
 
-    /// Everything before the last `/` (`x/y` for `x/y/c.json`, `/` for `/c.json`), or "" when there is no `/`.
+    /// `a/b.csv` → `a`, `/b.csv` → `/`, `b.csv` → ``, `a//b//c/` → `a//b`.
     static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "" }
-        let dir = path[..<slash]
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p.removeLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        var dir = p[..<slash]
+        while dir.hasSuffix("/") { dir.removeLast() }
         return dir.isEmpty ? "/" : String(dir)
     }
 }

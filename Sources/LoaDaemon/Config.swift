@@ -461,14 +461,25 @@ extension ConfigLoader {
     /// The absolute directory of the config file: what its relative paths (`data_dir`, secret files,
     /// `routing.ported_numbers`) are relative to, whatever the daemon's working directory. A bare `loa.json`
     /// has an empty directory part; joining that with "/" once put `"data_dir": "data"` at `/data`.
+    /// On the path's text, as ``PathText``: Foundation's path methods trap on some inputs (runs of slashes).
     static func configDirectory(of path: String) -> String {
-        URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return normalized(PathText.directory(of: absolute))
     }
 
     /// `p` as given when absolute, else joined to `base` (absolute), with `.` and `..` resolved.
     static func resolvePath(_ p: String, against base: String) -> String {
-        if p.hasPrefix("/") { return p }
-        return URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path
+        p.hasPrefix("/") ? p : normalized(base + "/" + p)
+    }
+
+    /// An absolute path with `.`, `..` and repeated slashes resolved in its text (symbolic links are left to the
+    /// kernel, as `URL.standardizedFileURL` leaves them).
+    static func normalized(_ absolute: String) -> String {
+        var parts: [Substring] = []
+        for c in absolute.split(separator: "/") where c != "." {
+            if c == ".." { _ = parts.popLast() } else { parts.append(c) }
+        }
+        return "/" + parts.joined(separator: "/")
     }
 }
 
@@ -489,6 +500,10 @@ enum JSON5File {
         if let line = firstInvalidUTF8Line(data) {
             return .failure(ProblemList([Problem(file: path, line: line, field: "-", reason: "not valid UTF-8")]))
         }
+        // It also traps on a Double written with an exponent sign but no digits (`1e-`).
+        if let line = exponentWithoutDigitsLine([UInt8](data)) {
+            return .failure(ProblemList([Problem(file: path, line: line, field: "-", reason: "a number's exponent has no digits")]))
+        }
         let locator = JSONLocator(String(decoding: data, as: UTF8.self))
         let decoder = JSONDecoder()
         decoder.allowsJSON5 = true
@@ -502,6 +517,46 @@ enum JSON5File {
         } catch {
             return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
         }
+    }
+
+    /// The 1-based line of a number like `1e-` or `2E+` (an exponent sign not followed by a digit) outside strings
+    /// and comments, or nil when there is none.
+    static func exponentWithoutDigitsLine(_ b: [UInt8]) -> Int? {
+        func isDigit(_ i: Int) -> Bool { i >= 0 && i < b.count && b[i] >= 0x30 && b[i] <= 0x39 }
+        var i = 0
+        var line = 1
+        var quote: UInt8?
+        while i < b.count {
+            let c = b[i]
+            if c == 0x0A { line += 1 }
+            if let q = quote {
+                if c == 0x5C, i + 1 < b.count {  // an escape; a backslash-newline continues the string
+                    if b[i + 1] == 0x0A { line += 1 }
+                    i += 2
+                    continue
+                }
+                if c == q { quote = nil }
+                i += 1
+                continue
+            }
+            switch c {
+            case 0x22, 0x27: quote = c
+            case 0x2F where i + 1 < b.count && b[i + 1] == 0x2F:  // a line comment
+                while i + 1 < b.count && b[i + 1] != 0x0A { i += 1 }
+            case 0x2F where i + 1 < b.count && b[i + 1] == 0x2A:  // a block comment
+                i += 2
+                while i < b.count && !(b[i] == 0x2A && i + 1 < b.count && b[i + 1] == 0x2F) {
+                    if b[i] == 0x0A { line += 1 }
+                    i += 1
+                }
+            case 0x65, 0x45:  // e, E after a digit or a point, then a sign
+                let afterNumber = isDigit(i - 1) || (i > 0 && b[i - 1] == 0x2E)
+                if afterNumber, i + 1 < b.count, b[i + 1] == 0x2B || b[i + 1] == 0x2D, !isDigit(i + 2) { return line }
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// The 1-based line of the first byte that is not UTF-8, or nil when all of `data` is.

@@ -8,15 +8,17 @@
 #   Tests/Fuzz/run.sh                      # every target, 1,000,000 cases each (the long run)
 #   FUZZ_RUNS=20000 Tests/Fuzz/run.sh csv  # a short run of some targets
 #   Tests/Fuzz/run.sh --build-only         # build the targets, run nothing
+#   FUZZ_OUT=.build-fuzz2 Tests/Fuzz/run.sh  # another build and corpus directory (e.g. beside a running run)
 #
 # Targets run one after another, each in one process (no -jobs/-workers): the machine is shared. Inputs that
 # reached new code are kept in .build-fuzz/corpus/<target>/ and seed the next run, with Tests/Fuzz/seeds/<target>/
 # and Tests/Fuzz/regressions/<target>/ (every crash found so far: FuzzTests replays them on every `swift test`).
+# Tests/Fuzz/loa.dict gives libFuzzer the tokens of Loa's formats (edge numbers, JSON5 syntax, API paths).
 # A Swift trap (precondition, overflow, force unwrap, index out of range) counts as a crash.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${FUZZ_RUNS:-1000000}
-OUT=.build-fuzz
+OUT=${FUZZ_OUT:-.build-fuzz}
 BUILD_ONLY=0
 if [[ ${1:-} == --build-only ]]; then BUILD_ONLY=1; shift; fi
 ALL=(csv template smstext phone json config campaign receipt-kannel receipt-jasmin receipt-generic route)
@@ -61,7 +63,7 @@ for t in "${TARGETS[@]}"; do
     log="$OUT/$t.log"
     start=$(date +%s)
     rc=0
-    LOA_FUZZ_TARGET=$t "$bin" "$corpus" "${seeds[@]}" -runs="$RUNS" -max_len=4096 -timeout=20 -rss_limit_mb=2048 -detect_leaks=0 \
+    LOA_FUZZ_TARGET=$t "$bin" "$corpus" "${seeds[@]}" -runs="$RUNS" -dict=Tests/Fuzz/loa.dict -max_len=4096 -timeout=20 -rss_limit_mb=2048 -detect_leaks=0 \
         -print_final_stats=1 -artifact_prefix="$OUT/crashes/$t-" > "$log" 2>&1 || rc=$?
     secs=$(( $(date +%s) - start ))
     cases=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

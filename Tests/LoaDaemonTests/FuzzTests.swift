@@ -57,6 +57,58 @@ import Testing
     }
 }
 
+/// Found by the campaign target's long run: Foundation's JSON5 reader traps on a Double written `1e-` or `2E+`
+/// (an exponent sign without digits), so `"max_rate": 1e-}` crashed `loa check`. Refused now, with its line.
+@Suite struct JSON5NumberTests {
+    @Test func anExponentWithoutDigitsIsAProblemNotACrash() throws {
+        let s = Scratch()
+        // Every other field is there, so the decoder reaches max_rate (where it trapped).
+        let fields = #"{"id": "c", "sender": "S", "templates": [], "segments": [], "start": "", "deadline": "", "#
+        for (text, line) in [("\n \"max_rate\": 1e-}", 2), ("\"max_rate\":2E+ ,\n}", 1), ("// 1e-\n\"a\": \"1e-\",\n\n \"max_rate\": 0.5e+\n}", 4)] {
+            let path = s.write("c.json", fields + text)
+            guard case .failure(let problems) = CampaignLoader.load(path: path) else {
+                Issue.record("\(text) must not load")
+                continue
+            }
+            #expect(problems.problems == [Problem(file: path, line: line, field: "-", reason: "a number's exponent has no digits")], "\(text)")
+        }
+        // Exponents with digits, and the letters in strings, comments and names, are left to the decoder.
+        for text in ["{\"max_rate\": 1e-3, \"x\": 'e-', /* 1e- */ \"see-\": 2}", "{\"id\": \"a1e-b\"}"] {
+            #expect(JSON5File.exponentWithoutDigitsLine(Array(text.utf8)) == nil, "\(text)")
+        }
+    }
+}
+
+/// Found by the campaign target's long run: a segment named `a.csv///h//` trapped in Foundation's
+/// `NSString.lastPathComponent` (and `deletingLastPathComponent` traps on such a campaign path), so `loa check`
+/// and `campaign submit` crashed. Loa splits paths itself now.
+@Suite struct PathTextTests {
+    @Test func pathsAreSplitLikeNSStringWithoutTrapping() {
+        let cases: [(String, String, String)] = [
+            ("a/b.csv", "b.csv", "a"), ("/b.csv", "b.csv", "/"), ("b.csv", "b.csv", ""), ("", "", ""), ("/", "/", "/"),
+            ("a.csv///h//", "h", "a.csv"), ("a//b//c/", "c", "a//b"), ("//x", "x", "/"), ("dir/", "dir", ""),
+        ]
+        for (path, last, dir) in cases {
+            #expect(PathText.lastComponent(of: path) == last, "\(path)")
+            #expect(PathText.directory(of: path) == dir, "\(path)")
+        }
+    }
+
+    @Test func aSegmentNameWithRunsOfSlashesIsAProblemNotACrash() {
+        let s = Scratch()
+        let path = s.write("c.json", """
+            { "id": "c", "sender": "UBND", "templates": ["t.txt"], "segments": ["a.csv///h//"],
+              "start": "2026-11-01T07:00:00+07:00", "deadline": "2027-12-31T22:00:00+07:00" }
+            """)
+        _ = s.write("t.txt", "Xin chào")
+        guard case .failure(let problems) = CampaignLoader.load(path: path) else {
+            Issue.record("a segment that cannot be read must not load")
+            return
+        }
+        #expect(problems.problems.map(\.field) == ["segments.0"], "\(problems)")
+    }
+}
+
 /// Seeded mutations in the style of libFuzzer's: byte flips, inserts, erases, copies of a range, splices of two
 /// inputs, and tokens that parsers of text formats stumble on. A xorshift generator keeps every run the same.
 struct Mutator {
