@@ -331,6 +331,9 @@ final class DaemonService: HTTPService {
     }
 
     private func createCampaign(_ body: [UInt8]) -> ServerResponse {
+        if let value = JSONValue.parse(body), let key = JSONValue.firstDuplicateKey(value) {
+            return invalidCampaign([CampaignRules.Issue(key, "given twice")])
+        }
         let sub: CampaignSubmission
         do {
             sub = try JSONDecoder().decode(CampaignSubmission.self, from: Data(body))

@@ -96,6 +96,9 @@ import Testing
             }
             #expect(loa.child?.isRunning == true, "\(c.name): the daemon died:\n\(loa.child?.output ?? "")")
         }
+        // A body that gives a key twice says two things: refused, naming the key (Foundation would keep one).
+        let twice = try await Self.post(loa, Self.json(Self.bodyBase).replacingOccurrences(of: #""id": "bad""#, with: #""id": "bad", "max_rate": 5, "max_rate": 1e300"#))
+        #expect(twice.status == 422 && twice.bodyText.contains(#""field":"max_rate","reason":"given twice""#), "\(twice.status) \(twice.bodyText)")
         let list = try await loa.api("/api/v1/campaigns")
         #expect(list.bodyText == "[]", "no bad campaign was stored: \(list.bodyText)")
         let expected = SimCampaign.write(work, id: "good", n: 20)

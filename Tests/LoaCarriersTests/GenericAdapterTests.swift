@@ -421,3 +421,14 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         print("generic render: \(Int(Double(rounds * batch.count) / seconds)) recipients/s (\(rounds) requests of \(batch.count), \(bytes / rounds) bytes each)")
     }
 }
+
+@Suite struct JSONDuplicateKeyTests {
+    @Test func theFirstKeyGivenTwiceIsNamedWithItsPath() throws {
+        func dup(_ text: String) throws -> String? { JSONValue.firstDuplicateKey(try #require(JSONValue.parse(Array(text.utf8)))) }
+        #expect(try dup(#"{"a": 1, "b": 2}"#) == nil)
+        #expect(try dup(#"{"a": 1, "a": 2}"#) == "a")
+        #expect(try dup(#"{"t": [{"w": 1}, {"w": 1, "w": 2}]}"#) == "t.1.w")
+        #expect(try dup(#"[{"x": {"y": 1, "y": 1}}]"#) == "0.x.y")
+        #expect(try dup(#"{"a": {"b": 1}, "c": {"b": 1}}"#) == nil, "the same key in two objects is no duplicate")
+    }
+}

@@ -80,6 +80,27 @@ struct AnyKey: CodingKey {
 extension JSONValue {
     /// Parses `bytes` as one JSON text (RFC 8259). Returns nil for anything that is not valid JSON or nests
     /// deeper than `maxDepth`; never traps, whatever the input.
+    /// The dotted path of the first key an object of `value` gives twice (`max_rate`, `templates.0.weight`), or nil.
+    /// Foundation's decoder keeps one of the two without a word; a request that says two things is refused instead.
+    public static func firstDuplicateKey(_ value: JSONValue, path: String = "") -> String? {
+        func at(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+        switch value {
+        case .object(let members):
+            var seen = Set<String>()
+            for (key, _) in members where !seen.insert(key).inserted { return at(key) }
+            for (key, member) in members {
+                if let d = firstDuplicateKey(member, path: at(key)) { return d }
+            }
+        case .array(let items):
+            for (i, item) in items.enumerated() {
+                if let d = firstDuplicateKey(item, path: at(String(i))) { return d }
+            }
+        default:
+            break
+        }
+        return nil
+    }
+
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) -> JSONValue? {
         bytes.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf: buf, maxDepth: maxDepth)
