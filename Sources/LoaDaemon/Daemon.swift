@@ -54,27 +54,7 @@ public enum Daemon {
             store.close()
             return 1
         }
-        var adapters: [String: any CarrierAdapter] = [:]
-        var receiptFormats: [String: ReceiptFormat] = [:]
-        for c in config.carriers {
-            switch c.kind {
-            case "jasmin":
-                adapters[c.name] = JasminAdapter(name: c.name, sendURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
-                                                 receiptSecret: c.receiptSecret)
-                receiptFormats[c.name] = ReceiptFormat(parse: { _, fields in JasminAdapter.parseReceipt(fields).map { [$0] } }, ack: "ACK/Jasmin")
-            case "generic":
-                let adapter = GenericHTTPAdapter(name: c.name, spec: c.generic!, secrets: c.secrets, timeout: c.timeout, engine: engine,
-                                                 idempotent: c.idempotent, proxy: c.proxy, receiptSecret: c.receiptSecret)
-                adapters[c.name] = adapter
-                receiptFormats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) },
-                                                       ack: adapter.receiptAck)
-            default:
-                adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
-                                                 receiptSecret: c.receiptSecret)
-            }
-        }
+        let (adapters, receiptFormats) = carriers(config, engine: engine)
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         dispatcher.start()
         let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats)
@@ -161,5 +141,32 @@ public enum Daemon {
         } else {
             logger.notice("store opened: nothing to recover", meta)
         }
+    }
+
+    /// Each configured carrier's adapter and, where its receipts are not Kannel's query form, how they are read:
+    /// the one place a carrier kind becomes its parts (the fuzz harness wires the service with it too).
+    static func carriers(_ config: LoaConfig, engine: CurlEngine) -> (adapters: [String: any CarrierAdapter], receiptFormats: [String: ReceiptFormat]) {
+        var adapters: [String: any CarrierAdapter] = [:]
+        var receiptFormats: [String: ReceiptFormat] = [:]
+        for c in config.carriers {
+            switch c.kind {
+            case "jasmin":
+                adapters[c.name] = JasminAdapter(name: c.name, sendURL: c.url, username: c.username, password: c.password,
+                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
+                                                 receiptSecret: c.receiptSecret)
+                receiptFormats[c.name] = ReceiptFormat(parse: { _, fields in JasminAdapter.parseReceipt(fields).map { [$0] } }, ack: "ACK/Jasmin")
+            case "generic":
+                let adapter = GenericHTTPAdapter(name: c.name, spec: c.generic!, secrets: c.secrets, timeout: c.timeout, engine: engine,
+                                                 idempotent: c.idempotent, proxy: c.proxy, receiptSecret: c.receiptSecret)
+                adapters[c.name] = adapter
+                receiptFormats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) },
+                                                       ack: adapter.receiptAck)
+            default:
+                adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
+                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
+                                                 receiptSecret: c.receiptSecret)
+            }
+        }
+        return (adapters, receiptFormats)
     }
 }

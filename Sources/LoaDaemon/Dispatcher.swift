@@ -203,12 +203,13 @@ public final class Dispatcher: Sendable {
             }
             if hint || now - lastAdvance >= 500 || active.contains(where: { $0.startAt > lastAdvance && $0.startAt <= now }) {
                 do {
+                    while try store.advanceCampaigns(now: now) {}
                     // A campaign the store holds but cannot be sent from fails alone; the others go on.
-                    for (id, reason) in try store.failInvalidCampaigns() {
+                    let work = try store.activeWorkAndFailures()
+                    for (id, reason) in work.failed {
                         logger.error("campaign failed", ["campaign.id": id, "reason": reason])
                     }
-                    while try store.advanceCampaigns(now: now) {}
-                    active = try store.activeWork()
+                    active = work.active
                 } catch {
                     logger.error("store unavailable; dispatch paused", ["error": "\(error)"])
                 }

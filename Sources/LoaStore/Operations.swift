@@ -340,15 +340,20 @@ extension Store {
         return results
     }
 
-    /// Moves every active campaign whose stored spec cannot be sent from to `failed` (see the writer-side
-    /// ``WriteContext/failInvalidCampaigns()``); returns them with their reasons.
-    public func failInvalidCampaigns() throws -> [(id: String, reason: String)] {
-        try write { try $0.failInvalidCampaigns() }
-    }
-
     /// Active campaigns (scheduled or running) with the carriers that still have queued messages.
     public func activeWork() throws -> [ActiveCampaign] {
-        try write { try $0.activeWork() }
+        try activeWorkAndFailures().active
+    }
+
+    /// The same, read with one decode of each stored spec, and the campaigns that read moved to `failed`: a stored
+    /// spec that cannot be read or breaks ``CampaignRules`` (one stored by an older version, say) never reaches the
+    /// dispatch arithmetic, and a restart does not meet it again. Each failed campaign comes with its reason.
+    public func activeWorkAndFailures() throws -> (active: [ActiveCampaign], failed: [(id: String, reason: String)]) {
+        try write { ctx in
+            var failed: [(id: String, reason: String)] = []
+            let active = try ctx.activeWork(failing: &failed)
+            return (active, failed)
+        }
     }
 
     /// The states of every message of a campaign, by phone (for tests and reports).
@@ -444,27 +449,6 @@ extension WriteContext {
         guard current == generation else {
             throw StoreError.conflict("campaign \(id) was discarded (and perhaps created again) since this request began")
         }
-    }
-
-    /// Fails every active campaign whose stored spec cannot be sent from (unreadable, or outside ``CampaignRules``:
-    /// one stored by an older version, say), so a bad campaign never reaches the dispatch arithmetic and a restart
-    /// does not meet it again. Returns each failed campaign with its reason.
-    func failInvalidCampaigns() throws -> [(id: String, reason: String)] {
-        var bad: [(id: String, reason: String)] = []
-        try statement("SELECT id, spec FROM campaigns WHERE state IN ('scheduled', 'running', 'paused')").query { r in
-            let id = r.text(0) ?? ""
-            guard let text = r.text(1), let spec = try? JSONDecoder().decode(CampaignSubmission.self, from: Data(text.utf8)) else {
-                bad.append((id, "the stored campaign cannot be read"))
-                return
-            }
-            let issues = CampaignRules.check(spec, knownCarriers: nil, templates: false)
-            if !issues.isEmpty { bad.append((id, "the stored campaign breaks the rules: " + issues.map(\.description).joined(separator: "; "))) }
-        }
-        for (id, reason) in bad {
-            try statement("UPDATE campaigns SET state = ?, failure = ?, updated_at = ? WHERE id = ?")
-                .run([.text(CampaignState.failed.rawValue), .text(reason), .int(now), .text(id)])
-        }
-        return bad
     }
 
     func requireState(_ id: String, _ state: CampaignState) throws {
@@ -578,15 +562,28 @@ extension WriteContext {
         return records
     }
 
-    func activeWork() throws -> [ActiveCampaign] {
+    /// See ``Store/activeWorkAndFailures()``: campaigns whose spec cannot be sent from go to `failed` and `bad`.
+    func activeWork(failing bad: inout [(id: String, reason: String)]) throws -> [ActiveCampaign] {
         var out: [ActiveCampaign] = []
         try statement("SELECT id, state, sender, start_at, deadline_at, spec FROM campaigns WHERE state IN ('scheduled', 'running', 'paused') ORDER BY created_at, id").query { r in
-            let spec = r.text(5).flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
-            out.append(ActiveCampaign(id: r.text(0) ?? "", state: CampaignState(rawValue: r.text(1) ?? "") ?? .scheduled,
+            let id = r.text(0) ?? ""
+            guard let text = r.text(5), let spec = try? JSONDecoder().decode(CampaignSubmission.self, from: Data(text.utf8)) else {
+                bad.append((id, "the stored campaign cannot be read"))
+                return
+            }
+            let issues = CampaignRules.check(spec, knownCarriers: nil, templates: false)
+            guard issues.isEmpty else {
+                bad.append((id, "the stored campaign breaks the rules: " + issues.map(\.description).joined(separator: "; ")))
+                return
+            }
+            out.append(ActiveCampaign(id: id, state: CampaignState(rawValue: r.text(1) ?? "") ?? .scheduled,
                                       sender: r.text(2) ?? "", startAt: r.int(3), deadlineAt: r.int(4), carriers: [],
-                                      windows: spec?.sendWindows ?? .standard, priority: spec?.priority ?? .bulk,
-                                      weight: spec?.weight ?? 1, maxRate: spec?.maxRate,
-                                      allowedCarriers: spec?.carriers ?? [], failover: spec?.failover ?? false))
+                                      windows: spec.sendWindows, priority: spec.priority, weight: spec.weight, maxRate: spec.maxRate,
+                                      allowedCarriers: spec.carriers, failover: spec.failover))
+        }
+        for (id, reason) in bad {
+            try statement("UPDATE campaigns SET state = ?, failure = ?, updated_at = ? WHERE id = ?")
+                .run([.text(CampaignState.failed.rawValue), .text(reason), .int(now), .text(id)])
         }
         let carriers = try statement("SELECT carrier FROM counts WHERE campaign_id = ? AND state = 0 AND n > 0 ORDER BY carrier")
         for i in out.indices {

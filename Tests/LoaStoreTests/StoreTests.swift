@@ -555,10 +555,10 @@ extension StoreTests {
         try store.createCampaign(submission("good"), startAt: 0, deadlineAt: .max)
         _ = try store.ingest(campaign: "good", rows: [accepted("+84912345700", line: 2)])
         try store.commitCampaign("good")
-        let failed = try store.failInvalidCampaigns()
+        let failed = try store.activeWorkAndFailures().failed
         #expect(failed.map(\.id) == ["bad"])
         #expect(failed.first?.reason.contains("max_rate") == true && failed.first?.reason.contains("weight") == true)
-        #expect(try store.failInvalidCampaigns().isEmpty, "once")
+        #expect(try store.activeWorkAndFailures().failed.isEmpty, "once")
         while try store.advanceCampaigns(now: clock.now()) {}
         let rec = try #require(try store.campaign("bad"))
         #expect(rec.state == .failed && rec.states == ["cancelled": 5] && rec.failure?.contains("max_rate") == true)

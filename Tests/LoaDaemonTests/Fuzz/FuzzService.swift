@@ -37,23 +37,8 @@ final class FuzzService: @unchecked Sendable {
         let log = try! DeliveryLogFile(path: config.dataDir + "/delivery.log")
         store = try! Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: true)
         let engine = try! CurlEngine(maxConnectionsPerHost: 8)
-        var adapters: [String: any CarrierAdapter] = [:]
-        var formats: [String: ReceiptFormat] = [:]
-        for c in config.carriers {
-            switch c.kind {
-            case "jasmin":
-                adapters[c.name] = JasminAdapter(name: c.name, sendURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: true, proxy: nil)
-                formats[c.name] = ReceiptFormat(parse: { _, fields in JasminAdapter.parseReceipt(fields).map { [$0] } }, ack: "ACK/Jasmin")
-            case "generic":
-                let adapter = GenericHTTPAdapter(name: c.name, spec: c.generic!, secrets: c.secrets, timeout: c.timeout, engine: engine)
-                adapters[c.name] = adapter
-                formats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) }, ack: adapter.receiptAck)
-            default:
-                adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: false, proxy: nil)
-            }
-        }
+        // Wired as `loa daemon` wires them (the gateways are never reached: requests are never sent).
+        let (adapters, formats) = Daemon.carriers(config, engine: engine)
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: formats)
     }
