@@ -337,7 +337,7 @@ public final class Dispatcher: Sendable {
                 }
             }
             if claimed.count < n { idleUntil["\(campaign.id)|\(carrier)"] = now + 250 }
-            launch(claimed, sender: campaign.sender, carrier: carrier, now: now)
+            launch(claimed, sender: campaign.sender, deadline: campaign.deadlineAt, carrier: carrier, now: now)
             return claimed.count
         }
         for campaign in running {
@@ -363,7 +363,7 @@ public final class Dispatcher: Sendable {
         cond.unlock()
     }
 
-    private func launch(_ messages: [OutgoingMessage], sender: String, carrier: String, now: UnixMillis) {
+    private func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, now: UnixMillis) {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         let batch = max(1, adapter.maxBatch)
         let perMessageURL = receiptPerMessage.contains(carrier)
@@ -378,7 +378,7 @@ public final class Dispatcher: Sendable {
         }
         func sms(_ m: OutgoingMessage) -> OutgoingSMS {
             OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
-                        receiptURL: perMessageURL ? base + String(m.id) : base)
+                        receiptURL: perMessageURL ? base + String(m.id) : base, validUntil: deadline)
         }
         if batch == 1, let exchange = adapter as? any OneExchangeAdapter {
             // No task per message: the request is built here and its answer classified on the engine thread,
@@ -494,7 +494,7 @@ public final class Dispatcher: Sendable {
             }
             let result: SendResult
             switch f.outcome {
-            case .accepted(let gid, let detail): result = .accepted(gatewayID: gid, detail: detail)
+            case .accepted(let gid, let detail, let parts): result = .accepted(gatewayID: gid, detail: detail, partIDs: parts)
             case .permanent(let d): result = .failed(detail: d)
             case .temporary(let d): result = temporary(d, retryAfter: nil)
             case .unavailable(let d):

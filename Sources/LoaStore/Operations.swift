@@ -760,7 +760,7 @@ extension WriteContext {
         guard let next = MessageLifecycle.next(.sending, on: .accepted) else { return false }
         var items: [(message: OutgoingMessage, gatewayID: String?, detail: String?)] = []
         for o in run {
-            guard case .accepted(let gid, let detail) = o.result, let m = o.claimed else { return false }
+            guard case .accepted(let gid, let detail, _) = o.result, let m = o.claimed else { return false }
             items.append((m, gid, detail))
         }
         var args: [SQLValue] = [.int(now), .int(now)]
@@ -799,7 +799,7 @@ extension WriteContext {
         var gatewayID: String?
         var notBefore: UnixMillis?
         switch o.result {
-        case .accepted(let gid, let d): event = .accepted; name = "accepted"; gatewayID = gid; detail = d
+        case .accepted(let gid, let d, _): event = .accepted; name = "accepted"; gatewayID = gid; detail = d
         case .retry(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "retry"; detail = d; notBefore = nb
         case .requeue(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "requeued"; detail = d; notBefore = nb
         case .failed(let d): event = .permanentFailure; name = "failed"; detail = d

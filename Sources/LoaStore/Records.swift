@@ -68,7 +68,8 @@ public struct OutgoingMessage: Sendable, Equatable {
 
 /// What the dispatcher decided after a send attempt.
 public enum SendResult: Sendable, Equatable {
-    case accepted(gatewayID: String?, detail: String?)
+    /// `partIDs`: the gateway's ids of the message's parts, when its answer named them one by one.
+    case accepted(gatewayID: String?, detail: String?, partIDs: [String] = [])
     case retry(notBefore: UnixMillis, detail: String)
     /// The gateway could not be reached: back to the queue without spending the attempt.
     case requeue(notBefore: UnixMillis, detail: String)

@@ -14,8 +14,14 @@ public struct OutgoingSMS: Sendable, Equatable {
     public var segments: Int
     /// The full receipt URL for this message (carries Loa's id and the carrier's receipt secret).
     public var receiptURL: String
+    /// The campaign's deadline (ms since the epoch), or nil when none applies: adapters that can pass a validity
+    /// period to the gateway (Kannel `validity`, Jasmin `validity-period`, generic templates) derive it from this,
+    /// so the network drops what it could not deliver in time instead of delivering it late.
+    public var validUntil: UnixMillis?
 
-    public init(id: Int64, from: String, to: String, text: String, encoding: SMSEncoding, segments: Int, receiptURL: String) {
+    public init(id: Int64, from: String, to: String, text: String, encoding: SMSEncoding, segments: Int, receiptURL: String,
+                validUntil: UnixMillis? = nil) {
+        self.validUntil = validUntil
         self.id = id
         self.from = from
         self.to = to
@@ -33,8 +39,9 @@ let adapterResponseHeaders = ["Retry-After"]
 /// What a gateway's answer means, classified once so retries follow from the class (Kannel's
 /// SMSCCONN_FAILED_TEMPORARILY / REJECTED / QFULL, Courier's retryable errors).
 public enum GatewayOutcome: Sendable, Equatable {
-    /// The gateway took the message; a receipt may follow.
-    case accepted(gatewayID: String?, detail: String?)
+    /// The gateway took the message; a receipt may follow. `partIDs`: the gateway's ids of each SMS part when it
+    /// names them one by one (Vonage's `messages[]`), so receipts for any part find the message.
+    case accepted(gatewayID: String?, detail: String?, partIDs: [String] = [])
     /// Try again later: the gateway or the link is failing, or the request never reached it.
     case temporary(String)
     /// The gateway asks us to slow down; `retryAfter` in seconds when it said.
@@ -52,7 +59,7 @@ public enum GatewayOutcome: Sendable, Equatable {
     /// The same outcome with its detail text passed through `f` (to scrub secrets and message text).
     public func mapDetail(_ f: (String) -> String) -> GatewayOutcome {
         switch self {
-        case .accepted(let id, let d): .accepted(gatewayID: id, detail: d.map(f))
+        case .accepted(let id, let d, let parts): .accepted(gatewayID: id, detail: d.map(f), partIDs: parts)
         case .temporary(let d): .temporary(f(d))
         case .throttled(let r, let d): .throttled(retryAfter: r, f(d))
         case .permanent(let d): .permanent(f(d))
