@@ -206,9 +206,14 @@ extension Store {
             try ctx.statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n > 0").query([.text(campaign)]) {
                 reasons[$0.text(0) ?? "", default: 0] += $0.int(1)
             }
+            // Failed and expired messages by their reason (a receipt's is its words, `UNDELIV err 001`, never its ids).
             try ctx.statement("""
-                SELECT COALESCE(substr(detail, 1, 60), 'failed'), COUNT(*) FROM messages WHERE campaign_id = ? AND state = 4 GROUP BY 1
-                """).query([.text(campaign)]) { reasons["failed: " + ($0.text(0) ?? ""), default: 0] += $0.int(1) }
+                SELECT state, COALESCE(substr(detail, 1, 80), ''), COUNT(*) FROM messages WHERE campaign_id = ? AND state IN (4, 6) GROUP BY 1, 2
+                """).query([.text(campaign)]) { r in
+                let (state, detail) = (r.int(0) == 4 ? "failed" : "expired", r.text(1) ?? "")
+                let key = detail.isEmpty ? state : detail.hasPrefix(state) ? detail : state + ": " + detail
+                reasons[key == "failed" || key == "expired" ? key + ": " + key : key, default: 0] += r.int(2)
+            }
             var groups: [String: [String: Int64]] = [:]
             try ctx.statement("SELECT grp, state, COUNT(*) FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
                 .query([.text(campaign)]) { r in

@@ -51,6 +51,8 @@ import Testing
         #expect(try store.campaign("c1")?.carriers["k"]?["expired"] == 1)
         #expect(receipts(dir) == ["expired expired: expired at the network (validity ended): EXPIRED err 000"])
         #expect(store.receiptLatency.withLock { $0.count } == 1)
+        // The report groups by the reason: the receipt's words, no ids.
+        #expect(try store.reportData(campaign: "c1").reasons["expired at the network (validity ended): EXPIRED err 000"] == 1)
     }
 
     /// The Kannel sequence: 8 (ACK), then 4 (ENROUTE) after it, then the final report.
