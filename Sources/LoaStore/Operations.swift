@@ -846,10 +846,7 @@ extension WriteContext {
         if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
                                status: newState.name, attempt: cur.attempts - (refund ? 1 : 0), gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
-        if isAccepted {
-            try recordParts(parts, message: o.id, carrier: cur.carrier)
-            if let gatewayID, cur.gatewayID == nil, cur.segments > 1 { try foldPart(gatewayID, message: o.id) }
-        }
+        if isAccepted { try recordParts(parts, message: o.id, carrier: cur.carrier) }
         if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: cur.carrier, gatewayID: gatewayID, message: o.id) }
     }
 
@@ -864,19 +861,6 @@ extension WriteContext {
                 """).run([.int(message), .text(p), .text(carrier)])
         }
         if hasPendingReceipts { for p in parts where !p.isEmpty { try applyPendingReceipts(carrier: carrier, gatewayID: p, message: message) } }
-    }
-
-    /// A receipt that overtook the send answer of a multi-part message was taken for one part's; the answer now
-    /// says its id is the whole message's (Jasmin, an HTTP gateway): its final status, if any, is the message's.
-    private func foldPart(_ gatewayID: String, message: Int64) throws {
-        var row: (status: Int, detail: String?, named: Bool)?
-        try statement("SELECT status, detail, named FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(message), .text(gatewayID)]) {
-            row = (Int($0.int(0)), $0.text(1), $0.int(2) != 0)
-        }
-        guard let row, !row.named else { return }
-        try statement("DELETE FROM message_parts WHERE message_id = ? AND part_id = ?").run([.int(message), .text(gatewayID)])
-        guard let status = ReceiptStatus(rawValue: row.status), status.isFinal, let cur = try current(message) else { return }
-        _ = try apply(ReceiptUpdate(carrier: cur.carrier, messageID: message, status: status, gatewayID: gatewayID, detail: row.detail))
     }
 
     /// ``record`` of a message the caller claimed, nearly always still `sending` with the claimed attempt: one
@@ -961,7 +945,7 @@ extension WriteContext {
         // waits for more parts.
         var status: ReceiptStatus? = r.status
         var reason = r.detail
-        var expected = cur.segments
+        var expected = 1
         if let part {
             var seen: Int64 = 0
             try statement("SELECT seen FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(r.messageID), .text(part)]) { seen = $0.int(0) }
@@ -973,11 +957,10 @@ extension WriteContext {
                 detail = CASE WHEN status >= 10 THEN detail ELSE COALESCE(excluded.detail, detail) END
                 """).run([.int(r.messageID), .text(part), .text(r.carrier), .int(bit), .int(r.status.isFinal ? Int64(r.status.rawValue) : 0), .opt(r.detail)])
             if r.status.isFinal {
-                var delivered: Int64 = 0
-                var named: Int64 = 0
-                try statement("SELECT COALESCE(SUM(status = 10), 0), COALESCE(SUM(named), 0) FROM message_parts WHERE message_id = ?")
-                    .query([.int(r.messageID)]) { delivered = $0.int(0); named = $0.int(1) }
-                expected = max(cur.segments, Int(named))
+                var (known, delivered, named): (Int64, Int64, Int64) = (0, 0, 0)
+                try statement("SELECT COUNT(*), COALESCE(SUM(status = 10), 0), COALESCE(SUM(named), 0) FROM message_parts WHERE message_id = ?")
+                    .query([.int(r.messageID)]) { known = $0.int(0); delivered = $0.int(1); named = $0.int(2) }
+                expected = MessageParts.expectedParts(segments: cur.segments, knownParts: Int(known), namedParts: Int(named))
                 status = MessageParts.messageStatus(after: r.status, deliveredParts: Int(delivered), expectedParts: expected)
                 if status != nil && status != .delivered { reason = MessageParts.reason(r.detail, status: r.status, parts: expected) }
             } else {
@@ -1007,7 +990,7 @@ extension WriteContext {
         }
         // The log line: the receipt's words (the stored reason when it ended the message), which part it was.
         var words = next?.isFinal == true ? reason : r.detail
-        if part != nil, !(words ?? "").hasSuffix(" (a part of \(expected))") { words = (words ?? "part") + " (a part of \(expected))" }
+        if part != nil, expected > 1, !(words ?? "").hasSuffix(" (a part of \(expected))") { words = (words ?? "part") + " (a part of \(expected))" }
         let logged = words.map { "\(r.status.name): \($0)" } ?? r.status.name
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: r.messageID, recipient: cur.phone, carrier: cur.carrier,
                                event: "receipt", status: newState.name, attempt: cur.attempts, gatewayID: part ?? cur.gatewayID ?? r.gatewayID,

@@ -47,11 +47,13 @@ import Testing
             (ids[1], 1, "1b000001", Self.smpp("DELIVRD", err: "000", id: "1b000001")),
             (ids[1], 1, "1b000002", Self.smpp("DELIVRD", err: "000", id: "1b000002")),
             // 2: one part undeliverable: the message fails at once.
+            (ids[2], 4, "2c000002", Self.smpp("ENROUTE", err: "000", id: "2c000002")),
             (ids[2], 2, "2c000001", Self.smpp("UNDELIV", err: "001", id: "2c000001")),
             // 3: an SMSC's refusal of the submit.
             (ids[3], 16, "", "NACK/0x0000000b/Invalid Destination Address"),
-            // 4: one report for the whole message, no id (Kannel over an HTTP SMSC).
-            (ids[4], 1, nil, "ACK/"),
+            // 4: one report for the whole message: Kannel's fake SMSC gives every part the same id.
+            (ids[4], 8, "3f1c2a7e-8d4b-4c1e-9a53-0b6f1d2e4c5a", "ACK/"),
+            (ids[4], 1, "3f1c2a7e-8d4b-4c1e-9a53-0b6f1d2e4c5a", ""),
         ]
         for (id, st, fc, ans) in reports {
             let r = try await dlr(id, st: st, fc: fc, ans: ans)

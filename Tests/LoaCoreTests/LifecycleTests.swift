@@ -64,6 +64,12 @@ import Testing
         #expect(MessageParts.messageStatus(after: .smscRejected, deliveredParts: 0, expectedParts: 2) == .smscRejected)
         #expect(MessageParts.messageStatus(after: .buffered, deliveredParts: 3, expectedParts: 3) == nil)
         #expect(MessageParts.reason("UNDELIV err 001", status: .undelivered, parts: 3) == "UNDELIV err 001 (a part of 3)")
+        #expect(MessageParts.reason("UNDELIV err 001", status: .undelivered, parts: 1) == "UNDELIV err 001")
+        // Parts report separately once the answer named them or two distinct ids were seen; until then one counts.
+        #expect(MessageParts.expectedParts(segments: 3, knownParts: 1, namedParts: 0) == 1)
+        #expect(MessageParts.expectedParts(segments: 3, knownParts: 2, namedParts: 0) == 3)
+        #expect(MessageParts.expectedParts(segments: 2, knownParts: 1, namedParts: 3) == 3)
+        #expect(MessageParts.expectedParts(segments: 1, knownParts: 1, namedParts: 1) == 1)
     }
 
     @Test func failuresAndRetries() {
