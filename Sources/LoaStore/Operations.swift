@@ -947,8 +947,11 @@ extension WriteContext {
         var reason = r.detail
         var expected = 1
         if let part {
-            var seen: Int64 = 0
-            try statement("SELECT seen FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(r.messageID), .text(part)]) { seen = $0.int(0) }
+            var (seen, partStatus): (Int64, Int64) = (0, 0)
+            try statement("SELECT seen, status FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(r.messageID), .text(part)]) {
+                seen = $0.int(0)
+                partStatus = $0.int(1)
+            }
             guard seen & bit == 0 else { return .duplicate }
             try statement("""
                 INSERT INTO message_parts(message_id, part_id, carrier, seen, status, detail) VALUES(?, ?, ?, ?, ?, ?)
@@ -956,7 +959,8 @@ extension WriteContext {
                 status = CASE WHEN status >= 10 THEN status ELSE excluded.status END,
                 detail = CASE WHEN status >= 10 THEN detail ELSE COALESCE(excluded.detail, detail) END
                 """).run([.int(r.messageID), .text(part), .text(r.carrier), .int(bit), .int(r.status.isFinal ? Int64(r.status.rawValue) : 0), .opt(r.detail)])
-            if r.status.isFinal {
+            // A part's first final receipt is its last word: a contradicting one is logged as an event.
+            if r.status.isFinal && partStatus < 10 {
                 var (known, delivered, named): (Int64, Int64, Int64) = (0, 0, 0)
                 try statement("SELECT COUNT(*), COALESCE(SUM(status = 10), 0), COALESCE(SUM(named), 0) FROM message_parts WHERE message_id = ?")
                     .query([.int(r.messageID)]) { known = $0.int(0); delivered = $0.int(1); named = $0.int(2) }

@@ -119,13 +119,17 @@ import Testing
                                  r(.delivered, "p1", "DELIVRD err 000"), r(.delivered, "p1", "DELIVRD err 000"), r(.delivered, "p2", "DELIVRD err 000")])
             == [.applied, .applied, .applied, .applied, .duplicate, .applied])
         #expect(try row(store, id).state == .sent)
+        // A part that contradicts its own final report changes nothing (logged).
+        #expect(try store.apply([r(.undelivered, "p1", "UNDELIV err 001")]) == [.applied])
+        #expect(try row(store, id).state == .sent)
         #expect(try store.apply([r(.delivered, "p3", "DELIVRD err 000")]) == [.applied])
         #expect(try row(store, id).state == .delivered)
         let lines = receipts(dir)
         #expect(lines.last == "delivered delivered: DELIVRD err 000 (a part of 3)")
         #expect(lines.filter { $0.hasPrefix("sent delivered") }.count == 2)
+        #expect(lines.contains("sent undelivered: UNDELIV err 001"))
         // The part's id is in the log line, not in the reason.
-        #expect(logLines(dir).filter { $0["event"] as? String == "receipt" }.compactMap { $0["gateway_id"] as? String }.suffix(3) == ["p1", "p2", "p3"])
+        #expect(logLines(dir).filter { $0["event"] as? String == "receipt" }.compactMap { $0["gateway_id"] as? String }.suffix(4) == ["p1", "p2", "p1", "p3"])
     }
 
     @Test func aFailedOrExpiredPartEndsTheMessageAtOnce() throws {
