@@ -976,7 +976,10 @@ extension WriteContext {
         // A part's receipt that does not end the message moves it as an intermediate receipt would.
         let next = MessageLifecycle.next(cur.state, on: .receipt(status ?? .buffered))
         let newState = next ?? cur.state
-        if let next, next.isFinal, let final = status { reason = final.reason(reason) }
+        if let next, next.isFinal, let final = status {
+            // A failure without words of the gateway's own still replaces the send answer's ("0: Accepted for delivery").
+            reason = final.reason(reason) ?? (final == .delivered ? nil : final.name)
+        }
         if next != nil || !cur.state.isFinal || part == nil {
             // The row's history bit, its newest state and reason; a final state's reason and state stay.
             let changes = next != nil || !cur.state.isFinal

@@ -95,6 +95,18 @@ import Testing
         #expect(store.receiptLatency.withLock { $0.count } == 1)
     }
 
+    /// A failure report without the gateway's own words (Kannel's 2 from an HTTP SMSC) replaces the answer's text.
+    @Test func aFailureWithoutWordsStillReplacesTheAnswersText() throws {
+        let dir = TempDir()
+        let (store, m) = try loaded(dir, count: 2)
+        defer { store.close() }
+        try store.record(m.map { SendOutcome($0, result: .accepted(gatewayID: nil, detail: "0: Accepted for delivery")) })
+        _ = try store.apply([ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .undelivered),
+                             ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .expired)])
+        #expect(try row(store, m[0].id).detail == "undelivered")
+        #expect(try row(store, m[1].id).detail == "expired at the network (validity ended)")
+    }
+
     @Test func aLateAcceptanceSetsSentAtWhenNothingDid() throws {
         let dir = TempDir()
         let (store, m) = try loaded(dir)
