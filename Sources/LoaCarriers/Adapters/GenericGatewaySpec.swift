@@ -21,7 +21,31 @@ import Foundation
 /// | `{{unicode}}` | `1` for UCS-2, `0` for GSM-7 |
 /// | `{{coding}}` | `8` for UCS-2, `0` for GSM-7 (SMPP data_coding) |
 /// | `{{segments}}` | the number of SMS parts |
+/// | `{{encoding}}` | `gsm7` or `ucs2` |
+/// | `{{validity.seconds}}` | whole seconds left until the campaign's deadline when the request is built, rounded down, at least `1` |
+/// | `{{validity.minutes}}` | whole minutes left until the deadline, rounded down, at least `1` |
+/// | `{{deadline.iso}}` | the deadline in ISO 8601 UTC, whole seconds: `2026-12-02T01:55:00Z` |
+/// | `{{deadline.unix}}` | the deadline in seconds since the epoch: `1796176500` |
 /// | `{{secret.NAME}}` | the carrier's secret `NAME` (from its `secrets` entry) |
+///
+/// The validity and deadline placeholders come from ``OutgoingSMS/validUntil``. Every campaign has a deadline, so
+/// they always have a value when Loa sends; a message without one (an adapter used directly: tests, previews)
+/// renders them empty, and `null` with `|number`. Rounding down keeps the validity a gateway gets inside the
+/// deadline: the network drops what it could not deliver in time (Loa's receipt then reads `expired`).
+///
+/// **Conditionals** choose a text by a field's value, with no code per provider:
+/// `{{FIELD|VALUE=OUT|VALUE=OUT|*=DEFAULT}}`, e.g. Vonage's `type`: `{{encoding|gsm7=text|ucs2=unicode}}`,
+/// or `{{segments|1=single|*=multi}}`. FIELD is any placeholder name above except `secret.…`; VALUE is compared
+/// with the field's text as rendered (before escaping); OUT is written like a value (escaped for where it
+/// stands; it may be empty: `{{unicode|1=8|0=}}`); `*` takes every other value. OUT and VALUE cannot hold `|`,
+/// `=` (in VALUE) or `}}`. At load, a conditional over a field with few values (`encoding`: gsm7, ucs2;
+/// `unicode`: 0, 1; `coding`: 0, 8) must name only those values and cover them all or give `*`; over any other
+/// field it must give `*`. Otherwise the config is refused naming the path (`carriers.N.body.fields.type`).
+///
+/// **Numbers in JSON**: `{{FIELD|number}}` as the whole of a JSON template string (`"ttl": "{{validity.seconds|number}}"`)
+/// writes the value as a bare JSON number (`"ttl":3600`; `null` when empty). It takes the numeric fields `id`,
+/// `segments`, `unicode`, `coding`, `validity.minutes`, `validity.seconds`, `deadline.unix`; anywhere else it is
+/// refused at load. Without `|number` a whole-string placeholder is a JSON string (`"3600"`).
 ///
 /// In a JSON template a string that is exactly one placeholder becomes that value as a JSON string; other strings
 /// are interpolated; both are JSON-escaped. In `url` and form fields every value is percent-encoded (RFC 3986
@@ -155,14 +179,22 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     }
 
     /// `{"pointer": "/results", "match": "ref", "ref_pointer": "/ref", "id_pointer": "/id", "rules": [...]}`.
+    ///
+    /// A message may own several items (the same ref or number): a gateway that answers one item per SMS part
+    /// (Vonage's `messages[]`). The first item's id is then the message's gateway id and all of them, in answer
+    /// order, its `partIDs`; the message takes the class of its first item that `rules` do not find accepted.
     public struct Results: Sendable, Decodable {
         /// JSON pointer to the array of per-recipient results.
         public var pointer: String
         /// `ref`: an item belongs to the message whose `{{id}}` equals the item's `ref_pointer` value;
+        /// `to`: to the message whose number equals the item's `to_pointer` value (any written form, compared on
+        /// the last 9 digits: `0912345678`, `84912345678` and `+84 912 345 678` are one number);
         /// `index`: the n-th item belongs to the n-th message of the request.
         public var match: String
         /// For `match: ref`: pointer in the item to the echoed `{{id}}`.
         public var refPointer: String?
+        /// For `match: to`: pointer in the item to the recipient's number.
+        public var toPointer: String?
         /// Pointer in the item to the gateway's id for that recipient.
         public var idPointer: String?
         /// Pointer in the item to its error text, added to failure details.
@@ -172,7 +204,7 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         public var rules: [Rule]?
         enum CodingKeys: String, CodingKey {
             case pointer, match, rules
-            case refPointer = "ref_pointer", idPointer = "id_pointer", detailPointer = "detail_pointer"
+            case refPointer = "ref_pointer", toPointer = "to_pointer", idPointer = "id_pointer", detailPointer = "detail_pointer"
         }
     }
 
@@ -265,12 +297,12 @@ extension GenericGatewaySpec {
     public func validate(secretNames: Set<String>? = nil) -> [(field: String, reason: String)] {
         var problems: [(field: String, reason: String)] = []
         func add(_ f: String, _ r: String) { problems.append((f, r)) }
-        func checkTemplate(_ f: String, _ s: String) {
-            for problem in TemplateString.problems(in: s, secretNames: secretNames) { add(f, problem) }
+        func checkTemplate(_ f: String, _ s: String, json: Bool = false) {
+            for problem in TemplateString.problems(in: s, secretNames: secretNames, numberAllowed: json) { add(f, problem) }
         }
         func checkJSON(_ f: String, _ v: JSONValue) {
             switch v {
-            case .string(let s): checkTemplate(f, s)
+            case .string(let s): checkTemplate(f, s, json: true)
             case .array(let items): for (i, x) in items.enumerated() { checkJSON("\(f).\(i)", x) }
             case .object(let members): for (k, x) in members { checkJSON("\(f).\(k)", x) }
             default: break
@@ -351,10 +383,14 @@ extension GenericGatewaySpec {
                 checkPointer("response.results.pointer", res.pointer)
                 switch res.match {
                 case "ref": if res.refPointer == nil { add("response.results.ref_pointer", "required for match ref") }
+                case "to": if res.toPointer == nil { add("response.results.to_pointer", "required for match to") }
                 case "index": break
-                default: add("response.results.match", "unknown match '\(res.match)' (ref, index)")
+                default: add("response.results.match", "unknown match '\(res.match)' (ref, to, index)")
                 }
+                if res.refPointer != nil && res.match != "ref" { add("response.results.ref_pointer", "only for match ref") }
+                if res.toPointer != nil && res.match != "to" { add("response.results.to_pointer", "only for match to") }
                 checkPointer("response.results.ref_pointer", res.refPointer)
+                checkPointer("response.results.to_pointer", res.toPointer)
                 checkPointer("response.results.id_pointer", res.idPointer)
                 checkPointer("response.results.detail_pointer", res.detailPointer)
                 checkRules("response.results.rules", res.rules)
