@@ -68,9 +68,12 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     public var response: Response?
     /// How the gateway's delivery receipts (posted to `/dlr/<carrier>`) are read.
     public var receipts: Receipts?
+    /// A status API Loa asks for the receipts of messages still `sent` (gateways that call back only in
+    /// aggregate, or not at all).
+    public var poll: Poll?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case method, url, headers, body, batch, response, receipts
+        case method, url, headers, body, batch, response, receipts, poll
         case basicAuth = "basic_auth"
     }
 
@@ -78,7 +81,8 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
 
     public init(method: String? = nil, url: String, headers: [String: String]? = nil, basicAuth: BasicAuth? = nil, body: Body? = nil,
-                batch: Batch? = nil, response: Response? = nil, receipts: Receipts? = nil) {
+                batch: Batch? = nil, response: Response? = nil, receipts: Receipts? = nil, poll: Poll? = nil) {
+        self.poll = poll
         self.method = method
         self.url = url
         self.headers = headers
@@ -246,8 +250,11 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         public var detail: String?
         /// The body Loa answers the gateway with (default `OK`).
         public var ack: String?
+        /// Callbacks that report a whole request, not a message (eSMS advertising: `SendSuccess`, `SendFailed`,
+        /// no phone number).
+        public var aggregate: Aggregate?
         enum CodingKeys: String, CodingKey {
-            case format, key, id, status, statuses, detail, ack
+            case format, key, id, status, statuses, detail, ack, aggregate
             case itemsPointer = "items_pointer", gatewayID = "gateway_id"
         }
         public init(from decoder: any Decoder) throws {
@@ -261,6 +268,122 @@ public struct GenericGatewaySpec: Sendable, Decodable {
             statuses = try c.decode([String: String].self, forKey: .statuses)
             detail = try c.decodeIfPresent(String.self, forKey: .detail)
             ack = try c.decodeIfPresent(String.self, forKey: .ack)
+            aggregate = try c.decodeIfPresent(Aggregate.self, forKey: .aggregate)
+        }
+    }
+
+    /// `{"when": "/SendSuccess", "request_id": "/SMSID", "counts": ["/SendSuccess", "/SendFailed"]}`.
+    ///
+    /// A receipt request in which `when` is present (a pointer for `json`, a field name for `form`/`query`, as in
+    /// `receipts`) is an aggregate callback: Loa writes one `request-receipt` line to the delivery log (the
+    /// request id, how many of Loa's messages are `sent` under it, and each count as `name=value`), asks the
+    /// carrier's `poll` status API for that request's messages at once, and answers `ack`. It needs `poll`.
+    public struct Aggregate: Sendable, Decodable {
+        public var when: String
+        /// Pointer or field of the gateway's request id: the id of the send answer (`response.message_id`), so
+        /// the request's messages are those whose gateway id is it or starts with `<it>:`.
+        public var requestID: String
+        /// Pointers or fields logged with their values (optional).
+        public var counts: [String]
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case when, counts
+            case requestID = "request_id"
+        }
+        public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            when = try c.decode(String.self, forKey: .when)
+            requestID = try c.decode(String.self, forKey: .requestID)
+            counts = try c.decodeLooseStringsIfPresent(forKey: .counts) ?? []
+        }
+    }
+
+    /// Receipts by polling a status API: which messages, how often, the request, and how its answer reads.
+    ///
+    /// ```
+    /// poll: { url: "https://api.example/status?ids={{gateway_ids}}", max_ids: 50, interval_seconds: 60,
+    ///         after_seconds: 30, max_age_seconds: 86400, max_requests: 10,
+    ///         answer: { items_pointer: "/items", id: "/id", status: "/status", statuses: {"DELIVRD": "delivered", "*": "buffered"} } }
+    /// ```
+    ///
+    /// Every `interval_seconds` the poller takes the carrier's messages that are `sent` with a gateway id, sent at
+    /// least `after_seconds` and at most `max_age_seconds` ago, and not polled in the last interval (the
+    /// longest-unpolled first), and asks about them: at most `max_requests` requests of at most `max_ids` ids
+    /// each, one after the other, each bounded by the carrier's `timeout_seconds`. An answer's items become
+    /// receipts through the same store path as the receipt endpoint (final statuses settle the message,
+    /// intermediate ones are events); items for ids not asked about are ignored. Past `max_age_seconds` a message
+    /// is no longer polled and the receipt timeout (`receipt_timeout_hours`) ends it `unknown`.
+    ///
+    /// Placeholders (besides `{{secret.NAME}}`): `{{gateway_id}}` (the message's gateway id; only with `max_ids`
+    /// 1), `{{gateway_ids}}` (the ids joined by `ids_separator`, default `,`), `"{{gateway_ids|list}}"` (as the
+    /// whole of a JSON template string: a JSON list of strings), `{{request_id}}` (with `by: "request"`).
+    /// Values are escaped as in the send request (percent-encoded in the URL and form fields, JSON-escaped).
+    ///
+    /// `by: "request"` polls per send request instead (for APIs whose status call takes the request's id:
+    /// eSMS `GetSmsSentData`): one poll per distinct request id (the gateway id's part before the first `:`,
+    /// which is the whole id of a request without per-recipient ids), and `max_ids` does not apply.
+    public struct Poll: Sendable, Decodable {
+        public var method: String?
+        public var url: String
+        public var headers: [String: String]?
+        public var basicAuth: BasicAuth?
+        public var body: Body?
+        /// `message` (default) or `request`.
+        public var by: String?
+        /// Ids per request, 1...1000 (default 1).
+        public var maxIDs: Int?
+        /// How `{{gateway_ids}}` joins them (default `,`).
+        public var idsSeparator: String?
+        /// Seconds between two polls of a message (default 60; 1...86400).
+        public var intervalSeconds: Double?
+        /// The first poll comes this long after the send (default `interval_seconds`; 0...86400).
+        public var afterSeconds: Double?
+        /// Stop polling a message this long after its send (default 86400; at least `after_seconds`).
+        public var maxAgeSeconds: Double?
+        /// Requests per carrier per interval (default 10; 1...1000).
+        public var maxRequests: Int?
+        public var answer: PollAnswer
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case method, url, headers, body, by, answer
+            case basicAuth = "basic_auth", maxIDs = "max_ids", idsSeparator = "ids_separator", intervalSeconds = "interval_seconds"
+            case afterSeconds = "after_seconds", maxAgeSeconds = "max_age_seconds", maxRequests = "max_requests"
+        }
+        public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
+
+        public var interval: Double { intervalSeconds ?? 60 }
+        public var after: Double { afterSeconds ?? interval }
+        public var maxAge: Double { maxAgeSeconds ?? 86400 }
+        public var idsPerRequest: Int { by == "request" ? 1 : min(max(maxIDs ?? 1, 1), 1000) }
+        public var requestsPerInterval: Int { min(max(maxRequests ?? 10, 1), 1000) }
+    }
+
+    /// `{"items_pointer": "/items", "id": "/id", "status": "/status", "statuses": {...}, "detail": "/error"}`.
+    public struct PollAnswer: Sendable, Decodable {
+        /// Pointer to the list of per-message items (absent: the answer is one item).
+        public var itemsPointer: String?
+        /// Pointer(s) in the item to the gateway id; two or more are joined with `:`, every one after the first read
+        /// as a phone number and written as E.164 digits, as in `receipts.id` (`["/SMSID", "/Phone"]` builds the
+        /// `"<request id>:<84…>"` ids of batch APIs).
+        public var id: [String]
+        /// Pointer in the item to the status.
+        public var status: String
+        /// The status to a Loa receipt status, as in `receipts.statuses` (`*` for every other value; without it an
+        /// item with an unknown status is skipped and asked about again next interval).
+        public var statuses: [String: String]
+        /// Pointer in the item to an error code or text for the log (optional).
+        public var detail: String?
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case id, status, statuses, detail
+            case itemsPointer = "items_pointer"
+        }
+        public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            itemsPointer = try c.decodeIfPresent(String.self, forKey: .itemsPointer)
+            id = try c.decodeLooseStringsIfPresent(forKey: .id) ?? []
+            status = try c.decode(String.self, forKey: .status)
+            statuses = try c.decode([String: String].self, forKey: .statuses)
+            detail = try c.decodeIfPresent(String.self, forKey: .detail)
         }
     }
 }
@@ -288,6 +411,81 @@ extension KeyedDecodingContainer {
 }
 
 // MARK: - Validation
+
+extension GenericGatewaySpec.Poll {
+    /// The problems of a `poll` section, with paths from the carrier entry (`poll.answer.statuses.X`).
+    func validate(secretNames: Set<String>?) -> [(field: String, reason: String)] {
+        var problems: [(field: String, reason: String)] = []
+        func add(_ f: String, _ r: String) { problems.append((f, r)) }
+        let batchOfIDs = (maxIDs ?? 1) > 1
+        func checkTemplate(_ f: String, _ s: String, json: Bool = false) {
+            for problem in PollTemplate.problems(in: s, secretNames: secretNames, listAllowed: json, single: !batchOfIDs && by != "request",
+                                                 byRequest: by == "request") {
+                add(f, problem)
+            }
+        }
+        func checkJSON(_ f: String, _ v: JSONValue) {
+            switch v {
+            case .string(let s): checkTemplate(f, s, json: true)
+            case .array(let items): for (i, x) in items.enumerated() { checkJSON("\(f).\(i)", x) }
+            case .object(let members): for (k, x) in members { checkJSON("\(f).\(k)", x) }
+            default: break
+            }
+        }
+        func checkPointer(_ f: String, _ p: String?) {
+            if let p, JSONPointer(p) == nil { add(f, "'\(p)' is not a JSON pointer (write \"\" or /name/0/name, ~0 for ~ and ~1 for /)") }
+        }
+        let m = method ?? (body == nil ? "GET" : "POST")
+        if !["GET", "POST", "PUT"].contains(m) { add("poll.method", "unknown method '\(m)' (GET, POST, PUT)") }
+        if !(url.hasPrefix("http://") || url.hasPrefix("https://")) { add("poll.url", "must start with http:// or https://") }
+        checkTemplate("poll.url", url)
+        for (name, value) in (headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: ":") }) {
+                add("poll.headers.\(name)", "not a valid header name")
+            }
+            checkTemplate("poll.headers.\(name)", value)
+        }
+        if let a = basicAuth {
+            checkTemplate("poll.basic_auth.username", a.username)
+            checkTemplate("poll.basic_auth.password", a.password)
+        }
+        if let b = body {
+            if m == "GET" { add("poll.body", "a GET request has no body: set method to POST or PUT") }
+            switch b.format {
+            case "json":
+                if let t = b.template { checkJSON("poll.body.template", t) } else { add("poll.body.template", "required for format json") }
+            case "form":
+                if let fields = b.fields {
+                    for (k, v) in fields.sorted(by: { $0.key < $1.key }) { checkTemplate("poll.body.fields.\(k)", v) }
+                } else {
+                    add("poll.body.fields", "required for format form")
+                }
+            default: add("poll.body.format", "unknown format '\(b.format)' (json, form)")
+            }
+        }
+        if let b = by, b != "message" && b != "request" { add("poll.by", "unknown value '\(b)' (message, request)") }
+        if let n = maxIDs {
+            if !(1...1000).contains(n) { add("poll.max_ids", "must be 1...1000") }
+            if by == "request" { add("poll.max_ids", "not with by request (one request id per poll)") }
+        }
+        if let s = idsSeparator, s.isEmpty { add("poll.ids_separator", "must not be empty") }
+        if let v = intervalSeconds, !(v >= 1 && v <= 86400) { add("poll.interval_seconds", "must be 1...86400") }
+        if let v = afterSeconds, !(v >= 0 && v <= 86400) { add("poll.after_seconds", "must be 0...86400") }
+        if let v = maxAgeSeconds, !(v >= 1 && v <= 30 * 86400) { add("poll.max_age_seconds", "must be 1...2592000 (30 days)") }
+        if maxAgeSeconds != nil, maxAge < after { add("poll.max_age_seconds", "must be at least after_seconds") }
+        if let v = maxRequests, !(1...1000).contains(v) { add("poll.max_requests", "must be 1...1000") }
+        checkPointer("poll.answer.items_pointer", answer.itemsPointer)
+        if answer.id.isEmpty { add("poll.answer.id", "required") }
+        for (i, p) in answer.id.enumerated() { checkPointer(answer.id.count == 1 ? "poll.answer.id" : "poll.answer.id.\(i)", p) }
+        checkPointer("poll.answer.status", answer.status)
+        checkPointer("poll.answer.detail", answer.detail)
+        if answer.statuses.isEmpty { add("poll.answer.statuses", "required") }
+        for (k, v) in answer.statuses.sorted(by: { $0.key < $1.key }) where ReceiptStatusName.parse(v) == nil {
+            add("poll.answer.statuses.\(k)", "unknown status '\(v)' (buffered, smsc-accepted, delivered, undelivered, smsc-rejected)")
+        }
+        return problems
+    }
+}
 
 extension GenericGatewaySpec {
     /// Every problem in the spec, each with its field path relative to the carrier entry (`batch.max`,
@@ -418,7 +616,19 @@ extension GenericGatewaySpec {
             for (k, v) in rc.statuses.sorted(by: { $0.key < $1.key }) where ReceiptStatusName.parse(v) == nil {
                 add("receipts.statuses.\(k)", "unknown status '\(v)' (buffered, smsc-accepted, delivered, undelivered, smsc-rejected)")
             }
+            if let ag = rc.aggregate {
+                if json {
+                    func checkName(_ f: String, _ p: String) { if p.hasPrefix("/") { checkPointer(f, p) } }
+                    checkName("receipts.aggregate.when", ag.when)
+                    checkName("receipts.aggregate.request_id", ag.requestID)
+                    for (i, c) in ag.counts.enumerated() { checkName("receipts.aggregate.counts.\(i)", c) }
+                }
+                if ag.when.isEmpty { add("receipts.aggregate.when", "required") }
+                if ag.requestID.isEmpty { add("receipts.aggregate.request_id", "required") }
+                if poll == nil { add("receipts.aggregate", "needs poll: an aggregate callback is answered by polling the request's messages") }
+            }
         }
+        if let p = poll { problems += p.validate(secretNames: secretNames) }
         return problems
     }
 }

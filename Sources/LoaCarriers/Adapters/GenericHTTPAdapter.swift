@@ -110,10 +110,13 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
 
     /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
     public let proxy: String?
+    /// The resolved secrets, for `poll` requests (rendered per poll, not compiled: polls are rare).
+    let pollSecrets: [String: String]
 
     public init(name: String, spec: GenericGatewaySpec, secrets: [String: String], timeout: Double, engine: CurlEngine, idempotent: Bool = false,
                 proxy: String? = nil, receiptSecret: String? = nil) {
         self.proxy = proxy
+        self.pollSecrets = spec.poll == nil ? [:] : secrets
         self.idempotent = idempotent
         self.name = name
         self.spec = spec
@@ -421,7 +424,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
     }
 
     /// Removes secrets and message text, masks long digit runs, and cuts to 200 characters.
-    func scrub(_ s: String, _ batch: [OutgoingSMS]) -> String {
+    public func scrub(_ s: String, _ batch: [OutgoingSMS]) -> String {
         var s = s
         s = compiled.mask.apply(s)
         for m in batch where m.text.count >= 4 && s.contains(m.text) { s = s.replacing(m.text, with: "<text>") }
@@ -506,6 +509,13 @@ struct ReceiptReader: Sendable {
         }
     }
 
+    /// A number in any written form as E.164 digits: `0912…` → `84912…`, `0084…` → `84…`.
+    static func e164Digits(_ v: String) -> String {
+        var d = CompiledTemplate.digits(v)
+        if d.hasPrefix("00") { d.removeFirst(2) } else if d.hasPrefix("0") { d = "84" + d.dropFirst() }
+        return d
+    }
+
     private func one(prefix: String, _ get: (String) -> String?) -> Result<InboundReceipt, ReceiptParseError> {
         func fail(_ f: String, _ reason: String) -> Result<InboundReceipt, ReceiptParseError> {
             .failure(ReceiptParseError(field: prefix + f, reason: reason))
@@ -516,9 +526,7 @@ struct ReceiptReader: Sendable {
             if i == 0 {
                 parts.append(v)
             } else {
-                var d = CompiledTemplate.digits(v)
-                if d.hasPrefix("00") { d.removeFirst(2) } else if d.hasPrefix("0") { d = "84" + d.dropFirst() }
-                parts.append(d)
+                parts.append(ReceiptReader.e164Digits(v))
             }
         }
         guard let first = id.first else { return fail("id", "not configured") }
