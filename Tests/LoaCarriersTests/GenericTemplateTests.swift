@@ -106,7 +106,10 @@ import Testing
     }
 
     /// Vonage's answer for a 3-part message: one `messages[]` entry per part, each with its `message-id`
-    /// (developer.vonage.com/en/api/sms#send-an-sms, response example; `message-count` "3").
+    /// (developer.vonage.com/en/api/sms, the send response example's fields and values, repeated per part as
+    /// `message-count` says: "Number of message parts sent"); status codes from
+    /// developer.vonage.com/messaging/sms/guides/troubleshooting-sms (0 success, 1 throttled, 2 missing
+    /// parameters, 4 invalid credentials).
     @Test func everyPartsIDAndResultsMatchedByNumber() throws {
         defer { engine.shutdown() }
         let a = adapter(try genericSpec(vonage))
