@@ -23,8 +23,12 @@
 /// pace by `throttleFactor` (at most once a second).
 ///
 /// **The room**: with `usable = (deadline − now) × (1 − marginFraction) − marginSeconds`, the window is
-/// `⌊pace × usable⌋` and the room is `window − outstanding`. The fraction covers an error in the learned
-/// pace, the seconds cover receipt latency. Before any pace is known, the window is `probeMessages` (0 too once
+/// `⌊pace × min(usable, horizonSeconds)⌋` and the room is `window − outstanding`. The fraction covers an error
+/// in the learned pace, the seconds cover receipt latency. The horizon keeps at most a minute of the gateway's
+/// work outstanding however far the deadline: the gateway stays busy all the same, and if its pace drops
+/// (a link slows down, another client shares its queue) what it already holds is late by at most about that
+/// much, where a backlog up to the deadline would be late by the whole drop. Messages Loa still holds can be
+/// paused, cancelled or expired; those in a gateway's queue cannot. Before any pace is known, the window is `probeMessages` (0 too once
 /// `usable` is not positive).
 ///
 /// | pace | deadline in | usable | window | outstanding | room |
@@ -33,6 +37,7 @@
 /// | 5/s | 30 s | 25 s | 125 | 100 | 25 |
 /// | 5/s | 12 s | 8.8 s | 44 | 50 | 0 |
 /// | 5/s | 2 s | < 0 | 0 | 3 | 0 |
+/// | 5/s | 1 h | 3 238 s | 300 (horizon 60 s) | 100 | 200 |
 ///
 /// **Never stall**: when messages are outstanding and no pass-on receipt at all came for `silenceMillis`
 /// (the gateway sends none: receipts not configured, or a gateway that reports only much later), the window
@@ -47,6 +52,8 @@ public struct HandoffWindow: Sendable, Equatable {
         public var marginFraction: Double = 0.1
         public var silenceMillis: Int64 = 60_000
         public var receiptTimeoutMillis: Int64 = 72 * 3_600_000
+        /// The most of the gateway's work (at the learned pace) outstanding, however far the deadline.
+        public var horizonSeconds: Double = 60
         public var sampleMillis: Int64 = 1_000
         public var smoothing: Double = 0.3
         public var throttleFactor: Double = 0.7
@@ -171,6 +178,6 @@ public struct HandoffWindow: Sendable, Equatable {
         let usable = Double(deadline - now) / 1000 * (1 - settings.marginFraction) - settings.marginSeconds
         guard usable > 0 else { return 0 }
         guard let pace else { return settings.probeMessages }
-        return Int(min(pace * usable, 1e9))
+        return Int(min(pace * min(usable, settings.horizonSeconds), 1e9))
     }
 }
