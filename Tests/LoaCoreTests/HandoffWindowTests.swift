@@ -126,8 +126,16 @@ import Testing
 
     /// Loa at 50/s into a gateway that queues and passes on 5/s, deadline 30 s: nothing passes on after the
     /// deadline, and the gateway is kept busy (about pace × deadline handed over).
-    @Test func aQueueingGatewayPassesEverythingOnBeforeTheDeadline() {
+    /// Receipt latency 50 ms, or with `jitter` 50–450 ms (receipts then arrive out of order and in bursts).
+    @Test(arguments: [false, true]) func aQueueingGatewayPassesEverythingOnBeforeTheDeadline(jitter: Bool) {
         var w = window(probe: 100)
+        var seed: UInt64 = 42
+        func latency() -> UnixMillis {
+            guard jitter else { return 50 }
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return 50 + UnixMillis((seed >> 33) % 41) * 10
+        }
+        var receiptAt: [UnixMillis: [Int64]] = [:]
         let deadline: UnixMillis = 30_000
         var queue: [(id: Int64, at: UnixMillis)] = []
         var nextPass: UnixMillis = 0
@@ -140,10 +148,11 @@ import Testing
             while let head = queue.first, max(head.at, nextPass) <= t {
                 let at = max(head.at, nextPass)
                 passedAt[head.id] = at
+                receiptAt[at + latency(), default: []].append(head.id)
                 nextPass = at + 200
                 queue.removeFirst()
             }
-            for (id, at) in passedAt where at + 50 == t { w.heardFrom(at: t); w.passedOn(id, at: t) }
+            for id in receiptAt.removeValue(forKey: t) ?? [] { w.heardFrom(at: t); w.passedOn(id, at: t) }
             // Loa: 50/s, one every 20 ms, while the campaign runs and the window has room.
             if t < deadline && t % 20 == 0 {
                 _ = w.advance(to: t)
