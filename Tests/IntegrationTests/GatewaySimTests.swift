@@ -61,20 +61,22 @@ struct GatewaySimTests {
         // only if sending the first 8 took over 10 s).
         let start = Int64(Date().timeIntervalSince1970 * 1000)
         for i in 1...10 { #expect(try await send(i) == 202) }
+        let end = Int64(Date().timeIntervalSince1970 * 1000)
         let records = try await sim.text("/sim/passed-on").split(separator: "\n").map { $0.split(separator: " ") }
         #expect(records.count == 10)
         let passed = records.filter { $0[2] == "passed" }.compactMap { Int64($0[1]) }
         let expired = records.filter { $0[2] == "expired" }
-        #expect(passed.count >= 7 && passed.count <= 8, "\(passed.count) passed on")
+        // On a loaded machine the requests may take seconds: each one spread over 10 s lets one more fit.
+        #expect(passed.count >= 7 && passed.count <= 8 + Int((end - start) / 10_000), "\(passed.count) passed on in \(end - start) ms")
         #expect(expired.count == 10 - passed.count)
         // First in first out at the pace: 10 s apart, the first at once.
         #expect(records.prefix(passed.count).map { String($0[0]) } == (1...passed.count).map { "q-\($0)" })
         #expect(zip(passed, passed.dropFirst()).allSatisfy { $1 - $0 >= 9_990 && $1 - $0 <= 10_010 }, "\(passed)")
-        #expect(abs(passed[0] - start) < 5_000)
+        #expect(passed[0] >= start - 100 && passed[0] <= end + 100)
         // An expired message is dropped at its validity end, one minute after it was accepted.
-        for e in expired { #expect(abs((Int64(e[1]) ?? 0) - start - 60_000) < 5_000, "\(e)") }
+        for e in expired { #expect(((start - 100)...(end + 100)).contains((Int64(e[1]) ?? 0) - 60_000), "\(e)") }
         let stats = try await sim.stats()
-        #expect(stats["accepted"] as? Int == 10 && (stats["queued"] as? Int ?? 0) >= 5, "\(stats)")
+        #expect(stats["accepted"] as? Int == 10 && (stats["queued"] as? Int ?? 0) >= 1, "\(stats)")
         // Receipts come at the pass-on: smsc-accepted then delivered; the second message's not before its turn.
         try await poll(10, "the first message's receipts") { sink.received.filter { $0.query["id"] == "q-1" }.count == 2 }
         #expect(sink.received.filter { $0.query["id"] == "q-1" }.map { $0.query["st"] } == ["8", "1"])
