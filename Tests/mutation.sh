@@ -130,8 +130,8 @@ m handoff-outstanding Sources/LoaCore/Limits/HandoffWindow.swift \
   'return max(0, window(deadline: deadline, now: now))' \
   'HandoffWindowTests'
 m handoff-restart Sources/LoaDaemon/Dispatcher.swift \
-  'initial.handoff[carrier]?.handedOver([id], at: at)' \
-  '_ = (id, carrier, at)' \
+  'initial.handoff[carrier]?.restore(list.map { (id: $0.id, at: $0.at) })' \
+  '_ = (carrier, list)' \
   'aRestartRemembersWhatTheGatewayHolds'
 # Windows: nothing is sent outside a campaign's daily windows.
 m window-edge Sources/LoaCore/Scheduling/SendWindows.swift \

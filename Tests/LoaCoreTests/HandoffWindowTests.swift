@@ -115,6 +115,42 @@ import Testing
         #expect(w.room(deadline: 1_000_000, now: 30_500) == 8)
     }
 
+    /// First in first out: a message passed on means those handed over well before it are gone too (lost receipts).
+    @Test func lostReceiptsDoNotHoldTheWindowShut() {
+        var w = window(probe: 10)
+        w.handedOver(1...5, at: 0)
+        w.handedOver(6...7, at: 15_000)
+        #expect(w.room(deadline: 100_000, now: 15_000) == 3)
+        // 7's receipt comes; 1-5 were handed over more than 10 s before it: their receipts were lost.
+        let r = w.passedOn(7, at: 16_000)
+        #expect(r)
+        #expect(w.outstanding.keys.sorted() == [6])
+        // Within the slack, out of order is fine.
+        w.handedOver([8], at: 20_000)
+        w.passedOn(8, at: 21_000)
+        #expect(w.outstanding.keys.sorted() == [6])
+    }
+
+    /// After a restart, what the store says the gateway holds counts, but not against the probe: the probe's new
+    /// messages teach the pace (and, passed on, clear the restored ones whose receipts were lost).
+    @Test func restoredMessagesCountButDoNotUseUpTheProbe() {
+        var w = window(probe: 10)
+        w.restore((1...50).map { (id: Int64($0), at: UnixMillis(1_000 + $0)) })
+        #expect(w.outstandingCount == 50)
+        #expect(w.room(deadline: 1_000_000, now: 30_000) == 10)
+        w.handedOver(100...109, at: 30_000)
+        #expect(w.room(deadline: 1_000_000, now: 30_000) == 0)
+        var t: UnixMillis = 31_000
+        for id in Int64(100)...109 { w.passedOn(id, at: t); t += 200 }
+        // Passed on 20 s after the restored ones were handed over: those are gone (lost receipts).
+        #expect(w.outstandingCount == 0)
+        #expect(abs(w.pace! - 5) < 0.01)
+        // A restored message's own receipt takes it out like any other.
+        var v = window(probe: 10)
+        v.restore([(id: 1, at: 0), (id: 2, at: 5)])
+        #expect(v.passedOn(2, at: 100) && v.outstanding.keys.sorted() == [1])
+    }
+
     @Test func aReceiptWithoutOurIdTakesTheOldest() {
         var w = window()
         w.handedOver([5], at: 10)
