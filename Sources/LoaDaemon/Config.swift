@@ -27,6 +27,10 @@ public struct LoaConfig: Sendable {
         public var idempotent = false
         /// The proxy the carrier's requests go through, or nil for none (proxy environment variables are not read).
         public var proxy: String?
+        /// `pace_from_receipts`: learn the gateway's pass-on pace from its receipts and hand it no more than it can
+        /// pass on before the deadline (``HandoffWindow``). Default true for kannel and jasmin (their receipts
+        /// say when the SMSC took a message), false for generic (a provider's receipts may come only at delivery).
+        public var paceFromReceipts = false
     }
 
     public var path: String
@@ -159,8 +163,10 @@ struct ConfigFile: Decodable {
         var idempotent: Bool?
         var proxy: ProxyRef?
         var generic: GenericGatewaySpec?
+        var paceFromReceipts: Bool?
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, kind, url, username, password, rate, method, secrets, idempotent, proxy
+            case paceFromReceipts = "pace_from_receipts"
             case rateUnit = "rate_unit"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
         }
@@ -181,6 +187,7 @@ struct ConfigFile: Decodable {
             secrets = try c.decodeIfPresent([String: SecretRef].self, forKey: .secrets)
             idempotent = try c.decodeIfPresent(Bool.self, forKey: .idempotent)
             proxy = try c.decodeIfPresent(ProxyRef.self, forKey: .proxy)
+            paceFromReceipts = try c.decodeIfPresent(Bool.self, forKey: .paceFromReceipts)
             // A generic gateway is described by the same entry's other keys (method, headers, body, batch, ...).
             generic = kind == "generic" ? try GenericGatewaySpec(from: decoder) : nil
         }
@@ -378,7 +385,7 @@ public enum ConfigLoader {
             carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
                                   rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
                                   rateInSegments: (c.rateUnit ?? "segments") == "segments", generic: c.generic, secrets: secrets,
-                                  idempotent: c.idempotent ?? false, proxy: proxy))
+                                  idempotent: c.idempotent ?? false, proxy: proxy, paceFromReceipts: c.paceFromReceipts ?? (c.kind != "generic")))
         }
         if carriers.isEmpty { add("carriers", "at least one carrier is required") }
         if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }
