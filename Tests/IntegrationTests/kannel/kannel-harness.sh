@@ -58,7 +58,11 @@ case "$cmd" in
     [ -x /usr/sbin/bearerbox ] || { echo "kannel is not installed: run kannel-harness.sh install" >&2; exit 1; }
     admin=$(free_port); smsbox=$(free_port); sendsms=$(free_port); fake=$(free_port)
     password=${KANNEL_PASSWORD:-loa-test}
+    core_extra=""
     if [ $smpp = 1 ]; then
+      # A submit the SMSC refuses for now (ESME_RTHROTTLED 0x58, ESME_RMSGQFUL) goes back to bearerbox's queue and
+      # is resent after sms-resend-freq seconds (60 by default: longer than a test).
+      core_extra="sms-resend-freq = 2"
       smsc_id=smpp
       # transceiver-mode: one bind for submits and receipts. msg-id-type is left unset: Kannel then keeps
       # the SMSC's ids as strings, and the submit_sm_resp id and the receipt's id match as given.
@@ -101,6 +105,7 @@ log-file = "$dir/bearerbox.log"
 log-level = 1
 access-log = "$dir/bearerbox-access.log"
 dlr-storage = internal
+$core_extra
 
 $smsc_group
 
