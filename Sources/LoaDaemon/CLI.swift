@@ -627,15 +627,19 @@ public enum LoaCLI {
             if opts.json { print(terminalJSON(r.bodyText)); return 0 }
             let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
             print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("IN FLIGHT", 11)
-                  + pad("TOKENS", 8) + pad("PARTS SENT", 12) + "BREAKER")
+                  + pad("TOKENS", 8) + pad("PARTS SENT", 12) + pad("AT GATEWAY", 16) + "BREAKER")
             for c in list {
                 let paused = ((c["paused_until"] as? NSNumber)?.int64Value ?? 0) > 0 ? " (paused: Retry-After)" : ""
                 let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? " x\(c["max_batch"] ?? 1)" : ""
+                // Handed over, not yet passed on, and the pace the gateway passes on at (pace_from_receipts).
+                let held = (c["handoff_limiting"] as? Bool) == true
+                    ? "\(c["handoff_outstanding"] ?? 0) @" + ((c["pass_on_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "?")
+                    : "-"
                 printLine(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
                       + pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10)
                       + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10)
                       + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)\(batch)", 11) + pad("\(c["tokens"] ?? 0)", 8)
-                      + pad("\(c["segments_sent"] ?? 0)", 12) + "\(c["breaker"] ?? "")\(paused)")
+                      + pad("\(c["segments_sent"] ?? 0)", 12) + pad(held, 16) + "\(c["breaker"] ?? "")\(paused)")
             }
             return 0
         }

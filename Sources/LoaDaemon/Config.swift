@@ -31,6 +31,10 @@ public struct LoaConfig: Sendable {
         public var kannel = KannelOptions()
         /// Kind `jasmin`: `validity`, `max_parts`.
         public var jasmin = JasminOptions()
+        /// `pace_from_receipts`: learn the gateway's pass-on pace from its receipts and hand it no more than it can
+        /// pass on before the deadline (``HandoffWindow``). Default true for kannel and jasmin (their receipts
+        /// say when the SMSC took a message), false for generic (a provider's receipts may come only at delivery).
+        public var paceFromReceipts = false
     }
 
     public var path: String
@@ -168,10 +172,12 @@ struct ConfigFile: Decodable {
         var deferredMinutes: Int?
         var validity: Bool?
         var maxParts: Int?
+        var paceFromReceipts: Bool?
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, kind, url, username, password, rate, method, secrets, idempotent, proxy
             case smsc, priority, validity
             case deferredMinutes = "deferred_minutes", maxParts = "max_parts"
+            case paceFromReceipts = "pace_from_receipts"
             case rateUnit = "rate_unit"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
         }
@@ -197,6 +203,7 @@ struct ConfigFile: Decodable {
             deferredMinutes = try c.decodeIfPresent(Int.self, forKey: .deferredMinutes)
             validity = try c.decodeIfPresent(Bool.self, forKey: .validity)
             maxParts = try c.decodeIfPresent(Int.self, forKey: .maxParts)
+            paceFromReceipts = try c.decodeIfPresent(Bool.self, forKey: .paceFromReceipts)
             // A generic gateway is described by the same entry's other keys (method, headers, body, batch, ...).
             generic = kind == "generic" ? try GenericGatewaySpec(from: decoder) : nil
         }
@@ -390,7 +397,8 @@ public enum ConfigLoader {
             carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
                                   rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
                                   rateInSegments: (c.rateUnit ?? "segments") == "segments", generic: c.generic, secrets: secrets,
-                                  idempotent: c.idempotent ?? false, proxy: proxy, kannel: kannel, jasmin: jasmin))
+                                  idempotent: c.idempotent ?? false, proxy: proxy, kannel: kannel, jasmin: jasmin,
+                                  paceFromReceipts: c.paceFromReceipts ?? (c.kind != "generic")))
         }
         if carriers.isEmpty { add("carriers", "at least one carrier is required") }
         if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }

@@ -105,6 +105,7 @@ final class DaemonService: HTTPService {
         let update = ReceiptUpdate(carrier: carrier, messageID: id, status: parsed.status, gatewayID: parsed.gatewayID, detail: parsed.detail)
         do {
             let result = try store.apply([update])[0]
+            if result != .notFound && result != .wrongCarrier { dispatcher.receipt(carrier: carrier, messageID: id, status: parsed.status) }
             switch result {
             case .applied, .duplicate, .pending: return .text(200, "OK \(result.rawValue)\n")
             case .notFound, .wrongCarrier: return error(404, "unknown-message", "no message \(id) sent through \(carrier)")
@@ -140,6 +141,14 @@ final class DaemonService: HTTPService {
         }
         do {
             let results = try store.apply(updates)
+            // The deadline window learns the gateway's pace from its receipts (a repeat changes nothing there).
+            for (r, result) in zip(parsed, results) where result != .notFound && result != .wrongCarrier {
+                if case .loa(let id) = r.key {
+                    dispatcher.receipt(carrier: carrier, messageID: id, status: r.status)
+                } else if result == .applied || result == .pending {
+                    dispatcher.receipt(carrier: carrier, messageID: nil, status: r.status)
+                }
+            }
             if updates.count == 1, results[0] == .notFound || results[0] == .wrongCarrier {
                 // Jasmin stops retrying on 404.
                 return error(404, "unknown-message", "no such message sent through \(carrier)")
@@ -232,6 +241,13 @@ final class DaemonService: HTTPService {
         perCarrier("loa_carrier_requests_total", "counter", "HTTP requests started per carrier since start.") { "\($0.requests)" }
         perCarrier("loa_limiter_tokens", "gauge", "Tokens in each carrier's bucket now (negative while long messages are paid for).") { "\($0.tokens)" }
         perCarrier("loa_carrier_paused", "gauge", "1 while a Retry-After answer pauses the carrier.") { $0.pausedUntil > 0 ? "1" : "0" }
+        perCarrier("loa_carrier_handoff_outstanding", "gauge",
+                   "Messages handed to the gateway and not yet passed on (no smsc-accepted, buffered or final receipt); pace_from_receipts carriers.") {
+            "\($0.handoffOutstanding)"
+        }
+        perCarrier("loa_carrier_passon_rate", "gauge", "The gateway's pass-on pace learned from its receipts, messages per second (0: not known).") {
+            "\($0.passOnRate ?? 0)"
+        }
         out += "# HELP loa_receipt_latency_seconds Time from the gateway's acceptance to the final receipt.\n# TYPE loa_receipt_latency_seconds histogram\n"
         out += store.receiptLatency.withLock { $0 }.prometheus("loa_receipt_latency_seconds")
         return ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")], body: Array(out.utf8))

@@ -25,7 +25,7 @@ public enum GatewaySim {
                                                retried unless answered "ACK/Jasmin"
           generic  POST /api/sms (JSON batch)  200 {"status":"ok","results":[…]}; receipts POST JSON
         and answers GET /sim/stats (JSON counts), GET /sim/accepted (`<to> <count>` lines),
-        POST /sim/reset-stats. Rates are probabilities 0…1 drawn from a generator seeded by --seed.
+        GET /sim/passed-on (queue mode), POST /sim/reset-stats. Rates are probabilities 0…1 drawn from a generator seeded by --seed.
 
           --address A              bind address (default 127.0.0.1)
           --port N                 port (default 13100; 0 picks a free one, see --ready-file)
@@ -42,6 +42,10 @@ public enum GatewaySim {
           --error-status N         500…599 (default 500)
           --throttle-rate p        answer 429 (Jasmin: 403 User throughput exceeded), accept nothing (default 0)
           --max-rate N             token bucket: beyond N requests/s answer as throttled, Retry-After: 1 (default off)
+          --pass-on-rate N         queue mode: accept at any rate, pass messages on to the handsets at N/s (FIFO);
+                                   receipts (smsc-accepted, then final) when passed on; a message whose validity
+                                   (Kannel validity, Jasmin validity-period: minutes) ends first gets an EXPIRED
+                                   receipt then; GET /sim/passed-on lists `<ref> <unix ms> passed|expired`
           --timeout-rate p         accept, then hold the answer --hang-seconds (default 0)
           --hang-seconds S         (default 30)
           --reset-rate p           close the connection without an answer (default 0)
@@ -162,6 +166,8 @@ final class GatewaySimService: HTTPService {
     let faults: SimFaults
     let ledger: SimLedger
     let receipts: SimReceiptSender?
+    /// Queue mode (`--pass-on-rate`), else nil: every message is passed on when accepted.
+    let queue: SimHandsetQueue?
     let stopping = Atomic(false)
 
     init(config: SimConfig, seed: UInt64, faults: SimFaults, ledger: SimLedger, receipts: SimReceiptSender?) {
@@ -170,14 +176,17 @@ final class GatewaySimService: HTTPService {
         self.faults = faults
         self.ledger = ledger
         self.receipts = receipts
+        queue = config.passOnRate > 0 ? SimHandsetQueue(rate: config.passOnRate) : nil
     }
 
     func route(_ head: RequestHead) -> Route {
         switch (head.method, head.path) {
         case ("GET", "/sim/stats"): return .respond(.json(200, Array(statsJSON().utf8)))
         case ("GET", "/sim/accepted"): return .respond(.text(200, ledger.acceptedText()))
+        case ("GET", "/sim/passed-on"): return .respond(.text(200, queue?.text() ?? ""))
         case ("POST", "/sim/reset-stats"):
             ledger.reset()
+            queue?.reset()
             receipts?.resetCounts()
             return .respond(.json(200, Array(#"{"status":"ok"}"#.utf8)))
         case (_, "/cgi-bin/sendsms"), (_, "/send"), (_, "/api/sms"):
@@ -211,6 +220,8 @@ final class GatewaySimService: HTTPService {
         var to: String
         var ref: String
         var plan: SimReceiptPlan
+        /// The validity period the request carried (queue mode drops the message from its queue at its end).
+        var validForMillis: Int64? = nil
     }
 
     /// The common path of every send request that passed validation: latency, faults, counting, receipts.
@@ -234,7 +245,18 @@ final class GatewaySimService: HTTPService {
         }
         let numbers = ledger.accept(shape, messages.map { ($0.to, $0.ref) }, id: { simID(shape, $0) })
         let ids = numbers.map { simID(shape, $0) }
-        if let receipts {
+        if let queue {
+            // Queue mode: each message's turn (or its expiry in the queue) fixes when its receipts go out.
+            let elapsed = faults.elapsedMillis
+            let wall = SystemTimeSource().now()
+            for (i, m) in messages.enumerated() {
+                let slot = queue.enqueue(ref: m.ref, now: elapsed, wallNow: wall, validForMillis: m.validForMillis)
+                let delivered = !slot.expired && faults.random.chance(config.deliveredRate)
+                let list = m.plan.receipts(id: ids[i], number: numbers[i], delivered: delivered, now: (wall + slot.due - elapsed) / 1000,
+                                           intermediate: config.intermediate, expired: slot.expired)
+                receipts?.enqueue(SimReceiptJob(due: slot.due, receipts: list))
+            }
+        } else if let receipts {
             let due = faults.elapsedMillis + Int64(config.receiptDelayMs)
             let now = Int64(time(nil))
             for (i, m) in messages.enumerated() {
@@ -273,8 +295,9 @@ final class GatewaySimService: HTTPService {
     func statsJSON() -> String {
         let c = ledger.snapshot
         let r = receipts?.counts ?? SimReceiptSender.Counts()
+        let q = queue?.counts(wallNow: SystemTimeSource().now()) ?? (passed: 0, expired: 0, queued: 0)
         return """
-            {"requests":\(c.requests),"accepted":\(c.accepted),"unique_recipients":\(c.unique),\
+            {"requests":\(c.requests),"passed_on":\(q.passed),"expired_in_queue":\(q.expired),"queued":\(q.queued),"accepted":\(c.accepted),"unique_recipients":\(c.unique),\
             "duplicates":\(c.duplicates),"rejected":\(c.rejected),"throttled":\(c.throttled),"errors":\(c.errors),\
             "timeouts":\(c.timeouts),"resets":\(c.resets),"receipts_sent":\(r.sent),"receipts_failed":\(r.failed),\
             "receipts_dropped":\(r.dropped),"receipts_pending":\(r.pending),"receipt_retries":\(r.retries),\

@@ -18,6 +18,9 @@ struct SimConfig: Sendable {
     var throttleRate = 0.0
     /// Requests a second the token bucket lets through (bucket size the same); 0 is no limit.
     var maxRate = 0.0
+    /// Queue mode: messages passed on (to the handsets) per second, whatever the rate they are accepted at; 0: off
+    /// (each message is passed on when accepted). See ``SimHandsetQueue``.
+    var passOnRate = 0.0
     var timeoutRate = 0.0
     var hangSeconds = 30.0
     var resetRate = 0.0
@@ -88,6 +91,7 @@ struct SimConfig: Sendable {
             case "--error-status": errorStatus = try int(a, 500...599)
             case "--throttle-rate": throttleRate = try rate(a)
             case "--max-rate": maxRate = try number(a, 0...10_000_000)
+            case "--pass-on-rate": passOnRate = try number(a, 0...1_000_000)
             case "--timeout-rate": timeoutRate = try rate(a)
             case "--hang-seconds": hangSeconds = try number(a, 0...3600)
             case "--reset-rate": resetRate = try rate(a)

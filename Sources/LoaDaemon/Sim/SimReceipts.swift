@@ -17,8 +17,8 @@ struct SimReceiptJob: Sendable {
 
 /// Sends receipts through one ``CurlEngine`` from a bounded queue.
 ///
-/// `concurrency` worker tasks take due jobs in FIFO order (every job waits the same `receipt-delay-ms`,
-/// so FIFO is due order) and send each job's receipts one after the other. The queue holds at most
+/// `concurrency` worker tasks take due jobs in due order (a job is queued by its due time; nearly always at the
+/// end) and send each job's receipts one after the other. The queue holds at most
 /// `capacity` receipts; a job that does not fit is dropped whole and counted in `dropped`. Workers only
 /// await (libcurl runs on the engine's own thread), so they never block the shared executor.
 /// A receipt is retried `retries` times, `retryMs` apart, while the client does not answer or answers 5xx
@@ -68,7 +68,11 @@ final class SimReceiptSender: Sendable {
                 s.counts.dropped += job.receipts.count
                 return
             }
-            s.queue.append(job)
+            // In due order: queue mode's receipts for a message that expires in the queue are due before those
+            // of messages queued ahead of it (every other job comes in due order: the search stops at once).
+            var i = s.queue.count
+            while i > s.head && s.queue[i - 1].due > job.due { i -= 1 }
+            s.queue.insert(job, at: i)
             s.counts.pending += job.receipts.count
         }
     }
@@ -163,5 +167,73 @@ final class SimReceiptSender: Sendable {
             }
         }
         return false
+    }
+}
+
+/// Queue mode (`--pass-on-rate N`): the gateway accepts requests at any rate and passes messages on to the
+/// handsets at N per second, first in first out, like Kannel's store in front of a slow SMSC link.
+///
+/// A message's pass-on time is fixed when it is accepted (the queue is FIFO at a constant pace): the later of
+/// now and the previous pass-on plus 1/N s. Its receipts (smsc-accepted, then the final one) are sent then. A
+/// message whose request carried a validity period (Kannel `validity`, Jasmin `validity-period`, minutes; generic
+/// `validity_seconds`) and whose turn would come after it ends is dropped from the queue at its validity end and
+/// gets an expired receipt instead, without taking a turn. Every pass-on and expiry is recorded with its time
+/// (`GET /sim/passed-on`: `<ref> <unix ms> passed|expired` lines) so a test can check what reached a handset when.
+final class SimHandsetQueue: Sendable {
+    struct Record: Sendable {
+        var ref: String
+        /// Wall-clock ms since the epoch.
+        var at: Int64
+        var expired: Bool
+    }
+
+    struct Slot: Sendable {
+        /// On the sim's monotonic clock (``SimFaults/elapsedMillis``), when its receipts are due.
+        var due: Int64
+        var expired: Bool
+    }
+
+    private struct State {
+        var next: Int64 = 0
+        var records: [Record] = []
+    }
+
+    let rate: Double
+    private let state = SimLock(State())
+
+    init(rate: Double) { self.rate = rate }
+
+    /// Takes a message into the queue at `now` (monotonic) / `wallNow` (epoch ms); `validForMillis` from its request.
+    func enqueue(ref: String, now: Int64, wallNow: Int64, validForMillis: Int64?) -> Slot {
+        state.withLock { s in
+            let turn = max(now, s.next)
+            if let v = validForMillis, turn > now + v {
+                s.records.append(Record(ref: ref, at: wallNow + v, expired: true))
+                return Slot(due: now + v, expired: true)
+            }
+            s.next = turn + Int64((1000 / rate).rounded())
+            s.records.append(Record(ref: ref, at: wallNow + (turn - now), expired: false))
+            return Slot(due: turn, expired: false)
+        }
+    }
+
+    /// Records so far (those in the future too: their time is fixed).
+    var records: [Record] { state.withLock { $0.records } }
+
+    func reset() { state.withLock { $0.records.removeAll() } }
+
+    /// `(passed on, expired, still queued)` at `wallNow`.
+    func counts(wallNow: Int64) -> (passed: Int, expired: Int, queued: Int) {
+        state.withLock { s in
+            var p = 0, e = 0, q = 0
+            for r in s.records {
+                if r.at > wallNow { q += 1 } else if r.expired { e += 1 } else { p += 1 }
+            }
+            return (p, e, q)
+        }
+    }
+
+    func text() -> String {
+        records.map { "\($0.ref) \($0.at) \($0.expired ? "expired" : "passed")\n" }.joined()
     }
 }

@@ -26,7 +26,9 @@ extension GatewaySimService {
             plan = .kannel(url: url, mask: mask == 0 ? 3 : mask, from: arg("from") ?? "", to: to, text: message)
         }
         let ref = arg("dlr-url").flatMap { queryValue($0, "id") } ?? "-"
-        return serve(.kannel, [Incoming(to: digits(to), ref: ref, plan: plan)], Answers(
+        // Kannel's `validity`: minutes the SMSC should try (X-Kannel-Validity for POST).
+        let valid = arg("validity").flatMap { Int64($0) }.map { $0 * 60_000 }
+        return serve(.kannel, [Incoming(to: digits(to), ref: ref, plan: plan, validForMillis: valid)], Answers(
             accepted: { _ in self.text(202, "0: Accepted for delivery") },
             throttled: text(429, "Too many requests"),
             error: text(config.errorStatus, "Temporary failure, try again later")))
@@ -66,7 +68,9 @@ extension GatewaySimService {
             plan = .jasmin(url: url, level: level, post: args["dlr-method"]?.uppercased() == "POST", text: content)
         }
         let ref = args["dlr-url"].flatMap { queryValue($0, "id") } ?? "-"
-        return serve(.jasmin, [Incoming(to: digits(to), ref: ref, plan: plan)], Answers(
+        // Jasmin's `validity-period`: minutes.
+        let valid = args["validity-period"].flatMap { Int64($0) }.map { $0 * 60_000 }
+        return serve(.jasmin, [Incoming(to: digits(to), ref: ref, plan: plan, validForMillis: valid)], Answers(
             accepted: { ids in self.text(200, "Success \"\(ids[0])\"") },
             throttled: text(403, "Error \"User throughput exceeded\""),
             error: text(config.errorStatus, "Error \"Cannot send submit_sm\"")))
@@ -113,7 +117,9 @@ extension GatewaySimService {
             guard ok else { results.append((ref, "invalid number")); continue }
             guard case .string(let text)? = m["text"], !text.isEmpty else { results.append((ref, "missing text")); continue }
             results.append((ref, nil))
-            valid.append(Incoming(to: to, ref: ref, plan: callback.map { .generic(url: $0, ref: ref, to: to) } ?? .none))
+            var validFor: Int64?
+            if case .number(let v)? = m["validity_seconds"], let seconds = Double(v), seconds >= 0, seconds < 1e9 { validFor = Int64(seconds * 1000) }
+            valid.append(Incoming(to: to, ref: ref, plan: callback.map { .generic(url: $0, ref: ref, to: to) } ?? .none, validForMillis: validFor))
         }
         let rejectedCount = results.count - valid.count
         return serve(.generic, valid, Answers(
@@ -151,29 +157,32 @@ enum SimReceiptPlan: Sendable {
     /// Generic: POST JSON to the callback URL.
     case generic(url: String, ref: String, to: String)
 
-    func receipts(id: String, number: Int, delivered: Bool, now: Int64, intermediate: Bool) -> [SimReceipt] {
+    /// `expired`: the message was dropped from the queue at its validity end (queue mode): only the final
+    /// receipt, saying EXPIRED (Kannel: `%d` 34, DLR_FAIL with the expired bit, as Kannel 1.4.5 sends it).
+    func receipts(id: String, number: Int, delivered: Bool, now: Int64, intermediate: Bool, expired: Bool = false) -> [SimReceipt] {
         switch self {
         case .none:
             return []
         case .kannel(let url, let mask, let from, let to, let text):
             var statuses: [Int] = []
-            if mask & 8 != 0 { statuses.append(8) }
-            let final = delivered ? 1 : 2
+            if mask & 8 != 0 && !expired { statuses.append(8) }
+            let final = expired ? 34 : delivered ? 1 : 2
             if mask & final != 0 { statuses.append(final) }
+            let stat = expired ? "EXPIRED" : delivered ? "DELIVRD" : "UNDELIV"
             return statuses.map { st in
                 let date = smppDate(now)
                 let answer = st == 8 ? "ACK/"
                     : "id:\(id) sub:001 dlvrd:\(delivered ? "001" : "000") submit date:\(date) done date:\(date) "
-                        + "stat:\(delivered ? "DELIVRD" : "UNDELIV") err:\(delivered ? "000" : "001") text:\(String(text.prefix(20)))"
+                        + "stat:\(stat) err:\(delivered ? "000" : "001") text:\(String(text.prefix(20)))"
                 let values: [Character: String] = ["d": String(st), "T": String(now), "F": id, "A": answer, "p": to, "P": from]
                 return SimReceipt(request: HTTPRequest(url: kannelSubstitute(url, values), timeout: 10))
             }
         case .jasmin(let url, let level, let post, let text):
             var forms: [[(String, String)]] = []
-            if level == 1 || level == 3 { forms.append([("id", id), ("message_status", "ESME_ROK"), ("level", "1")]) }
+            if (level == 1 || level == 3) && !expired { forms.append([("id", id), ("message_status", "ESME_ROK"), ("level", "1")]) }
             if level == 2 || level == 3 {
                 let date = smppDate(now)
-                forms.append([("id", id), ("id_smsc", String(number)), ("message_status", delivered ? "DELIVRD" : "UNDELIV"),
+                forms.append([("id", id), ("id_smsc", String(number)), ("message_status", expired ? "EXPIRED" : delivered ? "DELIVRD" : "UNDELIV"),
                               ("level", "2"), ("subdate", date), ("donedate", date), ("sub", "001"),
                               ("dlvrd", delivered ? "001" : "000"), ("err", delivered ? "000" : "001"), ("text", String(text.prefix(20)))])
             }
@@ -187,8 +196,8 @@ enum SimReceiptPlan: Sendable {
                 return SimReceipt(request: request, needsJasminAck: true)
             }
         case .generic(let url, let ref, let to):
-            var statuses = intermediate ? ["ENROUTE"] : []
-            statuses.append(delivered ? "DELIVERED" : "UNDELIVERED")
+            var statuses = intermediate && !expired ? ["ENROUTE"] : []
+            statuses.append(expired ? "EXPIRED" : delivered ? "DELIVERED" : "UNDELIVERED")
             return statuses.map { status in
                 let code = status == "UNDELIVERED" ? "001" : "000"
                 let body = "{\"id\":\(jsonString(id)),\"ref\":\(jsonString(ref)),\"to\":\(jsonString(to)),\"status\":\"\(status)\",\"error_code\":\"\(code)\"}"

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+@testable import LoaCore
+
+@Suite struct HandoffWindowTests {
+    func window(probe: Int = 100) -> HandoffWindow { HandoffWindow(settings: .init(probeMessages: probe, receiptTimeoutMillis: 600_000), now: 0) }
+
+    @Test func beforeAnyPaceTheProbeWindowHolds() {
+        var w = window(probe: 10)
+        #expect(w.room(deadline: 30_000, now: 0) == 10)
+        w.handedOver(1...7, at: 0)
+        #expect(w.room(deadline: 30_000, now: 0) == 3)
+        w.withdrawn(7)
+        #expect(w.room(deadline: 30_000, now: 0) == 4)
+        // Without time left (margins included), not even a probe.
+        #expect(w.room(deadline: 2_000, now: 0) == 0)
+        #expect(w.pace == nil)
+    }
+
+    @Test func paceIsLearnedFromBusyIntervalsOnly() {
+        var w = window()
+        w.handedOver(1...40, at: 0)
+        // The gateway passes one every 200 ms (5/s); the first pass-on after 1 s of latency is not an interval.
+        var t: UnixMillis = 1_000
+        for id in Int64(1)...20 {
+            let r1 = w.passedOn(id, at: t)
+            #expect(r1)
+            t += 200
+        }
+        let pace = try! #require(w.pace)
+        #expect(abs(pace - 5) < 0.01, "pace \(pace)")
+        // A repeat (a final receipt after smsc-accepted) changes nothing.
+        let r2 = w.passedOn(3, at: t)
+        #expect(!r2)
+        #expect(w.outstandingCount == 20)
+        // Idle time is not measured: a message handed over after the last pass-on, passed on 10 s later.
+        w.handedOver([100], at: t + 5_000)
+        let r3 = w.passedOn(100, at: t + 15_000)
+        #expect(r3)
+        #expect(abs(w.pace! - 5) < 0.01, "idle time changed the pace: \(w.pace!)")
+    }
+
+    @Test func roomFollowsPaceAndDeadlineWithMargins() {
+        var w = window()
+        w.handedOver(1...30, at: 0)
+        var t: UnixMillis = 0
+        for id in Int64(1)...12 { w.passedOn(id, at: t); t += 200 }  // 5/s
+        #expect(abs(w.pace! - 5) < 0.01)
+        // 18 outstanding. Deadline 30 s after t: usable 30 × 0.9 − 2 = 25 s → 125 → room 107.
+        #expect(w.window(deadline: t + 30_000, now: t) == 125)
+        #expect(w.room(deadline: t + 30_000, now: t) == 107)
+        // 12 s: 8.8 s → 44 → 26; 2 s: nothing.
+        #expect(w.room(deadline: t + 12_000, now: t) == 26)
+        #expect(w.room(deadline: t + 2_000, now: t) == 0)
+        // A far deadline does not overflow.
+        #expect(w.room(deadline: .max / 2, now: t)! > 1_000_000)
+    }
+
+    @Test func throttlingLowersThePaceOncePerSecond() {
+        var w = window()
+        w.handedOver(1...20, at: 0)
+        var t: UnixMillis = 0
+        for id in Int64(1)...12 { w.passedOn(id, at: t); t += 100 }  // 10/s
+        #expect(abs(w.pace! - 10) < 0.01)
+        w.throttled(at: t)
+        w.throttled(at: t + 500)
+        #expect(abs(w.pace! - 7) < 0.01)
+        w.throttled(at: t + 1_000)
+        #expect(abs(w.pace! - 4.9) < 0.01)
+    }
+
+    @Test func aSilentGatewayStopsLimitingAndAReceiptResumes() {
+        var w = window(probe: 5)
+        w.handedOver(1...5, at: 0)
+        #expect(w.room(deadline: 100_000, now: 1_000) == 0)
+        let r4 = w.advance(to: 59_000)
+        #expect(r4 == nil)
+        let r5 = w.advance(to: 60_000)
+        #expect(r5 == .silenced(outstanding: 5))
+        let r6 = w.advance(to: 61_000)
+        #expect(r6 == nil, "logged once")
+        #expect(w.room(deadline: 100_000, now: 61_000) == nil)
+        w.handedOver(6...9, at: 61_000)
+        #expect(w.room(deadline: 100_000, now: 61_000) == nil)
+        // A receipt proves the gateway reports: limiting again.
+        let r7 = w.heardFrom(at: 62_000)
+        #expect(r7 == .resumed)
+        let r8 = w.heardFrom(at: 62_100)
+        #expect(r8 == nil)
+        #expect(w.room(deadline: 100_000, now: 62_100) == 1)
+    }
+
+    @Test func receiptsKeepItFromGoingSilent() {
+        var w = window(probe: 5)
+        w.handedOver(1...5, at: 0)
+        w.passedOn(1, at: 50_000)
+        let r9 = w.advance(to: 100_000)
+        #expect(r9 == nil)
+        let r10 = w.advance(to: 110_000)
+        #expect(r10 == .silenced(outstanding: 4))
+        // Nothing outstanding: never silent.
+        var idle = window()
+        let r11 = idle.advance(to: 1_000_000)
+        #expect(r11 == nil)
+    }
+
+    @Test func outstandingOlderThanTheReceiptTimeoutDropsOut() {
+        var w = HandoffWindow(settings: .init(probeMessages: 10, receiptTimeoutMillis: 30_000), now: 0)
+        w.handedOver(1...4, at: 0)
+        w.handedOver(5...6, at: 20_000)
+        w.heardFrom(at: 29_000)
+        _ = w.advance(to: 30_500)
+        #expect(w.outstandingCount == 2)
+        #expect(w.room(deadline: 1_000_000, now: 30_500) == 8)
+    }
+
+    @Test func aReceiptWithoutOurIdTakesTheOldest() {
+        var w = window()
+        w.handedOver([5], at: 10)
+        w.handedOver([3], at: 20)
+        let r12 = w.passedOn(nil, at: 30)
+        #expect(r12)
+        #expect(w.outstanding.keys.sorted() == [3])
+    }
+
+    /// Loa at 50/s into a gateway that queues and passes on 5/s, deadline 30 s: nothing passes on after the
+    /// deadline, and the gateway is kept busy (about pace × deadline handed over).
+    @Test func aQueueingGatewayPassesEverythingOnBeforeTheDeadline() {
+        var w = window(probe: 100)
+        let deadline: UnixMillis = 30_000
+        var queue: [(id: Int64, at: UnixMillis)] = []
+        var nextPass: UnixMillis = 0
+        var passedAt: [Int64: UnixMillis] = [:]
+        var handed = 0
+        var next: Int64 = 1
+        var t: UnixMillis = 0
+        while t < 60_000 {
+            // The gateway: one message every 200 ms, receipts 50 ms later.
+            while let head = queue.first, max(head.at, nextPass) <= t {
+                let at = max(head.at, nextPass)
+                passedAt[head.id] = at
+                nextPass = at + 200
+                queue.removeFirst()
+            }
+            for (id, at) in passedAt where at + 50 == t { w.heardFrom(at: t); w.passedOn(id, at: t) }
+            // Loa: 50/s, one every 20 ms, while the campaign runs and the window has room.
+            if t < deadline && t % 20 == 0 {
+                _ = w.advance(to: t)
+                if (w.room(deadline: deadline, now: t) ?? 1) > 0 {
+                    w.handedOver([next], at: t)
+                    queue.append((next, t))
+                    next += 1
+                    handed += 1
+                }
+            }
+            t += 10
+        }
+        let late = passedAt.values.filter { $0 > deadline }.count
+        #expect(late == 0, "passed on after the deadline: \(late) of \(handed)")
+        #expect(handed >= 120 && handed <= 150, "handed over \(handed)")
+        #expect(passedAt.count == handed)
+    }
+}
