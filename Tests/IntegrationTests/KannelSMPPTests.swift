@@ -179,7 +179,7 @@ import Testing
         let queue = status.split(separator: "\n").first { $0.contains("SMS: received") }.map(String.init) ?? "?"
         // The run's figures, for the report.
         print("deadline run: \(numbers.count) recipients, \(handed) handed to Kannel, \(before) reached the SMSC before the deadline, "
-              + "\(after.count) after it (the latest \(String(format: "%.1f", (after.map(\.time).max() ?? 0) - Double(deadline) / 1000)) s late), "
+              + "\(after.count) after it" + (after.isEmpty ? "" : " (the latest \(String(format: "%.1f", after.map(\.time).max()! - Double(deadline) / 1000)) s late)") + ", "
               + "states \(states), Kannel: \(queue.trimmingCharacters(in: .whitespaces))")
         #expect(settled, "messages handed to Kannel were still unreported \(Double(SystemTimeSource().now() - deadline) / 1000) s after the deadline")
         #expect(after.count == 0, "messages reached the SMSC after the deadline")
