@@ -136,6 +136,29 @@ import Testing
         let validities = smsc.compactMap(\.validity)
         #expect(validities.count == smsc.count && validities.allSatisfy { $0 > Double(now) / 1000 + 55 * 60 && $0 <= Double(now) / 1000 + 3_600 + 5 },
                 "\(validities.prefix(3))")
+        // The SMSC's log holds phone numbers: 0600.
+        let mode = try FileManager.default.attributesOfItem(atPath: kannel.smscLog)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+
+        // A long Vietnamese text in UCS-2: Kannel splits it into UDH parts, the SMSC reassembles the same text,
+        // and each recipient ends delivered (Kannel asks for a receipt on the first part only).
+        let long = String(repeating: "Kính gửi bà con: góp ý dự thảo trên VNeID. ", count: 4) + "Xin cảm ơn"
+        campaign(work, id: "ucs2", numbers: ["0912777000", "0912777010"], text: long, start: now - 60_000, deadline: now + 3_600_000)
+        let second = try loa.cli(["campaign", "submit", work.file("ucs2/c.json")])
+        try #require(second.status == 0, "\(second.output)")
+        try await poll(60, every: 0.25, "the UCS-2 campaign's receipts") {
+            let states = try await loa.campaign("ucs2")["states"] as? [String: Int] ?? [:]
+            return states["queued"] == nil && states["sending"] == nil && states["sent"] == nil
+        }
+        #expect(try await loa.campaign("ucs2")["states"] as? [String: Int] == ["delivered": 2])
+        let partsLog = ((try? String(contentsOfFile: kannel.smscLog, encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { ($0["to"] as? String ?? "").hasPrefix("84912777") && $0["receipt"] == nil }
+        for number in ["84912777000", "84912777010"] {
+            let parts = partsLog.filter { $0["to"] as? String == number }.sorted { ($0["part"] as? Int ?? 0) < ($1["part"] as? Int ?? 0) }
+            #expect(parts.count == 3 && parts.allSatisfy { $0["parts"] as? Int == 3 && $0["coding"] as? Int == 8 }, "\(number): \(parts)")
+            #expect(parts.map { $0["text"] as? String ?? "" }.joined() == long, "\(number)")
+        }
         #expect(loa.stop() == 0)
     }
 
