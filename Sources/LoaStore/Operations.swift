@@ -206,9 +206,14 @@ extension Store {
             try ctx.statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n > 0").query([.text(campaign)]) {
                 reasons[$0.text(0) ?? "", default: 0] += $0.int(1)
             }
+            // Failed and expired messages by their reason (a receipt's is its words, `UNDELIV err 001`, never its ids).
             try ctx.statement("""
-                SELECT COALESCE(substr(detail, 1, 60), 'failed'), COUNT(*) FROM messages WHERE campaign_id = ? AND state = 4 GROUP BY 1
-                """).query([.text(campaign)]) { reasons["failed: " + ($0.text(0) ?? ""), default: 0] += $0.int(1) }
+                SELECT state, COALESCE(substr(detail, 1, 80), ''), COUNT(*) FROM messages WHERE campaign_id = ? AND state IN (4, 6) GROUP BY 1, 2
+                """).query([.text(campaign)]) { r in
+                let (state, detail) = (r.int(0) == 4 ? "failed" : "expired", r.text(1) ?? "")
+                let key = detail.isEmpty ? state : detail.hasPrefix(state) ? detail : state + ": " + detail
+                reasons[key == "failed" || key == "expired" ? key + ": " + key : key, default: 0] += r.int(2)
+            }
             var groups: [String: [String: Int64]] = [:]
             try ctx.statement("SELECT grp, state, COUNT(*) FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
                 .query([.text(campaign)]) { r in
@@ -841,10 +846,7 @@ extension WriteContext {
         if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
                                status: newState.name, attempt: cur.attempts - (refund ? 1 : 0), gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
-        if isAccepted {
-            try recordParts(parts, message: o.id, carrier: cur.carrier)
-            if let gatewayID, cur.gatewayID == nil, cur.segments > 1 { try foldPart(gatewayID, message: o.id) }
-        }
+        if isAccepted { try recordParts(parts, message: o.id, carrier: cur.carrier) }
         if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: cur.carrier, gatewayID: gatewayID, message: o.id) }
     }
 
@@ -859,19 +861,6 @@ extension WriteContext {
                 """).run([.int(message), .text(p), .text(carrier)])
         }
         if hasPendingReceipts { for p in parts where !p.isEmpty { try applyPendingReceipts(carrier: carrier, gatewayID: p, message: message) } }
-    }
-
-    /// A receipt that overtook the send answer of a multi-part message was taken for one part's; the answer now
-    /// says its id is the whole message's (Jasmin, an HTTP gateway): its final status, if any, is the message's.
-    private func foldPart(_ gatewayID: String, message: Int64) throws {
-        var row: (status: Int, detail: String?, named: Bool)?
-        try statement("SELECT status, detail, named FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(message), .text(gatewayID)]) {
-            row = (Int($0.int(0)), $0.text(1), $0.int(2) != 0)
-        }
-        guard let row, !row.named else { return }
-        try statement("DELETE FROM message_parts WHERE message_id = ? AND part_id = ?").run([.int(message), .text(gatewayID)])
-        guard let status = ReceiptStatus(rawValue: row.status), status.isFinal, let cur = try current(message) else { return }
-        _ = try apply(ReceiptUpdate(carrier: cur.carrier, messageID: message, status: status, gatewayID: gatewayID, detail: row.detail))
     }
 
     /// ``record`` of a message the caller claimed, nearly always still `sending` with the claimed attempt: one
@@ -956,10 +945,13 @@ extension WriteContext {
         // waits for more parts.
         var status: ReceiptStatus? = r.status
         var reason = r.detail
-        var expected = cur.segments
+        var expected = 1
         if let part {
-            var seen: Int64 = 0
-            try statement("SELECT seen FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(r.messageID), .text(part)]) { seen = $0.int(0) }
+            var (seen, partStatus): (Int64, Int64) = (0, 0)
+            try statement("SELECT seen, status FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(r.messageID), .text(part)]) {
+                seen = $0.int(0)
+                partStatus = $0.int(1)
+            }
             guard seen & bit == 0 else { return .duplicate }
             try statement("""
                 INSERT INTO message_parts(message_id, part_id, carrier, seen, status, detail) VALUES(?, ?, ?, ?, ?, ?)
@@ -967,12 +959,12 @@ extension WriteContext {
                 status = CASE WHEN status >= 10 THEN status ELSE excluded.status END,
                 detail = CASE WHEN status >= 10 THEN detail ELSE COALESCE(excluded.detail, detail) END
                 """).run([.int(r.messageID), .text(part), .text(r.carrier), .int(bit), .int(r.status.isFinal ? Int64(r.status.rawValue) : 0), .opt(r.detail)])
-            if r.status.isFinal {
-                var delivered: Int64 = 0
-                var named: Int64 = 0
-                try statement("SELECT COALESCE(SUM(status = 10), 0), COALESCE(SUM(named), 0) FROM message_parts WHERE message_id = ?")
-                    .query([.int(r.messageID)]) { delivered = $0.int(0); named = $0.int(1) }
-                expected = max(cur.segments, Int(named))
+            // A part's first final receipt is its last word: a contradicting one is logged as an event.
+            if r.status.isFinal && partStatus < 10 {
+                var (known, delivered, named): (Int64, Int64, Int64) = (0, 0, 0)
+                try statement("SELECT COUNT(*), COALESCE(SUM(status = 10), 0), COALESCE(SUM(named), 0) FROM message_parts WHERE message_id = ?")
+                    .query([.int(r.messageID)]) { known = $0.int(0); delivered = $0.int(1); named = $0.int(2) }
+                expected = MessageParts.expectedParts(segments: cur.segments, knownParts: Int(known), namedParts: Int(named))
                 status = MessageParts.messageStatus(after: r.status, deliveredParts: Int(delivered), expectedParts: expected)
                 if status != nil && status != .delivered { reason = MessageParts.reason(r.detail, status: r.status, parts: expected) }
             } else {
@@ -984,7 +976,10 @@ extension WriteContext {
         // A part's receipt that does not end the message moves it as an intermediate receipt would.
         let next = MessageLifecycle.next(cur.state, on: .receipt(status ?? .buffered))
         let newState = next ?? cur.state
-        if let next, next.isFinal, let final = status { reason = final.reason(reason) }
+        if let next, next.isFinal, let final = status {
+            // A failure without words of the gateway's own still replaces the send answer's ("0: Accepted for delivery").
+            reason = final.reason(reason) ?? (final == .delivered ? nil : final.name)
+        }
         if next != nil || !cur.state.isFinal || part == nil {
             // The row's history bit, its newest state and reason; a final state's reason and state stay.
             let changes = next != nil || !cur.state.isFinal
@@ -1002,7 +997,7 @@ extension WriteContext {
         }
         // The log line: the receipt's words (the stored reason when it ended the message), which part it was.
         var words = next?.isFinal == true ? reason : r.detail
-        if part != nil, !(words ?? "").hasSuffix(" (a part of \(expected))") { words = (words ?? "part") + " (a part of \(expected))" }
+        if part != nil, expected > 1, !(words ?? "").hasSuffix(" (a part of \(expected))") { words = (words ?? "part") + " (a part of \(expected))" }
         let logged = words.map { "\(r.status.name): \($0)" } ?? r.status.name
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: r.messageID, recipient: cur.phone, carrier: cur.carrier,
                                event: "receipt", status: newState.name, attempt: cur.attempts, gatewayID: part ?? cur.gatewayID ?? r.gatewayID,

@@ -148,6 +148,11 @@ enum Schema {
         ) WITHOUT ROWID;
         CREATE INDEX message_parts_gateway ON message_parts(carrier, part_id);
         """,
+        // 12: when the receipt poller last asked a generic gateway's status API about a `sent` message. Its index
+        // (`messages_poll`) exists only while a carrier polls: see Store.preparePolling.
+        """
+        ALTER TABLE messages ADD COLUMN polled_at INTEGER;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

@@ -51,6 +51,8 @@ import Testing
         #expect(try store.campaign("c1")?.carriers["k"]?["expired"] == 1)
         #expect(receipts(dir) == ["expired expired: expired at the network (validity ended): EXPIRED err 000"])
         #expect(store.receiptLatency.withLock { $0.count } == 1)
+        // The report groups by the reason: the receipt's words, no ids.
+        #expect(try store.reportData(campaign: "c1").reasons["expired at the network (validity ended): EXPIRED err 000"] == 1)
     }
 
     /// The Kannel sequence: 8 (ACK), then 4 (ENROUTE) after it, then the final report.
@@ -93,6 +95,18 @@ import Testing
         #expect(store.receiptLatency.withLock { $0.count } == 1)
     }
 
+    /// A failure report without the gateway's own words (Kannel's 2 from an HTTP SMSC) replaces the answer's text.
+    @Test func aFailureWithoutWordsStillReplacesTheAnswersText() throws {
+        let dir = TempDir()
+        let (store, m) = try loaded(dir, count: 2)
+        defer { store.close() }
+        try store.record(m.map { SendOutcome($0, result: .accepted(gatewayID: nil, detail: "0: Accepted for delivery")) })
+        _ = try store.apply([ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .undelivered),
+                             ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .expired)])
+        #expect(try row(store, m[0].id).detail == "undelivered")
+        #expect(try row(store, m[1].id).detail == "expired at the network (validity ended)")
+    }
+
     @Test func aLateAcceptanceSetsSentAtWhenNothingDid() throws {
         let dir = TempDir()
         let (store, m) = try loaded(dir)
@@ -117,52 +131,55 @@ import Testing
                                  r(.delivered, "p1", "DELIVRD err 000"), r(.delivered, "p1", "DELIVRD err 000"), r(.delivered, "p2", "DELIVRD err 000")])
             == [.applied, .applied, .applied, .applied, .duplicate, .applied])
         #expect(try row(store, id).state == .sent)
+        // A part that contradicts its own final report changes nothing (logged).
+        #expect(try store.apply([r(.undelivered, "p1", "UNDELIV err 001")]) == [.applied])
+        #expect(try row(store, id).state == .sent)
         #expect(try store.apply([r(.delivered, "p3", "DELIVRD err 000")]) == [.applied])
         #expect(try row(store, id).state == .delivered)
         let lines = receipts(dir)
         #expect(lines.last == "delivered delivered: DELIVRD err 000 (a part of 3)")
         #expect(lines.filter { $0.hasPrefix("sent delivered") }.count == 2)
+        #expect(lines.contains("sent undelivered: UNDELIV err 001"))
         // The part's id is in the log line, not in the reason.
-        #expect(logLines(dir).filter { $0["event"] as? String == "receipt" }.compactMap { $0["gateway_id"] as? String }.suffix(3) == ["p1", "p2", "p3"])
+        #expect(logLines(dir).filter { $0["event"] as? String == "receipt" }.compactMap { $0["gateway_id"] as? String }.suffix(4) == ["p1", "p2", "p1", "p3"])
     }
 
     @Test func aFailedOrExpiredPartEndsTheMessageAtOnce() throws {
         let dir = TempDir()
-        let (store, m) = try loaded(dir, segments: 2, count: 2)
+        let (store, m) = try loaded(dir, segments: 2, count: 3)
         defer { store.close() }
         try store.record(m.map { SendOutcome($0, result: .accepted(gatewayID: nil, detail: nil)) })
-        #expect(try store.apply([ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .delivered, gatewayID: "a1", detail: "DELIVRD err 000"),
+        #expect(try store.apply([ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .buffered, gatewayID: "a2", detail: "ENROUTE err 000"),
+                                 ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .delivered, gatewayID: "a1", detail: "DELIVRD err 000"),
                                  ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .undelivered, gatewayID: "a2", detail: "UNDELIV err 001"),
-                                 ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .expired, gatewayID: "b2", detail: "EXPIRED err 000"),
+                                 ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .smscAccepted, gatewayID: "b2"),
+                                 ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .expired, gatewayID: "b1", detail: "EXPIRED err 000"),
                                  // A part reporting after the message ended is logged, and changes nothing.
-                                 ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .delivered, gatewayID: "b1", detail: "DELIVRD err 000")])
-            == [.applied, .applied, .applied, .applied])
+                                 ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .delivered, gatewayID: "b2", detail: "DELIVRD err 000"),
+                                 // One id only: the gateway reports once for the whole message.
+                                 ReceiptUpdate(carrier: "k", messageID: m[2].id, status: .undelivered, gatewayID: "c", detail: "UNDELIV err 001")])
+            == [.applied, .applied, .applied, .applied, .applied, .applied, .applied])
         let failed = try row(store, m[0].id)
         #expect(failed.state == .failed && failed.detail == "UNDELIV err 001 (a part of 2)")
         let expired = try row(store, m[1].id)
         #expect(expired.state == .expired && expired.detail == "expired at the network (validity ended): EXPIRED err 000 (a part of 2)")
+        let whole = try row(store, m[2].id)
+        #expect(whole.state == .failed && whole.detail == "UNDELIV err 001")
         #expect(try store.campaign("c1")?.carriers["k"]?["expired"] == 1)
     }
 
-    /// A gateway that reports once per message (Jasmin, an HTTP SMSC): a receipt without a part id, or under the
-    /// id the send answer gave the whole message, counts for the whole message.
-    @Test func aReceiptForTheWholeMessageEndsIt() throws {
+    /// Kannel's fake SMSC (and any gateway that reports once per message under an id of its own): the parts share
+    /// one id, one final report ends the message.
+    @Test func oneIDForAllPartsIsOneReportForTheMessage() throws {
         let dir = TempDir()
-        let (store, m) = try loaded(dir, segments: 3, count: 3)
+        let (store, m) = try loaded(dir, segments: 2)
         defer { store.close() }
-        try store.record([SendOutcome(m[0], result: .accepted(gatewayID: "J-1", detail: nil)),
-                          SendOutcome(m[1], result: .accepted(gatewayID: nil, detail: nil))])
-        #expect(try store.apply([ReceiptUpdate(carrier: "k", gatewayKey: "J-1", status: .delivered, detail: "DELIVRD err 000"),
-                                 ReceiptUpdate(carrier: "k", messageID: m[1].id, status: .delivered)]) == [.applied, .applied])
+        try store.record([SendOutcome(m[0], result: .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))])
+        let u = "3f1c2a7e-8d4b-4c1e-9a53-0b6f1d2e4c5a"
+        #expect(try store.apply([ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .smscAccepted, gatewayID: u),
+                                 ReceiptUpdate(carrier: "k", messageID: m[0].id, status: .delivered, gatewayID: u)]) == [.applied, .applied])
         #expect(try row(store, m[0].id).state == .delivered)
-        #expect(try row(store, m[1].id).state == .delivered)
-        // Jasmin's receipt (keyed by Loa's id, carrying Jasmin's id) before Jasmin's answer: taken for a part until
-        // the answer says the id is the message's.
-        #expect(try store.apply([ReceiptUpdate(carrier: "k", messageID: m[2].id, status: .delivered, gatewayID: "J-3", detail: "DELIVRD err 000")])
-            == [.applied])
-        #expect(try row(store, m[2].id).state == .sent)
-        try store.record([SendOutcome(m[2], result: .accepted(gatewayID: "J-3", detail: nil))])
-        #expect(try row(store, m[2].id).state == .delivered)
+        #expect(receipts(dir) == ["sent smsc-accepted", "delivered delivered"])
     }
 
     /// Part ids from the send answer (`partIDs`): a receipt keyed by any of them finds the message.

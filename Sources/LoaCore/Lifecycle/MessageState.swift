@@ -186,20 +186,27 @@ public enum MessageLifecycle {
 /// Gateways report multi-part messages two ways. Kannel in front of an SMPP SMSC sends each part as its own
 /// submit and each part's receipts with that part's SMSC id in `%F` (its "accepted by the SMSC", 8, comes once,
 /// with the last part's id); a generic gateway may name each part's id in its send answer (`partIDs`). Jasmin,
-/// Kannel over an HTTP SMSC that does not split, and most HTTP providers send one receipt for the whole message
-/// under the id their send answer gave. So:
+/// Kannel's fake SMSC (one report per message: its parts share one id), Kannel over an HTTP SMSC that gives no
+/// id, and most HTTP providers report once for the whole message. Loa cannot be told which kind a receipt
+/// comes from, so it reads it from the ids:
 ///
 /// - A receipt speaks for **the whole message** when the message has one segment, when it carries no gateway
 ///   id, or when its id is the message's own gateway id (the send answer's) and not a part id the answer named.
-/// - Otherwise it speaks for **the part** with that id.
-/// - A part's **failed or expired** receipt ends the message at once (failed or expired), the reason naming how
-///   many parts it has (`UNDELIV err 001 (a part of 3)`; the part's id goes to the delivery log, not the reason,
-///   so reports group).
-/// - A part's **delivered** receipt ends the message delivered only when as many distinct parts reported
-///   delivered as the message has parts (its `segments`, or the number of part ids the answer named, whichever is
-///   larger). Until then the message stays `sent` and the part's receipt is logged as an event.
-/// - A whole-message receipt ends the message as a single-part one would: a gateway that reports once per
-///   message is never kept waiting for parts it will not report.
+///   Otherwise it speaks for **the part** with that id.
+/// - The message **has parts that report separately** once the send answer named part ids, or its receipts
+///   have shown two distinct part ids (Kannel's 8 carries the last part's id, a part's ENROUTE or final report
+///   its own). Until then a part's receipt counts for the whole message: a gateway that reports once is never
+///   kept waiting for parts it will not report.
+/// - A part's **failed or expired** receipt ends the message at once (failed or expired); with parts that report
+///   separately the reason says how many parts there are (`UNDELIV err 001 (a part of 3)`; the part's id goes to
+///   the delivery log, not the reason, so reports group).
+/// - With parts that report separately, a part's **delivered** receipt ends the message delivered only when as
+///   many distinct parts reported delivered as the message has parts (its `segments`, or the number of part ids
+///   the answer named, whichever is larger). Until then the message stays `sent`, the receipt logged as an event.
+///
+/// What this gets wrong: a per-part gateway whose first part is delivered before any other part's id was seen
+/// (no 8, no ENROUTE, no part ids in the answer) ends the message delivered on that part; a later failed part is
+/// then logged and the message stays delivered.
 public enum MessageParts {
     /// The part a receipt speaks for, or nil for the whole message (see the rules above).
     /// - Parameters:
@@ -214,12 +221,22 @@ public enum MessageParts {
         return id
     }
 
+    /// How many parts must report delivered: 1 (the receipt counts for the whole message) until the parts are
+    /// known to report separately, then the message's segments or the part ids the answer named, if more.
+    /// - Parameters:
+    ///   - segments: the message's part count as Loa counted it.
+    ///   - knownParts: distinct part ids seen in receipts or named by the send answer, this receipt's included.
+    ///   - namedParts: part ids the send answer named.
+    public static func expectedParts(segments: Int, knownParts: Int, namedParts: Int) -> Int {
+        namedParts > 0 || knownParts >= 2 ? max(segments, namedParts, 1) : 1
+    }
+
     /// The receipt status the whole message takes after a part's receipt, or nil when the message is not final
     /// yet (the part's receipt is an event of the message, like an intermediate one).
     /// - Parameters:
     ///   - status: the part's receipt.
     ///   - deliveredParts: distinct parts that reported delivered, this one included.
-    ///   - expectedParts: the message's segments, or the number of part ids its send answer named if larger.
+    ///   - expectedParts: ``expectedParts(segments:knownParts:namedParts:)``.
     public static func messageStatus(after status: ReceiptStatus, deliveredParts: Int, expectedParts: Int) -> ReceiptStatus? {
         switch status {
         case .buffered, .smscAccepted: nil
@@ -228,8 +245,9 @@ public enum MessageParts {
         }
     }
 
-    /// The reason stored when a part's receipt ends the message: the part's words and how many parts there are.
-    public static func reason(_ detail: String?, status: ReceiptStatus, parts: Int) -> String {
-        (detail ?? status.name) + " (a part of \(parts))"
+    /// The reason stored when a part's receipt ends the message: the part's words, and how many parts there are
+    /// when they report separately.
+    public static func reason(_ detail: String?, status: ReceiptStatus, parts: Int) -> String? {
+        parts > 1 ? (detail ?? status.name) + " (a part of \(parts))" : detail
     }
 }
