@@ -118,6 +118,21 @@ m deadline-expire Sources/LoaStore/Operations.swift \
   "WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at <= ?" \
   "WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at < ?" \
   'deadlineExpiresQueuedAndCompletes|deadlineExpiresAPausedCampaign'
+# The deadline at the handset: no more handed over than the gateway can pass on before it.
+m handoff-hold Sources/LoaDaemon/Dispatcher.swift \
+  '        return room
+    }' \
+  '        return room > 0 ? room : .max
+    }' \
+  'nothingReachesAHandsetAfterTheDeadline'
+m handoff-outstanding Sources/LoaCore/Limits/HandoffWindow.swift \
+  'return max(0, window(deadline: deadline, now: now) - outstanding.count)' \
+  'return max(0, window(deadline: deadline, now: now))' \
+  'HandoffWindowTests'
+m handoff-restart Sources/LoaDaemon/Dispatcher.swift \
+  'initial.handoff[carrier]?.restore(list.map { (id: $0.id, at: $0.at) })' \
+  '_ = (carrier, list)' \
+  'aRestartRemembersWhatTheGatewayHolds'
 # Windows: nothing is sent outside a campaign's daily windows.
 m window-edge Sources/LoaCore/Scheduling/SendWindows.swift \
   'return windows.contains { w in

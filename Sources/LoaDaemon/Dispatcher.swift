@@ -134,8 +134,9 @@ public final class Dispatcher: Sendable {
         if !initial.handoff.isEmpty {
             // After a restart, what the gateways still hold of ours: `sent` without a pass-on receipt.
             do {
-                for (id, carrier, at) in try store.handedOverNotPassedOn(carriers: Array(initial.handoff.keys)) {
-                    initial.handoff[carrier]?.handedOver([id], at: at)
+                let rows = try store.handedOverNotPassedOn(carriers: Array(initial.handoff.keys))
+                for (carrier, list) in Dictionary(grouping: rows, by: \.carrier) {
+                    initial.handoff[carrier]?.restore(list.map { (id: $0.id, at: $0.at) })
                 }
             } catch {
                 logger.error("outstanding hand-offs not read; the deadline windows start empty", ["error": "\(error)"])

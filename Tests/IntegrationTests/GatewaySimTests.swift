@@ -47,6 +47,43 @@ struct GatewaySimTests {
         #expect(sim.stop() == 0)
     }
 
+    /// Queue mode: accepted at any rate, passed on at `--pass-on-rate` first in first out, receipts at the pass-on;
+    /// a message whose validity (Kannel `validity`, minutes) ends before its turn expires in the queue.
+    @Test func queueModePassesOnAtItsPaceAndExpiresWhatOutlivesItsValidity() async throws {
+        let sink = try ReceiptSink()
+        let sim = try await SimProcess(["--delivered-rate", "1", "--pass-on-rate", "0.1"])
+        func send(_ i: Int) async throws -> Int {
+            let dlr = sink.url("/dlr/kannel?st=%d&ans=%A&id=q-\(i)")
+            return try await sim.request("/cgi-bin/sendsms?username=u&password=p&from=LOA&to=8491234\(1000 + i)&text=hi&validity=1&dlr-mask=31&dlr-url="
+                                         + URLQuery.escape(dlr)).status
+        }
+        // One every 10 s, validity 1 minute: 7 turns fit in it (0 s … 60 s), the rest expire in the queue (an 8th
+        // only if sending the first 8 took over 10 s).
+        let start = Int64(Date().timeIntervalSince1970 * 1000)
+        for i in 1...10 { #expect(try await send(i) == 202) }
+        let end = Int64(Date().timeIntervalSince1970 * 1000)
+        let records = try await sim.text("/sim/passed-on").split(separator: "\n").map { $0.split(separator: " ") }
+        #expect(records.count == 10)
+        let passed = records.filter { $0[2] == "passed" }.compactMap { Int64($0[1]) }
+        let expired = records.filter { $0[2] == "expired" }
+        // On a loaded machine the requests may take seconds: each one spread over 10 s lets one more fit.
+        #expect(passed.count >= 7 && passed.count <= 8 + Int((end - start) / 10_000), "\(passed.count) passed on in \(end - start) ms")
+        #expect(expired.count == 10 - passed.count)
+        // First in first out at the pace: 10 s apart, the first at once.
+        #expect(records.prefix(passed.count).map { String($0[0]) } == (1...passed.count).map { "q-\($0)" })
+        #expect(zip(passed, passed.dropFirst()).allSatisfy { $1 - $0 >= 9_990 && $1 - $0 <= 10_010 }, "\(passed)")
+        #expect(passed[0] >= start - 100 && passed[0] <= end + 100)
+        // An expired message is dropped at its validity end, one minute after it was accepted.
+        for e in expired { #expect(((start - 100)...(end + 100)).contains((Int64(e[1]) ?? 0) - 60_000), "\(e)") }
+        let stats = try await sim.stats()
+        #expect(stats["accepted"] as? Int == 10 && (stats["queued"] as? Int ?? 0) >= 1, "\(stats)")
+        // Receipts come at the pass-on: smsc-accepted then delivered; the second message's not before its turn.
+        try await poll(10, "the first message's receipts") { sink.received.filter { $0.query["id"] == "q-1" }.count == 2 }
+        #expect(sink.received.filter { $0.query["id"] == "q-1" }.map { $0.query["st"] } == ["8", "1"])
+        if Int64(Date().timeIntervalSince1970 * 1000) - start < 9_000 { #expect(sink.received.filter { $0.query["id"] == "q-2" }.isEmpty) }
+        #expect(sim.stop() == 0)
+    }
+
     @Test func jasminAnswersAndReceiptsWithAckRetries() async throws {
         // The sink answers ACK/Jasmin only from the second attempt of each receipt.
         let sink = try ReceiptSink(answer: { attempt in attempt >= 2 ? "ACK/Jasmin" : "NOT ACK" })

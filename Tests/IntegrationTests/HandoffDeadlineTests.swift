@@ -69,4 +69,31 @@ import Testing
         #expect(carriers.contains("AT GATEWAY") && carriers.contains(" @"), "\(carriers)")
         #expect(metrics.contains("loa_carrier_handoff_outstanding{carrier=\"gw\"}") && metrics.contains("loa_carrier_passon_rate{carrier=\"gw\"}"))
     }
+
+    /// After a restart the window starts from the store: what the gateway still holds of ours (`sent`, no receipt)
+    /// counts at once, so a restart does not hand a queueing gateway a second window's worth.
+    @Test(.timeLimit(.minutes(2))) func aRestartRemembersWhatTheGatewayHolds() async throws {
+        let work = WorkDir("handoff-restart")
+        let sim = try GatewaySimProcess(work: work, args: ["--seed", "6", "--delivered-rate", "1", "--pass-on-rate", "2"])
+        try await sim.start()
+        defer { sim.stop() }
+        let loa = try LoaDaemonProcess(work: work, carriers: "[\(SimCarriers.kannel("gw", sim, rate: 50, inFlight: 8))]", defaultCarrier: "gw")
+        let n = 80
+        _ = SimCampaign.write(work, id: "it-restart", n: n)
+        try await loa.start()
+        let submit = try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")])
+        try #require(submit.status == 0, "submit: \(submit.output)")
+        try await poll(30, every: 0.2, "the gateway to hold most of the campaign") {
+            (try await sim.stats()["queued"] as? Int ?? 0) >= 60
+        }
+        _ = loa.stop()
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let r = try await loa.api("/api/v1/carriers")
+        let list = (try JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
+        let outstanding = list.first?["handoff_outstanding"] as? Int ?? -1
+        let queued = try await sim.stats()["queued"] as? Int ?? -1
+        print("handoff restart: outstanding \(outstanding) after the restart, the gateway's queue \(queued)")
+        #expect(outstanding >= 30 && outstanding <= n, "outstanding after the restart: \(outstanding) (the gateway holds \(queued))")
+    }
 }

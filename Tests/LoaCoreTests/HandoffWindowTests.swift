@@ -52,8 +52,9 @@ import Testing
         // 12 s: 8.8 s → 44 → 26; 2 s: nothing.
         #expect(w.room(deadline: t + 12_000, now: t) == 26)
         #expect(w.room(deadline: t + 2_000, now: t) == 0)
-        // A far deadline does not overflow.
-        #expect(w.room(deadline: .max / 2, now: t)! > 1_000_000)
+        // A far deadline: a minute of the gateway's work at most (and no overflow).
+        #expect(w.window(deadline: t + 3_600_000, now: t) == 300)
+        #expect(w.room(deadline: .max / 2, now: t) == 300 - 18)
     }
 
     @Test func throttlingLowersThePaceOncePerSecond() {
@@ -114,6 +115,42 @@ import Testing
         #expect(w.room(deadline: 1_000_000, now: 30_500) == 8)
     }
 
+    /// First in first out: a message passed on means those handed over well before it are gone too (lost receipts).
+    @Test func lostReceiptsDoNotHoldTheWindowShut() {
+        var w = window(probe: 10)
+        w.handedOver(1...5, at: 0)
+        w.handedOver(6...7, at: 15_000)
+        #expect(w.room(deadline: 100_000, now: 15_000) == 3)
+        // 7's receipt comes; 1-5 were handed over more than 10 s before it: their receipts were lost.
+        let r = w.passedOn(7, at: 16_000)
+        #expect(r)
+        #expect(w.outstanding.keys.sorted() == [6])
+        // Within the slack, out of order is fine.
+        w.handedOver([8], at: 20_000)
+        w.passedOn(8, at: 21_000)
+        #expect(w.outstanding.keys.sorted() == [6])
+    }
+
+    /// After a restart, what the store says the gateway holds counts, but not against the probe: the probe's new
+    /// messages teach the pace (and, passed on, clear the restored ones whose receipts were lost).
+    @Test func restoredMessagesCountButDoNotUseUpTheProbe() {
+        var w = window(probe: 10)
+        w.restore((1...50).map { (id: Int64($0), at: UnixMillis(1_000 + $0)) })
+        #expect(w.outstandingCount == 50)
+        #expect(w.room(deadline: 1_000_000, now: 30_000) == 10)
+        w.handedOver(100...109, at: 30_000)
+        #expect(w.room(deadline: 1_000_000, now: 30_000) == 0)
+        var t: UnixMillis = 31_000
+        for id in Int64(100)...109 { w.passedOn(id, at: t); t += 200 }
+        // Passed on 20 s after the restored ones were handed over: those are gone (lost receipts).
+        #expect(w.outstandingCount == 0)
+        #expect(abs(w.pace! - 5) < 0.01)
+        // A restored message's own receipt takes it out like any other.
+        var v = window(probe: 10)
+        v.restore([(id: 1, at: 0), (id: 2, at: 5)])
+        #expect(v.passedOn(2, at: 100) && v.outstanding.keys.sorted() == [1])
+    }
+
     @Test func aReceiptWithoutOurIdTakesTheOldest() {
         var w = window()
         w.handedOver([5], at: 10)
@@ -125,8 +162,16 @@ import Testing
 
     /// Loa at 50/s into a gateway that queues and passes on 5/s, deadline 30 s: nothing passes on after the
     /// deadline, and the gateway is kept busy (about pace × deadline handed over).
-    @Test func aQueueingGatewayPassesEverythingOnBeforeTheDeadline() {
+    /// Receipt latency 50 ms, or with `jitter` 50–450 ms (receipts then arrive out of order and in bursts).
+    @Test(arguments: [false, true]) func aQueueingGatewayPassesEverythingOnBeforeTheDeadline(jitter: Bool) {
         var w = window(probe: 100)
+        var seed: UInt64 = 42
+        func latency() -> UnixMillis {
+            guard jitter else { return 50 }
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return 50 + UnixMillis((seed >> 33) % 41) * 10
+        }
+        var receiptAt: [UnixMillis: [Int64]] = [:]
         let deadline: UnixMillis = 30_000
         var queue: [(id: Int64, at: UnixMillis)] = []
         var nextPass: UnixMillis = 0
@@ -139,10 +184,11 @@ import Testing
             while let head = queue.first, max(head.at, nextPass) <= t {
                 let at = max(head.at, nextPass)
                 passedAt[head.id] = at
+                receiptAt[at + latency(), default: []].append(head.id)
                 nextPass = at + 200
                 queue.removeFirst()
             }
-            for (id, at) in passedAt where at + 50 == t { w.heardFrom(at: t); w.passedOn(id, at: t) }
+            for id in receiptAt.removeValue(forKey: t) ?? [] { w.heardFrom(at: t); w.passedOn(id, at: t) }
             // Loa: 50/s, one every 20 ms, while the campaign runs and the window has room.
             if t < deadline && t % 20 == 0 {
                 _ = w.advance(to: t)

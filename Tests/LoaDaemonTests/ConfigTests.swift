@@ -89,6 +89,21 @@ let goodConfig = """
         #expect(l3.description.contains("required field is missing"), "\(l3)")
     }
 
+    /// `pace_from_receipts` (the deadline held at the handset): on for kannel and jasmin, off for generic unless
+    /// set; a wrong type is located like every other field.
+    @Test func paceFromReceiptsDefaultsByKind() throws {
+        let s = Scratch()
+        _ = s.write("kannel.pw", "x")
+        let on = try ConfigLoader.load(path: s.write("a.json", goodConfig), environment: env).get()
+        #expect(on.carriers[0].paceFromReceipts)
+        let off = try ConfigLoader.load(path: s.write("b.json", goodConfig.replacingOccurrences(of: "\"rate\": 100", with: "\"rate\": 100, \"pace_from_receipts\": false")),
+                                        environment: env).get()
+        #expect(!off.carriers[0].paceFromReceipts)
+        let bad = s.write("c.json", goodConfig.replacingOccurrences(of: "\"rate\": 100", with: "\"rate\": 100, \"pace_from_receipts\": \"yes\""))
+        guard case .failure(let list) = ConfigLoader.load(path: bad, environment: env) else { Issue.record("loaded"); return }
+        #expect(list.description.contains("\(bad):14: carriers.0.pace_from_receipts"), "\(list)")
+    }
+
     @Test func clientOnlySkipsCarrierSecrets() throws {
         let s = Scratch()
         let path = s.write("loa.json", goodConfig)

@@ -23,8 +23,12 @@
 /// pace by `throttleFactor` (at most once a second).
 ///
 /// **The room**: with `usable = (deadline − now) × (1 − marginFraction) − marginSeconds`, the window is
-/// `⌊pace × usable⌋` and the room is `window − outstanding`. The fraction covers an error in the learned
-/// pace, the seconds cover receipt latency. Before any pace is known, the window is `probeMessages` (0 too once
+/// `⌊pace × min(usable, horizonSeconds)⌋` and the room is `window − outstanding`. The fraction covers an error
+/// in the learned pace, the seconds cover receipt latency. The horizon keeps at most a minute of the gateway's
+/// work outstanding however far the deadline: the gateway stays busy all the same, and if its pace drops
+/// (a link slows down, another client shares its queue) what it already holds is late by at most about that
+/// much, where a backlog up to the deadline would be late by the whole drop. Messages Loa still holds can be
+/// paused, cancelled or expired; those in a gateway's queue cannot. Before any pace is known, the window is `probeMessages` (0 too once
 /// `usable` is not positive).
 ///
 /// | pace | deadline in | usable | window | outstanding | room |
@@ -33,6 +37,13 @@
 /// | 5/s | 30 s | 25 s | 125 | 100 | 25 |
 /// | 5/s | 12 s | 8.8 s | 44 | 50 | 0 |
 /// | 5/s | 2 s | < 0 | 0 | 3 | 0 |
+/// | 5/s | 1 h | 3 238 s | 300 (horizon 60 s) | 100 | 200 |
+///
+/// **Lost receipts** must not hold the window shut: gateways pass on first in first out, so when a message is
+/// passed on, those handed over more than `fifoSlackMillis` before it are taken as passed on too (their receipt
+/// was lost, e.g. while Loa was down and the gateway gave up retrying). After a restart the messages the store
+/// says are still at the gateway (``restore(_:)``) count against the window, but not against the probe: a
+/// restart with many receipts lost learns the pace again from new messages instead of waiting.
 ///
 /// **Never stall**: when messages are outstanding and no pass-on receipt at all came for `silenceMillis`
 /// (the gateway sends none: receipts not configured, or a gateway that reports only much later), the window
@@ -47,7 +58,11 @@ public struct HandoffWindow: Sendable, Equatable {
         public var marginFraction: Double = 0.1
         public var silenceMillis: Int64 = 60_000
         public var receiptTimeoutMillis: Int64 = 72 * 3_600_000
+        /// The most of the gateway's work (at the learned pace) outstanding, however far the deadline.
+        public var horizonSeconds: Double = 60
         public var sampleMillis: Int64 = 1_000
+        /// How far out of order a gateway may pass messages on (see *Lost receipts*).
+        public var fifoSlackMillis: Int64 = 10_000
         public var smoothing: Double = 0.3
         public var throttleFactor: Double = 0.7
 
@@ -68,9 +83,18 @@ public struct HandoffWindow: Sendable, Equatable {
     public let settings: Settings
     /// Handed over, not yet passed on: message id → when it was handed over.
     public private(set) var outstanding: [Int64: UnixMillis] = [:]
+    /// Outstanding ids in the order they were handed over (entries no longer outstanding are skipped lazily).
+    private var order: [(id: Int64, at: UnixMillis)] = []
+    private var head = 0
+    /// Outstanding messages read back from the store at start (not counted against the probe).
+    private var restored: Set<Int64> = []
     /// The learned pass-on pace in messages per second (nil: not known yet).
     public private(set) var pace: Double?
     public private(set) var isSilent = false
+
+    public static func == (a: HandoffWindow, b: HandoffWindow) -> Bool {
+        a.settings == b.settings && a.outstanding == b.outstanding && a.pace == b.pace && a.isSilent == b.isSilent
+    }
     /// The last pass-on receipt, or when messages became outstanding after none were.
     private var quietSince: UnixMillis
     private var lastPassOn: UnixMillis?
@@ -90,12 +114,57 @@ public struct HandoffWindow: Sendable, Equatable {
     /// Messages the gateway was handed (requests started) at `at`.
     public mutating func handedOver(_ ids: some Sequence<Int64>, at: UnixMillis) {
         if outstanding.isEmpty { quietSince = at }
-        for id in ids { outstanding[id] = at }
+        for id in ids {
+            outstanding[id] = at
+            order.append((id, at))
+        }
+    }
+
+    /// At start: messages handed over before, still without a pass-on receipt (from the store).
+    public mutating func restore(_ entries: [(id: Int64, at: UnixMillis)]) {
+        for e in entries.sorted(by: { ($0.at, $0.id) < ($1.at, $1.id) }) where outstanding[e.id] == nil {
+            outstanding[e.id] = e.at
+            order.append(e)
+            restored.insert(e.id)
+        }
     }
 
     /// A message the gateway did not take after all (refused, throttled, failed, no answer): not outstanding.
     public mutating func withdrawn(_ id: Int64) {
-        outstanding.removeValue(forKey: id)
+        remove(id)
+    }
+
+    @discardableResult
+    private mutating func remove(_ id: Int64) -> UnixMillis? {
+        guard let at = outstanding.removeValue(forKey: id) else { return nil }
+        if !restored.isEmpty { restored.remove(id) }
+        return at
+    }
+
+    /// Drops outstanding messages handed over before `cutoff`, oldest first; skips entries already gone.
+    private mutating func dropHandedBefore(_ cutoff: UnixMillis) {
+        while head < order.count {
+            let e = order[head]
+            if outstanding[e.id] == e.at {
+                guard e.at < cutoff else { break }
+                remove(e.id)
+            }
+            head += 1
+        }
+        if head > 1024 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// The oldest outstanding message.
+    private mutating func oldest() -> Int64? {
+        while head < order.count {
+            let e = order[head]
+            if outstanding[e.id] == e.at { return e.id }
+            head += 1
+        }
+        return nil
     }
 
     /// A receipt says the gateway passed a message on. `id` nil: a receipt that names only the gateway's id;
@@ -104,10 +173,10 @@ public struct HandoffWindow: Sendable, Equatable {
     /// `pace` false: it left the gateway without taking the link's time (dropped from its queue at validity end).
     @discardableResult
     public mutating func passedOn(_ id: Int64?, at: UnixMillis, pace countsForPace: Bool = true) -> Bool {
-        let key: Int64?
-        if let id { key = id } else { key = outstanding.min { ($0.value, $0.key) < ($1.value, $1.key) }?.key }
-        guard let key, let handed = outstanding.removeValue(forKey: key) else { return false }
+        guard let key = id ?? oldest(), let handed = remove(key) else { return false }
         quietSince = at
+        // First in first out: what was handed over well before this one is gone from the gateway too.
+        dropHandedBefore(handed - settings.fifoSlackMillis)
         guard countsForPace else { return true }
         if let last = lastPassOn, handed <= last, at >= last {
             // Busy: it was waiting in the gateway's queue since the previous pass-on.
@@ -146,8 +215,7 @@ public struct HandoffWindow: Sendable, Equatable {
     public mutating func advance(to now: UnixMillis) -> Event? {
         if now - lastDropCheck >= 1000 {
             lastDropCheck = now
-            let cutoff = now - settings.receiptTimeoutMillis
-            if outstanding.values.contains(where: { $0 < cutoff }) { outstanding = outstanding.filter { $0.value >= cutoff } }
+            dropHandedBefore(now - settings.receiptTimeoutMillis)
         }
         if outstanding.isEmpty { quietSince = max(quietSince, now - 1); return nil }
         guard !isSilent, now - quietSince >= settings.silenceMillis else { return nil }
@@ -155,6 +223,9 @@ public struct HandoffWindow: Sendable, Equatable {
         let n = outstanding.count
         // Not tracked while silent: no pass-on would ever take them out, and the map would only grow.
         outstanding.removeAll()
+        order.removeAll()
+        head = 0
+        restored.removeAll()
         lastPassOn = nil
         return .silenced(outstanding: n)
     }
@@ -163,7 +234,9 @@ public struct HandoffWindow: Sendable, Equatable {
     /// (0 at least).
     public func room(deadline: UnixMillis, now: UnixMillis) -> Int? {
         if isSilent { return nil }
-        return max(0, window(deadline: deadline, now: now) - outstanding.count)
+        // Before a pace is known, the probe is for this run's messages (see *Lost receipts*).
+        let counted = pace == nil ? outstanding.count - restored.count : outstanding.count
+        return max(0, window(deadline: deadline, now: now) - counted)
     }
 
     /// What may be outstanding at `now` for a deadline (see the table above).
@@ -171,6 +244,6 @@ public struct HandoffWindow: Sendable, Equatable {
         let usable = Double(deadline - now) / 1000 * (1 - settings.marginFraction) - settings.marginSeconds
         guard usable > 0 else { return 0 }
         guard let pace else { return settings.probeMessages }
-        return Int(min(pace * usable, 1e9))
+        return Int(min(pace * min(usable, settings.horizonSeconds), 1e9))
     }
 }
