@@ -168,7 +168,7 @@ final class DaemonService: HTTPService {
                 }
             }
             if updates.count == 1, results[0] == .notFound || results[0] == .wrongCarrier {
-                // Jasmin stops retrying on 404.
+                // A message Loa does not know: 404 (Jasmin 0.11.0 still retries it up to its max_retries).
                 return error(404, "unknown-message", "no such message sent through \(carrier)")
             }
             return .text(200, format.ack)
