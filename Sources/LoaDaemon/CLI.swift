@@ -308,12 +308,14 @@ public enum LoaCLI {
             case .failure(let p): problems += p.problems
             case .success(let c):
                 let scan = CampaignScan(campaign: c, router: router)
+                scan.partLimits = config.map(CampaignScan.partLimits) ?? [:]
                 scan.run()
                 problems += scan.problems
                 if scan.rejectedRows > scan.listLimit {
                     problems.append(Problem(file: file, line: 0, field: "segments", reason: "\(scan.rejectedRows - scan.listLimit) more rejected rows not listed"))
                 }
                 summary.append("\(file): \(scan.accepted) recipients, \(scan.rejected) rejected, \(scan.duplicates) duplicates, \(scan.excluded) excluded, \(scan.parts) SMS parts")
+                summary += scan.partLimitWarnings
             }
         }
         for p in problems { printLine(p.description) }
@@ -663,12 +665,14 @@ public enum LoaCLI {
     static func preview(_ opts: Options) -> Int32 {
         guard let file = opts.positional.first else { printError(help["preview"]!); return 2 }
         var router = Router(defaultCarrier: "default")
+        var partLimits: [String: Int] = [:]
         var optOuts: Set<String>?
         if let path = opts.config, FileManager.default.fileExists(atPath: path) {
             switch ConfigLoader.load(path: path, clientOnly: true) {
             case .failure(let p): printError(p.description); return 1
             case .success(let c):
                 router = c.router
+                partLimits = CampaignScan.partLimits(c)
                 optOuts = blockingAwait { await fetchOptOuts(c) }
             }
         }
@@ -679,10 +683,12 @@ public enum LoaCLI {
         }
         let scan = CampaignScan(campaign: loaded, router: router, sampleCount: opts.sample)
         scan.optOuts = optOuts
+        scan.partLimits = partLimits
         let progress = ProgressReporter(label: "reading segments")
         scan.run { done, total in progress.update(done, total) }
         progress.finish()
         print(TerminalText.sanitizeLines(PreviewReport.render(scan)))
+        for w in scan.partLimitWarnings { printLine(w) }
         for p in scan.problems.prefix(20) { printLine("  " + p.description) }
         if scan.problems.count > 20 { print("  … \(scan.problems.count - 20) more (loa check lists up to \(scan.listLimit))") }
         return scan.problems.contains { $0.field != "row" } ? 1 : 0

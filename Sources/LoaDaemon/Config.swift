@@ -27,6 +27,10 @@ public struct LoaConfig: Sendable {
         public var idempotent = false
         /// The proxy the carrier's requests go through, or nil for none (proxy environment variables are not read).
         public var proxy: String?
+        /// Kind `kannel`: `smsc`, `priority`, `deferred_minutes`, `validity`.
+        public var kannel = KannelOptions()
+        /// Kind `jasmin`: `validity`, `max_parts`.
+        public var jasmin = JasminOptions()
         /// `pace_from_receipts`: learn the gateway's pass-on pace from its receipts and hand it no more than it can
         /// pass on before the deadline (``HandoffWindow``). Default true for kannel and jasmin (their receipts
         /// say when the SMSC took a message), false for generic (a provider's receipts may come only at delivery).
@@ -163,9 +167,16 @@ struct ConfigFile: Decodable {
         var idempotent: Bool?
         var proxy: ProxyRef?
         var generic: GenericGatewaySpec?
+        var smsc: String?
+        var priority: Int?
+        var deferredMinutes: Int?
+        var validity: Bool?
+        var maxParts: Int?
         var paceFromReceipts: Bool?
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, kind, url, username, password, rate, method, secrets, idempotent, proxy
+            case smsc, priority, validity
+            case deferredMinutes = "deferred_minutes", maxParts = "max_parts"
             case paceFromReceipts = "pace_from_receipts"
             case rateUnit = "rate_unit"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
@@ -187,6 +198,11 @@ struct ConfigFile: Decodable {
             secrets = try c.decodeIfPresent([String: SecretRef].self, forKey: .secrets)
             idempotent = try c.decodeIfPresent(Bool.self, forKey: .idempotent)
             proxy = try c.decodeIfPresent(ProxyRef.self, forKey: .proxy)
+            smsc = try c.decodeIfPresent(String.self, forKey: .smsc)
+            priority = try c.decodeIfPresent(Int.self, forKey: .priority)
+            deferredMinutes = try c.decodeIfPresent(Int.self, forKey: .deferredMinutes)
+            validity = try c.decodeIfPresent(Bool.self, forKey: .validity)
+            maxParts = try c.decodeIfPresent(Int.self, forKey: .maxParts)
             paceFromReceipts = try c.decodeIfPresent(Bool.self, forKey: .paceFromReceipts)
             // A generic gateway is described by the same entry's other keys (method, headers, body, batch, ...).
             generic = kind == "generic" ? try GenericGatewaySpec(from: decoder) : nil
@@ -379,13 +395,15 @@ public enum ConfigLoader {
             }
             if let p = proxy, !p.isEmpty, let problem = ProxyRef.problem(p) { add("\(f).proxy", problem) }
             if proxy?.isEmpty == true { proxy = nil }
+            let (kannel, jasmin) = gatewayOptions(c, f, add)
             let password = c.password == nil || clientOnly ? "" : resolve(c.password, "\(f).password")
             let secret = clientOnly ? "" : resolve(c.receiptSecret, "\(f).receipt_secret")
             if !secret.isEmpty && secret.count < 16 { add("\(f).receipt_secret", "must be at least 16 characters") }
             carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
                                   rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
                                   rateInSegments: (c.rateUnit ?? "segments") == "segments", generic: c.generic, secrets: secrets,
-                                  idempotent: c.idempotent ?? false, proxy: proxy, paceFromReceipts: c.paceFromReceipts ?? (c.kind != "generic")))
+                                  idempotent: c.idempotent ?? false, proxy: proxy, kannel: kannel, jasmin: jasmin,
+                                  paceFromReceipts: c.paceFromReceipts ?? (c.kind != "generic")))
         }
         if carriers.isEmpty { add("carriers", "at least one carrier is required") }
         if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }
@@ -470,6 +488,43 @@ public enum ConfigLoader {
 }
 
 extension ConfigLoader {
+    /// The Kannel and Jasmin options of carrier entry `c` (field path `f`), each checked: a key of the other kind
+    /// is refused rather than ignored.
+    static func gatewayOptions(_ c: ConfigFile.CarrierEntry, _ f: String, _ add: (String, String) -> Void) -> (KannelOptions, JasminOptions) {
+        var kannel = KannelOptions()
+        var jasmin = JasminOptions()
+        func only(_ kind: String, _ key: String, _ present: Bool) -> Bool {
+            if present && c.kind != kind { add("\(f).\(key)", "only for kind \(kind) (this carrier is \(c.kind))") }
+            return present && c.kind == kind
+        }
+        if only("kannel", "smsc", c.smsc != nil), let smsc = c.smsc {
+            if smsc.isEmpty || smsc.count > 64 || smsc.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7F }) {
+                add("\(f).smsc", "must be a Kannel smsc-id: 1-64 characters, no spaces or control characters")
+            }
+            kannel.smsc = smsc
+        }
+        if only("kannel", "priority", c.priority != nil), let p = c.priority {
+            if !(0...3).contains(p) { add("\(f).priority", "must be 0-3 (Kannel's priority; smsbox refuses other values)") }
+            kannel.priority = p
+        }
+        if only("kannel", "deferred_minutes", c.deferredMinutes != nil), let d = c.deferredMinutes {
+            if !(1...10_080).contains(d) { add("\(f).deferred_minutes", "must be 1-10080 (a week)") }
+            kannel.deferredMinutes = d
+        }
+        if let v = c.validity {
+            if c.kind == "generic" {
+                add("\(f).validity", "only for kinds kannel and jasmin (a generic gateway uses {{validity.minutes}} in its template)")
+            }
+            kannel.validity = v
+            jasmin.validity = v
+        }
+        if only("jasmin", "max_parts", c.maxParts != nil), let n = c.maxParts {
+            if !(1...255).contains(n) { add("\(f).max_parts", "must be 1-255 (Jasmin's long_content_max_parts)") }
+            jasmin.maxParts = n
+        }
+        return (kannel, jasmin)
+    }
+
     /// The absolute directory of the config file: what its relative paths (`data_dir`, secret files,
     /// `routing.ported_numbers`) are relative to, whatever the daemon's working directory. A bare `loa.json`
     /// has an empty directory part; joining that with "/" once put `"data_dir": "data"` at `/data`.

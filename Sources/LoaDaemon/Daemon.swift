@@ -167,7 +167,7 @@ public enum Daemon {
             case "jasmin":
                 adapters[c.name] = JasminAdapter(name: c.name, sendURL: c.url, username: c.username, password: c.password,
                                                  timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
-                                                 receiptSecret: c.receiptSecret)
+                                                 receiptSecret: c.receiptSecret, options: c.jasmin)
                 receiptFormats[c.name] = ReceiptFormat(parse: { _, fields in JasminAdapter.parseReceipt(fields).map { [$0] } }, ack: "ACK/Jasmin")
             case "generic":
                 let adapter = GenericHTTPAdapter(name: c.name, spec: c.generic!, secrets: c.secrets, timeout: c.timeout, engine: engine,
@@ -179,7 +179,7 @@ public enum Daemon {
             default:
                 adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
                                                  timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
-                                                 receiptSecret: c.receiptSecret)
+                                                 receiptSecret: c.receiptSecret, options: c.kannel)
             }
         }
         return (adapters, receiptFormats)

@@ -1,4 +1,5 @@
 import Foundation
+import LoaCarriers
 import LoaCore
 import LoaStore
 
@@ -34,6 +35,10 @@ final class CampaignScan {
     private(set) var ucs2Messages = 0
     private(set) var problems: [Problem] = []
     private(set) var rejectedRows = 0
+    /// Carriers that cut long messages (Jasmin's `max_parts`): carrier → the most parts it takes. Set before ``run``.
+    var partLimits: [String: Int] = [:]
+    /// Per such carrier, recipients whose message it would cut (they fail before sending) and the first one's place.
+    private(set) var overPartLimit: [String: (count: Int, parts: Int, source: String, line: Int)] = [:]
     private(set) var samples: [Sample] = []
     private var seen = Set<String>()
     private var exclusions = Set<String>()
@@ -106,13 +111,20 @@ final class CampaignScan {
                 parts += segments
                 if encoding == .ucs2 { ucs2Messages += 1 }
                 perCarrier[carrier, default: 0] += 1
+                if let limit = partLimits[carrier] {
+                    let sent = JasminAdapter.partsSent(text, encoding: encoding)
+                    if sent > limit {
+                        let seenBefore = overPartLimit[carrier]
+                        overPartLimit[carrier] = ((seenBefore?.count ?? 0) + 1, max(seenBefore?.parts ?? 0, sent),
+                                                  seenBefore?.source ?? source, seenBefore?.line ?? line)
+                    }
+                }
                 // Recipients only, like per carrier: duplicates, exclusions and opt-outs are not sent to any network.
                 if case .success(let number) = PhoneNormalizer.normalize(phone) {
                     perNetwork[router.network(of: number).rawValue, default: 0] += 1
                 }
                 partsIfUnicode += SMSText.prepare(text, policy: .unicode).info.segments
                 partsIfASCII += SMSText.prepare(text, policy: .ascii).info.segments
-                _ = (source, line)
             case .rejected(_, let code, let message, let source, let line):
                 rejectedByReason[code, default: 0] += 1
                 rejectedRows += 1
@@ -121,6 +133,21 @@ final class CampaignScan {
                 }
             }
         }
+    }
+}
+
+extension CampaignScan {
+    /// One warning per carrier that would cut some of the campaign's messages (`loa check`, `loa preview`).
+    var partLimitWarnings: [String] {
+        overPartLimit.sorted { $0.key < $1.key }.map { carrier, o in
+            "warning: \(o.count) recipient(s) get messages of up to \(o.parts) parts, more than carrier \(carrier)'s max_parts "
+                + "\(partLimits[carrier] ?? 0): they will fail without being sent (first: \(PathText.lastComponent(of: o.source)):\(o.line))"
+        }
+    }
+
+    /// The part limits of the configured carriers that have one (Jasmin's `max_parts`).
+    static func partLimits(_ config: LoaConfig) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: config.carriers.filter { $0.kind == "jasmin" }.map { ($0.name, $0.jasmin.maxParts) })
     }
 }
 

@@ -112,7 +112,7 @@ final class DaemonService: HTTPService {
         let update = ReceiptUpdate(carrier: carrier, messageID: id, status: parsed.status, gatewayID: parsed.gatewayID, detail: parsed.detail)
         do {
             let result = try store.apply([update])[0]
-            if result != .notFound && result != .wrongCarrier { dispatcher.receipt(carrier: carrier, messageID: id, status: status) }
+            if result != .notFound && result != .wrongCarrier { dispatcher.receipt(carrier: carrier, messageID: id, status: parsed.status) }
             switch result {
             case .applied, .duplicate, .pending: return .text(200, "OK \(result.rawValue)\n")
             case .notFound, .wrongCarrier: return error(404, "unknown-message", "no message \(id) sent through \(carrier)")
@@ -168,7 +168,7 @@ final class DaemonService: HTTPService {
                 }
             }
             if updates.count == 1, results[0] == .notFound || results[0] == .wrongCarrier {
-                // Jasmin stops retrying on 404.
+                // A message Loa does not know: 404 (Jasmin 0.11.0 still retries it up to its max_retries).
                 return error(404, "unknown-message", "no such message sent through \(carrier)")
             }
             return .text(200, format.ack)

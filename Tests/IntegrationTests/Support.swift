@@ -159,14 +159,38 @@ struct PollTimeout: Error, CustomStringConvertible {
     var description: String { "timed out after \(seconds) s waiting for \(what)" }
 }
 
-/// A real Kannel (bearerbox + smsbox + fakesmsc) on 127.0.0.1, started by the harness script.
+/// A real Kannel (bearerbox + smsbox + an SMSC) on 127.0.0.1, started by the harness script: Kannel's fakesmsc,
+/// or with `smpp` the scriptable SMPP SMSC `kannel/smpp-smsc.py` behind `smsc = smpp`.
 final class Kannel: @unchecked Sendable {
     let dir: String
     let vars: [String: String]
 
-    init(dir: String) throws {
+    /// The SMPP mode's options (`kannel-harness.sh start DIR --smpp …`).
+    struct SMPP {
+        /// The SMSC accepts at most this many submit_sm per second and holds the rest (0: no limit).
+        var pace: Double = 0
+        /// Kannel's own `throughput` for the link (nil: none).
+        var throughput: Double?
+        /// The SMSC's outcome rules by destination (see smpp-smsc.py's header), written to a file.
+        var rules: String?
+        /// Seconds from the SMSC's acceptance to each receipt.
+        var reportDelay: Double = 0.3
+    }
+
+    init(dir: String, smpp: SMPP? = nil) throws {
         self.dir = dir
-        let r = try run("/bin/bash", [Env.harness, "start", dir], timeout: 90)
+        var args = [Env.harness, "start", dir]
+        if let smpp {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            args += ["--smpp", "--pace", "\(smpp.pace)", "--report-delay", "\(smpp.reportDelay)"]
+            if let t = smpp.throughput { args += ["--throughput", "\(t)"] }
+            if let rules = smpp.rules {
+                let path = dir + "/smsc-rules.txt"
+                try rules.write(toFile: path, atomically: true, encoding: .utf8)
+                args += ["--rules", path]
+            }
+        }
+        let r = try run("/bin/bash", args, timeout: 90)
         guard r.status == 0 else { throw HarnessError(message: "kannel-harness start failed (\(r.status)):\n\(r.output)") }
         var v: [String: String] = [:]
         for line in r.output.split(separator: "\n") {

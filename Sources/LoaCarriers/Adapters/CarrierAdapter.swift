@@ -150,10 +150,16 @@ public protocol OneExchangeAdapter: CarrierAdapter {
     /// What the answer to ``request(for:)``, or its failure, means for `message`. Runs on the engine thread
     /// from ``start(_:completion:)``: it MUST NOT block.
     func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome
+    /// The outcome of a message the gateway is known to mishandle, decided without sending it (Jasmin cuts a
+    /// message longer than its `long_content_max_parts` and reports it delivered); nil to send. The default: nil.
+    func refusal(for message: OutgoingSMS) -> GatewayOutcome?
 }
 
 extension OneExchangeAdapter {
+    public func refusal(for message: OutgoingSMS) -> GatewayOutcome? { nil }
+
     public func send(_ message: OutgoingSMS) async -> GatewayOutcome {
+        if let refused = refusal(for: message) { return refused }
         let result: Result<HTTPResponse, TransportError>
         do {
             result = .success(try await engine.perform(request(for: message)))
@@ -166,6 +172,7 @@ extension OneExchangeAdapter {
     /// Sends `message` and returns at once; `completion` gets its outcome, exactly once, on the engine thread
     /// (``CurlEngine/start(_:completion:)``). It MUST NOT block.
     public func start(_ message: OutgoingSMS, completion: @escaping @Sendable (GatewayOutcome) -> Void) {
+        if let refused = refusal(for: message) { return completion(refused) }
         engine.start(request(for: message)) { [self] result in completion(outcome(of: result, for: message)) }
     }
 }

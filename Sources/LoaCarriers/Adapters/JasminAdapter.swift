@@ -24,6 +24,20 @@ import LoaCore
 /// | 429, 503 | throttled, with `Retry-After` |
 /// | other 4xx, 5xx, connection refused, timeout, reset | temporary |
 ///
+/// ``JasminOptions``: `validity` passes the minutes left until the campaign's deadline as `validity-period`
+/// (Jasmin sets the submit_sm's validity_period to now + that many minutes; the user needs the
+/// `set_validity_period` authorization). `max_parts` is Jasmin's `long_content_max_parts` (5 by default in
+/// 0.11.0, `[http-api]` in jasmin.cfg): Jasmin sends only that many parts of a longer message and drops the rest
+/// in silence, so such a message fails here, permanently, before it is sent (``refusal(for:)``).
+///
+/// GSM-7 part boundaries: Jasmin converts `content` to GSM 03.38 bytes (an extension character such as `€`
+/// is two: 0x1B and its code) and cuts a long message every 153 bytes, blind to escapes
+/// (`SMPPOperationFactory.SubmitSM` in `jasmin/protocols/smpp/operations.py`). When a cut falls between an
+/// escape and its code the handset shows the wrong characters. Loa's own split never cuts a pair, so Loa checks
+/// Jasmin's cut (``JasminAdapter/escapeCut(_:)``) and sends such a message as UCS-2 (`coding=8`): the text
+/// arrives whole, at the price of more parts (counted against `max_parts` too). The message's stored segment
+/// count stays Loa's GSM-7 count.
+///
 /// Receipts: Jasmin POSTs form fields to the dlr-url; Loa's receipt endpoint merges them with the URL's query,
 /// hands them to ``parseReceipt(_:)`` and answers `ACK/Jasmin` (otherwise Jasmin retries the receipt).
 public struct JasminAdapter: OneExchangeAdapter {
@@ -35,6 +49,9 @@ public struct JasminAdapter: OneExchangeAdapter {
     /// POST the fields form-encoded instead of a GET query string.
     public let usePOST: Bool
     public let engine: CurlEngine
+    public let options: JasminOptions
+    /// The wall clock the validity's minutes are counted from (a manual one in tests).
+    let clock: any TimeSource
 
     /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
     public let proxy: String?
@@ -43,7 +60,10 @@ public struct JasminAdapter: OneExchangeAdapter {
     let mask: SecretMask
 
     public init(name: String, sendURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
-                proxy: String? = nil, receiptSecret: String? = nil) {
+                proxy: String? = nil, receiptSecret: String? = nil, options: JasminOptions = JasminOptions(),
+                clock: any TimeSource = SystemTimeSource()) {
+        self.options = options
+        self.clock = clock
         self.mask = SecretMask(secrets: [password] + (receiptSecret.map { [$0] } ?? []), proxy: proxy)
         self.proxy = proxy
         self.name = name
@@ -62,7 +82,7 @@ public struct JasminAdapter: OneExchangeAdapter {
         q.add("password", password)
         q.add("to", m.to.hasPrefix("+") ? String(m.to.dropFirst()) : m.to)
         q.add("from", m.from)
-        switch m.encoding {
+        switch JasminAdapter.wireEncoding(m) {
         case .gsm7:
             q.add("coding", "0")
             q.add("content", m.text)
@@ -74,12 +94,71 @@ public struct JasminAdapter: OneExchangeAdapter {
         q.add("dlr-url", m.receiptURL)
         q.add("dlr-level", "3")
         q.add("dlr-method", "POST")
+        if options.validity, let minutes = ValidityPeriod.minutesLeft(until: m.validUntil, now: clock.now()) {
+            q.add("validity-period", String(minutes))
+        }
         if usePOST {
             return HTTPRequest(method: "POST", url: sendURL, headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")],
                                body: Array(q.encoded.utf8), timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
         }
         let sep = sendURL.contains("?") ? "&" : "?"
         return HTTPRequest(method: "GET", url: sendURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
+    }
+
+    /// The coding the message goes to Jasmin in: its own, except a GSM-7 text Jasmin would cut inside an escape
+    /// pair, which goes as UCS-2 (see the type's comment).
+    public static func wireEncoding(_ m: OutgoingSMS) -> SMSEncoding {
+        m.encoding == .gsm7 && escapeCut(m.text) ? .ucs2 : m.encoding
+    }
+
+    /// The parts Jasmin sends `text` in, counted its way (0.11.0 `SubmitSM`): GSM-7 as GSM 03.38 bytes, one
+    /// part up to 160, else 153 a part; UCS-2 as UTF-16 units, one part up to 70, else 67 a part. Before
+    /// `long_content_max_parts` cuts it.
+    ///
+    /// | text | coding | Jasmin's parts | Loa's parts |
+    /// |---|---|---|---|
+    /// | 306 × `a` | gsm7 | 2 | 2 |
+    /// | 152 × `a` + `€` + 153 × `b` | gsm7 | 3 (cut inside `€`) | 3 |
+    /// | 152 × `a` + `€` + 152 × `b` | gsm7 | 2 (cut inside `€`) | 3 |
+    public static func jasminParts(_ text: String, encoding: SMSEncoding) -> Int {
+        let units: Int
+        let (single, part): (Int, Int)
+        switch encoding {
+        case .gsm7:
+            units = text.unicodeScalars.reduce(0) { $0 + (GSM7.cost($1) ?? 1) }
+            (single, part) = (160, 153)
+        case .ucs2:
+            units = text.utf16.count
+            (single, part) = (70, 67)
+        }
+        return units <= single ? 1 : (units + part - 1) / part
+    }
+
+    /// The parts Jasmin sends a message of `text` in `encoding` as, after Loa's escape fallback to UCS-2.
+    public static func partsSent(_ text: String, encoding: SMSEncoding) -> Int {
+        jasminParts(text, encoding: encoding == .gsm7 && escapeCut(text) ? .ucs2 : encoding)
+    }
+
+    /// True when Jasmin's cut of GSM-7 `text` every 153 bytes falls between an escape and its code.
+    public static func escapeCut(_ text: String) -> Bool {
+        var offset = 0
+        var cut = false
+        for s in text.unicodeScalars {
+            let cost = GSM7.cost(s) ?? 1
+            // The escape at byte `offset`, its code at `offset + 1`: cut when the escape ends a 153-byte part.
+            if cost == 2 && (offset + 1) % 153 == 0 { cut = true }
+            offset += cost
+        }
+        return cut && offset > 160
+    }
+
+    /// Fails a message Jasmin would cut to `max_parts` parts (it would report the rest delivered).
+    public func refusal(for message: OutgoingSMS) -> GatewayOutcome? {
+        let encoding = JasminAdapter.wireEncoding(message)
+        let parts = JasminAdapter.partsSent(message.text, encoding: message.encoding)
+        guard parts > options.maxParts else { return nil }
+        return .permanent("message too long for this carrier: \(parts) parts as Jasmin splits it\(encoding != message.encoding ? " (sent as UCS-2)" : ""), "
+                          + "Jasmin sends at most \(options.maxParts) (max_parts, Jasmin's long_content_max_parts) and drops the rest")
     }
 
     /// `text` as UTF-16 big-endian code units in upper-case hex (`"Đ"` → `"0110"`).
@@ -179,5 +258,18 @@ public struct JasminAdapter: OneExchangeAdapter {
             if let err = fields["err"], !err.isEmpty { detail += " err \(err.prefix(20))" }
         }
         return .success(InboundReceipt(key: key, status: receiptStatus, gatewayID: id, detail: detail))
+    }
+}
+
+/// Jasmin options of one carrier (config keys `validity`, `max_parts`).
+public struct JasminOptions: Sendable, Equatable {
+    /// Pass the minutes left until the campaign's deadline as `validity-period`.
+    public var validity = true
+    /// Jasmin's `long_content_max_parts` (jasmin.cfg `[http-api]`, 5 by default).
+    public var maxParts = 5
+
+    public init(validity: Bool = true, maxParts: Int = 5) {
+        self.validity = validity
+        self.maxParts = maxParts
     }
 }

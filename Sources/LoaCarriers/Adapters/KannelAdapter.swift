@@ -16,6 +16,10 @@ import LoaCore
 /// | 429, 503 | throttled |
 /// | other 4xx | permanent |
 /// | 5xx, connection refused, timeout, reset | temporary |
+///
+/// ``KannelOptions`` add `smsc`, `priority`, `deferred` and `validity` (query parameters for GET, the
+/// `X-Kannel-SMSC`, `X-Kannel-Priority`, `X-Kannel-Deferred`, `X-Kannel-Validity` headers for POST: the names
+/// smsbox.c's `get_x_kannel_from_headers` compares, case-insensitively, in Kannel 1.4.5).
 public struct KannelAdapter: OneExchangeAdapter {
     public let name: String
     public let sendsmsURL: String
@@ -25,6 +29,9 @@ public struct KannelAdapter: OneExchangeAdapter {
     /// GET with query parameters, or POST with `X-Kannel-*` headers and the text as the body.
     public let usePOST: Bool
     public let engine: CurlEngine
+    public let options: KannelOptions
+    /// The wall clock the validity's minutes are counted from (a manual one in tests).
+    let clock: any TimeSource
 
     /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
     public let proxy: String?
@@ -34,7 +41,10 @@ public struct KannelAdapter: OneExchangeAdapter {
     let mask: SecretMask
 
     public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
-                proxy: String? = nil, receiptSecret: String? = nil) {
+                proxy: String? = nil, receiptSecret: String? = nil, options: KannelOptions = KannelOptions(),
+                clock: any TimeSource = SystemTimeSource()) {
+        self.options = options
+        self.clock = clock
         self.mask = SecretMask(secrets: [password] + (receiptSecret.map { [$0] } ?? []), proxy: proxy)
         self.proxy = proxy
         self.usePOST = usePOST
@@ -56,6 +66,7 @@ public struct KannelAdapter: OneExchangeAdapter {
                            HTTPHeader("X-Kannel-DLR-Mask", "31"), HTTPHeader("X-Kannel-DLR-Url", m.receiptURL),
                            HTTPHeader("Content-Type", "text/plain; charset=UTF-8")]
             if m.encoding == .ucs2 { headers.append(HTTPHeader("X-Kannel-Coding", "2")) }
+            for (name, value) in optionFields(m) { headers.append(HTTPHeader("X-Kannel-" + name.header, value)) }
             return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout).via(proxy)
                 .atMostOnce().readingHeaders(adapterResponseHeaders)
         }
@@ -69,8 +80,21 @@ public struct KannelAdapter: OneExchangeAdapter {
         q.add("charset", "UTF-8")
         q.add("dlr-mask", "31")
         q.add("dlr-url", m.receiptURL)
+        for (name, value) in optionFields(m) { q.add(name.query, value) }
         let sep = sendsmsURL.contains("?") ? "&" : "?"
         return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
+    }
+
+    /// The options' fields for `m`, each by its query and its header name.
+    func optionFields(_ m: OutgoingSMS) -> [(name: (query: String, header: String), value: String)] {
+        var out: [(name: (query: String, header: String), value: String)] = []
+        if let smsc = options.smsc { out.append((("smsc", "SMSC"), smsc)) }
+        if let p = options.priority { out.append((("priority", "Priority"), String(p))) }
+        if let d = options.deferredMinutes { out.append((("deferred", "Deferred"), String(d))) }
+        if options.validity, let minutes = ValidityPeriod.minutesLeft(until: m.validUntil, now: clock.now()) {
+            out.append((("validity", "Validity"), String(minutes)))
+        }
+        return out
     }
 
     public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {
@@ -95,6 +119,44 @@ public struct KannelAdapter: OneExchangeAdapter {
         case 400...499: return .permanent("HTTP \(status): \(text)")
         default: return .temporary("HTTP \(status): \(text)")
         }
+    }
+}
+
+/// Kannel sendsms options of one carrier (config keys `smsc`, `priority`, `deferred_minutes`, `validity`).
+public struct KannelOptions: Sendable, Equatable {
+    /// The smsc-id Kannel routes the messages to (`smsc`); nil: Kannel's own routing.
+    public var smsc: String?
+    /// Kannel's `priority`, 0 (lowest) to 3 (smsbox refuses other values).
+    public var priority: Int?
+    /// Kannel's `deferred`: the SMSC holds each message this many minutes before delivering it.
+    public var deferredMinutes: Int?
+    /// Pass the minutes left until the campaign's deadline as Kannel's `validity` (the SMSC drops what it could not
+    /// deliver by then, and its receipt says EXPIRED, instead of delivering it late).
+    public var validity = true
+
+    public init(smsc: String? = nil, priority: Int? = nil, deferredMinutes: Int? = nil, validity: Bool = true) {
+        self.smsc = smsc
+        self.priority = priority
+        self.deferredMinutes = deferredMinutes
+        self.validity = validity
+    }
+}
+
+/// The validity period a gateway is given from ``OutgoingSMS/validUntil``.
+public enum ValidityPeriod {
+    /// Whole minutes left until `validUntil`, rounded down (a gateway must never hold a message past the
+    /// deadline), at least 1 (0 means "no validity" to Kannel and Jasmin); nil when there is no deadline.
+    ///
+    /// | left | minutes |
+    /// |---|---|
+    /// | 30 s | 1 |
+    /// | 119.9 s | 1 |
+    /// | 120 s | 2 |
+    /// | 90 min | 90 |
+    public static func minutesLeft(until validUntil: UnixMillis?, now: UnixMillis) -> Int? {
+        guard let validUntil else { return nil }
+        let left = validUntil - now
+        return Int(max(1, min(left / 60_000, 10 * 366 * 24 * 60)))
     }
 }
 
