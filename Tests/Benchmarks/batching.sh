@@ -18,6 +18,7 @@ export LOA_SIM_TOKEN=bench-sim-token LOA_SIM_RECEIPT_SECRET=$LOA_SECRET
 # round RPS: one run (in this shell, so the cleanup trap knows its pids); writes "recipients/s requests/s
 # mean-batch throttled" to $work/round.txt.
 round() {
+  rm -f "$work/sim.port"
   bench_start_sim --no-receipts --max-rate 2 --limit-header "$header"
   carrier=$(python3 - "$sim" "$1" <<'PY'
 import sys, re
