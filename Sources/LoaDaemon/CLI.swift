@@ -650,8 +650,9 @@ public enum LoaCLI {
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
             if opts.json { print(terminalJSON(r.bodyText)); return 0 }
             let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
-            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("REQ LIMIT", 11)
-                  + pad("IN FLIGHT", 11) + pad("BATCH", 9) + pad("TOKENS", 8) + pad("PARTS SENT", 12) + pad("AT GATEWAY", 16) + "STATE")
+            let header: [String] = [pad("CARRIER", 20), pad("RATE LIMIT", 12), pad("ALLOWED", 10), pad("RATE NOW", 10), pad("REQ LIMIT", 11),
+                                    pad("IN FLIGHT", 11), pad("BATCH", 9), pad("TOKENS", 8), pad("PARTS SENT", 12), pad("AT GATEWAY", 16), "STATE"]
+            print(header.joined())
             for c in list {
                 let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? "\(c["batch_target"] ?? 1)/\(c["max_batch"] ?? 1)" : "1"
                 let requests = (c["allowed_request_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "-"
@@ -659,11 +660,12 @@ public enum LoaCLI {
                 let held = (c["handoff_limiting"] as? Bool) == true
                     ? "\(c["handoff_outstanding"] ?? 0) @" + ((c["pass_on_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "?")
                     : "-"
-                printLine(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
-                      + pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10)
-                      + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10) + pad(requests, 11)
-                      + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)", 11) + pad(batch, 9) + pad("\(c["tokens"] ?? 0)", 8)
-                      + pad("\(c["segments_sent"] ?? 0)", 12) + pad(held, 16) + carrierState(c))
+                let columns: [String] = [pad("\(c["name"] ?? "")", 20), pad("\(c["configured_rate"] ?? 0)/s", 12),
+                                         pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10),
+                                         pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10), pad(requests, 11),
+                                         pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)", 11), pad(batch, 9), pad("\(c["tokens"] ?? 0)", 8),
+                                         pad("\(c["segments_sent"] ?? 0)", 12), pad(held, 16), carrierState(c)]
+                printLine(columns.joined())
             }
             return 0
         }
