@@ -84,6 +84,7 @@ def is_gsm7(text):
 
 
 def ledger(entry):
+    entry["t"] = round(time.time(), 4)
     with LOCK:
         STATS["accepted"] += 1
         with open(ARGS.ledger, "a") as f:
@@ -146,8 +147,9 @@ def callback(url, method="GET", query=None, form=None, body=None, content_type=N
                         with LOCK:
                             STATS["callbacks"] += 1
                         return
-            except Exception:
-                pass
+            except Exception as e:
+                # The path only: the query carries the receiver's secret.
+                print(f"callback {urllib.parse.urlsplit(target).path} attempt {attempt + 1}: {e}", file=sys.stderr, flush=True)
             time.sleep(0.5 * (attempt + 1))
         with LOCK:
             STATS["callback_failures"] += 1
