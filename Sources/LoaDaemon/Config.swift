@@ -253,6 +253,11 @@ extension ConfigFile {
         for (i, entry) in (root["carriers"]?.array ?? []).enumerated() {
             let generic = entry["kind"]?.string == "generic"
             check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + (generic ? GenericGatewaySpec.keyNames : []))
+            if generic {
+                check(entry["poll"], "carriers.\(i).poll", GenericGatewaySpec.Poll.keyNames)
+                check(entry["poll"]?["answer"], "carriers.\(i).poll.answer", GenericGatewaySpec.PollAnswer.keyNames)
+                check(entry["receipts"]?["aggregate"], "carriers.\(i).receipts.aggregate", GenericGatewaySpec.Aggregate.keyNames)
+            }
         }
         return out
     }

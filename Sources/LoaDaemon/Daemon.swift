@@ -57,7 +57,10 @@ public enum Daemon {
         let (adapters, receiptFormats) = carriers(config, engine: engine)
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         dispatcher.start()
-        let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats)
+        let poller = ReceiptPoller(store: store, adapters: adapters, clock: clock, logger: logger)
+        poller?.start()
+        let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats,
+                                    poller: poller)
         let server: HTTPServer
         var receiptServer: HTTPServer?
         do {
@@ -65,6 +68,7 @@ public enum Daemon {
                                     service: ListenerService(role: config.receiptsListen == nil ? .all : .api, inner: service))
         } catch {
             logger.error("cannot listen", ["error": "\(error)", "listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"])
+            poller?.stop()
             dispatcher.stop(drainSeconds: 0)
             engine.shutdown()
             store.close()
@@ -77,6 +81,7 @@ public enum Daemon {
             } catch {
                 logger.error("cannot listen", ["error": "\(error)", "receipts_listen.address": r.address, "receipts_listen.port": "\(r.port)"])
                 server.stop()
+                poller?.stop()
                 dispatcher.stop(drainSeconds: 0)
                 engine.shutdown()
                 store.close()
@@ -117,6 +122,7 @@ public enum Daemon {
         dispatcher.stop(drainSeconds: config.drainSeconds)
         server.stop()
         receiptServer?.stop()
+        poller?.stop()
         engine.shutdown()
         store.close()
         logger.notice("loa stopped")
@@ -160,7 +166,8 @@ public enum Daemon {
                                                  idempotent: c.idempotent, proxy: c.proxy, receiptSecret: c.receiptSecret)
                 adapters[c.name] = adapter
                 receiptFormats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) },
-                                                       ack: adapter.receiptAck)
+                                                       ack: adapter.receiptAck,
+                                                       aggregate: { body, fields in adapter.aggregateCallback(body: body, fields: fields) })
             default:
                 adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
                                                  timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,

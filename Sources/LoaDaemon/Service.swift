@@ -31,7 +31,12 @@ final class DaemonService: HTTPService {
     /// How each carrier's receipts are read (Kannel's query form is built in).
     private let receiptFormats: [String: ReceiptFormat]
 
-    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat] = [:]) {
+    /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
+    private let poller: ReceiptPoller?
+
+    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat] = [:],
+         poller: ReceiptPoller? = nil) {
+        self.poller = poller
         self.receiptFormats = receiptFormats
         self.store = store
         self.config = config
@@ -56,15 +61,17 @@ final class DaemonService: HTTPService {
             return .respond(json(200, ["status": "ready", "store_writer": busy ?? "idle"]))
         case ("GET", "dlr") where parts.count == 2, ("POST", "dlr") where parts.count == 2:
             // The carrier and its secret are checked on the head: a refused request's body is never read.
-            if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "dlr") { return .refuse(refused) }
             if let format = receiptFormats[parts[1]] {
                 let carrier = parts[1]
+                let head = receiptHead(head, carrier: carrier)
+                if let refused = refusal(carrier: carrier, query: head.query, endpoint: "dlr") { return .refuse(refused) }
                 // Jasmin and generic gateways put the receipt in a form or JSON body: read it whole, up to
                 // `receiptBodyLimit`.
                 return .buffer(limit: Self.receiptBodyLimit) { [self] head, body in
-                    self.receipt(carrier: carrier, format: format, head: head, body: body)
+                    self.receipt(carrier: carrier, format: format, head: receiptHead(head, carrier: carrier), body: body)
                 }
             }
+            if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "dlr") { return .refuse(refused) }
             return .respond(receipt(carrier: parts[1], query: head.query))
         case ("GET", "mo") where parts.count == 2, ("POST", "mo") where parts.count == 2:
             if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "mo") { return .refuse(refused) }
@@ -138,6 +145,17 @@ final class DaemonService: HTTPService {
         if contentType.lowercased().hasPrefix("application/x-www-form-urlencoded") || (!body.isEmpty && body.first != UInt8(ascii: "{") && body.first != UInt8(ascii: "[")) {
             for (name, value) in FormURLEncoded.parse(body) { fields[name] = value }
         }
+        if let aggregate = format.aggregate?(body, fields) {
+            do {
+                let messages = try store.recordRequestReceipt(carrier: carrier, requestID: aggregate.requestID, counts: aggregate.counts)
+                poller?.pollNow(carrier: carrier, messages: messages)
+                logger.info("aggregate receipt: polling the request's messages", ["carrier.name": carrier, "messages": "\(messages.count)"])
+                return .text(200, format.ack)
+            } catch {
+                logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
+                return self.error(503, "store-unavailable", "receipt not stored; retry")
+            }
+        }
         let parsed: [InboundReceipt]
         switch format.parse(body, fields) {
         case .success(let r): parsed = r
@@ -162,6 +180,30 @@ final class DaemonService: HTTPService {
             logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
             return self.error(503, "store-unavailable", "receipt not stored; retry")
         }
+    }
+
+    /// The head with a query a gateway appended to Loa's receipt URL read as query fields: a provider that adds
+    /// `?status=…` to a callback URL that already has a query (`/dlr/x?k=SECRET?status=DELIVRD&id=…`) leaves
+    /// `k` = `SECRET?status=DELIVRD`. A value holding `?` followed by `name=` is cut there and the rest becomes
+    /// the field `name` (when the query does not already have it). The secret is not weakened: `k` must still
+    /// equal the secret exactly once cut, and a `k` that equals it whole (a secret holding `?`) is not cut.
+    /// Only for carriers with their own receipt format (generic, Jasmin); Kannel's `%A` may hold any text.
+    func receiptHead(_ head: RequestHead, carrier: String) -> RequestHead {
+        guard head.query.values.contains(where: { $0.contains("?") }) else { return head }
+        var out = head
+        let secret = secrets[carrier] ?? []
+        for (name, value) in head.query.sorted(by: { $0.key < $1.key }) {
+            guard let q = value.firstIndex(of: "?") else { continue }
+            if name == "k" && Self.constantTimeEqual(Array(value.utf8), secret) { continue }
+            let rest = value[value.index(after: q)...]
+            guard let eq = rest.firstIndex(of: "="), !rest[..<eq].isEmpty,
+                  rest[..<eq].unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || "_-.".unicodeScalars.contains($0)) })
+            else { continue }
+            out.query[name] = String(value[..<q])
+            let appended = String(rest[..<eq])
+            if head.query[appended] == nil { out.query[appended] = String(rest[rest.index(after: eq)...]) }
+        }
+        return out
     }
 
     /// The carrier's shared secret in `k`, for its receipt and reply endpoints: nil when it matches, else the
@@ -687,4 +729,6 @@ extension JSONEncoder {
 struct ReceiptFormat: Sendable {
     var parse: @Sendable ([UInt8], [String: String]) -> Result<[InboundReceipt], ReceiptParseError>
     var ack: String
+    /// A callback about a whole send request (a generic carrier's `receipts.aggregate`), or nil for a per-message one.
+    var aggregate: (@Sendable ([UInt8], [String: String]) -> AggregateCallback?)? = nil
 }

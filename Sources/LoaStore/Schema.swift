@@ -128,6 +128,16 @@ enum Schema {
         """
         ALTER TABLE campaigns ADD COLUMN recovered_unknown INTEGER NOT NULL DEFAULT 0;
         """,
+        // 11: issue 17's receipt changes (h/receipts); nothing on this branch.
+        """
+        SELECT 1;
+        """,
+        // 12: when the receipt poller last asked a generic gateway's status API about a `sent` message, and the
+        // index it takes its candidates from (a carrier's sent messages, the longest-unpolled first).
+        """
+        ALTER TABLE messages ADD COLUMN polled_at INTEGER;
+        CREATE INDEX messages_poll ON messages(carrier, COALESCE(polled_at, 0)) WHERE state = 2 AND gateway_id IS NOT NULL;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

@@ -4,11 +4,44 @@ import LoaCore
 /// A per-message value a template can name (the `{{…}}` placeholders of ``GenericGatewaySpec``).
 enum MessageField: Sendable, Equatable {
     case to, toDigits, toNational, from, text, id, receiptURL, unicode, coding, segments
+    case encoding, validityMinutes, validitySeconds, deadlineISO, deadlineUnix
 
     static let byName: [String: MessageField] = [
         "to": .to, "to.digits": .toDigits, "to.national": .toNational, "from": .from, "text": .text, "id": .id,
         "receipt_url": .receiptURL, "unicode": .unicode, "coding": .coding, "segments": .segments,
+        "encoding": .encoding, "validity.minutes": .validityMinutes, "validity.seconds": .validitySeconds,
+        "deadline.iso": .deadlineISO, "deadline.unix": .deadlineUnix,
     ]
+
+    /// Every value the field can take, when there are few (a conditional over them needs no `*`).
+    var domain: [String]? {
+        switch self {
+        case .encoding: ["gsm7", "ucs2"]
+        case .unicode: ["0", "1"]
+        case .coding: ["0", "8"]
+        default: nil
+        }
+    }
+
+    /// Fields whose value is always a decimal integer (or empty: no deadline), so `|number` may write them bare.
+    var isNumeric: Bool {
+        switch self {
+        case .id, .segments, .unicode, .coding, .validityMinutes, .validitySeconds, .deadlineUnix: true
+        default: false
+        }
+    }
+}
+
+/// `{{FIELD|VALUE=OUT|VALUE=OUT|*=DEFAULT}}`: the output chosen by the field's value (compared as rendered,
+/// before escaping); `*` matches every other value.
+struct TemplateChoice: Sendable, Equatable {
+    struct Case: Sendable, Equatable {
+        var value: String
+        var output: String
+    }
+    var field: MessageField
+    var cases: [Case]
+    var fallback: String?
 }
 
 /// A template string split into literal text, message fields and secrets.
@@ -16,10 +49,63 @@ enum TemplateString {
     enum Part: Equatable {
         case literal(String)
         case field(MessageField)
+        /// `{{FIELD|number}}`: in a JSON template whose string is exactly this placeholder, a bare JSON number.
+        case number(MessageField)
+        case choice(TemplateChoice)
         case secret(String)
         /// `{{name}}` that names nothing: kept as written (``GenericGatewaySpec/validate(secretNames:)`` reports it).
         case unknown(String)
     }
+
+    /// What one `{{…}}` holds (its text between the braces, trimmed), or why it names nothing.
+    static func placeholder(_ name: String) -> Result<Part, PlaceholderProblem> {
+        if let f = MessageField.byName[name] { return .success(.field(f)) }
+        if name.hasPrefix("secret."), name.count > 7 { return .success(.secret(String(name.dropFirst(7)))) }
+        guard let bar = name.firstIndex(of: "|") else { return .failure(.unknown) }
+        let fieldName = name[..<bar].trimmingCharacters(in: .whitespaces)
+        guard let field = MessageField.byName[fieldName] else {
+            return .failure(.other("unknown field '\(fieldName)' in {{\(name)}} (known: \(knownList))"))
+        }
+        let options = name[name.index(after: bar)...].split(separator: "|", omittingEmptySubsequences: false)
+        if options.count == 1, options[0].trimmingCharacters(in: .whitespaces) == "number" {
+            guard field.isNumeric else {
+                return .failure(.other("{{\(name)}}: |number takes a numeric field (id, segments, unicode, coding, validity.minutes, validity.seconds, deadline.unix)"))
+            }
+            return .success(.number(field))
+        }
+        var choice = TemplateChoice(field: field, cases: [], fallback: nil)
+        for o in options {
+            guard let eq = o.firstIndex(of: "=") else {
+                return .failure(.other("{{\(name)}}: '\(o)' is not VALUE=OUT (write {{FIELD|VALUE=OUT|*=DEFAULT}} or {{FIELD|number}})"))
+            }
+            let value = String(o[..<eq]), output = String(o[o.index(after: eq)...])
+            if value == "*" {
+                if choice.fallback != nil { return .failure(.other("{{\(name)}}: '*' given twice")) }
+                choice.fallback = output
+            } else {
+                if choice.cases.contains(where: { $0.value == value }) { return .failure(.other("{{\(name)}}: value '\(value)' given twice")) }
+                if let domain = field.domain, !domain.contains(value) {
+                    return .failure(.other("{{\(name)}}: \(fieldName) is never '\(value)' (it is one of \(domain.joined(separator: ", ")))"))
+                }
+                choice.cases.append(.init(value: value, output: output))
+            }
+        }
+        if choice.fallback == nil {
+            if let domain = field.domain {
+                let missing = domain.filter { v in !choice.cases.contains { $0.value == v } }
+                if !missing.isEmpty {
+                    return .failure(.other("{{\(name)}}: no output for \(fieldName) \(missing.joined(separator: ", ")) (add them or *=DEFAULT)"))
+                }
+            } else {
+                return .failure(.other("{{\(name)}}: \(fieldName) can take any value: add *=DEFAULT"))
+            }
+        }
+        return .success(.choice(choice))
+    }
+
+    enum PlaceholderProblem: Error { case unknown, other(String) }
+
+    static var knownList: String { MessageField.byName.keys.sorted().joined(separator: " ") }
 
     static func parse(_ s: String) -> [Part] {
         var parts: [Part] = []
@@ -30,9 +116,10 @@ enum TemplateString {
             literal += rest[..<open.lowerBound]
             let name = String(rest[open.upperBound..<close.lowerBound]).trimmingCharacters(in: .whitespaces)
             let part: Part
-            if let f = MessageField.byName[name] { part = .field(f) }
-            else if name.hasPrefix("secret."), name.count > 7 { part = .secret(String(name.dropFirst(7))) }
-            else { part = .unknown(String(rest[open.lowerBound..<close.upperBound])) }
+            switch placeholder(name) {
+            case .success(let p): part = p
+            case .failure: part = .unknown(String(rest[open.lowerBound..<close.upperBound]))
+            }
             if case .unknown(let text) = part {
                 literal += text
             } else {
@@ -46,19 +133,32 @@ enum TemplateString {
         return parts
     }
 
-    /// Unknown placeholders, and secrets not in `secretNames` when it is given.
-    static func problems(in s: String, secretNames: Set<String>?) -> [String] {
+    /// The field of `{{FIELD|number}}` when `s` is exactly that placeholder.
+    static func wholeNumber(_ s: String) -> MessageField? {
+        let p = parse(s)
+        if p.count == 1, case .number(let f) = p[0] { return f }
+        return nil
+    }
+
+    /// Unknown placeholders, malformed conditionals, `|number` where it cannot make a number (`numberAllowed`:
+    /// the string is a JSON template string), and secrets not in `secretNames` when it is given.
+    static func problems(in s: String, secretNames: Set<String>?, numberAllowed: Bool = false) -> [String] {
         var out: [String] = []
         var rest = Substring(s)
+        let whole = numberAllowed && wholeNumber(s) != nil
         while let open = rest.firstRange(of: "{{"), let close = rest[open.upperBound...].firstRange(of: "}}") {
             let name = String(rest[open.upperBound..<close.lowerBound]).trimmingCharacters(in: .whitespaces)
-            if MessageField.byName[name] == nil {
-                if name.hasPrefix("secret."), name.count > 7 {
-                    let secret = String(name.dropFirst(7))
-                    if let secretNames, !secretNames.contains(secret) { out.append("unknown secret '\(secret)' in {{\(name)}} (not in this carrier's secrets)") }
-                } else {
-                    out.append("unknown placeholder {{\(name)}} (known: \(MessageField.byName.keys.sorted().map { "{{\($0)}}" }.joined(separator: " ")) {{secret.NAME}})")
+            switch placeholder(name) {
+            case .success(.secret(let secret)):
+                if let secretNames, !secretNames.contains(secret) { out.append("unknown secret '\(secret)' in {{\(name)}} (not in this carrier's secrets)") }
+            case .success(.number):
+                if !whole {
+                    out.append("{{\(name)}}: |number makes a JSON number only where a body.template or batch.item string is exactly this placeholder")
                 }
+            case .success: break
+            case .failure(.unknown):
+                out.append("unknown placeholder {{\(name)}} (known: \(MessageField.byName.keys.sorted().map { "{{\($0)}}" }.joined(separator: " ")) {{secret.NAME}}, conditionals {{FIELD|VALUE=OUT|*=DEFAULT}}, {{FIELD|number}})")
+            case .failure(.other(let problem)): out.append(problem)
             }
             rest = rest[close.upperBound...]
         }
@@ -81,6 +181,10 @@ struct CompiledTemplate: Sendable {
     enum Segment: Sendable {
         case bytes([UInt8])
         case field(MessageField)
+        /// A bare JSON number (`{{segments|number}}`); `null` when the field is empty (no deadline).
+        case number(MessageField)
+        /// A conditional: outputs already escaped for this template.
+        case choice(MessageField, cases: [(value: [UInt8], output: [UInt8])], fallback: [UInt8]?)
         /// Where a batch's items go (between the `[` and `]` already in the byte runs).
         case items
     }
@@ -104,11 +208,13 @@ struct CompiledTemplate: Sendable {
         }
     }
 
-    mutating func append(escaped s: String) {
+    mutating func append(escaped s: String) { append(bytes: escapedBytes(s)) }
+
+    func escapedBytes(_ s: String) -> [UInt8] {
         var out: [UInt8] = []
         var s = s
         s.withUTF8 { CompiledTemplate.write($0, escaping, into: &out) }
-        append(bytes: out)
+        return out
     }
 
     /// Appends a template string's parts, secrets resolved now and escaped like any value. Literal text is
@@ -119,7 +225,10 @@ struct CompiledTemplate: Sendable {
             case .literal(let l), .unknown(let l):
                 if escaping == .json { append(escaped: l) } else { append(bytes: l.utf8) }
             case .secret(let name): append(escaped: secrets[name] ?? "")
-            case .field(let f): segments.append(.field(f))
+            case .field(let f), .number(let f): segments.append(.field(f))
+            case .choice(let c):
+                segments.append(.choice(c.field, cases: c.cases.map { (Array($0.value.utf8), escapedBytes($0.output)) },
+                                        fallback: c.fallback.map(escapedBytes)))
             }
         }
     }
@@ -139,6 +248,10 @@ struct CompiledTemplate: Sendable {
         case .bool(let b): append(bytes: (b ? "true" : "false").utf8)
         case .number(let n): append(bytes: n.utf8)
         case .string(let s):
+            if let f = TemplateString.wholeNumber(s) {
+                segments.append(.number(f))
+                return
+            }
             append(bytes: CollectionOfOne(UInt8(ascii: "\"")))
             append(template: s, secrets: secrets)
             append(bytes: CollectionOfOne(UInt8(ascii: "\"")))
@@ -170,6 +283,8 @@ struct CompiledTemplate: Sendable {
             switch s {
             case .bytes(let b): out.append(contentsOf: b)
             case .field(let f): CompiledTemplate.write(f, of: first, escaping, into: &out)
+            case .number(let f): CompiledTemplate.writeNumber(f, of: first, into: &out)
+            case .choice(let f, let cases, let fallback): CompiledTemplate.writeChoice(f, cases, fallback, of: first, into: &out)
             case .items:
                 guard let item else { continue }
                 for (i, m) in batch.enumerated() {
@@ -185,6 +300,8 @@ struct CompiledTemplate: Sendable {
             switch s {
             case .bytes(let b): out.append(contentsOf: b)
             case .field(let f): CompiledTemplate.write(f, of: m, escaping, into: &out)
+            case .number(let f): CompiledTemplate.writeNumber(f, of: m, into: &out)
+            case .choice(let f, let cases, let fallback): CompiledTemplate.writeChoice(f, cases, fallback, of: m, into: &out)
             case .items: break
             }
         }
@@ -214,7 +331,47 @@ struct CompiledTemplate: Sendable {
         case .segments: writeDecimal(Int64(m.segments), into: &out)
         case .unicode: out.append(m.encoding == .ucs2 ? UInt8(ascii: "1") : UInt8(ascii: "0"))
         case .coding: out.append(m.encoding == .ucs2 ? UInt8(ascii: "8") : UInt8(ascii: "0"))
+        case .encoding: out.append(contentsOf: m.encoding == .ucs2 ? "ucs2".utf8 : "gsm7".utf8)
+        case .validitySeconds:
+            if let left = millisLeft(m) { writeDecimal(max(1, left / 1000), into: &out) }
+        case .validityMinutes:
+            if let left = millisLeft(m) { writeDecimal(max(1, left / 60_000), into: &out) }
+        case .deadlineUnix:
+            if let until = m.validUntil { writeDecimal(until / 1000, into: &out) }
+        case .deadlineISO:
+            if let until = m.validUntil { out.append(contentsOf: isoUTC(until).utf8) }
         }
+    }
+
+    /// Milliseconds from now until the message's deadline (never negative), or nil without one. Read from the
+    /// wall clock when the request is built, so the validity a gateway gets is what is left at hand-off.
+    static func millisLeft(_ m: OutgoingSMS) -> Int64? {
+        guard let until = m.validUntil else { return nil }
+        return max(0, until - Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+
+    /// `2026-12-02T01:55:00Z`: whole seconds, UTC.
+    static func isoUTC(_ ms: Int64) -> String {
+        var t = time_t(ms / 1000)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
+                      Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec))
+    }
+
+    /// A numeric field bare (a JSON number), or `null` when it is empty (no deadline).
+    static func writeNumber(_ f: MessageField, of m: OutgoingSMS, into out: inout [UInt8]) {
+        let start = out.count
+        write(f, of: m, .raw, into: &out)
+        if out.count == start { out.append(contentsOf: "null".utf8) }
+    }
+
+    /// The output of the first case whose value is the field's, else the fallback (validation makes one match).
+    static func writeChoice(_ f: MessageField, _ cases: [(value: [UInt8], output: [UInt8])], _ fallback: [UInt8]?,
+                            of m: OutgoingSMS, into out: inout [UInt8]) {
+        var v: [UInt8] = []
+        write(f, of: m, .raw, into: &v)
+        if let c = cases.first(where: { $0.value == v }) { out.append(contentsOf: c.output) } else if let fallback { out.append(contentsOf: fallback) }
     }
 
     static func writeDecimal(_ v: Int64, into out: inout [UInt8]) {

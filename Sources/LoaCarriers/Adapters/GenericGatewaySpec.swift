@@ -21,7 +21,31 @@ import Foundation
 /// | `{{unicode}}` | `1` for UCS-2, `0` for GSM-7 |
 /// | `{{coding}}` | `8` for UCS-2, `0` for GSM-7 (SMPP data_coding) |
 /// | `{{segments}}` | the number of SMS parts |
+/// | `{{encoding}}` | `gsm7` or `ucs2` |
+/// | `{{validity.seconds}}` | whole seconds left until the campaign's deadline when the request is built, rounded down, at least `1` |
+/// | `{{validity.minutes}}` | whole minutes left until the deadline, rounded down, at least `1` |
+/// | `{{deadline.iso}}` | the deadline in ISO 8601 UTC, whole seconds: `2026-12-02T01:55:00Z` |
+/// | `{{deadline.unix}}` | the deadline in seconds since the epoch: `1796176500` |
 /// | `{{secret.NAME}}` | the carrier's secret `NAME` (from its `secrets` entry) |
+///
+/// The validity and deadline placeholders come from ``OutgoingSMS/validUntil``. Every campaign has a deadline, so
+/// they always have a value when Loa sends; a message without one (an adapter used directly: tests, previews)
+/// renders them empty, and `null` with `|number`. Rounding down keeps the validity a gateway gets inside the
+/// deadline: the network drops what it could not deliver in time (Loa's receipt then reads `expired`).
+///
+/// **Conditionals** choose a text by a field's value, with no code per provider:
+/// `{{FIELD|VALUE=OUT|VALUE=OUT|*=DEFAULT}}`, e.g. Vonage's `type`: `{{encoding|gsm7=text|ucs2=unicode}}`,
+/// or `{{segments|1=single|*=multi}}`. FIELD is any placeholder name above except `secret.…`; VALUE is compared
+/// with the field's text as rendered (before escaping); OUT is written like a value (escaped for where it
+/// stands; it may be empty: `{{unicode|1=8|0=}}`); `*` takes every other value. OUT and VALUE cannot hold `|`,
+/// `=` (in VALUE) or `}}`. At load, a conditional over a field with few values (`encoding`: gsm7, ucs2;
+/// `unicode`: 0, 1; `coding`: 0, 8) must name only those values and cover them all or give `*`; over any other
+/// field it must give `*`. Otherwise the config is refused naming the path (`carriers.N.body.fields.type`).
+///
+/// **Numbers in JSON**: `{{FIELD|number}}` as the whole of a JSON template string (`"ttl": "{{validity.seconds|number}}"`)
+/// writes the value as a bare JSON number (`"ttl":3600`; `null` when empty). It takes the numeric fields `id`,
+/// `segments`, `unicode`, `coding`, `validity.minutes`, `validity.seconds`, `deadline.unix`; anywhere else it is
+/// refused at load. Without `|number` a whole-string placeholder is a JSON string (`"3600"`).
 ///
 /// In a JSON template a string that is exactly one placeholder becomes that value as a JSON string; other strings
 /// are interpolated; both are JSON-escaped. In `url` and form fields every value is percent-encoded (RFC 3986
@@ -44,9 +68,12 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     public var response: Response?
     /// How the gateway's delivery receipts (posted to `/dlr/<carrier>`) are read.
     public var receipts: Receipts?
+    /// A status API Loa asks for the receipts of messages still `sent` (gateways that call back only in
+    /// aggregate, or not at all).
+    public var poll: Poll?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case method, url, headers, body, batch, response, receipts
+        case method, url, headers, body, batch, response, receipts, poll
         case basicAuth = "basic_auth"
     }
 
@@ -54,7 +81,8 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
 
     public init(method: String? = nil, url: String, headers: [String: String]? = nil, basicAuth: BasicAuth? = nil, body: Body? = nil,
-                batch: Batch? = nil, response: Response? = nil, receipts: Receipts? = nil) {
+                batch: Batch? = nil, response: Response? = nil, receipts: Receipts? = nil, poll: Poll? = nil) {
+        self.poll = poll
         self.method = method
         self.url = url
         self.headers = headers
@@ -155,14 +183,22 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     }
 
     /// `{"pointer": "/results", "match": "ref", "ref_pointer": "/ref", "id_pointer": "/id", "rules": [...]}`.
+    ///
+    /// A message may own several items (the same ref or number): a gateway that answers one item per SMS part
+    /// (Vonage's `messages[]`). The first item's id is then the message's gateway id and all of them, in answer
+    /// order, its `partIDs`; the message takes the class of its first item that `rules` do not find accepted.
     public struct Results: Sendable, Decodable {
         /// JSON pointer to the array of per-recipient results.
         public var pointer: String
         /// `ref`: an item belongs to the message whose `{{id}}` equals the item's `ref_pointer` value;
+        /// `to`: to the message whose number equals the item's `to_pointer` value (any written form, compared on
+        /// the last 9 digits: `0912345678`, `84912345678` and `+84 912 345 678` are one number);
         /// `index`: the n-th item belongs to the n-th message of the request.
         public var match: String
         /// For `match: ref`: pointer in the item to the echoed `{{id}}`.
         public var refPointer: String?
+        /// For `match: to`: pointer in the item to the recipient's number.
+        public var toPointer: String?
         /// Pointer in the item to the gateway's id for that recipient.
         public var idPointer: String?
         /// Pointer in the item to its error text, added to failure details.
@@ -172,7 +208,7 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         public var rules: [Rule]?
         enum CodingKeys: String, CodingKey {
             case pointer, match, rules
-            case refPointer = "ref_pointer", idPointer = "id_pointer", detailPointer = "detail_pointer"
+            case refPointer = "ref_pointer", toPointer = "to_pointer", idPointer = "id_pointer", detailPointer = "detail_pointer"
         }
     }
 
@@ -214,8 +250,11 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         public var detail: String?
         /// The body Loa answers the gateway with (default `OK`).
         public var ack: String?
+        /// Callbacks that report a whole request, not a message (eSMS advertising: `SendSuccess`, `SendFailed`,
+        /// no phone number).
+        public var aggregate: Aggregate?
         enum CodingKeys: String, CodingKey {
-            case format, key, id, status, statuses, detail, ack
+            case format, key, id, status, statuses, detail, ack, aggregate
             case itemsPointer = "items_pointer", gatewayID = "gateway_id"
         }
         public init(from decoder: any Decoder) throws {
@@ -229,6 +268,122 @@ public struct GenericGatewaySpec: Sendable, Decodable {
             statuses = try c.decode([String: String].self, forKey: .statuses)
             detail = try c.decodeIfPresent(String.self, forKey: .detail)
             ack = try c.decodeIfPresent(String.self, forKey: .ack)
+            aggregate = try c.decodeIfPresent(Aggregate.self, forKey: .aggregate)
+        }
+    }
+
+    /// `{"when": "/SendSuccess", "request_id": "/SMSID", "counts": ["/SendSuccess", "/SendFailed"]}`.
+    ///
+    /// A receipt request in which `when` is present (a pointer for `json`, a field name for `form`/`query`, as in
+    /// `receipts`) is an aggregate callback: Loa writes one `request-receipt` line to the delivery log (the
+    /// request id, how many of Loa's messages are `sent` under it, and each count as `name=value`), asks the
+    /// carrier's `poll` status API for that request's messages at once, and answers `ack`. It needs `poll`.
+    public struct Aggregate: Sendable, Decodable {
+        public var when: String
+        /// Pointer or field of the gateway's request id: the id of the send answer (`response.message_id`), so
+        /// the request's messages are those whose gateway id is it or starts with `<it>:`.
+        public var requestID: String
+        /// Pointers or fields logged with their values (optional).
+        public var counts: [String]
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case when, counts
+            case requestID = "request_id"
+        }
+        public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            when = try c.decode(String.self, forKey: .when)
+            requestID = try c.decode(String.self, forKey: .requestID)
+            counts = try c.decodeLooseStringsIfPresent(forKey: .counts) ?? []
+        }
+    }
+
+    /// Receipts by polling a status API: which messages, how often, the request, and how its answer reads.
+    ///
+    /// ```
+    /// poll: { url: "https://api.example/status?ids={{gateway_ids}}", max_ids: 50, interval_seconds: 60,
+    ///         after_seconds: 30, max_age_seconds: 86400, max_requests: 10,
+    ///         answer: { items_pointer: "/items", id: "/id", status: "/status", statuses: {"DELIVRD": "delivered", "*": "buffered"} } }
+    /// ```
+    ///
+    /// Every `interval_seconds` the poller takes the carrier's messages that are `sent` with a gateway id, sent at
+    /// least `after_seconds` and at most `max_age_seconds` ago, and not polled in the last interval (the
+    /// longest-unpolled first), and asks about them: at most `max_requests` requests of at most `max_ids` ids
+    /// each, one after the other, each bounded by the carrier's `timeout_seconds`. An answer's items become
+    /// receipts through the same store path as the receipt endpoint (final statuses settle the message,
+    /// intermediate ones are events); items for ids not asked about are ignored. Past `max_age_seconds` a message
+    /// is no longer polled and the receipt timeout (`receipt_timeout_hours`) ends it `unknown`.
+    ///
+    /// Placeholders (besides `{{secret.NAME}}`): `{{gateway_id}}` (the message's gateway id; only with `max_ids`
+    /// 1), `{{gateway_ids}}` (the ids joined by `ids_separator`, default `,`), `"{{gateway_ids|list}}"` (as the
+    /// whole of a JSON template string: a JSON list of strings), `{{request_id}}` (with `by: "request"`).
+    /// Values are escaped as in the send request (percent-encoded in the URL and form fields, JSON-escaped).
+    ///
+    /// `by: "request"` polls per send request instead (for APIs whose status call takes the request's id:
+    /// eSMS `GetSmsSentData`): one poll per distinct request id (the gateway id's part before the first `:`,
+    /// which is the whole id of a request without per-recipient ids), and `max_ids` does not apply.
+    public struct Poll: Sendable, Decodable {
+        public var method: String?
+        public var url: String
+        public var headers: [String: String]?
+        public var basicAuth: BasicAuth?
+        public var body: Body?
+        /// `message` (default) or `request`.
+        public var by: String?
+        /// Ids per request, 1...1000 (default 1).
+        public var maxIDs: Int?
+        /// How `{{gateway_ids}}` joins them (default `,`).
+        public var idsSeparator: String?
+        /// Seconds between two polls of a message (default 60; 1...86400).
+        public var intervalSeconds: Double?
+        /// The first poll comes this long after the send (default `interval_seconds`; 0...86400).
+        public var afterSeconds: Double?
+        /// Stop polling a message this long after its send (default 86400; at least `after_seconds`).
+        public var maxAgeSeconds: Double?
+        /// Requests per carrier per interval (default 10; 1...1000).
+        public var maxRequests: Int?
+        public var answer: PollAnswer
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case method, url, headers, body, by, answer
+            case basicAuth = "basic_auth", maxIDs = "max_ids", idsSeparator = "ids_separator", intervalSeconds = "interval_seconds"
+            case afterSeconds = "after_seconds", maxAgeSeconds = "max_age_seconds", maxRequests = "max_requests"
+        }
+        public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
+
+        public var interval: Double { intervalSeconds ?? 60 }
+        public var after: Double { afterSeconds ?? interval }
+        public var maxAge: Double { maxAgeSeconds ?? 86400 }
+        public var idsPerRequest: Int { by == "request" ? 1 : min(max(maxIDs ?? 1, 1), 1000) }
+        public var requestsPerInterval: Int { min(max(maxRequests ?? 10, 1), 1000) }
+    }
+
+    /// `{"items_pointer": "/items", "id": "/id", "status": "/status", "statuses": {...}, "detail": "/error"}`.
+    public struct PollAnswer: Sendable, Decodable {
+        /// Pointer to the list of per-message items (absent: the answer is one item).
+        public var itemsPointer: String?
+        /// Pointer(s) in the item to the gateway id; two or more are joined with `:`, every one after the first read
+        /// as a phone number and written as E.164 digits, as in `receipts.id` (`["/SMSID", "/Phone"]` builds the
+        /// `"<request id>:<84…>"` ids of batch APIs).
+        public var id: [String]
+        /// Pointer in the item to the status.
+        public var status: String
+        /// The status to a Loa receipt status, as in `receipts.statuses` (`*` for every other value; without it an
+        /// item with an unknown status is skipped and asked about again next interval).
+        public var statuses: [String: String]
+        /// Pointer in the item to an error code or text for the log (optional).
+        public var detail: String?
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case id, status, statuses, detail
+            case itemsPointer = "items_pointer"
+        }
+        public static var keyNames: [String] { CodingKeys.allCases.map(\.stringValue) }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            itemsPointer = try c.decodeIfPresent(String.self, forKey: .itemsPointer)
+            id = try c.decodeLooseStringsIfPresent(forKey: .id) ?? []
+            status = try c.decode(String.self, forKey: .status)
+            statuses = try c.decode([String: String].self, forKey: .statuses)
+            detail = try c.decodeIfPresent(String.self, forKey: .detail)
         }
     }
 }
@@ -257,6 +412,81 @@ extension KeyedDecodingContainer {
 
 // MARK: - Validation
 
+extension GenericGatewaySpec.Poll {
+    /// The problems of a `poll` section, with paths from the carrier entry (`poll.answer.statuses.X`).
+    func validate(secretNames: Set<String>?) -> [(field: String, reason: String)] {
+        var problems: [(field: String, reason: String)] = []
+        func add(_ f: String, _ r: String) { problems.append((f, r)) }
+        let batchOfIDs = (maxIDs ?? 1) > 1
+        func checkTemplate(_ f: String, _ s: String, json: Bool = false) {
+            for problem in PollTemplate.problems(in: s, secretNames: secretNames, listAllowed: json, single: !batchOfIDs && by != "request",
+                                                 byRequest: by == "request") {
+                add(f, problem)
+            }
+        }
+        func checkJSON(_ f: String, _ v: JSONValue) {
+            switch v {
+            case .string(let s): checkTemplate(f, s, json: true)
+            case .array(let items): for (i, x) in items.enumerated() { checkJSON("\(f).\(i)", x) }
+            case .object(let members): for (k, x) in members { checkJSON("\(f).\(k)", x) }
+            default: break
+            }
+        }
+        func checkPointer(_ f: String, _ p: String?) {
+            if let p, JSONPointer(p) == nil { add(f, "'\(p)' is not a JSON pointer (write \"\" or /name/0/name, ~0 for ~ and ~1 for /)") }
+        }
+        let m = method ?? (body == nil ? "GET" : "POST")
+        if !["GET", "POST", "PUT"].contains(m) { add("poll.method", "unknown method '\(m)' (GET, POST, PUT)") }
+        if !(url.hasPrefix("http://") || url.hasPrefix("https://")) { add("poll.url", "must start with http:// or https://") }
+        checkTemplate("poll.url", url)
+        for (name, value) in (headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: ":") }) {
+                add("poll.headers.\(name)", "not a valid header name")
+            }
+            checkTemplate("poll.headers.\(name)", value)
+        }
+        if let a = basicAuth {
+            checkTemplate("poll.basic_auth.username", a.username)
+            checkTemplate("poll.basic_auth.password", a.password)
+        }
+        if let b = body {
+            if m == "GET" { add("poll.body", "a GET request has no body: set method to POST or PUT") }
+            switch b.format {
+            case "json":
+                if let t = b.template { checkJSON("poll.body.template", t) } else { add("poll.body.template", "required for format json") }
+            case "form":
+                if let fields = b.fields {
+                    for (k, v) in fields.sorted(by: { $0.key < $1.key }) { checkTemplate("poll.body.fields.\(k)", v) }
+                } else {
+                    add("poll.body.fields", "required for format form")
+                }
+            default: add("poll.body.format", "unknown format '\(b.format)' (json, form)")
+            }
+        }
+        if let b = by, b != "message" && b != "request" { add("poll.by", "unknown value '\(b)' (message, request)") }
+        if let n = maxIDs {
+            if !(1...1000).contains(n) { add("poll.max_ids", "must be 1...1000") }
+            if by == "request" { add("poll.max_ids", "not with by request (one request id per poll)") }
+        }
+        if let s = idsSeparator, s.isEmpty { add("poll.ids_separator", "must not be empty") }
+        if let v = intervalSeconds, !(v >= 1 && v <= 86400) { add("poll.interval_seconds", "must be 1...86400") }
+        if let v = afterSeconds, !(v >= 0 && v <= 86400) { add("poll.after_seconds", "must be 0...86400") }
+        if let v = maxAgeSeconds, !(v >= 1 && v <= 30 * 86400) { add("poll.max_age_seconds", "must be 1...2592000 (30 days)") }
+        if maxAgeSeconds != nil, maxAge < after { add("poll.max_age_seconds", "must be at least after_seconds") }
+        if let v = maxRequests, !(1...1000).contains(v) { add("poll.max_requests", "must be 1...1000") }
+        checkPointer("poll.answer.items_pointer", answer.itemsPointer)
+        if answer.id.isEmpty { add("poll.answer.id", "required") }
+        for (i, p) in answer.id.enumerated() { checkPointer(answer.id.count == 1 ? "poll.answer.id" : "poll.answer.id.\(i)", p) }
+        checkPointer("poll.answer.status", answer.status)
+        checkPointer("poll.answer.detail", answer.detail)
+        if answer.statuses.isEmpty { add("poll.answer.statuses", "required") }
+        for (k, v) in answer.statuses.sorted(by: { $0.key < $1.key }) where ReceiptStatusName.parse(v) == nil {
+            add("poll.answer.statuses.\(k)", "unknown status '\(v)' (buffered, smsc-accepted, delivered, undelivered, smsc-rejected)")
+        }
+        return problems
+    }
+}
+
 extension GenericGatewaySpec {
     /// Every problem in the spec, each with its field path relative to the carrier entry (`batch.max`,
     /// `response.rules.2.class`, `body.template.messages.0.to`), for `file:line: carriers.N.<field>: reason`.
@@ -265,12 +495,12 @@ extension GenericGatewaySpec {
     public func validate(secretNames: Set<String>? = nil) -> [(field: String, reason: String)] {
         var problems: [(field: String, reason: String)] = []
         func add(_ f: String, _ r: String) { problems.append((f, r)) }
-        func checkTemplate(_ f: String, _ s: String) {
-            for problem in TemplateString.problems(in: s, secretNames: secretNames) { add(f, problem) }
+        func checkTemplate(_ f: String, _ s: String, json: Bool = false) {
+            for problem in TemplateString.problems(in: s, secretNames: secretNames, numberAllowed: json) { add(f, problem) }
         }
         func checkJSON(_ f: String, _ v: JSONValue) {
             switch v {
-            case .string(let s): checkTemplate(f, s)
+            case .string(let s): checkTemplate(f, s, json: true)
             case .array(let items): for (i, x) in items.enumerated() { checkJSON("\(f).\(i)", x) }
             case .object(let members): for (k, x) in members { checkJSON("\(f).\(k)", x) }
             default: break
@@ -351,10 +581,14 @@ extension GenericGatewaySpec {
                 checkPointer("response.results.pointer", res.pointer)
                 switch res.match {
                 case "ref": if res.refPointer == nil { add("response.results.ref_pointer", "required for match ref") }
+                case "to": if res.toPointer == nil { add("response.results.to_pointer", "required for match to") }
                 case "index": break
-                default: add("response.results.match", "unknown match '\(res.match)' (ref, index)")
+                default: add("response.results.match", "unknown match '\(res.match)' (ref, to, index)")
                 }
+                if res.refPointer != nil && res.match != "ref" { add("response.results.ref_pointer", "only for match ref") }
+                if res.toPointer != nil && res.match != "to" { add("response.results.to_pointer", "only for match to") }
                 checkPointer("response.results.ref_pointer", res.refPointer)
+                checkPointer("response.results.to_pointer", res.toPointer)
                 checkPointer("response.results.id_pointer", res.idPointer)
                 checkPointer("response.results.detail_pointer", res.detailPointer)
                 checkRules("response.results.rules", res.rules)
@@ -382,7 +616,19 @@ extension GenericGatewaySpec {
             for (k, v) in rc.statuses.sorted(by: { $0.key < $1.key }) where ReceiptStatusName.parse(v) == nil {
                 add("receipts.statuses.\(k)", "unknown status '\(v)' (buffered, smsc-accepted, delivered, undelivered, smsc-rejected)")
             }
+            if let ag = rc.aggregate {
+                if json {
+                    func checkName(_ f: String, _ p: String) { if p.hasPrefix("/") { checkPointer(f, p) } }
+                    checkName("receipts.aggregate.when", ag.when)
+                    checkName("receipts.aggregate.request_id", ag.requestID)
+                    for (i, c) in ag.counts.enumerated() { checkName("receipts.aggregate.counts.\(i)", c) }
+                }
+                if ag.when.isEmpty { add("receipts.aggregate.when", "required") }
+                if ag.requestID.isEmpty { add("receipts.aggregate.request_id", "required") }
+                if poll == nil { add("receipts.aggregate", "needs poll: an aggregate callback is answered by polling the request's messages") }
+            }
         }
+        if let p = poll { problems += p.validate(secretNames: secretNames) }
         return problems
     }
 }

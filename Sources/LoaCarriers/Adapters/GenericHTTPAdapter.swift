@@ -70,6 +70,16 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
     public let engine: CurlEngine
     let compiled: Compiled
 
+    /// How a per-recipient result item finds its message (`response.results.match`).
+    enum ResultMatch: Sendable {
+        /// The n-th item is the n-th message's.
+        case index
+        /// Items whose value at the pointer is the message's `{{id}}`.
+        case ref(JSONPointer)
+        /// Items whose value at the pointer is the message's number, in any written form (last 9 digits).
+        case to(JSONPointer)
+    }
+
     struct Rule: Sendable {
         var status: StatusPattern
         var pointer: JSONPointer?
@@ -91,7 +101,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
         var defaultClass: OutcomeClass?
         var messageID: JSONPointer?
         var detail: JSONPointer?
-        var results: (pointer: JSONPointer, byIndex: Bool, ref: JSONPointer?, id: JSONPointer?, detail: JSONPointer?, rules: [Rule]?)?
+        var results: (pointer: JSONPointer, match: ResultMatch, id: JSONPointer?, detail: JSONPointer?, rules: [Rule]?)?
         var rejected: [JSONPointer] = []
         var receipts: ReceiptReader?
         /// The resolved secret values, the receipt secret and the proxy's credentials, masked in details.
@@ -100,10 +110,13 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
 
     /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
     public let proxy: String?
+    /// The resolved secrets, for `poll` requests (rendered per poll, not compiled: polls are rare).
+    let pollSecrets: [String: String]
 
     public init(name: String, spec: GenericGatewaySpec, secrets: [String: String], timeout: Double, engine: CurlEngine, idempotent: Bool = false,
                 proxy: String? = nil, receiptSecret: String? = nil) {
         self.proxy = proxy
+        self.pollSecrets = spec.poll == nil ? [:] : secrets
         self.idempotent = idempotent
         self.name = name
         self.spec = spec
@@ -153,8 +166,16 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
             c.messageID = r.messageID.flatMap(JSONPointer.init)
             c.detail = r.detail.flatMap(JSONPointer.init)
             if let res = r.results, let p = JSONPointer(res.pointer) {
-                c.results = (p, res.match == "index", res.refPointer.flatMap(JSONPointer.init), res.idPointer.flatMap(JSONPointer.init),
-                             res.detailPointer.flatMap(JSONPointer.init), res.rules.map(GenericHTTPAdapter.compile))
+                let match: ResultMatch? = switch res.match {
+                case "index": .index
+                case "ref": res.refPointer.flatMap(JSONPointer.init).map(ResultMatch.ref)
+                case "to": res.toPointer.flatMap(JSONPointer.init).map(ResultMatch.to)
+                default: nil
+                }
+                if let match {
+                    c.results = (p, match, res.idPointer.flatMap(JSONPointer.init), res.detailPointer.flatMap(JSONPointer.init),
+                                 res.rules.map(GenericHTTPAdapter.compile))
+                }
             }
             c.rejected = (r.rejected?.pointer ?? []).compactMap(JSONPointer.init)
         }
@@ -322,23 +343,41 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
         if cls == .accepted, let res = c.results {
             let items: [JSONValue]
             if let j = json, case .array(let a)? = res.pointer.resolve(j) { items = a } else { items = [] }
-            var byRef: [String: JSONValue] = [:]
-            if !res.byIndex, let ref = res.ref {
-                for it in items { if let r = ref.resolve(it)?.scalarText, byRef[r] == nil { byRef[r] = it } }
+            // Every item of a message, in answer order: several when the gateway lists each SMS part (Vonage).
+            var byKey: [Substring: [JSONValue]] = [:]
+            switch res.match {
+            case .index: break
+            case .ref(let p):
+                for it in items { if let r = p.resolve(it)?.scalarText { byKey[Substring(r), default: []].append(it) } }
+            case .to(let p):
+                for it in items { if let r = p.resolve(it)?.scalarText { byKey[GenericHTTPAdapter.last9(r), default: []].append(it) } }
             }
             outcomes = batch.enumerated().map { i, m in
-                let item: JSONValue? = res.byIndex ? (i < items.count ? items[i] : nil) : byRef[String(m.id)]
-                guard let item else { return .temporary("HTTP \(status): gateway answer has no result for this message") }
+                let mine: [JSONValue] = switch res.match {
+                case .index: i < items.count ? [items[i]] : []
+                case .ref: byKey[Substring(String(m.id))] ?? []
+                case .to: byKey[GenericHTTPAdapter.last9(m.to)] ?? []
+                }
+                guard !mine.isEmpty else { return .temporary("HTTP \(status): gateway answer has no result for this message") }
+                // The message takes the class of its first item that is not accepted (a part refused or throttled).
+                var item = mine[0]
                 var itemClass = OutcomeClass.accepted
                 var recognized = true
                 if let rules = res.rules, !rules.isEmpty {
-                    let matched = GenericHTTPAdapter.firstMatch(rules, status: status, value: item, text: text)
-                    itemClass = matched ?? .temporary
-                    recognized = matched != nil
+                    for it in mine {
+                        let matched = GenericHTTPAdapter.firstMatch(rules, status: status, value: it, text: text)
+                        if matched != .accepted {
+                            item = it
+                            itemClass = matched ?? .temporary
+                            recognized = matched != nil
+                            break
+                        }
+                    }
                 }
-                let id = res.id.flatMap { $0.resolve(item)?.scalarText } ?? requestID.map { "\($0):\(CompiledTemplate.digits(m.to))" }
+                let ids = res.id.map { p in mine.compactMap { p.resolve($0)?.scalarText } } ?? []
+                let id = ids.first ?? requestID.map { "\($0):\(CompiledTemplate.digits(m.to))" }
                 // An acceptance carries no detail: none is built (and scrubbed) for it.
-                if itemClass == .accepted { return .accepted(gatewayID: id, detail: nil) }
+                if itemClass == .accepted { return .accepted(gatewayID: id, detail: nil, partIDs: ids.count > 1 ? ids : []) }
                 let itemDetail = res.detail.flatMap { $0.resolve(item)?.scalarText }
                     ?? (recognized ? "the gateway's result for this message" : "unrecognized result for this message")
                 return outcome(itemClass, id: id, scrub("HTTP \(status): " + itemDetail, [m]))
@@ -385,7 +424,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
     }
 
     /// Removes secrets and message text, masks long digit runs, and cuts to 200 characters.
-    func scrub(_ s: String, _ batch: [OutgoingSMS]) -> String {
+    public func scrub(_ s: String, _ batch: [OutgoingSMS]) -> String {
         var s = s
         s = compiled.mask.apply(s)
         for m in batch where m.text.count >= 4 && s.contains(m.text) { s = s.replacing(m.text, with: "<text>") }
@@ -470,6 +509,13 @@ struct ReceiptReader: Sendable {
         }
     }
 
+    /// A number in any written form as E.164 digits: `0912…` → `84912…`, `0084…` → `84…`.
+    static func e164Digits(_ v: String) -> String {
+        var d = CompiledTemplate.digits(v)
+        if d.hasPrefix("00") { d.removeFirst(2) } else if d.hasPrefix("0") { d = "84" + d.dropFirst() }
+        return d
+    }
+
     private func one(prefix: String, _ get: (String) -> String?) -> Result<InboundReceipt, ReceiptParseError> {
         func fail(_ f: String, _ reason: String) -> Result<InboundReceipt, ReceiptParseError> {
             .failure(ReceiptParseError(field: prefix + f, reason: reason))
@@ -480,9 +526,7 @@ struct ReceiptReader: Sendable {
             if i == 0 {
                 parts.append(v)
             } else {
-                var d = CompiledTemplate.digits(v)
-                if d.hasPrefix("00") { d.removeFirst(2) } else if d.hasPrefix("0") { d = "84" + d.dropFirst() }
-                parts.append(d)
+                parts.append(ReceiptReader.e164Digits(v))
             }
         }
         guard let first = id.first else { return fail("id", "not configured") }
