@@ -46,11 +46,12 @@ final class ProviderFake: @unchecked Sendable {
         return out
     }
 
-    /// Recipients per second the fake accepted, from its first to its last acceptance.
-    func acceptedPerSecond() -> Double {
+    /// Recipients per second the fake accepted: all of them over the time from the first request accepted to the
+    /// last, plus one request `interval` (the last request's own share of the time, 1 / the request limit).
+    func acceptedPerSecond(interval: Double) -> Double {
         let times = ledger().compactMap { $0["t"] as? Double }
-        guard let first = times.min(), let last = times.max(), last > first else { return 0 }
-        return Double(times.count - 1) / (last - first)
+        guard let first = times.min(), let last = times.max() else { return 0 }
+        return Double(times.count) / (last - first + interval)
     }
 
     func stop() {
@@ -201,9 +202,12 @@ struct ProviderRun {
         for file in files {
             let work = WorkDir("profile-check-\(file)")
             let name = try Profiles.string(file, "name")
-            let loa = try LoaDaemonProcess(work: work, carriers: #"[{"profile": "\#(Profiles.dir)/\#(file)"}]"#, defaultCarrier: name)
+            // esms-bulk moves its remainder to esms-cc: both are configured, as its header says.
+            let with = file == "esms-bulk.json5" ? ["esms-cc.json5"] : []
+            let entries = ([file] + with).map { #"{"profile": "\#(Profiles.dir)/\#($0)"}"# }.joined(separator: ", ")
+            let loa = try LoaDaemonProcess(work: work, carriers: "[\(entries)]", defaultCarrier: name)
             var env: [String: String] = [:]
-            for n in try Profiles.envNames(file) { env[n] = "secret-value-for-\(n.lowercased())" }
+            for f in [file] + with { for n in try Profiles.envNames(f) { env[n] = "secret-value-for-\(n.lowercased())" } }
             loa.extraEnv = env
             let r = try loa.cli(["check"])
             #expect(r.status == 0, "\(file): \(r.output)")
@@ -263,25 +267,9 @@ struct ProviderRun {
         try run.submit(id: "it-twilio-pace", numbers: ProviderCampaign.numbers(n), text: "Loa pace test")
         let states = try await SimCampaign.settle(run.loa, nil, id: "it-twilio-pace", n: n, seconds: 90)
         #expect(states["delivered"] == n, "\(states)")
-        let pace = run.fake.acceptedPerSecond()
+        let pace = run.fake.acceptedPerSecond(interval: 0.1)
         #expect(abs(pace - 10) <= 1, "recipients/s \(pace), limit 10")
         #expect(run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
-    }
-
-    /// Wrong credentials: Twilio answers 401 (code 20003); nothing is sent, nothing fails for it (no attempt is
-    /// spent, however often it is refused), and `loa carriers` says why the carrier stopped.
-    @Test(.timeLimit(.minutes(2)), .disabled("needs h/limits: GatewayOutcome.unauthorized"))
-    func twilioWrongCredentialsSendNothingAndFailNothing() async throws {
-        let run = try await ProviderRun.start("twilio-auth", provider: "twilio", profile: "twilio.json5", credentials: "ACfake0001:the-right-token",
-                                              secrets: Self.twilioSecrets, retry: fastRetry)
-        defer { run.stop() }
-        try run.submit(id: "it-twilio-auth", numbers: ProviderCampaign.numbers(5), text: "Loa auth test")
-        try await poll(30, "the fake to refuse requests") { (try await run.fake.stats()["unauthorized"] as? Int ?? 0) >= 3 }
-        #expect(run.fake.ledger().isEmpty)
-        let states = try await SimCampaign.states(run.loa, "it-twilio-auth")
-        #expect(states["failed"] == nil && states["queued", default: 0] + states["sending", default: 0] == 5, "\(states)")
-        let out = try run.loa.cli(["carriers"]).output
-        #expect(out.lowercased().contains("auth"), "loa carriers: \(out)")
     }
 
     // MARK: Infobip
@@ -302,8 +290,12 @@ struct ProviderRun {
         let m = try await ProviderCampaign.messages(run.loa, "it-infobip")
         #expect(m[rejected]?.state == "failed" && m[rejected]?.attempts == 1, "\(String(describing: m[rejected]))")
         for n in [undeliverable, expired] { #expect(["failed", "expired"].contains(m[n]?.state ?? ""), "\(n): \(String(describing: m[n]))") }
-        let ids = Dictionary(run.fake.ledger().map { ($0["to"] as? String ?? "", $0["id"] as? String ?? "") }, uniquingKeysWith: { $1 })
-        for n in numbers.dropFirst(3) { #expect(m[n]?.gatewayID == ids[n] && ids[n]?.isEmpty == false, "\(n)") }
+        let ledger = run.fake.ledger()
+        let ids = Dictionary(ledger.map { ($0["to"] as? String ?? "", $0["id"] as? String ?? "") }, uniquingKeysWith: { $1 })
+        // Each destination's own messageId from the answer, matched by number.
+        for n in numbers.dropFirst(3) { #expect(m[n]?.gatewayID == ids[n] && ids[n]?.hasPrefix("M") == true, "\(n): \(String(describing: m[n]))") }
+        // The validity: the minutes left to the deadline (years away here), which Infobip caps at 48 h.
+        #expect(ledger.allSatisfy { $0["validity"] as? Int == 2880 }, "\(ledger.first ?? [:])")
         #expect(run.fake.sendsPerNumber().count == 59 && run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
         // Several destinations per request.
         let sizes = try await run.fake.stats()["batch_sizes"] as? [Int] ?? []
@@ -322,7 +314,7 @@ struct ProviderRun {
                                               fakeArgs: ["--reject", "\(barred)=7", "--receipt", "\(failed)=failed", "--receipt", "\(expired)=expired"],
                                               overrides: ["rate": "200"])
         defer { run.stop() }
-        try run.submit(id: "it-vonage", numbers: numbers, text: "Kính gửi quý khách: Loa contract test")
+        try run.submit(id: "it-vonage", numbers: numbers, text: "Kính gửi quý khách: Loa contract test, một tin nhắn dài hơn bảy mươi ký tự để có hai phần")
         let states = try await SimCampaign.settle(run.loa, nil, id: "it-vonage", n: numbers.count, seconds: 60)
         #expect(states["delivered"] == 17, "\(states)")
         let m = try await ProviderCampaign.messages(run.loa, "it-vonage")
@@ -330,8 +322,10 @@ struct ProviderRun {
         for n in [failed, expired] { #expect(["failed", "expired"].contains(m[n]?.state ?? ""), "\(n): \(String(describing: m[n]))") }
         let ledger = run.fake.ledger()
         let ids = Dictionary(ledger.map { ($0["to"] as? String ?? "", $0["id"] as? String ?? "") }, uniquingKeysWith: { $1 })
-        for n in numbers.dropFirst() { #expect(m[n]?.gatewayID == "\(ids[n] ?? "?"):\(n)", "\(n): \(String(describing: m[n]))") }
-        // A Vietnamese text is sent as unicode: never garbled.
+        // The gateway id is the first part's message-id (a 2-part text: two ids per message in the answer).
+        for n in numbers.dropFirst() { #expect(m[n]?.gatewayID == ids[n], "\(n): \(String(describing: m[n]))") }
+        #expect(ledger.allSatisfy { ($0["part_ids"] as? [String])?.count == 2 }, "\(ledger.first ?? [:])")
+        // A Vietnamese text is sent as type=unicode: never garbled.
         #expect(ledger.allSatisfy { $0["encoding_mismatch"] as? Bool == false && $0["encoding"] as? String == "ucs2" })
         #expect(run.fake.sendsPerNumber().count == 19 && run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
     }
@@ -345,8 +339,10 @@ struct ProviderRun {
         try run.submit(id: "it-vonage-pace", numbers: ProviderCampaign.numbers(n), text: "Loa pace test")
         let states = try await SimCampaign.settle(run.loa, nil, id: "it-vonage-pace", n: n, seconds: 90)
         #expect(states["delivered"] == n, "\(states)")
-        let pace = run.fake.acceptedPerSecond()
+        let pace = run.fake.acceptedPerSecond(interval: 1.0 / 8)
         #expect(abs(pace - 8) <= 0.8, "recipients/s \(pace), limit 8")
+        // A GSM-7 text goes as type=text.
+        #expect(run.fake.ledger().allSatisfy { $0["encoding"] as? String == "gsm7" })
     }
 
     // MARK: eSMS customer care
@@ -396,5 +392,135 @@ struct ProviderRun {
         for n in numbers.dropFirst() { #expect(m[n]?.gatewayID == "\(ids[n] ?? "?"):\(n)", "\(n)") }
         #expect(run.fake.sendsPerNumber().count == 39 && run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
     }
-}
 
+    // MARK: eSMS advertising
+
+    /// 75 numbers go in one request (at least 30: `batch.min`); eSMS's one callback for the request (no number in
+    /// it) is logged and answered by a poll of GetSmsReceiverStatus_get, whose items settle every number. A campaign
+    /// of 10 (below the minimum) moves to the customer-care carrier.
+    @Test(.timeLimit(.minutes(2))) func esmsAdvertising() async throws {
+        let work = WorkDir("provider-esms-bulk")
+        let numbers = ProviderCampaign.numbers(75)
+        let failed = [numbers[0], numbers[1]]
+        let bulkPort = freePort(), ccPort = freePort()
+        let entries = [try Profiles.entry("esms-bulk.json5", base: "http://127.0.0.1:\(bulkPort)"),
+                       try Profiles.entry("esms-cc.json5", base: "http://127.0.0.1:\(ccPort)")]
+        let loa = try LoaDaemonProcess(work: work, carriers: "[\(entries.joined(separator: ", "))]", defaultCarrier: "esms-bulk",
+                                       extraConfig: #""contact_policy": {"max_messages": 0},"#)
+        let bulk = try await ProviderFake(work: work, provider: "esms-bulk", credentials: "esms-api-key:esms-secret-key", port: bulkPort,
+                                          args: failed.flatMap { ["--receipt", "\($0)=undelivered"] })
+        let cc = try await ProviderFake(work: work, provider: "esms-cc", credentials: "esms-api-key:esms-secret-key", port: ccPort)
+        defer { bulk.stop(); cc.stop() }
+        var env = Self.esmsSecrets
+        env["LOA_ESMS_RECEIPT_SECRET"] = loa.receiptSecret
+        loa.extraEnv = env
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let run = ProviderRun(work: work, fake: bulk, loa: loa)
+        try run.submit(id: "it-esms-bulk", numbers: numbers, text: "Khuyen mai: Loa contract test")
+        let states = try await SimCampaign.settle(loa, nil, id: "it-esms-bulk", n: numbers.count, seconds: 60)
+        #expect(states["delivered"] == 73 && states["failed"] == 2, "\(states)")
+        let stats = try await bulk.stats()
+        #expect((stats["batch_sizes"] as? [Int] ?? []).allSatisfy { $0 >= 30 }, "\(stats)")
+        #expect((stats["polls"] as? Int ?? 0) >= 1, "\(stats)")
+        let m = try await ProviderCampaign.messages(loa, "it-esms-bulk")
+        let smsid = try #require(bulk.ledger().first?["id"] as? String)
+        for n in numbers { #expect(m[n]?.gatewayID == "\(smsid):\(n)", "\(n): \(String(describing: m[n]))") }
+        #expect(loa.logEvents().contains { $0["event"] as? String == "request-receipt" })
+        #expect(bulk.sendsPerNumber().count == 75 && bulk.sendsPerNumber().values.allSatisfy { $0 == 1 })
+
+        // Ten recipients: below the minimum, they go through esms-cc.
+        let few = ProviderCampaign.numbers(10, from: 500)
+        ProviderCampaign.write(work, id: "it-esms-few", numbers: few, text: "Khuyen mai nho: Loa contract test")
+        try #require(try loa.cli(["campaign", "submit", work.file("campaign/campaign.json")]).status == 0)
+        let fewStates = try await SimCampaign.settle(loa, nil, id: "it-esms-few", n: few.count, seconds: 60)
+        #expect(fewStates["delivered"] == 10, "\(fewStates)")
+        #expect(Set(cc.sendsPerNumber().keys) == Set(few) && cc.sendsPerNumber().values.allSatisfy { $0 == 1 })
+        #expect(bulk.sendsPerNumber().keys.allSatisfy { !few.contains($0) })
+    }
+
+    // MARK: Pace at the documented request limits of batch APIs
+
+    /// SpeedSMS allows 60 requests a minute (speedsms.vn/sms-api, "Rate limit"): the fake holds exactly that, the
+    /// shipped profile sends 1 request a second with full batches of 100: 100 recipients a second, never a 429.
+    @Test(.timeLimit(.minutes(2))) func speedSMSKeepsPaceAtTheDocumentedLimit() async throws {
+        let n = 600
+        let run = try await ProviderRun.start("speedsms-pace", provider: "speedsms", profile: "speedsms.json5", credentials: "speed-token-0001",
+                                              secrets: Self.speedSecrets, fakeArgs: ["--rate", "60", "--per", "60"],
+                                              accountCallback: true)
+        defer { run.stop() }
+        try run.submit(id: "it-speedsms-pace", numbers: ProviderCampaign.numbers(n), text: "Loa pace test")
+        let states = try await SimCampaign.settle(run.loa, nil, id: "it-speedsms-pace", n: n, seconds: 90)
+        #expect(states["delivered"] == n, "\(states)")
+        let pace = run.fake.acceptedPerSecond(interval: 1)
+        let stats = try await run.fake.stats()
+        #expect(abs(pace - 100) <= 10, "recipients/s \(pace), limit 100: \(stats["batch_sizes"] ?? [])")
+        #expect(stats["throttled"] as? Int == 0, "\(stats)")
+        #expect(run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
+    }
+
+    /// Loa configured above SpeedSMS's limit (4 requests a second against 2 a second, scaled down from 60 a
+    /// minute): the 429s with X-Rate-Limit-Reset bring it down to the limit without losing pace (within 10%) or
+    /// spending attempts.
+    @Test(.timeLimit(.minutes(2))) func speedSMSThrottledAboveItsLimitKeepsPace() async throws {
+        let n = 1000
+        let run = try await ProviderRun.start("speedsms-429", provider: "speedsms", profile: "speedsms.json5", credentials: "speed-token-0001",
+                                              secrets: Self.speedSecrets, fakeArgs: ["--rate", "2", "--per", "1"],
+                                              accountCallback: true, overrides: ["requests_per_second": "4", "rate": "400"])
+        defer { run.stop() }
+        try run.submit(id: "it-speedsms-429", numbers: ProviderCampaign.numbers(n), text: "Loa pace test")
+        let states = try await SimCampaign.settle(run.loa, nil, id: "it-speedsms-429", n: n, seconds: 90)
+        #expect(states["delivered"] == n, "\(states)")
+        let pace = run.fake.acceptedPerSecond(interval: 0.5)
+        let stats = try await run.fake.stats()
+        #expect(pace >= 180, "recipients/s \(pace), limit 200: throttled \(stats["throttled"] ?? 0), batches \(stats["batch_sizes"] ?? [])")
+        #expect((stats["throttled"] as? Int ?? 0) >= 1, "\(stats)")
+        #expect((try await ProviderCampaign.messages(run.loa, "it-speedsms-429")).values.allSatisfy { $0.attempts == 1 })
+    }
+
+    /// Infobip at a request limit (2 a second; Infobip publishes none for SMS): full batches of 100, 200 recipients a second.
+    @Test(.timeLimit(.minutes(2))) func infobipKeepsPaceAtARequestLimit() async throws {
+        let n = 1000
+        let run = try await ProviderRun.start("infobip-pace", provider: "infobip", profile: "infobip.json5", credentials: "infobip-key-0001",
+                                              secrets: Self.infobipSecrets, fakeArgs: ["--rate", "2", "--per", "1"],
+                                              overrides: ["requests_per_second": "2"])
+        defer { run.stop() }
+        try run.submit(id: "it-infobip-pace", numbers: ProviderCampaign.numbers(n), text: "Loa pace test")
+        let states = try await SimCampaign.settle(run.loa, nil, id: "it-infobip-pace", n: n, seconds: 90)
+        #expect(states["delivered"] == n, "\(states)")
+        let pace = run.fake.acceptedPerSecond(interval: 0.5)
+        let stats = try await run.fake.stats()
+        #expect(abs(pace - 200) <= 20, "recipients/s \(pace), limit 200: throttled \(stats["throttled"] ?? 0), batches \(stats["batch_sizes"] ?? [])")
+    }
+
+    // MARK: Wrong credentials
+
+    /// Each provider's documented answer to wrong credentials (Twilio 401/20003, Infobip 401, Vonage status 4, eSMS
+    /// 101, SpeedSMS 401) is an authentication refusal: nothing is sent, nothing fails or spends an attempt, and
+    /// `loa carriers` says the carrier refuses Loa's credentials.
+    @Test(.timeLimit(.minutes(2)), arguments: ["twilio", "infobip", "vonage", "esms-cc", "speedsms"])
+    func wrongCredentialsAreAnAuthenticationRefusal(provider: String) async throws {
+        let (credentials, secrets): (String, [String: String]) = switch provider {
+        case "twilio": ("ACfake0001:the-right-token", Self.twilioSecrets)
+        case "infobip": ("the-right-key", Self.infobipSecrets)
+        case "vonage": ("vkey0001:the-right-secret", Self.vonageSecrets)
+        case "esms-cc": ("esms-api-key:the-right-secret", Self.esmsSecrets)
+        default: ("the-right-token", Self.speedSecrets)
+        }
+        let run = try await ProviderRun.start("\(provider)-auth", provider: provider, profile: "\(provider).json5", credentials: credentials,
+                                              secrets: secrets, accountCallback: provider == "speedsms", retry: fastRetry)
+        defer { run.stop() }
+        let n = 5
+        try run.submit(id: "it-auth", numbers: ProviderCampaign.numbers(n), text: "Loa auth test")
+        try await poll(30, "the carrier to show the refusal") {
+            let list = (try JSONSerialization.jsonObject(with: Data(try await run.loa.api("/api/v1/carriers").body)) as? [[String: Any]]) ?? []
+            return list.first?["auth_refused"] != nil
+        }
+        #expect((try await run.fake.stats()["unauthorized"] as? Int ?? 0) >= 1)
+        #expect(run.fake.ledger().isEmpty)
+        let out = try run.loa.cli(["carriers"]).output
+        #expect(out.contains("REFUSES LOA'S CREDENTIALS"), "loa carriers: \(out)")
+        let states = try await SimCampaign.states(run.loa, "it-auth")
+        #expect(states["failed"] == nil && (states["queued"] ?? 0) + (states["sending"] ?? 0) == n, "\(states)")
+    }
+}

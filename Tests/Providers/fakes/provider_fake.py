@@ -94,18 +94,18 @@ def ledger(entry):
 # MARK: rate limit
 
 class Bucket:
-    """--rate N --per S: a token bucket of N requests refilled at N/S per second (what a provider's "N requests per
-    S seconds" allows). Exceeding it gets the provider's documented throttling answer."""
+    """--rate N --per S: a token bucket refilled at N/S per second holding at most --burst requests (default N: what
+    a provider's "N requests per S seconds" allows). Exceeding it gets the provider's documented throttling answer."""
 
-    def __init__(self, n, per):
-        self.n, self.per = n, per
-        self.tokens, self.at = float(n), time.monotonic()
+    def __init__(self, n, per, burst):
+        self.n, self.per, self.cap = n, per, burst
+        self.tokens, self.at = float(burst), time.monotonic()
 
     def take(self):
         """None when allowed, else the seconds until the next request is allowed."""
         with LOCK:
             now = time.monotonic()
-            self.tokens = min(self.n, self.tokens + (now - self.at) * self.n / self.per)
+            self.tokens = min(self.cap, self.tokens + (now - self.at) * self.n / self.per)
             self.at = now
             if self.tokens >= 1:
                 self.tokens -= 1
@@ -332,8 +332,12 @@ def infobip(h, method, u, body):
                             "status": {"groupId": 5, "groupName": "REJECTED", "id": 51, "name": REJECT[d], "description": "Destination rejected"}})
                 continue
             unicode = not is_gsm7(text)
+            # doc: send-sms-messages (validityPeriod): minutes; longer than 48 h is not supported and defaults to 2880.
+            vp = msg.get("validityPeriod")
+            if isinstance(vp, int) and vp > 2880:
+                vp = 2880
             ledger({"provider": "infobip", "id": mid, "to": d, "text": text, "parts": parts_of(text, unicode),
-                    "encoding": "ucs2" if unicode else "gsm7", "validity": msg.get("validityPeriod"), "request": STATS["requests"]})
+                    "encoding": "ucs2" if unicode else "gsm7", "validity": vp, "request": STATS["requests"]})
             # doc: send-sms-messages (Responses, 200): bulkId and messages[] with messageId and status PENDING.
             out.append({"to": dest.get("to"), "messageId": mid,
                         "status": {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "PENDING_ACCEPTED", "description": "Message sent to next instance"}})
@@ -633,6 +637,7 @@ def main():
     p.add_argument("--lifetime", type=float, default=600)
     p.add_argument("--rate", type=float, help="requests allowed per --per seconds (the provider's request limit)")
     p.add_argument("--per", type=float, default=1.0)
+    p.add_argument("--burst", type=float, help="requests the bucket holds (default --rate)")
     p.add_argument("--reject", action="append", default=[], metavar="NUMBER=CODE")
     p.add_argument("--receipt", action="append", default=[], metavar="NUMBER=STATUS")
     p.add_argument("--receipt-delay", type=float, default=0.2)
@@ -645,7 +650,7 @@ def main():
         k, v = r.split("=", 1)
         RECEIPT[digits(k)] = v
     if ARGS.rate:
-        BUCKET = Bucket(ARGS.rate, ARGS.per)
+        BUCKET = Bucket(ARGS.rate, ARGS.per, ARGS.burst or ARGS.rate)
     fd = os.open(ARGS.ledger, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
     os.close(fd)
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
