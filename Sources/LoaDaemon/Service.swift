@@ -191,17 +191,23 @@ final class DaemonService: HTTPService {
     func receiptHead(_ head: RequestHead, carrier: String) -> RequestHead {
         guard head.query.values.contains(where: { $0.contains("?") }) else { return head }
         var out = head
-        let secret = secrets[carrier] ?? []
-        for (name, value) in head.query.sorted(by: { $0.key < $1.key }) {
+        out.query = Self.readingAppendedQuery(head.query, secret: secrets[carrier] ?? [])
+        return out
+    }
+
+    /// ``receiptHead(_:carrier:)``'s work on the decoded query.
+    static func readingAppendedQuery(_ query: [String: String], secret: [UInt8]) -> [String: String] {
+        var out = query
+        for (name, value) in query.sorted(by: { $0.key < $1.key }) {
             guard let q = value.firstIndex(of: "?") else { continue }
             if name == "k" && Self.constantTimeEqual(Array(value.utf8), secret) { continue }
             let rest = value[value.index(after: q)...]
             guard let eq = rest.firstIndex(of: "="), !rest[..<eq].isEmpty,
                   rest[..<eq].unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || "_-.".unicodeScalars.contains($0)) })
             else { continue }
-            out.query[name] = String(value[..<q])
+            out[name] = String(value[..<q])
             let appended = String(rest[..<eq])
-            if head.query[appended] == nil { out.query[appended] = String(rest[rest.index(after: eq)...]) }
+            if query[appended] == nil { out[appended] = String(rest[rest.index(after: eq)...]) }
         }
         return out
     }

@@ -116,6 +116,10 @@ final class FakeStatusAPI: @unchecked Sendable {
         // Every id asked about at least twice (ENROUTE, then final), never more than max_ids in one request.
         let perRequest = s["ids_per_request"] as? [Int] ?? []
         #expect((s["max_ids"] as? Int ?? 99) <= 2 && perRequest.reduce(0, +) >= 20, "\(perRequest)")
+        // At most max_requests (3) per interval (1 s): over the whole run, no more than 3 per started second.
+        let times = s["status_times"] as? [Double] ?? []
+        let span = (times.max() ?? 0) - (times.min() ?? 0)
+        #expect(times.count <= 3 * (Int(span) + 2), "\(times.count) requests in \(span) s")
         let events = loa.logEvents().filter { $0["event"] as? String == "receipt" }
         // The intermediate ENROUTE is an event too, and each receipt names its source.
         #expect(events.filter { ($0["detail"] as? String ?? "").hasPrefix("buffered: poll: ENROUTE") }.count == 10, "\(events.prefix(3))")

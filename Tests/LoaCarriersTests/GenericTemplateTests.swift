@@ -106,7 +106,10 @@ import Testing
     }
 
     /// Vonage's answer for a 3-part message: one `messages[]` entry per part, each with its `message-id`
-    /// (developer.vonage.com/en/api/sms#send-an-sms, response example; `message-count` "3").
+    /// (developer.vonage.com/en/api/sms, the send response example's fields and values, repeated per part as
+    /// `message-count` says: "Number of message parts sent"); status codes from
+    /// developer.vonage.com/messaging/sms/guides/troubleshooting-sms (0 success, 1 throttled, 2 missing
+    /// parameters, 4 invalid credentials).
     @Test func everyPartsIDAndResultsMatchedByNumber() throws {
         defer { engine.shutdown() }
         let a = adapter(try genericSpec(vonage))
@@ -163,5 +166,111 @@ import Testing
         bad.response?.results?.toPointer = nil
         bad.response?.results?.refPointer = "/ref"
         #expect(Set(bad.validate().map(\.field)) == ["response.results.to_pointer", "response.results.ref_pointer"])
+    }
+
+    // MARK: poll and aggregate
+
+    let polling = """
+    { url: "https://api.example/send", body: { format: "json", template: { to: "{{to}}" } },
+      receipts: { format: "json", key: "gateway", id: ["/SMSID", "/Phone"], status: "/SendStatus", statuses: { "5": "delivered" },
+                  aggregate: { when: "/SendSuccess", request_id: "/SMSID", counts: ["/SendSuccess", "/SendFailed"] } },
+      poll: { method: "POST", url: "https://api.example/status?key={{secret.key}}&ids={{gateway_ids}}", max_ids: 3, ids_separator: ";",
+              headers: { "X-Ids": "{{gateway_ids}}" }, basic_auth: { username: "{{secret.key}}", password: "{{secret.secret}}" },
+              body: { format: "json", template: { ids: "{{gateway_ids|list}}", joined: "ids {{gateway_ids}}", n: 1 } },
+              answer: { items_pointer: "/items", id: "/id", status: "/st", detail: "/err",
+                        statuses: { "DELIVRD": "delivered", "UNDELIV": "undelivered", "ENROUTE": "buffered" } } } }
+    """
+
+    @Test func pollRequestsAreRenderedAndBounded() throws {
+        defer { engine.shutdown() }
+        let spec = try genericSpec(polling)
+        #expect(spec.validate(secretNames: ["key", "secret"]).map { "\($0.field): \($0.reason)" } == [])
+        let a = adapter(spec)
+        let r = a.pollRequest(ids: ["a b", "c\"d", "e"])
+        #expect(r.method == "POST" && r.url == "https://api.example/status?key=K&ids=a%20b%3Bc%22d%3Be" && r.timeout == 5)
+        #expect(r.headers == [HTTPHeader("X-Ids", "a b;c\"d;e"), HTTPHeader("Authorization", "Basic " + Data("K:S".utf8).base64EncodedString()),
+                              HTTPHeader("Content-Type", "application/json")])
+        #expect(String(decoding: r.body, as: UTF8.self) == #"{"ids":["a b","c\"d","e"],"joined":"ids a b;c\"d;e","n":1}"#)
+        // max_ids per request, max_requests per round (default 10).
+        let candidates = (1...40).map { (id: Int64($0), gatewayID: "g\($0)") }
+        let batches = a.pollBatches(candidates)
+        #expect(batches.count == 10 && batches.allSatisfy { $0.messages.count == 3 } && batches[0].messages.map(\.id) == [1, 2, 3])
+        // By request: one poll per request id, every message of it.
+        var byRequest = spec
+        byRequest.poll?.by = "request"
+        byRequest.poll?.maxIDs = nil
+        byRequest.poll?.url = "https://api.example/status?request={{request_id}}"
+        byRequest.poll?.body = nil
+        byRequest.poll?.method = nil
+        byRequest.poll?.maxRequests = 2
+        #expect(byRequest.validate(secretNames: ["key", "secret"]).isEmpty)
+        let grouped = adapter(byRequest).pollBatches([(1, "R1:849"), (2, "R2:848"), (3, "R1:847"), (4, "R3:846")])
+        #expect(grouped.map { $0.messages.map(\.id) } == [[1, 3], [2]])
+        #expect(grouped.map(\.request.url) == ["https://api.example/status?request=R1", "https://api.example/status?request=R2"])
+        #expect(grouped[0].request.method == "GET")
+    }
+
+    @Test func pollAnswersBecomeReceiptsForTheIDsAskedOnly() throws {
+        defer { engine.shutdown() }
+        let a = adapter(try genericSpec(polling))
+        let asked: [(id: Int64, gatewayID: String)] = [(1, "g1"), (2, "g2"), (3, "g3")]
+        let body = json(#"{"items":[{"id":"g2","st":"UNDELIV","err":"absent subscriber"},{"id":"g1","st":"DELIVRD"},{"id":"g9","st":"DELIVRD"},{"id":"g3","st":"HUH"},{"st":"DELIVRD"}]}"#)
+        #expect(a.pollReceipts(status: 200, body: body, for: asked) == [
+            PolledReceipt(messageID: 2, gatewayID: "g2", status: .undelivered, detail: "poll: UNDELIV err=absent subscriber"),
+            PolledReceipt(messageID: 1, gatewayID: "g1", status: .delivered, detail: "poll: DELIVRD"),
+        ])
+        #expect(a.pollReceipts(status: 500, body: body, for: asked).isEmpty)
+        #expect(a.pollReceipts(status: 200, body: json("<html>"), for: asked).isEmpty)
+        // Ids built from a request id and a number in any written form, as receipts.id does.
+        var spec = try genericSpec(polling)
+        spec.poll?.answer.id = ["/SMSID", "/Phone"]
+        spec.poll?.answer.status = "/SendStatus"
+        spec.poll?.answer.statuses = ["5": "delivered", "*": "buffered"]
+        let b = adapter(spec)
+        let esms = json(#"{"items":[{"SMSID":"R1","Phone":"0912345678","SendStatus":"5"},{"SMSID":"R1","Phone":"84912345679","SendStatus":"2"}]}"#)
+        #expect(b.pollReceipts(status: 200, body: esms, for: [(7, "R1:84912345678"), (8, "R1:84912345679")]).map { "\($0.messageID) \($0.status)" }
+            == ["7 delivered", "8 buffered"])
+    }
+
+    @Test func aggregateCallbacksAreRecognised() throws {
+        defer { engine.shutdown() }
+        let a = adapter(try genericSpec(polling))
+        let cb = try #require(a.aggregateCallback(body: json(#"{"SMSID":"R7","SendSuccess":2,"SendFailed":1}"#), fields: [:]))
+        #expect(cb.requestID == "R7" && cb.counts.map { "\($0.name)=\($0.value)" } == ["SendSuccess=2", "SendFailed=1"])
+        #expect(a.aggregateCallback(body: json(#"{"SMSID":"R7","Phone":"0912345678","SendStatus":"5"}"#), fields: [:]) == nil)
+        var form = try genericSpec(polling)
+        form.receipts?.format = "query"
+        form.receipts?.aggregate?.when = "SendSuccess"
+        form.receipts?.aggregate?.requestID = "SMSID"
+        form.receipts?.aggregate?.counts = ["SendSuccess"]
+        let q = try #require(adapter(form).aggregateCallback(body: [], fields: ["SMSID": "R8", "SendSuccess": "30"]))
+        #expect(q.requestID == "R8" && q.counts.map(\.value) == ["30"])
+    }
+
+    @Test func badPollAndAggregateKeysAreNamed() throws {
+        let spec = try genericSpec("""
+        { url: "http://gw/",
+          receipts: { format: "json", key: "gateway", id: "/id", status: "/s", statuses: { "1": "delivered" },
+                      aggregate: { when: "/a~2", request_id: "" } },
+          poll: { url: "ftp://x/{{gateway_id}}/{{to}}", max_ids: 0, interval_seconds: 0, after_seconds: -1, max_age_seconds: 99999999,
+                  max_requests: 5000, by: "batch", ids_separator: "", method: "GET",
+                  body: { format: "json", template: { a: "x {{gateway_ids|list}}", b: "{{request_id}}", c: "{{secret.nope}}" } },
+                  answer: { items_pointer: "items", id: [], status: "/s", statuses: {} } } }
+        """)
+        let byField = Dictionary(spec.validate(secretNames: ["key"]).map { ($0.field, $0.reason) }, uniquingKeysWith: { $0 + " | " + $1 })
+        #expect(Set(byField.keys) == ["receipts.aggregate.when", "receipts.aggregate.request_id", "poll.url", "poll.max_ids", "poll.interval_seconds",
+                                      "poll.after_seconds", "poll.max_age_seconds", "poll.max_requests", "poll.by", "poll.ids_separator", "poll.body",
+                                      "poll.body.template.a", "poll.body.template.b", "poll.body.template.c", "poll.answer.items_pointer",
+                                      "poll.answer.id", "poll.answer.statuses"], "\(byField)")
+        #expect(byField["poll.url"]?.contains("must start with http:// or https://") == true)
+        #expect(byField["poll.url"]?.contains("unknown placeholder {{to}}") == true)
+        #expect(byField["poll.body.template.a"]?.contains("makes a JSON list only as the whole") == true)
+        // {{gateway_id}} with several ids per request.
+        var many = try genericSpec(polling)
+        many.poll?.url = "https://x/{{gateway_id}}"
+        #expect(many.validate(secretNames: ["key", "secret"]).map(\.field) == ["poll.url"])
+        // An aggregate callback needs a poll to answer it.
+        many.poll = nil
+        #expect(many.validate(secretNames: ["key", "secret"]).map(\.field) == ["receipts.aggregate"])
     }
 }

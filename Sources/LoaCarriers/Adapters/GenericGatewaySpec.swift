@@ -51,6 +51,17 @@ import Foundation
 /// are interpolated; both are JSON-escaped. In `url` and form fields every value is percent-encoded (RFC 3986
 /// unreserved characters kept). Header and `basic_auth` values are used as they are (CR and LF removed).
 /// Outside a batch item, message placeholders take the first message of the request.
+///
+/// **Keys** (each documented on its property below): `method`, `url`, `headers`, `basic_auth`, `body`
+/// (``Body``), `batch` (``Batch``), `response` (``Response``: `rules`, `default_class`, `message_id`, `detail`,
+/// `results` (``Results``: `match` `ref`, `to` or `index`; one item per SMS part gives the message's
+/// `partIDs`), `rejected`), `receipts` (``Receipts``, with `aggregate`: ``Aggregate``) and `poll` (``Poll``,
+/// with `answer`: ``PollAnswer``; its own placeholders `{{gateway_id}}`, `{{gateway_ids}}`,
+/// `"{{gateway_ids|list}}"`, `{{request_id}}`, `{{secret.NAME}}`). Unknown keys in the entry, in `poll`,
+/// `poll.answer` and `receipts.aggregate` are refused by the config loader.
+///
+/// **Receipt URLs** (`{{receipt_url}}`) carry Loa's secret as `?k=…`; a provider that appends its own
+/// `?name=value` to it is read by the receipt endpoint (the secret must still match whole).
 public struct GenericGatewaySpec: Sendable, Decodable {
     /// `GET`, `POST` or `PUT`. Default `POST` when there is a `body`, else `GET`.
     public var method: String?

@@ -79,6 +79,12 @@ public struct PolledReceipt: Sendable, Equatable {
     public var gatewayID: String
     public var status: ReceiptStatus
     public var detail: String?
+    public init(messageID: Int64, gatewayID: String, status: ReceiptStatus, detail: String?) {
+        self.messageID = messageID
+        self.gatewayID = gatewayID
+        self.status = status
+        self.detail = detail
+    }
 }
 
 extension GenericHTTPAdapter {

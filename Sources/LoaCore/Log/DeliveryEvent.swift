@@ -13,7 +13,8 @@ public struct DeliveryEvent: Sendable, Equatable {
     public var message: Int64
     public var recipient: String?
     public var carrier: String?
-    /// What happened: `queued`, `rejected`, `duplicate`, `sending`, `accepted`, `retry`, `failed`, `receipt`, `expired`, `unknown`, `cancelled`.
+    /// What happened: `queued`, `rejected`, `duplicate`, `sending`, `accepted`, `retry`, `failed`, `receipt`, `expired`, `unknown`, `cancelled`;
+    /// `request-receipt` for an aggregate callback about a whole send request (`message` 0, no recipient).
     public var event: String
     /// The message's state after the event (``MessageState/name``).
     public var status: String

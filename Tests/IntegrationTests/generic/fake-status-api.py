@@ -7,7 +7,7 @@ Not a copy of any one provider: the smallest shape that exercises what the gener
   GET  /status      ?ids=a,b,c  → {"items": [{"msg_id": …, "stat": …}, …]}: the first query of an id answers
                     ENROUTE, later ones DELIVRD (numbers ending in 9: UNDELIV)
   GET  /request-status ?request=R<n> → {"items": [{"request_id": …, "Phone": "<national>", "SendStatus": "5"|"4"}]}
-  GET  /fake/stats  counts: sends, status requests, the most ids in one, the ids per request
+  GET  /fake/stats  counts: sends, status requests and their times, the most ids in one, the ids per request
 Modes (--mode): "appended" calls back GET <callback>?msg_id=…&stat=DELIVRD for every number (the provider appends
 its own query to a URL that has one); "poll" never calls back; "aggregate" posts one JSON callback per request
 {"SMSID": "R<n>", "SendSuccess": n, "SendFailed": m}, eSMS advertising style, with no number in it.
@@ -23,7 +23,7 @@ ap.add_argument("--exit-after", type=float, default=300)
 args = ap.parse_args()
 
 lock = threading.Lock()
-state = {"sends": 0, "status_requests": 0, "max_ids": 0, "ids_per_request": [], "callbacks": [], "callback_answers": []}
+state = {"sends": 0, "status_requests": 0, "status_times": [], "max_ids": 0, "ids_per_request": [], "callbacks": [], "callback_answers": []}
 queried = {}      # msg_id -> times asked
 requests = {}     # request id -> [national numbers]
 ids = {}          # msg_id -> national number
@@ -96,6 +96,7 @@ class Handler(BaseHTTPRequestHandler):
             items = []
             with lock:
                 state["status_requests"] += 1
+                state["status_times"].append(time.monotonic())
                 state["max_ids"] = max(state["max_ids"], len(asked))
                 state["ids_per_request"].append(len(asked))
                 for i in asked:
