@@ -78,6 +78,11 @@ import Testing
         print("no stated request limit against 2 req/s: mean accepted batch \(meanBatch), \(throttled) throttled of \(requests) requests")
         #expect(throttled > 0, "the gateway had to say it: \(stats)")
         #expect(meanBatch >= 90, "batches stay full: \(meanBatch)")
+        // And the pace holds near what the limit allows (halving the message rate instead fell to a fraction).
+        let times = Self.acceptedTimes(loa)
+        let perSecond = Double(n - 100) / (Double(times.last! - times.first!) / 1000)
+        print("  \(String(format: "%.1f", perSecond)) recipients/s (the limit allows 200)")
+        #expect(perSecond >= 160, "recipients/s \(perSecond), the limit allows 200")
         // Every throttled message went back to the queue without spending its attempt.
         let events = loa.logEvents()
         #expect(events.filter { $0["event"] as? String == "accepted" }.allSatisfy { $0["attempt"] as? Int == 1 })
