@@ -122,7 +122,8 @@ public final class Dispatcher: Sendable {
                 // One callback URL for every message: the receipt names its message by `{{id}}` or the gateway's id.
                 bases[c.name] = base
             default:
-                // Kannel fills %d (status), %T (time), %F (failure code) and %A (SMSC answer) per callback.
+                // Kannel fills %d (report type bits), %T (time), %F (the SMSC's message id; `fc` is an old name) and %A
+                // (the report text: `ACK/`, `NACK/…`, or the SMPP receipt `id:… stat:… err:…`): KannelAdapter.parseReceipt.
                 bases[c.name] = base + "&st=%d&ts=%T&fc=%F&ans=%A&id="
                 perMessage.insert(c.name)
             }

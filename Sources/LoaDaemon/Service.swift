@@ -96,33 +96,20 @@ final class DaemonService: HTTPService {
     /// Bodies are read only after the secret was checked, so only a gateway that knows it can make Loa hold one.
     static let receiptBodyLimit = 64 << 10
 
-    /// Kannel's `%d` values (dlr-mask bits) as receipt statuses.
-    static func kannelStatus(_ s: String?) -> ReceiptStatus? {
-        switch s {
-        case "1": .delivered
-        case "2": .undelivered
-        case "4": .buffered
-        case "8": .smscAccepted
-        case "16": .smscRejected
-        default: nil
-        }
-    }
-
+    /// A Kannel delivery report (the dlr-url's query): parsed by ``KannelAdapter/parseReceipt(_:)``, stored before
+    /// the answer. 400 names the field Kannel filled wrongly (Kannel does not retry it); 503 when the store could
+    /// not take it (Kannel retries, with `http-request-retry`).
     func receipt(carrier: String, query: [String: String]) -> ServerResponse {
         if let refused = refusal(carrier: carrier, query: query, endpoint: "dlr") { return refused }
-        guard let idText = query["id"], let id = Int64(idText) else { return error(400, "bad-receipt", "id: missing or not a number") }
-        guard let status = Self.kannelStatus(query["st"]) else {
-            return error(400, "bad-receipt", "st: missing or not a Kannel DLR status (1, 2, 4, 8, 16)")
+        let parsed: InboundReceipt
+        switch KannelAdapter.parseReceipt(query) {
+        case .success(let r): parsed = r
+        case .failure(let e):
+            logger.warning("receipt not understood", ["carrier.name": carrier, "error": e.description])
+            return error(400, "bad-receipt", e.description)
         }
-        // %A is the SMSC's answer; %F a failure code from real SMSCs (the fake SMSC puts its own message id there).
-        var detail: [String] = []
-        var gatewayID: String?
-        if let fc = query["fc"], !fc.isEmpty, !fc.hasPrefix("%") {
-            if fc.count <= 8 { detail.append("code \(fc)") } else { gatewayID = String(fc.prefix(64)) }
-        }
-        if let ans = query["ans"], !ans.isEmpty, !ans.hasPrefix("%") { detail.append(String(ans.prefix(160))) }
-        let update = ReceiptUpdate(carrier: carrier, messageID: id, status: status, gatewayID: gatewayID,
-                                   detail: detail.isEmpty ? nil : detail.joined(separator: " "))
+        guard case .loa(let id) = parsed.key else { return error(400, "bad-receipt", "id: missing") }
+        let update = ReceiptUpdate(carrier: carrier, messageID: id, status: parsed.status, gatewayID: parsed.gatewayID, detail: parsed.detail)
         do {
             let result = try store.apply([update])[0]
             switch result {

@@ -206,9 +206,14 @@ extension Store {
             try ctx.statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n > 0").query([.text(campaign)]) {
                 reasons[$0.text(0) ?? "", default: 0] += $0.int(1)
             }
+            // Failed and expired messages by their reason (a receipt's is its words, `UNDELIV err 001`, never its ids).
             try ctx.statement("""
-                SELECT COALESCE(substr(detail, 1, 60), 'failed'), COUNT(*) FROM messages WHERE campaign_id = ? AND state = 4 GROUP BY 1
-                """).query([.text(campaign)]) { reasons["failed: " + ($0.text(0) ?? ""), default: 0] += $0.int(1) }
+                SELECT state, COALESCE(substr(detail, 1, 80), ''), COUNT(*) FROM messages WHERE campaign_id = ? AND state IN (4, 6) GROUP BY 1, 2
+                """).query([.text(campaign)]) { r in
+                let (state, detail) = (r.int(0) == 4 ? "failed" : "expired", r.text(1) ?? "")
+                let key = detail.isEmpty ? state : detail.hasPrefix(state) ? detail : state + ": " + detail
+                reasons[key == "failed" || key == "expired" ? key + ": " + key : key, default: 0] += r.int(2)
+            }
             var groups: [String: [String: Int64]] = [:]
             try ctx.statement("SELECT grp, state, COUNT(*) FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
                 .query([.text(campaign)]) { r in
@@ -724,13 +729,19 @@ extension WriteContext {
         var gatewayID: String?
         var receiptRank: Int
         var sentAt: UnixMillis?
+        var segments: Int
+        /// A bit (1 << status) per receipt status the message got as a whole.
+        var receiptsSeen: Int64
     }
 
     private func current(_ id: Int64) throws -> Current? {
         var c: Current?
-        try statement("SELECT campaign_id, phone, carrier, state, attempts, gateway_id, receipt_rank, sent_at FROM messages WHERE id = ?").query([.int(id)]) { r in
+        try statement("""
+            SELECT campaign_id, phone, carrier, state, attempts, gateway_id, receipt_rank, sent_at, segments, receipts_seen FROM messages WHERE id = ?
+            """).query([.int(id)]) { r in
             c = Current(campaign: r.text(0) ?? "", phone: r.text(1), carrier: r.text(2) ?? "", state: MessageState(rawValue: Int(r.int(3))) ?? .unknown,
-                        attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)), sentAt: r.isNull(7) ? nil : r.int(7))
+                        attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)), sentAt: r.isNull(7) ? nil : r.int(7),
+                        segments: Int(r.int(8)), receiptsSeen: r.int(9))
         }
         return c
     }
@@ -758,14 +769,14 @@ extension WriteContext {
     /// the send answers: the general path decides each).
     private func recordAccepted(_ run: ArraySlice<SendOutcome>) throws -> Bool {
         guard let next = MessageLifecycle.next(.sending, on: .accepted) else { return false }
-        var items: [(message: OutgoingMessage, gatewayID: String?, detail: String?)] = []
+        var items: [(message: OutgoingMessage, gatewayID: String?, detail: String?, parts: [String])] = []
         for o in run {
-            guard case .accepted(let gid, let detail, _) = o.result, let m = o.claimed else { return false }
-            items.append((m, gid, detail))
+            guard case .accepted(let gid, let detail, let parts) = o.result, let m = o.claimed else { return false }
+            items.append((m, gid, detail, parts))
         }
         var args: [SQLValue] = [.int(now), .int(now)]
         args.reserveCapacity(2 + items.count * 4)
-        for (m, gid, detail) in items { args += [.int(m.id), .opt(gid), .opt(detail), .int(Int64(m.attempt))] }
+        for (m, gid, detail, _) in items { args += [.int(m.id), .opt(gid), .opt(detail), .int(Int64(m.attempt))] }
         try statement("SAVEPOINT bulk").run()
         try statement("""
             UPDATE messages SET state = \(next.rawValue), gateway_id = v.column2, detail = COALESCE(v.column3, messages.detail),
@@ -780,13 +791,13 @@ extension WriteContext {
         try statement("RELEASE bulk").run()
         // The counters move once per campaign and carrier of the run (nearly always one), not once per message.
         var group = (campaign: items[0].message.campaign, carrier: items[0].message.carrier, n: Int64(0))
-        for (m, gid, detail) in items {
+        for (m, gid, detail, parts) in items {
             if m.campaign != group.campaign || m.carrier != group.carrier {
                 count(campaign: group.campaign, carrier: group.carrier, from: .sending, to: next, by: group.n)
                 group = (m.campaign, m.carrier, 0)
             }
             group.n += 1
-            try movedFromSending(m, to: next, event: "accepted", attempt: m.attempt, gatewayID: gid, detail: detail, counted: true)
+            try movedFromSending(m, to: next, event: "accepted", attempt: m.attempt, gatewayID: gid, detail: detail, parts: parts, counted: true)
         }
         count(campaign: group.campaign, carrier: group.carrier, from: .sending, to: next, by: group.n)
         return true
@@ -798,15 +809,17 @@ extension WriteContext {
         var detail: String?
         var gatewayID: String?
         var notBefore: UnixMillis?
+        var parts: [String] = []
         switch o.result {
-        case .accepted(let gid, let d, _): event = .accepted; name = "accepted"; gatewayID = gid; detail = d
+        case .accepted(let gid, let d, let p): event = .accepted; name = "accepted"; gatewayID = gid; detail = d; parts = p
         case .retry(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "retry"; detail = d; notBefore = nb
         case .requeue(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "requeued"; detail = d; notBefore = nb
         case .failed(let d): event = .permanentFailure; name = "failed"; detail = d
         case .expired(let d): event = .temporaryFailure(retry: false, pastDeadline: true); name = "expired"; detail = d
         case .unknown(let d): event = .crashRecovered; name = "unknown"; detail = d
         }
-        if let m = o.claimed, try recordClaimed(m, o.result, event: event, name: name, gatewayID: gatewayID, detail: detail, notBefore: notBefore) {
+        if let m = o.claimed, try recordClaimed(m, o.result, event: event, name: name, gatewayID: gatewayID, detail: detail, parts: parts,
+                                                notBefore: notBefore) {
             return
         }
         guard let cur = try current(o.id) else { return }
@@ -820,16 +833,34 @@ extension WriteContext {
         let accepted = next == .sent
         var refund = false
         if case .requeue = o.result, next == .queued { refund = true }
+        // A late answer (a receipt overtook it) keeps the reason a final receipt gave ("0: Accepted for delivery"
+        // must not replace "UNDELIV err 001"), and sets `sent_at` only if the receipt did not.
+        let keepDetail = next == nil && cur.state.isFinal
         try statement("""
-            UPDATE messages SET state = ?, gateway_id = COALESCE(?, gateway_id), detail = COALESCE(?, detail),
-            not_before = COALESCE(?, not_before), updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,
+            UPDATE messages SET state = ?, gateway_id = COALESCE(?, gateway_id), detail = CASE WHEN ? THEN detail ELSE COALESCE(?, detail) END,
+            not_before = COALESCE(?, not_before), updated_at = ?,
+            sent_at = CASE WHEN ? THEN ? WHEN ? THEN COALESCE(sent_at, ?) ELSE sent_at END,
             attempts = attempts - ? WHERE id = ?
-            """).run([.int(Int64(newState.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now),
-                      .int(accepted ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(o.id)])
+            """).run([.int(Int64(newState.rawValue)), .opt(gatewayID), .int(keepDetail ? 1 : 0), .opt(detail), .opt(notBefore), .int(now),
+                      .int(accepted ? 1 : 0), .int(now), .int(isAccepted ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(o.id)])
         if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
                                status: newState.name, attempt: cur.attempts - (refund ? 1 : 0), gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
+        if isAccepted { try recordParts(parts, message: o.id, carrier: cur.carrier) }
         if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: cur.carrier, gatewayID: gatewayID, message: o.id) }
+    }
+
+    /// The part ids a send answer named: kept, so that receipts keyed by any of them find the message, and
+    /// receipts that came for them before the answer are applied.
+    private func recordParts(_ parts: [String], message: Int64, carrier: String) throws {
+        guard !parts.isEmpty else { return }
+        for p in parts where !p.isEmpty {
+            try statement("""
+                INSERT INTO message_parts(message_id, part_id, carrier, named) VALUES(?, ?, ?, 1)
+                ON CONFLICT(message_id, part_id) DO UPDATE SET named = 1
+                """).run([.int(message), .text(p), .text(carrier)])
+        }
+        if hasPendingReceipts { for p in parts where !p.isEmpty { try applyPendingReceipts(carrier: carrier, gatewayID: p, message: message) } }
     }
 
     /// ``record`` of a message the caller claimed, nearly always still `sending` with the claimed attempt: one
@@ -837,7 +868,7 @@ extension WriteContext {
     /// bring one also move the state). False when the row has moved on (a receipt overtook the send answer):
     /// the general path decides then.
     private func recordClaimed(_ m: OutgoingMessage, _ result: SendResult, event: MessageEvent, name: String, gatewayID: String?,
-                               detail: String?, notBefore: UnixMillis?) throws -> Bool {
+                               detail: String?, parts: [String], notBefore: UnixMillis?) throws -> Bool {
         guard let next = MessageLifecycle.next(.sending, on: event) else { return false }
         var refund = false
         if case .requeue = result, next == .queued { refund = true }
@@ -848,17 +879,18 @@ extension WriteContext {
             """).run([.int(Int64(next.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now),
                       .int(next == .sent ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(m.id), .int(Int64(m.attempt))])
         guard db.changes == 1 else { return false }
-        try movedFromSending(m, to: next, event: name, attempt: m.attempt - (refund ? 1 : 0), gatewayID: gatewayID, detail: detail)
+        try movedFromSending(m, to: next, event: name, attempt: m.attempt - (refund ? 1 : 0), gatewayID: gatewayID, detail: detail, parts: parts)
         return true
     }
 
     /// What follows a claimed message's move out of `sending`: the counters, its log line (from what the caller
     /// holds, no read-back), and receipts that named its gateway id before the send answer.
     private func movedFromSending(_ m: OutgoingMessage, to next: MessageState, event: String, attempt: Int, gatewayID: String?,
-                                  detail: String?, counted: Bool = false) throws {
+                                  detail: String?, parts: [String] = [], counted: Bool = false) throws {
         if !counted { count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next) }
         try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: event,
                                status: next.name, attempt: attempt, gatewayID: gatewayID, detail: detail))
+        try recordParts(parts, message: m.id, carrier: m.carrier)
         if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gatewayID, message: m.id) }
     }
 
@@ -875,11 +907,23 @@ extension WriteContext {
         }
     }
 
+    /// One receipt. Each distinct status of a message (or of one of its parts) is recorded and logged once, in
+    /// whatever order it comes; only an exact repeat (the same status for the same message or part) is a
+    /// duplicate. A final status moves the message through ``MessageLifecycle``, which never leaves a final
+    /// state, so a later receipt that contradicts it is logged and changes nothing. A multi-part message's
+    /// part receipts decide its state as ``MessageParts`` says. Any receipt sets `sent_at` if the send answer
+    /// has not (a receipt can overtake it), so the receipt latency counts every message.
     func apply(_ r: ReceiptUpdate) throws -> ReceiptResult {
         var r = r
+        var namedPart = false
         if r.messageID == 0, let key = r.gatewayKey {
             var id: Int64?
             try statement("SELECT id FROM messages WHERE carrier = ? AND gateway_id = ? LIMIT 1").query([.text(r.carrier), .text(key)]) { id = $0.int(0) }
+            if id == nil {
+                try statement("SELECT message_id FROM message_parts WHERE carrier = ? AND part_id = ? AND named = 1 LIMIT 1")
+                    .query([.text(r.carrier), .text(key)]) { id = $0.int(0) }
+                namedPart = id != nil
+            }
             guard let id else {
                 // The send answer naming this id is not recorded yet (receipts can overtake it): keep the receipt.
                 try statement("INSERT INTO pending_receipts(carrier, gateway_id, status, detail, received_at) VALUES(?, ?, ?, ?, ?)")
@@ -891,21 +935,73 @@ extension WriteContext {
         }
         guard let cur = try current(r.messageID) else { return .notFound }
         guard cur.carrier == r.carrier else { return .wrongCarrier }
-        let next = MessageLifecycle.next(cur.state, on: .receipt(r.status))
-        // A receipt changes something if it moves the state, or is a newer intermediate status.
-        guard next != nil || (!cur.state.isFinal && r.status.rawValue > cur.receiptRank) else { return .duplicate }
+        if !namedPart, cur.segments > 1, let g = r.gatewayID, g == cur.gatewayID {
+            // An id both the message's and one of its named parts' (a gateway whose first part carries the message's id).
+            try statement("SELECT 1 FROM message_parts WHERE message_id = ? AND part_id = ? AND named = 1").query([.int(r.messageID), .text(g)]) { _ in namedPart = true }
+        }
+        let bit = Int64(1) << Int64(r.status.rawValue)
+        let part = MessageParts.part(of: r.gatewayID, segments: cur.segments, messageGatewayID: cur.gatewayID, namedPart: namedPart)
+        // What the message as a whole takes from this receipt: its status, or nil while a multi-part message
+        // waits for more parts.
+        var status: ReceiptStatus? = r.status
+        var reason = r.detail
+        var expected = 1
+        if let part {
+            var (seen, partStatus): (Int64, Int64) = (0, 0)
+            try statement("SELECT seen, status FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(r.messageID), .text(part)]) {
+                seen = $0.int(0)
+                partStatus = $0.int(1)
+            }
+            guard seen & bit == 0 else { return .duplicate }
+            try statement("""
+                INSERT INTO message_parts(message_id, part_id, carrier, seen, status, detail) VALUES(?, ?, ?, ?, ?, ?)
+                ON CONFLICT(message_id, part_id) DO UPDATE SET seen = seen | excluded.seen,
+                status = CASE WHEN status >= 10 THEN status ELSE excluded.status END,
+                detail = CASE WHEN status >= 10 THEN detail ELSE COALESCE(excluded.detail, detail) END
+                """).run([.int(r.messageID), .text(part), .text(r.carrier), .int(bit), .int(r.status.isFinal ? Int64(r.status.rawValue) : 0), .opt(r.detail)])
+            // A part's first final receipt is its last word: a contradicting one is logged as an event.
+            if r.status.isFinal && partStatus < 10 {
+                var (known, delivered, named): (Int64, Int64, Int64) = (0, 0, 0)
+                try statement("SELECT COUNT(*), COALESCE(SUM(status = 10), 0), COALESCE(SUM(named), 0) FROM message_parts WHERE message_id = ?")
+                    .query([.int(r.messageID)]) { known = $0.int(0); delivered = $0.int(1); named = $0.int(2) }
+                expected = MessageParts.expectedParts(segments: cur.segments, knownParts: Int(known), namedParts: Int(named))
+                status = MessageParts.messageStatus(after: r.status, deliveredParts: Int(delivered), expectedParts: expected)
+                if status != nil && status != .delivered { reason = MessageParts.reason(r.detail, status: r.status, parts: expected) }
+            } else {
+                status = nil
+            }
+        } else {
+            guard cur.receiptsSeen & bit == 0 else { return .duplicate }
+        }
+        // A part's receipt that does not end the message moves it as an intermediate receipt would.
+        let next = MessageLifecycle.next(cur.state, on: .receipt(status ?? .buffered))
         let newState = next ?? cur.state
-        try statement("""
-            UPDATE messages SET state = ?, receipt_rank = MAX(receipt_rank, ?), gateway_id = COALESCE(gateway_id, ?),
-            detail = COALESCE(?, detail), updated_at = ? WHERE id = ?
-            """).run([.int(Int64(newState.rawValue)), .int(Int64(r.status.rawValue)), .opt(r.gatewayID), .opt(r.detail), .int(now), .int(r.messageID)])
+        if let next, next.isFinal, let final = status {
+            // A failure without words of the gateway's own still replaces the send answer's ("0: Accepted for delivery").
+            reason = final.reason(reason) ?? (final == .delivered ? nil : final.name)
+        }
+        if next != nil || !cur.state.isFinal || part == nil {
+            // The row's history bit, its newest state and reason; a final state's reason and state stay.
+            let changes = next != nil || !cur.state.isFinal
+            try statement("""
+                UPDATE messages SET state = ?, receipt_rank = MAX(receipt_rank, ?), receipts_seen = receipts_seen | ?,
+                gateway_id = COALESCE(gateway_id, ?), detail = CASE WHEN ? THEN COALESCE(?, detail) ELSE detail END,
+                sent_at = COALESCE(sent_at, ?), updated_at = CASE WHEN ? THEN ? ELSE updated_at END WHERE id = ?
+                """).run([.int(Int64(newState.rawValue)), .int(part == nil ? Int64(r.status.rawValue) : 0), .int(part == nil ? bit : 0),
+                          .opt(part == nil ? r.gatewayID : nil), .int(changes ? 1 : 0), .opt(reason), .int(now), .int(changes ? 1 : 0), .int(now),
+                          .int(r.messageID)])
+        }
         if let next {
             count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next)
-            if next.isFinal, let sent = cur.sentAt { receiptLatencies.append(max(0, now - sent)) }
+            if next.isFinal { receiptLatencies.append(max(0, now - (cur.sentAt ?? now))) }
         }
+        // The log line: the receipt's words (the stored reason when it ended the message), which part it was.
+        var words = next?.isFinal == true ? reason : r.detail
+        if part != nil, expected > 1, !(words ?? "").hasSuffix(" (a part of \(expected))") { words = (words ?? "part") + " (a part of \(expected))" }
+        let logged = words.map { "\(r.status.name): \($0)" } ?? r.status.name
         try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: r.messageID, recipient: cur.phone, carrier: cur.carrier,
-                               event: "receipt", status: newState.name, attempt: cur.attempts, gatewayID: cur.gatewayID ?? r.gatewayID,
-                               detail: r.detail.map { "\(r.status.name): \($0)" } ?? r.status.name))
+                               event: "receipt", status: newState.name, attempt: cur.attempts, gatewayID: part ?? cur.gatewayID ?? r.gatewayID,
+                               detail: logged))
         return .applied
     }
 }

@@ -128,9 +128,25 @@ enum Schema {
         """
         ALTER TABLE campaigns ADD COLUMN recovered_unknown INTEGER NOT NULL DEFAULT 0;
         """,
-        // 11: issue 17's receipt changes (h/receipts); nothing on this branch.
+        // 11: receipts as events. `receipts_seen`: a bit (1 << status) per receipt status the message got as a
+        // whole, so only an exact repeat is a duplicate (an ENROUTE after the SMSC's acceptance is logged);
+        // the one status `receipt_rank` kept stands in for the history of messages from before. `message_parts`:
+        // the gateway's ids of a multi-part message's parts (named in the send answer, or first seen in a
+        // receipt) with the statuses each reported, from which the message's state follows (`MessageParts`).
         """
-        SELECT 1;
+        ALTER TABLE messages ADD COLUMN receipts_seen INTEGER NOT NULL DEFAULT 0;
+        UPDATE messages SET receipts_seen = 1 << receipt_rank WHERE receipt_rank > 0;
+        CREATE TABLE message_parts (
+            message_id INTEGER NOT NULL,
+            part_id TEXT NOT NULL,
+            carrier TEXT NOT NULL,
+            named INTEGER NOT NULL DEFAULT 0,
+            seen INTEGER NOT NULL DEFAULT 0,
+            status INTEGER NOT NULL DEFAULT 0,
+            detail TEXT,
+            PRIMARY KEY (message_id, part_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX message_parts_gateway ON message_parts(carrier, part_id);
         """,
         // 12: when the receipt poller last asked a generic gateway's status API about a `sent` message, and the
         // index it takes its candidates from (a carrier's sent messages, the longest-unpolled first).

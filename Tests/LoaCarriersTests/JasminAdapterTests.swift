@@ -122,7 +122,9 @@ import Testing
         }
         #expect(parse("DELIVRD") == .success(InboundReceipt(key: .loa(42), status: .delivered, gatewayID: "abc-123", detail: "DELIVRD err 000")))
         #expect(parse("UNDELIV", err: "011") == .success(InboundReceipt(key: .loa(42), status: .undelivered, gatewayID: "abc-123", detail: "UNDELIV err 011")))
-        let expected: [(String, ReceiptStatus)] = [("ACCEPTD", .smscAccepted), ("ENROUTE", .buffered), ("EXPIRED", .undelivered),
+        // The network dropped it at the end of its validity period: its own final state, the word as the reason.
+        #expect(parse("EXPIRED") == .success(InboundReceipt(key: .loa(42), status: .expired, gatewayID: "abc-123", detail: "EXPIRED err 000")))
+        let expected: [(String, ReceiptStatus)] = [("ACCEPTD", .smscAccepted), ("ENROUTE", .buffered), ("EXPIRED", .expired),
                                                    ("DELETED", .undelivered), ("UNKNOWN", .undelivered), ("REJECTD", .smscRejected)]
         for (stat, status) in expected {
             #expect((try? parse(stat).get().status) == status, "\(stat)")

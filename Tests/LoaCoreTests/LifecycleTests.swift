@@ -33,6 +33,45 @@ import Testing
         #expect(MessageLifecycle.next(.delivered, on: .accepted) == nil)
     }
 
+    /// The network dropped the message at the end of its validity period: `expired`, from any state a receipt
+    /// can settle, with a reason that says it was the network.
+    @Test func anExpiredReceiptEndsExpired() {
+        for from in [MessageState.queued, .sending, .sent, .unknown] {
+            #expect(MessageLifecycle.next(from, on: .receipt(.expired)) == .expired, "\(from)")
+        }
+        #expect(ReceiptStatus.expired.isFinal && ReceiptStatus.expired.finalState == .expired)
+        #expect(ReceiptStatus.expired.reason("EXPIRED err 000") == "expired at the network (validity ended): EXPIRED err 000")
+        #expect(ReceiptStatus.undelivered.reason("UNDELIV err 001") == "UNDELIV err 001")
+        #expect(ReceiptStatus.smscRejected.finalState == .failed && ReceiptStatus.buffered.finalState == nil)
+    }
+
+    /// `MessageParts`: which part a receipt speaks for, and when the parts end the message.
+    @Test func partsDecideAMultiPartMessage() {
+        // One part, no id, or the message's own id: the whole message.
+        #expect(MessageParts.part(of: "a", segments: 1, messageGatewayID: nil, namedPart: false) == nil)
+        #expect(MessageParts.part(of: nil, segments: 3, messageGatewayID: nil, namedPart: false) == nil)
+        #expect(MessageParts.part(of: "", segments: 3, messageGatewayID: nil, namedPart: false) == nil)
+        #expect(MessageParts.part(of: "J-1", segments: 3, messageGatewayID: "J-1", namedPart: false) == nil)
+        // Another id on a multi-part message, or a part id the send answer named: that part.
+        #expect(MessageParts.part(of: "p2", segments: 3, messageGatewayID: nil, namedPart: false) == "p2")
+        #expect(MessageParts.part(of: "p2", segments: 3, messageGatewayID: "J-1", namedPart: false) == "p2")
+        #expect(MessageParts.part(of: "J-1", segments: 1, messageGatewayID: "J-1", namedPart: true) == "J-1")
+        // Delivered only when every part is; a failed or expired part ends it at once.
+        #expect(MessageParts.messageStatus(after: .delivered, deliveredParts: 2, expectedParts: 3) == nil)
+        #expect(MessageParts.messageStatus(after: .delivered, deliveredParts: 3, expectedParts: 3) == .delivered)
+        #expect(MessageParts.messageStatus(after: .undelivered, deliveredParts: 2, expectedParts: 3) == .undelivered)
+        #expect(MessageParts.messageStatus(after: .expired, deliveredParts: 0, expectedParts: 3) == .expired)
+        #expect(MessageParts.messageStatus(after: .smscRejected, deliveredParts: 0, expectedParts: 2) == .smscRejected)
+        #expect(MessageParts.messageStatus(after: .buffered, deliveredParts: 3, expectedParts: 3) == nil)
+        #expect(MessageParts.reason("UNDELIV err 001", status: .undelivered, parts: 3) == "UNDELIV err 001 (a part of 3)")
+        #expect(MessageParts.reason("UNDELIV err 001", status: .undelivered, parts: 1) == "UNDELIV err 001")
+        // Parts report separately once the answer named them or two distinct ids were seen; until then one counts.
+        #expect(MessageParts.expectedParts(segments: 3, knownParts: 1, namedParts: 0) == 1)
+        #expect(MessageParts.expectedParts(segments: 3, knownParts: 2, namedParts: 0) == 3)
+        #expect(MessageParts.expectedParts(segments: 2, knownParts: 1, namedParts: 3) == 3)
+        #expect(MessageParts.expectedParts(segments: 1, knownParts: 1, namedParts: 1) == 1)
+    }
+
     @Test func failuresAndRetries() {
         #expect(MessageLifecycle.next(.sending, on: .temporaryFailure(retry: true, pastDeadline: false)) == .queued)
         #expect(MessageLifecycle.next(.sending, on: .temporaryFailure(retry: false, pastDeadline: false)) == .failed)

@@ -34,21 +34,22 @@ import Testing
         #expect(h.count == 1 && h.sumSeconds == 7)
     }
 
-    /// Intermediate receipts only move forward too: a repeat, or an older status arriving late (buffered after
-    /// smsc-accepted), is a duplicate and logs nothing; a final receipt still settles the message after them.
-    @Test func intermediateReceiptsOnlyMoveForward() throws {
+    /// Every distinct receipt is an event, whatever its order: only an exact repeat (the same status for the same
+    /// message) is a duplicate. A buffered (ENROUTE) report after the SMSC's acceptance is logged; a final receipt
+    /// that contradicts the final state is logged and changes nothing.
+    @Test func intermediateReceiptsAreEventsInAnyOrder() throws {
         let dir = TempDir()
         let store = try loaded(dir, rows: [accepted("+84912345678", line: 2)])
         defer { store.close() }
         let m = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())[0]
         try store.record([SendOutcome(id: m.id, result: .accepted(gatewayID: "g-0", detail: nil))])
-        let results = try store.apply([.smscAccepted, .smscAccepted, .buffered, .delivered, .undelivered].map {
+        let results = try store.apply([.smscAccepted, .smscAccepted, .buffered, .buffered, .delivered, .undelivered, .delivered].map {
             ReceiptUpdate(carrier: "k", messageID: m.id, status: $0)
         })
-        #expect(results == [.applied, .duplicate, .duplicate, .applied, .duplicate])
+        #expect(results == [.applied, .duplicate, .applied, .duplicate, .applied, .applied, .duplicate])
         #expect(try store.messageStates(campaign: "c1").map(\.state) == [.delivered])
-        let receipts = logLines(dir).filter { $0["event"] as? String == "receipt" }.map { $0["detail"] as? String ?? "" }
-        #expect(receipts == ["smsc-accepted", "delivered"])
+        let receipts = logLines(dir).filter { $0["event"] as? String == "receipt" }.map { "\($0["detail"] as? String ?? "")/\($0["status"] as? String ?? "")" }
+        #expect(receipts == ["smsc-accepted/sent", "buffered/sent", "delivered/delivered", "undelivered/delivered"])
     }
 
     @Test func receiptThatOvertakesTheSendAnswerIsAppliedWhenTheAnswerIsRecorded() throws {

@@ -142,8 +142,9 @@ public struct JasminAdapter: OneExchangeAdapter {
     ///
     /// Level 1 (`message_status` = the SMSC's submit_sm_resp): `ESME_ROK` → smsc-accepted, any other `ESME_*`
     /// → smsc-rejected. Level 2 (the SMSC's delivery receipt, `stat`): `DELIVRD` → delivered, `ACCEPTD` →
-    /// smsc-accepted, `ENROUTE` → buffered, `UNDELIV`/`EXPIRED`/`DELETED`/`UNKNOWN` → undelivered, `REJECTD` →
-    /// smsc-rejected. The key is `m` (Loa's id in the dlr-url) when it is a number, else Jasmin's `id`. The
+    /// smsc-accepted, `ENROUTE` → buffered, `EXPIRED` → expired (the message ends `expired`: the network dropped
+    /// it at the end of its validity period), `UNDELIV`/`DELETED`/`UNKNOWN` → undelivered, `REJECTD` → smsc-rejected
+    /// (both end `failed`, the word and `err` as the reason, e.g. `UNDELIV err 011`). The key is `m` (Loa's id in the dlr-url) when it is a number, else Jasmin's `id`. The
     /// `text` field (the message's first characters) is never read.
     public static func parseReceipt(_ fields: [String: String]) -> Result<InboundReceipt, ReceiptParseError> {
         let loaID = fields["m"].flatMap { Int64($0) }
@@ -170,7 +171,8 @@ public struct JasminAdapter: OneExchangeAdapter {
             case "DELIVRD": receiptStatus = .delivered
             case "ACCEPTD": receiptStatus = .smscAccepted
             case "ENROUTE": receiptStatus = .buffered
-            case "UNDELIV", "EXPIRED", "DELETED", "UNKNOWN": receiptStatus = .undelivered
+            case "EXPIRED": receiptStatus = .expired
+            case "UNDELIV", "DELETED", "UNKNOWN": receiptStatus = .undelivered
             case "REJECTD": receiptStatus = .smscRejected
             default: return .failure(ReceiptParseError(field: "message_status", reason: "unknown status '\(shown)'"))
             }

@@ -98,6 +98,139 @@ public struct KannelAdapter: OneExchangeAdapter {
     }
 }
 
+/// Kannel's delivery reports, as its smsbox calls Loa's dlr-url
+/// `…/dlr/<carrier>?k=<secret>&st=%d&ts=%T&fc=%F&ans=%A&id=<Loa's message id>` (read from Kannel 1.4.4/1.4.5's
+/// source: `gw/dlr.h`, `gw/dlr.c`, `gw/bb_smscconn.c`, `gw/smsc/smsc_smpp.c`, `gw/urltrans.c`).
+///
+/// - `%d` (`st`) is the report's type, a bit set (`gw/dlr.h`): 1 `DLR_SUCCESS`, 2 `DLR_FAIL`, 4 `DLR_BUFFERED`,
+///   8 `DLR_SMSC_SUCCESS`, 16 `DLR_SMSC_FAIL`, and `DLR_EXPIRED` = 0x20|`DLR_FAIL` = **34**, `DLR_UNKNOWN` =
+///   0x40|`DLR_FAIL` = 66. Kannel's SMPP module maps the SMSC's `message_state` or the receipt text's `stat:`
+///   word: DELIVRD → 1; ACCEPTD, ENROUTE (and ACKED, BUFFRED, BUFFERD) → 4; EXPIRED → 34 (receipts with a
+///   `message_state` TLV) or 2 (text only); UNDELIV, DELETED, UNKNOWN, REJECTD and anything else → 2.
+///   8 and 16 come from Kannel itself when the SMSC answers the submit (`submit_sm_resp`).
+/// - `%F` (`fc`, its name kept from an older reading) is the message's **foreign id**, the SMSC's message id
+///   (`msg->sms.foreign_id`, set in `dlr_add` from the `submit_sm_resp`'s `message_id`), e.g. 8 hex digits. It
+///   is the gateway id, never a reason. A multi-part message's parts are separate submits: each part's
+///   receipts carry that part's id; the 8 comes once, with the last part's id.
+/// - `%A` (`ans`) is the report's text: `ACK/` for 8, `NACK/<command_status>/<text>` for 16, and for the SMSC's
+///   receipts its short message, `id:… sub:… dlvrd:… submit date:… done date:… stat:EXPIRED err:… text:…`.
+/// - `%T` (`ts`) is the report's Unix time; `%I` would be Kannel's own message UUID, new on every report (Loa's id
+///   travels in the URL instead).
+///
+/// | `st` | `stat:` in `%A` | receipt | message |
+/// |---|---|---|---|
+/// | 1 | DELIVRD (or none) | delivered | delivered |
+/// | 2 | UNDELIV, DELETED, UNKNOWN, REJECTD, other word (or none) | undelivered, reason `UNDELIV err 001` | failed |
+/// | 2 | EXPIRED | expired | expired |
+/// | 34 (2+32) | EXPIRED (or none) | expired, reason `EXPIRED err 000` | expired |
+/// | 66 (2+64) | UNKNOWN (or none) | undelivered | failed |
+/// | 4 | ENROUTE, ACCEPTD, … | buffered, detail `ENROUTE err 000` | sent (event) |
+/// | 8 | – (`ACK/`) | smsc-accepted | sent (event) |
+/// | 16 | – (`NACK/0x0000000b/…`) | smsc-rejected, reason the NACK text | failed |
+///
+/// The stored detail is the `stat:` word and the `err:` code only (`EXPIRED err 000`), never the receipt's ids,
+/// dates or message text, so that a report's reasons group.
+extension KannelAdapter {
+    /// Every bit Kannel 1.4.5 defines in a report's type.
+    static let knownBits = 1 | 2 | 4 | 8 | 16 | 32 | 64
+
+    /// Reads one Kannel delivery report from the dlr-url's query (already URL-decoded). Pure: no store, no clock.
+    public static func parseReceipt(_ query: [String: String]) -> Result<InboundReceipt, ReceiptParseError> {
+        guard let idText = query["id"], !idText.isEmpty else { return .failure(ReceiptParseError(field: "id", reason: "missing")) }
+        guard let id = Int64(idText), id > 0 else {
+            return .failure(ReceiptParseError(field: "id", reason: "not a message id: '\(shown(idText))'"))
+        }
+        guard let stText = query["st"], !stText.isEmpty else { return .failure(ReceiptParseError(field: "st", reason: "missing")) }
+        guard let st = Int(stText), st > 0, st & ~knownBits == 0 else {
+            return .failure(ReceiptParseError(field: "st", reason: "not a Kannel DLR type (bits 1, 2, 4, 8, 16, 32, 64, e.g. 34 for expired): '\(shown(stText))'"))
+        }
+        guard st & 3 != 3 else { return .failure(ReceiptParseError(field: "st", reason: "both delivered (1) and failed (2): '\(st)'")) }
+        var gatewayID: String?
+        if let fc = query["fc"], !fc.isEmpty, fc != "%F" {
+            guard fc.utf8.count <= 64, fc.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                return .failure(ReceiptParseError(field: "fc", reason: "not an SMSC message id (%F): '\(shown(fc))'"))
+            }
+            gatewayID = fc
+        }
+        var stat: SMPPReceiptText?
+        let answer = query["ans"].flatMap { $0 == "%A" ? nil : $0 } ?? ""
+        switch SMPPReceiptText.parse(answer) {
+        case .success(let s): stat = s
+        case .failure(let e): return .failure(e)
+        }
+        let status: ReceiptStatus
+        var detail: String? = stat.map { $0.detail }
+        if st & 2 != 0 {
+            // 34 is Kannel 1.4.5's EXPIRED; older Kannels and text-only receipts say 2 with stat:EXPIRED.
+            status = st & 32 != 0 || stat?.word == "EXPIRED" ? .expired : .undelivered
+            if detail == nil, st & 64 != 0 { detail = "UNKNOWN" }
+        } else if st & 1 != 0 {
+            status = .delivered
+        } else if st & 16 != 0 {
+            status = .smscRejected
+            // NACK/<command_status>/<text>: Kannel's words for the SMSC's refusal (no ids in it).
+            if detail == nil, answer.hasPrefix("NACK") { detail = shown(answer, 100) }
+        } else if st & 8 != 0 {
+            status = .smscAccepted
+        } else if st & 4 != 0 {
+            status = .buffered
+        } else {
+            // 32 or 64 alone: Kannel always sets 2 with them.
+            return .failure(ReceiptParseError(field: "st", reason: "\(st) without the failure bit 2"))
+        }
+        return .success(InboundReceipt(key: .loa(id), status: status, gatewayID: gatewayID, detail: detail))
+    }
+
+    /// At most `limit` characters of a field for an error message, control characters shown as `?`.
+    static func shown(_ s: String, _ limit: Int = 40) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.prefix(limit).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
+    }
+}
+
+/// The `stat:` word and `err:` code of an SMPP delivery receipt's text (SMPP 3.4 appendix B:
+/// `id:IIIIIIIIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DDDDDDD err:E text:…`).
+/// The fields may be separated by spaces or `+` (a form-encoded `%A` decoded without its `+` rule), and
+/// only the part before `text:` is read: the message's first characters could spell `stat:` themselves.
+public struct SMPPReceiptText: Sendable, Equatable {
+    /// The receipt's state word, upper-cased (`DELIVRD`, `EXPIRED`, `UNDELIV`, `REJECTD`, `DELETED`, `UNKNOWN`,
+    /// `ACCEPTD`, `ENROUTE`, or another SMSC's own).
+    public var word: String
+    /// The network error code (three characters in the spec), when given.
+    public var err: String?
+
+    public init(word: String, err: String?) {
+        self.word = word
+        self.err = err
+    }
+
+    /// What Loa stores as the receipt's detail: `EXPIRED err 000`.
+    public var detail: String { err.map { "\(word) err \($0)" } ?? word }
+
+    /// nil when the text has no `stat:` (Kannel's own `ACK/`, `NACK/…`, or an HTTP SMSC's answer); an error
+    /// naming `ans` when `stat:` or `err:` is there but not a word.
+    public static func parse(_ text: String) -> Result<SMPPReceiptText?, ReceiptParseError> {
+        var head = Substring(text)
+        if let t = head.range(of: "text:", options: .caseInsensitive) { head = head[..<t.lowerBound] }
+        func value(_ key: String) -> Substring? {
+            guard let r = head.range(of: key, options: .caseInsensitive) else { return nil }
+            let rest = head[r.upperBound...].drop { $0 == " " || $0 == "+" }
+            return rest.prefix { $0 != " " && $0 != "+" }
+        }
+        guard let w = value("stat:") else { return .success(nil) }
+        guard (1...15).contains(w.count), w.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            return .failure(ReceiptParseError(field: "ans", reason: "stat: not a receipt state word: '\(KannelAdapter.shown(String(w)))'"))
+        }
+        var err: String?
+        if let e = value("err:") {
+            guard (1...8).contains(e.count), e.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+                return .failure(ReceiptParseError(field: "ans", reason: "err: not an error code: '\(KannelAdapter.shown(String(e)))'"))
+            }
+            err = String(e)
+        }
+        return .success(SMPPReceiptText(word: w.uppercased(), err: err))
+    }
+}
+
 /// Builds `application/x-www-form-urlencoded` query strings (RFC 3986 unreserved characters kept, space as %20).
 public struct URLQuery: Sendable {
     private var parts: [String] = []
