@@ -248,8 +248,8 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         try #require(seen.count == 2)
         #expect(seen[0].query["text"]?.contains(#""Content":"Tin A","Phones":["0912345678","0912345670"]"#) == true)
         #expect(seen[1].query["text"]?.contains(#""Content":"Tin B","Phones":["0912345679"]"#) == true)
-        // The advertising callback is one per request, without a phone number: it settles no recipient by itself.
-        #expect(a0.spec.receipts == nil)
+        // The advertising callback is one per request, without a phone number: an aggregate, answered by a poll.
+        #expect(a0.spec.receipts?.aggregate?.requestID == "SMSID" && a0.spec.poll?.by == "request")
     }
 
     // MARK: SpeedSMS
@@ -270,7 +270,7 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
             == [.accepted(gatewayID: "123456:84912345678", detail: nil), .permanent("gateway rejected the number")])
         let err = json(#"{"status":"error","code":"007","message":"invalid phone","invalidPhone":["84987654321"]}"#)
         #expect(a.classify(status: 200, retryAfter: nil, body: err, batch: batch)
-            == [.temporary("HTTP 200: invalid phone"), .permanent("gateway rejected the number")])
+            == [.unauthorized("HTTP 200: invalid phone"), .permanent("gateway rejected the number")])
         #expect(a.parseReceipts(body: json(#"{"type":"report","tranId":123456,"phone":"84912345678","status":0}"#), fields: [:])
             == .success([InboundReceipt(key: .gateway("123456:84912345678"), status: .delivered, gatewayID: "123456:84912345678", detail: "0")]))
         #expect((try? a.parseReceipts(body: json(#"{"type":"report","tranId":123456,"phone":"0912345678","status":3}"#), fields: [:]).get())?.first
