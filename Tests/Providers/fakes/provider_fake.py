@@ -2,7 +2,7 @@
 """Fakes of five public SMS provider APIs, written from the providers' public documentation (not from Loa's code).
 
     provider_fake.py --provider twilio|infobip|vonage|esms-cc|esms-bulk|speedsms --port PORT --ledger FILE
-                     [--lifetime SECONDS] [--rate N --per SECONDS] [--reject NUMBER=CODE ...]
+                     [--lifetime SECONDS] [--rate N --per SECONDS [--burst N]] [--reject NUMBER=CODE ...]
                      [--receipt NUMBER=STATUS ...] [--receipt-delay SECONDS] [--callback-url URL]
 
 Credentials come from the environment, never a flag: FAKE_PROVIDER_CREDENTIALS, in the provider's own form
