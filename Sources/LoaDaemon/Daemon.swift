@@ -55,9 +55,17 @@ public enum Daemon {
             return 1
         }
         let (adapters, receiptFormats) = carriers(config, engine: engine)
+        let poller = ReceiptPoller(store: store, adapters: adapters, clock: clock, logger: logger)
+        do {
+            try store.preparePolling(enabled: poller != nil)
+        } catch {
+            logger.error("cannot prepare the store for receipt polling", ["error": "\(error)"])
+            engine.shutdown()
+            store.close()
+            return 1
+        }
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         dispatcher.start()
-        let poller = ReceiptPoller(store: store, adapters: adapters, clock: clock, logger: logger)
         poller?.start()
         let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats,
                                     poller: poller)

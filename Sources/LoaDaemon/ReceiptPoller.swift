@@ -28,6 +28,7 @@ final class ReceiptPoller: @unchecked Sendable {
     private var carriers: [Carrier]
     private var urgent: [(carrier: String, messages: [(id: Int64, gatewayID: String)])] = []
     private var stopping = false
+    private var started = false
     private var finished = false
 
     /// Nil when no carrier polls.
@@ -41,6 +42,9 @@ final class ReceiptPoller: @unchecked Sendable {
     }
 
     func start() {
+        cond.lock()
+        started = true
+        cond.unlock()
         let t = Thread { [self] in loop() }
         t.name = "loa-receipt-poller"
         t.start()
@@ -51,7 +55,7 @@ final class ReceiptPoller: @unchecked Sendable {
         cond.lock()
         stopping = true
         cond.broadcast()
-        while !finished { cond.wait() }
+        while started && !finished { cond.wait() }
         cond.unlock()
     }
 

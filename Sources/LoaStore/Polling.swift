@@ -2,6 +2,17 @@ import LoaCore
 
 /// The store's side of receipts by polling (a generic carrier's `poll`) and of aggregate callbacks.
 extension Store {
+    /// Creates the poller's index when a carrier polls (`enabled`), drops it when none does: every message that
+    /// is accepted and later settled would otherwise pay an index entry for a query nobody makes. Building it
+    /// reads the `sent` messages once, at start.
+    public func preparePolling(enabled: Bool) throws {
+        try write { ctx in
+            try ctx.db.exec(enabled
+                ? "CREATE INDEX IF NOT EXISTS messages_poll ON messages(carrier, COALESCE(polled_at, 0)) WHERE state = 2 AND gateway_id IS NOT NULL"
+                : "DROP INDEX IF EXISTS messages_poll")
+        }
+    }
+
     /// The carrier's `sent` messages with a gateway id that are due a poll: sent in `sentFrom...sentTo` and not
     /// polled since `polledBefore`, the longest-unpolled first, at most `limit`. The poller marks those it asks
     /// about with ``markPolled(_:)``.

@@ -148,11 +148,10 @@ enum Schema {
         ) WITHOUT ROWID;
         CREATE INDEX message_parts_gateway ON message_parts(carrier, part_id);
         """,
-        // 12: when the receipt poller last asked a generic gateway's status API about a `sent` message, and the
-        // index it takes its candidates from (a carrier's sent messages, the longest-unpolled first).
+        // 12: when the receipt poller last asked a generic gateway's status API about a `sent` message. Its index
+        // (`messages_poll`) exists only while a carrier polls: see Store.preparePolling.
         """
         ALTER TABLE messages ADD COLUMN polled_at INTEGER;
-        CREATE INDEX messages_poll ON messages(carrier, COALESCE(polled_at, 0)) WHERE state = 2 AND gateway_id IS NOT NULL;
         """,
     ]
 

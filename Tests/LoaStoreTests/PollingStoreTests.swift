@@ -13,6 +13,7 @@ import Testing
         _ = try store.ingest(campaign: "c1", rows: ids.indices.map { accepted("+8491234567\($0)", line: $0 + 2) })
         try store.commitCampaign("c1")
         _ = try store.advanceCampaigns(now: clock.now())
+        try store.preparePolling(enabled: true)
         let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 100, now: clock.now())
         try store.record(zip(claimed, ids).map { SendOutcome(id: $0.id, result: .accepted(gatewayID: $1, detail: nil)) })
         return (store, claimed.map(\.id))
