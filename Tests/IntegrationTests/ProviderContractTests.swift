@@ -444,7 +444,7 @@ struct ProviderRun {
     /// SpeedSMS allows 60 requests a minute (speedsms.vn/sms-api, "Rate limit"): the fake holds exactly that, the
     /// shipped profile sends 1 request a second with full batches of 100: 100 recipients a second, never a 429.
     @Test(.timeLimit(.minutes(2))) func speedSMSKeepsPaceAtTheDocumentedLimit() async throws {
-        let n = 600
+        let n = 1000
         let run = try await ProviderRun.start("speedsms-pace", provider: "speedsms", profile: "speedsms.json5", credentials: "speed-token-0001",
                                               secrets: Self.speedSecrets, fakeArgs: ["--rate", "60", "--per", "60"],
                                               accountCallback: true)
@@ -481,7 +481,7 @@ struct ProviderRun {
 
     /// Infobip at a request limit (2 a second; Infobip publishes none for SMS): full batches of 100, 200 recipients a second.
     @Test(.timeLimit(.minutes(2))) func infobipKeepsPaceAtARequestLimit() async throws {
-        let n = 1000
+        let n = 1400
         let run = try await ProviderRun.start("infobip-pace", provider: "infobip", profile: "infobip.json5", credentials: "infobip-key-0001",
                                               secrets: Self.infobipSecrets, fakeArgs: ["--rate", "2", "--per", "1"],
                                               overrides: ["requests_per_second": "2"])
