@@ -305,7 +305,14 @@ public enum ConfigLoader {
                             environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<LoaConfig, ProblemList> {
         let file: ConfigFile
         let locator: JSONLocator
-        switch JSON5File.decode(ConfigFile.self, path: path) {
+        let baseDir = configDirectory(of: path)
+        // Carrier entries that name a shipped profile (`"profile": "carriers/twilio.json5"`) are completed from it.
+        var expanded: Data?
+        switch CarrierProfiles.expand(path: path, baseDir: baseDir) {
+        case .failure(let p): return .failure(p)
+        case .success(let d): expanded = d
+        }
+        switch JSON5File.decode(ConfigFile.self, path: path, data: expanded) {
         case .failure(let p): return .failure(p)
         case .success(let r): (file, locator) = r
         }
@@ -313,10 +320,9 @@ public enum ConfigLoader {
         func add(_ field: String, _ reason: String) {
             problems.append(Problem(file: path, line: locator.line(of: field), field: field, reason: reason))
         }
-        for u in ConfigFile.unknownKeys(FileManager.default.contents(atPath: path) ?? Data()) {
+        for u in ConfigFile.unknownKeys(expanded ?? FileManager.default.contents(atPath: path) ?? Data()) {
             add(u.path, u.reason)
         }
-        let baseDir = configDirectory(of: path)
         func resolve(_ ref: SecretRef?, _ field: String) -> String {
             guard let ref else { add(field, "required: give {\"env\": \"NAME\"} or {\"file\": \"/path\"}"); return "" }
             if let env = ref.env {
@@ -587,10 +593,25 @@ public struct ProblemList: Error, CustomStringConvertible, Sendable {
 
 /// Reads a JSON5 file into a Decodable, reporting a failure as a located problem.
 enum JSON5File {
-    static func decode<T: Decodable>(_ type: T.Type, path: String) -> Result<(T, JSONLocator), ProblemList> {
-        guard let data = FileManager.default.contents(atPath: path) else {
+    /// `data`, when given, is decoded instead of the file's bytes (a config whose carriers were completed from their
+    /// profiles); problems still name `path` and are located in the file's own text.
+    static func decode<T: Decodable>(_ type: T.Type, path: String, data given: Data? = nil) -> Result<(T, JSONLocator), ProblemList> {
+        guard let fileData = FileManager.default.contents(atPath: path) else {
             return .failure(ProblemList([Problem(file: path, line: 0, field: "-", reason: "cannot read the file")]))
         }
+        if let given {
+            let locator = JSONLocator(String(decoding: fileData, as: UTF8.self))
+            let decoder = JSONDecoder()
+            decoder.allowsJSON5 = true
+            do {
+                return .success((try decoder.decode(T.self, from: given), locator))
+            } catch let error as DecodingError {
+                return .failure(ProblemList([DecodingProblem.problem(error, file: path, locator: locator)]))
+            } catch {
+                return .failure(ProblemList([Problem(file: path, line: 1, field: "-", reason: "\(error)")]))
+            }
+        }
+        let data = fileData
         // Foundation's JSON5 reader traps on some invalid UTF-8 (an unquoted key of bytes FD FF FF): refuse it first.
         if let line = firstInvalidUTF8Line(data) {
             return .failure(ProblemList([Problem(file: path, line: line, field: "-", reason: "not valid UTF-8")]))

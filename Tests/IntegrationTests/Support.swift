@@ -223,8 +223,10 @@ final class LoaDaemonProcess: @unchecked Sendable {
     let engine: CurlEngine
     var env: [String: String] {
         ["LOA_API_TOKEN": token, "LOA_KANNEL_PASSWORD": kannelPassword, "LOA_RECEIPT_SECRET": receiptSecret, "LOA_SIM_TOKEN": kannelPassword,
-         "LOA_SIM_RECEIPT_SECRET": receiptSecret].merging(Self.deadProxies) { $1 }
+         "LOA_SIM_RECEIPT_SECRET": receiptSecret].merging(Self.deadProxies) { $1 }.merging(extraEnv) { $1 }
     }
+    /// More environment for the daemon and the CLI (a provider profile's secrets).
+    var extraEnv: [String: String] = [:]
     /// Proxy variables that libcurl would honour, pointing at a port where nothing listens (the discard port), with
     /// no exceptions: every daemon and CLI of the integration tests runs with them, and works only because Loa
     /// goes where its config says (a carrier's `proxy`, else directly), never where the environment says.

@@ -238,7 +238,7 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         let batch = [sms(123, "+84912345678", "Tin A"), sms(124, "+84912345679", "Tin B"), sms(125, "+84912345670", "Tin A")]
         #expect(GenericHTTPAdapter.groups(batch, max: 5000, sameText: true) == [[batch[0], batch[2]], [batch[1]]])
         let r = a0.request(for: [batch[0], batch[2]])
-        #expect(String(decoding: r.body, as: UTF8.self) == #"{"ApiKey":"AK","Brandname":"LOA","CallbackUrl":"http://127.0.0.1:8780/dlr/gw?k=rs&m=123","Content":"Tin A","IsUnicode":"0","Phones":["0912345678","0912345670"],"Sandbox":"0","SecretKey":"SK","SmsType":"1"}"#)
+        #expect(String(decoding: r.body, as: UTF8.self) == #"{"ApiKey":"AK","Brandname":"LOA","CallbackUrl":"http://127.0.0.1:8780/dlr/gw?k=rs&m=123","Content":"Tin A","Phones":["0912345678","0912345670"],"Sandbox":"0","SecretKey":"SK","SmsType":"1"}"#)
 
         spec.url = "http://127.0.0.1:\(server.port)/SendMultipleSMSBrandname_json/"
         let outcomes = await adapter(spec, ["api_key": "AK", "secret_key": "SK"]).send(batch: batch)
@@ -246,11 +246,10 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
                              .accepted(gatewayID: "S1:84912345670", detail: nil)])
         let seen = fake.seen.withLock { $0 }
         try #require(seen.count == 2)
-        #expect(seen[0].query["text"]?.contains(#""Content":"Tin A","IsUnicode":"0","Phones":["0912345678","0912345670"]"#) == true)
-        #expect(seen[1].query["text"]?.contains(#""Content":"Tin B","IsUnicode":"0","Phones":["0912345679"]"#) == true)
-        // The callback for one number of the bulk request finds its message.
-        #expect((try? a0.parseReceipts(body: [], fields: ["SMSID": "S1", "SendStatus": "5", "phonenumber": "0912345670"]).get())?.first?.key
-            == .gateway("S1:84912345670"))
+        #expect(seen[0].query["text"]?.contains(#""Content":"Tin A","Phones":["0912345678","0912345670"]"#) == true)
+        #expect(seen[1].query["text"]?.contains(#""Content":"Tin B","Phones":["0912345679"]"#) == true)
+        // The advertising callback is one per request, without a phone number: an aggregate, answered by a poll.
+        #expect(a0.spec.receipts?.aggregate?.requestID == "SMSID" && a0.spec.poll?.by == "request")
     }
 
     // MARK: SpeedSMS
@@ -271,7 +270,7 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
             == [.accepted(gatewayID: "123456:84912345678", detail: nil), .permanent("gateway rejected the number")])
         let err = json(#"{"status":"error","code":"007","message":"invalid phone","invalidPhone":["84987654321"]}"#)
         #expect(a.classify(status: 200, retryAfter: nil, body: err, batch: batch)
-            == [.temporary("HTTP 200: unrecognized answer: invalid phone"), .permanent("gateway rejected the number")])
+            == [.unauthorized("HTTP 200: invalid phone"), .permanent("gateway rejected the number")])
         #expect(a.parseReceipts(body: json(#"{"type":"report","tranId":123456,"phone":"84912345678","status":0}"#), fields: [:])
             == .success([InboundReceipt(key: .gateway("123456:84912345678"), status: .delivered, gatewayID: "123456:84912345678", detail: "0")]))
         #expect((try? a.parseReceipts(body: json(#"{"type":"report","tranId":123456,"phone":"0912345678","status":3}"#), fields: [:]).get())?.first

@@ -379,7 +379,8 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         public var itemsPointer: String?
         /// Pointer(s) in the item to the gateway id; two or more are joined with `:`, every one after the first read
         /// as a phone number and written as E.164 digits, as in `receipts.id` (`["/SMSID", "/Phone"]` builds the
-        /// `"<request id>:<84…>"` ids of batch APIs).
+        /// `"<request id>:<84…>"` ids of batch APIs). With `by: "request"`, one pointer to a number alone (eSMS's
+        /// `ReceiverList[].Phone`) matches the message `"<request id>:<84…>"` of the request asked about.
         public var id: [String]
         /// Pointer in the item to the status.
         public var status: String

@@ -230,6 +230,10 @@ extension GenericHTTPAdapter {
         }
         var byGateway: [String: Int64] = [:]
         for m in batch { byGateway[m.gatewayID] = m.id }
+        // Polled by request with one id pointer: an item may name only its number (eSMS GetSmsReceiverStatus_get's
+        // ReceiverList items carry Phone, not the SMSID), matched as "<request id>:<84…>" within the request asked about.
+        let requests = Set(batch.map { GenericHTTPAdapter.requestID(of: $0.gatewayID) })
+        let numberOnly = spec.poll?.by == "request" && a.id.count == 1 && requests.count == 1 ? requests.first : nil
         var statuses: [String: ReceiptStatus] = [:]
         for (k, v) in a.statuses { if let s = ReceiptStatusName.parse(v) { statuses[k] = s } }
         let wildcard = statuses.removeValue(forKey: "*")
@@ -243,6 +247,7 @@ extension GenericHTTPAdapter {
                 guard let v = p.resolve(item)?.scalarText, !v.isEmpty else { parts = []; break }
                 parts.append(i == 0 ? v : ReceiptReader.e164Digits(v))
             }
+            if let r = numberOnly, parts.count == 1, byGateway[parts[0]] == nil { parts = [r, ReceiptReader.e164Digits(parts[0])] }
             guard !parts.isEmpty, let id = byGateway[parts.joined(separator: ":")] else { continue }
             guard let s = statusPointer?.resolve(item)?.scalarText, let st = statuses[s] ?? wildcard else { continue }
             var d = "poll: " + String(s.prefix(40))
