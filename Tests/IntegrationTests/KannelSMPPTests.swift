@@ -228,6 +228,64 @@ import Testing
         #expect(loa.stop() == 0)
     }
 
+    /// The SMSC's own protocol answers, without Kannel: binds checked, enquire_link, generic_nack, unbind, a
+    /// relative validity_period read, SIGTERM ends it.
+    @Test(.timeLimit(.minutes(1))) func theTestSMSCAnswersTheSMPPBasics() throws {
+        let work = WorkDir("smpp-basics")
+        let port = freePort()
+        let smsc = try Child("/usr/bin/env", ["python3", Env.root + "/Tests/IntegrationTests/kannel/smpp-smsc.py", "--port", "\(port)",
+                                              "--log", work.file("smsc.log"), "--ready-file", work.file("ready"), "--max-lifetime", "60"],
+                             log: work.file("smsc.out"))
+        defer { smsc.stop() }
+        let client = """
+            import socket, struct, sys, time
+            for _ in range(200):
+                try:
+                    s = socket.create_connection(("127.0.0.1", \(port)), timeout=5); break
+                except OSError:
+                    time.sleep(0.05)
+            seq = 0
+            def pdu(cid, body=b""):
+                global seq; seq += 1
+                s.sendall(struct.pack(">IIII", 16 + len(body), cid, 0, seq) + body)
+                head = b""
+                while len(head) < 16: head += s.recv(16 - len(head))
+                n, rid, st, rseq = struct.unpack(">IIII", head)
+                rest = b""
+                while len(rest) < n - 16: rest += s.recv(n - 16 - len(rest))
+                return rid, st, rest
+            bind = lambda pw: b"loa\\0" + pw + b"\\0\\0" + bytes([0x34, 0, 0]) + b"\\0"
+            out = []
+            out.append("bind-bad %x %x" % pdu(0x9, bind(b"nope"))[:2])
+            out.append("submit-unbound %x %x" % pdu(0x4, b"")[:2])
+            out.append("bind-ok %x %x" % pdu(0x9, bind(b"loa-smpp"))[:2])
+            out.append("enquire %x %x" % pdu(0x15)[:2])
+            out.append("unknown %x %x" % pdu(0x103, b"x")[:2])
+            sm = b"hello"
+            body = (b"\\0" + bytes([1, 1]) + b"LOA\\0" + bytes([1, 1]) + b"84912345670\\0" + bytes([0, 0, 0]) + b"\\0"
+                    + b"000000000500000R\\0" + bytes([1, 0, 0, 0, len(sm)]) + sm)
+            rid, st, rest = pdu(0x4, body)
+            out.append("submit %x %x %d" % (rid, st, len(rest.rstrip(b"\\0"))))
+            out.append("unbind %x %x" % pdu(0x6)[:2])
+            print("\\n".join(out))
+            """
+        work.write("client.py", client)
+        let r = try run("/usr/bin/env", ["python3", work.file("client.py")], timeout: 30)
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.split(separator: "\n").map(String.init) == [
+            "bind-bad 80000009 e", "submit-unbound 80000004 4", "bind-ok 80000009 0", "enquire 80000015 0",
+            "unknown 80000000 3", "submit 80000004 0 8", "unbind 80000006 0",
+        ], "\(r.output)")
+        // The submit is logged with its relative validity (5 minutes from its arrival), in a 0600 file.
+        let line = try String(contentsOfFile: work.file("smsc.log"), encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
+        let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        let validity = entry["validity"] as? Double ?? 0, received = entry["recv"] as? Double ?? 0
+        #expect(abs(validity - received - 300) < 1.5 && entry["text"] as? String == "hello" && entry["to"] as? String == "84912345670", "\(line)")
+        #expect((try FileManager.default.attributesOfItem(atPath: work.file("smsc.log"))[.posixPermissions] as? Int) == 0o600)
+        smsc.signal(SIGTERM)
+        #expect(smsc.wait(seconds: 10) == 0, "SIGTERM ends the SMSC")
+    }
+
     /// The shipped carrier examples load with `loa check` (the real binary).
     @Test func theShippedKannelAndJasminExamplesPassLoaCheck() throws {
         let work = WorkDir("carrier-examples")
