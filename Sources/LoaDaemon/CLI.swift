@@ -111,9 +111,12 @@ public enum LoaCLI {
             """,
         "carriers": """
             usage: loa carriers [--json] [--config FILE]
+                   loa carriers resume NAME [--config FILE]
 
-            Each carrier's configured rate, current rate (requests started per second over the last 10 s)
-            and requests in flight.
+            Each carrier's configured rate, current rate (requests started per second over the last 10 s),
+            request limit, requests in flight, batch fill, SMS parts the gateway accepted, and its state: the
+            breaker with its cause, a refusal of Loa's credentials, a pause after identical permanent answers.
+            `resume NAME` ends such a pause (the messages that waited are sent again).
             """,
         "tail": """
             usage: loa tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since TIME]
@@ -540,7 +543,19 @@ public enum LoaCLI {
         let width = 30
         let filled = Int(progress * Double(width))
         out.append("progress  [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(String(format: "%.1f", progress * 100))%")
-        if let f = c["feasibility"] as? [String: Any] {
+        let carrierList = (try? JSONSerialization.jsonObject(with: Data(carriers)) as? [[String: Any]]) ?? []
+        let used = Set((c["carriers"] as? [String: Any] ?? [:]).keys)
+        // A carrier that refuses Loa's credentials or is paused holds this campaign's messages: no ETA holds then.
+        let blocked = carrierList.filter { used.contains("\($0["name"] ?? "")") && ($0["auth_refused"] != nil || $0["paused_reason"] != nil) }
+        if !blocked.isEmpty {
+            for b in blocked {
+                if let why = b["auth_refused"] as? String {
+                    out.append("deadline  BLOCKED: carrier \(b["name"] ?? "") refuses Loa's credentials (\(why)); its messages wait, no ETA until it accepts them")
+                } else if let why = b["paused_reason"] as? String {
+                    out.append("deadline  BLOCKED: carrier \(b["name"] ?? "") is paused after \(why); its messages wait until `loa carriers resume \(b["name"] ?? "")`")
+                }
+            }
+        } else if let f = c["feasibility"] as? [String: Any] {
             if let w = f["warning"] as? String {
                 out.append("deadline  WARNING: \(w)")
             } else if let eta = f["eta"] as? Int64 ?? (f["eta"] as? Int).map(Int64.init) {
@@ -560,10 +575,8 @@ public enum LoaCLI {
                 out.append("carrier   \(name): " + order.compactMap { s in per[name]?[s].map { "\(s) \($0)" } }.joined(separator: ", "))
             }
         }
-        if let list = try? JSONSerialization.jsonObject(with: Data(carriers)) as? [[String: Any]] {
-            for cs in list {
-                out.append("rate      \(cs["name"] ?? ""): \(String(format: "%.1f", (cs["current_rate"] as? Double) ?? 0))/s now (limit \(cs["configured_rate"] ?? 0)/s), \(cs["in_flight"] ?? 0) in flight")
-            }
+        for cs in carrierList {
+            out.append("rate      \(cs["name"] ?? ""): \(String(format: "%.1f", (cs["current_rate"] as? Double) ?? 0))/s now (limit \(cs["configured_rate"] ?? 0)/s), \(cs["in_flight"] ?? 0) in flight, \(carrierState(cs))")
         }
         return out.map(TerminalText.sanitize).joined(separator: "\n")
     }
@@ -621,28 +634,54 @@ public enum LoaCLI {
     }
 
     static func carriers(_ opts: Options) async -> Int32 {
-        await withClient(opts) { client in
+        if opts.positional.first == "resume" {
+            guard opts.positional.count == 2 else { printError(help["carriers"]!); return 2 }
+            let name = opts.positional[1]
+            return await withClient(opts) { client in
+                let r = try await client.request("POST", "/api/v1/carriers/\(URLQuery.escape(name))/resume")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                printLine("carrier \(name) resumed")
+                return 0
+            }
+        }
+        guard opts.positional.isEmpty else { printError(help["carriers"]!); return 2 }
+        return await withClient(opts) { client in
             let r = try await client.request("GET", "/api/v1/carriers")
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
             if opts.json { print(terminalJSON(r.bodyText)); return 0 }
             let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
-            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("IN FLIGHT", 11)
-                  + pad("TOKENS", 8) + pad("PARTS SENT", 12) + pad("AT GATEWAY", 16) + "BREAKER")
+            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("REQ LIMIT", 11)
+                  + pad("IN FLIGHT", 11) + pad("BATCH", 9) + pad("TOKENS", 8) + pad("PARTS SENT", 12) + pad("AT GATEWAY", 16) + "STATE")
             for c in list {
-                let paused = ((c["paused_until"] as? NSNumber)?.int64Value ?? 0) > 0 ? " (paused: Retry-After)" : ""
-                let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? " x\(c["max_batch"] ?? 1)" : ""
+                let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? "\(c["batch_target"] ?? 1)/\(c["max_batch"] ?? 1)" : "1"
+                let requests = (c["allowed_request_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "-"
                 // Handed over, not yet passed on, and the pace the gateway passes on at (pace_from_receipts).
                 let held = (c["handoff_limiting"] as? Bool) == true
                     ? "\(c["handoff_outstanding"] ?? 0) @" + ((c["pass_on_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "?")
                     : "-"
                 printLine(pad("\(c["name"] ?? "")", 20) + pad("\(c["configured_rate"] ?? 0)/s", 12)
                       + pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10)
-                      + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10)
-                      + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)\(batch)", 11) + pad("\(c["tokens"] ?? 0)", 8)
-                      + pad("\(c["segments_sent"] ?? 0)", 12) + pad(held, 16) + "\(c["breaker"] ?? "")\(paused)")
+                      + pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10) + pad(requests, 11)
+                      + pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)", 11) + pad(batch, 9) + pad("\(c["tokens"] ?? 0)", 8)
+                      + pad("\(c["segments_sent"] ?? 0)", 12) + pad(held, 16) + carrierState(c))
             }
             return 0
         }
+    }
+
+    /// A carrier's state in words: what holds its messages, and why.
+    static func carrierState(_ c: [String: Any]) -> String {
+        var out = "breaker \(c["breaker"] ?? "")"
+        if let why = c["auth_refused"] as? String {
+            out += ": REFUSES LOA'S CREDENTIALS (\(why)); its messages wait"
+        } else if let cause = c["breaker_cause"] as? String {
+            out += " (\(cause))"
+        }
+        if let why = c["paused_reason"] as? String {
+            out += "; PAUSED after \(why); `loa carriers resume \(c["name"] ?? "")` ends it"
+        }
+        if ((c["paused_until"] as? NSNumber)?.int64Value ?? 0) > 0 { out += "; paused by the gateway's rate-limit wait" }
+        return out
     }
 
     static func optout(_ opts: Options) async -> Int32 {

@@ -35,6 +35,14 @@ public struct LoaConfig: Sendable {
         /// pass on before the deadline (``HandoffWindow``). Default true for kannel and jasmin (their receipts
         /// say when the SMSC took a message), false for generic (a provider's receipts may come only at delivery).
         public var paceFromReceipts = false
+        /// Requests per second the provider allows (`requests_per_second`), apart from `rate`; nil: no request limit.
+        public var requestsPerSecond: Double?
+        /// Identical permanent answers in a row that pause the carrier (`pause_after_identical_failures`); 0: never.
+        public var pauseAfterIdenticalFailures = 20
+        /// The fewest recipients one request may carry (generic `batch.min`); 1: no minimum.
+        public var batchMin = 1
+        /// Where a remainder below `batchMin` goes (generic `batch.remainder_carrier`); nil: it fails with the reason.
+        public var remainderCarrier: String?
     }
 
     public var path: String
@@ -173,12 +181,14 @@ struct ConfigFile: Decodable {
         var validity: Bool?
         var maxParts: Int?
         var paceFromReceipts: Bool?
+        var requestsPerSecond: Double?
+        var pauseAfterIdenticalFailures: Int?
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, kind, url, username, password, rate, method, secrets, idempotent, proxy
             case smsc, priority, validity
             case deferredMinutes = "deferred_minutes", maxParts = "max_parts"
             case paceFromReceipts = "pace_from_receipts"
-            case rateUnit = "rate_unit"
+            case rateUnit = "rate_unit", requestsPerSecond = "requests_per_second", pauseAfterIdenticalFailures = "pause_after_identical_failures"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
         }
 
@@ -204,6 +214,8 @@ struct ConfigFile: Decodable {
             validity = try c.decodeIfPresent(Bool.self, forKey: .validity)
             maxParts = try c.decodeIfPresent(Int.self, forKey: .maxParts)
             paceFromReceipts = try c.decodeIfPresent(Bool.self, forKey: .paceFromReceipts)
+            requestsPerSecond = try c.decodeIfPresent(Double.self, forKey: .requestsPerSecond)
+            pauseAfterIdenticalFailures = try c.decodeIfPresent(Int.self, forKey: .pauseAfterIdenticalFailures)
             // A generic gateway is described by the same entry's other keys (method, headers, body, batch, ...).
             generic = kind == "generic" ? try GenericGatewaySpec(from: decoder) : nil
         }
@@ -370,6 +382,15 @@ public enum ConfigLoader {
             if !(c.url.hasPrefix("http://") || c.url.hasPrefix("https://")) { add("\(f).url", "must be an http:// or https:// URL") }
             if !(c.rate > 0 && c.rate <= 1_000_000) { add("\(f).rate", "must be > 0 and <= 1000000 per second") }
             if let m = c.maxInFlight, !(1...4096).contains(m) { add("\(f).max_in_flight", "must be 1-4096") }
+            if let r = c.requestsPerSecond, !(r >= 0.001 && r <= 100_000) { add("\(f).requests_per_second", "must be >= 0.001 and <= 100000 per second") }
+            if let p = c.pauseAfterIdenticalFailures, !(0...1_000_000).contains(p) {
+                add("\(f).pause_after_identical_failures", "must be 0 (never pause) to 1000000")
+            }
+            if let b = c.generic?.batch, let min = b.min {
+                if !(1...Swift.max(1, b.max / 2)).contains(min) {
+                    add("\(f).batch.min", "must be 1 to half of batch.max (\(Swift.max(1, b.max / 2))), so every count from it up splits into batches of at least it")
+                }
+            }
             if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
             // A generic gateway's method is checked by its own spec (GET, POST or PUT).
             if c.kind != "generic", let m = c.method, m != "GET" && m != "POST" { add("\(f).method", "must be GET or POST") }
@@ -403,7 +424,14 @@ public enum ConfigLoader {
                                   rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
                                   rateInSegments: (c.rateUnit ?? "segments") == "segments", generic: c.generic, secrets: secrets,
                                   idempotent: c.idempotent ?? false, proxy: proxy, kannel: kannel, jasmin: jasmin,
-                                  paceFromReceipts: c.paceFromReceipts ?? (c.kind != "generic")))
+                                  paceFromReceipts: c.paceFromReceipts ?? (c.kind != "generic"), requestsPerSecond: c.requestsPerSecond,
+                                  pauseAfterIdenticalFailures: c.pauseAfterIdenticalFailures ?? 20, batchMin: c.generic?.batch?.min ?? 1,
+                                  remainderCarrier: c.generic?.batch?.remainderCarrier))
+        }
+        for (i, c) in carriers.enumerated() {
+            if let r = c.remainderCarrier, r == c.name || !names.contains(r) {
+                add("carriers.\(i).batch.remainder_carrier", r == c.name ? "must name another carrier" : "names no configured carrier ('\(r)')")
+            }
         }
         if carriers.isEmpty { add("carriers", "at least one carrier is required") }
         if !names.contains(file.routing.default) { add("routing.default", "names no configured carrier ('\(file.routing.default)')") }

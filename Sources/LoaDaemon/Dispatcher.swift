@@ -8,8 +8,9 @@ import Synchronization
 /// adapters, and records the outcomes in batches.
 ///
 /// It runs on its own thread (store calls block) and sleeps on a condition variable until the next token,
-/// a finished request, new work or shutdown. The policy pieces it uses (``CarrierLimiter``, ``RetryPolicy``,
-/// ``MessageLifecycle``) are pure and tested on a manual clock; this class only wires them to effects.
+/// a finished request, new work or shutdown. The policy pieces it uses (``CarrierPacer``, ``CircuitBreaker``,
+/// ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``) are pure and tested on a manual clock; this
+/// class only wires them to effects.
 public final class Dispatcher: Sendable {
     public struct CarrierStatus: Sendable, Codable, Equatable {
         public var name: String
@@ -39,18 +40,42 @@ public final class Dispatcher: Sendable {
         public var passOnRate: Double?
         /// `pace_from_receipts` is on, and receipts came (false while the gateway is silent: not limiting).
         public var handoffLimiting: Bool = false
+        /// The stated request limit (`requests_per_second`), nil: none.
+        public var requestsPerSecond: Double?
+        /// The request rate the adaptive limiter allows now, when requests are limited or were throttled.
+        public var allowedRequestRate: Double?
+        /// Recipients per request a batch fills to (`batch.max` when the message rate allows it).
+        public var batchTarget: Int = 1
+        /// The fewest recipients per request (`batch.min`), 1: none.
+        public var minBatch: Int = 1
+        /// Why the breaker opened last (the failing answer), while it is not closed.
+        public var breakerCause: String?
+        /// The gateway refuses Loa's credentials: its answer, while that is the carrier's state.
+        public var authRefused: String?
+        /// Paused after identical permanent answers in a row: why (the answer); `loa carriers resume` ends it.
+        public var pausedReason: String?
+        /// Answers since start by class (accepted, temporary, throttled, permanent, unavailable, ambiguous,
+        /// unauthorized), one per message.
+        public var answers: [String: Int64] = [:]
     }
 
     private struct Finished {
         var message: OutgoingMessage
         var outcome: GatewayOutcome
         var at: UnixMillis
+        /// The carrier is paused after identical permanent answers: this one waits instead of failing.
+        var held: String?
     }
 
     private struct State {
-        var limiters: [String: CarrierLimiter]
-        var adaptive: [String: AdaptiveRate] = [:]
+        var pacers: [String: CarrierPacer]
         var breakers: [String: CircuitBreaker] = [:]
+        /// The answer that last counted against each carrier's breaker.
+        var lastFailure: [String: String] = [:]
+        var breakerCause: [String: String] = [:]
+        var authRefused: [String: String] = [:]
+        var identical: [String: IdenticalFailures] = [:]
+        var answers: [String: [String: Int64]] = [:]
         var finished: [Finished] = []
         var inFlight: [Int64: OutgoingMessage] = [:]
         var stopping = false
@@ -85,6 +110,7 @@ public final class Dispatcher: Sendable {
     /// The most messages claimed per carrier per round (one transaction).
     private let claimBatch = 500
     private let maxBatch: [String: Int]
+    private let carrierConfig: [String: LoaConfig.Carrier]
 
     public init(store: Store, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
@@ -118,12 +144,16 @@ public final class Dispatcher: Sendable {
         receiptBase = bases
         let batches = Dictionary(uniqueKeysWithValues: config.carriers.map { c in (c.name, max(1, adapters[c.name]?.maxBatch ?? 1)) })
         maxBatch = batches
+        carrierConfig = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0) })
         let now = clock.now()
         var initial = State(
-            // A batching carrier's max_in_flight counts requests: the limiter counts messages.
-            limiters: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CarrierLimiter(rate: $0.rate, maxInFlight: $0.maxInFlight * batches[$0.name]!, now: now)) }),
-            adaptive: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, AdaptiveRate(configured: $0.rate, now: now)) }),
+            // max_in_flight counts requests; a batch is one request.
+            pacers: Dictionary(uniqueKeysWithValues: config.carriers.map { c in
+                (c.name, CarrierPacer(rate: c.rate, requestsPerSecond: c.requestsPerSecond, maxInFlight: c.maxInFlight,
+                                      batchMax: batches[c.name]!, batchMin: c.batchMin, now: now))
+            }),
             breakers: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CircuitBreaker()) }))
+        initial.identical = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, IdenticalFailures(threshold: $0.pauseAfterIdenticalFailures)) })
         if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
         for c in config.carriers where c.paceFromReceipts {
             // The probe before any pace is known: two seconds at the configured rate (or max_in_flight, if more).
@@ -191,6 +221,21 @@ public final class Dispatcher: Sendable {
         t.start()
     }
 
+    /// The operator resumes a carrier paused after identical permanent answers; false when it was not paused.
+    public func resume(carrier: String) -> Bool {
+        cond.lock()
+        let was = state.withLock { s -> Bool in
+            guard s.identical[carrier]?.isPaused == true else { return false }
+            s.identical[carrier]!.resume()
+            s.workHint = true
+            return true
+        }
+        cond.signal()
+        cond.unlock()
+        if was { logger.notice("carrier resumed by the operator", ["carrier.name": carrier]) }
+        return was
+    }
+
     /// New work may exist (a campaign was committed): look now rather than at the next tick.
     public func wake() {
         cond.lock()
@@ -219,14 +264,20 @@ public final class Dispatcher: Sendable {
             carriers.map { c in
                 let recent = (s.started[c.name] ?? [:]).filter { $0.key > nowSec - 10 && $0.key <= nowSec }.values.reduce(0, +)
                 let batch = maxBatch[c.name] ?? 1
+                let p = s.pacers[c.name]!
+                let breaker = s.breakers[c.name]?.state ?? .closed
                 return CarrierStatus(name: c.name, configuredRate: c.rate, maxInFlight: c.maxInFlight,
-                                     inFlight: ((s.limiters[c.name]?.inFlight ?? 0) + batch - 1) / batch, currentRate: Double(recent) / 10,
-                                     allowedRate: s.adaptive[c.name]?.current ?? c.rate, breaker: s.breakers[c.name]?.state ?? .closed,
-                                     maxBatch: batch, tokens: s.limiters[c.name]?.bucket.available(now) ?? 0,
+                                     inFlight: p.inFlight, currentRate: Double(recent) / 10,
+                                     allowedRate: p.allowedRate, breaker: breaker,
+                                     maxBatch: batch, tokens: s.pacers[c.name]!.tokens(now: now),
                                      segmentsSent: s.segmentsSent[c.name] ?? 0, requests: s.requests[c.name] ?? 0,
-                                     pausedUntil: (s.adaptive[c.name]?.pausedUntil ?? 0) > now ? s.adaptive[c.name]!.pausedUntil : 0,
+                                     pausedUntil: p.pausedUntil(now: now),
                                      handoffOutstanding: s.handoff[c.name]?.outstandingCount ?? 0, passOnRate: s.handoff[c.name]?.pace,
-                                     handoffLimiting: s.handoff[c.name].map { !$0.isSilent } ?? false)
+                                     handoffLimiting: s.handoff[c.name].map { !$0.isSilent } ?? false, requestsPerSecond: c.requestsPerSecond,
+                                     allowedRequestRate: p.allowedRequestRate, batchTarget: p.batchTarget, minBatch: p.batchMin,
+                                     breakerCause: breaker == .closed ? nil : s.breakerCause[c.name],
+                                     authRefused: s.authRefused[c.name], pausedReason: s.identical[c.name]?.pausedReason,
+                                     answers: s.answers[c.name] ?? [:])
             }
         }
     }
@@ -241,7 +292,7 @@ public final class Dispatcher: Sendable {
         var fair: [String: FairShare] = [:]           // per carrier
         var campaignBuckets: [String: TokenBucket] = [:]  // per campaign with a max_rate
         var lastFailover: UnixMillis = 0
-        var lastBatch: [String: UnixMillis] = [:]  // per batching carrier: the last claim
+        var remainderSince: [String: UnixMillis] = [:]  // "campaign|carrier" below its carrier's batch.min since
         while true {
             let now = clock.now()
             // The answers taken and the count still in flight in one snapshot: an answer that lands in between is
@@ -307,59 +358,49 @@ public final class Dispatcher: Sendable {
                 let perRound = min(10_000, max(claimBatch, (maxBatch[carrier.name] ?? 1) * 20))
                 let running = active.filter { $0.state == .running && $0.deadlineAt > now && $0.carriers.contains(carrier.name)
                     && $0.windows.isOpen(at: now) && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
-                // What the gateway can still pass on before the earliest deadline (HandoffWindow).
+                if running.isEmpty { continue }
+                // What the gateway can still pass on before the earliest deadline (``HandoffWindow``): nothing more
+                // while it holds all it can; a pass-on receipt wakes the loop.
                 let room = handoffRoom(carrier.name, running: running, now: now)
-                // The carrier's health: a paused (Retry-After) or open (breaker) carrier gets nothing; its
-                // messages wait. Throttling lowers the bucket's rate; quiet seconds raise it back.
-                let (allowance, wakeAt) = state.withLock { s -> (Int, UnixMillis?) in
-                    let rate = s.adaptive[carrier.name]!.rate(now: now)
-                    if rate <= 0 { return (0, s.adaptive[carrier.name]!.pausedUntil) }
-                    if abs(s.limiters[carrier.name]!.bucket.rate - rate) > 1e-9 { s.limiters[carrier.name]!.bucket.setRate(rate, now: now) }
+                if room == 0 { continue }
+                // The carrier's health: a carrier paused (identical permanent answers, Retry-After) or open
+                // (breaker) gets nothing; its messages wait. The pacer holds the message rate, the request rate,
+                // the requests in flight and the batch fill (``CarrierPacer``).
+                let decision = state.withLock { s -> (CarrierPacer.Decision, UnixMillis?) in
+                    if s.identical[carrier.name]!.isPaused { return (.wait(until: nil), nil) }
+                    if hint { s.pacers[carrier.name]!.workArrived() }
                     let a = s.breakers[carrier.name]!.allowance(now: now)
-                    return (min(a ?? perRound, room), a == 0 ? s.breakers[carrier.name]!.reopensAt() : nil)
+                    if a == 0 { return (.wait(until: nil), s.breakers[carrier.name]!.reopensAt()) }
+                    return (s.pacers[carrier.name]!.decide(now: now, maxRequests: a ?? .max), nil)
                 }
-                if let wakeAt, !running.isEmpty { nextWake = min(nextWake, max(now + 1, wakeAt)) }
-                // A batching carrier lets tokens gather into full requests, lingering at most 100 ms.
-                let batch = maxBatch[carrier.name] ?? 1
-                var lingering = false
-                if batch > 1 && !running.isEmpty && allowance > 0 && now - (lastBatch[carrier.name] ?? 0) < 100 {
-                    // Wait for a full request's tokens (or the bucket's burst, if smaller) unless they are there.
-                    let fullAt = state.withLock { s -> UnixMillis? in
-                        let target = min(batch, s.limiters[carrier.name]!.bucket.burst)
-                        return s.limiters[carrier.name]!.bucket.available(now) < target ? s.limiters[carrier.name]!.bucket.whenAvailable(target, now: now) : nil
-                    }
-                    if let fullAt {
-                        lingering = true
-                        nextWake = min(nextWake, max(now + 1, min(fullAt, (lastBatch[carrier.name] ?? 0) + 100)))
-                    }
-                }
-                if !running.isEmpty && allowance > 0 && !lingering {
-                    lastBatch[carrier.name] = now
-                    let total = state.withLock { s -> Int in
-                        // The global cap first, then the carrier's own bucket; what one grants and the other
-                        // refuses goes back.
-                        var cap = allowance
-                        if s.global != nil { cap = s.global!.take(upTo: cap, now: now) }
-                        let n = cap > 0 ? s.limiters[carrier.name]!.grant(max: cap, now: now) : 0
-                        if s.global != nil { s.global!.giveBack(cap - n) }
-                        return n
-                    }
-                    if total == 0, let g = state.withLock({ $0.global?.whenAvailable(1, now: now) }) {
-                        nextWake = min(nextWake, max(g, now + 2))
-                    }
-                    if total > 0 {
-                        let used = dispatch(total, to: running, carrier: carrier.name, now: now, fair: &fair[carrier.name, default: FairShare()],
-                                            campaignBuckets: &campaignBuckets, idleUntil: &idleUntil)
-                        state.withLock { s in
-                            s.limiters[carrier.name]!.unused(total - used)
-                            s.global?.giveBack(total - used)
-                        }
-                    }
-                }
-                if let next = state.withLock({ $0.limiters[carrier.name]!.nextGrant(now: now) }), !running.isEmpty {
+                if let reopens = decision.1 { nextWake = min(nextWake, max(now + 1, reopens)) }
+                guard case .claim(let granted, let grantedRequests) = decision.0 else {
                     // Let a few tokens gather so one claim transaction carries several messages.
-                    nextWake = min(nextWake, max(next, now + 2))
+                    if case .wait(let until?) = decision.0 { nextWake = min(nextWake, max(until, now + 2)) }
+                    continue
                 }
+                // The global cap, in the carriers' units: what the carrier's pacer grants and it refuses goes back.
+                let total = state.withLock { s -> Int in
+                    guard s.global != nil else { return min(granted, perRound, room) }
+                    return s.global!.take(upTo: min(granted, perRound, room), now: now)
+                }
+                var used = (messages: 0, requests: 0, extraParts: 0)
+                if total > 0 {
+                    used = dispatch(total, to: running, carrier: carrier.name, now: now, fair: &fair[carrier.name, default: FairShare()],
+                                    campaignBuckets: &campaignBuckets, idleUntil: &idleUntil, remainderSince: &remainderSince)
+                } else if let g = state.withLock({ $0.global?.whenAvailable(1, now: now) }) {
+                    nextWake = min(nextWake, max(g, now + 2))
+                }
+                state.withLock { s in
+                    // A carrier that counts SMS parts is charged the extra parts of long messages (its bucket may go
+                    // into debt), and so is the global cap.
+                    let parts = carrier.rateInSegments ? used.extraParts : 0
+                    s.pacers[carrier.name]!.settle(granted: (granted, grantedRequests), used: (used.messages, used.requests),
+                                                   extraParts: parts, now: now)
+                    s.global?.giveBack(total - used.messages)
+                    if parts > 0 { s.global?.charge(parts, now: now) }
+                }
+                nextWake = min(nextWake, now + 2)
             }
             waitUntil(nextWake)
         }
@@ -371,14 +412,37 @@ public final class Dispatcher: Sendable {
 
     /// Shares `total` granted sends of one carrier among its running campaigns (``FairShare``: weight and
     /// priority, each campaign's own `max_rate`), claims them from the store and starts them. What a campaign
-    /// leaves unused goes to the others in a second pass. Returns how many were started.
+    /// leaves unused goes to the others in a second pass. Returns how many messages were started, in how many
+    /// requests, and their SMS parts beyond the first.
+    ///
+    /// A carrier with a minimum batch (`batch.min`) is not split among campaigns (each share could fall below the
+    /// minimum): the campaigns take the grant in turn. A campaign with fewer claimable messages than the minimum
+    /// waits while more may come (retries, requests in flight), at most ``remainderWaitMillis``; then its
+    /// remainder moves to `batch.remainder_carrier` when set, else it fails naming the minimum (nothing is sent).
     private func dispatch(_ total: Int, to running: [ActiveCampaign], carrier: String, now: UnixMillis, fair: inout FairShare,
-                          campaignBuckets: inout [String: TokenBucket], idleUntil: inout [String: UnixMillis]) -> Int {
-        let shares = fair.split(total, among: running.map { FairShare.Claimant(id: $0.id, weight: $0.weight, urgent: $0.priority == .urgent) })
+                          campaignBuckets: inout [String: TokenBucket], idleUntil: inout [String: UnixMillis],
+                          remainderSince: inout [String: UnixMillis]) -> (messages: Int, requests: Int, extraParts: Int) {
+        let minBatch = carrierConfig[carrier]?.batchMin ?? 1
+        let shares = minBatch > 1 ? [:]
+            : fair.split(total, among: running.map { FairShare.Claimant(id: $0.id, weight: $0.weight, urgent: $0.priority == .urgent) })
         var used = 0
+        var requests = 0
+        var extraParts = 0
         var hungry: [ActiveCampaign] = []
         func claim(_ campaign: ActiveCampaign, _ wanted: Int) -> Int {
             var n = wanted
+            let key = "\(campaign.id)|\(carrier)"
+            if minBatch > 1 {
+                guard n >= minBatch else { return 0 }
+                switch remainder(campaign, carrier: carrier, minBatch: minBatch, now: now, since: &remainderSince[key]) {
+                case .send: break
+                case .wait:
+                    idleUntil[key] = now + 1000
+                    return 0
+                case .done:
+                    return 0
+                }
+            }
             if let cap = campaign.maxRate {
                 var bucket = campaignBuckets[campaign.id] ?? TokenBucket(rate: cap, burst: TokenBucket.burst(rate: cap, seconds: 0.1), now: now)
                 n = bucket.take(upTo: n, now: now)
@@ -399,17 +463,14 @@ public final class Dispatcher: Sendable {
                 // max_rate counts SMS parts: long messages pay for their extra parts.
                 if extra > 0 { campaignBuckets[campaign.id]?.charge(extra, now: now) }
             }
-            // A carrier that counts SMS parts is charged the extra parts of long messages (its bucket may go into debt),
-            // and so is the global cap.
-            if extra > 0 && carriers.first(where: { $0.name == carrier })?.rateInSegments == true {
-                state.withLock { s in
-                    s.limiters[carrier]!.bucket.charge(extra, now: now)
-                    s.global?.charge(extra, now: now)
-                }
-            }
-            if claimed.count < n { idleUntil["\(campaign.id)|\(carrier)"] = now + 250 }
-            launch(claimed, sender: campaign.sender, deadline: campaign.deadlineAt, carrier: carrier, now: now)
+            extraParts += extra
+            if claimed.count < n { idleUntil[key] = now + 250 }
+            requests += launch(claimed, sender: campaign.sender, deadline: campaign.deadlineAt, carrier: carrier, now: now)
             return claimed.count
+        }
+        if minBatch > 1 {
+            for campaign in running where used < total { used += claim(campaign, total - used) }
+            return (used, requests, extraParts)
         }
         for campaign in running {
             let share = shares[campaign.id] ?? 0
@@ -421,7 +482,57 @@ public final class Dispatcher: Sendable {
         for campaign in hungry where used < total {
             used += claim(campaign, total - used)
         }
-        return used
+        return (used, requests, extraParts)
+    }
+
+    /// How long a campaign's messages below its carrier's `batch.min` wait for more before they are a remainder.
+    private let remainderWaitMillis: Int64 = 30_000
+
+    private enum RemainderStep { case send, wait, done }
+
+    /// For a carrier with a minimum batch: whether a campaign has a full minimum batch to claim (`.send`), should
+    /// wait for more (`.wait`), or had its remainder moved or failed now (`.done`).
+    private func remainder(_ campaign: ActiveCampaign, carrier: String, minBatch: Int, now: UnixMillis,
+                           since: inout UnixMillis?) -> RemainderStep {
+        let readiness: (ready: Int, moreMayCome: Bool)
+        do {
+            readiness = try store.batchReadiness(campaign: campaign.id, carrier: carrier, now: now, limit: minBatch)
+        } catch {
+            logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
+            return .wait
+        }
+        if readiness.ready >= minBatch {
+            since = nil
+            return .send
+        }
+        if readiness.ready == 0 { return .wait }
+        let first = since ?? now
+        since = first
+        // Wait while more may come, bounded; never past what the deadline leaves.
+        if readiness.moreMayCome && now - first < remainderWaitMillis && campaign.deadlineAt - now > remainderWaitMillis { return .wait }
+        since = nil
+        let why = "\(readiness.ready) left, fewer than carrier \(carrier)'s batch.min \(minBatch)"
+        let allowed = campaign.allowedCarriers.isEmpty || campaign.allowedCarriers.contains { $0 == carrierConfig[carrier]?.remainderCarrier }
+        if let target = carrierConfig[carrier]?.remainderCarrier, allowed {
+            do {
+                let moved = try store.reroute(campaign: campaign.id, from: carrier, to: target, limit: minBatch, reason: why)
+                logger.notice("batch remainder moved", ["campaign.id": campaign.id, "carrier.name": carrier, "to": target, "count": "\(moved)"])
+            } catch {
+                logger.error("batch remainder move failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
+            }
+            return .done
+        }
+        // No carrier to take it: claimed and failed with the reason, never sent (the API would refuse it).
+        let claimed = (try? store.claim(campaign: campaign.id, carrier: carrier, limit: minBatch - 1, now: now,
+                                        deadline: campaign.deadlineAt)) ?? []
+        let reason = "\(why), and no batch.remainder_carrier\(carrierConfig[carrier]?.remainderCarrier != nil ? " the campaign allows" : ""); not sent"
+        logger.warning("batch remainder failed", ["campaign.id": campaign.id, "carrier.name": carrier, "count": "\(claimed.count)", "reason": reason])
+        do {
+            try store.record(claimed.map { SendOutcome($0, result: .failed(detail: reason)) })
+        } catch {
+            logger.error("recording outcomes failed", ["count": "\(claimed.count)", "error": "\(error)"])
+        }
+        return .done
     }
 
     private func waitUntil(_ deadline: UnixMillis) {
@@ -434,10 +545,14 @@ public final class Dispatcher: Sendable {
         cond.unlock()
     }
 
-    private func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, now: UnixMillis) {
-        guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
+    /// Starts `messages` in requests of at most the adapter's batch, split evenly (110 with a batch of 100 go as
+    /// 55 + 55, so no request falls below a `batch.min` of up to half the batch); returns how many requests.
+    @discardableResult
+    private func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, now: UnixMillis) -> Int {
+        guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return 0 }
         let batch = max(1, adapter.maxBatch)
         let perMessageURL = receiptPerMessage.contains(carrier)
+        let requestCount = batch == 1 ? messages.count : (messages.count + batch - 1) / batch
         state.withLock { s in
             for m in messages { s.inFlight[m.id] = m }
             s.handoff[carrier]?.handedOver(messages.lazy.map(\.id), at: now)
@@ -445,8 +560,7 @@ public final class Dispatcher: Sendable {
             let sec = now / 1000
             s.started[carrier, default: [:]][sec, default: 0] += messages.count
             if s.started[carrier]!.count > 12 { s.started[carrier] = s.started[carrier]!.filter { $0.key > sec - 11 } }
-            s.segmentsSent[carrier, default: 0] += Int64(messages.reduce(0) { $0 + $1.segments })
-            s.requests[carrier, default: 0] += Int64((messages.count + batch - 1) / batch)
+            s.requests[carrier, default: 0] += Int64(requestCount)
         }
         func sms(_ m: OutgoingMessage) -> OutgoingSMS {
             OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
@@ -458,7 +572,7 @@ public final class Dispatcher: Sendable {
             for m in messages {
                 exchange.start(sms(m)) { [self] outcome in self.finish([m], [outcome]) }
             }
-            return
+            return requestCount
         }
         // Any other adapter: a task per request, of one message or of a batch. One-text-per-request gateways get
         // batches of equal texts (a stable sort keeps id order within a text).
@@ -466,64 +580,135 @@ public final class Dispatcher: Sendable {
             ? messages.enumerated().sorted { ($0.element.text, $0.element.encoding == .ucs2 ? 1 : 0, $0.offset) < ($1.element.text, $1.element.encoding == .ucs2 ? 1 : 0, $1.offset) }.map(\.element)
             : messages
         var start = 0
-        while start < ordered.count {
-            let chunk = Array(ordered[start..<min(ordered.count, start + batch)])
-            start += batch
+        for i in 0..<requestCount {
+            // Even sizes: the first `count % requests` chunks carry one more.
+            let size = ordered.count / requestCount + (i < ordered.count % requestCount ? 1 : 0)
+            let chunk = Array(ordered[start..<start + size])
+            start += size
             let outgoing = chunk.map(sms)
             Task.detached { [self] in
                 let outcomes = await adapter.send(batch: outgoing)
                 self.finish(chunk, outcomes)
             }
         }
+        return requestCount
     }
 
-    /// One request finished: `outcomes[i]` is `messages[i]`'s. The breaker and the adaptive rate see one event
-    /// per request (a batch's whole-request failure is one failure, not a hundred).
+    /// One request finished: `outcomes[i]` is `messages[i]`'s. The breaker and the pacer see one event per
+    /// request (a batch's whole-request failure is one failure, not a hundred); identical permanent answers
+    /// are counted per message.
     private func finish(_ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
         cond.lock()
-        let transition = state.withLock { s -> (CircuitBreaker.State, CircuitBreaker.State)? in
-            let before = messages.first.flatMap { s.breakers[$0.carrier]?.state }
-            return finishLocked(&s, messages, outcomes).flatMap { after in before.map { ($0, after) } }
-        }
+        let events = state.withLock { s -> Events in finishLocked(&s, messages, outcomes) }
         cond.signal()
         cond.unlock()
-        if let (before, after) = transition, before != after, let carrier = messages.first?.carrier {
-            // Operators see the breaker move in the diagnostics as well as in /metrics and `loa carriers`.
+        guard let carrier = messages.first?.carrier else { return }
+        if let (before, after) = events.breaker, before != after {
+            // Operators see the breaker move, with its cause, in the diagnostics as well as in /metrics and `loa carriers`.
             if after == .open {
-                logger.warning("carrier breaker opened: its messages wait", ["carrier.name": carrier, "breaker.from": before.rawValue])
+                if let refusal = events.authRefused {
+                    logger.error("carrier breaker opened: the gateway refuses Loa's credentials; its messages wait",
+                                 ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": refusal])
+                } else {
+                    logger.warning("carrier breaker opened: its messages wait",
+                                   ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": events.cause ?? "unknown"])
+                }
             } else {
                 logger.notice("carrier breaker \(after.rawValue)", ["carrier.name": carrier, "breaker.from": before.rawValue])
             }
         }
+        if let paused = events.paused {
+            logger.warning("carrier paused: identical permanent answers in a row; its messages wait until `loa carriers resume`",
+                           ["carrier.name": carrier, "reason": paused])
+        }
     }
 
-    /// Records one finished request under the state lock; returns the carrier's breaker state afterwards.
-    private func finishLocked(_ s: inout State, _ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) -> CircuitBreaker.State? {
+    /// What a finished request changed, for the log lines written outside the lock.
+    private struct Events {
+        var breaker: (CircuitBreaker.State, CircuitBreaker.State)?
+        var cause: String?
+        var authRefused: String?
+        /// The carrier paused after identical permanent answers with this request (the reason).
+        var paused: String?
+    }
+
+    /// Records one finished request under the state lock.
+    private func finishLocked(_ s: inout State, _ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) -> Events {
         let now = clock.now()
+        var events = Events()
+        guard let carrier = messages.first?.carrier else { return events }
+        let before = s.breakers[carrier]?.state
         var health: GatewayOutcome?
+        var any = false
         for (i, m) in messages.enumerated() {
             // An adapter that broke the contract (too few outcomes) leaves the rest as temporary failures.
             let outcome = i < outcomes.count ? outcomes[i] : .temporary("adapter returned no outcome for this message")
             guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
+            any = true
             if case .accepted = outcome {} else { s.handoff[m.carrier]?.withdrawn(m.id) }
-            s.limiters[m.carrier]?.finished()
             switch (health, outcome) {
             case (nil, _), (.accepted?, _), (.permanent?, _): health = outcome
             default: break
             }
-            s.finished.append(Finished(message: m, outcome: outcome, at: now))
+            s.answers[carrier, default: [:]][Self.answerClass(outcome), default: 0] += 1
+            var held: String?
+            switch outcome {
+            case .accepted:
+                // Parts count when the gateway took them, not when they were offered (a refused request sent none).
+                s.segmentsSent[carrier, default: 0] += Int64(m.segments)
+                s.identical[carrier]?.accepted()
+            case .permanent(let d):
+                if let reason = s.identical[carrier]?.pausedReason {
+                    held = reason
+                } else if s.identical[carrier]?.permanent(d) == true {
+                    events.paused = s.identical[carrier]?.pausedReason
+                }
+            default: break
+            }
+            s.finished.append(Finished(message: m, outcome: outcome, at: now, held: held))
         }
-        guard let carrier = messages.first?.carrier, let health else { return nil }
+        guard any else { return events }
+        s.pacers[carrier]?.finished()
+        guard let health else { return events }
         switch health {
-        case .accepted, .permanent: s.breakers[carrier]?.succeeded()   // the gateway answered
-        case .temporary, .unavailable, .ambiguous: s.breakers[carrier]?.failed(now: now)
+        case .accepted, .permanent:
+            s.breakers[carrier]?.succeeded()   // the gateway answered
+            s.authRefused[carrier] = nil
+        case .temporary(let d), .unavailable(let d), .ambiguous(let d):
+            s.lastFailure[carrier] = d
+            s.breakers[carrier]?.failed(now: now)
+        case .unauthorized(let d):
+            // No retry soon can change a refusal of the credentials: the breaker opens at once, and probes after
+            // its cooldown (a fixed password is found without a restart of the campaign).
+            s.lastFailure[carrier] = d
+            s.authRefused[carrier] = d
+            s.breakers[carrier]?.trip(now: now)
         case .throttled(let retryAfter, _):
-            // Throttling means the gateway is up: the breaker closes, the adaptive rate slows down.
+            // Throttling means the gateway is up: the breaker closes, the pacer slows the limit it signals.
             s.breakers[carrier]?.succeeded()
-            s.adaptive[carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
             s.handoff[carrier]?.throttled(at: now)
+            s.authRefused[carrier] = nil
+            s.pacers[carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
         }
-        return s.breakers[carrier]?.state
+        let after = s.breakers[carrier]?.state
+        if after == .open, before != .open { s.breakerCause[carrier] = s.lastFailure[carrier] }
+        if let before, let after { events.breaker = (before, after) }
+        events.cause = s.breakerCause[carrier]
+        if after == .open, case .unauthorized = health { events.authRefused = s.authRefused[carrier] }
+        return events
+    }
+
+    /// The class name of an answer, for the per-class counters.
+    static func answerClass(_ o: GatewayOutcome) -> String {
+        switch o {
+        case .accepted: "accepted"
+        case .temporary: "temporary"
+        case .throttled: "throttled"
+        case .permanent: "permanent"
+        case .unavailable: "unavailable"
+        case .ambiguous: "ambiguous"
+        case .unauthorized: "unauthorized"
+        }
     }
 
     /// Failover: a campaign that allows it moves queued messages off a carrier that is down (breaker open) to
@@ -567,6 +752,10 @@ public final class Dispatcher: Sendable {
                 }
             }
             let result: SendResult
+            if let held = f.held, case .permanent(let d) = f.outcome {
+                // The carrier is paused: this answer is the same mistake, not this recipient's; it waits for the resume.
+                return SendOutcome(m, result: .requeue(notBefore: f.at + 1000, detail: "carrier \(m.carrier) paused (\(held)): \(d)"))
+            }
             switch f.outcome {
             case .accepted(let gid, let detail, let parts): result = .accepted(gatewayID: gid, detail: detail, partIDs: parts)
             case .permanent(let d): result = .failed(detail: d)
@@ -581,10 +770,17 @@ public final class Dispatcher: Sendable {
                 // The gateway may have it: never resent. A receipt may still settle it.
                 result = .unknown(detail: "\(d); not resent")
             case .throttled(let ra, let d):
-                // "Not now" is not a failed attempt: wait (Retry-After, else a second) and try again, until the deadline.
-                let at = f.at + max(Int64(((ra ?? 1) * 1000).clampedInt(0...86_400_000)), 500)  // a gateway's Retry-After, bounded to a day
+                // "Not now" is not a failed attempt: back to the queue with the attempt refunded (requeue), waiting
+                // what the rate-limit headers said (else a second), until the deadline.
+                let at = f.at + max(Int64(((ra ?? 1) * 1000).clampedInt(0...86_400_000)), 500)  // a gateway's wait, bounded to a day
                 let deadline = deadlines[m.campaign] ?? f.at
-                result = at >= deadline ? .expired(detail: "deadline reached while throttled: \(d)") : .retry(notBefore: at, detail: d)
+                result = at >= deadline ? .expired(detail: "deadline reached while throttled: \(d)") : .requeue(notBefore: at, detail: "throttled: \(d)")
+            case .unauthorized(let d):
+                // Nothing was sent: the message waits without spending an attempt while the breaker holds the carrier.
+                let at = f.at + max(retry.baseMillis / 2, 500)
+                let deadline = deadlines[m.campaign] ?? f.at
+                result = at >= deadline ? .expired(detail: "deadline reached while the gateway refused Loa's credentials: \(d)")
+                    : .requeue(notBefore: at, detail: "gateway refuses Loa's credentials: \(d)")
             }
             return SendOutcome(m, result: result)
         }

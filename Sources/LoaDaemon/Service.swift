@@ -285,7 +285,7 @@ final class DaemonService: HTTPService {
             }
         }
         perCarrier("loa_queue_depth", "gauge", "Queued messages per carrier.") { "\(queue[$0.name] ?? 0)" }
-        perCarrier("loa_sms_parts_sent_total", "counter", "SMS parts of the messages handed to each carrier since start.") { "\($0.segmentsSent)" }
+        perCarrier("loa_sms_parts_sent_total", "counter", "SMS parts of the messages each carrier accepted since start.") { "\($0.segmentsSent)" }
         perCarrier("loa_carrier_requests_total", "counter", "HTTP requests started per carrier since start.") { "\($0.requests)" }
         perCarrier("loa_limiter_tokens", "gauge", "Tokens in each carrier's bucket now (negative while long messages are paid for).") { "\($0.tokens)" }
         perCarrier("loa_carrier_paused", "gauge", "1 while a Retry-After answer pauses the carrier.") { $0.pausedUntil > 0 ? "1" : "0" }
@@ -295,6 +295,22 @@ final class DaemonService: HTTPService {
         }
         perCarrier("loa_carrier_passon_rate", "gauge", "The gateway's pass-on pace learned from its receipts, messages per second (0: not known).") {
             "\($0.passOnRate ?? 0)"
+        }
+        perCarrier("loa_carrier_auth_refused", "gauge", "1 while the gateway refuses Loa's credentials (401/403): the breaker holds its messages.") {
+            $0.authRefused != nil ? "1" : "0"
+        }
+        perCarrier("loa_carrier_paused_identical_failures", "gauge",
+                   "1 while the carrier is paused after identical permanent answers in a row (`loa carriers resume` ends it).") {
+            $0.pausedReason != nil ? "1" : "0"
+        }
+        perCarrier("loa_carrier_request_rate_limit", "gauge", "The request rate allowed now (requests_per_second, lower after throttling); 0: none.") {
+            "\($0.allowedRequestRate ?? 0)"
+        }
+        out += "# HELP loa_carrier_answers_total Gateway answers per carrier by class, one per message, since start.\n# TYPE loa_carrier_answers_total counter\n"
+        for c in status {
+            for cls in ["accepted", "temporary", "throttled", "permanent", "unavailable", "ambiguous", "unauthorized"] {
+                out += "loa_carrier_answers_total{carrier=\"\(c.name)\",class=\"\(cls)\"} \(c.answers[cls] ?? 0)\n"
+            }
         }
         out += "# HELP loa_receipt_latency_seconds Time from the gateway's acceptance to the final receipt.\n# TYPE loa_receipt_latency_seconds histogram\n"
         out += store.receiptLatency.withLock { $0 }.prometheus("loa_receipt_latency_seconds")
@@ -376,6 +392,11 @@ final class DaemonService: HTTPService {
             return .respond(result { Data("{\"count\":\(try self.store.optOutCount())}".utf8) })
         case ("GET", 1) where p[0] == "carriers":
             return .respond(result { try JSONEncoder.api.encode(self.dispatcher.status()) })
+        case ("POST", 3) where p[0] == "carriers" && p[2] == "resume":
+            // Ends a pause after identical permanent answers (operator routes are all behind the API token).
+            guard config.carriers.contains(where: { $0.name == p[1] }) else { return .respond(error(404, "not-found", "no carrier \(p[1])")) }
+            guard dispatcher.resume(carrier: p[1]) else { return .respond(error(409, "not-paused", "carrier \(p[1]) is not paused")) }
+            return .respond(json(200, ["carrier": p[1], "state": "resumed"]))
         default:
             return .respond(error(404, "not-found", "no such endpoint: \(head.method) \(head.path)"))
         }

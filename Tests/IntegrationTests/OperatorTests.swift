@@ -129,7 +129,8 @@ final class FlakyGateway: HTTPService {
         #expect(diagnostics.contains("carrier breaker opened") && diagnostics.contains("carrier breaker closed"), "\(diagnostics.suffix(2000))")
         #expect(accepted.count == 600 && accepted.values.allSatisfy { $0 == 1 }, "accepted \(accepted.count), twice: \(accepted.filter { $0.value > 1 }.count)")
         #expect(states["sent"] == 600, "\(states)")
-        let retries = loa.logEvents().filter { $0["event"] as? String == "retry" }
-        #expect(retries.contains { ($0["detail"] as? String)?.contains("HTTP 429") == true })
+        // Throttled answers go back to the queue without spending an attempt (`requeued`, not `retry`).
+        let requeued = loa.logEvents().filter { $0["event"] as? String == "requeued" }
+        #expect(requeued.contains { ($0["detail"] as? String)?.contains("HTTP 429") == true })
     }
 }

@@ -82,7 +82,7 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(a.classify(status: 503, retryAfter: nil, body: json(#"{"status":"error","error":"overloaded"}"#), batch: [batch[0]])
             == [.throttled(retryAfter: nil, "HTTP 503: overloaded")])
         #expect(a.classify(status: 500, retryAfter: nil, body: json(#"{"status":"error","error":"boom"}"#), batch: [batch[0]]) == [.temporary("HTTP 500: boom")])
-        #expect(a.classify(status: 401, retryAfter: nil, body: json(#"{"status":"error","error":"bad token"}"#), batch: [batch[0]]) == [.temporary("HTTP 401: bad token")])
+        #expect(a.classify(status: 401, retryAfter: nil, body: json(#"{"status":"error","error":"bad token"}"#), batch: [batch[0]]) == [.unauthorized("HTTP 401: bad token")])
         #expect(a.classify(status: 200, retryAfter: nil, body: json("garbage"), batch: [batch[0]]) == [.temporary("HTTP 200: unrecognized answer: garbage")])
         // Wrong types never trap: results that are not a list mean no result for anyone.
         #expect(a.classify(status: 200, retryAfter: nil, body: json(#"{"status":"ok","results":"nope"}"#), batch: batch)
@@ -371,7 +371,7 @@ func json(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(byField["url"]?.contains("must start with http:// or https://") == true)
         #expect(byField["url"]?.contains("unknown placeholder {{foo}}") == true)
         #expect(byField["headers.X-Key"]?.hasPrefix("unknown secret 'nope'") == true)
-        #expect(byField["response.rules.2.class"] == "unknown class 'great' (accepted, temporary, throttled, permanent)")
+        #expect(byField["response.rules.2.class"] == "unknown class 'great' (accepted, temporary, throttled, permanent, unauthorized)")
         #expect(byField["receipts.statuses.1"] == "unknown status 'delivred' (buffered, smsc-accepted, delivered, undelivered, smsc-rejected)")
         // Without the secret names, only the syntax of {{secret.NAME}} is checked.
         #expect(!spec.validate().contains { $0.field == "headers.X-Key" })

@@ -78,10 +78,10 @@ import Testing
             == .permanent("HTTP 400: Error \"Argument _ is unknown.\""))
         #expect(JasminAdapter.classify(status: 403, body: "Error \"User throughput exceeded\"", retryAfter: nil)
             == .throttled(retryAfter: nil, "HTTP 403: Error \"User throughput exceeded\""))
-        guard case .temporary = JasminAdapter.classify(status: 403, body: "Error \"Authentication failure for username:loa\"", retryAfter: nil) else {
-            Issue.record("bad credentials must not burn the campaign"); return
+        guard case .unauthorized = JasminAdapter.classify(status: 403, body: "Error \"Authentication failure for username:loa\"", retryAfter: nil) else {
+            Issue.record("bad credentials are a refusal of the credentials"); return
         }
-        guard case .temporary = JasminAdapter.classify(status: 403, body: "Error \"Cannot charge submit_sm, check RemoteBalance\"", retryAfter: nil) else {
+        guard case .unauthorized = JasminAdapter.classify(status: 403, body: "Error \"Cannot charge submit_sm, check RemoteBalance\"", retryAfter: nil) else {
             Issue.record("balance"); return
         }
         #expect(JasminAdapter.classify(status: 412, body: "Error \"No route found\"", retryAfter: nil) == .permanent("HTTP 412: Error \"No route found\""))

@@ -110,12 +110,42 @@ struct KannelFixture {
         #expect(fake.seen.withLock { $0.count } == 6)
     }
 
+    /// Every rate-limit dialect reaches the throttled outcome through the one parser (``RateLimitHeaders``):
+    /// the engine keeps those headers and the adapter turns them into its wait.
+    @Test func throttledAnswersCarryTheWaitOfEveryRateLimitHeader() async throws {
+        let epoch = Int64(time(nil))
+        let f = try KannelFixture { head in
+            switch head.query["text"] {
+            case "epoch": ServerResponse(status: 429, headers: [.init("X-Rate-Limit-Reset", "\(epoch + 60)")], body: Array("slow".utf8))
+            case "delta": ServerResponse(status: 429, headers: [.init("X-RateLimit-Reset", "17")], body: Array("slow".utf8))
+            case "ietf": ServerResponse(status: 429, headers: [.init("RateLimit", "\"default\";r=0;t=12")], body: Array("slow".utf8))
+            case "date": ServerResponse(status: 503, headers: [.init("Retry-After", HTTPDateText.format(epoch + 30))], body: Array("slow".utf8))
+            default: ServerResponse(status: 429, body: Array("slow".utf8))
+            }
+        }
+        defer { f.close() }
+        func wait(_ text: String) async -> Double? {
+            guard case .throttled(let ra, _) = await f.adapter.send(sms(text, encoding: .gsm7)) else { return -1 }
+            return ra
+        }
+        let e = try #require(await wait("epoch"))
+        #expect(e > 55 && e <= 61, "an epoch reset is a time, not 1.7e9 seconds: \(e)")
+        #expect(await wait("delta") == 17)
+        #expect(await wait("ietf") == 12)
+        let d = try #require(await wait("date"))
+        #expect(d > 25 && d <= 31, "an HTTP-date Retry-After: \(d)")
+        #expect(await wait("none") == nil)
+    }
+
     @Test func classifiesEveryAnswer() {
         #expect(KannelAdapter.classify(status: 202, body: "0: Accepted for delivery", retryAfter: nil) == .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))
         #expect(KannelAdapter.classify(status: 202, body: "3: Queued for later delivery", retryAfter: nil) == .accepted(gatewayID: nil, detail: "3: Queued for later delivery"))
         #expect(KannelAdapter.classify(status: 400, body: "Missing receiver number", retryAfter: nil) == .permanent("HTTP 400: Missing receiver number"))
-        guard case .temporary = KannelAdapter.classify(status: 403, body: "Authorization failed for sendsms", retryAfter: nil) else {
-            Issue.record("403 must not burn the campaign"); return
+        // A refusal of the credentials is its own class: the message waits without an attempt, the breaker opens.
+        #expect(KannelAdapter.classify(status: 403, body: "Authorization failed for sendsms", retryAfter: nil)
+            == .unauthorized("HTTP 403: gateway refused the credentials: Authorization failed for sendsms"))
+        guard case .unauthorized = KannelAdapter.classify(status: 401, body: "", retryAfter: nil) else {
+            Issue.record("401 is a refusal of the credentials"); return
         }
         #expect(KannelAdapter.classify(status: 503, body: "busy", retryAfter: "7") == .throttled(retryAfter: 7, "HTTP 503: busy"))
         #expect(KannelAdapter.classify(status: 429, body: "", retryAfter: nil) == .throttled(retryAfter: nil, "HTTP 429: "))
@@ -192,5 +222,16 @@ struct KannelFixture {
         var q = URLQuery()
         q.add("dlr-url", "http://h/x?a=1&b=%d")
         #expect(q.encoded == "dlr-url=http%3A%2F%2Fh%2Fx%3Fa%3D1%26b%3D%25d")
+    }
+}
+
+/// IMF-fixdate text for a Unix time (the test's side of ``HTTPDate``).
+enum HTTPDateText {
+    static func format(_ t: Int64) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.string(from: Date(timeIntervalSince1970: TimeInterval(t)))
     }
 }

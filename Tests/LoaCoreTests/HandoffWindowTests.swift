@@ -52,9 +52,9 @@ import Testing
         // 12 s: 8.8 s → 44 → 26; 2 s: nothing.
         #expect(w.room(deadline: t + 12_000, now: t) == 26)
         #expect(w.room(deadline: t + 2_000, now: t) == 0)
-        // A far deadline: a minute of the gateway's work at most (and no overflow).
-        #expect(w.window(deadline: t + 3_600_000, now: t) == 300)
-        #expect(w.room(deadline: .max / 2, now: t) == 300 - 18)
+        // A far deadline: ten minutes of the gateway's work at most (and no overflow).
+        #expect(w.window(deadline: t + 3_600_000, now: t) == 3_000)
+        #expect(w.room(deadline: .max / 2, now: t) == 3_000 - 18)
     }
 
     @Test func throttlingLowersThePaceOncePerSecond() {
@@ -115,24 +115,39 @@ import Testing
         #expect(w.room(deadline: 1_000_000, now: 30_500) == 8)
     }
 
-    /// First in first out: a message passed on means those handed over well before it are gone too (lost receipts).
+    /// Gateways do not pass on in hand-over order (Kannel's bearerbox does not): a message passed on says nothing
+    /// of those handed over before it. A receipt is taken as lost only after `lostAfterSeconds` outstanding.
     @Test func lostReceiptsDoNotHoldTheWindowShut() {
-        var w = window(probe: 10)
+        var w = HandoffWindow(settings: .init(probeMessages: 10, receiptTimeoutMillis: 72 * 3_600_000), now: 0)
         w.handedOver(1...5, at: 0)
         w.handedOver(6...7, at: 15_000)
-        #expect(w.room(deadline: 100_000, now: 15_000) == 3)
-        // 7's receipt comes; 1-5 were handed over more than 10 s before it: their receipts were lost.
+        #expect(w.room(deadline: 10_000_000, now: 15_000) == 3)
+        // 7's receipt comes first: 1-5 are still in the gateway's queue, not lost.
         let r = w.passedOn(7, at: 16_000)
         #expect(r)
-        #expect(w.outstanding.keys.sorted() == [6])
-        // Within the slack, out of order is fine.
-        w.handedOver([8], at: 20_000)
-        w.passedOn(8, at: 21_000)
+        #expect(w.outstanding.keys.sorted() == [1, 2, 3, 4, 5, 6])
+        w.heardFrom(at: 1_199_000)
+        _ = w.advance(to: 1_199_500)
+        #expect(w.outstandingCount == 6)
+        // Twenty minutes outstanding: their receipts were lost (the window never holds that much of the gateway's work).
+        w.heardFrom(at: 1_200_500)
+        _ = w.advance(to: 1_201_000)
         #expect(w.outstanding.keys.sorted() == [6])
     }
 
+    /// Passed on in any order, the count stays exact: a shuffled queue of 40 leaves exactly what was not reported.
+    @Test func outOfOrderPassOnsKeepTheCountExact() {
+        var w = window(probe: 100)
+        w.handedOver(1...40, at: 0)
+        var rng = SystemRandomNumberGenerator()
+        let order = Array(Int64(1)...40).shuffled(using: &rng)
+        var t: UnixMillis = 1_000
+        for id in order.prefix(25) { w.passedOn(id, at: t); t += 200 }
+        #expect(w.outstanding.keys.sorted() == order.suffix(15).sorted())
+    }
+
     /// After a restart, what the store says the gateway holds counts, but not against the probe: the probe's new
-    /// messages teach the pace (and, passed on, clear the restored ones whose receipts were lost).
+    /// messages teach the pace.
     @Test func restoredMessagesCountButDoNotUseUpTheProbe() {
         var w = window(probe: 10)
         w.restore((1...50).map { (id: Int64($0), at: UnixMillis(1_000 + $0)) })
@@ -142,9 +157,12 @@ import Testing
         #expect(w.room(deadline: 1_000_000, now: 30_000) == 0)
         var t: UnixMillis = 31_000
         for id in Int64(100)...109 { w.passedOn(id, at: t); t += 200 }
-        // Passed on 20 s after the restored ones were handed over: those are gone (lost receipts).
-        #expect(w.outstandingCount == 0)
+        // The restored ones still count (their receipts may come), and the new ones taught the pace.
+        #expect(w.outstandingCount == 50)
         #expect(abs(w.pace! - 5) < 0.01)
+        // Window: 5/s × the ten-minute horizon (the deadline is further), less the 50 restored.
+        let room = w.room(deadline: 1_000_000, now: t) ?? -1
+        #expect(abs(room - (5 * 600 - 50)) <= 2)
         // A restored message's own receipt takes it out like any other.
         var v = window(probe: 10)
         v.restore([(id: 1, at: 0), (id: 2, at: 5)])

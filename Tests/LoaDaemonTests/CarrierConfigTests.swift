@@ -47,6 +47,25 @@ import Testing
         #expect(c.globalRate == 300)
     }
 
+    /// The limit keys of issue 17: read with their defaults, and bad values named by field.
+    @Test func limitKeysLoadAndBadOnesAreNamed() throws {
+        let s = Scratch()
+        let sample = try String(contentsOfFile: Self.root + "/Config/carriers/gateway-sim-generic.json5", encoding: .utf8)
+        let limited = jasmin.replacingOccurrences(of: #""method": "POST" }"#, with: #""method": "POST", "requests_per_second": 2.5, "pause_after_identical_failures": 0 }"#)
+        let withMin = sample.replacingOccurrences(of: #""same_text": false,"#, with: #""same_text": false, "min": 30, "remainder_carrier": "j","#)
+        let c = try ConfigLoader.load(path: s.write("ok.json", config(carriers: limited + ",\n" + withMin)), environment: env).get()
+        #expect(c.carriers[0].requestsPerSecond == 2.5 && c.carriers[0].pauseAfterIdenticalFailures == 0)
+        #expect(c.carriers[1].requestsPerSecond == nil && c.carriers[1].pauseAfterIdenticalFailures == 20, "the defaults")
+        #expect(c.carriers[1].batchMin == 30 && c.carriers[1].remainderCarrier == "j")
+
+        let bad = jasmin.replacingOccurrences(of: #""method": "POST" }"#, with: #""method": "POST", "requests_per_second": 0, "pause_after_identical_failures": -1 }"#)
+        let tooBig = sample.replacingOccurrences(of: #""same_text": false,"#, with: #""same_text": false, "min": 51, "remainder_carrier": "nowhere","#)
+        guard let p = problems(s.write("bad.json", config(carriers: bad + ",\n" + tooBig)), env, "bad limits must not load") else { return }
+        let fields = Set(p.problems.map(\.field))
+        #expect(fields.isSuperset(of: ["carriers.0.requests_per_second", "carriers.0.pause_after_identical_failures",
+                                       "carriers.1.batch.min", "carriers.1.batch.remainder_carrier"]), "\(p)")
+    }
+
     @Test func genericProblemsNameTheCarrierFieldAndLine() throws {
         let s = Scratch()
         let generic = """

@@ -102,6 +102,33 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(rec.states.values.reduce(0, +) == 10)
     }
 
+    /// What the dispatcher records for a throttled answer or a refusal of the credentials (`.requeue`) gives the
+    /// claim's attempt back, on the claimed path and the general one: a message throttled again and again is
+    /// still at its first attempt, and the batch minimum's readiness counts what may come.
+    @Test func requeuedMessagesKeepTheirAttempt() throws {
+        let dir = TempDir()
+        let store = try open(dir)
+        defer { store.close() }
+        _ = try loaded(store, rows: (0..<3).map { accepted("+8491234560\($0)", line: $0 + 2) })
+        var now = clock.now()
+        for round in 0..<3 {
+            let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 10, now: now)
+            #expect(claimed.count == 3 && claimed.allSatisfy { $0.attempt == 1 }, "round \(round): \(claimed.map(\.attempt))")
+            #expect(try store.batchReadiness(campaign: "c1", carrier: "k", now: now, limit: 30) == (0, true), "in flight: more may come")
+            // Claimed path for two, the general path (no claimed message) for the third.
+            try store.record([SendOutcome(claimed[0], result: .requeue(notBefore: now + 1000, detail: "throttled: HTTP 429")),
+                              SendOutcome(claimed[1], result: .requeue(notBefore: now + 1000, detail: "gateway refuses Loa's credentials")),
+                              SendOutcome(id: claimed[2].id, result: .requeue(notBefore: now + 1000, detail: "throttled: HTTP 429"))])
+            #expect(try store.batchReadiness(campaign: "c1", carrier: "k", now: now, limit: 30) == (0, true), "queued for later")
+            now += 1000
+            #expect(try store.batchReadiness(campaign: "c1", carrier: "k", now: now, limit: 2) == (2, false), "counted up to the limit")
+        }
+        let states = try store.messageStates(campaign: "c1")
+        #expect(states.allSatisfy { $0.state == .queued && $0.attempts == 0 }, "\(states)")
+        let requeued = logLines(dir).filter { $0["event"] as? String == "requeued" }
+        #expect(requeued.count == 9 && requeued.allSatisfy { $0["attempt"] as? Int == 0 })
+    }
+
     @Test func receiptBeforeTheSendAnswerIsKept() throws {
         let dir = TempDir()
         let store = try open(dir)

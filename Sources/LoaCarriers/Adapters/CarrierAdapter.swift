@@ -32,9 +32,18 @@ public struct OutgoingSMS: Sendable, Equatable {
     }
 }
 
-/// The response headers the adapters read: answers are classified by status and body, and `Retry-After`
-/// paces a throttled carrier. The engine skips the other headers.
-let adapterResponseHeaders = ["Retry-After"]
+/// The response headers the adapters read: answers are classified by status and body, and the rate-limit
+/// headers (`Retry-After`, `RateLimit`, `X-RateLimit-Reset`, …: ``RateLimitHeaders``) pace a throttled carrier.
+/// The engine skips the other headers.
+let adapterResponseHeaders = RateLimitHeaders.names
+
+extension HTTPResponse {
+    /// How long a throttled answer asks to wait, from whichever rate-limit header it carries (``RateLimitHeaders``),
+    /// as the seconds text the adapters' `classify(…, retryAfter:)` take; nil when no header says.
+    public var rateLimitWait: String? {
+        RateLimitHeaders.parse(now: SystemTimeSource().now(), header: header).waitSeconds.map { "\($0)" }
+    }
+}
 
 /// What a gateway's answer means, classified once so retries follow from the class (Kannel's
 /// SMSCCONN_FAILED_TEMPORARILY / REJECTED / QFULL, Courier's retryable errors).
@@ -55,6 +64,10 @@ public enum GatewayOutcome: Sendable, Equatable {
     /// mid-exchange). Resending could deliver twice, so the message ends `unknown` (a receipt can still settle it),
     /// unless the carrier is marked idempotent, when it is retried like `.temporary`.
     case ambiguous(String)
+    /// The gateway refused Loa's credentials (HTTP 401/403 "Authorization failed", a revoked key): nothing was
+    /// sent. The message waits without spending an attempt, like `.unavailable`, and the carrier's breaker opens
+    /// with this reason, shown in `campaign show`, `loa carriers`, the log and /metrics: only the operator can fix it.
+    case unauthorized(String)
 
     /// The same outcome with its detail text passed through `f` (to scrub secrets and message text).
     public func mapDetail(_ f: (String) -> String) -> GatewayOutcome {
@@ -65,6 +78,7 @@ public enum GatewayOutcome: Sendable, Equatable {
         case .permanent(let d): .permanent(f(d))
         case .unavailable(let d): .unavailable(f(d))
         case .ambiguous(let d): .ambiguous(f(d))
+        case .unauthorized(let d): .unauthorized(f(d))
         }
     }
 
@@ -107,7 +121,9 @@ public enum GatewayOutcome: Sendable, Equatable {
 /// - An adapter MUST NOT put credentials or message text in outcome details (they reach logs and the API): it
 ///   passes every answer through its ``SecretMask`` before cutting it to length.
 /// - An adapter SHOULD report the gateway's own message id in `.accepted` when the gateway returns one.
-/// - An adapter SHOULD turn HTTP 429 and 503 into `.throttled`, passing `Retry-After` when present.
+/// - An adapter SHOULD turn HTTP 429 and 503 into `.throttled`, passing the wait its rate-limit headers give
+///   (``HTTPResponse/rateLimitWait``).
+/// - An adapter SHOULD turn a refusal of its credentials (401, 403 that is not throttling) into `.unauthorized`.
 /// - An adapter MAY batch several messages into one request when the gateway takes lists.
 /// - An adapter whose send is one HTTP exchange SHOULD be a ``OneExchangeAdapter``: the dispatcher then sends
 ///   its messages without a task each.

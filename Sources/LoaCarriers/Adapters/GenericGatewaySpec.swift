@@ -134,9 +134,14 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         /// True when the API takes one text for all its numbers (eSMS bulk, SpeedSMS): only messages with the
         /// same text and encoding share a request. Default false.
         public var sameText: Bool?
+        /// The fewest recipients the API takes in one request (eSMS advertising: 30, code 107 below): the
+        /// dispatcher does not send a smaller batch while more may come (see the README's limits section).
+        public var min: Int?
+        /// The carrier a remainder below `min` moves to; without one the remainder fails, naming the minimum.
+        public var remainderCarrier: String?
         enum CodingKeys: String, CodingKey {
-            case max, item
-            case listPointer = "list_pointer", sameText = "same_text"
+            case max, item, min
+            case listPointer = "list_pointer", sameText = "same_text", remainderCarrier = "remainder_carrier"
         }
     }
 
@@ -145,7 +150,7 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         /// Tried in order; the first rule whose conditions all hold gives the class.
         public var rules: [Rule]?
         /// The class when no rule matches. Without it: 2xx → temporary ("unrecognized answer"), 429 and 503 →
-        /// throttled, 401 and 403 → temporary (a configuration problem must not burn a campaign), other 4xx →
+        /// throttled, 401 and 403 → unauthorized (waits without spending an attempt; the breaker opens), other 4xx →
         /// permanent, anything else → temporary.
         public var defaultClass: String?
         /// JSON pointer to the gateway's id for the request (eSMS `/SMSID`, SpeedSMS `/data/tranId`); numbers
@@ -176,7 +181,7 @@ public struct GenericGatewaySpec: Sendable, Decodable {
         public var oneOf: [String]?
         /// A regular expression (ICU syntax) that must match somewhere in the raw answer body.
         public var regex: String?
-        /// `accepted`, `temporary`, `throttled` or `permanent`.
+        /// `accepted`, `temporary`, `throttled`, `permanent` or `unauthorized`.
         public var outcome: String
         enum CodingKeys: String, CodingKey {
             case status, pointer, equals, regex
@@ -529,7 +534,7 @@ extension GenericGatewaySpec {
                 if let re = r.regex {
                     do { _ = try NSRegularExpression(pattern: re) } catch { add("\(f).\(i).regex", "not a valid regular expression") }
                 }
-                if OutcomeClass(rawValue: r.outcome) == nil { add("\(f).\(i).class", "unknown class '\(r.outcome)' (accepted, temporary, throttled, permanent)") }
+                if OutcomeClass(rawValue: r.outcome) == nil { add("\(f).\(i).class", "unknown class '\(r.outcome)' (accepted, temporary, throttled, permanent, unauthorized)") }
             }
         }
 
@@ -585,7 +590,7 @@ extension GenericGatewaySpec {
         }
         if let r = response {
             checkRules("response.rules", r.rules)
-            if let d = r.defaultClass, OutcomeClass(rawValue: d) == nil { add("response.default_class", "unknown class '\(d)' (accepted, temporary, throttled, permanent)") }
+            if let d = r.defaultClass, OutcomeClass(rawValue: d) == nil { add("response.default_class", "unknown class '\(d)' (accepted, temporary, throttled, permanent, unauthorized)") }
             checkPointer("response.message_id", r.messageID)
             checkPointer("response.detail", r.detail)
             if let res = r.results {

@@ -3,7 +3,7 @@ import LoaCore
 
 /// The class a rule gives an answer (the names used in the config file).
 enum OutcomeClass: String, Sendable {
-    case accepted, temporary, throttled, permanent
+    case accepted, temporary, throttled, permanent, unauthorized
 }
 
 /// `200`, `2xx` or `any`.
@@ -46,7 +46,7 @@ final class CompiledRegex: @unchecked Sendable {
 ///
 /// Classification, in order:
 /// 1. `response.rules`, first match; else `response.default_class`; else 2xx → temporary ("unrecognized
-///    answer"), 429/503 → throttled, 401/403 → temporary, other 4xx → permanent, anything else → temporary.
+///    answer"), 429/503 → throttled (waiting what the rate-limit headers say), 401/403 → unauthorized, other 4xx → permanent, anything else → temporary.
 /// 2. An accepted request with `response.results`: each message takes its item's class (item rules; no item →
 ///    temporary, since the gateway did not say it has the message) and id.
 /// 3. Numbers listed at `response.rejected` become permanent, whatever the request's class.
@@ -276,7 +276,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
     func outcomes(of result: Result<HTTPResponse, TransportError>, for messages: [OutgoingSMS]) -> [GatewayOutcome] {
         switch result {
         case .success(let r):
-            classify(status: r.status, retryAfter: r.header("retry-after"), body: r.body, batch: messages)
+            classify(status: r.status, retryAfter: r.rateLimitWait, body: r.body, batch: messages)
         case .failure(let error):
             Array(repeating: GatewayOutcome.transport(error, idempotent: idempotent).mapDetail { scrub($0, messages) }, count: messages.count)
         }
@@ -316,7 +316,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
             switch status {
             case 200...299: .temporary
             case 429, 503: .throttled
-            case 401, 403: .temporary
+            case 401, 403: .unauthorized
             case 400...499: .permanent
             default: .temporary
             }
@@ -335,6 +335,7 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
             case .temporary: .temporary(d)
             case .throttled: .throttled(retryAfter: retry, d)
             case .permanent: .permanent(d)
+            case .unauthorized: .unauthorized(d)
             }
         }
         let requestDetail = c.detail.flatMap { p in json.flatMap { p.resolve($0)?.scalarText } }

@@ -18,10 +18,10 @@ import LoaCore
 /// | 200 anything else | temporary |
 /// | 400 (argument validation, interceptor refusal) | permanent |
 /// | 403 `Error "User throughput exceeded"` | throttled |
-/// | 403 other (authentication, charging/balance) | temporary: a configuration problem must not burn a campaign |
+/// | 403 other (authentication, charging/balance) | unauthorized: the message waits without spending an attempt, the breaker opens |
 /// | 412 `Error "No route found"` | permanent |
 /// | 412 other (`Failover route has no bound connectors`) | temporary |
-/// | 429, 503 | throttled, with `Retry-After` |
+/// | 429, 503 | throttled, waiting what the rate-limit headers say |
 /// | other 4xx, 5xx, connection refused, timeout, reset | temporary |
 ///
 /// ``JasminOptions``: `validity` passes the minutes left until the campaign's deadline as `validity-period`
@@ -179,7 +179,7 @@ public struct JasminAdapter: OneExchangeAdapter {
         switch result {
         case .success(let r):
             // Masked before classify cuts the text: a secret cut in two would no longer match.
-            scrubbed(JasminAdapter.classify(status: r.status, body: mask.apply(String(r.bodyText.prefix(4096))), retryAfter: r.header("retry-after")), message)
+            scrubbed(JasminAdapter.classify(status: r.status, body: mask.apply(String(r.bodyText.prefix(4096))), retryAfter: r.rateLimitWait), message)
         case .failure(let error):
             mask.apply(.transport(error))
         }
@@ -208,7 +208,7 @@ public struct JasminAdapter: OneExchangeAdapter {
         case 400: return .permanent("HTTP 400: \(text)")
         case 403:
             if text.localizedCaseInsensitiveContains("throughput") { return .throttled(retryAfter: retry, "HTTP 403: \(text)") }
-            return .temporary("HTTP 403: gateway refused the user (credentials, balance or permissions): \(text)")
+            return .unauthorized("HTTP 403: gateway refused the user (credentials, balance or permissions): \(text)")
         case 412:
             if text.localizedCaseInsensitiveContains("no route found") { return .permanent("HTTP 412: \(text)") }
             return .temporary("HTTP 412: \(text)")

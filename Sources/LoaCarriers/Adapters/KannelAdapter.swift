@@ -12,8 +12,8 @@ import LoaCore
 /// | 202 `0: Accepted for delivery` | accepted |
 /// | 202 `3: Queued for later delivery` | accepted (Kannel holds it until a link is up) |
 /// | 400 (missing or bad parameter) | permanent |
-/// | 401 / 403 (credentials) | temporary: a configuration error must not burn the campaign |
-/// | 429, 503 | throttled |
+/// | 401 / 403 (`Authorization failed`) | unauthorized: the message waits without spending an attempt, the breaker opens |
+/// | 429, 503 | throttled, waiting what the rate-limit headers say |
 /// | other 4xx | permanent |
 /// | 5xx, connection refused, timeout, reset | temporary |
 ///
@@ -102,7 +102,7 @@ public struct KannelAdapter: OneExchangeAdapter {
         case .success(let response):
             // Masked before classify cuts the text: a secret cut in two would no longer match.
             mask.apply(KannelAdapter.classify(status: response.status, body: mask.apply(String(response.bodyText.prefix(4096))),
-                                              retryAfter: response.header("retry-after")))
+                                              retryAfter: response.rateLimitWait))
         case .failure(let error):
             mask.apply(.transport(error))
         }
@@ -114,7 +114,7 @@ public struct KannelAdapter: OneExchangeAdapter {
         case 200...299:
             if text.hasPrefix("0:") || text.hasPrefix("3:") || text.isEmpty { return .accepted(gatewayID: nil, detail: text.isEmpty ? nil : text) }
             return .temporary("HTTP \(status): \(text)")
-        case 401, 403: return .temporary("HTTP \(status): gateway refused the credentials: \(text)")
+        case 401, 403: return .unauthorized("HTTP \(status): gateway refused the credentials: \(text)")
         case 429, 503: return .throttled(retryAfter: retryAfter.flatMap(Double.init), "HTTP \(status): \(text)")
         case 400...499: return .permanent("HTTP \(status): \(text)")
         default: return .temporary("HTTP \(status): \(text)")

@@ -13,20 +13,25 @@
 /// | 10 quiet seconds later | 75 |
 public struct AdaptiveRate: Sendable, Equatable {
     public let configured: Double
+    /// The lowest rate throttling brings it to (5% of the configured rate unless given).
+    public let floor: Double
     public private(set) var current: Double
     private var lastDecrease: UnixMillis?
     private var lastIncrease: UnixMillis
     public private(set) var pausedUntil: UnixMillis = 0
 
-    public init(configured: Double, now: UnixMillis) {
+    public init(configured: Double, floor: Double? = nil, now: UnixMillis) {
         self.configured = configured
+        self.floor = min(configured, floor ?? configured * 0.05)
         current = configured
         lastIncrease = now
     }
 
-    public mutating func throttled(retryAfterSeconds: Double?, now: UnixMillis) {
+    /// `observed`: the rate actually reached when it is below the allowed one (a limit never reached says
+    /// nothing about the gateway's): halving starts from it.
+    public mutating func throttled(retryAfterSeconds: Double?, now: UnixMillis, observed: Double? = nil) {
         if lastDecrease.map({ now - $0 >= 1000 }) ?? true {
-            current = max(configured * 0.05, current * 0.5)
+            current = max(floor, min(current, observed.map { max($0, floor) } ?? current) * 0.5)
             lastDecrease = now
         }
         if let ra = retryAfterSeconds, ra > 0 { pausedUntil = max(pausedUntil, now + Int64(min(ra, 3600) * 1000)) }
@@ -107,6 +112,16 @@ public struct CircuitBreaker: Sendable, Equatable {
             open(now)
         case .open:
             break
+        }
+    }
+
+    /// Opens at once, whatever the count: an answer that no retry soon can change (the gateway refused the
+    /// credentials). After the cooldown one probe goes as usual; a refused probe doubles the cooldown.
+    public mutating func trip(now: UnixMillis) {
+        switch state {
+        case .closed: open(now)
+        case .halfOpen: failed(now: now)
+        case .open: break
         }
     }
 

@@ -46,6 +46,10 @@ public enum GatewaySim {
                                    receipts (smsc-accepted, then final) when passed on; a message whose validity
                                    (Kannel validity, Jasmin validity-period: minutes) ends first gets an EXPIRED
                                    receipt then; GET /sim/passed-on lists `<ref> <unix ms> passed|expired`
+          --max-rate N             token bucket: beyond N requests/s answer as throttled, saying when the next is allowed
+                                   (default off)
+          --limit-header H         how: retry-after (seconds, default), x-rate-limit-reset (Unix time) or ratelimit
+                                   (IETF RateLimit/RateLimit-Policy fields, t in fractional seconds)
           --timeout-rate p         accept, then hold the answer --hang-seconds (default 0)
           --hang-seconds S         (default 30)
           --reset-rate p           close the connection without an answer (default 0)
@@ -229,10 +233,26 @@ final class GatewaySimService: HTTPService {
         faults.delay { stopping.load(ordering: .relaxed) }
         let admission = faults.admit()
         switch admission {
-        case .throttle:
+        case .throttle(let limited):
             ledger.count(.throttled)
             var r = answers.throttled
-            r.headers.append(.init("Retry-After", "1"))
+            guard limited else {
+                r.headers.append(.init("Retry-After", "1"))
+                return r
+            }
+            // The request limit says when its next request is allowed, in the dialect asked for.
+            let wait = faults.millisUntilToken()
+            let seconds = max(1, (wait + 999) / 1000)
+            switch config.limitHeader {
+            case "x-rate-limit-reset":
+                r.headers.append(.init("X-Rate-Limit-Reset", "\((Int64(time(nil)) * 1000 + max(wait, 1) + 999) / 1000)"))
+            case "ratelimit":
+                let window = String(format: "%.3f", Double(max(wait, 1)) / 1000)
+                r.headers.append(.init("RateLimit", "\"sim\";r=0;t=\(window)"))
+                r.headers.append(.init("RateLimit-Policy", "\"sim\";q=\(Int(config.maxRate.rounded(.up)));w=1"))
+            default:
+                r.headers.append(.init("Retry-After", "\(seconds)"))
+            }
             return r
         case .error:
             ledger.count(.error)

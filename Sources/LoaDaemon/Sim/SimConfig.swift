@@ -21,6 +21,10 @@ struct SimConfig: Sendable {
     /// Queue mode: messages passed on (to the handsets) per second, whatever the rate they are accepted at; 0: off
     /// (each message is passed on when accepted). See ``SimHandsetQueue``.
     var passOnRate = 0.0
+    /// How a `--max-rate` refusal says when to come back: `retry-after` (seconds, rounded up), `x-rate-limit-reset`
+    /// (a Unix time in seconds, SpeedSMS and GitHub style) or `ratelimit` (the IETF draft's `RateLimit` and
+    /// `RateLimit-Policy` structured fields).
+    var limitHeader = "retry-after"
     var timeoutRate = 0.0
     var hangSeconds = 30.0
     var resetRate = 0.0
@@ -92,6 +96,12 @@ struct SimConfig: Sendable {
             case "--throttle-rate": throttleRate = try rate(a)
             case "--max-rate": maxRate = try number(a, 0...10_000_000)
             case "--pass-on-rate": passOnRate = try number(a, 0...1_000_000)
+            case "--limit-header":
+                let v = try value(a)
+                guard ["retry-after", "x-rate-limit-reset", "ratelimit"].contains(v) else {
+                    throw Bad(description: "--limit-header needs retry-after, x-rate-limit-reset or ratelimit, not '\(v)'")
+                }
+                limitHeader = v
             case "--timeout-rate": timeoutRate = try rate(a)
             case "--hang-seconds": hangSeconds = try number(a, 0...3600)
             case "--reset-rate": resetRate = try rate(a)

@@ -78,6 +78,15 @@ final class SimFaults: Sendable {
         return d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
     }
 
+    /// Milliseconds until the `--max-rate` bucket has a token again (0 without a limit).
+    func millisUntilToken() -> Int64 {
+        let now = elapsedMillis
+        return bucket.withLock { b in b.map { b in
+            var b = b
+            return b.whenAvailable(1, now: now) - now
+        } ?? 0 }
+    }
+
     func admit() -> SimAdmission {
         if config.maxRate > 0 {
             let now = elapsedMillis

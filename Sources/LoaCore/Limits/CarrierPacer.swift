@@ -1,0 +1,178 @@
+/// A carrier's limits as providers state them, and the one decision made from them: how many messages to
+/// claim now, or when to look again.
+///
+/// Four limits, each held on its own: messages (or SMS parts) per second (`rate`), requests per second
+/// (`requests_per_second`), requests in flight (`max_in_flight`) and recipients per request (`batch.max`).
+/// A provider that counts requests (Infobip, SpeedSMS: 60 a minute) is not a provider that counts messages, and
+/// one limit must not be paid in the other's coin: batches fill to `batch.max` whatever the request rate, and
+/// the request rate holds whatever the batch size.
+///
+/// Pure, on the caller's clock; the caller owns the lock. One round:
+/// 1. ``decide(now:)``: `.claim(n, requests: k)` takes the tokens for up to `n` messages in `k` requests, or
+///    `.wait(until:)` says when tokens or a full batch will be there (nil: only a finishing request frees room).
+/// 2. The caller claims up to `n` messages, sends them in requests of at most `batch.max`, and reports with
+///    ``settle(granted:used:now:)`` what it used; unused tokens go back.
+/// 3. Each finished request: ``finished(now:)``; each throttled one: ``throttled(retryAfterSeconds:now:)``.
+///
+/// **Batch fill.** A batching carrier's message bucket holds up to one second of messages, at least one full
+/// batch when the rate allows it (`min(batch.max, rate × 1 s)`, and never less than the 0.1 s burst of fast
+/// carriers). A batch waits for that many tokens (at most a second: the bucket fills in that time) unless the
+/// last claim found the queue shorter than asked: then what is there goes now.
+///
+/// | rate | requests/s | batch.max | message burst | batches | recipients/s |
+/// |---|---|---|---|---|---|
+/// | 1000 | 2 | 100 | 100 | 100 every 0.5 s | 200 (request-limited) |
+/// | 50 | none | 100 | 50 | 50 every 1 s | 50 (message-limited) |
+/// | 10000 | none | 100 | 1000 | 10 × 100 every 0.1 s | 10000 |
+/// | 30 | none | 1 | 3 | 1 | 30 |
+///
+/// **Adaptive slowing acts on the limit the provider signals.** A throttled request of a carrier that batches
+/// or states `requests_per_second` lowers the request rate (halving at most once a second, ``AdaptiveRate``):
+/// its batches stay full. On a carrier of one message per request the two rates are one, and the message rate
+/// is lowered. A `Retry-After` (or reset) pauses either.
+public struct CarrierPacer: Sendable, Equatable {
+    public enum Decision: Sendable, Equatable {
+        /// Tokens for up to `messages` messages in up to `requests` requests are taken.
+        case claim(messages: Int, requests: Int)
+        /// Nothing now; look again at the time given (nil: when a request finishes).
+        case wait(until: UnixMillis?)
+    }
+
+    public let batchMax: Int
+    /// The fewest recipients one request may carry (`batch.min`): tokens gather to at least this many.
+    public let batchMin: Int
+    public let maxInFlight: Int
+    public let requestsPerSecond: Double?
+    /// Messages (or parts) per second, as configured.
+    public let rate: Double
+    /// True when throttling lowers the request rate rather than the message rate.
+    public let adaptsRequests: Bool
+    public private(set) var messages: TokenBucket
+    public private(set) var requests: TokenBucket?
+    public private(set) var adaptive: AdaptiveRate
+    /// Requests in flight.
+    public private(set) var inFlight = 0
+    /// The last claim found fewer messages than it asked for: a batch does not wait to fill.
+    public private(set) var queueShort = false
+
+    public init(rate: Double, requestsPerSecond: Double? = nil, maxInFlight: Int, batchMax: Int = 1, batchMin: Int = 1, now: UnixMillis) {
+        self.rate = rate
+        self.batchMax = max(1, batchMax)
+        self.batchMin = min(max(1, batchMin), self.batchMax)
+        self.maxInFlight = max(1, maxInFlight)
+        self.requestsPerSecond = requestsPerSecond
+        let quick = TokenBucket.burst(rate: rate, seconds: 0.1)
+        let burst = self.batchMax > 1 ? max(quick, self.batchMin, min(self.batchMax, TokenBucket.burst(rate: rate, seconds: 1))) : quick
+        messages = TokenBucket(rate: rate, burst: burst, now: now)
+        // One request at a time: evenly spaced requests hold a per-second limit and a per-minute window alike.
+        requests = requestsPerSecond.map { TokenBucket(rate: $0, burst: 1, now: now) }
+        adaptsRequests = self.batchMax > 1 || requestsPerSecond != nil
+        // Without a stated request rate, throttling may have to bring a batching carrier's requests far below its
+        // message rate (2 requests a second of 100 recipients against 1000 messages a second): floor 0.2/s.
+        adaptive = adaptsRequests && requestsPerSecond == nil
+            ? AdaptiveRate(configured: rate, floor: 0.2, now: now)
+            : AdaptiveRate(configured: adaptsRequests ? requestsPerSecond! : rate, now: now)
+        windowStart = now
+    }
+
+    /// Requests started since `windowStart`, and the request rate of the last whole window (for throttling).
+    private var windowStart: UnixMillis
+    private var windowRequests = 0
+    public private(set) var observedRequestRate: Double?
+
+    /// The most messages one request carries given the message bucket: a full batch when the rate allows it.
+    public var batchTarget: Int { min(batchMax, messages.burst) }
+
+    /// The message rate allowed now (below `rate` after throttling a carrier of one message per request).
+    public var allowedRate: Double { adaptsRequests ? rate : adaptive.current }
+
+    /// The request rate allowed now, when requests are limited or adapted (nil: only by the message rate).
+    public var allowedRequestRate: Double? { adaptsRequests && (requestsPerSecond != nil || adaptive.current < adaptive.configured) ? adaptive.current : nil }
+
+    /// Until when a throttling answer's wait pauses the carrier (0: not paused).
+    public func pausedUntil(now: UnixMillis) -> UnixMillis { adaptive.pausedUntil > now ? adaptive.pausedUntil : 0 }
+
+    /// How many messages may be claimed now, in how many requests; takes their tokens.
+    /// `maxRequests`: a cap from outside (a half-open breaker lets one probe request through).
+    public mutating func decide(now: UnixMillis, maxRequests: Int = .max) -> Decision {
+        let adapted = adaptive.rate(now: now)
+        if adapted <= 0 { return .wait(until: adaptive.pausedUntil) }
+        if adaptsRequests {
+            if adapted < adaptive.configured || requests != nil {
+                if requests == nil { requests = TokenBucket(rate: adapted, burst: 1, now: now) }
+                if abs(requests!.rate - adapted) > 1e-9 { requests!.setRate(adapted, now: now) }
+            }
+        } else if abs(messages.rate - adapted) > 1e-9 {
+            messages.setRate(adapted, now: now)
+        }
+        let room = maxInFlight - inFlight
+        guard room > 0 else { return .wait(until: nil) }
+        var k = min(room, maxRequests)
+        guard k > 0 else { return .wait(until: nil) }
+        if requests != nil {
+            let r = requests!.available(now)
+            if r == 0 { return .wait(until: requests!.whenAvailable(1, now: now)) }
+            k = min(k, r)
+        }
+        let have = messages.available(now)
+        if have == 0 { return .wait(until: messages.whenAvailable(1, now: now)) }
+        if have < batchMin {
+            return .wait(until: messages.whenAvailable(batchMin, now: now))
+        }
+        if batchMax > 1 && have < batchTarget && !queueShort {
+            // Let a full batch gather (at most a second: the bucket holds one second's messages).
+            return .wait(until: messages.whenAvailable(batchTarget, now: now))
+        }
+        let n = messages.take(upTo: min(have, k * batchMax), now: now)
+        let requestsNeeded = min(k, (n + batchMax - 1) / batchMax)
+        if requests != nil { _ = requests!.take(upTo: requestsNeeded, now: now) }
+        inFlight += requestsNeeded
+        count(requestsNeeded, now: now)
+        return .claim(messages: n, requests: requestsNeeded)
+    }
+
+    /// What a claim used of a grant: `used.messages` messages in `used.requests` requests (more requests than
+    /// granted when batches must share a text, each its own request), with `extraParts` charged to a rate in
+    /// parts. Unused tokens go back; a short claim marks the queue short.
+    public mutating func settle(granted: (messages: Int, requests: Int), used: (messages: Int, requests: Int), extraParts: Int = 0,
+                                now: UnixMillis) {
+        if used.messages < granted.messages {
+            messages.giveBack(granted.messages - used.messages)
+            queueShort = true
+        } else {
+            queueShort = false
+        }
+        if extraParts > 0 { messages.charge(extraParts, now: now) }
+        let extraRequests = used.requests - granted.requests
+        if extraRequests < 0 {
+            requests?.giveBack(-extraRequests)
+        } else if extraRequests > 0 {
+            requests?.charge(extraRequests, now: now)
+        }
+        inFlight = max(0, inFlight + extraRequests)
+        count(extraRequests, now: now)
+    }
+
+    private mutating func count(_ n: Int, now: UnixMillis) {
+        if now - windowStart >= 1000 {
+            observedRequestRate = Double(windowRequests) * 1000 / Double(now - windowStart)
+            windowStart = now
+            windowRequests = 0
+        }
+        windowRequests += n
+    }
+
+    /// New work may exist (a campaign committed): the next batch waits to fill again.
+    public mutating func workArrived() { queueShort = false }
+
+    /// A request finished, whatever its outcome.
+    public mutating func finished() { inFlight = max(0, inFlight - 1) }
+
+    /// The gateway throttled a request: slow the limit it signals, and pause for the wait it gave.
+    public mutating func throttled(retryAfterSeconds: Double?, now: UnixMillis) {
+        adaptive.throttled(retryAfterSeconds: retryAfterSeconds, now: now, observed: adaptsRequests ? observedRequestRate : nil)
+    }
+
+    /// Tokens in the message bucket now (for the operator's view).
+    public mutating func tokens(now: UnixMillis) -> Int { messages.available(now) }
+}
