@@ -650,8 +650,10 @@ public enum LoaCLI {
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
             if opts.json { print(terminalJSON(r.bodyText)); return 0 }
             let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
-            print(pad("CARRIER", 20) + pad("RATE LIMIT", 12) + pad("ALLOWED", 10) + pad("RATE NOW", 10) + pad("REQ LIMIT", 11)
-                  + pad("IN FLIGHT", 11) + pad("BATCH", 9) + pad("TOKENS", 8) + pad("PARTS SENT", 12) + pad("AT GATEWAY", 16) + "STATE")
+            // Built in steps: as one expression of eleven `+` the type checker ran out of time on a loaded machine.
+            let header: [(String, Int)] = [("CARRIER", 20), ("RATE LIMIT", 12), ("ALLOWED", 10), ("RATE NOW", 10), ("REQ LIMIT", 11),
+                                           ("IN FLIGHT", 11), ("BATCH", 9), ("TOKENS", 8), ("PARTS SENT", 12), ("AT GATEWAY", 16)]
+            print(header.map { pad($0.0, $0.1) }.joined() + "STATE")
             for c in list {
                 let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? "\(c["batch_target"] ?? 1)/\(c["max_batch"] ?? 1)" : "1"
                 let requests = (c["allowed_request_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "-"
