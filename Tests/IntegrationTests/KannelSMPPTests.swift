@@ -18,6 +18,12 @@ import Testing
         var validity: Double?
     }
 
+    /// Runs blocking work (starting Kannel, a CLI command) on a Dispatch thread, not on Swift's cooperative pool:
+    /// with two cores that pool has two threads, and a test blocking one starves other suites' polls.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { c in DispatchQueue.global().async { c.resume(with: Result { try work() }) } }
+    }
+
     static func smscLog(_ path: String) -> [SMSCEntry] {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
@@ -68,7 +74,7 @@ import Testing
     /// through Kannel's SMPP module to Loa's receipt endpoint.
     @Test(.timeLimit(.minutes(3))) func everySMSCOutcomeEndsInItsFinalState() async throws {
         let work = WorkDir("smpp-outcomes")
-        let kannel = try Kannel(dir: work.file("kannel"), smpp: Kannel.SMPP(rules: "99 DELIVRD resp=0x58*1\n", reportDelay: 0.3))
+        let kannel = try await Self.offPool { try Kannel(dir: work.file("kannel"), smpp: Kannel.SMPP(rules: "99 DELIVRD resp=0x58*1\n", reportDelay: 0.3)) }
         defer { kannel.stop() }
         // A receipt timeout of ~11 s: the recipients the SMSC never reports on become `unknown` within the test.
         let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password,
@@ -81,7 +87,7 @@ import Testing
         campaign(work, id: "outcomes", numbers: numbers, text: "Moi gop y du thao tren VNeID truoc 30/11 [1] ~ | ^ \\ €",
                  start: now - 60_000, deadline: now + 3_600_000)
         try await loa.start()
-        let submit = try loa.cli(["campaign", "submit", work.file("outcomes/c.json")])
+        let submit = try await Self.offPool { try loa.cli(["campaign", "submit", work.file("outcomes/c.json")]) }
         try #require(submit.status == 0, "\(submit.output)")
 
         try await poll(90, every: 0.25, "every recipient in a final state") {
@@ -89,7 +95,7 @@ import Testing
             let states = c["states"] as? [String: Int] ?? [:]
             return states["queued"] == nil && states["sending"] == nil && states["sent"] == nil
         }
-        let store = try Self.report(loa, "outcomes")
+        let store = try await Self.offPool { try Self.report(loa, "outcomes") }
         let expected: [Character: String] = ["0": "delivered", "1": "expired", "2": "failed", "3": "failed", "4": "failed", "5": "failed",
                                              "6": "unknown", "7": "delivered", "8": "unknown", "9": "failed"]
         try #require(store.count == numbers.count, "\(store)")
@@ -144,7 +150,7 @@ import Testing
         // and each recipient ends delivered (Kannel asks for a receipt on the first part only).
         let long = String(repeating: "Kính gửi bà con: góp ý dự thảo trên VNeID. ", count: 4) + "Xin cảm ơn"
         campaign(work, id: "ucs2", numbers: ["0912777000", "0912777010"], text: long, start: now - 60_000, deadline: now + 3_600_000)
-        let second = try loa.cli(["campaign", "submit", work.file("ucs2/c.json")])
+        let second = try await Self.offPool { try loa.cli(["campaign", "submit", work.file("ucs2/c.json")]) }
         try #require(second.status == 0, "\(second.output)")
         try await poll(60, every: 0.25, "the UCS-2 campaign's receipts") {
             let states = try await loa.campaign("ucs2")["states"] as? [String: Int] ?? [:]
@@ -167,7 +173,7 @@ import Testing
     /// reaches the SMSC after it, and what was never handed over ends `expired`.
     @Test(.timeLimit(.minutes(3))) func noMessageReachesTheSMSCAfterTheDeadline() async throws {
         let work = WorkDir("smpp-deadline")
-        let kannel = try Kannel(dir: work.file("kannel"), smpp: Kannel.SMPP(pace: 5, reportDelay: 0.2))
+        let kannel = try await Self.offPool { try Kannel(dir: work.file("kannel"), smpp: Kannel.SMPP(pace: 5, reportDelay: 0.2)) }
         defer { kannel.stop() }
         let loa = try LoaDaemonProcess(work: work, carrierURL: kannel.sendsmsURL, username: kannel.username, password: kannel.password,
                                        rate: 50, maxInFlight: 8)
@@ -176,7 +182,7 @@ import Testing
         let now = SystemTimeSource().now()
         let deadline = now + 35_000
         campaign(work, id: "deadline", numbers: numbers, text: "Moi gop y du thao tren VNeID", start: now - 60_000, deadline: deadline)
-        let submit = try loa.cli(["campaign", "submit", work.file("deadline/c.json")])
+        let submit = try await Self.offPool { try loa.cli(["campaign", "submit", work.file("deadline/c.json")]) }
         try #require(submit.status == 0, "\(submit.output)")
 
         // After the deadline: every message handed over settles (its receipt comes) and the campaign ends. Not
@@ -223,6 +229,64 @@ import Testing
         #expect((states["delivered"] ?? 0) == before, "\(states), \(before) reached the SMSC")
         #expect((states["expired"] ?? 0) == numbers.count - before, "\(states)")
         #expect(loa.stop() == 0)
+    }
+
+    /// The SMSC's own protocol answers, without Kannel: binds checked, enquire_link, generic_nack, unbind, a
+    /// relative validity_period read, SIGTERM ends it.
+    @Test(.timeLimit(.minutes(1))) func theTestSMSCAnswersTheSMPPBasics() throws {
+        let work = WorkDir("smpp-basics")
+        let port = freePort()
+        let smsc = try Child("/usr/bin/env", ["python3", Env.root + "/Tests/IntegrationTests/kannel/smpp-smsc.py", "--port", "\(port)",
+                                              "--log", work.file("smsc.log"), "--ready-file", work.file("ready"), "--max-lifetime", "60"],
+                             log: work.file("smsc.out"))
+        defer { smsc.stop() }
+        let client = """
+            import socket, struct, sys, time
+            for _ in range(200):
+                try:
+                    s = socket.create_connection(("127.0.0.1", \(port)), timeout=5); break
+                except OSError:
+                    time.sleep(0.05)
+            seq = 0
+            def pdu(cid, body=b""):
+                global seq; seq += 1
+                s.sendall(struct.pack(">IIII", 16 + len(body), cid, 0, seq) + body)
+                head = b""
+                while len(head) < 16: head += s.recv(16 - len(head))
+                n, rid, st, rseq = struct.unpack(">IIII", head)
+                rest = b""
+                while len(rest) < n - 16: rest += s.recv(n - 16 - len(rest))
+                return rid, st, rest
+            bind = lambda pw: b"loa\\0" + pw + b"\\0\\0" + bytes([0x34, 0, 0]) + b"\\0"
+            out = []
+            out.append("bind-bad %x %x" % pdu(0x9, bind(b"nope"))[:2])
+            out.append("submit-unbound %x %x" % pdu(0x4, b"")[:2])
+            out.append("bind-ok %x %x" % pdu(0x9, bind(b"loa-smpp"))[:2])
+            out.append("enquire %x %x" % pdu(0x15)[:2])
+            out.append("unknown %x %x" % pdu(0x103, b"x")[:2])
+            sm = b"hello"
+            body = (b"\\0" + bytes([1, 1]) + b"LOA\\0" + bytes([1, 1]) + b"84912345670\\0" + bytes([0, 0, 0]) + b"\\0"
+                    + b"000000000500000R\\0" + bytes([1, 0, 0, 0, len(sm)]) + sm)
+            rid, st, rest = pdu(0x4, body)
+            out.append("submit %x %x %d" % (rid, st, len(rest.rstrip(b"\\0"))))
+            out.append("unbind %x %x" % pdu(0x6)[:2])
+            print("\\n".join(out))
+            """
+        work.write("client.py", client)
+        let r = try run("/usr/bin/env", ["python3", work.file("client.py")], timeout: 30)
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.split(separator: "\n").map(String.init) == [
+            "bind-bad 80000009 e", "submit-unbound 80000004 4", "bind-ok 80000009 0", "enquire 80000015 0",
+            "unknown 80000000 3", "submit 80000004 0 8", "unbind 80000006 0",
+        ], "\(r.output)")
+        // The submit is logged with its relative validity (5 minutes from its arrival), in a 0600 file.
+        let line = try String(contentsOfFile: work.file("smsc.log"), encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
+        let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        let validity = entry["validity"] as? Double ?? 0, received = entry["recv"] as? Double ?? 0
+        #expect(abs(validity - received - 300) < 1.5 && entry["text"] as? String == "hello" && entry["to"] as? String == "84912345670", "\(line)")
+        #expect((try FileManager.default.attributesOfItem(atPath: work.file("smsc.log"))[.posixPermissions] as? Int) == 0o600)
+        smsc.signal(SIGTERM)
+        #expect(smsc.wait(seconds: 10) == 0, "SIGTERM ends the SMSC")
     }
 
     /// The shipped carrier examples load with `loa check` (the real binary).
