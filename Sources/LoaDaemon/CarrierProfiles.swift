@@ -50,50 +50,6 @@ enum CarrierProfiles {
         }
         if !problems.isEmpty { return .failure(ProblemList(problems)) }
         root[ci].1 = .array(entries)
-        var out = ""
-        write(.object(root), to: &out)
-        return .success(Data(out.utf8))
-    }
-
-    /// JSON text for `value` (numbers as written, strings escaped as RFC 8259 requires).
-    static func write(_ value: JSONValue, to out: inout String) {
-        switch value {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
-        case .string(let s): writeString(s, to: &out)
-        case .array(let items):
-            out += "["
-            for (i, x) in items.enumerated() {
-                if i > 0 { out += "," }
-                write(x, to: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (i, (k, x)) in members.enumerated() {
-                if i > 0 { out += "," }
-                writeString(k, to: &out)
-                out += ":"
-                write(x, to: &out)
-            }
-            out += "}"
-        }
-    }
-
-    private static func writeString(_ s: String, to out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        out += "\""
+        return .success(Data(JSONValue.object(root).jsonText.utf8))
     }
 }

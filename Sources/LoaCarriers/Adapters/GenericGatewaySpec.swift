@@ -452,34 +452,8 @@ extension GenericGatewaySpec.Poll {
         func checkPointer(_ f: String, _ p: String?) {
             if let p, JSONPointer(p) == nil { add(f, "'\(p)' is not a JSON pointer (write \"\" or /name/0/name, ~0 for ~ and ~1 for /)") }
         }
-        let m = method ?? (body == nil ? "GET" : "POST")
-        if !["GET", "POST", "PUT"].contains(m) { add("poll.method", "unknown method '\(m)' (GET, POST, PUT)") }
-        if !(url.hasPrefix("http://") || url.hasPrefix("https://")) { add("poll.url", "must start with http:// or https://") }
-        checkTemplate("poll.url", url)
-        for (name, value) in (headers ?? [:]).sorted(by: { $0.key < $1.key }) {
-            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: ":") }) {
-                add("poll.headers.\(name)", "not a valid header name")
-            }
-            checkTemplate("poll.headers.\(name)", value)
-        }
-        if let a = basicAuth {
-            checkTemplate("poll.basic_auth.username", a.username)
-            checkTemplate("poll.basic_auth.password", a.password)
-        }
-        if let b = body {
-            if m == "GET" { add("poll.body", "a GET request has no body: set method to POST or PUT") }
-            switch b.format {
-            case "json":
-                if let t = b.template { checkJSON("poll.body.template", t) } else { add("poll.body.template", "required for format json") }
-            case "form":
-                if let fields = b.fields {
-                    for (k, v) in fields.sorted(by: { $0.key < $1.key }) { checkTemplate("poll.body.fields.\(k)", v) }
-                } else {
-                    add("poll.body.fields", "required for format form")
-                }
-            default: add("poll.body.format", "unknown format '\(b.format)' (json, form)")
-            }
-        }
+        GenericGatewaySpec.requestProblems(prefix: "poll.", method: method, url: url, headers: headers, basicAuth: basicAuth, body: body,
+                                           add: add, checkTemplate: { checkTemplate($0, $1) }, checkJSON: checkJSON)
         if let b = by, b != "message" && b != "request" { add("poll.by", "unknown value '\(b)' (message, request)") }
         if let n = maxIDs {
             if !(1...1000).contains(n) { add("poll.max_ids", "must be 1...1000") }
@@ -539,37 +513,8 @@ extension GenericGatewaySpec {
             }
         }
 
-        let m = method ?? (body == nil ? "GET" : "POST")
-        if !["GET", "POST", "PUT"].contains(m) { add("method", "unknown method '\(m)' (GET, POST, PUT)") }
-        if !(url.hasPrefix("http://") || url.hasPrefix("https://")) { add("url", "must start with http:// or https://") }
-        checkTemplate("url", url)
-        for (name, value) in (headers ?? [:]).sorted(by: { $0.key < $1.key }) {
-            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: ":") }) {
-                add("headers.\(name)", "not a valid header name")
-            }
-            checkTemplate("headers.\(name)", value)
-        }
-        if let a = basicAuth {
-            checkTemplate("basic_auth.username", a.username)
-            checkTemplate("basic_auth.password", a.password)
-            if a.username.contains(":") { add("basic_auth.username", "must not contain ':'") }
-        }
-        if let b = body {
-            if m == "GET" { add("body", "a GET request has no body: set method to POST or PUT") }
-            switch b.format {
-            case "json":
-                if let t = b.template { checkJSON("body.template", t) } else { add("body.template", "required for format json") }
-                if b.fields != nil { add("body.fields", "only for format form") }
-            case "form":
-                if let fields = b.fields {
-                    for (k, v) in fields.sorted(by: { $0.key < $1.key }) { checkTemplate("body.fields.\(k)", v) }
-                } else {
-                    add("body.fields", "required for format form")
-                }
-                if b.template != nil { add("body.template", "only for format json") }
-            default: add("body.format", "unknown format '\(b.format)' (json, form)")
-            }
-        }
+        Self.requestProblems(prefix: "", method: method, url: url, headers: headers, basicAuth: basicAuth, body: body,
+                             add: add, checkTemplate: { checkTemplate($0, $1) }, checkJSON: checkJSON)
         if let batch {
             if !(1...10000).contains(batch.max) { add("batch.max", "must be 1...10000") }
             checkJSON("batch.item", batch.item)
@@ -647,5 +592,45 @@ extension GenericGatewaySpec {
         }
         if let p = poll { problems += p.validate(secretNames: secretNames) }
         return problems
+    }
+}
+
+extension GenericGatewaySpec {
+    /// The problems of an HTTP request's own parts (method, url, headers, basic_auth, body), the same for the send
+    /// request and a `poll` request; `prefix` is `""` or `"poll."`.
+    static func requestProblems(prefix: String, method: String?, url: String, headers: [String: String]?, basicAuth: BasicAuth?, body: Body?,
+                                add: (String, String) -> Void, checkTemplate: (String, String) -> Void,
+                                checkJSON: (String, JSONValue) -> Void) {
+        let m = method ?? (body == nil ? "GET" : "POST")
+        if !["GET", "POST", "PUT"].contains(m) { add(prefix + "method", "unknown method '\(m)' (GET, POST, PUT)") }
+        if !(url.hasPrefix("http://") || url.hasPrefix("https://")) { add(prefix + "url", "must start with http:// or https://") }
+        checkTemplate(prefix + "url", url)
+        for (name, value) in (headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if name.isEmpty || name.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: ":") }) {
+                add(prefix + "headers.\(name)", "not a valid header name")
+            }
+            checkTemplate(prefix + "headers.\(name)", value)
+        }
+        if let a = basicAuth {
+            checkTemplate(prefix + "basic_auth.username", a.username)
+            checkTemplate(prefix + "basic_auth.password", a.password)
+            if a.username.contains(":") { add(prefix + "basic_auth.username", "must not contain ':'") }
+        }
+        if let b = body {
+            if m == "GET" { add(prefix + "body", "a GET request has no body: set method to POST or PUT") }
+            switch b.format {
+            case "json":
+                if let t = b.template { checkJSON(prefix + "body.template", t) } else { add(prefix + "body.template", "required for format json") }
+                if b.fields != nil { add(prefix + "body.fields", "only for format form") }
+            case "form":
+                if let fields = b.fields {
+                    for (k, v) in fields.sorted(by: { $0.key < $1.key }) { checkTemplate(prefix + "body.fields.\(k)", v) }
+                } else {
+                    add(prefix + "body.fields", "required for format form")
+                }
+                if b.template != nil { add(prefix + "body.template", "only for format json") }
+            default: add(prefix + "body.format", "unknown format '\(b.format)' (json, form)")
+            }
+        }
     }
 }

@@ -317,3 +317,53 @@ public struct JSONPointer: Sendable, Equatable, CustomStringConvertible {
         return v
     }
 }
+
+extension JSONValue {
+    /// JSON text for the value (numbers as written, members in their order, strings escaped as RFC 8259 requires).
+    public var jsonText: String {
+        var out = ""
+        JSONValue.write(self, to: &out)
+        return out
+    }
+
+    private static func write(_ value: JSONValue, to out: inout String) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let n): out += n
+        case .string(let s): writeString(s, to: &out)
+        case .array(let items):
+            out += "["
+            for (i, x) in items.enumerated() {
+                if i > 0 { out += "," }
+                write(x, to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (k, x)) in members.enumerated() {
+                if i > 0 { out += "," }
+                writeString(k, to: &out)
+                out += ":"
+                write(x, to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    private static func writeString(_ s: String, to out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        out += "\""
+    }
+}
