@@ -371,7 +371,7 @@ final class SimProcess: @unchecked Sendable {
                           log: work.file("sim-\(UUID().uuidString.prefix(6)).log"))
         engine = try CurlEngine(maxConnectionsPerHost: 8)
         var port = 0
-        try await poll(20, "the simulator's ready file") { [child] in
+        try await poll(60, "the simulator's ready file") { [child] in
             // The ready file first: a simulator started with a short --exit-after may have come and gone already.
             port = (try? String(contentsOfFile: ready, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
             if port > 0 { return true }

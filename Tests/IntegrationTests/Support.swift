@@ -343,7 +343,7 @@ final class GatewaySimProcess: @unchecked Sendable {
         var a = ["gateway-sim", "--port", "\(port)", "--ready-file", ready, "--journal", journal, "--exit-after", "900"]
         a += args
         child = try Child(Env.loaBinary, a, env: env, log: work.file("\(name).log"))
-        try await poll(20, "the gateway simulator to listen") { [self] in
+        try await poll(60, "the gateway simulator to listen") { [self] in
             guard child?.isRunning == true else { throw HarnessError(message: "gateway-sim exited:\n\(child?.output ?? "")") }
             guard let text = try? String(contentsOfFile: ready, encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), p > 0 else { return false }
             port = p
