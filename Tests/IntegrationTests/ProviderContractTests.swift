@@ -255,6 +255,8 @@ struct ProviderRun {
         #expect(m[invalid]?.reason.contains("not a valid phone number") == true, "\(String(describing: m[invalid]))")
         for n in [undelivered, failed] { #expect(m[n]?.state == "failed", "\(n): \(String(describing: m[n]))") }
         #expect(run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 } && run.fake.sendsPerNumber().count == 22)
+        // ValidityPeriod: the time left to the deadline (years away here), clamped to Twilio's 36,000 s.
+        #expect(ledger.allSatisfy { $0["validity"] as? String == "36000" }, "\(ledger.filter { $0["validity"] as? String != "36000" })")
     }
 
     /// At the documented answer to too many requests (429, code 20429), a profile at the sender's rate keeps pace:
@@ -327,6 +329,8 @@ struct ProviderRun {
         #expect(ledger.allSatisfy { ($0["part_ids"] as? [String])?.count == 2 }, "\(ledger.first ?? [:])")
         // A Vietnamese text is sent as type=unicode: never garbled.
         #expect(ledger.allSatisfy { $0["encoding_mismatch"] as? Bool == false && $0["encoding"] as? String == "ucs2" })
+        // ttl: the time left to the deadline (years away here), clamped to Vonage's 7 days, in milliseconds.
+        #expect(ledger.allSatisfy { $0["validity"] as? String == "604800000" }, "\(ledger.first ?? [:])")
         #expect(run.fake.sendsPerNumber().count == 19 && run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
     }
 

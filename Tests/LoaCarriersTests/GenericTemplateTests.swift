@@ -58,6 +58,39 @@ import Testing
         #expect(fields(message(4, "+84912345678", until: nowMillis() - 5000))["ttl"] == "1000")
     }
 
+    /// A provider that bounds its validity period (Twilio 1–36,000 s, Vonage 20 s–7 days in ms) gets the time left
+    /// clamped into `validity_range`; the bounds are checked at load.
+    @Test func validityIsClampedIntoTheProvidersRange() throws {
+        defer { engine.shutdown() }
+        let spec = try genericSpec("""
+        { url: "http://gw/", validity_range: { min_seconds: 20, max_seconds: 36000 }, body: { format: "json", template: {
+            s: "{{validity.seconds|number}}", ms: "{{validity.millis|number}}" } } }
+        """)
+        #expect(spec.validate().isEmpty)
+        let a = adapter(spec)
+        let far = try #require(JSONValue.parse(a.request(for: message(1, "+84912345678", until: nowMillis() + 30 * 86_400_000)).body))
+        #expect(far["s"] == .number("36000") && far["ms"] == .number("36000000"), "\(far)")
+        let near = try #require(JSONValue.parse(a.request(for: message(2, "+84912345678", until: nowMillis() + 5_000)).body))
+        #expect(near["s"] == .number("20") && near["ms"] == .number("20000"), "\(near)")
+        let within = try #require(JSONValue.parse(a.request(for: message(3, "+84912345678", until: nowMillis() + 600_500)).body))
+        let s = try #require(within["s"]?.scalarText.flatMap { Int($0) })
+        #expect((599...600).contains(s), "\(within)")
+        // Without a range the time left is passed as it is.
+        let open = adapter(try genericSpec("""
+        { url: "http://gw/", body: { format: "json", template: { s: "{{validity.seconds|number}}" } } }
+        """))
+        let raw = try #require(JSONValue.parse(open.request(for: message(4, "+84912345678", until: nowMillis() + 30 * 86_400_000)).body))
+        #expect(raw["s"].flatMap { $0.scalarText }.flatMap { Int($0) }.map { $0 > 2_500_000 } == true, "\(raw)")
+        let bad = try genericSpec("""
+        { url: "http://gw/", validity_range: { min_seconds: 50, max_seconds: 10 } }
+        """)
+        #expect(bad.validate().map(\.field) == ["validity_range"])
+        let empty = try genericSpec("""
+        { url: "http://gw/", validity_range: { max_seconds: 0 } }
+        """)
+        #expect(empty.validate().map(\.field) == ["validity_range.max_seconds"])
+    }
+
     @Test func validityDeadlineAndNumbersInJSON() throws {
         defer { engine.shutdown() }
         let spec = try genericSpec("""
@@ -68,11 +101,11 @@ import Testing
         """)
         #expect(spec.validate().isEmpty)
         let a = adapter(spec)
-        let deadline: Int64 = 1_796_176_500_000  // 2026-12-02T01:55:00Z
+        let deadline: Int64 = 4_099_859_700_000  // 2099-12-02T01:55:00Z (a fixed date that must stay in the future)
         let m = message(7, "+84912345678", .ucs2, segments: 2, until: deadline)
         let left = deadline - nowMillis()
         let doc = try #require(JSONValue.parse(a.request(for: m).body))
-        #expect(doc["iso"] == .string("2026-12-02T01:55:00Z") && doc["unix"] == .number("1796176500"))
+        #expect(doc["iso"] == .string("2099-12-02T01:55:00Z") && doc["unix"] == .number("4099859700"))
         #expect(doc["parts"] == .number("2") && doc["enc"] == .string("ucs2") && doc["dcs"] == .string("8"))
         let seconds = try #require(doc["seconds"]?.scalarText.flatMap { Int64($0) })
         #expect(doc["seconds"] == .number(String(seconds)) && abs(seconds - left / 1000) <= 1)

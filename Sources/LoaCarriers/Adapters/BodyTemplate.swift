@@ -4,12 +4,13 @@ import LoaCore
 /// A per-message value a template can name (the `{{…}}` placeholders of ``GenericGatewaySpec``).
 enum MessageField: Sendable, Equatable {
     case to, toDigits, toNational, from, text, id, receiptURL, unicode, coding, segments
-    case encoding, validityMinutes, validitySeconds, deadlineISO, deadlineUnix
+    case encoding, validityMinutes, validitySeconds, validityMillis, deadlineISO, deadlineUnix
 
     static let byName: [String: MessageField] = [
         "to": .to, "to.digits": .toDigits, "to.national": .toNational, "from": .from, "text": .text, "id": .id,
         "receipt_url": .receiptURL, "unicode": .unicode, "coding": .coding, "segments": .segments,
         "encoding": .encoding, "validity.minutes": .validityMinutes, "validity.seconds": .validitySeconds,
+        "validity.millis": .validityMillis,
         "deadline.iso": .deadlineISO, "deadline.unix": .deadlineUnix,
     ]
 
@@ -26,7 +27,7 @@ enum MessageField: Sendable, Equatable {
     /// Fields whose value is always a decimal integer (or empty: no deadline), so `|number` may write them bare.
     var isNumeric: Bool {
         switch self {
-        case .id, .segments, .unicode, .coding, .validityMinutes, .validitySeconds, .deadlineUnix: true
+        case .id, .segments, .unicode, .coding, .validityMinutes, .validitySeconds, .validityMillis, .deadlineUnix: true
         default: false
         }
     }
@@ -69,7 +70,7 @@ enum TemplateString {
         let options = name[name.index(after: bar)...].split(separator: "|", omittingEmptySubsequences: false)
         if options.count == 1, options[0].trimmingCharacters(in: .whitespaces) == "number" {
             guard field.isNumeric else {
-                return .failure(.other("{{\(name)}}: |number takes a numeric field (id, segments, unicode, coding, validity.minutes, validity.seconds, deadline.unix)"))
+                return .failure(.other("{{\(name)}}: |number takes a numeric field (id, segments, unicode, coding, validity.minutes, validity.seconds, validity.millis, deadline.unix)"))
             }
             return .success(.number(field))
         }
@@ -336,6 +337,8 @@ struct CompiledTemplate: Sendable {
             if let left = millisLeft(m) { writeDecimal(max(1, left / 1000), into: &out) }
         case .validityMinutes:
             if let left = millisLeft(m) { writeDecimal(max(1, left / 60_000), into: &out) }
+        case .validityMillis:
+            if let left = millisLeft(m) { writeDecimal(max(1, left), into: &out) }
         case .deadlineUnix:
             if let until = m.validUntil { writeDecimal(until / 1000, into: &out) }
         case .deadlineISO:
@@ -346,6 +349,7 @@ struct CompiledTemplate: Sendable {
     /// Milliseconds from now until the message's deadline (never negative), or nil without one. Read from the
     /// wall clock when the request is built, so the validity a gateway gets is what is left at hand-off.
     static func millisLeft(_ m: OutgoingSMS) -> Int64? {
+        if let fixed = m.validityMillis { return fixed }
         guard let until = m.validUntil else { return nil }
         return max(0, until - Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
     }

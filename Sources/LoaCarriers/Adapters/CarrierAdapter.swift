@@ -18,6 +18,9 @@ public struct OutgoingSMS: Sendable, Equatable {
     /// period to the gateway (Kannel `validity`, Jasmin `validity-period`, generic templates) derive it from this,
     /// so the network drops what it could not deliver in time instead of delivering it late.
     public var validUntil: UnixMillis?
+    /// The validity period fixed when the request is built (milliseconds), when the adapter bounds it to what the
+    /// provider takes (generic `validity_range`); nil: the time left until ``validUntil``.
+    public var validityMillis: Int64?
 
     public init(id: Int64, from: String, to: String, text: String, encoding: SMSEncoding, segments: Int, receiptURL: String,
                 validUntil: UnixMillis? = nil) {

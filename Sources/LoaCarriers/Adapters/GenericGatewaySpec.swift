@@ -23,6 +23,7 @@ import Foundation
 /// | `{{segments}}` | the number of SMS parts |
 /// | `{{encoding}}` | `gsm7` or `ucs2` |
 /// | `{{validity.seconds}}` | whole seconds left until the campaign's deadline when the request is built, rounded down, at least `1` |
+/// | `{{validity.millis}}` | the same in milliseconds (Vonage `ttl`) |
 /// | `{{validity.minutes}}` | whole minutes left until the deadline, rounded down, at least `1` |
 /// | `{{deadline.iso}}` | the deadline in ISO 8601 UTC, whole seconds: `2026-12-02T01:55:00Z` |
 /// | `{{deadline.unix}}` | the deadline in seconds since the epoch: `1796176500` |
@@ -31,7 +32,8 @@ import Foundation
 /// The validity and deadline placeholders come from ``OutgoingSMS/validUntil``. Every campaign has a deadline, so
 /// they always have a value when Loa sends; a message without one (an adapter used directly: tests, previews)
 /// renders them empty, and `null` with `|number`. Rounding down keeps the validity a gateway gets inside the
-/// deadline: the network drops what it could not deliver in time (Loa's receipt then reads `expired`).
+/// deadline: the network drops what it could not deliver in time (Loa's receipt then reads `expired`). A provider
+/// that bounds its validity period gets the time left clamped into `validity_range: {"min_seconds", "max_seconds"}`.
 ///
 /// **Conditionals** choose a text by a field's value, with no code per provider:
 /// `{{FIELD|VALUE=OUT|VALUE=OUT|*=DEFAULT}}`, e.g. Vonage's `type`: `{{encoding|gsm7=text|ucs2=unicode}}`,
@@ -44,7 +46,7 @@ import Foundation
 ///
 /// **Numbers in JSON**: `{{FIELD|number}}` as the whole of a JSON template string (`"ttl": "{{validity.seconds|number}}"`)
 /// writes the value as a bare JSON number (`"ttl":3600`; `null` when empty). It takes the numeric fields `id`,
-/// `segments`, `unicode`, `coding`, `validity.minutes`, `validity.seconds`, `deadline.unix`; anywhere else it is
+/// `segments`, `unicode`, `coding`, `validity.minutes`, `validity.seconds`, `validity.millis`, `deadline.unix`; anywhere else it is
 /// refused at load. Without `|number` a whole-string placeholder is a JSON string (`"3600"`).
 ///
 /// In a JSON template a string that is exactly one placeholder becomes that value as a JSON string; other strings
@@ -57,7 +59,8 @@ import Foundation
 /// `results` (``Results``: `match` `ref`, `to` or `index`; one item per SMS part gives the message's
 /// `partIDs`), `rejected`), `receipts` (``Receipts``, with `aggregate`: ``Aggregate``) and `poll` (``Poll``,
 /// with `answer`: ``PollAnswer``; its own placeholders `{{gateway_id}}`, `{{gateway_ids}}`,
-/// `"{{gateway_ids|list}}"`, `{{request_id}}`, `{{secret.NAME}}`). Unknown keys in the entry, in `poll`,
+/// `"{{gateway_ids|list}}"`, `{{request_id}}`, `{{secret.NAME}}`), `validity_range` (``ValidityRange``: the
+/// provider's bounds on a validity period). Unknown keys in the entry, in `poll`,
 /// `poll.answer` and `receipts.aggregate` are refused by the config loader.
 ///
 /// **Receipt URLs** (`{{receipt_url}}`) carry Loa's secret as `?k=…`; a provider that appends its own
@@ -82,10 +85,35 @@ public struct GenericGatewaySpec: Sendable, Decodable {
     /// A status API Loa asks for the receipts of messages still `sent` (gateways that call back only in
     /// aggregate, or not at all).
     public var poll: Poll?
+    /// The validity period the provider takes, when it bounds it (Twilio `ValidityPeriod` 1–36,000 s, Vonage `ttl`
+    /// 20 s–7 days): the `{{validity.*}}` placeholders give the time left clamped into it (`{{deadline.*}}` stay the deadline).
+    public var validity: ValidityRange?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case method, url, headers, body, batch, response, receipts, poll
+        case validity = "validity_range"
         case basicAuth = "basic_auth"
+    }
+
+    /// `{"min_seconds": 20, "max_seconds": 604800}`. Less time left than the minimum gives the minimum (the provider
+    /// refuses less, and Loa's hand-off window already stops sending seconds before the deadline); more than the
+    /// maximum gives the maximum (the message may then outlive the deadline at the provider: say so in the profile).
+    public struct ValidityRange: Sendable, Decodable, Equatable {
+        public var minSeconds: Double?
+        public var maxSeconds: Double?
+        enum CodingKeys: String, CodingKey { case minSeconds = "min_seconds", maxSeconds = "max_seconds" }
+        public init(minSeconds: Double? = nil, maxSeconds: Double? = nil) {
+            self.minSeconds = minSeconds
+            self.maxSeconds = maxSeconds
+        }
+
+        /// The time left from `now` until `validUntil` (milliseconds), moved into the range.
+        public func clamp(_ validUntil: Int64, now: Int64) -> Int64 {
+            var left = Double(Swift.max(0, validUntil - now))
+            if let lo = minSeconds { left = Swift.max(left, lo * 1000) }
+            if let hi = maxSeconds { left = Swift.min(left, hi * 1000) }
+            return Int64(left.rounded(.down))
+        }
     }
 
     /// The keys a carrier entry of kind `generic` may have besides the common ones (the config refuses others).
@@ -591,6 +619,12 @@ extension GenericGatewaySpec {
             }
         }
         if let p = poll { problems += p.validate(secretNames: secretNames) }
+        if let v = validity {
+            if let lo = v.minSeconds, !(lo >= 0 && lo <= 30 * 86400) { add("validity_range.min_seconds", "must be 0...2592000 (30 days)") }
+            if let hi = v.maxSeconds, !(hi >= 1 && hi <= 30 * 86400) { add("validity_range.max_seconds", "must be 1...2592000 (30 days)") }
+            if let lo = v.minSeconds, let hi = v.maxSeconds, lo > hi { add("validity_range", "min_seconds must not be above max_seconds") }
+            if v.minSeconds == nil && v.maxSeconds == nil { add("validity_range", "give min_seconds, max_seconds or both") }
+        }
         return problems
     }
 }

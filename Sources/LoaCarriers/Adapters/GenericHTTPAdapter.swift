@@ -235,6 +235,12 @@ public struct GenericHTTPAdapter: OneExchangeAdapter {
     /// The request for `batch`, all of it in one request (exposed for tests; ``send(batch:)`` splits first).
     public func request(for batch: [OutgoingSMS]) -> HTTPRequest {
         let c = compiled
+        var batch = batch
+        if let range = spec.validity {
+            // The provider's bounds on a validity period: the placeholders read the clamped time.
+            let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+            for i in batch.indices { batch[i].validityMillis = batch[i].validUntil.map { range.clamp($0, now: now) } }
+        }
         var url: [UInt8] = []
         c.url.render(batch, into: &url)
         var headers: [HTTPHeader] = []

@@ -391,6 +391,13 @@ def vonage(h, method, u, body):
     if d in REJECT:
         count_rejected()
         return error(REJECT[d], "Invalid Message")
+    # doc: https://developer.vonage.com/en/api/sms (ttl): "The duration in milliseconds the delivery of an SMS will be
+    # attempted", minimum 20000, maximum 604800000; outside it the request is refused (status "3" Invalid Params,
+    # troubleshooting-sms).
+    ttl = f.get("ttl")
+    if ttl is not None and not (ttl.isdigit() and 20000 <= int(ttl) <= 604800000):
+        count_rejected()
+        return error("3", "Invalid ttl value")
     text = f["text"]
     typ = f.get("type", "text")
     unicode = typ == "unicode"
