@@ -121,13 +121,16 @@ import Testing
         #expect(states["failed"] == nil && (states["queued"] ?? 0) + (states["sending"] ?? 0) == n, "\(states)")
     }
 
-    /// The user's throughput (here 10 messages a second; Jasmin answers 403 `User throughput exceeded` to a submit
-    /// closer than 1/10 s to the previous one): the profile's rate set at it keeps pace within 10%, throttled
-    /// answers spend no attempt, and nothing is sent twice.
-    @Test(.timeLimit(.minutes(2))) func throughputKeepsPaceAtTheUsersLimit() async throws {
+    /// The user's throughput (here 10 messages a second). Jasmin answers 403 `User throughput exceeded` to a submit
+    /// closer than 1/10 s to the previous accepted one: a minimum spacing with no burst (send.py, "QoS throttling").
+    /// With `rate` at 92% of it, as the profile advises, Loa keeps pace within 10% of the limit, and nothing is sent
+    /// twice. Measured (2-core machine, 60 messages): `rate` 9.2 passed 4 runs of 4; `rate` 9: 8.9 messages/s;
+    /// `rate` 9.5: 6.6 and 7.5 in 2 runs of 3; `rate` 10: 6.8 (a single 403 halves the adaptive rate, which comes
+    /// back by 5% of `rate` a second).
+    @Test(.timeLimit(.minutes(2))) func throughputKeepsPaceBelowTheUsersLimit() async throws {
         let n = 60
         let run = try await ProviderRun.start("jasmin-pace", provider: "jasmin", profile: "jasmin.json5", credentials: Self.credentials,
-                                              secrets: Self.secrets, fakeArgs: ["--rate", "10"], overrides: ["rate": "10"])
+                                              secrets: Self.secrets, fakeArgs: ["--rate", "10"], overrides: ["rate": "9.2"])
         defer { run.stop() }
         Self.write(run.work, id: "it-jasmin-pace", numbers: ProviderCampaign.numbers(n), text: "Loa pace test", deadline: Date().addingTimeInterval(3 * 3600))
         try Self.submit(run)
@@ -137,6 +140,26 @@ import Testing
         let stats = try await run.fake.stats()
         #expect(abs(pace - 10) <= 1, "messages/s \(pace), limit 10; throttled \(stats["throttled"] ?? 0)")
         #expect((try await ProviderCampaign.messages(run.loa, "it-jasmin-pace")).values.allSatisfy { $0.attempts == 1 })
+        #expect(run.fake.sendsPerNumber().count == n && run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
+    }
+
+    /// Loa configured at twice the user's throughput: the 403s are throttling, not failures: every message is
+    /// delivered at its first attempt, once. The pace falls short of the limit: 6.4 messages/s of 10 measured
+    /// (each 403 halves the adaptive rate), which is why the profile's rate stays below the throughput.
+    @Test(.timeLimit(.minutes(2))) func throughputExceededIsThrottlingNotFailure() async throws {
+        let n = 60
+        let run = try await ProviderRun.start("jasmin-403", provider: "jasmin", profile: "jasmin.json5", credentials: Self.credentials,
+                                              secrets: Self.secrets, fakeArgs: ["--rate", "10"], overrides: ["rate": "20"])
+        defer { run.stop() }
+        Self.write(run.work, id: "it-jasmin-403", numbers: ProviderCampaign.numbers(n), text: "Loa pace test", deadline: Date().addingTimeInterval(3 * 3600))
+        try Self.submit(run)
+        let states = try await SimCampaign.settle(run.loa, nil, id: "it-jasmin-403", n: n, seconds: 60)
+        #expect(states["delivered"] == n, "\(states)")
+        let stats = try await run.fake.stats()
+        #expect((stats["throttled"] as? Int ?? 0) >= 1, "\(stats)")
+        let pace = run.fake.acceptedPerSecond(interval: 1.0 / 10)
+        #expect(pace >= 5 && pace <= 10.5, "messages/s \(pace), limit 10; throttled \(stats["throttled"] ?? 0)")
+        #expect((try await ProviderCampaign.messages(run.loa, "it-jasmin-403")).values.allSatisfy { $0.attempts == 1 })
         #expect(run.fake.sendsPerNumber().count == n && run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
     }
 }
