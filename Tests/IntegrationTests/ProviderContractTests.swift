@@ -104,7 +104,8 @@ enum Profiles {
     /// entry replaces only those top-level keys), plus `overrides` (`"rate": 5`).
     static func entry(_ file: String, base: String, overrides: [String: String] = [:]) throws -> String {
         let url = try #require(URLComponents(string: try string(file, "url")))
-        let origin = "\(url.scheme ?? "https")://\(url.host ?? "")"
+        // With its port, if any (Jasmin's profile points at 127.0.0.1:1401).
+        let origin = "\(url.scheme ?? "https")://\(url.host ?? "")" + (url.port.map { ":\($0)" } ?? "")
         var members = ["\"profile\": \"\(dir)/\(file)\""]
         for (key, value) in try object(file) where overrides[key] == nil {
             let json = text(value).replacingOccurrences(of: #"\/"#, with: "/")

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Fakes of five public SMS provider APIs, written from the providers' public documentation (not from Loa's code).
+"""Fakes of six public SMS provider APIs, written from the providers' public documentation (not from Loa's code).
 
-    provider_fake.py --provider twilio|infobip|vonage|esms-cc|esms-bulk|speedsms --port PORT --ledger FILE
+    provider_fake.py --provider twilio|infobip|vonage|esms-cc|esms-bulk|speedsms|jasmin --port PORT --ledger FILE
                      [--lifetime SECONDS] [--rate N --per SECONDS [--burst N]] [--reject NUMBER=CODE ...]
                      [--receipt NUMBER=STATUS ...] [--receipt-delay SECONDS] [--callback-url URL]
 
 Credentials come from the environment, never a flag: FAKE_PROVIDER_CREDENTIALS, in the provider's own form
 (twilio "AccountSid:AuthToken", infobip "ApiKey", vonage "api_key:api_secret", esms "ApiKey:SecretKey",
-speedsms "token"). Listens on 127.0.0.1 only, sends receipts only to loopback URLs, stops on SIGTERM or after
+speedsms "token", jasmin "username:password"). Listens on 127.0.0.1 only, sends receipts only to loopback URLs, stops on SIGTERM or after
 --lifetime seconds (default 600).
 
 Every behaviour below cites the page it comes from: `# doc: URL (section)`. Where the documentation is silent the
@@ -19,6 +19,10 @@ throttled, unauthorized, accepted, rejected, callbacks, callback_failures, batch
 
 Outcomes chosen by the test: --reject 84900000211=21211 makes the fake refuse that number with that documented
 code; --receipt 84900000300=undelivered makes its receipt say so (default: delivered). Numbers are E.164 digits.
+Jasmin: --reject NUMBER=412 answers 412 "No route found" (any other code: 400); --receipt NUMBER=delivered|expired|
+undelivered|rejected gives the level 2 DLR DELIVRD|EXPIRED|UNDELIV|REJECTD; --rate N is the user's http_throughput
+(messages a second, as a minimum spacing), answered 403 "User throughput exceeded" beyond it; a DLR counts as
+received (stats "callbacks") only when answered "ACK/Jasmin", else "unacknowledged".
 """
 import argparse
 import base64
@@ -33,13 +37,14 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARGS = None
 CREDS = os.environ.get("FAKE_PROVIDER_CREDENTIALS", "")
 LOCK = threading.Lock()
 STATS = {"requests": 0, "throttled": 0, "unauthorized": 0, "accepted": 0, "rejected": 0, "callbacks": 0,
-         "callback_failures": 0, "batch_sizes": [], "request_times": [], "polls": 0}
+         "callback_failures": 0, "unacknowledged": 0, "batch_sizes": [], "request_times": [], "polls": 0}
 REJECT = {}
 RECEIPT = {}
 SEQ = [0]
@@ -118,7 +123,7 @@ BUCKET = None
 
 # MARK: receipts
 
-def callback(url, method="GET", query=None, form=None, body=None, content_type=None, delay=None):
+def callback(url, method="GET", query=None, form=None, body=None, content_type=None, delay=None, expect_body=None):
     """Sends one receipt after the receipt delay, in its own thread, retried up to 5 times (eSMS documents 5
     attempts; for the others the fake's choice). Loopback URLs only."""
     host = urllib.parse.urlsplit(url).hostname or ""
@@ -142,8 +147,11 @@ def callback(url, method="GET", query=None, form=None, body=None, content_type=N
             try:
                 req = urllib.request.Request(target, data=data, method=method, headers=headers)
                 with urllib.request.urlopen(req, timeout=10) as r:
-                    r.read()
-                    if 200 <= r.status < 300:
+                    answer = r.read()
+                    if expect_body is not None and answer.decode(errors="replace").strip() != expect_body:
+                        with LOCK:
+                            STATS["unacknowledged"] += 1
+                    elif 200 <= r.status < 300:
                         with LOCK:
                             STATS["callbacks"] += 1
                         return
@@ -625,6 +633,129 @@ def speedsms(h, method, u, body):
                                                        "status": 0 if final_status(d) == "delivered" else 1})
 
 
+# MARK: Jasmin
+
+class JasminThroughput:
+    """--rate N: the user's http_throughput (messages per second). Jasmin enforces it as a minimum spacing between
+    two accepted submits, not a bucket: no burst; the first submit is exempt; a refused one does not move the clock.
+    # source: https://github.com/jookies/jasmin jasmin/protocols/http/endpoints/send.py (Send.route_routable, "QoS
+    # throttling": qos_delay < 1 / http_throughput raises ThroughputExceededError("User throughput exceeded")).
+    """
+
+    def __init__(self, per_second):
+        self.spacing = 1.0 / per_second
+        self.last = None
+
+    def refuse(self):
+        with LOCK:
+            now = time.monotonic()
+            if self.last is not None and now - self.last < self.spacing:
+                return True
+            self.last = now
+            return False
+
+
+JASMIN_QOS = None
+# doc: https://docs.jasminsms.com/en/latest/apis/http/index.html ("Send SMS", "HTTP API multipart messaging"): a
+# content longer than one part is split, at most long_content_max_parts ([http-api] in jasmin.cfg, 5 by default)
+# parts; what is beyond them is not sent.
+# source: jasmin/protocols/smpp/operations.py (SMPPOperationFactory.SubmitSM: stops at long_content_max_parts).
+JASMIN_MAX_PARTS = 5
+
+
+def jasmin_error(h, status, message):
+    # doc: jasmin HTTP API ("Send SMS", HTTP response table): an error is `Error "<message>"` with its HTTP status.
+    h.answer(status, f'Error "{message}"', content_type="text/plain")
+
+
+def jasmin(h, method, u, body):
+    # doc: https://docs.jasminsms.com/en/latest/apis/http/index.html ("Send SMS"): GET or POST /send; parameters
+    # to, from, coding (0 … 14), username, password, priority, sdt, validity-period (minutes), dlr (yes|no),
+    # dlr-url, dlr-level (1 SMS-C, 2 terminal, 3 both), dlr-method (GET|POST), tags, content, hex-content.
+    if u.path != "/send" or method not in ("GET", "POST"):
+        return h.answer(404, "Not found", content_type="text/plain")
+    f = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
+    if method == "POST":
+        f.update(dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)))
+    # doc: "Send SMS" (HTTP response table): 400 for a missing or invalid argument, with the argument named.
+    for arg in ("username", "password", "to"):
+        if arg not in f:
+            return jasmin_error(h, 400, f"Mandatory argument [{arg}] is not found.")
+    if ("content" in f) == ("hex-content" in f):
+        return jasmin_error(h, 400, "content or hex-content not present.")
+    if not re.fullmatch(r"\+?\d+", f["to"]):
+        return jasmin_error(h, 400, f"Argument [to] has an invalid value: [{f['to']}].")
+    dlr = f.get("dlr", "no")
+    if dlr == "yes" and ("dlr-url" not in f or f.get("dlr-level") not in ("1", "2", "3")):
+        return jasmin_error(h, 400, "Mandatory argument [dlr-url] is not found.")
+    if f.get("dlr-method", "GET") not in ("GET", "POST"):
+        return jasmin_error(h, 400, f"Argument [dlr-method] has an invalid value: [{f['dlr-method']}].")
+    vp = f.get("validity-period")
+    if vp is not None and not vp.isdigit():
+        return jasmin_error(h, 400, f"Argument [validity-period] has an invalid value: [{vp}].")
+    # doc: "Send SMS" (HTTP response table): 403 Authentication failure for username:<username>.
+    # source: jasmin/protocols/http/endpoints/send.py (Send.render: AuthenticationError("Authentication failure for
+    # username:%s")); errors.py: AuthenticationError is HTTP 403.
+    if f"{f['username']}:{f['password']}" != CREDS:
+        h.unauthorized()
+        return jasmin_error(h, 403, f"Authentication failure for username:{f['username']}")
+    d = digits(f["to"])
+    # doc: "Send SMS" (HTTP response table): 412 Error "No route found" when no MT route matches the message.
+    # source: errors.py RouteNotFoundError (412). The test scripts it by destination: --reject NUMBER=412.
+    if REJECT.get(d) == "412":
+        count_rejected()
+        return jasmin_error(h, 412, "No route found")
+    if d in REJECT:
+        count_rejected()
+        return jasmin_error(h, 400, f"Argument [to] has an invalid value: [{f['to']}].")
+    # doc: "Send SMS" (HTTP response table): 403 User throughput exceeded. source: errors.py ThroughputExceededError
+    # (403); checked after routing in send.py, so it is answered for a routable message only.
+    if JASMIN_QOS is not None and JASMIN_QOS.refuse():
+        with LOCK:
+            STATS["throttled"] += 1
+        return jasmin_error(h, 403, "User throughput exceeded")
+    coding = f.get("coding", "0")
+    if "hex-content" in f:
+        try:
+            raw = bytes.fromhex(f["hex-content"])
+        except ValueError:
+            return jasmin_error(h, 400, "Argument [hex-content] has an invalid value.")
+        text = raw.decode("utf-16-be", errors="replace") if coding == "8" else raw.decode("latin-1")
+    else:
+        text = f["content"]
+    unicode = coding == "8"
+    n = parts_of(text, unicode)
+    msgid = str(uuid.uuid4())
+    batch_size(1)
+    ledger({"provider": "jasmin", "id": msgid, "to": d, "text": text, "parts": min(n, JASMIN_MAX_PARTS), "parts_cut": max(0, n - JASMIN_MAX_PARTS),
+            "encoding": "ucs2" if unicode else "gsm7", "coding": coding, "validity": int(vp) if vp is not None else None,
+            "method": method, "dlr_level": f.get("dlr-level"), "request": STATS["requests"]})
+    # doc: "Send SMS" (HTTP response table): 200 Success "<message id>", a UUID.
+    h.answer(200, f'Success "{msgid}"', content_type="text/plain")
+    if dlr != "yes":
+        return
+    # doc: https://docs.jasminsms.com/en/latest/apis/http/index.html ("Receiving DLR"): Jasmin calls dlr-url with
+    # dlr-method; level 1 (SMS-C) fields id, message_status (the submit_sm_resp's command status, ESME_ROK …), level,
+    # connector; level 2 (terminal) adds id_smsc, sub, dlvrd, subdate, donedate, err, text and message_status is the
+    # receipt's stat (DELIVRD, EXPIRED, UNDELIV, REJECTD, …). The receiver must answer the body "ACK/Jasmin",
+    # otherwise Jasmin retries the DLR.
+    # not documented: Jasmin's retry timing (dlr_thrower max_retries, retry_delay in jasmin.cfg, 30 s by default);
+    # the fake retries 5 times within a few seconds and counts a DLR as delivered only on "ACK/Jasmin".
+    level = f.get("dlr-level")
+    dmethod = f.get("dlr-method", "GET")
+    st = {"delivered": "DELIVRD", "expired": "EXPIRED", "undelivered": "UNDELIV", "rejected": "REJECTD"}.get(final_status(d), "DELIVRD")
+    common = {"id": msgid, "connector": "smsc1"}
+    send = (lambda fields, delay=None: callback(f["dlr-url"], "POST", form=fields, delay=delay, expect_body="ACK/Jasmin")) if dmethod == "POST" \
+        else (lambda fields, delay=None: callback(f["dlr-url"], "GET", query=fields, delay=delay, expect_body="ACK/Jasmin"))
+    if level in ("1", "3"):
+        send({**common, "message_status": "ESME_ROK", "level": "1"})
+    if level in ("2", "3"):
+        now = time.strftime("%y%m%d%H%M", time.gmtime())
+        send({**common, "id_smsc": f"{random.randrange(16**8):08x}", "message_status": st, "level": "2", "subdate": now, "donedate": now,
+              "sub": "001", "dlvrd": "001" if st == "DELIVRD" else "000", "err": "000" if st == "DELIVRD" else "011", "text": text[:20]},
+             delay=ARGS.receipt_delay * 2)
+
+
 PROVIDERS = {
     "twilio": twilio,
     "infobip": infobip,
@@ -632,11 +763,12 @@ PROVIDERS = {
     "esms-cc": lambda h, m, u, b: esms(h, m, u, b, bulk=False),
     "esms-bulk": lambda h, m, u, b: esms(h, m, u, b, bulk=True),
     "speedsms": speedsms,
+    "jasmin": jasmin,
 }
 
 
 def main():
-    global ARGS, BUCKET
+    global ARGS, BUCKET, JASMIN_QOS
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--provider", required=True, choices=sorted(PROVIDERS))
     p.add_argument("--port", type=int, required=True)
@@ -656,7 +788,9 @@ def main():
     for r in ARGS.receipt:
         k, v = r.split("=", 1)
         RECEIPT[digits(k)] = v
-    if ARGS.rate:
+    if ARGS.rate and ARGS.provider == "jasmin":
+        JASMIN_QOS = JasminThroughput(ARGS.rate / ARGS.per)
+    elif ARGS.rate:
         BUCKET = Bucket(ARGS.rate, ARGS.per, ARGS.burst or ARGS.rate)
     fd = os.open(ARGS.ledger, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
     os.close(fd)
