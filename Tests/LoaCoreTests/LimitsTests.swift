@@ -247,4 +247,21 @@ import Testing
         for i in 0..<20 { r.throttled(retryAfterSeconds: nil, now: 3000 + Int64(i) * 1000) }
         #expect(r.current == 0.2, "the floor")
     }
+
+    /// A limit the provider states is backed off by a tenth per throttling answer (jitter at its edge), not halved;
+    /// a wrong statement still comes down, a tenth a second.
+    @Test func aStatedRequestLimitBacksOffByATenth() {
+        var p = CarrierPacer(rate: 50, requestsPerSecond: 10, maxInFlight: 4, now: 0)
+        #expect(p.allowedRequestRate == 10)
+        p.throttled(retryAfterSeconds: nil, now: 0)
+        #expect(p.allowedRequestRate.map { abs($0 - 9) < 1e-9 } == true, "\(String(describing: p.allowedRequestRate))")
+        p.throttled(retryAfterSeconds: nil, now: 500)
+        #expect(p.allowedRequestRate.map { abs($0 - 9) < 1e-9 } == true, "once a second")
+        p.throttled(retryAfterSeconds: nil, now: 1000)
+        #expect(p.allowedRequestRate.map { abs($0 - 8.1) < 1e-9 } == true, "\(String(describing: p.allowedRequestRate))")
+        // Unstated: halved.
+        var q = CarrierPacer(rate: 50, maxInFlight: 4, now: 0)
+        q.throttled(retryAfterSeconds: nil, now: 0)
+        #expect(abs(q.allowedRate - 25) < 1e-9)
+    }
 }

@@ -11,6 +11,12 @@
 /// | throttled again at t=0.5 s | 50 (same second) |
 /// | throttled at t=1.2 s | 25 |
 /// | 10 quiet seconds later | 75 |
+///
+/// `decrease` is the factor a throttling answer applies: ½ by default, when the gateway's limit is not known;
+/// 0.9 for a limit the provider states (`requests_per_second`), where a throttling answer is jitter at the edge of
+/// a known limit (Jasmin's minimum spacing between submits refuses a request that came 5 ms early), not a wrong
+/// estimate: halving there lost a third of a run's pace to one answer, while a stated limit that is wrong still
+/// comes down by a tenth a second.
 public struct AdaptiveRate: Sendable, Equatable {
     public let configured: Double
     /// The lowest rate throttling brings it to (5% of the configured rate unless given).
@@ -20,7 +26,10 @@ public struct AdaptiveRate: Sendable, Equatable {
     private var lastIncrease: UnixMillis
     public private(set) var pausedUntil: UnixMillis = 0
 
-    public init(configured: Double, floor: Double? = nil, now: UnixMillis) {
+    public let decrease: Double
+
+    public init(configured: Double, floor: Double? = nil, decrease: Double = 0.5, now: UnixMillis) {
+        self.decrease = min(max(decrease, 0.05), 0.99)
         self.configured = configured
         self.floor = min(configured, floor ?? configured * 0.05)
         current = configured
@@ -31,7 +40,7 @@ public struct AdaptiveRate: Sendable, Equatable {
     /// nothing about the gateway's): halving starts from it.
     public mutating func throttled(retryAfterSeconds: Double?, now: UnixMillis, observed: Double? = nil) {
         if lastDecrease.map({ now - $0 >= 1000 }) ?? true {
-            current = max(floor, min(current, observed.map { max($0, floor) } ?? current) * 0.5)
+            current = max(floor, min(current, observed.map { max($0, floor) } ?? current) * decrease)
             lastDecrease = now
         }
         if let ra = retryAfterSeconds, ra > 0 { pausedUntil = max(pausedUntil, now + Int64(min(ra, 3600) * 1000)) }

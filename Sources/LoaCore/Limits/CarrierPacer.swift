@@ -71,7 +71,7 @@ public struct CarrierPacer: Sendable, Equatable {
         // message rate (2 requests a second of 100 recipients against 1000 messages a second): floor 0.2/s.
         adaptive = adaptsRequests && requestsPerSecond == nil
             ? AdaptiveRate(configured: rate, floor: 0.2, now: now)
-            : AdaptiveRate(configured: adaptsRequests ? requestsPerSecond! : rate, now: now)
+            : AdaptiveRate(configured: adaptsRequests ? requestsPerSecond! : rate, decrease: requestsPerSecond != nil ? 0.9 : 0.5, now: now)
         windowStart = now
     }
 
