@@ -771,8 +771,10 @@ public final class Dispatcher: Sendable {
                 result = .unknown(detail: "\(d); not resent")
             case .throttled(let ra, let d):
                 // "Not now" is not a failed attempt: back to the queue with the attempt refunded (requeue), waiting
-                // what the rate-limit headers said (else a second), until the deadline.
-                let at = f.at + max(Int64(((ra ?? 1) * 1000).clampedInt(0...86_400_000)), 500)  // a gateway's wait, bounded to a day
+                // what the rate-limit headers said (else a second; half of one where the carrier states its request
+                // limit, which paces the retry anyway), until the deadline.
+                let fallback = carrierConfig[m.carrier]?.requestsPerSecond != nil ? 0.5 : 1
+                let at = f.at + max(Int64(((ra ?? fallback) * 1000).clampedInt(0...86_400_000)), 500)  // a gateway's wait, bounded to a day
                 let deadline = deadlines[m.campaign] ?? f.at
                 result = at >= deadline ? .expired(detail: "deadline reached while throttled: \(d)") : .requeue(notBefore: at, detail: "throttled: \(d)")
             case .unauthorized(let d):
