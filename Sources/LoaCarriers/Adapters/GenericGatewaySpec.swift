@@ -469,17 +469,8 @@ extension GenericGatewaySpec.Poll {
                 add(f, problem)
             }
         }
-        func checkJSON(_ f: String, _ v: JSONValue) {
-            switch v {
-            case .string(let s): checkTemplate(f, s, json: true)
-            case .array(let items): for (i, x) in items.enumerated() { checkJSON("\(f).\(i)", x) }
-            case .object(let members): for (k, x) in members { checkJSON("\(f).\(k)", x) }
-            default: break
-            }
-        }
-        func checkPointer(_ f: String, _ p: String?) {
-            if let p, JSONPointer(p) == nil { add(f, "'\(p)' is not a JSON pointer (write \"\" or /name/0/name, ~0 for ~ and ~1 for /)") }
-        }
+        func checkJSON(_ f: String, _ v: JSONValue) { GenericGatewaySpec.eachString(in: v, at: f) { checkTemplate($0, $1, json: true) } }
+        func checkPointer(_ f: String, _ p: String?) { if let r = GenericGatewaySpec.pointerProblem(p) { add(f, r) } }
         GenericGatewaySpec.requestProblems(prefix: "poll.", method: method, url: url, headers: headers, basicAuth: basicAuth, body: body,
                                            add: add, checkTemplate: { checkTemplate($0, $1) }, checkJSON: checkJSON)
         if let b = by, b != "message" && b != "request" { add("poll.by", "unknown value '\(b)' (message, request)") }
@@ -517,17 +508,8 @@ extension GenericGatewaySpec {
         func checkTemplate(_ f: String, _ s: String, json: Bool = false) {
             for problem in TemplateString.problems(in: s, secretNames: secretNames, numberAllowed: json) { add(f, problem) }
         }
-        func checkJSON(_ f: String, _ v: JSONValue) {
-            switch v {
-            case .string(let s): checkTemplate(f, s, json: true)
-            case .array(let items): for (i, x) in items.enumerated() { checkJSON("\(f).\(i)", x) }
-            case .object(let members): for (k, x) in members { checkJSON("\(f).\(k)", x) }
-            default: break
-            }
-        }
-        func checkPointer(_ f: String, _ p: String?) {
-            if let p, JSONPointer(p) == nil { add(f, "'\(p)' is not a JSON pointer (write \"\" or /name/0/name, ~0 for ~ and ~1 for /)") }
-        }
+        func checkJSON(_ f: String, _ v: JSONValue) { GenericGatewaySpec.eachString(in: v, at: f) { checkTemplate($0, $1, json: true) } }
+        func checkPointer(_ f: String, _ p: String?) { if let r = GenericGatewaySpec.pointerProblem(p) { add(f, r) } }
         func checkRules(_ f: String, _ rules: [Rule]?) {
             for (i, r) in (rules ?? []).enumerated() {
                 if let s = r.status, StatusPattern(s) == nil { add("\(f).\(i).status", "'\(s)' is not a status (write 200, 2xx or any)") }
@@ -666,5 +648,23 @@ extension GenericGatewaySpec {
             default: add(prefix + "body.format", "unknown format '\(b.format)' (json, form)")
             }
         }
+    }
+}
+
+extension GenericGatewaySpec {
+    /// Every string in a JSON template with its path (`body.template.messages.0.to`), for the template checks.
+    static func eachString(in v: JSONValue, at f: String, _ visit: (String, String) -> Void) {
+        switch v {
+        case .string(let s): visit(f, s)
+        case .array(let items): for (i, x) in items.enumerated() { eachString(in: x, at: "\(f).\(i)", visit) }
+        case .object(let members): for (k, x) in members { eachString(in: x, at: "\(f).\(k)", visit) }
+        default: break
+        }
+    }
+
+    /// Why `p` is not a JSON pointer, or nil when it is one (or absent).
+    static func pointerProblem(_ p: String?) -> String? {
+        guard let p, JSONPointer(p) == nil else { return nil }
+        return "'\(p)' is not a JSON pointer (write \"\" or /name/0/name, ~0 for ~ and ~1 for /)"
     }
 }
