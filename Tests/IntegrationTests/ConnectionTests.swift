@@ -322,7 +322,9 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         let writer = Task { try await loa.api("/api/v1/campaigns/nothing/pause", method: "POST") }
         var slowest = 0.0
         var last = ""
-        try await poll(4, every: 0.05, "/readyz to report the writer busy") {
+        // The writer is busy from when its job meets the lock until SQLite's 5 s busy timeout: polled past that, since on a loaded
+        // machine the job may reach the writer seconds after the request.
+        try await poll(8, every: 0.05, "/readyz to report the writer busy") {
             let started = Date()
             let ready = try await loa.engine.perform(HTTPRequest(url: loa.base + "/readyz", timeout: 10))
             slowest = max(slowest, Date().timeIntervalSince(started))
