@@ -55,6 +55,19 @@ import Testing
         #expect(HTTPDate.parse("Tue, 29 Feb 2028 12:00:00 GMT") == 1_835_438_400)
         #expect(HTTPDate.parse("06 Nov 1994") == nil, "no time")
     }
+
+    /// A gateway's numbers are checked before any arithmetic: huge or negative date parts, `nan` and `inf` are
+    /// not waits (each of these trapped or passed NaN on before).
+    @Test func hostileValuesAreNotWaits() {
+        #expect(HTTPDate.parse("Sun, 06 Nov 999999999999999999 08:49:37 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 -99999999999999999:00:00 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:-1:00 GMT") == nil)
+        #expect(parse(["Retry-After": "Sun, 06 Nov 999999999999999999 08:49:37 GMT"]).waitSeconds == nil)
+        #expect(parse(["RateLimit-Reset": "nan"]).waitSeconds == nil)
+        #expect(parse(["RateLimit-Reset": "inf"]).waitSeconds == nil)
+        #expect(parse(["RateLimit": "limit=1, remaining=0, reset=nan"]).waitSeconds == nil)
+        #expect(parse(["RateLimit": "\"p\";r=0;t=inf"]).waitSeconds == nil)
+    }
 }
 
 /// The four limits of a carrier held apart, on a manual clock.

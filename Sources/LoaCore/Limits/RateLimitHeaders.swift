@@ -62,7 +62,7 @@ public struct RateLimitHeaders: Sendable, Equatable {
         }
         // A reset says when the window renews; it is a wait only when nothing remains (or the count is not said).
         var wait: Double? = resetFromRateLimit
-        if wait == nil, let v = header("RateLimit-Reset"), let n = Double(trim(v)) { wait = max(0, n) }
+        if wait == nil, let v = header("RateLimit-Reset"), let n = seconds(v) { wait = n }
         if wait == nil, let v = header("X-RateLimit-Reset") { wait = reset(v, nowSeconds: nowSeconds) }
         if wait == nil, let v = header("X-Rate-Limit-Reset") { wait = reset(v, nowSeconds: nowSeconds) }
         if let wait, (out.remaining ?? 0) <= 0 { out.waitSeconds = wait }
@@ -103,7 +103,7 @@ public struct RateLimitHeaders: Sendable, Equatable {
                 switch key {
                 case "limit": limit = Int(v)
                 case "remaining": remaining = Int(v)
-                case "reset": reset = Double(v).map { max(0, $0) }
+                case "reset": reset = seconds(v)
                 default: break
                 }
                 continue
@@ -116,7 +116,7 @@ public struct RateLimitHeaders: Sendable, Equatable {
                 let key = p[..<eq].lowercased()
                 let v = String(p[p.index(after: eq)...])
                 if key == "r" { r = Int(v) }
-                if key == "t" { t = Double(v).map { max(0, $0) } }
+                if key == "t" { t = seconds(v) }
             }
             if let r { remaining = min(remaining ?? r, r) }
             if let t, (r ?? 0) <= 0 { reset = max(reset ?? t, t) }
@@ -135,9 +135,15 @@ public struct RateLimitHeaders: Sendable, Equatable {
             let key = p[..<eq].lowercased()
             let v = String(p[p.index(after: eq)...])
             if key == "q" { q = Int(v) }
-            if key == "w" { w = Double(v) }
+            if key == "w" { w = seconds(v) }
         }
         return (q, w)
+    }
+
+    /// A gateway's number of seconds: finite and at least 0, or nil (`nan`, `inf` and words are not waits).
+    static func seconds(_ s: String) -> Double? {
+        guard let n = Double(trim(s)), n.isFinite else { return nil }
+        return max(0, n)
     }
 
     static func trim(_ s: String) -> String {
@@ -171,7 +177,9 @@ public enum HTTPDate {
             guard let n = Int(t) else { continue }
             if t.count == 4 { year = n } else if day == nil { day = n } else if year == nil { year = n < 70 ? 2000 + n : 1900 + n }
         }
-        guard let day, let month, let year, let (h, mi, s) = time, (1...31).contains(day), h < 24, mi < 60, s < 61 else { return nil }
+        // Every part in its range before any arithmetic: the text is a gateway's.
+        guard let day, let month, let year, let (h, mi, s) = time, (1...31).contains(day), (1...9999).contains(year),
+              (0..<24).contains(h), (0..<60).contains(mi), (0..<61).contains(s) else { return nil }
         return daysFromCivil(year, month, day) * 86_400 + Int64(h * 3600 + mi * 60 + s)
     }
 

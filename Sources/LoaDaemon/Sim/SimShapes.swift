@@ -27,7 +27,7 @@ extension GatewaySimService {
         }
         let ref = arg("dlr-url").flatMap { queryValue($0, "id") } ?? "-"
         // Kannel's `validity`: minutes the SMSC should try (X-Kannel-Validity for POST).
-        let valid = arg("validity").flatMap { Int64($0) }.map { $0 * 60_000 }
+        let valid = arg("validity").flatMap { Int64($0) }.flatMap { (0...10_000_000).contains($0) ? $0 * 60_000 : nil }
         return serve(.kannel, [Incoming(to: digits(to), ref: ref, plan: plan, validForMillis: valid)], Answers(
             accepted: { _ in self.text(202, "0: Accepted for delivery") },
             throttled: text(429, "Too many requests"),
@@ -69,7 +69,7 @@ extension GatewaySimService {
         }
         let ref = args["dlr-url"].flatMap { queryValue($0, "id") } ?? "-"
         // Jasmin's `validity-period`: minutes.
-        let valid = args["validity-period"].flatMap { Int64($0) }.map { $0 * 60_000 }
+        let valid = args["validity-period"].flatMap { Int64($0) }.flatMap { (0...10_000_000).contains($0) ? $0 * 60_000 : nil }
         return serve(.jasmin, [Incoming(to: digits(to), ref: ref, plan: plan, validForMillis: valid)], Answers(
             accepted: { ids in self.text(200, "Success \"\(ids[0])\"") },
             throttled: text(403, "Error \"User throughput exceeded\""),
