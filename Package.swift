@@ -21,14 +21,16 @@ let package = Package(
         .target(name: "LoaCarriers", dependencies: ["LoaCore", "CCurl"], swiftSettings: strict),
         .target(name: "LoaServer", dependencies: ["LoaCore", "CMicroHTTPD"], swiftSettings: strict),
         .target(name: "LoaDaemon", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaServer"], swiftSettings: strict),
-        .executableTarget(name: "loa", dependencies: ["LoaDaemon"], swiftSettings: strict),
-        .executableTarget(name: "loa-bench", dependencies: ["LoaDaemon"], swiftSettings: strict),
+        .target(name: "LoaSim", dependencies: ["LoaCore", "LoaCarriers", "LoaServer"], swiftSettings: strict),
+        .target(name: "LoaCommandLine", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaDaemon", "LoaSim"], swiftSettings: strict),
+        .executableTarget(name: "loa", dependencies: ["LoaCommandLine"], swiftSettings: strict),
+        .executableTarget(name: "loa-bench", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaDaemon"], swiftSettings: strict),
 
         .testTarget(name: "LoaCoreTests", dependencies: ["LoaCore"], swiftSettings: strict),
         .testTarget(name: "LoaStoreTests", dependencies: ["LoaStore"], swiftSettings: strict),
         .testTarget(name: "LoaCarriersTests", dependencies: ["LoaCarriers", "LoaServer"], swiftSettings: strict),
         .testTarget(name: "LoaServerTests", dependencies: ["LoaServer", "LoaCarriers"], swiftSettings: strict),
-        .testTarget(name: "LoaDaemonTests", dependencies: ["LoaDaemon"], swiftSettings: strict),
+        .testTarget(name: "LoaDaemonTests", dependencies: ["LoaDaemon", "LoaCommandLine", "LoaSim"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["LoaCore", "LoaCarriers", "LoaServer", "LoaStore"], exclude: ["kannel", "generic"], swiftSettings: strict),
     ]
 )

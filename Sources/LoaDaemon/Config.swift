@@ -592,10 +592,10 @@ public struct ProblemList: Error, CustomStringConvertible, Sendable {
 }
 
 /// Reads a JSON5 file into a Decodable, reporting a failure as a located problem.
-enum JSON5File {
+public enum JSON5File {
     /// `data`, when given, is decoded instead of the file's bytes (a config whose carriers were completed from their
     /// profiles); problems still name `path` and are located in the file's own text.
-    static func decode<T: Decodable>(_ type: T.Type, path: String, data given: Data? = nil) -> Result<(T, JSONLocator), ProblemList> {
+    public static func decode<T: Decodable>(_ type: T.Type, path: String, data given: Data? = nil) -> Result<(T, JSONLocator), ProblemList> {
         guard let fileData = FileManager.default.contents(atPath: path) else {
             return .failure(ProblemList([Problem(file: path, line: 0, field: "-", reason: "cannot read the file")]))
         }

@@ -1,5 +1,7 @@
 import Foundation
-import LoaDaemon
+import LoaCarriers
+import LoaCore
+import LoaStore
 
 // loa-bench: the benchmark phases behind Tests/Benchmarks/*.sh (one phase per process, for peak RSS).
 //   loa-bench generate FILE ROWS

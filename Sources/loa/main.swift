@@ -1,4 +1,4 @@
 import Foundation
-import LoaDaemon
+import LoaCommandLine
 
 exit(LoaCLI.main(CommandLine.arguments))

@@ -40,7 +40,7 @@ module() {
         -c $sources -o "$obj"
     touch "$obj"  # swiftc leaves an unchanged object as it was
 }
-for m in LoaCore LoaStore LoaCarriers LoaServer LoaDaemon; do module "$m"; done
+for m in LoaCore LoaStore LoaCarriers LoaServer LoaDaemon LoaSim LoaCommandLine; do module "$m"; done
 
 # One binary for every target: the entry point here, the targets as the test suite compiles them.
 bin="$OUT/bin/loa-fuzz"

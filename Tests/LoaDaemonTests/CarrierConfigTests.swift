@@ -1,7 +1,9 @@
 import Foundation
 import LoaCore
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// Jasmin and generic carriers in the config file: the shipped samples load, and problems name their place.
 @Suite struct CarrierConfigTests {

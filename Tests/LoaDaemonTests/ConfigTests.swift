@@ -1,7 +1,9 @@
 import Foundation
 import LoaCore
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 final class Scratch {
     let path: String

@@ -1,7 +1,9 @@
 import Foundation
 import LoaCore
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// The short fuzz run on every `swift test`: each target of ``FuzzTargets`` gets its seeds
 /// (Tests/Fuzz/seeds/<target>/), every crash input found so far (Tests/Fuzz/regressions/<target>/), and a fixed

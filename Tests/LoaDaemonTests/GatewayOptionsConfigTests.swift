@@ -2,7 +2,9 @@ import Foundation
 import LoaCarriers
 import LoaCore
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// The Kannel and Jasmin options in the config file: the shipped examples load, values reach the adapters'
 /// options, and bad ones name file, line and field.

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// `listen`'s limits and `receipts_listen` (issue 16 item 4); what they do is in IntegrationTests' `ConnectionTests`.
 @Suite struct ListenConfigTests {

@@ -1,7 +1,9 @@
 import Foundation
 import LoaCore
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// True when `s` holds a control character a terminal would obey, other than the line feeds between lines.
 private func hasRawControl(_ s: String) -> Bool {

@@ -1,7 +1,9 @@
 import Foundation
 import LoaCore
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// A generic carrier's `poll` and `receipts.aggregate` in the config file: problems name file, line and field,
 /// and unknown keys inside them are refused like everywhere else.

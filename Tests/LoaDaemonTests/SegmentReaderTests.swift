@@ -2,7 +2,9 @@ import Foundation
 import LoaCore
 import LoaStore
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 @Suite struct SegmentReaderTests {
     func campaign(maxSegments: Int? = nil, encoding: EncodingPolicy = .auto, template: String = "Chào {{name|bạn}}") -> (CampaignSubmission, [Template]) {

@@ -1,5 +1,7 @@
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// Bytes that count how many of them were read: what a comparison did, without timing it.
 struct CountingBytes: RandomAccessCollection {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+@testable import LoaCommandLine
 @testable import LoaDaemon
+@testable import LoaSim
 
 /// The simulator's queue mode, without a process: the turn each message gets, and the EXPIRED receipts.
 @Suite struct SimQueueTests {

@@ -1,6 +1,7 @@
 import Foundation
 import LoaCarriers
 import LoaCore
+@testable import LoaCommandLine
 @testable import LoaDaemon
 import LoaServer
 

@@ -1,4 +1,6 @@
 import Foundation
+import LoaDaemon
+import LoaSim
 import LoaCore
 
 /// The text `loa preview` prints.

@@ -1,4 +1,6 @@
 import Foundation
+import LoaDaemon
+import LoaSim
 import LoaCarriers
 import LoaCore
 import LoaStore

@@ -16,7 +16,7 @@ import Synchronization
 /// stop accepting (send requests get 503), end held answers, stop the server, send no more receipts,
 /// sync and close the journal, print the final counts, exit 0.
 public enum GatewaySim {
-    static let help = """
+    public static let help = """
         usage: loa gateway-sim [--address 127.0.0.1] [--port 13100] [--seed N] [options]
 
         A carrier gateway simulator on one port, for demos, benchmarks and fault tests. It speaks:

@@ -1,4 +1,6 @@
 import Foundation
+import LoaDaemon
+import LoaSim
 import LoaCore
 
 /// `loa tail`: prints the delivery log, optionally following it across rotation.

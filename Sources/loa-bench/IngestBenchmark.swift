@@ -1,5 +1,6 @@
 import Foundation
 import LoaCore
+import LoaDaemon
 import LoaStore
 
 /// The ingest benchmark behind `Tests/Benchmarks/ingest.sh`: one phase per process, so each reports its own peak RSS.
@@ -60,7 +61,7 @@ public enum IngestBenchmark {
                                    phoneColumn: "phone", router: Router(defaultCarrier: "k")) { rows in
             counts.add(try store.ingest(campaign: "bench", rows: rows))
         }
-        try LoaCLI.streamFile(csv) { try reader.feed($0) }
+        try streamFile(csv) { try reader.feed($0) }
         try reader.finish()
         try store.commitCampaign("bench")
         let seconds = Date().timeIntervalSince(start)
@@ -83,7 +84,7 @@ public enum IngestBenchmark {
             try store.rawInsert(b, bare: bare)
             batch.removeAll(keepingCapacity: true)
         }
-        try LoaCLI.streamFile(csv) { chunk in
+        try streamFile(csv) { chunk in
             pending.append(contentsOf: chunk)
             while let nl = pending.firstIndex(of: 10) {
                 let line = String(decoding: pending[pending.startIndex..<nl], as: UTF8.self)
@@ -125,5 +126,14 @@ public enum IngestBenchmark {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
               let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+}
+
+/// A file's bytes, 256 KiB at a time.
+func streamFile(_ path: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    guard let fh = FileHandle(forReadingAtPath: path) else { throw StoreError.io("\(path): cannot open") }
+    defer { try? fh.close() }
+    while let chunk = try fh.read(upToCount: 256 * 1024), !chunk.isEmpty {
+        try chunk.withUnsafeBytes { try body($0) }
     }
 }
