@@ -9,13 +9,14 @@ extension Store {
         try write { ctx in
             var ready = 0
             try ctx.statement("""
-                SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 AND not_before <= ? LIMIT ?)
-                """).query([.text(campaign), .text(carrier), .int(now), .int(Int64(limit))]) { ready = Int($0.int(0)) }
+                SELECT COUNT(*) AS n FROM (SELECT 1 FROM messages
+                WHERE campaign_id = ? AND carrier = ? AND state = \(MessageState.queued.rawValue) AND not_before <= ? LIMIT ?)
+                """).query([.text(campaign), .text(carrier), .int(now), .int(Int64(limit))]) { ready = Int($0.int("n")) }
             var more = false
             try ctx.statement("""
-                SELECT EXISTS(SELECT 1 FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 AND not_before > ?)
-                OR EXISTS(SELECT 1 FROM counts WHERE campaign_id = ? AND carrier = ? AND state = 1 AND n > 0)
-                """).query([.text(campaign), .text(carrier), .int(now), .text(campaign), .text(carrier)]) { more = $0.int(0) != 0 }
+                SELECT EXISTS(SELECT 1 FROM messages WHERE campaign_id = ? AND carrier = ? AND state = \(MessageState.queued.rawValue) AND not_before > ?)
+                OR EXISTS(SELECT 1 FROM counts WHERE campaign_id = ? AND carrier = ? AND state = \(MessageState.sending.rawValue) AND n > 0) AS more
+                """).query([.text(campaign), .text(carrier), .int(now), .text(campaign), .text(carrier)]) { more = $0.int("more") != 0 }
             return (ready, more)
         }
     }

@@ -21,8 +21,8 @@ extension Store {
             var current: CampaignState?
             var startAt: UnixMillis = 0
             try ctx.statement("SELECT state, start_at FROM campaigns WHERE id = ?").query([.text(id)]) {
-                current = CampaignState(rawValue: $0.text(0) ?? "")
-                startAt = $0.int(1)
+                current = CampaignState(rawValue: $0.text("state") ?? "")
+                startAt = $0.int("start_at")
             }
             guard let current else { throw StoreError.notFound("campaign \(id)") }
             var e = event
@@ -96,8 +96,8 @@ extension WriteContext {
     func activeWork(failing bad: inout [(id: String, reason: String)]) throws -> [ActiveCampaign] {
         var out: [ActiveCampaign] = []
         try statement("SELECT id, state, sender, start_at, deadline_at, spec FROM campaigns WHERE state IN ('scheduled', 'running', 'paused') ORDER BY created_at, id").query { r in
-            let id = r.text(0) ?? ""
-            guard let text = r.text(5), let spec = try? JSONDecoder().decode(CampaignSubmission.self, from: Data(text.utf8)) else {
+            let id = r.text("id") ?? ""
+            guard let text = r.text("spec"), let spec = try? JSONDecoder().decode(CampaignSubmission.self, from: Data(text.utf8)) else {
                 bad.append((id, "the stored campaign cannot be read"))
                 return
             }
@@ -106,8 +106,8 @@ extension WriteContext {
                 bad.append((id, "the stored campaign breaks the rules: " + issues.map(\.description).joined(separator: "; ")))
                 return
             }
-            out.append(ActiveCampaign(id: id, state: CampaignState(rawValue: r.text(1) ?? "") ?? .scheduled,
-                                      sender: r.text(2) ?? "", startAt: r.int(3), deadlineAt: r.int(4), carriers: [],
+            out.append(ActiveCampaign(id: id, state: CampaignState(rawValue: r.text("state") ?? "") ?? .scheduled,
+                                      sender: r.text("sender") ?? "", startAt: r.int("start_at"), deadlineAt: r.int("deadline_at"), carriers: [],
                                       windows: spec.sendWindows, priority: spec.priority, weight: spec.weight, maxRate: spec.maxRate,
                                       allowedCarriers: spec.carriers, failover: spec.failover))
         }
@@ -115,9 +115,9 @@ extension WriteContext {
             try statement("UPDATE campaigns SET state = ?, failure = ?, updated_at = ? WHERE id = ?")
                 .run([.text(CampaignState.failed.rawValue), .text(reason), .int(now), .text(id)])
         }
-        let carriers = try statement("SELECT carrier FROM counts WHERE campaign_id = ? AND state = 0 AND n > 0 ORDER BY carrier")
+        let carriers = try statement("SELECT carrier FROM counts WHERE campaign_id = ? AND state = \(MessageState.queued.rawValue) AND n > 0 ORDER BY carrier")
         for i in out.indices {
-            try carriers.query([.text(out[i].id)]) { out[i].carriers.append($0.text(0) ?? "") }
+            try carriers.query([.text(out[i].id)]) { out[i].carriers.append($0.text("carrier") ?? "") }
         }
         return out
     }
@@ -125,8 +125,8 @@ extension WriteContext {
     /// Ends up to `budget` queued messages of a campaign in `state` (expired or cancelled); returns how many.
     private func endQueued(campaign id: String, to state: MessageState, event: String, detail: String, budget: Int) throws -> Int {
         var rows: [(Int64, String?, String, Int)] = []
-        try statement("SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND state = 0 ORDER BY id LIMIT ?")
-            .query([.text(id), .int(Int64(budget))]) { rows.append(($0.int(0), $0.text(1), $0.text(2) ?? "", Int($0.int(3)))) }
+        try statement("SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND state = \(MessageState.queued.rawValue) ORDER BY id LIMIT ?")
+            .query([.text(id), .int(Int64(budget))]) { rows.append(($0.int("id"), $0.text("phone"), $0.text("carrier") ?? "", Int($0.int("attempts")))) }
         let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
         for (mid, phone, carrier, attempts) in rows {
             try upd.run([.int(Int64(state.rawValue)), .text(detail), .int(now), .int(mid)])
@@ -143,28 +143,33 @@ extension WriteContext {
         var budget = limit
         // Cancelled: what was still queued is cancelled, never sent.
         var cancelled: [String] = []
-        try statement("SELECT DISTINCT c.id FROM campaigns c JOIN counts n ON n.campaign_id = c.id WHERE c.state = 'cancelled' AND n.state = 0 AND n.n > 0")
-            .query { cancelled.append($0.text(0) ?? "") }
+        try statement("""
+            SELECT DISTINCT c.id FROM campaigns c JOIN counts n ON n.campaign_id = c.id
+            WHERE c.state = 'cancelled' AND n.state = \(MessageState.queued.rawValue) AND n.n > 0
+            """).query { cancelled.append($0.text("id") ?? "") }
         for id in cancelled {
             budget -= try endQueued(campaign: id, to: .cancelled, event: "cancelled", detail: "campaign cancelled before sending", budget: budget)
             if budget <= 0 { return true }
         }
         // Failed: what was still queued is cancelled, never sent, with the campaign's reason.
         var failed: [(String, String)] = []
-        try statement("SELECT DISTINCT c.id, c.failure FROM campaigns c JOIN counts n ON n.campaign_id = c.id WHERE c.state = 'failed' AND n.state = 0 AND n.n > 0")
-            .query { failed.append(($0.text(0) ?? "", $0.text(1) ?? "")) }
+        try statement("""
+            SELECT DISTINCT c.id, c.failure FROM campaigns c JOIN counts n ON n.campaign_id = c.id
+            WHERE c.state = 'failed' AND n.state = \(MessageState.queued.rawValue) AND n.n > 0
+            """).query { failed.append(($0.text("id") ?? "", $0.text("failure") ?? "")) }
         for (id, reason) in failed {
             budget -= try endQueued(campaign: id, to: .cancelled, event: "cancelled", detail: "campaign failed: \(reason)", budget: budget)
             if budget <= 0 { return true }
         }
         // Past the deadline: expire what was never sent (paused campaigns too).
         var due: [String] = []
-        try statement("SELECT id FROM campaigns WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at <= ?").query([.int(t)]) { due.append($0.text(0) ?? "") }
+        try statement("SELECT id FROM campaigns WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at <= ?").query([.int(t)]) { due.append($0.text("id") ?? "") }
         for id in due {
             budget -= try endQueued(campaign: id, to: .expired, event: "expired", detail: "deadline passed before sending", budget: budget)
             if budget <= 0 { return true }
             var inFlight: Int64 = 0
-            try statement("SELECT COALESCE(SUM(n), 0) FROM counts WHERE campaign_id = ? AND state = 1").query([.text(id)]) { inFlight = $0.int(0) }
+            try statement("SELECT COALESCE(SUM(n), 0) AS n FROM counts WHERE campaign_id = ? AND state = \(MessageState.sending.rawValue)")
+                .query([.text(id)]) { inFlight = $0.int("n") }
             if inFlight == 0 { try setCampaignState(id, .expired) }
         }
         // Contacts older than the longest policy window (7 days) no longer count.
@@ -172,7 +177,8 @@ extension WriteContext {
         // Running campaigns with nothing left to send are complete (receipts may still arrive).
         try statement("""
             UPDATE campaigns SET state = 'completed', updated_at = ? WHERE state = 'running' AND NOT EXISTS
-            (SELECT 1 FROM counts WHERE counts.campaign_id = campaigns.id AND counts.state IN (0, 1) AND counts.n > 0)
+            (SELECT 1 FROM counts WHERE counts.campaign_id = campaigns.id
+             AND counts.state IN (\(MessageState.queued.rawValue), \(MessageState.sending.rawValue)) AND counts.n > 0)
             """).run([.int(t)])
         return false
     }

@@ -42,7 +42,7 @@ extension Store {
         try write { ctx in
             if bare { try ctx.db.exec("CREATE TABLE IF NOT EXISTS bench_bare(id INTEGER PRIMARY KEY, phone TEXT, rest TEXT)") }
             let st = try ctx.statement(bare ? "INSERT INTO bench_bare(phone, rest) VALUES(?, ?)"
-                                            : "INSERT OR IGNORE INTO messages(campaign_id, phone, carrier, text, state, updated_at) VALUES('raw', ?, 'k', ?, 0, 0)")
+                                            : "INSERT OR IGNORE INTO messages(campaign_id, phone, carrier, text, state, updated_at) VALUES('raw', ?, 'k', ?, \(MessageState.queued.rawValue), 0)")
             for r in copy { try st.run([.text(r[0]), .text(r[1])]) }
         }
     }
@@ -68,7 +68,7 @@ extension WriteContext {
     func requireGeneration(_ id: String, _ generation: Int64?) throws {
         guard let generation else { return }
         var current: Int64?
-        try statement("SELECT generation FROM campaigns WHERE id = ?").query([.text(id)]) { current = $0.int(0) }
+        try statement("SELECT generation FROM campaigns WHERE id = ?").query([.text(id)]) { current = $0.int("generation") }
         guard let current else { throw StoreError.notFound("campaign \(id)") }
         guard current == generation else {
             throw StoreError.conflict("campaign \(id) was discarded (and perhaps created again) since this request began")
@@ -77,7 +77,7 @@ extension WriteContext {
 
     func requireState(_ id: String, _ state: CampaignState) throws {
         var current: String?
-        try statement("SELECT state FROM campaigns WHERE id = ?").query([.text(id)]) { current = $0.text(0) }
+        try statement("SELECT state FROM campaigns WHERE id = ?").query([.text(id)]) { current = $0.text("state") }
         guard let current else { throw StoreError.notFound("campaign \(id)") }
         guard current == state.rawValue else { throw StoreError.conflict("campaign \(id) is \(current), not \(state.rawValue)") }
     }
@@ -97,8 +97,8 @@ extension WriteContext {
         let skip = try statement("INSERT INTO skipped(campaign_id, source, line, raw, reason, detail) VALUES(?, ?, ?, ?, ?, ?)")
         // Two lookups per row only when there is anything to look up.
         var anySuppression = false
-        try statement("SELECT EXISTS(SELECT 1 FROM suppressions) OR EXISTS(SELECT 1 FROM campaign_exclusions WHERE campaign_id = ?)")
-            .query([.text(campaign)]) { anySuppression = $0.int(0) != 0 }
+        try statement("SELECT EXISTS(SELECT 1 FROM suppressions) OR EXISTS(SELECT 1 FROM campaign_exclusions WHERE campaign_id = ?) AS any")
+            .query([.text(campaign)]) { anySuppression = $0.int("any") != 0 }
         for row in rows {
             c.rows += 1
             switch row {

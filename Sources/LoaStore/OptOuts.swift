@@ -21,7 +21,7 @@ extension Store {
     /// lookup per campaign.
     static let queuedForPhoneSQL = """
         SELECT id, campaign_id, carrier, attempts FROM messages
-        WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = 0
+        WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = \(MessageState.queued.rawValue)
         """
 
     /// An opt-out reply: the number joins the global list and its queued messages in every campaign are
@@ -31,10 +31,10 @@ extension Store {
             try ctx.statement("INSERT OR IGNORE INTO suppressions(phone, source, added_at) VALUES(?, ?, ?)").run([.text(phone), .text(source), .int(ctx.now)])
             var rows: [(Int64, String, String, Int)] = []
             try ctx.statement(Store.queuedForPhoneSQL)
-                .query([.text(phone)]) { rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2) ?? "", Int($0.int(3)))) }
+                .query([.text(phone)]) { rows.append(($0.int("id"), $0.text("campaign_id") ?? "", $0.text("carrier") ?? "", Int($0.int("attempts")))) }
+            let suppress = try ctx.statement("UPDATE messages SET state = \(MessageState.suppressed.rawValue), reason = 'opt-out', detail = ?, updated_at = ? WHERE id = ?")
             for (id, campaign, carrier, attempts) in rows {
-                try ctx.statement("UPDATE messages SET state = 9, reason = 'opt-out', detail = ?, updated_at = ? WHERE id = ?")
-                    .run([.text("opt-out: replied \(source)"), .int(ctx.now), .int(id)])
+                try suppress.run([.text("opt-out: replied \(source)"), .int(ctx.now), .int(id)])
                 ctx.count(campaign: campaign, carrier: carrier, from: .queued, to: .suppressed)
                 try ctx.statement("""
                     INSERT INTO reason_counts(campaign_id, reason, n) VALUES(?, 'opt-out', 1)
@@ -64,7 +64,7 @@ extension Store {
     public func optOuts() throws -> [String] {
         try write { ctx in
             var out: [String] = []
-            try ctx.statement("SELECT phone FROM suppressions ORDER BY phone").query { out.append($0.text(0) ?? "") }
+            try ctx.statement("SELECT phone FROM suppressions ORDER BY phone").query { out.append($0.text("phone") ?? "") }
             return out
         }
     }
@@ -72,7 +72,7 @@ extension Store {
     public func optOutCount() throws -> Int64 {
         try write { ctx in
             var n: Int64 = 0
-            try ctx.statement("SELECT COUNT(*) FROM suppressions").query { n = $0.int(0) }
+            try ctx.statement("SELECT COUNT(*) AS n FROM suppressions").query { n = $0.int("n") }
             return n
         }
     }

@@ -8,7 +8,7 @@ extension Store {
     public func preparePolling(enabled: Bool) throws {
         try write { ctx in
             try ctx.db.exec(enabled
-                ? "CREATE INDEX IF NOT EXISTS messages_poll ON messages(carrier, COALESCE(polled_at, 0)) WHERE state = 2 AND gateway_id IS NOT NULL"
+                ? "CREATE INDEX IF NOT EXISTS messages_poll ON messages(carrier, COALESCE(polled_at, 0)) WHERE state = \(MessageState.sent.rawValue) AND gateway_id IS NOT NULL"
                 : "DROP INDEX IF EXISTS messages_poll")
         }
     }
@@ -22,11 +22,11 @@ extension Store {
             var rows: [(id: Int64, gatewayID: String)] = []
             try ctx.statement("""
                 SELECT id, gateway_id FROM messages
-                WHERE carrier = ? AND state = 2 AND gateway_id IS NOT NULL AND COALESCE(polled_at, 0) <= ?
+                WHERE carrier = ? AND state = \(MessageState.sent.rawValue) AND gateway_id IS NOT NULL AND COALESCE(polled_at, 0) <= ?
                   AND sent_at >= ? AND sent_at <= ?
                 ORDER BY COALESCE(polled_at, 0), id LIMIT ?
                 """).query([.text(carrier), .int(polledBefore), .int(sentFrom), .int(sentTo), .int(Int64(max(0, limit)))]) {
-                rows.append(($0.int(0), $0.text(1) ?? ""))
+                rows.append(($0.int("id"), $0.text("gateway_id") ?? ""))
             }
             return rows
         }
@@ -61,8 +61,8 @@ extension Store {
                     WHERE carrier = ? AND (gateway_id = ? OR (gateway_id >= ? AND gateway_id < ?)) ORDER BY id
                     """).query([.text(carrier), .text(requestID), .text(requestID + ":"), .text(requestID + ";")]) {
                     total += 1
-                    if campaign.isEmpty { campaign = $0.text(3) ?? "" }
-                    if $0.int(2) == Int64(MessageState.sent.rawValue), rows.count < limit { rows.append(($0.int(0), $0.text(1) ?? "")) }
+                    if campaign.isEmpty { campaign = $0.text("campaign_id") ?? "" }
+                    if $0.int("state") == Int64(MessageState.sent.rawValue), rows.count < limit { rows.append(($0.int("id"), $0.text("gateway_id") ?? "")) }
                 }
             }
             var detail = counts.map { "\($0.name)=\($0.value)" }.joined(separator: " ")

@@ -11,14 +11,14 @@ extension Store {
             var out: [(Int64, RejectRow)] = []
             // Messages (rejected, suppressed) get even cursors, skipped rows odd ones, so one cursor walks both tables.
             try ctx.statement("""
-                SELECT id * 2, source, line, raw_phone, reason, detail FROM messages
-                WHERE campaign_id = ? AND state IN (5, 9) AND id * 2 > ?
+                SELECT id * 2 AS cursor, source, line, raw_phone AS raw, reason, detail FROM messages
+                WHERE campaign_id = ? AND state IN (\(MessageState.rejected.rawValue), \(MessageState.suppressed.rawValue)) AND id * 2 > ?
                 UNION ALL
                 SELECT id * 2 + 1, source, line, raw, reason, detail FROM skipped WHERE campaign_id = ? AND id * 2 + 1 > ?
                 ORDER BY 1 LIMIT ?
                 """).query([.text(campaign), .int(after), .text(campaign), .int(after), .int(Int64(batch))]) { r in
-                out.append((r.int(0), RejectRow(source: r.text(1) ?? "", line: Int(r.int(2)), raw: r.text(3) ?? "",
-                                                reason: r.text(4) ?? "", detail: r.text(5) ?? "")))
+                out.append((r.int("cursor"), RejectRow(source: r.text("source") ?? "", line: Int(r.int("line")), raw: r.text("raw") ?? "",
+                                                       reason: r.text("reason") ?? "", detail: r.text("detail") ?? "")))
             }
             return out.map { (cursor: $0.0, row: $0.1) }
         }
@@ -30,7 +30,7 @@ extension Store {
         return try write { ctx in
             var out: [(Int64, String)] = []
             try ctx.statement("SELECT id, phone FROM messages WHERE campaign_id = ? AND state IN (\(codes)) AND phone IS NOT NULL AND id > ? ORDER BY id LIMIT ?")
-                .query([.text(campaign), .int(after), .int(Int64(limit))]) { out.append(($0.int(0), $0.text(1) ?? "")) }
+                .query([.text(campaign), .int(after), .int(Int64(limit))]) { out.append(($0.int("id"), $0.text("phone") ?? "")) }
             return out.map { (id: $0.0, phone: $0.1) }
         }
     }
@@ -40,14 +40,15 @@ extension Store {
         try write { ctx in
             var out: [ReportRow] = []
             try ctx.statement("""
-                SELECT id, COALESCE(phone, raw_phone, ''), carrier, state, COALESCE(reason, detail, ''), attempts, updated_at,
-                COALESCE(source, ''), COALESCE(line, 0), COALESCE(grp, ''), COALESCE(gateway_id, '')
+                SELECT id, COALESCE(phone, raw_phone, '') AS phone, carrier, state, COALESCE(reason, detail, '') AS reason, attempts,
+                updated_at, COALESCE(source, '') AS source, COALESCE(line, 0) AS line, COALESCE(grp, '') AS grp,
+                COALESCE(gateway_id, '') AS gateway_id
                 FROM messages WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?
                 """).query([.text(campaign), .int(after), .int(Int64(limit))]) { r in
-                out.append(ReportRow(id: r.int(0), phone: r.text(1) ?? "", carrier: r.text(2) ?? "",
-                                     state: (MessageState(rawValue: Int(r.int(3))) ?? .unknown).name, reason: r.text(4) ?? "",
-                                     attempts: Int(r.int(5)), updatedAt: r.int(6), source: r.text(7) ?? "", line: Int(r.int(8)),
-                                     group: r.text(9) ?? "", gatewayID: r.text(10) ?? ""))
+                out.append(ReportRow(id: r.int("id"), phone: r.text("phone") ?? "", carrier: r.text("carrier") ?? "",
+                                     state: (MessageState(rawValue: Int(r.int("state"))) ?? .unknown).name, reason: r.text("reason") ?? "",
+                                     attempts: Int(r.int("attempts")), updatedAt: r.int("updated_at"), source: r.text("source") ?? "",
+                                     line: Int(r.int("line")), group: r.text("grp") ?? "", gatewayID: r.text("gateway_id") ?? ""))
             }
             return out
         }
@@ -57,32 +58,37 @@ extension Store {
     public func reportData(campaign: String, buckets: Int = 48) throws -> ReportData {
         try write { ctx in
             var lo: Int64 = 0, hi: Int64 = 0
-            try ctx.statement("SELECT COALESCE(MIN(updated_at), 0), COALESCE(MAX(updated_at), 0) FROM messages WHERE campaign_id = ? AND state = 3")
-                .query([.text(campaign)]) { lo = $0.int(0); hi = $0.int(1) }
+            try ctx.statement("""
+                SELECT COALESCE(MIN(updated_at), 0) AS lo, COALESCE(MAX(updated_at), 0) AS hi FROM messages
+                WHERE campaign_id = ? AND state = \(MessageState.delivered.rawValue)
+                """).query([.text(campaign)]) { lo = $0.int("lo"); hi = $0.int("hi") }
             let width = max(1000, (hi - lo) / Int64(max(1, buckets)) + 1)
             var timeline: [ReportData.Bucket] = []
             try ctx.statement("""
-                SELECT (updated_at - ?) / ?, carrier, COUNT(*) FROM messages WHERE campaign_id = ? AND state = 3
+                SELECT (updated_at - ?) / ? AS bucket, carrier, COUNT(*) AS n FROM messages
+                WHERE campaign_id = ? AND state = \(MessageState.delivered.rawValue)
                 GROUP BY 1, 2 ORDER BY 1, 2
                 """).query([.int(lo), .int(width), .text(campaign)]) { r in
-                timeline.append(.init(start: lo + r.int(0) * width, carrier: r.text(1) ?? "", delivered: r.int(2)))
+                timeline.append(.init(start: lo + r.int("bucket") * width, carrier: r.text("carrier") ?? "", delivered: r.int("n")))
             }
             var reasons: [String: Int64] = [:]
             try ctx.statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n > 0").query([.text(campaign)]) {
-                reasons[$0.text(0) ?? "", default: 0] += $0.int(1)
+                reasons[$0.text("reason") ?? "", default: 0] += $0.int("n")
             }
             // Failed and expired messages by their reason (a receipt's is its words, `UNDELIV err 001`, never its ids).
             try ctx.statement("""
-                SELECT state, COALESCE(substr(detail, 1, 80), ''), COUNT(*) FROM messages WHERE campaign_id = ? AND state IN (4, 6) GROUP BY 1, 2
+                SELECT state, COALESCE(substr(detail, 1, 80), '') AS detail, COUNT(*) AS n FROM messages
+                WHERE campaign_id = ? AND state IN (\(MessageState.failed.rawValue), \(MessageState.expired.rawValue)) GROUP BY 1, 2
                 """).query([.text(campaign)]) { r in
-                let (state, detail) = (r.int(0) == 4 ? "failed" : "expired", r.text(1) ?? "")
+                let state = (MessageState(rawValue: Int(r.int("state"))) ?? .expired).name
+                let detail = r.text("detail") ?? ""
                 let key = detail.isEmpty ? state : detail.hasPrefix(state) ? detail : state + ": " + detail
-                reasons[key == "failed" || key == "expired" ? key + ": " + key : key, default: 0] += r.int(2)
+                reasons[key == "failed" || key == "expired" ? key + ": " + key : key, default: 0] += r.int("n")
             }
             var groups: [String: [String: Int64]] = [:]
-            try ctx.statement("SELECT grp, state, COUNT(*) FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
+            try ctx.statement("SELECT grp, state, COUNT(*) AS n FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
                 .query([.text(campaign)]) { r in
-                    groups[r.text(0) ?? "", default: [:]][(MessageState(rawValue: Int(r.int(1))) ?? .unknown).name] = r.int(2)
+                    groups[r.text("grp") ?? "", default: [:]][(MessageState(rawValue: Int(r.int("state"))) ?? .unknown).name] = r.int("n")
                 }
             return ReportData(bucketMillis: width, timeline: timeline, reasons: reasons,
                               groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) })
@@ -102,7 +108,7 @@ extension Store {
         let rows = try write { ctx -> [MessageRow] in
             var out: [MessageRow] = []
             try ctx.statement("SELECT phone, state, attempts FROM messages WHERE campaign_id = ? ORDER BY id").query([.text(campaign)]) {
-                out.append(MessageRow(phone: $0.text(0), state: Int($0.int(1)), attempts: Int($0.int(2))))
+                out.append(MessageRow(phone: $0.text("phone"), state: Int($0.int("state")), attempts: Int($0.int("attempts"))))
             }
             return out
         }
@@ -123,25 +129,26 @@ extension WriteContext {
             + "recovered_unknown FROM campaigns"
             + (id == nil ? " ORDER BY created_at, id" : " WHERE id = ?")
         try statement(sql).query(id.map { [.text($0)] } ?? []) { r in
-            let spec = (r.text(2)).flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
+            let spec = r.text("spec").flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
             records.append(CampaignRecord(
-                id: r.text(0) ?? "", name: spec?.name, state: CampaignState(rawValue: r.text(1) ?? "") ?? .loading,
-                sender: r.text(3) ?? "", startAt: r.int(4), deadlineAt: r.int(5), createdAt: r.int(6), rows: r.int(7),
-                accepted: r.int(8), rejected: r.int(9), duplicates: r.int(10), segmentsTotal: r.int(11),
-                states: [:], carriers: [:], recoveredUnknown: r.int(14), spec: spec, generation: r.int(12), failure: r.text(13)))
+                id: r.text("id") ?? "", name: spec?.name, state: CampaignState(rawValue: r.text("state") ?? "") ?? .loading,
+                sender: r.text("sender") ?? "", startAt: r.int("start_at"), deadlineAt: r.int("deadline_at"), createdAt: r.int("created_at"),
+                rows: r.int("rows"), accepted: r.int("accepted"), rejected: r.int("rejected"), duplicates: r.int("duplicates"),
+                segmentsTotal: r.int("segments_total"), states: [:], carriers: [:], recoveredUnknown: r.int("recovered_unknown"), spec: spec,
+                generation: r.int("generation"), failure: r.text("failure")))
         }
         let reasons = try statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n != 0")
         for i in records.indices {
-            try reasons.query([.text(records[i].id)]) { records[i].reasons[$0.text(0) ?? "", default: 0] += $0.int(1) }
+            try reasons.query([.text(records[i].id)]) { records[i].reasons[$0.text("reason") ?? "", default: 0] += $0.int("n") }
         }
         let counts = try statement("SELECT carrier, state, n FROM counts WHERE campaign_id = ? AND n != 0")
         for i in records.indices {
             try counts.query([.text(records[i].id)]) { r in
-                let carrier = r.text(0) ?? ""
-                let state = (MessageState(rawValue: Int(r.int(1))) ?? .unknown).name
-                let n = r.int(2)
+                let carrier = r.text("carrier") ?? ""
+                let state = (MessageState(rawValue: Int(r.int("state"))) ?? .unknown).name
+                let n = r.int("n")
                 records[i].states[state, default: 0] += n
-                if state == "suppressed" { records[i].suppressed += n }
+                if state == MessageState.suppressed.name { records[i].suppressed += n }
                 if !carrier.isEmpty { records[i].carriers[carrier, default: [:]][state, default: 0] += n }
             }
         }

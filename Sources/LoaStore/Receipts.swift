@@ -8,11 +8,14 @@ extension Store {
     public func expireReceipts(olderThan cutoff: UnixMillis, limit: Int = 20_000) throws -> Int {
         try write { ctx in
             var rows: [(Int64, String, String?, String, Int)] = []
-            try ctx.statement("SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = 2 AND updated_at < ? LIMIT ?")
-                .query([.int(cutoff), .int(Int64(limit))]) { rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2), $0.text(3) ?? "", Int($0.int(4)))) }
+            try ctx.statement("""
+                SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = \(MessageState.sent.rawValue) AND updated_at < ? LIMIT ?
+                """).query([.int(cutoff), .int(Int64(limit))]) { r in
+                rows.append((r.int("id"), r.text("campaign_id") ?? "", r.text("phone"), r.text("carrier") ?? "", Int(r.int("attempts"))))
+            }
+            let expire = try ctx.statement("UPDATE messages SET state = \(MessageState.unknown.rawValue), detail = ?, updated_at = ? WHERE id = ?")
             for (id, campaign, phone, carrier, attempts) in rows {
-                try ctx.statement("UPDATE messages SET state = 7, detail = ?, updated_at = ? WHERE id = ?")
-                    .run([.text("no final receipt in time"), .int(ctx.now), .int(id)])
+                try expire.run([.text("no final receipt in time"), .int(ctx.now), .int(id)])
                 ctx.count(campaign: campaign, carrier: carrier, from: .sent, to: .unknown)
                 try ctx.emit(DeliveryEvent(time: ctx.now, campaign: campaign, message: id, recipient: phone, carrier: carrier,
                                            event: "unknown", status: "unknown", attempt: attempts, detail: "no final receipt in time"))
@@ -47,10 +50,10 @@ extension WriteContext {
         var namedPart = false
         if r.messageID == 0, let key = r.gatewayKey {
             var id: Int64?
-            try statement("SELECT id FROM messages WHERE carrier = ? AND gateway_id = ? LIMIT 1").query([.text(r.carrier), .text(key)]) { id = $0.int(0) }
+            try statement("SELECT id FROM messages WHERE carrier = ? AND gateway_id = ? LIMIT 1").query([.text(r.carrier), .text(key)]) { id = $0.int("id") }
             if id == nil {
                 try statement("SELECT message_id FROM message_parts WHERE carrier = ? AND part_id = ? AND named = 1 LIMIT 1")
-                    .query([.text(r.carrier), .text(key)]) { id = $0.int(0) }
+                    .query([.text(r.carrier), .text(key)]) { id = $0.int("message_id") }
                 namedPart = id != nil
             }
             guard let id else {
@@ -78,8 +81,8 @@ extension WriteContext {
         if let part {
             var (seen, partStatus): (Int64, Int64) = (0, 0)
             try statement("SELECT seen, status FROM message_parts WHERE message_id = ? AND part_id = ?").query([.int(r.messageID), .text(part)]) {
-                seen = $0.int(0)
-                partStatus = $0.int(1)
+                seen = $0.int("seen")
+                partStatus = $0.int("status")
             }
             guard seen & bit == 0 else { return .duplicate }
             try statement("""
@@ -91,8 +94,10 @@ extension WriteContext {
             // A part's first final receipt is its last word: a contradicting one is logged as an event.
             if r.status.isFinal && partStatus < 10 {
                 var (known, delivered, named): (Int64, Int64, Int64) = (0, 0, 0)
-                try statement("SELECT COUNT(*), COALESCE(SUM(status = 10), 0), COALESCE(SUM(named), 0) FROM message_parts WHERE message_id = ?")
-                    .query([.int(r.messageID)]) { known = $0.int(0); delivered = $0.int(1); named = $0.int(2) }
+                try statement("""
+                    SELECT COUNT(*) AS known, COALESCE(SUM(status = 10), 0) AS delivered, COALESCE(SUM(named), 0) AS named
+                    FROM message_parts WHERE message_id = ?
+                    """).query([.int(r.messageID)]) { known = $0.int("known"); delivered = $0.int("delivered"); named = $0.int("named") }
                 expected = MessageParts.expectedParts(segments: cur.segments, knownParts: Int(known), namedParts: Int(named))
                 status = MessageParts.messageStatus(after: r.status, deliveredParts: Int(delivered), expectedParts: expected)
                 if status != nil && status != .delivered { reason = MessageParts.reason(r.detail, status: r.status, parts: expected) }

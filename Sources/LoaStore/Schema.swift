@@ -158,7 +158,7 @@ enum Schema {
     static func migrate(_ db: Connection) throws {
         let v = try db.prepare("PRAGMA user_version")
         var current = 0
-        try v.query { current = Int($0.int(0)) }
+        try v.query { current = Int($0.int("user_version")) }
         guard current <= migrations.count else {
             throw SQLiteError(code: 0, message: "database schema version \(current) is newer than this loa (\(migrations.count))", context: "migrating")
         }

@@ -56,11 +56,11 @@ final class WriteContext {
     /// to ``recovery``.
     func startUp() throws {
         var maxOutbox: Int64 = 0
-        try statement("SELECT COALESCE(MAX(seq), 0) FROM log_outbox").query { maxOutbox = $0.int(0) }
+        try statement("SELECT COALESCE(MAX(seq), 0) AS seq FROM log_outbox").query { maxOutbox = $0.int("seq") }
         var metaLogged: Int64 = 0
-        try statement("SELECT value FROM meta WHERE key = 'logged_seq'").query { metaLogged = Int64($0.text(0) ?? "0") ?? 0 }
+        try statement("SELECT value FROM meta WHERE key = 'logged_seq'").query { metaLogged = Int64($0.text("value") ?? "0") ?? 0 }
         var committed: Int64?
-        try statement("SELECT value FROM meta WHERE key = 'committed_seq'").query { committed = Int64($0.text(0) ?? "0") ?? 0 }
+        try statement("SELECT value FROM meta WHERE key = 'committed_seq'").query { committed = Int64($0.text("value") ?? "0") ?? 0 }
         let repaired = try log?.repairAndLastSeq() ?? (lastSeq: 0, tornBytes: 0)
         var inFile = repaired.lastSeq
         if repaired.tornBytes > 0 { recovery.tornLinesCut = 1 }
@@ -82,7 +82,7 @@ final class WriteContext {
         // file (a row holds one transaction's lines; a torn append may have written part of it, so each
         // line's own seq decides).
         try statement("SELECT line FROM log_outbox WHERE seq > ? ORDER BY seq").query([.int(inFile)]) { row in
-            for line in (row.text(0) ?? "").split(separator: "\n") where (DeliveryLogFile.seq(in: line.utf8) ?? 0) > inFile { missing.append(String(line)) }
+            for line in (row.text("line") ?? "").split(separator: "\n") where (DeliveryLogFile.seq(in: line.utf8) ?? 0) > inFile { missing.append(String(line)) }
         }
         if !missing.isEmpty, let log {
             try log.append(missing)
@@ -91,7 +91,7 @@ final class WriteContext {
         if maxOutbox > 0 { try db.exec("DELETE FROM log_outbox") }
         nextSeq = max(maxOutbox, metaLogged, committed ?? 0, inFile) + 1
         var pendingRows: Int64 = 0
-        try statement("SELECT COUNT(*) FROM pending_receipts").query { pendingRows = $0.int(0) }
+        try statement("SELECT COUNT(*) AS n FROM pending_receipts").query { pendingRows = $0.int("n") }
         hasPendingReceipts = pendingRows > 0
         let recovery = Job({ ctx in try ctx.recoverInFlight() })
         runTransaction([recovery])

@@ -1,4 +1,5 @@
 import Foundation
+import LoaCore
 import Testing
 @testable import LoaStore
 
@@ -51,5 +52,33 @@ import Testing
                 #expect(rows == ["1 +84912345678 3 null 0.5", "2 +84987654321 1 1700000000000 2.0"], "\(sql)")
             }
         }
+    }
+}
+
+/// SQLite-specific: the schema's partial indexes name message states by number (migrations are fixed text); those
+/// numbers must be ``MessageState``'s, or the store's queries (which take their states from the enum) would miss
+/// the indexes or, worse, the indexes would cover the wrong messages.
+@Suite struct SchemaStateLiteralTests {
+    @Test func partialIndexesNameTheStatesOfTheEnum() throws {
+        let dir = TempDir()
+        let store = try Store(directory: dir.path, log: nil, clock: ManualTimeSource())
+        try store.preparePolling(enabled: true)  // adds messages_poll
+        store.close()
+        let db = try Connection(path: store.path, readOnly: true)
+        var found: [String: String] = [:]
+        try db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE%'").query { r in
+            let sql = r.text("sql") ?? ""
+            found[r.text("name") ?? ""] = sql.range(of: "WHERE ").map { String(sql[$0.upperBound...]) } ?? sql
+        }
+        let s = { (state: MessageState) in String(state.rawValue) }
+        let expected = [
+            "messages_queue": "state = \(s(.queued))",
+            "messages_rejects": "state IN (\(s(.rejected)), \(s(.suppressed)))",
+            "messages_sent_age": "state = \(s(.sent))",
+            "messages_poll": "state = \(s(.sent)) AND gateway_id IS NOT NULL",
+            "messages_gateway": "gateway_id IS NOT NULL",
+        ]
+        // Every partial index of the schema is here: a new one names its states through this test.
+        #expect(found == expected)
     }
 }
