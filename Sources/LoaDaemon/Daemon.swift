@@ -36,7 +36,7 @@ public enum Daemon {
 
         let clock = SystemTimeSource()
         let log: DeliveryLogFile
-        let store: Store
+        let store: any MessageStore
         do {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")

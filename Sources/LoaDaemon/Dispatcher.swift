@@ -94,7 +94,7 @@ public final class Dispatcher: Sendable {
         var handoffHeld: Set<String> = []
     }
 
-    private let store: Store
+    private let store: any MessageStore
     private let adapters: [String: any CarrierAdapter]
     private let carriers: [LoaConfig.Carrier]
     private let receiptBase: [String: String]
@@ -112,7 +112,7 @@ public final class Dispatcher: Sendable {
     private let maxBatch: [String: Int]
     private let carrierConfig: [String: LoaConfig.Carrier]
 
-    public init(store: Store, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
+    public init(store: any MessageStore, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
         self.adapters = adapters
         self.carriers = config.carriers

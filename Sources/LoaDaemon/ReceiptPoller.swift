@@ -20,7 +20,7 @@ final class ReceiptPoller: @unchecked Sendable {
         var nextDue: UnixMillis = 0
     }
 
-    private let store: Store
+    private let store: any MessageStore
     private let clock: any TimeSource
     private let logger: Logger
     /// Guarded by `cond`: the carriers' budgets, the urgent polls, and the stop flag.
@@ -32,7 +32,7 @@ final class ReceiptPoller: @unchecked Sendable {
     private var finished = false
 
     /// Nil when no carrier polls.
-    init?(store: Store, adapters: [String: any CarrierAdapter], clock: any TimeSource, logger: Logger) {
+    init?(store: any MessageStore, adapters: [String: any CarrierAdapter], clock: any TimeSource, logger: Logger) {
         let polling = adapters.values.compactMap { $0 as? GenericHTTPAdapter }.filter { $0.pollSpec != nil }.sorted { $0.name < $1.name }
         guard !polling.isEmpty else { return nil }
         self.store = store

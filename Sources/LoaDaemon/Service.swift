@@ -8,7 +8,7 @@ import Synchronization
 /// Everything the embedded HTTP server answers: `/healthz`, the receipt endpoints `/dlr/<carrier>` and the
 /// operator API under `/api/v1` (bearer token). Handlers run on libmicrohttpd's threads and may block on the store.
 final class DaemonService: HTTPService {
-    let store: Store
+    let store: any MessageStore
     let config: LoaConfig
     let dispatcher: Dispatcher
     let logger: Logger
@@ -34,7 +34,7 @@ final class DaemonService: HTTPService {
     /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
     private let poller: ReceiptPoller?
 
-    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat] = [:],
+    init(store: any MessageStore, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat] = [:],
          poller: ReceiptPoller? = nil) {
         self.poller = poller
         self.receiptFormats = receiptFormats

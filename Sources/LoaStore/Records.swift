@@ -203,3 +203,22 @@ public struct ReportData: Sendable, Codable, Equatable {
     public var reasons: [String: Int64]
     public var groups: [Group]
 }
+
+/// A campaign the dispatcher should look at.
+public struct ActiveCampaign: Sendable, Equatable {
+    public var id: String
+    public var state: CampaignState
+    public var sender: String
+    public var startAt: UnixMillis
+    public var deadlineAt: UnixMillis
+    /// Carriers with queued messages (whether or not their retry time has come).
+    public var carriers: [String]
+    public var windows: SendWindows
+    public var priority: CampaignPriority
+    public var weight: Int
+    public var maxRate: Double?
+    /// The carriers the campaign may use (empty: any).
+    public var allowedCarriers: [String] = []
+    /// Whether its messages may move to another allowed carrier while theirs is down.
+    public var failover: Bool = false
+}

@@ -2,25 +2,6 @@ import Foundation
 import LoaCore
 import Synchronization
 
-/// Errors of the store module.
-public enum StoreError: Error, CustomStringConvertible, Sendable {
-    case io(String)
-    case notFound(String)
-    case conflict(String)
-    case invalid(String)
-    case closed
-
-    public var description: String {
-        switch self {
-        case .io(let s): s
-        case .notFound(let s): "not found: \(s)"
-        case .conflict(let s): "conflict: \(s)"
-        case .invalid(let s): "invalid: \(s)"
-        case .closed: "the store is closed"
-        }
-    }
-}
-
 /// The durable store: one SQLite file in WAL mode behind one serial writer thread.
 ///
 /// Every read and write runs as a job on the writer thread. Jobs queued while a transaction commits are
@@ -30,7 +11,7 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
 /// a crash between append and commit leaves lines above the stored seq, cut at the next start. Calls block
 /// their caller: make them from a dedicated thread (the dispatcher, an HTTP handler thread), never from
 /// Swift's shared executor; async code uses ``perform(_:)``.
-public final class Store: Sendable {
+public final class Store: MessageStore {
     public let path: String
     private let queue = JobQueue()
     private let lock: DirectoryLock

@@ -72,25 +72,6 @@ extension Store {
     }
 }
 
-/// A campaign the dispatcher should look at.
-public struct ActiveCampaign: Sendable, Equatable {
-    public var id: String
-    public var state: CampaignState
-    public var sender: String
-    public var startAt: UnixMillis
-    public var deadlineAt: UnixMillis
-    /// Carriers with queued messages (whether or not their retry time has come).
-    public var carriers: [String]
-    public var windows: SendWindows
-    public var priority: CampaignPriority
-    public var weight: Int
-    public var maxRate: Double?
-    /// The carriers the campaign may use (empty: any).
-    public var allowedCarriers: [String] = []
-    /// Whether its messages may move to another allowed carrier while theirs is down.
-    public var failover: Bool = false
-}
-
 extension WriteContext {
     /// See ``Store/activeWorkAndFailures()``: campaigns whose spec cannot be sent from go to `failed` and `bad`.
     func activeWork(failing bad: inout [(id: String, reason: String)]) throws -> [ActiveCampaign] {
