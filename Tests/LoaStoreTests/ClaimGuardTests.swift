@@ -10,12 +10,12 @@ import Testing
 @Suite struct ClaimGuardTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    func open(_ dir: TempDir) throws -> Store {
-        try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+    func open(_ dir: TempDir) throws -> any MessageStore {
+        try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
     }
 
     /// A running campaign `id` with the numbers `+849123456NN` for `range`, no exclusion list.
-    func running(_ store: Store, _ range: ClosedRange<Int>, id: String = "c1", deadline: UnixMillis = .max) throws {
+    func running(_ store: any MessageStore, _ range: ClosedRange<Int>, id: String = "c1", deadline: UnixMillis = .max) throws {
         try store.createCampaign(submission(id), startAt: 0, deadlineAt: deadline)
         _ = try store.ingest(campaign: id, rows: range.map { accepted("+849123456\(String(format: "%02d", $0))", line: $0 + 1) })
         try store.commitCampaign(id)
@@ -60,9 +60,9 @@ import Testing
         defer { store.close() }
         try running(store, 1...2)
         let close = clock.now()
-        #expect(try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now(), until: close).isEmpty)
+        #expect(try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now(), policy: nil, deadline: .max, until: close).isEmpty)
         #expect(try store.campaign("c1")?.states == ["queued": 2])
-        #expect(try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now(), until: close + 1).count == 1)
+        #expect(try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now(), policy: nil, deadline: .max, until: close + 1).count == 1)
     }
 
     /// With the contact policy, a number whose next allowed time is exactly the deadline expires (reason

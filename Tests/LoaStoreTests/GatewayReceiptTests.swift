@@ -7,8 +7,8 @@ import Testing
 @Suite struct GatewayReceiptTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    func loaded(_ dir: TempDir, rows: [IngestRow]) throws -> Store {
-        let store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+    func loaded(_ dir: TempDir, rows: [IngestRow]) throws -> any MessageStore {
+        let store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         try store.createCampaign(submission(), startAt: ISOTime.parse("2026-11-24T00:00:00Z")!, deadlineAt: ISOTime.parse("2026-11-30T00:00:00Z")!)
         _ = try store.ingest(campaign: "c1", rows: rows)
         try store.commitCampaign("c1")

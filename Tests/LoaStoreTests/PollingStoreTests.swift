@@ -7,8 +7,8 @@ import Testing
 @Suite struct PollingStoreTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    func sentStore(_ dir: TempDir, ids: [String?]) throws -> (Store, [Int64]) {
-        let store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+    func sentStore(_ dir: TempDir, ids: [String?]) throws -> (any MessageStore, [Int64]) {
+        let store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         try store.createCampaign(submission(), startAt: ISOTime.parse("2026-11-24T00:00:00Z")!, deadlineAt: ISOTime.parse("2026-11-30T00:00:00Z")!)
         _ = try store.ingest(campaign: "c1", rows: ids.indices.map { accepted("+8491234567\($0)", line: $0 + 2) })
         try store.commitCampaign("c1")

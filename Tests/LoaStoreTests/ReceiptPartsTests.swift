@@ -8,8 +8,8 @@ import Testing
 @Suite struct ReceiptPartsTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    func loaded(_ dir: TempDir, segments: Int = 1, count: Int = 1) throws -> (Store, [OutgoingMessage]) {
-        let store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+    func loaded(_ dir: TempDir, segments: Int = 1, count: Int = 1) throws -> (any MessageStore, [OutgoingMessage]) {
+        let store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         try store.createCampaign(submission(), startAt: ISOTime.parse("2026-11-24T00:00:00Z")!, deadlineAt: ISOTime.parse("2026-11-30T00:00:00Z")!)
         let rows: [IngestRow] = (0..<count).map {
             .accepted(phone: "+8491234567\($0)", carrier: "k", text: "Hi \($0)", encoding: .gsm7, segments: segments, source: "s.csv", line: $0 + 2,
@@ -21,14 +21,8 @@ import Testing
         return (store, try store.claim(campaign: "c1", carrier: "k", limit: count, now: clock.now()))
     }
 
-    func row(_ store: Store, _ id: Int64) throws -> (state: MessageState, detail: String?, sentAt: Int64?, gatewayID: String?) {
-        try store.write { ctx in
-            var out: (MessageState, String?, Int64?, String?) = (.unknown, nil, nil, nil)
-            try ctx.statement("SELECT state, detail, sent_at, gateway_id FROM messages WHERE id = ?").query([.int(id)]) {
-                out = (MessageState(rawValue: Int($0.int(0)))!, $0.text(1), $0.isNull(2) ? nil : $0.int(2), $0.text(3))
-            }
-            return out
-        }
+    func row(_ store: any MessageStore, _ id: Int64) throws -> (state: MessageState, detail: String?, sentAt: Int64?, gatewayID: String?) {
+        try messageRow(store, id)
     }
 
     func receipts(_ dir: TempDir) -> [String] {

@@ -31,11 +31,11 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 @Suite struct StoreTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    func open(_ dir: TempDir) throws -> Store {
-        try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+    func open(_ dir: TempDir) throws -> any MessageStore {
+        try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
     }
 
-    func loaded(_ store: Store, rows: [IngestRow]) throws -> IngestCounts {
+    func loaded(_ store: any MessageStore, rows: [IngestRow]) throws -> IngestCounts {
         try store.createCampaign(submission(), startAt: ISOTime.parse("2026-11-24T00:00:00Z")!, deadlineAt: ISOTime.parse("2026-11-30T00:00:00Z")!)
         let c = try store.ingest(campaign: "c1", rows: rows)
         try store.commitCampaign("c1")
@@ -344,9 +344,10 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(try store.campaigns().isEmpty)
     }
 
+    /// SQLite-specific: the writer's group commit (``Store/perform(_:)``).
     @Test func concurrentWritersAreGroupCommitted() async throws {
         let dir = TempDir()
-        let store = try open(dir)
+        let store = try #require(try open(dir) as? Store)
         defer { store.close() }
         _ = try loaded(store, rows: (0..<200).map { accepted("+849123\(String(format: "%05d", $0))", line: $0 + 2) })
         let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 200, now: clock.now())
@@ -408,7 +409,7 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 
     @Test func pauseResumeCancelSurviveRestart() throws {
         let dir = TempDir()
-        var store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        var store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
         _ = try store.ingest(campaign: "c1", rows: (0..<10).map { accepted("+8491234570\($0)", line: $0 + 2) })
         try store.commitCampaign("c1")
@@ -417,7 +418,7 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(try store.activeWork().first?.state == .paused)
         #expect(throws: StoreError.self) { try store.apply(.pause, to: "c1", now: clock.now()) }
         store.close()
-        store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         defer { store.close() }
         #expect(try store.campaign("c1")?.state == .paused)
         #expect(try store.apply(.resume(started: true), to: "c1", now: clock.now()) == .running)
@@ -435,9 +436,9 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
     /// One store per data directory: a second one is refused, naming the owner, until the first is closed.
     @Test func aSecondStoreOnTheSameDirectoryIsRefused() throws {
         let dir = TempDir()
-        let first = try Store(directory: dir.path, log: nil, clock: clock)
+        let first = try makeStore(dir.path, log: nil, clock: clock)
         do {
-            _ = try Store(directory: dir.path, log: nil, clock: clock)
+            _ = try makeStore(dir.path, log: nil, clock: clock)
             Issue.record("a second store opened the same directory")
         } catch let error as StoreError {
             guard case .conflict(let message) = error else { Issue.record("unexpected \(error)"); return }
@@ -447,12 +448,12 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(mode == 0o600)
         first.close()
         first.close()  // idempotent
-        let second = try Store(directory: dir.path, log: nil, clock: clock)
+        let second = try makeStore(dir.path, log: nil, clock: clock)
         second.close()
     }
 
     /// A store that fails to open (here: loa.db is not a database) lets go of the directory: the next attempt
-    /// fails on the database again, not on the lock.
+    /// fails on the database again, not on the lock. SQLite-specific (its database file).
     @Test func aStoreThatFailsToOpenReleasesTheDirectory() throws {
         let dir = TempDir()
         try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: dir.path + "/loa.db"))
@@ -470,7 +471,7 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 
     @Test func deadlineExpiresAPausedCampaign() throws {
         let dir = TempDir()
-        let store = try Store(directory: dir.path, log: nil, clock: clock)
+        let store = try makeStore(dir.path, log: nil, clock: clock)
         defer { store.close() }
         try store.createCampaign(submission(), startAt: 0, deadlineAt: clock.now() + 1000)
         _ = try store.ingest(campaign: "c1", rows: [accepted("+84912345800", line: 2)])
@@ -487,7 +488,7 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 
     @Test func secondCampaignWaitsForTheRollingWindowOrExpires() throws {
         let dir = TempDir()
-        let store = try Store(directory: dir.path, log: nil, clock: clock)
+        let store = try makeStore(dir.path, log: nil, clock: clock)
         defer { store.close() }
         let policy = ContactPolicy(maxPerWindow: 1, windowMillis: 86_400_000)
         for id in ["first", "second", "third"] {
@@ -512,10 +513,11 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 
 extension StoreTests {
     /// An opt-out reply suppresses the number's queued messages in every campaign, through the (campaign, phone)
-    /// index: the phone index it used to need (a page changed per claimed recipient) is gone.
+    /// index: the phone index it used to need (a page changed per claimed recipient) is gone. SQLite-specific
+    /// (its indexes and query plan).
     @Test func optOutReplyUsesTheCampaignPhoneIndex() throws {
         let dir = TempDir()
-        let store = try open(dir)
+        let store = try #require(try open(dir) as? Store)
         defer { store.close() }
         _ = try loaded(store, rows: [accepted("+84912345678", line: 2), accepted("+84912345679", line: 3)])
         let start = ISOTime.parse("2026-11-24T00:00:00Z")!, deadline = ISOTime.parse("2026-11-30T00:00:00Z")!
@@ -551,7 +553,7 @@ extension StoreTests {
 
     @Test func uploadsAndCommitsAreBoundToTheCampaignsGeneration() throws {
         let dir = TempDir()
-        let store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        let store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         defer { store.close() }
         let first = try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
         _ = try store.ingest(campaign: "c1", generation: first, rows: [accepted("+84912345001", line: 2)])
@@ -571,7 +573,7 @@ extension StoreTests {
 
     @Test func aStoredCampaignThatBreaksTheRulesFailsAndItsQueueIsCancelled() throws {
         let dir = TempDir()
-        let store = try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        let store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         defer { store.close() }
         var bad = submission("bad")
         bad.maxRate = 1e300
