@@ -13,7 +13,7 @@ import Synchronization
 /// `ReceiptRoutes.swift` (receipts and replies), `OperatorRoutes.swift` (the operator API), `HealthRoutes.swift`
 /// (health, readiness and metrics) and `Uploads.swift` (streamed segment and exclusion uploads).
 final class DaemonService: HTTPService {
-    let store: Store
+    let store: any MessageStore
     let config: LoaConfig
     let dispatcher: Dispatcher
     let logger: Logger
@@ -31,7 +31,7 @@ final class DaemonService: HTTPService {
     /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
     let poller: ReceiptPoller?
 
-    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, clock: any TimeSource,
+    init(store: any MessageStore, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, clock: any TimeSource,
          receiptFormats: [String: ReceiptFormat] = [:], poller: ReceiptPoller? = nil) {
         self.clock = clock
         self.poller = poller
