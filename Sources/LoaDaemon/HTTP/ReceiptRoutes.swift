@@ -15,14 +15,17 @@ extension DaemonService {
     /// Bodies are read only after the secret was checked, so only a gateway that knows it can make Loa hold one.
     static let receiptBodyLimit = 64 << 10
 
-    /// A Kannel delivery report (the dlr-url's query): parsed by ``KannelAdapter/parseReceipt(_:)``, stored before
-    /// the answer. 400 names the field Kannel filled wrongly (Kannel does not retry it); 503 when the store could
-    /// not take it (Kannel retries, with `http-request-retry`).
+    /// A receipt in the receipt URL's query alone (a ``ReceiptFormat/Reading/query`` carrier: Kannel's dlr-url,
+    /// parsed by its kind, ``KannelAdapter/parseReceipt(_:)``), stored before the answer. 400 names the field the
+    /// gateway filled wrongly (Kannel does not retry it); 503 when the store could not take it (Kannel retries,
+    /// with `http-request-retry`).
     func receipt(carrier: String, query: [String: String]) -> ServerResponse {
         if let refused = refusal(carrier: carrier, query: query, endpoint: "dlr") { return refused }
+        guard let format = receiptFormats[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
         let parsed: InboundReceipt
-        switch KannelAdapter.parseReceipt(query) {
-        case .success(let r): parsed = r
+        switch format.parse([], query) {
+        case .success(let r) where r.count == 1: parsed = r[0]
+        case .success: return error(400, "bad-receipt", "id: missing")
         case .failure(let e):
             logger.warning("receipt not understood", ["carrier.name": carrier, "error": e.description])
             return error(400, "bad-receipt", e.description)
@@ -44,7 +47,7 @@ extension DaemonService {
 
     /// A receipt in a carrier's own format (Jasmin's callbacks, a generic gateway's mapping): authenticated by the
     /// carrier's secret in the query (`k`), parsed, stored before the answer. A body may carry several receipts.
-    func receipt(carrier: String, format: ReceiptFormat, head: RequestHead, body: [UInt8]) -> ServerResponse {
+    func receipt(carrier: String, format: ReceiptFormat, ack: String, head: RequestHead, body: [UInt8]) -> ServerResponse {
         if let refused = refusal(carrier: carrier, query: head.query, endpoint: "dlr") { return refused }
         var fields = head.query
         fields["k"] = nil
@@ -57,7 +60,7 @@ extension DaemonService {
                 let messages = try store.recordRequestReceipt(carrier: carrier, requestID: aggregate.requestID, counts: aggregate.counts)
                 poller?.pollNow(carrier: carrier, messages: messages)
                 logger.info("aggregate receipt: polling the request's messages", ["carrier.name": carrier, "messages": "\(messages.count)"])
-                return .text(200, format.ack)
+                return .text(200, ack)
             } catch {
                 logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
                 return self.error(503, "store-unavailable", "receipt not stored; retry")
@@ -90,7 +93,7 @@ extension DaemonService {
                 // A message Loa does not know: 404 (Jasmin 0.11.0 still retries it up to its max_retries).
                 return error(404, "unknown-message", "no such message sent through \(carrier)")
             }
-            return .text(200, format.ack)
+            return .text(200, ack)
         } catch {
             logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
             return self.error(503, "store-unavailable", "receipt not stored; retry")
@@ -155,13 +158,4 @@ extension DaemonService {
             return storeError(error)
         }
     }
-}
-
-/// How a carrier's receipt requests are read: a parser over the body and the merged query and form fields,
-/// and the body of the answer the gateway expects (Jasmin retries unless it reads `ACK/Jasmin`).
-struct ReceiptFormat: Sendable {
-    var parse: @Sendable ([UInt8], [String: String]) -> Result<[InboundReceipt], ReceiptParseError>
-    var ack: String
-    /// A callback about a whole send request (a generic carrier's `receipts.aggregate`), or nil for a per-message one.
-    var aggregate: (@Sendable ([UInt8], [String: String]) -> AggregateCallback?)? = nil
 }

@@ -22,13 +22,13 @@ final class DaemonService: HTTPService {
     /// and resubmitted). Keyed by ``uploadKey(_:_:)``, so a discarded campaign's late uploads never count for a new one.
     let uploads = Mutex<[String: Set<String>]>([:])
 
-    /// How each carrier's receipts are read (Kannel's query form is built in).
+    /// How each carrier's receipts are read, as its kind built them (``CarrierKind/make(_:engine:)``).
     let receiptFormats: [String: ReceiptFormat]
 
     /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
     let poller: ReceiptPoller?
 
-    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat] = [:],
+    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat],
          poller: ReceiptPoller? = nil) {
         self.poller = poller
         self.receiptFormats = receiptFormats
@@ -45,16 +45,16 @@ final class DaemonService: HTTPService {
         switch (head.method, parts.first) {
         case ("GET", "healthz"): return .respond(healthz())
         case ("GET", "readyz"): return .respond(readyz())
-        case ("GET", "dlr") where parts.count == 2, ("POST", "dlr") where parts.count == 2:
+        case ("GET", ReceiptURL.pathSegment) where parts.count == 2, ("POST", ReceiptURL.pathSegment) where parts.count == 2:
             // The carrier and its secret are checked on the head: a refused request's body is never read.
-            if let format = receiptFormats[parts[1]] {
+            if let format = receiptFormats[parts[1]], case .body(let ack) = format.reading {
                 let carrier = parts[1]
                 let head = receiptHead(head, carrier: carrier)
                 if let refused = refusal(carrier: carrier, query: head.query, endpoint: "dlr") { return .refuse(refused) }
                 // Jasmin and generic gateways put the receipt in a form or JSON body: read it whole, up to
                 // `receiptBodyLimit`.
                 return .buffer(limit: Self.receiptBodyLimit) { [self] head, body in
-                    self.receipt(carrier: carrier, format: format, head: receiptHead(head, carrier: carrier), body: body)
+                    self.receipt(carrier: carrier, format: format, ack: ack, head: receiptHead(head, carrier: carrier), body: body)
                 }
             }
             if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "dlr") { return .refuse(refused) }
