@@ -67,7 +67,7 @@ public enum Daemon {
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
         dispatcher.start()
         poller?.start()
-        let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats,
+        let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, clock: clock, receiptFormats: receiptFormats,
                                     poller: poller)
         let server: HTTPServer
         var receiptServer: HTTPServer?

@@ -209,6 +209,11 @@ public struct ReceiptFormat: Sendable {
         case body(ack: String)
     }
     public var reading: Reading
+    /// The answer to a stored receipt when the format reads the body; nil when it reads the query alone.
+    public var ack: String? {
+        if case .body(let ack) = reading { return ack }
+        return nil
+    }
     /// The receipts of one request: the body and the query fields (merged with a form body when there is one).
     public var parse: @Sendable ([UInt8], [String: String]) -> Result<[InboundReceipt], ReceiptParseError>
     /// A callback about a whole send request (a generic carrier's `receipts.aggregate`), or nil for a per-message one.

@@ -7,18 +7,28 @@ import Synchronization
 
 /// Health, readiness and metrics: what probes and Prometheus read.
 extension DaemonService {
-    /// Alive: the process answers.
-    func healthz() -> ServerResponse { json(200, ["status": "ok"]) }
+    /// The probes are open (``Access/open``): they say only that the daemon is up and its store takes work.
+    /// Metrics name campaigns and carriers, so they need the operator token.
+    static let healthEndpoints: [Endpoint] = [
+        Endpoint("GET", "/healthz", access: .open) { _, _ in .value(["status": "ok"]) },
+        Endpoint("GET", "/readyz", access: .open) { s, _ in try s.readyz() },
+        Endpoint("GET", "/metrics") { s, _ in .response(s.metrics()) },
+    ]
 
     /// Ready when the store takes work, read from what its writer records (no job: a probe must cost
-    /// the writer nothing, see WriterHealth).
-    func readyz() -> ServerResponse {
+    /// the writer nothing, see WriterHealth). The busy time is measured on the monotonic clock the writer
+    /// stamps its jobs with, not the wall clock.
+    func readyz() throws -> Reply {
         let health = store.writerHealth
         if let problem = health.problem() {
-            return self.error(503, "not-ready", problem)
+            // A failed transaction's text can carry SQLite's message and SQL: logged, and the (open) probe told
+            // only that it failed.
+            logger.warning("not ready", ["problem": problem])
+            let told = health.lastFailure.map { problem.replacingOccurrences(of: ": " + $0, with: "; the daemon's log has the detail") } ?? problem
+            throw APIError(503, "not-ready", told)
         }
         let busy = health.busySince.map { "busy for \(Int((ContinuousClock.now - $0) / .milliseconds(1))) ms" }
-        return json(200, ["status": "ready", "store_writer": busy ?? "idle"])
+        return .value(["status": "ready", "store_writer": busy ?? "idle"])
     }
 
     // MARK: - Metrics
@@ -42,7 +52,9 @@ extension DaemonService {
                 if c.recoveredUnknown > 0 { recovered += "loa_campaign_recovered_unknown{campaign=\"\(c.id)\"} \(c.recoveredUnknown)\n" }
             }
         } catch {
-            return self.error(503, "store-unavailable", "\(error)")
+            // The store's error can carry SQLite's message and SQL: logged, never sent.
+            logger.error("metrics: the store did not answer", ["error": "\(error)"])
+            return self.error(503, "store-unavailable", "the store did not answer; the daemon's log has the detail")
         }
         out += segments + recovered
         let r = store.recovery

@@ -8,7 +8,32 @@ import Synchronization
 /// What gateways call: delivery receipts (`/dlr/<carrier>`) and subscribers' replies (`/mo/<carrier>`), each
 /// authenticated by the carrier's receipt secret.
 extension DaemonService {
+    /// Gateways' endpoints: authenticated by the carrier's receipt secret, not the operator token.
+    static let receiptEndpoints: [Endpoint] = [
+        Endpoint("GET", "/\(ReceiptURL.pathSegment)/{carrier}", access: .carrierSecret(.dlr)) { s, r in s.receipt(r) },
+        Endpoint("POST", "/\(ReceiptURL.pathSegment)/{carrier}", access: .carrierSecret(.dlr)) { s, r in s.receipt(r) },
+        Endpoint("GET", "/mo/{carrier}", access: .carrierSecret(.mo)) { s, r in .response(s.moReply(carrier: r["carrier"], query: r.query)) },
+        Endpoint("POST", "/mo/{carrier}", access: .carrierSecret(.mo)) { s, r in .response(s.moReply(carrier: r["carrier"], query: r.query)) },
+    ]
+
     // MARK: - Receipts
+
+    /// A receipt, read as its carrier's kind reads them (``ReceiptFormat/reading``): from the query and a form or
+    /// JSON body read whole up to ``receiptBodyLimit`` (Jasmin, generic), or from the query alone (Kannel). The
+    /// secret was checked on the head (``carrierHead(_:carrier:endpoint:)``), so a refused request's body is never read.
+    func receipt(_ request: Request) -> Reply {
+        let carrier = request["carrier"]
+        guard let format = receiptFormats[carrier], let ack = format.ack else { return .response(receipt(carrier: carrier, query: request.query)) }
+        return .body(limit: Self.receiptBodyLimit) { [self] r in
+            .response(receipt(carrier: carrier, format: format, ack: ack, head: r.head, body: r.body))
+        }
+    }
+
+    /// The head a carrier endpoint's secret is checked on and its handler reads: for receipts in a carrier's own
+    /// format, with a query the gateway appended read as fields (``receiptHead(_:carrier:)``); else as it came.
+    func carrierHead(_ head: RequestHead, carrier: String, endpoint: CarrierEndpoint) -> RequestHead {
+        endpoint == .dlr && receiptFormats[carrier]?.ack != nil ? receiptHead(head, carrier: carrier) : head
+    }
 
     /// The largest receipt body read (64 KiB): a Jasmin callback is a few hundred bytes, and a generic gateway's
     /// batch of receipts at about 200 bytes each fits some 300 in it. Larger bodies get 413 without being kept.
@@ -155,7 +180,7 @@ extension DaemonService {
             logger.notice("opt-out reply", ["carrier.name": carrier, "recipient": number.masked, "suppressed": "\(n)"])
             return .text(200, "")
         } catch {
-            return storeError(error)
+            return failure(error)
         }
     }
 }

@@ -8,7 +8,8 @@ import Synchronization
 /// Everything the embedded HTTP server answers: `/healthz`, the receipt endpoints `/dlr/<carrier>` and the
 /// operator API under `/api/v1` (bearer token). Handlers run on libmicrohttpd's threads and may block on the store.
 ///
-/// This file holds the service's state and the dispatch of a request; the routes live by concern in
+/// This file holds the service's state; `RouteTable.swift` the table's types and the dispatch of a request (auth,
+/// encoding, errors, in one place each); the routes live by concern in
 /// `ReceiptRoutes.swift` (receipts and replies), `OperatorRoutes.swift` (the operator API), `HealthRoutes.swift`
 /// (health, readiness and metrics) and `Uploads.swift` (streamed segment and exclusion uploads).
 final class DaemonService: HTTPService {
@@ -16,6 +17,8 @@ final class DaemonService: HTTPService {
     let config: LoaConfig
     let dispatcher: Dispatcher
     let logger: Logger
+    /// The daemon's clock: handlers read the time from it, never from `Date()`, so routes run on a manual clock in tests.
+    let clock: any TimeSource
     let secrets: [String: [UInt8]]
     private let token: [UInt8]
     /// Segments uploaded per loading campaign and generation (a restart forgets them; the campaign is then discarded
@@ -28,8 +31,9 @@ final class DaemonService: HTTPService {
     /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
     let poller: ReceiptPoller?
 
-    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, receiptFormats: [String: ReceiptFormat],
-         poller: ReceiptPoller? = nil) {
+    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, clock: any TimeSource,
+         receiptFormats: [String: ReceiptFormat], poller: ReceiptPoller? = nil) {
+        self.clock = clock
         self.poller = poller
         self.receiptFormats = receiptFormats
         self.store = store
@@ -38,41 +42,6 @@ final class DaemonService: HTTPService {
         self.logger = logger
         self.secrets = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, Array($0.receiptSecret.utf8)) })
         self.token = Array(config.apiToken.utf8)
-    }
-
-    func route(_ head: RequestHead) -> Route {
-        let parts = head.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        switch (head.method, parts.first) {
-        case ("GET", "healthz"): return .respond(healthz())
-        case ("GET", "readyz"): return .respond(readyz())
-        case ("GET", ReceiptURL.pathSegment) where parts.count == 2, ("POST", ReceiptURL.pathSegment) where parts.count == 2:
-            // The carrier and its secret are checked on the head: a refused request's body is never read.
-            if let format = receiptFormats[parts[1]], case .body(let ack) = format.reading {
-                let carrier = parts[1]
-                let head = receiptHead(head, carrier: carrier)
-                if let refused = refusal(carrier: carrier, query: head.query, endpoint: "dlr") { return .refuse(refused) }
-                // Jasmin and generic gateways put the receipt in a form or JSON body: read it whole, up to
-                // `receiptBodyLimit`.
-                return .buffer(limit: Self.receiptBodyLimit) { [self] head, body in
-                    self.receipt(carrier: carrier, format: format, ack: ack, head: receiptHead(head, carrier: carrier), body: body)
-                }
-            }
-            if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "dlr") { return .refuse(refused) }
-            return .respond(receipt(carrier: parts[1], query: head.query))
-        case ("GET", "mo") where parts.count == 2, ("POST", "mo") where parts.count == 2:
-            if let refused = refusal(carrier: parts[1], query: head.query, endpoint: "mo") { return .refuse(refused) }
-            return .respond(moReply(carrier: parts[1], query: head.query))
-        case ("GET", "metrics"):
-            guard authorized(head) else { return .respond(error(401, "unauthorized", "missing or wrong bearer token")) }
-            return .respond(metrics())
-        case (_, "api") where parts.count >= 2 && parts[1] == "v1":
-            guard authorized(head) else {
-                return .respond(error(401, "unauthorized", "missing or wrong bearer token"))
-            }
-            return api(head, Array(parts.dropFirst(2)))
-        default:
-            return .respond(error(404, "not-found", "no such endpoint: \(head.method) \(head.path)"))
-        }
     }
 
     // MARK: - Helpers
@@ -100,21 +69,11 @@ final class DaemonService: HTTPService {
         .json(status, Array((try? JSONEncoder.api.encode(dict)) ?? Data("{}".utf8)))
     }
 
-    func error(_ status: Int, _ code: String, _ message: String) -> ServerResponse {
+    func error(_ status: Int, _ code: String, _ message: String) -> ServerResponse { Self.errorResponse(status, code, message) }
+
+    /// The API's error body: `{"error":{"code":…,"message":…}}`.
+    static func errorResponse(_ status: Int, _ code: String, _ message: String) -> ServerResponse {
         .json(status, Array("{\"error\":{\"code\":\(JSONText.quoted(code)),\"message\":\(JSONText.quoted(message))}}".utf8))
-    }
-
-    func storeError(_ e: Error) -> ServerResponse {
-        switch e {
-        case StoreError.notFound(let m): error(404, "not-found", m)
-        case StoreError.conflict(let m): error(409, "conflict", m)
-        case StoreError.invalid(let m): error(422, "invalid", m)
-        default: error(500, "internal", "\(e)")
-        }
-    }
-
-    func result(status: Int = 200, _ body: () throws -> Data) -> ServerResponse {
-        do { return .json(status, Array(try body())) } catch { return storeError(error) }
     }
 }
 

@@ -38,7 +38,7 @@ final class ReaderUpload: BodySink {
     private func fail(_ error: Error) -> ServerResponse {
         onFailure()
         if let h = error as? SegmentReader.HeaderError { return service.error(422, code, h.description) }
-        return service.storeError(error)
+        return service.failure(error)
     }
 
     /// One segment into the store, in batches.
