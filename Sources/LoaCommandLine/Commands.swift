@@ -154,7 +154,7 @@ extension LoaCLI {
     static func preview(_ opts: Options) -> Int32 {
         guard let file = opts.positional.first else { printError(help["preview"]!); return 2 }
         var router = Router(defaultCarrier: "default")
-        var partLimits: [String: Int] = [:]
+        var partLimits: [String: PartLimit] = [:]
         var optOuts: Set<String>?
         if let path = opts.config, FileManager.default.fileExists(atPath: path) {
             switch ConfigLoader.load(path: path, clientOnly: true) {

@@ -37,8 +37,9 @@ final class CampaignScan {
     private(set) var ucs2Messages = 0
     private(set) var problems: [Problem] = []
     private(set) var rejectedRows = 0
-    /// Carriers that cut long messages (Jasmin's `max_parts`): carrier → the most parts it takes. Set before ``run``.
-    var partLimits: [String: Int] = [:]
+    /// Carriers that cut long messages (Jasmin's `max_parts`): carrier → the most parts it takes and how it counts
+    /// them (``CarrierKind/partLimit(_:)``). Set before ``run``.
+    var partLimits: [String: PartLimit] = [:]
     /// Per such carrier, recipients whose message it would cut (they fail before sending) and the first one's place.
     private(set) var overPartLimit: [String: (count: Int, parts: Int, source: String, line: Int)] = [:]
     private(set) var samples: [Sample] = []
@@ -114,8 +115,8 @@ final class CampaignScan {
                 if encoding == .ucs2 { ucs2Messages += 1 }
                 perCarrier[carrier, default: 0] += 1
                 if let limit = partLimits[carrier] {
-                    let sent = JasminAdapter.partsSent(text, encoding: encoding)
-                    if sent > limit {
+                    let sent = limit.parts(text, encoding)
+                    if sent > limit.maxParts {
                         let seenBefore = overPartLimit[carrier]
                         overPartLimit[carrier] = ((seenBefore?.count ?? 0) + 1, max(seenBefore?.parts ?? 0, sent),
                                                   seenBefore?.source ?? source, seenBefore?.line ?? line)
@@ -143,13 +144,13 @@ extension CampaignScan {
     var partLimitWarnings: [String] {
         overPartLimit.sorted { $0.key < $1.key }.map { carrier, o in
             "warning: \(o.count) recipient(s) get messages of up to \(o.parts) parts, more than carrier \(carrier)'s max_parts "
-                + "\(partLimits[carrier] ?? 0): they will fail without being sent (first: \(PathText.lastComponent(of: o.source)):\(o.line))"
+                + "\(partLimits[carrier]?.maxParts ?? 0): they will fail without being sent (first: \(PathText.lastComponent(of: o.source)):\(o.line))"
         }
     }
 
-    /// The part limits of the configured carriers that have one (Jasmin's `max_parts`).
-    static func partLimits(_ config: LoaConfig) -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: config.carriers.filter { $0.kind == "jasmin" }.map { ($0.name, $0.jasmin.maxParts) })
+    /// The part limits of the configured carriers that have one (Jasmin's `max_parts`), as their kinds say.
+    static func partLimits(_ config: LoaConfig) -> [String: PartLimit] {
+        Dictionary(uniqueKeysWithValues: config.carriers.compactMap { c in c.carrierKind.partLimit(c.options).map { (c.name, $0) } })
     }
 }
 

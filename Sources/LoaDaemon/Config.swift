@@ -7,6 +7,8 @@ public struct LoaConfig: Sendable {
     public struct Carrier: Sendable {
         public var name: String
         public var kind: String
+        /// The kind's unit: its adapter, receipt URL and receipt format (``CarrierKinds``).
+        public var carrierKind: any CarrierKind
         public var url: String
         public var username: String
         public var password: String
@@ -19,18 +21,14 @@ public struct LoaConfig: Sendable {
         public var method: String = "GET"
         /// `rate` counts SMS parts (carriers bill and throttle parts), or whole messages.
         public var rateInSegments = true
-        /// A generic HTTP gateway's description (kind `generic`).
-        public var generic: GenericGatewaySpec?
+        /// The kind's own options, checked (``KannelOptions``, ``JasminOptions``, a ``GenericGatewaySpec``).
+        public var options: any CarrierOptions
         /// Resolved `secrets` of a generic gateway, for its `{{secret.NAME}}` placeholders.
         public var secrets: [String: String] = [:]
         /// The gateway deduplicates resends (a request id), so a timeout after sending may be retried.
         public var idempotent = false
         /// The proxy the carrier's requests go through, or nil for none (proxy environment variables are not read).
         public var proxy: String?
-        /// Kind `kannel`: `smsc`, `priority`, `deferred_minutes`, `validity`.
-        public var kannel = KannelOptions()
-        /// Kind `jasmin`: `validity`, `max_parts`.
-        public var jasmin = JasminOptions()
         /// `pace_from_receipts`: learn the gateway's pass-on pace from its receipts and hand it no more than it can
         /// pass on before the deadline (``HandoffWindow``). Default true for kannel and jasmin (their receipts
         /// say when the SMSC took a message), false for generic (a provider's receipts may come only at delivery).
@@ -43,6 +41,19 @@ public struct LoaConfig: Sendable {
         public var batchMin = 1
         /// Where a remainder below `batchMin` goes (generic `batch.remainder_carrier`); nil: it fails with the reason.
         public var remainderCarrier: String?
+
+        /// Kind `kannel`'s options: `smsc`, `priority`, `deferred_minutes`, `validity` (the defaults for other kinds).
+        public var kannel: KannelOptions { options as? KannelOptions ?? KannelOptions() }
+        /// Kind `jasmin`'s options: `validity`, `max_parts` (the defaults for other kinds).
+        public var jasmin: JasminOptions { options as? JasminOptions ?? JasminOptions() }
+        /// A generic HTTP gateway's description (kind `generic`), nil for other kinds.
+        public var generic: GenericGatewaySpec? { options as? GenericGatewaySpec }
+
+        /// What the carrier's kind builds its adapter from.
+        public var settings: CarrierSettings {
+            CarrierSettings(name: name, url: url, username: username, password: password, receiptSecret: receiptSecret, timeout: timeout,
+                            method: method, proxy: proxy, idempotent: idempotent, secrets: secrets, options: options)
+        }
     }
 
     public var path: String
@@ -174,19 +185,13 @@ struct ConfigFile: Decodable {
         var secrets: [String: SecretRef]?
         var idempotent: Bool?
         var proxy: ProxyRef?
-        var generic: GenericGatewaySpec?
-        var smsc: String?
-        var priority: Int?
-        var deferredMinutes: Int?
-        var validity: Bool?
-        var maxParts: Int?
+        /// Each kind's options as the entry writes them, by kind name (``CarrierKind/decodeOptions(from:own:)``).
+        var options: [String: any CarrierOptionValues] = [:]
         var paceFromReceipts: Bool?
         var requestsPerSecond: Double?
         var pauseAfterIdenticalFailures: Int?
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, kind, url, username, password, rate, method, secrets, idempotent, proxy
-            case smsc, priority, validity
-            case deferredMinutes = "deferred_minutes", maxParts = "max_parts"
             case paceFromReceipts = "pace_from_receipts"
             case rateUnit = "rate_unit", requestsPerSecond = "requests_per_second", pauseAfterIdenticalFailures = "pause_after_identical_failures"
             case receiptSecret = "receipt_secret", maxInFlight = "max_in_flight", timeoutSeconds = "timeout_seconds"
@@ -208,16 +213,14 @@ struct ConfigFile: Decodable {
             secrets = try c.decodeIfPresent([String: SecretRef].self, forKey: .secrets)
             idempotent = try c.decodeIfPresent(Bool.self, forKey: .idempotent)
             proxy = try c.decodeIfPresent(ProxyRef.self, forKey: .proxy)
-            smsc = try c.decodeIfPresent(String.self, forKey: .smsc)
-            priority = try c.decodeIfPresent(Int.self, forKey: .priority)
-            deferredMinutes = try c.decodeIfPresent(Int.self, forKey: .deferredMinutes)
-            validity = try c.decodeIfPresent(Bool.self, forKey: .validity)
-            maxParts = try c.decodeIfPresent(Int.self, forKey: .maxParts)
             paceFromReceipts = try c.decodeIfPresent(Bool.self, forKey: .paceFromReceipts)
             requestsPerSecond = try c.decodeIfPresent(Double.self, forKey: .requestsPerSecond)
             pauseAfterIdenticalFailures = try c.decodeIfPresent(Int.self, forKey: .pauseAfterIdenticalFailures)
-            // A generic gateway is described by the same entry's other keys (method, headers, body, batch, ...).
-            generic = kind == "generic" ? try GenericGatewaySpec(from: decoder) : nil
+            // Every kind reads its option keys from every entry (one written on another kind's entry is refused by
+            // name); a generic gateway's own keys (method, headers, body, batch, ...) are read on its entries only.
+            for k in CarrierKinds.all {
+                options[k.name] = try k.decodeOptions(from: decoder, own: k.name == kind)
+            }
         }
     }
     struct Routing: Decodable {
@@ -286,12 +289,10 @@ extension ConfigFile {
         check(root["routing"], "routing", UnknownField.names(Routing.CodingKeys.self))
         check(root["contact_policy"], "contact_policy", UnknownField.names(ContactPolicyEntry.CodingKeys.self))
         for (i, entry) in (root["carriers"]?.array ?? []).enumerated() {
-            let generic = entry["kind"]?.string == "generic"
-            check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + (generic ? GenericGatewaySpec.keyNames : []))
-            if generic {
-                check(entry["poll"], "carriers.\(i).poll", GenericGatewaySpec.Poll.keyNames)
-                check(entry["poll"]?["answer"], "carriers.\(i).poll.answer", GenericGatewaySpec.PollAnswer.keyNames)
-                check(entry["receipts"]?["aggregate"], "carriers.\(i).receipts.aggregate", GenericGatewaySpec.Aggregate.keyNames)
+            let kind = entry["kind"]?.string.flatMap(CarrierKinds.named)
+            check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + CarrierKinds.optionKeys + (kind?.entryKeys ?? []))
+            for (path, known) in kind?.nestedKeys ?? [] {
+                check(path.reduce(Optional(entry)) { $0?[$1] }, "carriers.\(i)." + path.joined(separator: "."), known)
             }
         }
         return out
@@ -384,7 +385,8 @@ public enum ConfigLoader {
             let f = "carriers.\(i)"
             if !CampaignSpec.isValidID(c.name) { add("\(f).name", "must be letters, digits, '.', '_' or '-'") }
             if !names.insert(c.name).inserted { add("\(f).name", "duplicate carrier name \(c.name)") }
-            if !["kannel", "jasmin", "generic"].contains(c.kind) { add("\(f).kind", "unknown adapter kind '\(c.kind)' (known: kannel, jasmin, generic)") }
+            let kind = CarrierKinds.named(c.kind)
+            if kind == nil { add("\(f).kind", "unknown adapter kind '\(c.kind)' (known: \(CarrierKinds.names.joined(separator: ", ")))") }
             if !(c.url.hasPrefix("http://") || c.url.hasPrefix("https://")) { add("\(f).url", "must be an http:// or https:// URL") }
             if !(c.rate > 0 && c.rate <= 1_000_000) { add("\(f).rate", "must be > 0 and <= 1000000 per second") }
             if let m = c.maxInFlight, !(1...4096).contains(m) { add("\(f).max_in_flight", "must be 1-4096") }
@@ -392,17 +394,7 @@ public enum ConfigLoader {
             if let p = c.pauseAfterIdenticalFailures, !(0...1_000_000).contains(p) {
                 add("\(f).pause_after_identical_failures", "must be 0 (never pause) to 1000000")
             }
-            if let b = c.generic?.batch, let min = b.min {
-                if !(1...Swift.max(1, b.max / 2)).contains(min) {
-                    add("\(f).batch.min", "must be 1 to half of batch.max (\(Swift.max(1, b.max / 2))), so every count from it up splits into batches of at least it")
-                }
-            }
             if let t = c.timeoutSeconds, !(t > 0 && t <= 300) { add("\(f).timeout_seconds", "must be > 0 and <= 300") }
-            // A generic gateway's method is checked by its own spec (GET, POST or PUT).
-            if c.kind != "generic", let m = c.method, m != "GET" && m != "POST" { add("\(f).method", "must be GET or POST") }
-            if let spec = c.generic {
-                for p in spec.validate(secretNames: Set((c.secrets ?? [:]).keys)) { add("\(f).\(p.field)", p.reason) }
-            }
             var secrets: [String: String] = [:]
             if !clientOnly {
                 for (key, ref) in (c.secrets ?? [:]).sorted(by: { $0.key < $1.key }) { secrets[key] = resolve(ref, "\(f).secrets.\(key)") }
@@ -422,17 +414,19 @@ public enum ConfigLoader {
             }
             if let p = proxy, !p.isEmpty, let problem = ProxyRef.problem(p) { add("\(f).proxy", problem) }
             if proxy?.isEmpty == true { proxy = nil }
-            let (kannel, jasmin) = gatewayOptions(c, f, add)
+            let options = kindOptions(c, kind, f, add)
             let password = c.password == nil || clientOnly ? "" : resolve(c.password, "\(f).password")
             let secret = clientOnly ? "" : resolve(c.receiptSecret, "\(f).receipt_secret")
             if !secret.isEmpty && secret.count < 16 { add("\(f).receipt_secret", "must be at least 16 characters") }
-            carriers.append(.init(name: c.name, kind: c.kind, url: c.url, username: c.username ?? "", password: password, receiptSecret: secret,
-                                  rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15, method: c.method ?? "GET",
-                                  rateInSegments: (c.rateUnit ?? "segments") == "segments", generic: c.generic, secrets: secrets,
-                                  idempotent: c.idempotent ?? false, proxy: proxy, kannel: kannel, jasmin: jasmin,
-                                  paceFromReceipts: c.paceFromReceipts ?? (c.kind != "generic"), requestsPerSecond: c.requestsPerSecond,
-                                  pauseAfterIdenticalFailures: c.pauseAfterIdenticalFailures ?? 20, batchMin: c.generic?.batch?.min ?? 1,
-                                  remainderCarrier: c.generic?.batch?.remainderCarrier))
+            // An unknown kind was reported above and the config is refused; the entry stays so later fields keep their index.
+            let unit = kind ?? CarrierKinds.all[0]
+            carriers.append(.init(name: c.name, kind: c.kind, carrierKind: unit, url: c.url, username: c.username ?? "", password: password,
+                                  receiptSecret: secret, rate: c.rate, maxInFlight: c.maxInFlight ?? 32, timeout: c.timeoutSeconds ?? 15,
+                                  method: c.method ?? "GET", rateInSegments: (c.rateUnit ?? "segments") == "segments", options: options, secrets: secrets,
+                                  idempotent: c.idempotent ?? false, proxy: proxy,
+                                  paceFromReceipts: c.paceFromReceipts ?? unit.pacesFromReceiptsByDefault, requestsPerSecond: c.requestsPerSecond,
+                                  pauseAfterIdenticalFailures: c.pauseAfterIdenticalFailures ?? 20, batchMin: options.batchMin,
+                                  remainderCarrier: options.remainderCarrier))
         }
         for (i, c) in carriers.enumerated() {
             if let r = c.remainderCarrier, r == c.name || !names.contains(r) {
@@ -522,41 +516,24 @@ public enum ConfigLoader {
 }
 
 extension ConfigLoader {
-    /// The Kannel and Jasmin options of carrier entry `c` (field path `f`), each checked: a key of the other kind
-    /// is refused rather than ignored.
-    static func gatewayOptions(_ c: ConfigFile.CarrierEntry, _ f: String, _ add: (String, String) -> Void) -> (KannelOptions, JasminOptions) {
-        var kannel = KannelOptions()
-        var jasmin = JasminOptions()
-        func only(_ kind: String, _ key: String, _ present: Bool) -> Bool {
-            if present && c.kind != kind { add("\(f).\(key)", "only for kind \(kind) (this carrier is \(c.kind))") }
-            return present && c.kind == kind
-        }
-        if only("kannel", "smsc", c.smsc != nil), let smsc = c.smsc {
-            if smsc.isEmpty || smsc.count > 64 || smsc.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7F }) {
-                add("\(f).smsc", "must be a Kannel smsc-id: 1-64 characters, no spaces or control characters")
+    /// The options of carrier entry `c` (field path `f`), read and checked by its kind; an option key of another kind
+    /// is refused by name rather than ignored (``CarrierKinds/refusal(of:onKind:)``). Default options when the kind
+    /// is unknown (that was reported).
+    static func kindOptions(_ c: ConfigFile.CarrierEntry, _ kind: (any CarrierKind)?, _ f: String,
+                            _ add: (String, String) -> Void) -> any CarrierOptions {
+        var options: any CarrierOptions = KannelOptions()
+        var refused = Set<String>()
+        for k in CarrierKinds.all {
+            if k.name == kind?.name {
+                let facts = CarrierEntryFacts(method: c.method, secretNames: Set((c.secrets ?? [:]).keys))
+                options = k.check(c.options[k.name], entry: facts) { add("\(f).\($0)", $1) }
+                continue
             }
-            kannel.smsc = smsc
-        }
-        if only("kannel", "priority", c.priority != nil), let p = c.priority {
-            if !(0...3).contains(p) { add("\(f).priority", "must be 0-3 (Kannel's priority; smsbox refuses other values)") }
-            kannel.priority = p
-        }
-        if only("kannel", "deferred_minutes", c.deferredMinutes != nil), let d = c.deferredMinutes {
-            if !(1...10_080).contains(d) { add("\(f).deferred_minutes", "must be 1-10080 (a week)") }
-            kannel.deferredMinutes = d
-        }
-        if let v = c.validity {
-            if c.kind == "generic" {
-                add("\(f).validity", "only for kinds kannel and jasmin (a generic gateway uses {{validity.minutes}} in its template)")
+            for key in c.options[k.name]?.presentKeys ?? [] where refused.insert(key).inserted {
+                if let reason = CarrierKinds.refusal(of: key, onKind: c.kind) { add("\(f).\(key)", reason) }
             }
-            kannel.validity = v
-            jasmin.validity = v
         }
-        if only("jasmin", "max_parts", c.maxParts != nil), let n = c.maxParts {
-            if !(1...255).contains(n) { add("\(f).max_parts", "must be 1-255 (Jasmin's long_content_max_parts)") }
-            jasmin.maxParts = n
-        }
-        return (kannel, jasmin)
+        return options
     }
 
     /// The absolute directory of the config file: what its relative paths (`data_dir`, secret files,

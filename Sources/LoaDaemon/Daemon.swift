@@ -157,30 +157,15 @@ public enum Daemon {
         }
     }
 
-    /// Each configured carrier's adapter and, where its receipts are not Kannel's query form, how they are read:
-    /// the one place a carrier kind becomes its parts (the fuzz harness wires the service with it too).
+    /// Each configured carrier's adapter and how its receipts are read, built by the carrier's kind
+    /// (``CarrierKind/make(_:engine:)``); the fuzz harness wires the service with it too.
     static func carriers(_ config: LoaConfig, engine: CurlEngine) -> (adapters: [String: any CarrierAdapter], receiptFormats: [String: ReceiptFormat]) {
         var adapters: [String: any CarrierAdapter] = [:]
         var receiptFormats: [String: ReceiptFormat] = [:]
         for c in config.carriers {
-            switch c.kind {
-            case "jasmin":
-                adapters[c.name] = JasminAdapter(name: c.name, sendURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
-                                                 receiptSecret: c.receiptSecret, options: c.jasmin)
-                receiptFormats[c.name] = ReceiptFormat(parse: { _, fields in JasminAdapter.parseReceipt(fields).map { [$0] } }, ack: "ACK/Jasmin")
-            case "generic":
-                let adapter = GenericHTTPAdapter(name: c.name, spec: c.generic!, secrets: c.secrets, timeout: c.timeout, engine: engine,
-                                                 idempotent: c.idempotent, proxy: c.proxy, receiptSecret: c.receiptSecret)
-                adapters[c.name] = adapter
-                receiptFormats[c.name] = ReceiptFormat(parse: { body, fields in adapter.parseReceipts(body: body, fields: fields) },
-                                                       ack: adapter.receiptAck,
-                                                       aggregate: { body, fields in adapter.aggregateCallback(body: body, fields: fields) })
-            default:
-                adapters[c.name] = KannelAdapter(name: c.name, sendsmsURL: c.url, username: c.username, password: c.password,
-                                                 timeout: c.timeout, engine: engine, usePOST: c.method == "POST", proxy: c.proxy,
-                                                 receiptSecret: c.receiptSecret, options: c.kannel)
-            }
+            let parts = c.carrierKind.make(c.settings, engine: engine)
+            adapters[c.name] = parts.adapter
+            receiptFormats[c.name] = parts.receipts
         }
         return (adapters, receiptFormats)
     }

@@ -124,21 +124,9 @@ public final class Dispatcher: Sendable {
         var bases: [String: String] = [:]
         var perMessage = Set<String>()
         for c in config.carriers {
-            let base = "\(config.publicURL)/dlr/\(URLQuery.escape(c.name))?k=\(URLQuery.escape(c.receiptSecret))"
-            switch c.kind {
-            case "jasmin":
-                // Jasmin posts id, level and message_status itself (dlr-method=POST keeps this query intact).
-                bases[c.name] = base + "&m="
-                perMessage.insert(c.name)
-            case "generic":
-                // One callback URL for every message: the receipt names its message by `{{id}}` or the gateway's id.
-                bases[c.name] = base
-            default:
-                // Kannel fills %d (report type bits), %T (time), %F (the SMSC's message id; `fc` is an old name) and %A
-                // (the report text: `ACK/`, `NACK/…`, or the SMPP receipt `id:… stat:… err:…`): KannelAdapter.parseReceipt.
-                bases[c.name] = base + "&st=%d&ts=%T&fc=%F&ans=%A&id="
-                perMessage.insert(c.name)
-            }
+            let url = c.carrierKind.receiptURL(base: ReceiptURL.base(publicURL: config.publicURL, carrier: c.name, secret: c.receiptSecret))
+            bases[c.name] = url.prefix
+            if url.endsWithMessageID { perMessage.insert(c.name) }
         }
         receiptPerMessage = perMessage
         receiptBase = bases

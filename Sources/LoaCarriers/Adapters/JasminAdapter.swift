@@ -41,45 +41,32 @@ import LoaCore
 /// Receipts: Jasmin POSTs form fields to the dlr-url; Loa's receipt endpoint merges them with the URL's query,
 /// hands them to ``parseReceipt(_:)`` and answers `ACK/Jasmin` (otherwise Jasmin retries the receipt).
 public struct JasminAdapter: OneExchangeAdapter {
-    public let name: String
-    public let sendURL: String
-    public let username: String
-    let password: String
-    public let timeout: Double
-    /// POST the fields form-encoded instead of a GET query string.
-    public let usePOST: Bool
-    public let engine: CurlEngine
+    /// The send URL, credentials, method, timeout, proxy, secret mask and validity clock (shared with Kannel's).
+    public let link: GatewayLink
     public let options: JasminOptions
-    /// The wall clock the validity's minutes are counted from (a manual one in tests).
-    let clock: any TimeSource
 
-    /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
-    public let proxy: String?
-
-    /// The carrier's secrets, masked in every answer before it becomes a detail.
-    let mask: SecretMask
+    public var name: String { link.name }
+    public var sendURL: String { link.url }
+    public var username: String { link.username }
+    public var timeout: Double { link.timeout }
+    /// POST the fields form-encoded instead of a GET query string.
+    public var usePOST: Bool { link.usePOST }
+    public var engine: CurlEngine { link.engine }
+    public var proxy: String? { link.proxy }
 
     public init(name: String, sendURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
                 proxy: String? = nil, receiptSecret: String? = nil, options: JasminOptions = JasminOptions(),
                 clock: any TimeSource = SystemTimeSource()) {
         self.options = options
-        self.clock = clock
-        self.mask = SecretMask(secrets: [password] + (receiptSecret.map { [$0] } ?? []), proxy: proxy)
-        self.proxy = proxy
-        self.name = name
-        self.sendURL = sendURL
-        self.username = username
-        self.password = password
-        self.timeout = timeout
-        self.engine = engine
-        self.usePOST = usePOST
+        self.link = GatewayLink(name: name, url: sendURL, username: username, password: password, timeout: timeout, engine: engine,
+                                usePOST: usePOST, proxy: proxy, receiptSecret: receiptSecret, validity: options.validity, clock: clock)
     }
 
     /// The request for one message (exposed for tests).
     public func request(for m: OutgoingSMS) -> HTTPRequest {
         var q = URLQuery()
         q.add("username", username)
-        q.add("password", password)
+        q.add("password", link.password)
         q.add("to", m.to.hasPrefix("+") ? String(m.to.dropFirst()) : m.to)
         q.add("from", m.from)
         switch JasminAdapter.wireEncoding(m) {
@@ -94,15 +81,11 @@ public struct JasminAdapter: OneExchangeAdapter {
         q.add("dlr-url", m.receiptURL)
         q.add("dlr-level", "3")
         q.add("dlr-method", "POST")
-        if options.validity, let minutes = ValidityPeriod.minutesLeft(until: m.validUntil, now: clock.now()) {
-            q.add("validity-period", String(minutes))
-        }
+        if let minutes = link.validityMinutes(m) { q.add("validity-period", String(minutes)) }
         if usePOST {
-            return HTTPRequest(method: "POST", url: sendURL, headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")],
-                               body: Array(q.encoded.utf8), timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
+            return link.post(headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")], body: Array(q.encoded.utf8))
         }
-        let sep = sendURL.contains("?") ? "&" : "?"
-        return HTTPRequest(method: "GET", url: sendURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
+        return link.get(q)
     }
 
     /// The coding the message goes to Jasmin in: its own, except a GSM-7 text Jasmin would cut inside an escape
@@ -179,16 +162,16 @@ public struct JasminAdapter: OneExchangeAdapter {
         switch result {
         case .success(let r):
             // Masked before classify cuts the text: a secret cut in two would no longer match.
-            scrubbed(JasminAdapter.classify(status: r.status, body: mask.apply(String(r.bodyText.prefix(4096))), retryAfter: r.rateLimitWait), message)
+            scrubbed(JasminAdapter.classify(status: r.status, body: link.mask.apply(String(r.bodyText.prefix(4096))), retryAfter: r.rateLimitWait), message)
         case .failure(let error):
-            mask.apply(.transport(error))
+            link.mask.apply(.transport(error))
         }
     }
 
     /// Jasmin's answers never echo the password or the text; this makes sure of it for anything in between.
     func scrubbed(_ o: GatewayOutcome, _ m: OutgoingSMS) -> GatewayOutcome {
         func s(_ d: String) -> String {
-            var d = mask.apply(d)
+            var d = link.mask.apply(d)
             if m.text.count >= 4 { d = d.replacing(m.text, with: "<text>") }
             return d
         }

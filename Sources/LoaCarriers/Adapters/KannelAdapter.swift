@@ -21,39 +21,25 @@ import LoaCore
 /// `X-Kannel-SMSC`, `X-Kannel-Priority`, `X-Kannel-Deferred`, `X-Kannel-Validity` headers for POST: the names
 /// smsbox.c's `get_x_kannel_from_headers` compares, case-insensitively, in Kannel 1.4.5).
 public struct KannelAdapter: OneExchangeAdapter {
-    public let name: String
-    public let sendsmsURL: String
-    public let username: String
-    let password: String
-    public let timeout: Double
-    /// GET with query parameters, or POST with `X-Kannel-*` headers and the text as the body.
-    public let usePOST: Bool
-    public let engine: CurlEngine
+    /// The send URL, credentials, method, timeout, proxy, secret mask and validity clock (shared with Jasmin's).
+    public let link: GatewayLink
     public let options: KannelOptions
-    /// The wall clock the validity's minutes are counted from (a manual one in tests).
-    let clock: any TimeSource
 
-    /// The carrier's proxy, or nil for none (``HTTPRequest/proxy``).
-    public let proxy: String?
-
-    /// The carrier's secrets, masked in every answer before it becomes a detail (Kannel echoes the request when it
-    /// refuses one: `Authorization failed for sendsms` pages carry the whole query string, password included).
-    let mask: SecretMask
+    public var name: String { link.name }
+    public var sendsmsURL: String { link.url }
+    public var username: String { link.username }
+    public var timeout: Double { link.timeout }
+    /// GET with query parameters, or POST with `X-Kannel-*` headers and the text as the body.
+    public var usePOST: Bool { link.usePOST }
+    public var engine: CurlEngine { link.engine }
+    public var proxy: String? { link.proxy }
 
     public init(name: String, sendsmsURL: String, username: String, password: String, timeout: Double, engine: CurlEngine, usePOST: Bool = false,
                 proxy: String? = nil, receiptSecret: String? = nil, options: KannelOptions = KannelOptions(),
                 clock: any TimeSource = SystemTimeSource()) {
         self.options = options
-        self.clock = clock
-        self.mask = SecretMask(secrets: [password] + (receiptSecret.map { [$0] } ?? []), proxy: proxy)
-        self.proxy = proxy
-        self.usePOST = usePOST
-        self.name = name
-        self.sendsmsURL = sendsmsURL
-        self.username = username
-        self.password = password
-        self.timeout = timeout
-        self.engine = engine
+        self.link = GatewayLink(name: name, url: sendsmsURL, username: username, password: password, timeout: timeout, engine: engine,
+                                usePOST: usePOST, proxy: proxy, receiptSecret: receiptSecret, validity: options.validity, clock: clock)
     }
 
     /// The request for one message (exposed for tests).
@@ -61,18 +47,17 @@ public struct KannelAdapter: OneExchangeAdapter {
         if usePOST {
             // Kannel's POST interface: parameters as X-Kannel-* headers, the text as the body in the
             // Content-Type's charset.
-            var headers = [HTTPHeader("X-Kannel-Username", username), HTTPHeader("X-Kannel-Password", password),
+            var headers = [HTTPHeader("X-Kannel-Username", username), HTTPHeader("X-Kannel-Password", link.password),
                            HTTPHeader("X-Kannel-From", m.from), HTTPHeader("X-Kannel-To", m.to),
                            HTTPHeader("X-Kannel-DLR-Mask", "31"), HTTPHeader("X-Kannel-DLR-Url", m.receiptURL),
                            HTTPHeader("Content-Type", "text/plain; charset=UTF-8")]
             if m.encoding == .ucs2 { headers.append(HTTPHeader("X-Kannel-Coding", "2")) }
             for (name, value) in optionFields(m) { headers.append(HTTPHeader("X-Kannel-" + name.header, value)) }
-            return HTTPRequest(method: "POST", url: sendsmsURL, headers: headers, body: Array(m.text.utf8), timeout: timeout).via(proxy)
-                .atMostOnce().readingHeaders(adapterResponseHeaders)
+            return link.post(headers: headers, body: Array(m.text.utf8))
         }
         var q = URLQuery()
         q.add("username", username)
-        q.add("password", password)
+        q.add("password", link.password)
         q.add("from", m.from)
         q.add("to", m.to)
         q.add("text", m.text)
@@ -81,8 +66,7 @@ public struct KannelAdapter: OneExchangeAdapter {
         q.add("dlr-mask", "31")
         q.add("dlr-url", m.receiptURL)
         for (name, value) in optionFields(m) { q.add(name.query, value) }
-        let sep = sendsmsURL.contains("?") ? "&" : "?"
-        return HTTPRequest(method: "GET", url: sendsmsURL + sep + q.encoded, timeout: timeout).atMostOnce().readingHeaders(adapterResponseHeaders).via(proxy)
+        return link.get(q)
     }
 
     /// The options' fields for `m`, each by its query and its header name.
@@ -91,21 +75,12 @@ public struct KannelAdapter: OneExchangeAdapter {
         if let smsc = options.smsc { out.append((("smsc", "SMSC"), smsc)) }
         if let p = options.priority { out.append((("priority", "Priority"), String(p))) }
         if let d = options.deferredMinutes { out.append((("deferred", "Deferred"), String(d))) }
-        if options.validity, let minutes = ValidityPeriod.minutesLeft(until: m.validUntil, now: clock.now()) {
-            out.append((("validity", "Validity"), String(minutes)))
-        }
+        if let minutes = link.validityMinutes(m) { out.append((("validity", "Validity"), String(minutes))) }
         return out
     }
 
     public func outcome(of result: Result<HTTPResponse, TransportError>, for message: OutgoingSMS) -> GatewayOutcome {
-        switch result {
-        case .success(let response):
-            // Masked before classify cuts the text: a secret cut in two would no longer match.
-            mask.apply(KannelAdapter.classify(status: response.status, body: mask.apply(String(response.bodyText.prefix(4096))),
-                                              retryAfter: response.rateLimitWait))
-        case .failure(let error):
-            mask.apply(.transport(error))
-        }
+        link.outcome(of: result) { KannelAdapter.classify(status: $0, body: $1, retryAfter: $2) }
     }
 
     public static func classify(status: Int, body: String, retryAfter: String?) -> GatewayOutcome {

@@ -10,27 +10,29 @@ import Synchronization
 extension DaemonService {
     /// Gateways' endpoints: authenticated by the carrier's receipt secret, not the operator token.
     static let receiptEndpoints: [Endpoint] = [
-        Endpoint("GET", "/dlr/{carrier}", access: .carrierSecret(.dlr)) { s, r in s.receipt(r) },
-        Endpoint("POST", "/dlr/{carrier}", access: .carrierSecret(.dlr)) { s, r in s.receipt(r) },
+        Endpoint("GET", "/\(ReceiptURL.pathSegment)/{carrier}", access: .carrierSecret(.dlr)) { s, r in s.receipt(r) },
+        Endpoint("POST", "/\(ReceiptURL.pathSegment)/{carrier}", access: .carrierSecret(.dlr)) { s, r in s.receipt(r) },
         Endpoint("GET", "/mo/{carrier}", access: .carrierSecret(.mo)) { s, r in .response(s.moReply(carrier: r["carrier"], query: r.query)) },
         Endpoint("POST", "/mo/{carrier}", access: .carrierSecret(.mo)) { s, r in .response(s.moReply(carrier: r["carrier"], query: r.query)) },
     ]
 
     // MARK: - Receipts
 
-    /// A receipt, read as its carrier's kind reads them: in the carrier's own format (Jasmin, generic), from the
-    /// query and a form or JSON body read whole up to ``receiptBodyLimit``; else Kannel's query. The secret was
-    /// checked on the head (``carrierHead(_:carrier:endpoint:)``), so a refused request's body is never read.
+    /// A receipt, read as its carrier's kind reads them (``ReceiptFormat/reading``): from the query and a form or
+    /// JSON body read whole up to ``receiptBodyLimit`` (Jasmin, generic), or from the query alone (Kannel). The
+    /// secret was checked on the head (``carrierHead(_:carrier:endpoint:)``), so a refused request's body is never read.
     func receipt(_ request: Request) -> Reply {
         let carrier = request["carrier"]
-        guard let format = receiptFormats[carrier] else { return .response(receipt(carrier: carrier, query: request.query)) }
-        return .body(limit: Self.receiptBodyLimit) { [self] r in .response(receipt(carrier: carrier, format: format, head: r.head, body: r.body)) }
+        guard let format = receiptFormats[carrier], let ack = format.ack else { return .response(receipt(carrier: carrier, query: request.query)) }
+        return .body(limit: Self.receiptBodyLimit) { [self] r in
+            .response(receipt(carrier: carrier, format: format, ack: ack, head: r.head, body: r.body))
+        }
     }
 
     /// The head a carrier endpoint's secret is checked on and its handler reads: for receipts in a carrier's own
     /// format, with a query the gateway appended read as fields (``receiptHead(_:carrier:)``); else as it came.
     func carrierHead(_ head: RequestHead, carrier: String, endpoint: CarrierEndpoint) -> RequestHead {
-        endpoint == .dlr && receiptFormats[carrier] != nil ? receiptHead(head, carrier: carrier) : head
+        endpoint == .dlr && receiptFormats[carrier]?.ack != nil ? receiptHead(head, carrier: carrier) : head
     }
 
     /// The largest receipt body read (64 KiB): a Jasmin callback is a few hundred bytes, and a generic gateway's
@@ -38,14 +40,17 @@ extension DaemonService {
     /// Bodies are read only after the secret was checked, so only a gateway that knows it can make Loa hold one.
     static let receiptBodyLimit = 64 << 10
 
-    /// A Kannel delivery report (the dlr-url's query): parsed by ``KannelAdapter/parseReceipt(_:)``, stored before
-    /// the answer. 400 names the field Kannel filled wrongly (Kannel does not retry it); 503 when the store could
-    /// not take it (Kannel retries, with `http-request-retry`).
+    /// A receipt in the receipt URL's query alone (a ``ReceiptFormat/Reading/query`` carrier: Kannel's dlr-url,
+    /// parsed by its kind, ``KannelAdapter/parseReceipt(_:)``), stored before the answer. 400 names the field the
+    /// gateway filled wrongly (Kannel does not retry it); 503 when the store could not take it (Kannel retries,
+    /// with `http-request-retry`).
     func receipt(carrier: String, query: [String: String]) -> ServerResponse {
         if let refused = refusal(carrier: carrier, query: query, endpoint: "dlr") { return refused }
+        guard let format = receiptFormats[carrier] else { return error(404, "unknown-carrier", "no carrier named \(carrier)") }
         let parsed: InboundReceipt
-        switch KannelAdapter.parseReceipt(query) {
-        case .success(let r): parsed = r
+        switch format.parse([], query) {
+        case .success(let r) where r.count == 1: parsed = r[0]
+        case .success: return error(400, "bad-receipt", "id: missing")
         case .failure(let e):
             logger.warning("receipt not understood", ["carrier.name": carrier, "error": e.description])
             return error(400, "bad-receipt", e.description)
@@ -67,7 +72,7 @@ extension DaemonService {
 
     /// A receipt in a carrier's own format (Jasmin's callbacks, a generic gateway's mapping): authenticated by the
     /// carrier's secret in the query (`k`), parsed, stored before the answer. A body may carry several receipts.
-    func receipt(carrier: String, format: ReceiptFormat, head: RequestHead, body: [UInt8]) -> ServerResponse {
+    func receipt(carrier: String, format: ReceiptFormat, ack: String, head: RequestHead, body: [UInt8]) -> ServerResponse {
         if let refused = refusal(carrier: carrier, query: head.query, endpoint: "dlr") { return refused }
         var fields = head.query
         fields["k"] = nil
@@ -80,7 +85,7 @@ extension DaemonService {
                 let messages = try store.recordRequestReceipt(carrier: carrier, requestID: aggregate.requestID, counts: aggregate.counts)
                 poller?.pollNow(carrier: carrier, messages: messages)
                 logger.info("aggregate receipt: polling the request's messages", ["carrier.name": carrier, "messages": "\(messages.count)"])
-                return .text(200, format.ack)
+                return .text(200, ack)
             } catch {
                 logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
                 return self.error(503, "store-unavailable", "receipt not stored; retry")
@@ -113,7 +118,7 @@ extension DaemonService {
                 // A message Loa does not know: 404 (Jasmin 0.11.0 still retries it up to its max_retries).
                 return error(404, "unknown-message", "no such message sent through \(carrier)")
             }
-            return .text(200, format.ack)
+            return .text(200, ack)
         } catch {
             logger.error("receipt not stored", ["carrier.name": carrier, "error": "\(error)"])
             return self.error(503, "store-unavailable", "receipt not stored; retry")
@@ -178,13 +183,4 @@ extension DaemonService {
             return failure(error)
         }
     }
-}
-
-/// How a carrier's receipt requests are read: a parser over the body and the merged query and form fields,
-/// and the body of the answer the gateway expects (Jasmin retries unless it reads `ACK/Jasmin`).
-struct ReceiptFormat: Sendable {
-    var parse: @Sendable ([UInt8], [String: String]) -> Result<[InboundReceipt], ReceiptParseError>
-    var ack: String
-    /// A callback about a whole send request (a generic carrier's `receipts.aggregate`), or nil for a per-message one.
-    var aggregate: (@Sendable ([UInt8], [String: String]) -> AggregateCallback?)? = nil
 }

@@ -25,14 +25,14 @@ final class DaemonService: HTTPService {
     /// and resubmitted). Keyed by ``uploadKey(_:_:)``, so a discarded campaign's late uploads never count for a new one.
     let uploads = Mutex<[String: Set<String>]>([:])
 
-    /// How each carrier's receipts are read (Kannel's query form is built in).
+    /// How each carrier's receipts are read, as its kind built them (``CarrierKind/make(_:engine:)``).
     let receiptFormats: [String: ReceiptFormat]
 
     /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
     let poller: ReceiptPoller?
 
     init(store: any MessageStore, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, clock: any TimeSource,
-         receiptFormats: [String: ReceiptFormat] = [:], poller: ReceiptPoller? = nil) {
+         receiptFormats: [String: ReceiptFormat], poller: ReceiptPoller? = nil) {
         self.clock = clock
         self.poller = poller
         self.receiptFormats = receiptFormats
