@@ -126,7 +126,7 @@ extension WriteContext {
     private func endQueued(campaign id: String, to state: MessageState, event: String, detail: String, budget: Int) throws -> Int {
         var rows: [(Int64, String?, String, Int)] = []
         // Not those in flight: their answer decides them.
-        try queuedRows(campaign: id, limit: budget) { rows.append(($0.int(0), $0.text(1), $0.text(2) ?? "", Int($0.int(3)))) }
+        try queuedRows(campaign: id, limit: budget) { rows.append(($0.int("id"), $0.text("phone"), $0.text("carrier") ?? "", Int($0.int("attempts")))) }
         let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
         for (mid, phone, carrier, attempts) in rows {
             try upd.run([.int(Int64(state.rawValue)), .text(detail), .int(now), .int(mid)])

@@ -26,7 +26,7 @@ extension Store {
     public func reroute(campaign: String, from: String, to: String, limit: Int, reason: String) throws -> Int {
         try write { ctx in
             var rows: [(Int64, String?, Int)] = []
-            try ctx.queuedRows(campaign: campaign, carrier: from, limit: limit) { rows.append(($0.int(0), $0.text(1), Int($0.int(3)))) }
+            try ctx.queuedRows(campaign: campaign, carrier: from, limit: limit) { rows.append(($0.int("id"), $0.text("phone"), Int($0.int("attempts")))) }
             let upd = try ctx.statement("UPDATE messages SET carrier = ?, not_before = MAX(not_before, 1), updated_at = ? WHERE id = ?")
             for (id, phone, attempts) in rows {
                 try upd.run([.text(to), .int(ctx.now), .int(id)])
@@ -68,9 +68,9 @@ extension WriteContext {
         var out: [OutgoingMessage] = []
         /// Per message of `out`: fresh (attempts 0, never held), so named by the claim record, not updated.
         var fresh: [Bool] = []
-        func message(_ r: Statement) -> OutgoingMessage {
-            OutgoingMessage(id: r.int(0), campaign: campaign, phone: r.text(1) ?? "", carrier: carrier, text: r.text(2) ?? "",
-                            encoding: r.int(3) == 1 ? .ucs2 : .gsm7, segments: Int(r.int(4)), attempt: Int(r.int(5)) + 1)
+        func message(_ r: Row) -> OutgoingMessage {
+            OutgoingMessage(id: r.int("id"), campaign: campaign, phone: r.text("phone") ?? "", carrier: carrier, text: r.text("text") ?? "",
+                            encoding: r.int("encoding") == 1 ? .ucs2 : .gsm7, segments: Int(r.int("segments")), attempt: Int(r.int("attempts")) + 1)
         }
         let behind = book.cursor(key)
         if book.behindMayBeDue(key, at: t) {
@@ -86,8 +86,8 @@ extension WriteContext {
                 // the cursor, made only while some are queued for later).
                 var next: UnixMillis?
                 try statement("""
-                    SELECT MIN(not_before) FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 AND id <= ? AND not_before > ?
-                    """).query([.text(campaign), .text(carrier), .int(behind), .int(t)]) { next = $0.isNull(0) ? nil : $0.int(0) }
+                    SELECT MIN(not_before) AS next FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 AND id <= ? AND not_before > ?
+                    """).query([.text(campaign), .text(carrier), .int(behind), .int(t)]) { next = $0.isNull("next") ? nil : $0.int("next") }
                 book.setBehindDue(key, next)
             }
         }
@@ -101,13 +101,13 @@ extension WriteContext {
                 WHERE campaign_id = ? AND carrier = ? AND state = 0 AND id > ? ORDER BY id LIMIT ?
                 """).query([.text(campaign), .text(carrier), .int(cursor), .int(Int64(want))]) { r in
                 seen += 1
-                cursor = r.int(0)
-                let notBefore = r.int(6)
+                cursor = r.int("id")
+                let notBefore = r.int("not_before")
                 // Not due yet (a retry or hold from before a restart): behind the cursor from now on.
                 if notBefore > t { later = min(later, notBefore); return }
                 if book.contains(cursor) { return }
                 out.append(message(r))
-                fresh.append(r.int(5) == 0 && notBefore == 0)
+                fresh.append(r.int("attempts") == 0 && notBefore == 0)
             }
             if seen < want { break }
         }
@@ -139,7 +139,7 @@ extension WriteContext {
             if let policy {
                 var recent: [UnixMillis] = []
                 try statement("SELECT sent_at FROM contacts WHERE phone = ? AND sent_at > ? AND message_id != ?")
-                    .query([.text(m.phone), .int(t - policy.windowMillis), .int(m.id)]) { recent.append($0.int(0)) }
+                    .query([.text(m.phone), .int(t - policy.windowMillis), .int(m.id)]) { recent.append($0.int("sent_at")) }
                 if case .holdUntil(let until) = policy.decide(recent: recent, now: t) {
                     if until >= deadline {
                         try statement("UPDATE messages SET state = 6, reason = 'frequency-cap', detail = ?, updated_at = ? WHERE id = ?")
@@ -182,8 +182,8 @@ extension WriteContext {
     }
 
     /// Up to `limit` queued messages of a campaign (of one carrier, or any), in id order, that are not in flight:
-    /// `row` gets (id, phone, carrier, attempts) of each.
-    func queuedRows(campaign: String, carrier: String? = nil, limit: Int, _ row: (Statement) throws -> Void) throws {
+    /// `row` gets the columns `id`, `phone`, `carrier` and `attempts` of each.
+    func queuedRows(campaign: String, carrier: String? = nil, limit: Int, _ row: (Row) throws -> Void) throws {
         var after: Int64 = 0
         var taken = 0
         let st = try statement(carrier == nil
@@ -195,7 +195,7 @@ extension WriteContext {
             var seen = 0
             try st.query(key + [.int(after), .int(Int64(want))]) { r in
                 seen += 1
-                after = r.int(0)
+                after = r.int("id")
                 guard !book.contains(after) else { return }
                 taken += 1
                 try row(r)

@@ -29,9 +29,10 @@ extension WriteContext {
         try statement("""
             SELECT campaign_id, phone, carrier, state, attempts, gateway_id, receipt_rank, sent_at, segments, receipts_seen FROM messages WHERE id = ?
             """).query([.int(id)]) { r in
-            c = Current(campaign: r.text(0) ?? "", phone: r.text(1), carrier: r.text(2) ?? "", state: MessageState(rawValue: Int(r.int(3))) ?? .unknown,
-                        attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)), sentAt: r.isNull(7) ? nil : r.int(7),
-                        segments: Int(r.int(8)), receiptsSeen: r.int(9))
+            c = Current(campaign: r.text("campaign_id") ?? "", phone: r.text("phone"), carrier: r.text("carrier") ?? "",
+                        state: MessageState(rawValue: Int(r.int("state"))) ?? .unknown, attempts: Int(r.int("attempts")),
+                        gatewayID: r.text("gateway_id"), receiptRank: Int(r.int("receipt_rank")),
+                        sentAt: r.isNull("sent_at") ? nil : r.int("sent_at"), segments: Int(r.int("segments")), receiptsSeen: r.int("receipts_seen"))
         }
         if c?.state == .queued && book.contains(id) {
             c?.state = .sending
@@ -208,7 +209,7 @@ extension WriteContext {
     private func applyPendingReceipts(carrier: String, gatewayID: String, message: Int64) throws {
         var pending: [(Int64, Int, String?)] = []
         try statement("SELECT rowid, status, detail FROM pending_receipts WHERE carrier = ? AND gateway_id = ? ORDER BY status")
-            .query([.text(carrier), .text(gatewayID)]) { pending.append(($0.int(0), Int($0.int(1)), $0.text(2))) }
+            .query([.text(carrier), .text(gatewayID)]) { pending.append(($0.int("rowid"), Int($0.int("status")), $0.text("detail"))) }
         for (rowid, status, d) in pending {
             if let st = ReceiptStatus(rawValue: status) {
                 _ = try apply(ReceiptUpdate(carrier: carrier, messageID: message, status: st, gatewayID: gatewayID, detail: d))

@@ -9,12 +9,12 @@ extension WriteContext {
     /// (claimed row by row: tried before, held, or moved by a receipt before the send answer). The claim records go.
     func recoverInFlight() throws {
         var maxClaim: Int64 = 0
-        try statement("SELECT COALESCE(MAX(id), 0) FROM claims").query { maxClaim = $0.int(0) }
+        try statement("SELECT COALESCE(MAX(id), 0) AS n FROM claims").query { maxClaim = $0.int("n") }
         book.nextClaimID = maxClaim + 1
         // The counts move with the rows and the claims in the same transactions: none in flight, nothing to scan
         // (there is no index on `sending`, so that scan reads the whole table).
         var inFlight: Int64 = 0
-        try statement("SELECT COALESCE(SUM(n), 0) FROM counts WHERE state = ?").query([.int(Int64(MessageState.sending.rawValue))]) { inFlight = $0.int(0) }
+        try statement("SELECT COALESCE(SUM(n), 0) AS n FROM counts WHERE state = ?").query([.int(Int64(MessageState.sending.rawValue))]) { inFlight = $0.int("n") }
         guard inFlight > 0 || maxClaim > 0 else { return }
         let detail = "daemon stopped while the request was in flight; not resent"
         var perCampaign: [String: Int64] = [:]
@@ -30,7 +30,7 @@ extension WriteContext {
         }
         var named: [Int64] = []
         try statement("SELECT ids FROM claims ORDER BY id").query { r in
-            let text = r.text(0) ?? ""
+            let text = r.text("ids") ?? ""
             guard let ids = ClaimIDs.decode(text) else {
                 throw StoreError.invalid("the claims table holds a record that cannot be read: \(text.prefix(80))")
             }
@@ -39,14 +39,14 @@ extension WriteContext {
         let row = try statement("SELECT campaign_id, phone, carrier FROM messages WHERE id = ? AND \(Self.freshRow)")
         for id in named {
             var found: (String, String?, String)?
-            try row.query([.int(id)]) { found = ($0.text(0) ?? "", $0.text(1), $0.text(2) ?? "") }
+            try row.query([.int(id)]) { found = ($0.text("campaign_id") ?? "", $0.text("phone"), $0.text("carrier") ?? "") }
             if let (campaign, phone, carrier) = found { try unknown(id, campaign: campaign, phone: phone, carrier: carrier, attempts: 1, fresh: true) }
         }
         if maxClaim > 0 { try statement("DELETE FROM claims").run() }
         if inFlight > recovered {
             var rows: [(Int64, String, String?, String, Int)] = []
             try statement("SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = 1").query {
-                rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2), $0.text(3) ?? "", Int($0.int(4))))
+                rows.append(($0.int("id"), $0.text("campaign_id") ?? "", $0.text("phone"), $0.text("carrier") ?? "", Int($0.int("attempts"))))
             }
             for (id, campaign, phone, carrier, attempts) in rows {
                 try unknown(id, campaign: campaign, phone: phone, carrier: carrier, attempts: attempts, fresh: false)
