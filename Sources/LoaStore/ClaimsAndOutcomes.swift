@@ -2,11 +2,14 @@ import CSQLite
 import Foundation
 import LoaCore
 
-// Claims before a request leaves, and the outcomes its answer brings; recovery of what a stop left in flight.
+// Claims before a request leaves (claim records for fresh messages: InFlightBook), failover of queued messages;
+// the outcomes are recorded in Outcomes.swift, a start's recovery is in Recovery.swift.
 
 extension Store {
-    /// Takes up to `limit` queued messages of one campaign and carrier whose retry time has come, marks them
-    /// `sending` (committed before this returns, so before any request leaves) and returns them in id order.
+    /// Takes up to `limit` queued messages of one campaign and carrier whose retry time has come, claims them
+    /// (committed before this returns, so before any request leaves) and returns them in id order. Fresh messages
+    /// (never tried, never held) are claimed by one `claims` row naming them all, their own rows untouched until
+    /// their outcome; the others go `sending` row by row. Either way they count as `sending` and read so.
     /// With a contact `policy`, a number that already had its share of messages in the rolling window is held
     /// (`not_before` moves to when it may be contacted again), or expires with reason `frequency-cap` when that
     /// time is at or past `deadline`.
