@@ -82,19 +82,24 @@ m optout-reply Sources/LoaStore/Operations.swift \
   'WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = 0' \
   'WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = 0 AND 0' \
   'optOutReplyUsesTheCampaignPhoneIndex'
-# At most once: a claim is committed as `sending` before the request leaves; after a crash, `sending` becomes
-# `unknown`, never `queued` again.
-m claim-marks-sending Sources/LoaStore/Operations.swift \
+# At most once: a claim is committed before the request leaves (fresh messages: one claim record naming them;
+# others: their rows `sending`); after a crash, what a claim record names and was never settled, and `sending`
+# rows, become `unknown`, never `queued` again.
+m claim-marks-sending Sources/LoaStore/ClaimsAndOutcomes.swift \
   'UPDATE messages SET state = 1, attempts = attempts + 1, updated_at = ? WHERE id IN (?' \
   'UPDATE messages SET state = 0, attempts = attempts + 1, updated_at = ? WHERE id IN (?' \
-  'claimSendReceiveAndCounts'
-m crash-requeues Sources/LoaStore/Operations.swift \
-  'try upd.run([.int(Int64(MessageState.unknown.rawValue)), .text(detail), .int(now), .int(id)])' \
-  'try upd.run([.int(Int64(MessageState.queued.rawValue)), .text(detail), .int(now), .int(id)])' \
-  'crashLeavesSendingAsUnknownAndTheLogWhole'
-m crash-no-recovery Sources/LoaStore/Operations.swift \
-  'guard inFlight > 0 else { return }' \
-  'guard inFlight > 1 else { return }' \
+  'retriesAreClaimedAgainExactlyOnce'
+m claim-record Sources/LoaStore/ClaimsAndOutcomes.swift \
+  'if !named.isEmpty {' \
+  'if named.isEmpty {' \
+  'aCrashTurnsExactlyTheUnsettledOnesUnknown'
+m crash-requeues Sources/LoaStore/Recovery.swift \
+  '.run([.int(Int64(MessageState.unknown.rawValue)), .text(detail), .int(now), .int(fresh ? 1 : 0), .int(id)])' \
+  '.run([.int(Int64(MessageState.queued.rawValue)), .text(detail), .int(now), .int(fresh ? 1 : 0), .int(id)])' \
+  'crashLeavesSendingAsUnknownAndTheLogWhole|aCrashTurnsExactlyTheUnsettledOnesUnknown'
+m crash-no-recovery Sources/LoaStore/Recovery.swift \
+  'guard inFlight > 0 || maxClaim > 0 else { return }' \
+  'guard inFlight > 1 || maxClaim > 1 else { return }' \
   'linesOfATransactionThatNeverCommittedAreCut'
 m drain-requeues Sources/LoaCore/Lifecycle/MessageState.swift \
   'case (.sending, .crashRecovered): return .unknown' \

@@ -12,10 +12,10 @@ extension Store {
         let wanted = Set(carriers)
         return try write { ctx in
             var out: [(id: Int64, carrier: String, at: UnixMillis)] = []
-            try ctx.statement("SELECT id, carrier, COALESCE(sent_at, updated_at) FROM messages WHERE state = ? AND receipt_rank = 0")
-                .query([.int(Int64(MessageState.sent.rawValue))]) { r in
-                    let carrier = r.text(1) ?? ""
-                    if wanted.contains(carrier) { out.append((r.int(0), carrier, r.int(2))) }
+            try ctx.statement("SELECT id, carrier, COALESCE(sent_at, updated_at) AS at FROM messages WHERE state = \(MessageState.sent.rawValue) AND receipt_rank = 0")
+                .query { r in
+                    let carrier = r.text("carrier") ?? ""
+                    if wanted.contains(carrier) { out.append((r.int("id"), carrier, r.int("at"))) }
                 }
             return out
         }

@@ -31,7 +31,10 @@ extension Store {
             try ctx.statement("INSERT OR IGNORE INTO suppressions(phone, source, added_at) VALUES(?, ?, ?)").run([.text(phone), .text(source), .int(ctx.now)])
             var rows: [(Int64, String, String, Int)] = []
             try ctx.statement(Store.queuedForPhoneSQL)
-                .query([.text(phone)]) { rows.append(($0.int("id"), $0.text("campaign_id") ?? "", $0.text("carrier") ?? "", Int($0.int("attempts")))) }
+                .query([.text(phone)]) { r in
+                    // One in flight is past stopping: its answer decides it.
+                    if !ctx.book.contains(r.int("id")) { rows.append((r.int("id"), r.text("campaign_id") ?? "", r.text("carrier") ?? "", Int(r.int("attempts")))) }
+                }
             let suppress = try ctx.statement("UPDATE messages SET state = \(MessageState.suppressed.rawValue), reason = 'opt-out', detail = ?, updated_at = ? WHERE id = ?")
             for (id, campaign, carrier, attempts) in rows {
                 try suppress.run([.text("opt-out: replied \(source)"), .int(ctx.now), .int(id)])

@@ -29,8 +29,12 @@ extension Store {
         let codes = states.map { String($0.rawValue) }.joined(separator: ",")
         return try write { ctx in
             var out: [(Int64, String)] = []
+            // A message in flight reads `queued` until its answer: it is `sending` (InFlightBook).
+            let skipInFlight = !states.contains(.sending)
             try ctx.statement("SELECT id, phone FROM messages WHERE campaign_id = ? AND state IN (\(codes)) AND phone IS NOT NULL AND id > ? ORDER BY id LIMIT ?")
-                .query([.text(campaign), .int(after), .int(Int64(limit))]) { out.append(($0.int("id"), $0.text("phone") ?? "")) }
+                .query([.text(campaign), .int(after), .int(Int64(limit))]) { r in
+                    if !(skipInFlight && ctx.book.contains(r.int("id"))) { out.append((r.int("id"), r.text("phone") ?? "")) }
+                }
             return out.map { (id: $0.0, phone: $0.1) }
         }
     }
@@ -45,9 +49,12 @@ extension Store {
                 COALESCE(gateway_id, '') AS gateway_id
                 FROM messages WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?
                 """).query([.text(campaign), .int(after), .int(Int64(limit))]) { r in
+                // A message in flight reads `queued` with no attempt until its answer (InFlightBook).
+                let inFlight = r.int("state") == Int64(MessageState.queued.rawValue) && ctx.book.contains(r.int("id"))
                 out.append(ReportRow(id: r.int("id"), phone: r.text("phone") ?? "", carrier: r.text("carrier") ?? "",
-                                     state: (MessageState(rawValue: Int(r.int("state"))) ?? .unknown).name, reason: r.text("reason") ?? "",
-                                     attempts: Int(r.int("attempts")), updatedAt: r.int("updated_at"), source: r.text("source") ?? "",
+                                     state: inFlight ? MessageState.sending.name : (MessageState(rawValue: Int(r.int("state"))) ?? .unknown).name,
+                                     reason: r.text("reason") ?? "", attempts: Int(r.int("attempts")) + (inFlight ? 1 : 0),
+                                     updatedAt: r.int("updated_at"), source: r.text("source") ?? "",
                                      line: Int(r.int("line")), group: r.text("grp") ?? "", gatewayID: r.text("gateway_id") ?? ""))
             }
             return out
@@ -90,6 +97,16 @@ extension Store {
                 .query([.text(campaign)]) { r in
                     groups[r.text("grp") ?? "", default: [:]][(MessageState(rawValue: Int(r.int("state"))) ?? .unknown).name] = r.int("n")
                 }
+            // Messages in flight read `queued` until their answer (InFlightBook): they are `sending`.
+            let inFlightGroup = try ctx.statement("SELECT grp FROM messages WHERE id = ? AND grp IS NOT NULL AND state = \(MessageState.queued.rawValue)")
+            for id in ctx.book.ids(campaign: campaign) {
+                try inFlightGroup.query([.int(id)]) { r in
+                    let g = r.text("grp") ?? ""
+                    groups[g, default: [:]]["queued", default: 0] -= 1
+                    if groups[g]?["queued"] == 0 { groups[g]?["queued"] = nil }
+                    groups[g, default: [:]]["sending", default: 0] += 1
+                }
+            }
             return ReportData(bucketMillis: width, timeline: timeline, reasons: reasons,
                               groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) })
         }
@@ -107,8 +124,11 @@ extension Store {
     public func messageStates(campaign: String) throws -> [(phone: String?, state: MessageState, attempts: Int)] {
         let rows = try write { ctx -> [MessageRow] in
             var out: [MessageRow] = []
-            try ctx.statement("SELECT phone, state, attempts FROM messages WHERE campaign_id = ? ORDER BY id").query([.text(campaign)]) {
-                out.append(MessageRow(phone: $0.text("phone"), state: Int($0.int("state")), attempts: Int($0.int("attempts"))))
+            try ctx.statement("SELECT phone, state, attempts, id FROM messages WHERE campaign_id = ? ORDER BY id").query([.text(campaign)]) {
+                // A message in flight reads `queued` with no attempt until its answer (InFlightBook).
+                let inFlight = $0.int("state") == Int64(MessageState.queued.rawValue) && ctx.book.contains($0.int("id"))
+                out.append(MessageRow(phone: $0.text("phone"), state: inFlight ? MessageState.sending.rawValue : Int($0.int("state")),
+                                      attempts: Int($0.int("attempts")) + (inFlight ? 1 : 0)))
             }
             return out
         }
