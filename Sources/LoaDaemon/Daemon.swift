@@ -6,8 +6,9 @@ import LoaStore
 
 /// The running daemon: wires store → dispatcher → adapters → server, and routes signals.
 ///
-/// Start order is store, carriers, dispatcher, server; stop order is the reverse, except that the server
-/// keeps taking receipts while in-flight sends drain. First SIGTERM/SIGINT: stop claiming, drain to
+/// A ``Supervisor`` starts the parts in order (store, curl engine, HTTP servers, receipt poller, dispatcher) and
+/// stops them in reverse, so the servers keep taking receipts while in-flight sends drain; a start that fails
+/// stops the parts already started. First SIGTERM/SIGINT: stop claiming, drain to
 /// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
 /// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log.
 public enum Daemon {
