@@ -18,6 +18,15 @@ final class Gate: Sendable {
     private let open = ConditionBox(false)
     func release() { open.withLockWaking { $0 = true; return true } }
     func pass() { _ = open.wait(until: nil) { $0 ? true : nil } }
+
+    /// Opens the gate after `seconds` at the latest: a watchdog, so that a stop that fails to give up at its
+    /// deadline fails its test (too slow) instead of hanging the suite.
+    func release(after seconds: Double) {
+        Thread { [self] in
+            _ = ConditionBox(false).wait(until: .after(seconds: seconds)) { $0 ? true : nil }
+            release()
+        }.start()
+    }
 }
 
 @Suite struct WorkerTests {
@@ -80,9 +89,11 @@ final class Gate: Sendable {
         let worker = Worker(name: "loa-test-stuck")
         let gate = Gate()
         worker.start { _ in gate.pass() }
+        gate.release(after: 5)
         let start = MonotonicDeadline.now()
         #expect(!worker.stop(by: .after(seconds: 0.1)))
-        #expect(MonotonicDeadline.now().nanoseconds - start.nanoseconds >= 100_000_000)
+        let took = MonotonicDeadline.now().nanoseconds - start.nanoseconds
+        #expect(took >= 100_000_000 && took < 3_000_000_000)
         #expect(!worker.isFinished)
         gate.release()
         #expect(worker.stop(by: .after(seconds: 10)))
