@@ -77,7 +77,7 @@ public final class Supervisor: Sendable {
             let thread = Thread {
                 nameThisThread("loa-stop")
                 stop()
-                done.withLockWaking({ $0 = true; return true })
+                done.withLockWaking { $0 = true; return true }
             }
             thread.start()
             if done.wait(until: .after(seconds: part.stopWithin), { $0 ? true : nil }) == nil {

@@ -37,18 +37,18 @@ public final class Worker: Sendable {
         let thread = Thread { [self] in
             nameThisThread(name)
             body(self)
-            state.withLockWaking({ s in s.finished = true; return true })
+            state.withLockWaking { s in s.finished = true; return true }
         }
         thread.start()
     }
 
     /// There is work: the body's current or next wait returns.
     public func wake() {
-        state.withLockWaking({ s in
+        state.withLockWaking { s in
             // Only the first wake-up since the last wait signals: the store's WAL hook wakes on every commit.
             defer { s.woken = true }
             return !s.woken
-        })
+        }
     }
 
     /// Whether a stop was asked for.
@@ -69,11 +69,11 @@ public final class Worker: Sendable {
 
     /// Asks the body to end (a wake-up whose wait returns false), without waiting.
     public func requestStop() {
-        state.withLockWaking({ s in
+        state.withLockWaking { s in
             s.stopping = true
             s.woken = true
             return true
-        })
+        }
     }
 
     /// Asks the body to end and waits until it has returned or `deadline` (nil: none) passes. True when it

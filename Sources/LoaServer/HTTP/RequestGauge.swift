@@ -22,10 +22,10 @@ final class RequestGauge: Sendable {
 
     /// A request completed (response sent, or connection gone).
     func end() {
-        state.withLockWaking({ s in
+        state.withLockWaking { s in
             s.active -= 1
             return s.active == 0
-        })
+        }
     }
 
     /// Marks the server as stopping and waits until no request is active, or `seconds` pass.
