@@ -167,7 +167,7 @@ m parts-charge Sources/LoaDaemon/Dispatcher.swift \
   'longMessagesPayForEveryPart'
 # The boundary: the daemon checks every submission with the campaign rules; a stored campaign that breaks them
 # fails alone; an upload or commit bound to a discarded campaign's generation reaches no new one.
-m rules-at-the-server Sources/LoaDaemon/Service.swift \
+m rules-at-the-server Sources/LoaDaemon/HTTP/OperatorRoutes.swift \
   'let issues = CampaignRules.check(sub, knownCarriers: config.carriers.map(\.name))' \
   'let issues = CampaignRules.check(sub, knownCarriers: config.carriers.map(\.name)).filter { $0.field == "id" }' \
   'checkAndServerRefuseTheSameBadCampaignAlike'
@@ -185,15 +185,15 @@ m paused-sends Sources/LoaDaemon/Dispatcher.swift \
   'let running = active.filter { $0.state != .loading && $0.deadlineAt > now' \
   'pauseResumeCancel'
 # Secrets: a receipt, reply or API request with a wrong secret or token of the right length is refused.
-m receipt-secret-length Sources/LoaDaemon/Service.swift \
+m receipt-secret-length Sources/LoaDaemon/HTTP/ReceiptRoutes.swift \
   'guard let k = query["k"], Self.constantTimeEqual(Array(k.utf8), secret) else {' \
   'guard let k = query["k"], k.utf8.count == secret.count else {' \
   'wrongSecretsOfTheRightLengthAreRefused'
-m secret-last-byte Sources/LoaDaemon/Service.swift \
+m secret-last-byte Sources/LoaDaemon/HTTP/Service.swift \
   'diff |= UInt(x ^ y)' \
   'diff |= i == a.count - 1 ? 0 : UInt(x ^ y)' \
   'wrongSecretsOfTheRightLengthAreRefused'
-m api-token-length Sources/LoaDaemon/Service.swift \
+m api-token-length Sources/LoaDaemon/HTTP/Service.swift \
   'return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)' \
   'return h.utf8.count - 7 == token.count' \
   'wrongSecretsOfTheRightLengthAreRefused'

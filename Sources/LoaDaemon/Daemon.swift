@@ -59,7 +59,7 @@ public enum Daemon {
                 try store.0.preparePolling(enabled: poller != nil)
             }
             let dispatcher = Dispatcher(store: store.0, adapters: adapters, config: config, clock: clock, logger: logger)
-            let service = DaemonService(store: store.0, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats,
+            let service = DaemonService(store: store.0, config: config, dispatcher: dispatcher, logger: logger, clock: clock, receiptFormats: receiptFormats,
                                         poller: poller)
             server = try group.start("http server", failure: "cannot listen",
                                      metadata: ["listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"], stopWithin: 60, {

@@ -21,8 +21,10 @@ final class FuzzService: @unchecked Sendable {
     let service: DaemonService
     let store: Store
 
-    private init() {
-        let dir = NSTemporaryDirectory() + "loa-fuzz-\(getpid())"
+    /// A service of its own, on its own store (`shared` serves the fuzz targets; route tests that break their
+    /// store make one each). `clock` is the daemon's clock the handlers read.
+    init(clock: any TimeSource = SystemTimeSource()) {
+        let dir = NSTemporaryDirectory() + "loa-fuzz-\(getpid())-\(UUID().uuidString.prefix(8))"
         removeAtExit(dir)
         try! FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = dir + "/loa.json"
@@ -34,14 +36,13 @@ final class FuzzService: @unchecked Sendable {
         case .failure(let p): fatalError("the fuzz config does not load:\n\(p)")
         }
         let logger = Logger(label: "fuzz", level: .error)
-        let clock = SystemTimeSource()
         let log = try! DeliveryLogFile(path: config.dataDir + "/delivery.log")
         store = try! Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: true)
         let engine = try! CurlEngine(maxConnectionsPerHost: 8)
         // Wired as `loa daemon` wires them (the gateways are never reached: requests are never sent).
         let (adapters, formats) = Daemon.carriers(config, engine: engine)
         let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
-        service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: formats)
+        service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, clock: clock, receiptFormats: formats)
     }
 
     /// What the server would answer: the route's response, the buffered handler's, or the sink's after the body

@@ -4,6 +4,7 @@ import LoaCore
 @testable import LoaCommandLine
 @testable import LoaDaemon
 import LoaServer
+import Synchronization
 
 /// Loa's fuzz targets: every parser that reads bytes from outside, one function each, taking any bytes.
 ///
@@ -252,10 +253,14 @@ enum FuzzScratch {
 }
 
 /// Directories to remove when the process exits (libFuzzer ends with `exit`; a C callback cannot capture).
-nonisolated(unsafe) private var scratchDirectories: [String] = []
+/// Behind a lock: route tests make services of their own in parallel.
+private let scratchDirectories = Mutex<[String]>([])
 func removeAtExit(_ directory: String) {
-    if scratchDirectories.isEmpty {
-        atexit { for d in scratchDirectories { try? FileManager.default.removeItem(atPath: d) } }
+    let first = scratchDirectories.withLock { list in
+        list.append(directory)
+        return list.count == 1
     }
-    scratchDirectories.append(directory)
+    if first {
+        atexit { for d in scratchDirectories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: d) } }
+    }
 }

@@ -1,0 +1,259 @@
+import Foundation
+import LoaDaemon
+import LoaSim
+import LoaCarriers
+import LoaCore
+import LoaStore
+import Synchronization
+
+// `loa campaign …`: submit, list, show (and --watch), discard, pause, resume, cancel, rejects.
+extension LoaCLI {
+    static func campaign(_ sub: String, _ opts: Options) async -> Int32 {
+        await withClient(opts) { client in
+            switch sub {
+            case "submit":
+                guard let file = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                return try await submit(file, client: client)
+            case "list":
+                let r = try await client.request("GET", "/api/v1/campaigns")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                if opts.json { print(terminalJSON(r.bodyText)); return 0 }
+                let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
+                print(pad("ID", 28) + pad("STATE", 11) + pad("ACCEPTED", 10) + pad("DELIVERED", 10) + pad("FAILED", 8) + "DEADLINE")
+                for c in list {
+                    let states = c["states"] as? [String: Int] ?? [:]
+                    printLine(pad("\(c["id"] ?? "")", 28) + pad("\(c["state"] ?? "")", 11) + pad("\(c["accepted"] ?? 0)", 10)
+                          + pad("\(states["delivered"] ?? 0)", 10) + pad("\(states["failed"] ?? 0)", 8)
+                          + ISOTime.format(Int64("\(c["deadline_at"] ?? 0)") ?? 0))
+                }
+                return 0
+            case "show":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                let terminal = isatty(STDOUT_FILENO) == 1
+                while true {
+                    let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
+                    guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                    if opts.json { print(terminalJSON(r.bodyText)); return 0 }
+                    let carriers = try await client.request("GET", "/api/v1/carriers")
+                    let text = renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : [])
+                    // --watch: redraw every second until the campaign is done (Ctrl-C to leave earlier).
+                    if opts.watch && terminal { FileHandle.standardOutput.write(Data("\u{1B}[H\u{1B}[2J".utf8)) }
+                    print(text)
+                    fflushOut()
+                    let state = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["state"] as? String ?? ""
+                    guard opts.watch, !["completed", "cancelled", "expired"].contains(state) else { return 0 }
+                    if !terminal { print("") }
+                    try await Task.sleep(for: .seconds(1))
+                }
+            case "discard":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                let r = try await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(id))")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                print("campaign \(id): discarded")
+                return 0
+            case "pause", "resume", "cancel":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                let r = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(id))/\(sub)")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                let state = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["state"] ?? "?"
+                print("campaign \(id): \(state)")
+                return 0
+            case "rejects":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                return try await rejects(id, csv: opts.csv, client: client)
+            default:
+                printError(help["campaign"]!)
+                return 2
+            }
+        }
+    }
+
+    /// Submits a campaign file. SIGTERM or SIGINT before the commit stops the upload and discards the
+    /// half-loaded campaign (it once stayed `loading` and the CLI exited without a word), says so on stderr and
+    /// exits 128 + the signal (143, 130).
+    static func submit(_ file: String, client: APIClient) async throws -> Int32 {
+        let loaded: LoadedCampaign
+        switch CampaignLoader.load(path: file) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let l): loaded = l
+        }
+        let id = loaded.submission.id
+        let interrupt = SignalInterrupt(signals: [SIGTERM, SIGINT])
+        defer { interrupt.uninstall() }
+        let bound = BoundGeneration()
+        let load = Task { try await submitLoaded(loaded, file: file, client: client, bound: bound) }
+        interrupt.onSignal { load.cancel() }
+        let result = await load.result
+        // A signal after the load ended changed nothing: its result stands.
+        guard let sig = interrupt.received, case .failure = result else { return try result.get() }
+        let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+        // With the generation when the create was answered: a campaign created again under this id is not ours.
+        let path = "/api/v1/campaigns/\(URLQuery.escape(id))" + bound.query.withLock { $0 }
+        switch try? await client.request("DELETE", path) {
+        case let r? where r.status == 200:
+            printError("loa: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
+        case let r? where r.status == 404:
+            printError("loa: \(name) while submitting: campaign \(id) was not created; nothing will be sent")
+        case let r?:
+            printError("loa: \(name) while submitting: campaign \(id) could not be discarded (\(APIClient.errorText(r))); "
+                       + "see loa campaign show \(id)")
+        case nil:
+            printError("loa: \(name) while submitting: the daemon could not be reached to discard campaign \(id); "
+                       + "run loa campaign discard \(id)")
+        }
+        return 128 + sig
+    }
+
+    /// `?generation=N` of the campaign this submit created, once the create is answered.
+    final class BoundGeneration: Sendable {
+        let query = Mutex("")
+    }
+
+    /// Creates, loads and commits the campaign: what ``submit(_:client:)`` runs in a task a signal can cancel.
+    private static func submitLoaded(_ loaded: LoadedCampaign, file: String, client: APIClient, bound boundOut: BoundGeneration) async throws -> Int32 {
+        let sub = loaded.submission
+        let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
+        guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
+        // Every later request names the campaign's generation: if it is discarded meanwhile (and created again by
+        // someone else), they are refused instead of loading or committing the other one.
+        let generation = (try? JSONDecoder().decode([String: JSONScalar].self, from: Data(created.body)))?["generation"]?.text ?? ""
+        let bound = generation.isEmpty ? "" : "?generation=\(generation)"
+        boundOut.query.withLock { $0 = bound }
+        for ex in loaded.exclusions {
+            let r = try await client.upload("/api/v1/campaigns/\(URLQuery.escape(sub.id))/exclusions/\(URLQuery.escape(ex.name))" + bound, file: ex.path)
+            guard r.status == 200 else {
+                printError("\(ex.path): \(APIClient.errorText(r))")
+                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))" + bound)
+                printError("campaign \(sub.id) discarded; nothing will be sent")
+                return 1
+            }
+            printLine("\(ex.path): exclusion list \(r.bodyText)")
+        }
+        var total = IngestCounts()
+        for seg in loaded.segments {
+            let path = "/api/v1/campaigns/\(URLQuery.escape(sub.id))/segments/\(URLQuery.escape(seg.name))"
+            let r = seg.fromCampaign == nil ? try await client.upload(path + bound, file: seg.path)
+                                            : try await client.request("POST", path + "/from-campaign" + bound)
+            guard r.status == 200, let c = try? JSONDecoder.api.decode(IngestCounts.self, from: Data(r.body)) else {
+                printError("\(seg.path): \(APIClient.errorText(r))")
+                _ = try? await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(sub.id))" + bound)
+                printError("campaign \(sub.id) discarded; nothing will be sent")
+                return 1
+            }
+            print("\(seg.fromCampaign.map { "recipients of \($0) (\((seg.states ?? []).joined(separator: ", ")))" } ?? seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed, \(c.segments) SMS parts")
+            total.add(c)
+        }
+        let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit" + bound)
+        guard commit.status == 200 else {
+            printError("\(file): \(APIClient.errorText(commit))")
+            return 1
+        }
+        if let o = try? JSONSerialization.jsonObject(with: Data(commit.body)) as? [String: String] {
+            if let w = o["warning"] { printLine("WARNING: the deadline will not be met: \(w)") }
+            else if let eta = o["eta"] { print("estimated end of sending: \(eta) (\(o["needed_hours"] ?? "?") h of sending; \(o["window_hours"] ?? "?") h of window before the deadline)") }
+        }
+        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.suppressed) suppressed, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
+        if total.rejected + total.duplicates + total.suppressed > 0 {
+            print("rows not sent, with file, line and reason: loa campaign rejects \(sub.id) --csv FILE")
+        }
+        return 0
+    }
+
+    /// A JSON string or number, as text (the create answer's `id`, `state` and `generation`).
+    struct JSONScalar: Decodable {
+        var text: String
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let n = try? c.decode(Int64.self) { text = String(n) } else { text = (try? c.decode(String.self)) ?? "" }
+        }
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String {
+        s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+    }
+
+    static func renderShow(_ body: [UInt8], carriers: [UInt8]) -> String {
+        guard let c = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            return TerminalText.sanitizeLines(String(decoding: body, as: UTF8.self))
+        }
+        var out: [String] = []
+        // Each line is made safe on its own when joined (names, senders, reasons and carrier names come from
+        // outside): no value can add a line, move the cursor or retitle the window.
+        let states = c["states"] as? [String: Int] ?? [:]
+        out.append("campaign  \(c["id"] ?? "")  (\(c["state"] ?? ""))")
+        if let n = c["name"] as? String { out.append("name      \(n)") }
+        if let why = c["failure"] as? String { out.append("FAILED    \(why)") }
+        out.append("sender    \(c["sender"] ?? "")")
+        out.append("window    \(ISOTime.format(Int64("\(c["start_at"] ?? 0)") ?? 0)) → \(ISOTime.format(Int64("\(c["deadline_at"] ?? 0)") ?? 0))")
+        out.append("rows      \(c["rows"] ?? 0) read, \(c["accepted"] ?? 0) accepted, \(c["rejected"] ?? 0) rejected, \(c["duplicates"] ?? 0) duplicates, \(c["segments_total"] ?? 0) SMS parts")
+        let progress = (c["progress"] as? Double) ?? 0
+        let width = 30
+        let filled = Int(progress * Double(width))
+        out.append("progress  [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(String(format: "%.1f", progress * 100))%")
+        let carrierList = (try? JSONSerialization.jsonObject(with: Data(carriers)) as? [[String: Any]]) ?? []
+        let used = Set((c["carriers"] as? [String: Any] ?? [:]).keys)
+        // A carrier that refuses Loa's credentials or is paused holds this campaign's messages: no ETA holds then.
+        let blocked = carrierList.filter { used.contains("\($0["name"] ?? "")") && ($0["auth_refused"] != nil || $0["paused_reason"] != nil) }
+        if !blocked.isEmpty {
+            for b in blocked {
+                if let why = b["auth_refused"] as? String {
+                    out.append("deadline  BLOCKED: carrier \(b["name"] ?? "") refuses Loa's credentials (\(why)); its messages wait, no ETA until it accepts them")
+                } else if let why = b["paused_reason"] as? String {
+                    out.append("deadline  BLOCKED: carrier \(b["name"] ?? "") is paused after \(why); its messages wait until `loa carriers resume \(b["name"] ?? "")`")
+                }
+            }
+        } else if let f = c["feasibility"] as? [String: Any] {
+            if let w = f["warning"] as? String {
+                out.append("deadline  WARNING: \(w)")
+            } else if let eta = f["eta"] as? Int64 ?? (f["eta"] as? Int).map(Int64.init) {
+                out.append("deadline  on time: sending should end by \(ISOTime.format(eta))")
+            }
+        }
+        let order = MessageState.allCases.map(\.name)
+        out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
+        if let n = c["recovered_unknown"] as? Int, n > 0 {
+            out.append("recovery  \(n) in flight at an unclean stop: unknown, never resent (the gateway may have them)")
+        }
+        if let reasons = c["reasons"] as? [String: Int], !reasons.isEmpty {
+            out.append("not sent  " + reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if let per = c["carriers"] as? [String: [String: Int]] {
+            for name in per.keys.sorted() {
+                out.append("carrier   \(name): " + order.compactMap { s in per[name]?[s].map { "\(s) \($0)" } }.joined(separator: ", "))
+            }
+        }
+        for cs in carrierList {
+            out.append("rate      \(cs["name"] ?? ""): \(String(format: "%.1f", (cs["current_rate"] as? Double) ?? 0))/s now (limit \(cs["configured_rate"] ?? 0)/s), \(cs["in_flight"] ?? 0) in flight, \(carrierState(cs))")
+        }
+        return out.map(TerminalText.sanitize).joined(separator: "\n")
+    }
+
+    static func rejects(_ id: String, csv: String?, client: APIClient) async throws -> Int32 {
+        var out: FileHandle = .standardOutput
+        if let csv {
+            let fd = open(csv, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)  // it holds phone numbers
+            guard fd >= 0 else { printError("\(csv): cannot create (\(String(cString: strerror(errno)))); it must not exist yet"); return 1 }
+            out = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        }
+        out.write(Data("file,line,value,reason,detail\n".utf8))
+        var after: Int64 = 0
+        var n = 0
+        while true {
+            let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))/rejects?after=\(after)&limit=10000")
+            guard r.status == 200, let page = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
+                  let rows = page["rows"] as? [[String: Any]] else { printError(APIClient.errorText(r)); return 1 }
+            var text = ""
+            for row in rows {
+                let fields = ["\(row["source"] ?? "")", "\(row["line"] ?? "")", "\(row["raw"] ?? "")", "\(row["reason"] ?? "")", "\(row["detail"] ?? "")"]
+                // On stdout (a terminal, a pager) control characters are shown escaped; the file keeps raw values.
+                text += CSVWriter.record(csv == nil ? fields.map(TerminalText.sanitize) : fields)
+            }
+            out.write(Data(text.utf8))
+            n += rows.count
+            guard let next = page["next"] as? Int else { break }
+            after = Int64(next)
+        }
+        if csv != nil { printError("\(n) rows written to \(csv!)") }
+        return 0
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import LoaDaemon
+import LoaSim
+import LoaCarriers
+import LoaCore
+import LoaStore
+import Synchronization
+
+// `loa check`, `report`, `carriers`, `optout`, `preview` and `tail`.
+extension LoaCLI {
+    // MARK: check
+
+    static func check(_ opts: Options) -> Int32 {
+        var problems: [Problem] = []
+        var config: LoaConfig?
+        if let path = opts.config {
+            switch ConfigLoader.load(path: path) {
+            case .failure(let p): problems += p.problems
+            case .success(let c): config = c
+            }
+        }
+        var summary: [String] = []
+        if let config {
+            // Relative paths resolve against the config file's directory: show where the store will be.
+            summary.append("\(config.path): data_dir \(config.dataDir)")
+            for e in DataDirAccess.exposed(dataDir: config.dataDir) {
+                let reason = "\(e); \(DataDirAccess.fix(e, dataDir: config.dataDir))"
+                if opts.allowSharedDataDir {
+                    summary.append("warning: \(reason) (allowed by --allow-shared-data-dir)")
+                } else {
+                    problems.append(Problem(file: config.path, line: 0, field: "data_dir",
+                                            reason: reason + ", or start the daemon with --allow-shared-data-dir: it refuses this"))
+                }
+            }
+        }
+        let router = config?.router ?? Router(defaultCarrier: "default")
+        for file in opts.positional {
+            switch CampaignLoader.load(path: file, knownCarriers: config?.carriers.map(\.name)) {
+            case .failure(let p): problems += p.problems
+            case .success(let c):
+                let scan = CampaignScan(campaign: c, router: router)
+                scan.partLimits = config.map(CampaignScan.partLimits) ?? [:]
+                scan.run()
+                problems += scan.problems
+                if scan.rejectedRows > scan.listLimit {
+                    problems.append(Problem(file: file, line: 0, field: "segments", reason: "\(scan.rejectedRows - scan.listLimit) more rejected rows not listed"))
+                }
+                summary.append("\(file): \(scan.accepted) recipients, \(scan.rejected) rejected, \(scan.duplicates) duplicates, \(scan.excluded) excluded, \(scan.parts) SMS parts")
+                summary += scan.partLimitWarnings
+            }
+        }
+        for p in problems { printLine(p.description) }
+        for s in summary { printLine(s) }
+        let blocking = problems.filter { !(opts.allowRejects && ($0.field == "row" || $0.field == "segments")) }
+        if blocking.isEmpty { print(problems.isEmpty ? "ok" : "ok (rows listed above will be rejected)") }
+        return blocking.isEmpty ? 0 : 1
+    }
+
+    /// Reads a file in 256 KiB chunks.
+
+    static func report(_ opts: Options) async -> Int32 {
+        guard let id = opts.positional.first, opts.csv != nil || opts.html != nil else { printError(help["report"]!); return 2 }
+        return await withClient(opts) { client in
+            if let csv = opts.csv {
+                let n = try await CampaignReport.writeCSV(id, to: csv, client: client)
+                print("\(csv): \(n) recipients")
+            }
+            if let html = opts.html {
+                let c = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
+                guard c.status == 200 else { printError(APIClient.errorText(c)); return 1 }
+                let d = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))/report")
+                guard d.status == 200 else { printError(APIClient.errorText(d)); return 1 }
+                let page = CampaignReport.html(campaign: (try JSONSerialization.jsonObject(with: Data(c.body)) as? [String: Any]) ?? [:],
+                                               data: (try JSONSerialization.jsonObject(with: Data(d.body)) as? [String: Any]) ?? [:])
+                guard FileManager.default.createFile(atPath: html, contents: Data(page.utf8), attributes: [.posixPermissions: 0o600]) else {
+                    printError("\(html): cannot write"); return 1
+                }
+                print("\(html): report written")
+            }
+            return 0
+        }
+    }
+
+    static func carriers(_ opts: Options) async -> Int32 {
+        if opts.positional.first == "resume" {
+            guard opts.positional.count == 2 else { printError(help["carriers"]!); return 2 }
+            let name = opts.positional[1]
+            return await withClient(opts) { client in
+                let r = try await client.request("POST", "/api/v1/carriers/\(URLQuery.escape(name))/resume")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                printLine("carrier \(name) resumed")
+                return 0
+            }
+        }
+        guard opts.positional.isEmpty else { printError(help["carriers"]!); return 2 }
+        return await withClient(opts) { client in
+            let r = try await client.request("GET", "/api/v1/carriers")
+            guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+            if opts.json { print(terminalJSON(r.bodyText)); return 0 }
+            let list = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
+            let header: [String] = [pad("CARRIER", 20), pad("RATE LIMIT", 12), pad("ALLOWED", 10), pad("RATE NOW", 10), pad("REQ LIMIT", 11),
+                                    pad("IN FLIGHT", 11), pad("BATCH", 9), pad("TOKENS", 8), pad("PARTS SENT", 12), pad("AT GATEWAY", 16), "STATE"]
+            print(header.joined())
+            for c in list {
+                let batch = ((c["max_batch"] as? Int) ?? 1) > 1 ? "\(c["batch_target"] ?? 1)/\(c["max_batch"] ?? 1)" : "1"
+                let requests = (c["allowed_request_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "-"
+                // Handed over, not yet passed on, and the pace the gateway passes on at (pace_from_receipts).
+                let held = (c["handoff_limiting"] as? Bool) == true
+                    ? "\(c["handoff_outstanding"] ?? 0) @" + ((c["pass_on_rate"] as? Double).map { String(format: "%.1f/s", $0) } ?? "?")
+                    : "-"
+                let columns: [String] = [pad("\(c["name"] ?? "")", 20), pad("\(c["configured_rate"] ?? 0)/s", 12),
+                                         pad(String(format: "%.1f/s", (c["allowed_rate"] as? Double) ?? 0), 10),
+                                         pad(String(format: "%.1f/s", (c["current_rate"] as? Double) ?? 0), 10), pad(requests, 11),
+                                         pad("\(c["in_flight"] ?? 0)/\(c["max_in_flight"] ?? 0)", 11), pad(batch, 9), pad("\(c["tokens"] ?? 0)", 8),
+                                         pad("\(c["segments_sent"] ?? 0)", 12), pad(held, 16), carrierState(c)]
+                printLine(columns.joined())
+            }
+            return 0
+        }
+    }
+
+    /// A carrier's state in words: what holds its messages, and why.
+    static func carrierState(_ c: [String: Any]) -> String {
+        var out = "breaker \(c["breaker"] ?? "")"
+        if let why = c["auth_refused"] as? String {
+            out += ": REFUSES LOA'S CREDENTIALS (\(why)); its messages wait"
+        } else if let cause = c["breaker_cause"] as? String {
+            out += " (\(cause))"
+        }
+        if let why = c["paused_reason"] as? String {
+            out += "; PAUSED after \(why); `loa carriers resume \(c["name"] ?? "")` ends it"
+        }
+        if ((c["paused_until"] as? NSNumber)?.int64Value ?? 0) > 0 { out += "; paused by the gateway's rate-limit wait" }
+        return out
+    }
+
+    static func optout(_ opts: Options) async -> Int32 {
+        guard let verb = opts.positional.first, verb == "add" || verb == "remove" else { printError(help["optout"]!); return 2 }
+        var numbers = Array(opts.positional.dropFirst())
+        if let file = opts.file {
+            guard let d = FileManager.default.contents(atPath: file) else { printError("\(file): cannot read"); return 1 }
+            numbers += String(decoding: d, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
+        }
+        guard !numbers.isEmpty else { printError(help["optout"]!); return 2 }
+        return await withClient(opts) { client in
+            let r = try await client.request(verb == "add" ? "POST" : "DELETE", "/api/v1/optouts",
+                                             body: Array(numbers.joined(separator: "\n").utf8), contentType: "text/plain")
+            guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+            print(TerminalText.sanitizeLines(r.bodyText))
+            return 0
+        }
+    }
+
+    static func preview(_ opts: Options) -> Int32 {
+        guard let file = opts.positional.first else { printError(help["preview"]!); return 2 }
+        var router = Router(defaultCarrier: "default")
+        var partLimits: [String: Int] = [:]
+        var optOuts: Set<String>?
+        if let path = opts.config, FileManager.default.fileExists(atPath: path) {
+            switch ConfigLoader.load(path: path, clientOnly: true) {
+            case .failure(let p): printError(p.description); return 1
+            case .success(let c):
+                router = c.router
+                partLimits = CampaignScan.partLimits(c)
+                optOuts = blockingAwait { await fetchOptOuts(c) }
+            }
+        }
+        let loaded: LoadedCampaign
+        switch CampaignLoader.load(path: file) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let l): loaded = l
+        }
+        let scan = CampaignScan(campaign: loaded, router: router, sampleCount: opts.sample)
+        scan.optOuts = optOuts
+        scan.partLimits = partLimits
+        let progress = ProgressReporter(label: "reading segments")
+        scan.run { done, total in progress.update(done, total) }
+        progress.finish()
+        print(TerminalText.sanitizeLines(PreviewReport.render(scan)))
+        for w in scan.partLimitWarnings { printLine(w) }
+        for p in scan.problems.prefix(20) { printLine("  " + p.description) }
+        if scan.problems.count > 20 { print("  … \(scan.problems.count - 20) more (loa check lists up to \(scan.listLimit))") }
+        return scan.problems.contains { $0.field != "row" } ? 1 : 0
+    }
+
+    /// The daemon's opt-out list, or nil when it cannot be reached.
+    static func fetchOptOuts(_ config: LoaConfig) async -> Set<String>? {
+        guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { return nil }
+        defer { engine.shutdown() }
+        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+        guard let r = try? await client.request("GET", "/api/v1/optouts?format=text"), r.status == 200 else { return nil }
+        return Set(r.bodyText.split(separator: "\n").map(String.init))
+    }
+
+    // MARK: tail
+
+    static func tail(_ opts: Options) -> Int32 {
+        let config: LoaConfig
+        switch clientConfig(opts) {
+        case .failure(let p): printError(p.description); return 1
+        case .success(let c): config = c
+        }
+        let path = config.dataDir + "/delivery.log"
+        let filter = LogTailer.Filter(campaign: opts.campaign, carrier: opts.carrier, event: opts.event, status: opts.status, since: opts.since)
+        return LogTailer(path: path, filter: filter, json: opts.json, follow: opts.follow, last: opts.lines,
+                         color: isatty(STDOUT_FILENO) == 1 && !opts.json).run()
+    }
+}

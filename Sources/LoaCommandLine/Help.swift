@@ -1,0 +1,134 @@
+import Foundation
+import LoaDaemon
+import LoaSim
+import LoaCarriers
+import LoaCore
+import LoaStore
+import Synchronization
+
+// The usage text and each command's help.
+extension LoaCLI {
+    static let usage = """
+        loa: bulk SMS campaign dispatcher
+
+        usage: loa <command> [options]
+
+        commands:
+          daemon --config FILE             run the daemon in the foreground until SIGTERM/SIGINT
+          check --config FILE [CAMPAIGN…]  validate config, campaign files, templates and segments; send nothing
+          campaign submit FILE             submit a campaign file to the running daemon
+          campaign list                    list campaigns
+          campaign show ID                 show a campaign's counts per state and carrier
+          campaign rejects ID [--csv FILE] every row that will not be sent, with file, line, value and reason
+          campaign pause|resume|cancel ID  hold, continue, or stop a campaign (cancel: queued → cancelled)
+          preview CAMPAIGN [--sample N]    render samples and count recipients, rejects and SMS parts; sends nothing
+          optout add|remove NUMBER…|--file FILE
+                                           the global opt-out list: numbers on it are never sent to
+          tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since T] [--json] [-n N]
+                                           print the delivery log, one readable line per event
+          carriers                         each carrier's rate, current rate and requests in flight
+          report ID [--csv FILE] [--html FILE]
+                                           one row per recipient (CSV), or a one-page HTML report with charts
+          gateway-sim [--port N] [--seed N] …
+                                           a carrier gateway simulator (Kannel, Jasmin, generic JSON)
+                                           with faults and receipts, for demos, benchmarks and tests
+          version                          print the version
+
+        Every command takes --help. Client commands find the daemon through --config FILE
+        (default: $LOA_CONFIG, else /etc/loa/loa.json).
+        """
+
+    static let help: [String: String] = [
+        "gateway-sim": GatewaySim.help,
+        "daemon": """
+            usage: loa daemon --config FILE [--allow-shared-data-dir]
+
+            Runs Loa in the foreground (for systemd). Opens the store in the config's data_dir (a relative
+            data_dir is relative to the config file's directory). Refuses to start when group or others have
+            any permission on data_dir, delivery.log or loa.db (they hold phone numbers: chmod 700 / 600),
+            unless --allow-shared-data-dir is given, which starts with a warning per path. Listens on
+            listen.address:listen.port (default 127.0.0.1:8780) for receipts and the operator API, and sends
+            running campaigns through the configured carriers. SIGTERM/SIGINT: drain in-flight sends up to
+            drain_seconds and exit 0; a second signal exits at once. SIGHUP: reopen the delivery log.
+            """,
+        "check": """
+            usage: loa check --config FILE [--allow-rejects] [--allow-shared-data-dir] [CAMPAIGN_FILE…]
+
+            Validates the config and each campaign file with its templates and segments, without sending or
+            touching the store. Exit 0 when all is well; else exit 1 and one line per problem:
+              file:line: field: reason
+            Prints the data directory the config resolves to. A data directory (or delivery.log, loa.db) that
+            group or others may read is a problem, as the daemon refuses it; --allow-shared-data-dir makes
+            it a warning, as for the daemon.
+            Rows that would be rejected (bad numbers, ragged rows) are problems too; --allow-rejects still
+            lists them but exits 0 when they are the only problems.
+            """,
+        "campaign": """
+            usage: loa campaign submit FILE [--config FILE]
+                   loa campaign list [--json] [--config FILE]
+                   loa campaign show ID [--json] [--watch] [--config FILE]
+                   loa campaign rejects ID [--csv FILE] [--config FILE]
+                   loa campaign pause|resume|cancel ID [--config FILE]
+                   loa campaign discard ID [--config FILE]
+
+            submit: checks the campaign file, creates the campaign on the daemon, streams its exclusion files
+            and then each segment to it (never held in memory), and commits it; the daemon starts sending at
+            its start time. A failed upload discards the half-loaded campaign, and so does SIGTERM or SIGINT
+            (Ctrl-C) before the commit: the upload stops, stderr says so, exit 143 or 130.
+            discard: removes a campaign still `loading` (a submit that was cut off), with its rows.
+            pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
+            cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
+            rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV
+            (file,line,value,reason,detail) on stdout (control characters shown escaped) or into a new 0600 file
+            (raw values). CSV cells beginning with = + - @ TAB CR or ' get a leading ' (drop one to recover them).
+            """,
+        "preview": """
+            usage: loa preview CAMPAIGN_FILE [--sample N] [--config FILE]
+
+            Reads the campaign's templates, exclusion files and segments exactly as a submit would, without
+            sending or touching the store, and prints N rendered sample messages (default 5) with their
+            encoding and SMS parts, then the totals: recipients accepted, rejected by reason, duplicates,
+            excluded, per carrier and per network, total SMS parts (the cost), and what the `ascii` and
+            `unicode` encodings would cost instead. With --config, routing follows the config's carriers.
+            Shows a progress bar on a terminal, plain progress lines otherwise. With a config whose daemon is
+            reachable, numbers on its global opt-out list are counted too.
+            """,
+        "optout": """
+            usage: loa optout add NUMBER… [--file FILE] [--config FILE]
+                   loa optout remove NUMBER… [--file FILE] [--config FILE]
+
+            Adds numbers to (or removes them from) the daemon's global opt-out list. A number on the list is
+            never sent to: campaigns submitted later mark it `suppressed`, and queued messages to it in running
+            campaigns are suppressed just before they would be sent. --file reads one number per line.
+            """,
+        "report": """
+            usage: loa report ID [--csv FILE] [--html FILE] [--config FILE]
+
+            --csv: one row per recipient (message id, recipient, carrier, final state, reason, attempts, time of
+            the last change, segment, line, breakdown group, gateway id), written to a new 0600 file. Cells
+            beginning with = + - @ TAB CR or ' get a leading ' against spreadsheet formulas (drop one to recover).
+            --html: one self-contained page (no external assets) with inline SVG charts: deliveries over time
+            per carrier, final states, failure reasons, and a breakdown by the segments' breakdown column
+            (`breakdown_column`, default `ward`).
+            """,
+        "carriers": """
+            usage: loa carriers [--json] [--config FILE]
+                   loa carriers resume NAME [--config FILE]
+
+            Each carrier's configured rate, current rate (requests started per second over the last 10 s),
+            request limit, requests in flight, batch fill, SMS parts the gateway accepted, and its state: the
+            breaker with its cause, a refusal of Loa's credentials, a pause after identical permanent answers.
+            `resume NAME` ends such a pause (the messages that waited are sent again).
+            """,
+        "tail": """
+            usage: loa tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since TIME]
+                            [--json] [-n N] [--config FILE]
+
+            Prints the delivery log (data_dir/delivery.log). -f keeps following it (across logrotate).
+            --campaign, --carrier, --event (sending, accepted, retry, receipt, …), --status (delivered, failed,
+            …) and --since (ISO 8601 with offset) keep matching events only. --json prints the raw JSON lines.
+            -n N starts with the last N matching lines (default: all). On a terminal lines are aligned and
+            colored by status.
+            """,
+    ]
+}

@@ -1,0 +1,199 @@
+import Foundation
+import LoaServer
+import LoaStore
+
+/// Who may call an endpoint. ``Endpoint`` defaults to ``operatorToken``: a new route is protected unless the
+/// table says otherwise, in the line that adds it.
+enum Access: Sendable, Equatable {
+    /// The operator API token, as `Authorization: Bearer <token>` (the operator API and `/metrics`).
+    case operatorToken
+    /// The carrier's receipt secret in the query's `k`; the path's `{carrier}` names the carrier. Checked on the
+    /// head: a refused request's body is never read (an unknown carrier is 404, a wrong secret 401).
+    case carrierSecret(CarrierEndpoint)
+    /// Anyone: the health probes, which tell nothing but that the daemon is up and its store takes work.
+    case open
+}
+
+/// The two kinds of requests a gateway makes.
+enum CarrierEndpoint: String, Sendable {
+    /// Delivery receipts, `/dlr/<carrier>`.
+    case dlr
+    /// Subscribers' replies, `/mo/<carrier>`.
+    case mo
+}
+
+/// A path with parameters, such as `/api/v1/campaigns/{id}/pause`. Empty segments are ignored, as they always
+/// were (`/api/v1//campaigns/` is `/api/v1/campaigns`); a parameter matches one whole non-empty segment.
+struct PathPattern: Sendable, CustomStringConvertible {
+    enum Part: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    let parts: [Part]
+    let description: String
+
+    init(_ text: String) {
+        description = text
+        parts = text.split(separator: "/").map { s in
+            s.hasPrefix("{") && s.hasSuffix("}") ? .parameter(String(s.dropFirst().dropLast())) : .literal(String(s))
+        }
+    }
+
+    /// The parameters by name when `segments` (the request path split at `/`) fit this pattern, else nil.
+    func match(_ segments: [Substring]) -> [String: String]? {
+        guard segments.count == parts.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (part, segment) in zip(parts, segments) {
+            switch part {
+            case .literal(let l): if segment != l { return nil }
+            case .parameter(let name): parameters[name] = String(segment)
+            }
+        }
+        return parameters
+    }
+}
+
+/// One request as a handler sees it: the head, the path's parameters and, once read, the body.
+struct Request: Sendable {
+    var head: RequestHead
+    var parameters: [String: String]
+    var body: [UInt8] = []
+
+    /// A parameter of the endpoint's pattern (the pattern guarantees it is there).
+    subscript(_ name: String) -> String { parameters[name] ?? "" }
+    var query: [String: String] { head.query }
+}
+
+/// What a handler answers. Values are encoded to JSON in one place (``DaemonService/response(_:)``), with
+/// `JSONEncoder.api`; the other cases are for what is not one value.
+enum Reply {
+    /// A value encoded as the JSON body (snake_case keys, sorted).
+    case value(any Encodable, status: Int = 200)
+    /// A JSON body written by hand: pages of up to 50,000 rows, written straight into one buffer.
+    case json(Int, [UInt8])
+    /// Any other response: text for gateways, Prometheus text, a CSV-like list, an error with extra fields.
+    case response(ServerResponse)
+    /// Stream the body into a sink (segment and exclusion uploads), never holding it whole.
+    case stream(BodySink)
+    /// Read the body whole, up to `limit` bytes (beyond it the client gets 413), then answer with `then`.
+    case body(limit: Int, then: @Sendable (Request) throws -> Reply)
+
+    static func error(_ status: Int, _ code: String, _ message: String) -> Reply { .response(DaemonService.errorResponse(status, code, message)) }
+}
+
+/// An answer other than success, thrown by a handler: the status, a stable code and a message for the client.
+struct APIError: Error {
+    var status: Int
+    var code: String
+    var message: String
+
+    init(_ status: Int, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+}
+
+/// One line of the route table: method, path pattern, who may call it, and the handler.
+struct Endpoint: Sendable {
+    let method: String
+    let pattern: PathPattern
+    let access: Access
+    let handler: @Sendable (DaemonService, Request) throws -> Reply
+
+    init(_ method: String, _ pattern: String, access: Access = .operatorToken,
+         _ handler: @escaping @Sendable (DaemonService, Request) throws -> Reply) {
+        self.method = method
+        self.pattern = PathPattern(pattern)
+        self.access = access
+        self.handler = handler
+    }
+}
+
+extension DaemonService {
+    /// Every endpoint the daemon serves, in the order they are tried (the first whose method and pattern fit).
+    static let endpoints: [Endpoint] = receiptEndpoints + healthEndpoints + operatorEndpoints
+
+    /// Finds the request's endpoint, checks its access, runs its handler. A path no endpoint has is 404; a path
+    /// served for other methods only is 405 with `Allow` naming them.
+    func route(_ head: RequestHead) -> Route {
+        let segments = head.path.split(separator: "/")
+        var allowed: [String] = []
+        for endpoint in Self.endpoints {
+            guard let parameters = endpoint.pattern.match(segments) else { continue }
+            guard endpoint.method == head.method else {
+                if !allowed.contains(endpoint.method) { allowed.append(endpoint.method) }
+                continue
+            }
+            return run(endpoint, Request(head: head, parameters: parameters))
+        }
+        guard allowed.isEmpty else {
+            var r = error(405, "method-not-allowed", "\(head.path) does not take \(head.method)")
+            r.headers.append(.init("Allow", allowed.sorted().joined(separator: ", ")))
+            return .respond(r)
+        }
+        return .respond(error(404, "not-found", "no such endpoint: \(head.method) \(head.path)"))
+    }
+
+    private func run(_ endpoint: Endpoint, _ request: Request) -> Route {
+        var request = request
+        switch endpoint.access {
+        case .open: break
+        case .operatorToken:
+            guard authorized(request.head) else { return .respond(error(401, "unauthorized", "missing or wrong bearer token")) }
+        case .carrierSecret(let kind):
+            let carrier = request["carrier"]
+            request.head = carrierHead(request.head, carrier: carrier, endpoint: kind)
+            if let refused = refusal(carrier: carrier, query: request.query, endpoint: kind.rawValue) { return .refuse(refused) }
+        }
+        switch invoke(endpoint.handler, request) {
+        case .stream(let sink): return .stream(sink)
+        case .body(let limit, let then):
+            return .buffer(limit: limit) { [self, request] _, body in
+                var r = request
+                r.body = body
+                return response(invoke({ _, r in try then(r) }, r))
+            }
+        case let reply: return .respond(response(reply))
+        }
+    }
+
+    private func invoke(_ handler: (DaemonService, Request) throws -> Reply, _ request: Request) -> Reply {
+        do { return try handler(self, request) } catch { return .response(failure(error, request.head)) }
+    }
+
+    /// The one place replies become responses: values are encoded here.
+    func response(_ reply: Reply) -> ServerResponse {
+        switch reply {
+        case .value(let value, let status):
+            do { return .json(status, Array(try JSONEncoder.api.encode(value))) } catch { return failure(error) }
+        case .json(let status, let body): return .json(status, body)
+        case .response(let r): return r
+        case .stream, .body:
+            // Only a handler run on the head may stream or read the body; one run on the body has it already.
+            logger.error("a body handler asked for the body again")
+            return error(500, "internal", Self.internalMessage)
+        }
+    }
+
+    /// The message of every 500: what went wrong inside (SQLite's message, the statement) is for the log only.
+    static let internalMessage = "internal error; the daemon's log has the detail"
+
+    /// The one mapping of a thrown error to a response: the client's mistakes by their status, the store's own
+    /// verdicts (not found, conflict, invalid) by theirs, and anything else a 500 with a generic message, the
+    /// detail logged (a store error can carry SQLite's message and SQL, which a client must never see).
+    func failure(_ e: Error, _ head: RequestHead? = nil) -> ServerResponse {
+        switch e {
+        case let a as APIError: return error(a.status, a.code, a.message)
+        case StoreError.notFound(let m): return error(404, "not-found", m)
+        case StoreError.conflict(let m): return error(409, "conflict", m)
+        case StoreError.invalid(let m): return error(422, "invalid", m)
+        default:
+            var meta = ["error": "\(e)"]
+            if let head { meta["http.method"] = head.method; meta["http.path"] = head.path }
+            logger.error("request failed", meta)
+            return error(500, "internal", Self.internalMessage)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import LoaCarriers
+import LoaCore
+import LoaServer
+import LoaStore
+import Synchronization
+
+/// Everything the embedded HTTP server answers: `/healthz`, the receipt endpoints `/dlr/<carrier>` and the
+/// operator API under `/api/v1` (bearer token). Handlers run on libmicrohttpd's threads and may block on the store.
+///
+/// This file holds the service's state; `RouteTable.swift` the table's types and the dispatch of a request (auth,
+/// encoding, errors, in one place each); the routes live by concern in
+/// `ReceiptRoutes.swift` (receipts and replies), `OperatorRoutes.swift` (the operator API), `HealthRoutes.swift`
+/// (health, readiness and metrics) and `Uploads.swift` (streamed segment and exclusion uploads).
+final class DaemonService: HTTPService {
+    let store: Store
+    let config: LoaConfig
+    let dispatcher: Dispatcher
+    let logger: Logger
+    /// The daemon's clock: handlers read the time from it, never from `Date()`, so routes run on a manual clock in tests.
+    let clock: any TimeSource
+    let secrets: [String: [UInt8]]
+    private let token: [UInt8]
+    /// Segments uploaded per loading campaign and generation (a restart forgets them; the campaign is then discarded
+    /// and resubmitted). Keyed by ``uploadKey(_:_:)``, so a discarded campaign's late uploads never count for a new one.
+    let uploads = Mutex<[String: Set<String>]>([:])
+
+    /// How each carrier's receipts are read (Kannel's query form is built in).
+    let receiptFormats: [String: ReceiptFormat]
+
+    /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
+    let poller: ReceiptPoller?
+
+    init(store: Store, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, clock: any TimeSource,
+         receiptFormats: [String: ReceiptFormat] = [:], poller: ReceiptPoller? = nil) {
+        self.clock = clock
+        self.poller = poller
+        self.receiptFormats = receiptFormats
+        self.store = store
+        self.config = config
+        self.dispatcher = dispatcher
+        self.logger = logger
+        self.secrets = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, Array($0.receiptSecret.utf8)) })
+        self.token = Array(config.apiToken.utf8)
+    }
+
+    // MARK: - Helpers
+
+    func authorized(_ head: RequestHead) -> Bool {
+        guard let h = head.headers["authorization"], h.hasPrefix("Bearer ") else { return false }
+        return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)
+    }
+
+    /// Whether two secrets are equal, in a time that depends on their lengths only, never on where they differ.
+    /// A length mismatch does not return early (that told a prober the secret's length): every byte up to the
+    /// longer length is compared, the shorter side read as zeros, and the length difference folded into the result.
+    static func constantTimeEqual<A: RandomAccessCollection<UInt8>, B: RandomAccessCollection<UInt8>>(_ a: A, _ b: B) -> Bool
+    where A.Index == Int, B.Index == Int {
+        var diff = UInt(bitPattern: a.count ^ b.count)
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? a[a.startIndex + i] : 0
+            let y = i < b.count ? b[b.startIndex + i] : 0
+            diff |= UInt(x ^ y)
+        }
+        return diff == 0
+    }
+
+    func json(_ status: Int, _ dict: [String: String]) -> ServerResponse {
+        .json(status, Array((try? JSONEncoder.api.encode(dict)) ?? Data("{}".utf8)))
+    }
+
+    func error(_ status: Int, _ code: String, _ message: String) -> ServerResponse { Self.errorResponse(status, code, message) }
+
+    /// The API's error body: `{"error":{"code":…,"message":…}}`.
+    static func errorResponse(_ status: Int, _ code: String, _ message: String) -> ServerResponse {
+        .json(status, Array("{\"error\":{\"code\":\(JSONText.quoted(code)),\"message\":\(JSONText.quoted(message))}}".utf8))
+    }
+}
+
+extension JSONEncoder {
+    static var api: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return e
+    }
+}
