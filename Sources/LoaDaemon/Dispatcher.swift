@@ -7,7 +7,7 @@ import Synchronization
 /// Moves queued messages to the gateways: claims what each carrier's limiter allows, sends through the
 /// adapters, and records the outcomes in batches.
 ///
-/// It runs on its own thread (store calls block) and sleeps on a condition variable until the next token,
+/// It runs on a ``Worker`` of its own (store calls block) and sleeps in its wait until the next token,
 /// a finished request, new work or shutdown. The policy pieces it uses (``CarrierPacer``, ``CircuitBreaker``,
 /// ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``) are pure and tested on a manual clock; this
 /// class only wires them to effects.
@@ -83,7 +83,6 @@ public final class Dispatcher: Sendable {
         var workHint = true
         /// Started sends per carrier per second (epoch second → count), last 10 s.
         var started: [String: [Int64: Int]] = [:]
-        var stopped = false
         /// The global cap over all carriers, in the carriers' units (nil: none).
         var global: TokenBucket?
         var segmentsSent: [String: Int64] = [:]
@@ -106,7 +105,9 @@ public final class Dispatcher: Sendable {
     private let clock: any TimeSource
     private let logger: Logger
     private let state: Mutex<State>
-    private let cond = NSCondition()
+    /// The dispatch thread; every change the loop must look at (an answer, new work, a receipt that frees a held
+    /// carrier, the stop) wakes it.
+    private let worker = Worker(name: "loa-dispatch")
     /// The most messages claimed per carrier per round (one transaction).
     private let claimBatch = 500
     private let maxBatch: [String: Int]
@@ -168,7 +169,6 @@ public final class Dispatcher: Sendable {
     /// teaches it the gateway's pace. `messageID` nil: a receipt keyed by the gateway's id only.
     public func receipt(carrier: String, messageID: Int64?, status: ReceiptStatus) {
         let now = clock.now()
-        cond.lock()
         let (event, held) = state.withLock { s -> (HandoffWindow.Event?, Bool) in
             guard s.handoff[carrier] != nil else { return (nil, false) }
             let e = s.handoff[carrier]!.heardFrom(at: now)
@@ -177,8 +177,7 @@ public final class Dispatcher: Sendable {
             s.handoff[carrier]!.passedOn(messageID, at: now, pace: status.name != "expired")
             return (e, s.handoffHeld.remove(carrier) != nil)
         }
-        if held { cond.signal() }
-        cond.unlock()
+        if held { worker.wake() }
         if event == .resumed { logger.notice("carrier sends receipts again: its hand-offs are held to the deadline again", ["carrier.name": carrier]) }
     }
 
@@ -202,47 +201,36 @@ public final class Dispatcher: Sendable {
 
     /// Starts the dispatch thread.
     public func start() {
-        let t = Thread { [self] in
-            nameThisThread("loa-dispatch")
-            self.loop()
-        }
-        t.start()
+        worker.start { [self] _ in self.loop() }
     }
 
     /// The operator resumes a carrier paused after identical permanent answers; false when it was not paused.
     public func resume(carrier: String) -> Bool {
-        cond.lock()
         let was = state.withLock { s -> Bool in
             guard s.identical[carrier]?.isPaused == true else { return false }
             s.identical[carrier]!.resume()
             s.workHint = true
             return true
         }
-        cond.signal()
-        cond.unlock()
+        worker.wake()
         if was { logger.notice("carrier resumed by the operator", ["carrier.name": carrier]) }
         return was
     }
 
     /// New work may exist (a campaign was committed): look now rather than at the next tick.
     public func wake() {
-        cond.lock()
         state.withLock { $0.workHint = true }
-        cond.signal()
-        cond.unlock()
+        worker.wake()
     }
 
     /// Stops claiming, waits up to `drainSeconds` for requests in flight, records everything, and returns.
     /// Requests still in flight at the deadline are recorded as `unknown` (they may have reached the gateway).
     public func stop(drainSeconds: Double) {
-        cond.lock()
         state.withLock {
             $0.stopping = true
             $0.drainDeadline = clock.now() + Int64(drainSeconds * 1000)
         }
-        cond.signal()
-        while !state.withLock({ $0.stopped }) { cond.wait() }
-        cond.unlock()
+        worker.stop()
     }
 
     public func status() -> [CarrierStatus] {
@@ -392,10 +380,6 @@ public final class Dispatcher: Sendable {
             }
             waitUntil(nextWake)
         }
-        cond.lock()
-        state.withLock { $0.stopped = true }
-        cond.broadcast()
-        cond.unlock()
     }
 
     /// Shares `total` granted sends of one carrier among its running campaigns (``FairShare``: weight and
@@ -523,14 +507,9 @@ public final class Dispatcher: Sendable {
         return .done
     }
 
+    /// Sleeps until `deadline` or a wake-up (one that came since the last wait returns at once).
     private func waitUntil(_ deadline: UnixMillis) {
-        cond.lock()
-        let pending = state.withLock { !$0.finished.isEmpty || $0.workHint || ($0.stopping && $0.inFlight.isEmpty) }
-        if !pending {
-            let delta = max(0, deadline - clock.now())
-            _ = cond.wait(until: Date(timeIntervalSinceNow: Double(delta) / 1000))
-        }
-        cond.unlock()
+        worker.wait(until: .after(seconds: Double(max(0, deadline - clock.now())) / 1000))
     }
 
     /// Starts `messages` in requests of at most the adapter's batch, split evenly (110 with a batch of 100 go as
@@ -586,10 +565,8 @@ public final class Dispatcher: Sendable {
     /// request (a batch's whole-request failure is one failure, not a hundred); identical permanent answers
     /// are counted per message.
     private func finish(_ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
-        cond.lock()
         let events = state.withLock { s -> Events in finishLocked(&s, messages, outcomes) }
-        cond.signal()
-        cond.unlock()
+        worker.wake()
         guard let carrier = messages.first?.carrier else { return }
         if let (before, after) = events.breaker, before != after {
             // Operators see the breaker move, with its cause, in the diagnostics as well as in /metrics and `loa carriers`.

@@ -3,7 +3,7 @@ import LoaCore
 @testable import LoaStore
 
 /// The implementations of ``MessageStore`` the behavioural tests run against. A second implementation adds a case
-/// here and a line to ``makeStore(_:log:clock:maskNumbers:kind:)``; the suites that take a `StoreKind` argument
+/// here and a line to ``makeStore(_:log:clock:maskNumbers:logger:kind:)``; the suites that take a `StoreKind` argument
 /// run once per case, the rest against ``StoreKind/default``.
 enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case sqlite
@@ -18,9 +18,9 @@ enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
 /// name an implementation. Tests of one implementation's own machinery (SQLite's checkpoints, WAL, writer, schema)
 /// open that implementation directly and say so.
 func makeStore(_ dir: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false,
-               kind: StoreKind = .default) throws -> any MessageStore {
+               logger: Logger = Logger(label: "loa"), kind: StoreKind = .default) throws -> any MessageStore {
     switch kind {
-    case .sqlite: try Store(directory: dir, log: log, clock: clock, maskNumbers: maskNumbers)
+    case .sqlite: try Store(directory: dir, log: log, clock: clock, maskNumbers: maskNumbers, logger: logger)
     }
 }
 

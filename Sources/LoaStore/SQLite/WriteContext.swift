@@ -35,8 +35,13 @@ final class WriteContext {
     /// Messages claimed fresh and not yet settled (see ``InFlightBook``).
     var book = InFlightBook()
 
-    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false, checkpointer: Checkpointer) throws {
+    /// Takes what the store reports to the operator.
+    let logger: Logger
+
+    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false, checkpointer: Checkpointer,
+         logger: Logger = Logger(label: "loa")) throws {
         self.checkpointer = checkpointer
+        self.logger = logger
         self.maskNumbers = maskNumbers
         self.db = db
         self.log = log
@@ -76,8 +81,9 @@ final class WriteContext {
                 recovery.uncommittedLinesCut = Int(inFile - kept)
                 inFile = kept
             } else {
-                FileHandle.standardError.write(Data(("loa: the delivery log goes \(inFile - committed) lines past what the store has committed "
-                    + "(seq \(committed)), over several transactions: was the store restored from a backup? The lines are kept.\n").utf8))
+                logger.warning("the delivery log goes past what the store has committed, over several transactions: "
+                               + "was the store restored from a backup? The lines are kept",
+                               ["log.lines_past_store": "\(inFile - committed)", "store.committed_seq": "\(committed)"])
             }
         }
         var missing: [String] = []
