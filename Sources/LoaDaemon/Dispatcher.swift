@@ -333,8 +333,8 @@ public final class Dispatcher: Sendable {
                 lastFailover = now
                 failover(active: active, now: now)
             }
-            for carrier in plan.carriers {
-                guard var turn = state.withLock({ s in plan.turn(carrier.name, in: &round, carriers: &s.carriers, global: &s.global) }) else {
+            for carrier in round.order {
+                guard var turn = state.withLock({ s in plan.turn(carrier, in: &round, carriers: &s.carriers, global: &s.global) }) else {
                     continue
                 }
                 var outcome: DispatchPlan.Outcome?

@@ -11,7 +11,7 @@
 ///
 /// One round, as the dispatcher runs it:
 /// 1. ``round(now:campaigns:workArrived:)`` starts it: the wake time for send windows that open later.
-/// 2. For each of ``carriers``, under the lock that guards the carriers' state:
+/// 2. For each carrier of ``Round/order``, under the lock that guards the carriers' state:
 ///    ``turn(_:in:carriers:global:)`` takes the carrier's tokens (and the global cap's) and returns its
 ///    ``Turn``, or nil when it sends nothing now (the round's wake then says when it may).
 /// 3. Outside the lock, ``step(_:after:)`` returns the turn's actions one at a time — claim, count what is ready,
@@ -29,6 +29,8 @@
 ///
 /// **Per carrier in turn.** A carrier's turn ends (unused global tokens given back) before the next carrier's
 /// starts, so a carrier whose campaigns have little queued leaves the global cap to the others in the same round.
+/// The carrier that goes first moves on by one each round (``Round/order``): with a global cap below the carriers'
+/// rates, a fixed order gave the whole cap to the first carrier configured and starved the others.
 public struct DispatchPlan: Sendable {
     /// A running (or paused, or scheduled) campaign as the plan needs it.
     public struct Campaign: Sendable, Equatable {
@@ -113,6 +115,8 @@ public struct DispatchPlan: Sendable {
     private var idleUntil: [Key: UnixMillis] = [:]
     /// Campaign on carrier below the carrier's `batch.min` since then.
     private var remainderSince: [Key: UnixMillis] = [:]
+    /// Rounds started: which carrier goes first.
+    private var rounds = 0
 
     public init(carriers: [Carrier], settings: Settings = Settings()) {
         self.carriers = carriers
@@ -131,6 +135,8 @@ public struct DispatchPlan: Sendable {
     public struct Round: Sendable, Equatable {
         public let now: UnixMillis
         public let campaigns: [Campaign]
+        /// The carriers' names in the order their turns go this round.
+        public let order: [String]
         let workArrived: Bool
         /// When the dispatcher should look again (at most ``Settings/lookAgainMillis`` away; sooner when a window
         /// opens, a breaker may probe, tokens gather or a claim was made).
@@ -147,7 +153,10 @@ public struct DispatchPlan: Sendable {
         for c in campaigns where c.running && !c.queuedOn.isEmpty && !c.windows.isOpen(at: now) {
             wake = min(wake, max(now + 1, c.windows.nextOpen(after: now)))
         }
-        return Round(now: now, campaigns: campaigns, workArrived: workArrived, wake: wake)
+        let first = carriers.isEmpty ? 0 : rounds % carriers.count
+        rounds &+= 1
+        let order = (carriers[first...] + carriers[..<first]).map(\.name)
+        return Round(now: now, campaigns: campaigns, order: order, workArrived: workArrived, wake: wake)
     }
 
     /// A carrier's part of a round: what it may claim, stepped through by ``DispatchPlan/step(_:after:)``.
