@@ -179,15 +179,14 @@ public final class Dispatcher: Sendable {
         let now = clock.now()
         cond.lock()
         let (event, held) = state.withLock { s -> (HandoffWindow.Event?, Bool) in
-            guard var c = s.carriers[carrier], var handoff = c.handoff else { return (nil, false) }
-            let e = handoff.heardFrom(at: now)
+            // Changed in place (optional chaining through the dictionary): a copy would copy the window's maps.
+            guard s.carriers[carrier]?.handoff != nil else { return (nil, false) }
+            let e = s.carriers[carrier]?.handoff?.heardFrom(at: now)
             // Every receipt status says the gateway moved the message on; one that expired in its queue did not
             // take the link's time (named, not matched as a case: `expired` is a status of issue 17's receipts).
-            handoff.passedOn(messageID, at: now, pace: status.name != "expired")
-            let held = c.handoffHeld
-            c.handoff = handoff
-            c.handoffHeld = false
-            s.carriers[carrier] = c
+            _ = s.carriers[carrier]?.handoff?.passedOn(messageID, at: now, pace: status.name != "expired")
+            let held = s.carriers[carrier]?.handoffHeld ?? false
+            s.carriers[carrier]?.handoffHeld = false
             return (e, held)
         }
         if held { cond.signal() }

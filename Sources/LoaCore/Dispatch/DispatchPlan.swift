@@ -200,7 +200,9 @@ public struct DispatchPlan: Sendable {
     /// no tokens). Call under the lock that guards `carriers`.
     public mutating func turn(_ name: String, in round: inout Round, carriers states: inout [String: CarrierState],
                               global: inout TokenBucket?) -> Turn? {
-        guard let carrier = carriers.first(where: { $0.name == name }), var s = states[name] else { return nil }
+        // Taken out of the dictionary and put back: the state is changed in place, where a copy would copy the
+        // hand-off window's maps on every round.
+        guard let carrier = carriers.first(where: { $0.name == name }), var s = states.removeValue(forKey: name) else { return nil }
         defer { states[name] = s }
         let now = round.now
         let running = round.campaigns.filter {
@@ -211,10 +213,9 @@ public struct DispatchPlan: Sendable {
         // What the gateway can still pass on before the earliest deadline (``HandoffWindow``): nothing more while
         // it holds all it can; a pass-on receipt wakes the dispatcher.
         var room = Int.max
-        if var handoff = s.handoff {
-            if let event = handoff.advance(to: now) { round.notices.append(Notice(carrier: name, event: event)) }
-            room = handoff.room(deadline: deadline, now: now) ?? .max
-            s.handoff = handoff
+        if s.handoff != nil {
+            if let event = s.handoff?.advance(to: now) { round.notices.append(Notice(carrier: name, event: event)) }
+            room = s.handoff?.room(deadline: deadline, now: now) ?? .max
             s.handoffHeld = room == 0
         }
         if room == 0 { return nil }
