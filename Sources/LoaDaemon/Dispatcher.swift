@@ -7,10 +7,11 @@ import Synchronization
 /// Moves queued messages to the gateways: claims what each carrier's limiter allows, sends through the
 /// adapters, and records the outcomes in batches.
 ///
-/// It runs on its own thread (store calls block) and sleeps on a condition variable until the next token,
-/// a finished request, new work or shutdown. The policy pieces it uses (``CarrierPacer``, ``CircuitBreaker``,
-/// ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``) are pure and tested on a manual clock; this
-/// class only wires them to effects.
+/// It runs on its own thread (store calls block) and sleeps on a condition variable until the plan's wake time,
+/// a finished request, new work or shutdown. What to claim, from which campaign, for which carrier, in what
+/// batches and when to look again is decided by ``DispatchPlan`` (pure, tested on a manual clock); the policy
+/// pieces that see the answers (``CircuitBreaker``, ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``)
+/// are pure too. This class only wires them to effects.
 public final class Dispatcher: Sendable {
     public struct CarrierStatus: Sendable, Codable, Equatable {
         public var name: String
@@ -268,10 +269,15 @@ public final class Dispatcher: Sendable {
 
     // MARK: - The loop
 
+    /// Each round: record the answers that came, refresh the campaigns from the store, ask the plan for each
+    /// carrier's turn, execute its actions (claims and launches, remainder moves), and sleep until its wake time.
     private func loop() {
         var lastAdvance: UnixMillis = 0
         var lastSweep: UnixMillis = 0
         var active: [ActiveCampaign] = []
+        // The campaigns as the plan sees them and by id for the claims, remade when `active` is read.
+        var planned: [DispatchPlan.Campaign] = []
+        var byID: [String: ActiveCampaign] = [:]
         var lastFailover: UnixMillis = 0
         var plan = initialPlan
         while true {
@@ -311,6 +317,8 @@ public final class Dispatcher: Sendable {
                         logger.error("campaign failed", ["campaign.id": id, "reason": reason])
                     }
                     active = work.active
+                    planned = active.map(Self.planned)
+                    byID = Dictionary(active.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 } catch {
                     logger.error("store unavailable; dispatch paused", ["error": "\(error)"])
                 }
@@ -326,8 +334,7 @@ public final class Dispatcher: Sendable {
                 }
             }
             // The plan decides (``DispatchPlan``); this thread executes its actions and sleeps until its wake time.
-            let byID = Dictionary(active.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            var round = plan.round(now: now, campaigns: active.map(Self.planned), workArrived: hint)
+            var round = plan.round(now: now, campaigns: planned, workArrived: hint)
             if now - lastFailover >= 250 {
                 lastFailover = now
                 failover(active: active, now: now)
