@@ -6,8 +6,9 @@ import LoaStore
 
 /// The running daemon: wires store → dispatcher → adapters → server, and routes signals.
 ///
-/// Start order is store, carriers, dispatcher, server; stop order is the reverse, except that the server
-/// keeps taking receipts while in-flight sends drain. First SIGTERM/SIGINT: stop claiming, drain to
+/// A ``Supervisor`` starts the parts in order (store, curl engine, HTTP servers, receipt poller, dispatcher) and
+/// stops them in reverse, so the servers keep taking receipts while in-flight sends drain; a start that fails
+/// stops the parts already started. First SIGTERM/SIGINT: stop claiming, drain to
 /// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
 /// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log.
 public enum Daemon {
@@ -35,66 +36,52 @@ public enum Daemon {
         signal(SIGPIPE, SIG_IGN)
 
         let clock = SystemTimeSource()
+        // Started in dependency order, stopped in reverse: the dispatcher first (it drains while the servers still
+        // take receipts for what it sent and the poller still asks), the store last.
+        let group = Supervisor(logger: logger)
         let log: DeliveryLogFile
-        let store: Store
-        do {
-            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")
-            store = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog)
-        } catch {
-            logger.error("cannot open the store", ["error": "\(error)", "data_dir": config.dataDir])
-            return 1
-        }
-        logRecovery(store.recovery, logger: logger)
-        let engine: CurlEngine
-        do {
-            engine = try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
-        } catch {
-            logger.error("cannot start the HTTP client", ["error": "\(error)"])
-            store.close()
-            return 1
-        }
-        let (adapters, receiptFormats) = carriers(config, engine: engine)
-        let poller = ReceiptPoller(store: store, adapters: adapters, clock: clock, logger: logger)
-        do {
-            try store.preparePolling(enabled: poller != nil)
-        } catch {
-            logger.error("cannot prepare the store for receipt polling", ["error": "\(error)"])
-            engine.shutdown()
-            store.close()
-            return 1
-        }
-        let dispatcher = Dispatcher(store: store, adapters: adapters, config: config, clock: clock, logger: logger)
-        dispatcher.start()
-        poller?.start()
-        let service = DaemonService(store: store, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats,
-                                    poller: poller)
         let server: HTTPServer
         var receiptServer: HTTPServer?
         do {
-            server = try HTTPServer(address: config.listenAddress, port: config.listenPort, limits: config.listenLimits,
-                                    service: ListenerService(role: config.receiptsListen == nil ? .all : .api, inner: service))
-        } catch {
-            logger.error("cannot listen", ["error": "\(error)", "listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"])
-            poller?.stop()
-            dispatcher.stop(drainSeconds: 0)
-            engine.shutdown()
-            store.close()
-            return 1
-        }
-        if let r = config.receiptsListen {
-            do {
-                receiptServer = try HTTPServer(address: r.address, port: r.port, limits: r.limits,
-                                               service: ListenerService(role: .receipts, inner: service))
-            } catch {
-                logger.error("cannot listen", ["error": "\(error)", "receipts_listen.address": r.address, "receipts_listen.port": "\(r.port)"])
-                server.stop()
-                poller?.stop()
-                dispatcher.stop(drainSeconds: 0)
-                engine.shutdown()
-                store.close()
-                return 1
+            let store = try group.start("store", failure: "cannot open the store", metadata: ["data_dir": config.dataDir], stopWithin: 60, {
+                try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")
+                return (try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog, logger: logger), log)
+            }, stop: { $0.0.close() })
+            log = store.1
+            logRecovery(store.0.recovery, logger: logger)
+            let engine = try group.start("curl engine", failure: "cannot start the HTTP client", stopWithin: 10, {
+                try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
+            }, stop: { $0.shutdown() })
+            let (adapters, receiptFormats) = carriers(config, engine: engine)
+            let poller = ReceiptPoller(store: store.0, adapters: adapters, clock: clock, logger: logger)
+            try group.step("receipt polling", failure: "cannot prepare the store for receipt polling") {
+                try store.0.preparePolling(enabled: poller != nil)
             }
+            let dispatcher = Dispatcher(store: store.0, adapters: adapters, config: config, clock: clock, logger: logger)
+            let service = DaemonService(store: store.0, config: config, dispatcher: dispatcher, logger: logger, receiptFormats: receiptFormats,
+                                        poller: poller)
+            server = try group.start("http server", failure: "cannot listen",
+                                     metadata: ["listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"], stopWithin: 60, {
+                try HTTPServer(address: config.listenAddress, port: config.listenPort, limits: config.listenLimits,
+                               service: ListenerService(role: config.receiptsListen == nil ? .all : .api, inner: service))
+            }, stop: { $0.stop() })
+            if let r = config.receiptsListen {
+                receiptServer = try group.start("receipt server", failure: "cannot listen",
+                                                metadata: ["receipts_listen.address": r.address, "receipts_listen.port": "\(r.port)"], stopWithin: 60, {
+                    try HTTPServer(address: r.address, port: r.port, limits: r.limits, service: ListenerService(role: .receipts, inner: service))
+                }, stop: { $0.stop() })
+            }
+            if let poller {
+                let longest = config.carriers.map(\.timeout).max() ?? 0
+                _ = try group.start("receipt poller", failure: "cannot start the receipt poller", stopWithin: longest + 30,
+                                    { poller.start() }, stop: { poller.stop() })
+            }
+            let drain = config.drainSeconds
+            _ = try group.start("dispatcher", failure: "cannot start the dispatcher", stopWithin: drain + 60,
+                                { dispatcher.start() }, stop: { dispatcher.stop(drainSeconds: drain) })
+        } catch {
+            return 1
         }
         var ready = ["listen.address": config.listenAddress, "listen.port": "\(server.port)",
                      "carriers": config.carriers.map(\.name).joined(separator: ","), "data_dir": config.dataDir]
@@ -123,16 +110,15 @@ public enum Daemon {
             sigaddset(&again, SIGTERM)
             sigaddset(&again, SIGINT)
             sigwait(&again, &s)
-            FileHandle.standardError.write(Data("loa: second signal, exiting now\n".utf8))
+            logger.error("second signal, exiting now")
             _exit(1)
         }
         watcher.start()
-        dispatcher.stop(drainSeconds: config.drainSeconds)
-        server.stop()
-        receiptServer?.stop()
-        poller?.stop()
-        engine.shutdown()
-        store.close()
+        let stuck = group.stop()
+        if !stuck.isEmpty {
+            logger.error("loa stopped with parts still running", ["parts": stuck.joined(separator: ",")])
+            return 1
+        }
         logger.notice("loa stopped")
         return 0
     }

@@ -7,7 +7,7 @@ import Synchronization
 /// Moves queued messages to the gateways: claims what each carrier's limiter allows, sends through the
 /// adapters, and records the outcomes in batches.
 ///
-/// It runs on its own thread (store calls block) and sleeps on a condition variable until the plan's wake time,
+/// It runs on a ``Worker`` of its own (store calls block) and sleeps in its wait until the plan's wake time,
 /// a finished request, new work or shutdown. What to claim, from which campaign, for which carrier, in what
 /// batches and when to look again is decided by ``DispatchPlan`` (pure, tested on a manual clock); the policy
 /// pieces that see the answers (``CircuitBreaker``, ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``)
@@ -83,7 +83,6 @@ public final class Dispatcher: Sendable {
         var workHint = true
         /// Started sends per carrier per second (epoch second → count), last 10 s.
         var started: [String: [Int64: Int]] = [:]
-        var stopped = false
         /// The global cap over all carriers, in the carriers' units (nil: none).
         var global: TokenBucket?
         var segmentsSent: [String: Int64] = [:]
@@ -102,7 +101,9 @@ public final class Dispatcher: Sendable {
     private let clock: any TimeSource
     private let logger: Logger
     private let state: Mutex<State>
-    private let cond = NSCondition()
+    /// The dispatch thread; every change the loop must look at (an answer, new work, a receipt that frees a held
+    /// carrier, the stop) wakes it.
+    private let worker = Worker(name: "loa-dispatch")
     private let maxBatch: [String: Int]
     /// The plan's fixed part (the carriers' batch settings); the dispatcher thread keeps its own copy as it decides.
     private let initialPlan: DispatchPlan
@@ -178,7 +179,6 @@ public final class Dispatcher: Sendable {
     /// teaches it the gateway's pace. `messageID` nil: a receipt keyed by the gateway's id only.
     public func receipt(carrier: String, messageID: Int64?, status: ReceiptStatus) {
         let now = clock.now()
-        cond.lock()
         let (event, held) = state.withLock { s -> (HandoffWindow.Event?, Bool) in
             // Changed in place (optional chaining through the dictionary): a copy would copy the window's maps.
             guard s.carriers[carrier]?.handoff != nil else { return (nil, false) }
@@ -190,54 +190,42 @@ public final class Dispatcher: Sendable {
             s.carriers[carrier]?.handoffHeld = false
             return (e, held)
         }
-        if held { cond.signal() }
-        cond.unlock()
+        if held { worker.wake() }
         if event == .resumed { logger.notice("carrier sends receipts again: its hand-offs are held to the deadline again", ["carrier.name": carrier]) }
     }
 
     /// Starts the dispatch thread.
     public func start() {
-        let t = Thread { [self] in
-            nameThisThread("loa-dispatch")
-            self.loop()
-        }
-        t.start()
+        worker.start { [self] _ in self.loop() }
     }
 
     /// The operator resumes a carrier paused after identical permanent answers; false when it was not paused.
     public func resume(carrier: String) -> Bool {
-        cond.lock()
         let was = state.withLock { s -> Bool in
             guard s.carriers[carrier]?.identical.isPaused == true else { return false }
             s.carriers[carrier]?.identical.resume()
             s.workHint = true
             return true
         }
-        cond.signal()
-        cond.unlock()
+        worker.wake()
         if was { logger.notice("carrier resumed by the operator", ["carrier.name": carrier]) }
         return was
     }
 
     /// New work may exist (a campaign was committed): look now rather than at the next tick.
     public func wake() {
-        cond.lock()
         state.withLock { $0.workHint = true }
-        cond.signal()
-        cond.unlock()
+        worker.wake()
     }
 
     /// Stops claiming, waits up to `drainSeconds` for requests in flight, records everything, and returns.
     /// Requests still in flight at the deadline are recorded as `unknown` (they may have reached the gateway).
     public func stop(drainSeconds: Double) {
-        cond.lock()
         state.withLock {
             $0.stopping = true
             $0.drainDeadline = clock.now() + Int64(drainSeconds * 1000)
         }
-        cond.signal()
-        while !state.withLock({ $0.stopped }) { cond.wait() }
-        cond.unlock()
+        worker.stop()
     }
 
     public func status() -> [CarrierStatus] {
@@ -357,10 +345,6 @@ public final class Dispatcher: Sendable {
             }
             waitUntil(round.wake)
         }
-        cond.lock()
-        state.withLock { $0.stopped = true }
-        cond.broadcast()
-        cond.unlock()
     }
 
     /// A campaign as the plan sees it.
@@ -414,14 +398,9 @@ public final class Dispatcher: Sendable {
         }
     }
 
+    /// Sleeps until `deadline` or a wake-up (one that came since the last wait returns at once).
     private func waitUntil(_ deadline: UnixMillis) {
-        cond.lock()
-        let pending = state.withLock { !$0.finished.isEmpty || $0.workHint || ($0.stopping && $0.inFlight.isEmpty) }
-        if !pending {
-            let delta = max(0, deadline - clock.now())
-            _ = cond.wait(until: Date(timeIntervalSinceNow: Double(delta) / 1000))
-        }
-        cond.unlock()
+        worker.wait(until: .after(seconds: Double(max(0, deadline - clock.now())) / 1000))
     }
 
     /// Starts `messages` in requests of the plan's `sizes` (``DispatchPlan/batches(of:batchMax:)``: at most the
@@ -472,10 +451,8 @@ public final class Dispatcher: Sendable {
     /// request (a batch's whole-request failure is one failure, not a hundred); identical permanent answers
     /// are counted per message.
     private func finish(_ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
-        cond.lock()
         let events = state.withLock { s -> Events in finishLocked(&s, messages, outcomes) }
-        cond.signal()
-        cond.unlock()
+        worker.wake()
         guard let carrier = messages.first?.carrier else { return }
         if let (before, after) = events.breaker, before != after {
             // Operators see the breaker move, with its cause, in the diagnostics as well as in /metrics and `loa carriers`.

@@ -2,15 +2,16 @@ import Foundation
 import LoaCarriers
 import LoaCore
 import LoaStore
+import Synchronization
 
 /// Receipts by polling: asks each generic carrier's status API (`poll`) about its messages still `sent`, and
 /// applies the answers as receipts through the store path the receipt endpoint uses.
 ///
-/// One thread of its own for every polling carrier: store calls block, so they never run on Swift's shared
+/// One ``Worker`` thread for all polling carriers: store calls block, so they never run on Swift's shared
 /// executor, and a poll waits for its answer (bounded by the carrier's `timeout_seconds`) on this thread only.
 /// Bounded per carrier: at most `poll.max_requests` requests per `poll.interval_seconds`, one at a time, the
 /// requests an aggregate callback asks for included (those beyond the budget wait for the next interval).
-final class ReceiptPoller: @unchecked Sendable {
+final class ReceiptPoller: Sendable {
     struct Carrier {
         let name: String
         let adapter: GenericHTTPAdapter
@@ -23,13 +24,15 @@ final class ReceiptPoller: @unchecked Sendable {
     private let store: Store
     private let clock: any TimeSource
     private let logger: Logger
-    /// Guarded by `cond`: the carriers' budgets, the urgent polls, and the stop flag.
-    private let cond = NSCondition()
-    private var carriers: [Carrier]
-    private var urgent: [(carrier: String, messages: [(id: Int64, gatewayID: String)])] = []
-    private var stopping = false
-    private var started = false
-    private var finished = false
+    /// The carriers' budgets and the urgent polls.
+    private struct State {
+        var carriers: [Carrier]
+        var urgent: [(carrier: String, messages: [(id: Int64, gatewayID: String)])] = []
+    }
+    private let state: Mutex<State>
+    private let names: Set<String>
+    /// The poll thread, woken by an urgent poll.
+    private let worker = Worker(name: "loa-poll")
 
     /// Nil when no carrier polls.
     init?(store: Store, adapters: [String: any CarrierAdapter], clock: any TimeSource, logger: Logger) {
@@ -38,76 +41,58 @@ final class ReceiptPoller: @unchecked Sendable {
         self.store = store
         self.clock = clock
         self.logger = logger
-        carriers = polling.map { Carrier(name: $0.name, adapter: $0, poll: $0.pollSpec!) }
+        names = Set(polling.map(\.name))
+        state = Mutex(State(carriers: polling.map { Carrier(name: $0.name, adapter: $0, poll: $0.pollSpec!) }))
     }
 
     func start() {
-        cond.lock()
-        started = true
-        cond.unlock()
-        let t = Thread { [self] in loop() }
-        t.name = "loa-receipt-poller"
-        t.start()
+        worker.start { [self] _ in loop() }
     }
 
     /// Stops taking new polls and waits for the one under way (at most the carrier's timeout).
     func stop() {
-        cond.lock()
-        stopping = true
-        cond.broadcast()
-        while started && !finished { cond.wait() }
-        cond.unlock()
+        worker.stop()
     }
 
     /// Asks about `messages` of `carrier` as soon as its budget allows (an aggregate callback named their request).
     func pollNow(carrier: String, messages: [(id: Int64, gatewayID: String)]) {
-        guard !messages.isEmpty else { return }
-        cond.lock()
-        if carriers.contains(where: { $0.name == carrier }) {
-            urgent.append((carrier, messages))
-            cond.broadcast()
-        }
-        cond.unlock()
+        guard !messages.isEmpty, names.contains(carrier) else { return }
+        state.withLock { $0.urgent.append((carrier, messages)) }
+        worker.wake()
     }
 
-    func polls(_ carrier: String) -> Bool { carriers.contains { $0.name == carrier } }
+    func polls(_ carrier: String) -> Bool { names.contains(carrier) }
 
     private func loop() {
-        cond.lock()
-        while !stopping {
+        while !worker.isStopping {
             let now = clock.now()
             // The next thing to do: an urgent poll with budget left, or a carrier's regular poll.
-            var work: (index: Int, messages: [(id: Int64, gatewayID: String)]?)?
-            var wake = UnixMillis.max
-            for i in carriers.indices {
-                let interval = Int64(carriers[i].poll.interval * 1000)
-                if now >= carriers[i].windowStart + interval { carriers[i].windowStart = now; carriers[i].used = 0 }
-                let hasBudget = carriers[i].used < carriers[i].poll.requestsPerInterval
-                if hasBudget, let u = urgent.firstIndex(where: { $0.carrier == carriers[i].name }) {
-                    work = (i, urgent.remove(at: u).messages)
-                    break
+            let (work, wake) = state.withLock { s -> ((index: Int, carrier: Carrier, messages: [(id: Int64, gatewayID: String)]?)?, UnixMillis) in
+                var wake = UnixMillis.max
+                for i in s.carriers.indices {
+                    let interval = Int64(s.carriers[i].poll.interval * 1000)
+                    if now >= s.carriers[i].windowStart + interval { s.carriers[i].windowStart = now; s.carriers[i].used = 0 }
+                    let hasBudget = s.carriers[i].used < s.carriers[i].poll.requestsPerInterval
+                    if hasBudget, let u = s.urgent.firstIndex(where: { $0.carrier == s.carriers[i].name }) {
+                        return ((i, s.carriers[i], s.urgent.remove(at: u).messages), wake)
+                    }
+                    if hasBudget && now >= s.carriers[i].nextDue { return ((i, s.carriers[i], nil), wake) }
+                    wake = min(wake, hasBudget ? s.carriers[i].nextDue : s.carriers[i].windowStart + interval)
                 }
-                if hasBudget && now >= carriers[i].nextDue {
-                    work = (i, nil)
-                    break
-                }
-                wake = min(wake, hasBudget ? carriers[i].nextDue : carriers[i].windowStart + interval)
+                return (nil, wake)
             }
             guard let work else {
-                _ = cond.wait(until: Date(timeIntervalSince1970: Double(min(wake, now + 60_000)) / 1000))
+                worker.wait(until: .after(seconds: Double(min(wake, now + 60_000) - now) / 1000))
                 continue
             }
-            var c = carriers[work.index]
-            cond.unlock()
+            var c = work.carrier
             let spent = round(&c, now: now, urgent: work.messages)
-            cond.lock()
-            carriers[work.index].used += spent.requests
-            if work.messages == nil { carriers[work.index].nextDue = now + Int64(c.poll.interval * 1000) }
-            if let rest = spent.leftOver, !rest.isEmpty { urgent.append((c.name, rest)) }
+            state.withLock { s in
+                s.carriers[work.index].used += spent.requests
+                if work.messages == nil { s.carriers[work.index].nextDue = now + Int64(c.poll.interval * 1000) }
+                if let rest = spent.leftOver, !rest.isEmpty { s.urgent.append((c.name, rest)) }
+            }
         }
-        finished = true
-        cond.broadcast()
-        cond.unlock()
     }
 
     /// One round for a carrier: its due messages (or the urgent ones), asked about within the budget left.
@@ -165,11 +150,7 @@ final class ReceiptPoller: @unchecked Sendable {
         return (requests, leftOver)
     }
 
-    private var isStopping: Bool {
-        cond.lock()
-        defer { cond.unlock() }
-        return stopping
-    }
+    private var isStopping: Bool { worker.isStopping }
 
     /// The request's answer, waited for on this thread (the engine's thread completes it).
     private func perform(_ request: HTTPRequest, engine: CurlEngine) -> Result<HTTPResponse, TransportError> {

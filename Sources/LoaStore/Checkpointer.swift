@@ -26,34 +26,26 @@ final class Checkpointer: Sendable {
     /// Pages at which the writer checkpoints itself (the store's: 50,000, 200 MiB).
     let inlineAt: Int32
 
-    private struct State {
-        var pending = false
-        var stopping = false
-        var stopped = false
-        /// Checkpoints run (`SQLITE_BUSY` ones included).
-        var runs = 0
-    }
-    private let state = Mutex(State())
-    private let cond = NSCondition()
+    /// The checkpoint thread: woken past ``wakeAt`` (wake-ups while it runs one make one more round).
+    private let worker = Worker(name: "loa-checkpoint")
+    /// Checkpoints run (`SQLITE_BUSY` ones included).
+    private let runCount = Mutex(0)
 
     /// Opens a second connection to `path` and starts the thread.
     init(path: String, wakeAt: Int32, inlineAt: Int32) throws {
         self.wakeAt = wakeAt
         self.inlineAt = inlineAt
-        // Owned by the thread from here on, and closed there before ``stop()`` returns.
+        // Owned by the thread from here on, and closed there (when the body returns) before ``stop()`` returns.
         let connection = Handoff(value: Unmanaged.passRetained(try Connection(path: path)).toOpaque())
-        let t = Thread { [self] in
-            nameThisThread("loa-checkpoint")
-            do {
-                let db = Unmanaged<Connection>.fromOpaque(connection.value).takeRetainedValue()
-                self.loop(db)
+        worker.start { [self] worker in
+            let db = Unmanaged<Connection>.fromOpaque(connection.value).takeRetainedValue()
+            while worker.wait() {
+                // SQLITE_BUSY: the writer's own checkpoint, past `inlineAt`, was running; the next commit past
+                // `wakeAt` wakes this thread again.
+                db.checkpointPassive()
+                self.runCount.withLock { $0 += 1 }
             }
-            cond.lock()
-            state.withLock { $0.stopped = true }
-            cond.broadcast()
-            cond.unlock()
         }
-        t.start()
     }
 
     /// Sets the writer connection's WAL hook. The hook holds this object: ``detach(from:)`` removes it.
@@ -72,49 +64,10 @@ final class Checkpointer: Sendable {
     }
 
     /// Checkpoints run so far (for tests).
-    var runs: Int { state.withLock { $0.runs } }
+    var runs: Int { runCount.withLock { $0 } }
 
-    func wake() {
-        cond.lock()
-        let signal = state.withLock { s -> Bool in
-            if s.pending || s.stopping { return false }
-            s.pending = true
-            return true
-        }
-        if signal { cond.signal() }
-        cond.unlock()
-    }
+    func wake() { worker.wake() }
 
     /// Stops the thread after the checkpoint it may be running and closes its connection.
-    func stop() {
-        cond.lock()
-        state.withLock { $0.stopping = true }
-        cond.broadcast()
-        while !state.withLock({ $0.stopped }) { cond.wait() }
-        cond.unlock()
-    }
-
-    private func loop(_ db: Connection) {
-        while nextRound() {
-            // SQLITE_BUSY: the writer's own checkpoint, past `inlineAt`, was running; the next commit past
-            // `wakeAt` wakes this thread again.
-            db.checkpointPassive()
-            state.withLock { $0.runs += 1 }
-        }
-    }
-
-    /// Waits until woken (true) or stopping (false).
-    private func nextRound() -> Bool {
-        cond.lock()
-        defer { cond.unlock() }
-        while true {
-            let go = state.withLock { s -> Bool? in
-                if s.stopping { return false }
-                if s.pending { s.pending = false; return true }
-                return nil
-            }
-            if let go { return go }
-            cond.wait()
-        }
-    }
+    func stop() { worker.stop() }
 }

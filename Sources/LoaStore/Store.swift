@@ -47,13 +47,17 @@ public final class Store: Sendable {
     /// Opens (creating if needed) `directory/loa.db`, migrates it, repairs the delivery log and turns
     /// messages a crash left in `sending` into `unknown`.
     /// `maskNumbers` writes recipients to the delivery log as `+8491****678`.
-    public convenience init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false) throws {
-        try self.init(directory: directory, log: log, clock: clock, maskNumbers: maskNumbers, checkpointWakeAt: 10_000, checkpointInlineAt: 50_000)
+    /// `logger` takes what the store reports to the operator (a delivery log it cannot account for, say).
+    public convenience init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false,
+                            logger: Logger = Logger(label: "loa")) throws {
+        try self.init(directory: directory, log: log, clock: clock, maskNumbers: maskNumbers, checkpointWakeAt: 10_000, checkpointInlineAt: 50_000,
+                      logger: logger)
     }
 
     /// The same, with the log sizes (pages) at which ``Checkpointer`` runs a checkpoint and at which the writer
     /// runs one itself.
-    init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool, checkpointWakeAt: Int32, checkpointInlineAt: Int32) throws {
+    init(directory: String, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool, checkpointWakeAt: Int32, checkpointInlineAt: Int32,
+         logger: Logger = Logger(label: "loa")) throws {
         let oldMask = umask(0o077)  // the database and its -wal/-shm files hold phone numbers: 0600
         defer { umask(oldMask) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -76,7 +80,7 @@ public final class Store: Sendable {
         checkpointer.attach(to: db)
         let context: WriteContext
         do {
-            context = try WriteContext(db: db, log: log, clock: clock, maskNumbers: maskNumbers, checkpointer: checkpointer)
+            context = try WriteContext(db: db, log: log, clock: clock, maskNumbers: maskNumbers, checkpointer: checkpointer, logger: logger)
             let started = DispatchTime.now().uptimeNanoseconds
             try context.startUp()
             context.recovery.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
@@ -89,19 +93,17 @@ public final class Store: Sendable {
         let q = queue
         let monitor = monitor
         let handoff = Handoff(value: context)  // from here on only the writer thread touches it
-        let t = Thread {
-            nameThisThread("loa-store")
-            Store.writerLoop(context: handoff.value, queue: q, monitor: monitor)
+        queue.worker.start { worker in
+            Store.writerLoop(context: handoff.value, queue: q, worker: worker, monitor: monitor)
         }
-        t.start()
     }
 
     /// Stops the writer after the jobs already queued, then lets go of the data directory; later calls throw
     /// ``StoreError/closed``.
     public func close() {
         monitor.closing()
-        queue.stop()
-        queue.waitStopped()
+        queue.close()
+        queue.worker.stop()
         lock.release()
     }
 
@@ -126,14 +128,19 @@ public final class Store: Sendable {
         }
     }
 
-    private static func writerLoop(context: WriteContext, queue: JobQueue, monitor: WriterMonitor) {
-        while let jobs = queue.takeAll() {
-            monitor.began()
-            monitor.ended(failure: context.runTransaction(jobs))
+    private static func writerLoop(context: WriteContext, queue: JobQueue, worker: Worker, monitor: WriterMonitor) {
+        /// Runs what is queued, in transactions of everything queued at their start, until nothing is.
+        func runQueued() {
+            while case let jobs = queue.takeAll(), !jobs.isEmpty {
+                monitor.began()
+                monitor.ended(failure: context.runTransaction(jobs))
+            }
         }
+        repeat { runQueued() } while worker.wait()
+        // Stopping: the queue was closed first, so the jobs taken here are the last.
+        runQueued()
         context.checkpointer.detach(from: context.db)
         context.checkpointer.stop()
-        queue.markStopped()
     }
 }
 
@@ -157,61 +164,36 @@ final class Job: @unchecked Sendable {
     }
 }
 
-/// The writer's inbox.
+/// The writer's inbox, and the writer thread that empties it.
 final class JobQueue: Sendable {
     private struct State {
         var jobs: [Job] = []
-        var stopping = false
-        var stopped = false
+        var closed = false
     }
     private let state = Mutex(State())
-    private let cond = NSCondition()
+    /// Woken by every push; stopped after ``close()``.
+    let worker = Worker(name: "loa-store")
 
     func push(_ job: Job) throws {
-        cond.lock()
-        defer { cond.unlock() }
         let ok = state.withLock { s -> Bool in
-            if s.stopping { return false }
+            if s.closed { return false }
             s.jobs.append(job)
             return true
         }
         guard ok else { throw StoreError.closed }
-        cond.signal()
+        worker.wake()
     }
 
-    /// Blocks until jobs are queued; nil once stopping and drained.
-    func takeAll() -> [Job]? {
-        cond.lock()
-        defer { cond.unlock() }
-        while true {
-            let (jobs, stop) = state.withLock { s -> ([Job], Bool) in
-                let j = s.jobs
-                s.jobs.removeAll(keepingCapacity: true)
-                return (j, s.stopping)
-            }
-            if !jobs.isEmpty { return jobs }
-            if stop { return nil }
-            cond.wait()
+    /// Everything queued (empty: nothing).
+    func takeAll() -> [Job] {
+        state.withLock { s in
+            defer { s.jobs.removeAll(keepingCapacity: true) }
+            return s.jobs
         }
     }
 
-    func stop() {
-        cond.lock()
-        state.withLock { $0.stopping = true }
-        cond.broadcast()
-        cond.unlock()
-    }
-
-    func markStopped() {
-        cond.lock()
-        state.withLock { $0.stopped = true }
-        cond.broadcast()
-        cond.unlock()
-    }
-
-    func waitStopped() {
-        cond.lock()
-        while !state.withLock({ $0.stopped }) { cond.wait() }
-        cond.unlock()
+    /// Refuses jobs from now on (``push(_:)`` throws ``StoreError/closed``).
+    func close() {
+        state.withLock { $0.closed = true }
     }
 }

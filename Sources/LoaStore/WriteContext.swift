@@ -33,8 +33,13 @@ final class WriteContext {
     /// Runs the checkpoints off this thread.
     let checkpointer: Checkpointer
 
-    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false, checkpointer: Checkpointer) throws {
+    /// Takes what the store reports to the operator.
+    let logger: Logger
+
+    init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false, checkpointer: Checkpointer,
+         logger: Logger = Logger(label: "loa")) throws {
         self.checkpointer = checkpointer
+        self.logger = logger
         self.maskNumbers = maskNumbers
         self.db = db
         self.log = log
@@ -73,8 +78,9 @@ final class WriteContext {
                 recovery.uncommittedLinesCut = Int(inFile - kept)
                 inFile = kept
             } else {
-                FileHandle.standardError.write(Data(("loa: the delivery log goes \(inFile - committed) lines past what the store has committed "
-                    + "(seq \(committed)), over several transactions: was the store restored from a backup? The lines are kept.\n").utf8))
+                logger.warning("the delivery log goes past what the store has committed, over several transactions: "
+                               + "was the store restored from a backup? The lines are kept",
+                               ["log.lines_past_store": "\(inFile - committed)", "store.committed_seq": "\(committed)"])
             }
         }
         var missing: [String] = []

@@ -181,6 +181,22 @@ import Testing
         #expect(try await loa.api("/healthz").status == 200)
     }
 
+    /// A start that fails halfway (the receipt listener's port is taken, after the store, the curl engine and
+    /// the API server started) is logged with what failed, stops what started, in reverse, each in time, and
+    /// exits 1 without announcing itself ready.
+    @Test(.timeLimit(.minutes(2))) func aFailedStartStopsWhatStarted() async throws {
+        let holder = try LoaDaemonProcess(work: WorkDir("port-holder"), carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
+        try await holder.start()
+        defer { _ = holder.stop() }
+        let work = WorkDir("failed-start")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p",
+                                       extraConfig: #""receipts_listen": { "address": "127.0.0.1", "port": \#(holder.port) },"#)
+        let r = try run(Env.loaBinary, ["daemon", "--config", loa.configPath], env: loa.env, timeout: 60)
+        #expect(r.status == 1, "\(r.output)")
+        #expect(r.output.contains("cannot listen") && r.output.contains("receipts_listen.port=\(holder.port)"), "\(r.output)")
+        #expect(!r.output.contains("loa ready") && !r.output.contains("did not stop"), "\(r.output)")
+    }
+
     /// SIGHUP makes the daemon reopen the delivery log (logrotate moves the old one away first).
     @Test(.timeLimit(.minutes(2))) func sighupReopensTheDeliveryLog() async throws {
         let work = WorkDir("hup")

@@ -31,8 +31,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 @Suite struct StoreTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    func open(_ dir: TempDir) throws -> Store {
-        try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+    func open(_ dir: TempDir, logger: Logger = Logger(label: "loa")) throws -> Store {
+        try Store(directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock, logger: logger)
     }
 
     func loaded(_ store: Store, rows: [IngestRow]) throws -> IngestCounts {
@@ -307,8 +307,13 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
                 + "\"event\":\"accepted\",\"status\":\"sent\",\"attempt\":1}\n").utf8))
         }
         try fh.close()
-        let store = try open(dir)
+        let logs = CollectingLogHandler()
+        let store = try open(dir, logger: Logger(label: "loa", handler: logs))
         defer { store.close() }
+        // The operator is told, through the store's logger.
+        let warning = try #require(logs.records.first { $0.message.hasPrefix("the delivery log goes past what the store has committed") })
+        #expect(warning.level == .warning)
+        #expect(warning.metadata["log.lines_past_store"] == "2" && warning.metadata["store.committed_seq"] == "\(committed)")
         let log = logLines(dir)
         #expect(log.filter { $0["event"] as? String == "accepted" }.count == 2)
         let seqs = log.map { $0["seq"] as! Int }

@@ -1,4 +1,5 @@
 import CMicroHTTPD
+import LoaCore
 
 #if canImport(Glibc)
 import Glibc

@@ -1,32 +1,30 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import LoaCore
 
 /// Counts requests between their first handler call and their completion, so that `stop()`
 /// can wait for them to drain.
 ///
-/// A pthread mutex and condition variable, because stopping has to block until a count reaches
-/// zero. `@unchecked Sendable`: all state is read and written with the mutex held.
-final class RequestGauge: @unchecked Sendable {
-    private let lock = MonotonicCondition()
-    private var active = 0
-    private var stopping = false
+/// A ``ConditionBox``, because stopping has to block (on a thread of libmicrohttpd's or the daemon's) until a
+/// count reaches zero.
+final class RequestGauge: Sendable {
+    private struct State {
+        var active = 0
+        var stopping = false
+    }
+    private let state = ConditionBox(State())
 
     /// A request started; returns true when the server is stopping (answer 503 and close).
     func begin() -> Bool {
-        lock.withLock {
-            active += 1
-            return stopping
+        state.withLock { s in
+            s.active += 1
+            return s.stopping
         }
     }
 
     /// A request completed (response sent, or connection gone).
     func end() {
-        lock.withLock {
-            active -= 1
-            if active == 0 { lock.broadcast() }
+        state.withLockWaking { s in
+            s.active -= 1
+            return s.active == 0
         }
     }
 
@@ -34,13 +32,7 @@ final class RequestGauge: @unchecked Sendable {
     /// Returns true if it drained.
     @discardableResult
     func stopAndDrain(seconds: Int) -> Bool {
-        lock.withLock {
-            stopping = true
-            let deadline = MonotonicCondition.deadline(seconds: seconds)
-            while active > 0 {
-                if !lock.wait(until: deadline) { return active == 0 }
-            }
-            return true
-        }
+        state.withLock { $0.stopping = true }
+        return state.wait(until: .after(seconds: Double(seconds))) { s in s.active == 0 ? true : nil } ?? false
     }
 }

@@ -5,15 +5,15 @@ import Darwin
 #endif
 
 /// A pthread mutex with one condition variable whose timed waits run on `CLOCK_MONOTONIC` (a wall-clock step
-/// cannot stretch or cut them): the lock-and-wait that both ``RequestGauge`` (stopping waits for requests to
-/// drain) and ``ConnectionWatch`` (the sweeper sleeps until the next deadline) need, on threads of
-/// libmicrohttpd's and our own where Swift's concurrency primitives cannot block.
+/// cannot stretch or cut them): the lock-and-wait under ``ConditionBox`` (and so every ``Worker``) and the
+/// HTTP server's connection sweeper, on threads of libmicrohttpd's and our own where Swift's concurrency
+/// primitives cannot block.
 /// `@unchecked Sendable`: the pthread objects are made for use across threads.
-final class MonotonicCondition: @unchecked Sendable {
+public final class MonotonicCondition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -32,24 +32,24 @@ final class MonotonicCondition: @unchecked Sendable {
     }
 
     /// Runs `body` with the mutex held.
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 
     /// Wakes every waiter; call with the mutex held (inside ``withLock(_:)``).
-    func broadcast() { pthread_cond_broadcast(condition) }
+    public func broadcast() { pthread_cond_broadcast(condition) }
 
     /// Waits, the mutex held (inside ``withLock(_:)``), until woken or `deadline` on the monotonic clock;
     /// false when the deadline passed. Wake-ups may be spurious: callers re-check their condition.
-    func wait(until deadline: timespec) -> Bool {
+    public func wait(until deadline: timespec) -> Bool {
         var d = deadline
         return pthread_cond_timedwait(condition, mutex, &d) != ETIMEDOUT
     }
 
     /// The monotonic clock now, plus `seconds` and `nanoseconds`.
-    static func deadline(seconds: Int = 0, nanoseconds: UInt64 = 0) -> timespec {
+    public static func deadline(seconds: Int = 0, nanoseconds: UInt64 = 0) -> timespec {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         let ns = UInt64(t.tv_nsec) + nanoseconds
