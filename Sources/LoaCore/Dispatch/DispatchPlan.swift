@@ -160,7 +160,7 @@ public struct DispatchPlan: Sendable {
     }
 
     /// A carrier's part of a round: what it may claim, stepped through by ``DispatchPlan/step(_:after:)``.
-    public struct Turn: Sendable, Equatable {
+    public struct Turn: Sendable {
         public let carrier: Carrier
         /// What the carrier's pacer granted: messages, in requests.
         public let grantedMessages: Int
@@ -182,11 +182,6 @@ public struct DispatchPlan: Sendable {
         /// The campaign being served and its fair share (nil outside the first pass).
         var current: (campaign: Campaign, share: Int?)?
         var pending: Pending?
-
-        public static func == (a: Turn, b: Turn) -> Bool {
-            a.carrier == b.carrier && a.total == b.total && a.used == b.used && a.requests == b.requests && a.index == b.index
-                && a.secondPass == b.secondPass && a.campaigns == b.campaigns
-        }
     }
 
     enum Pending: Sendable, Equatable {
