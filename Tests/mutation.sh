@@ -124,18 +124,16 @@ m deadline-expire Sources/LoaStore/Operations.swift \
   "WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at < ?" \
   'deadlineExpiresQueuedAndCompletes|deadlineExpiresAPausedCampaign'
 # The deadline at the handset: no more handed over than the gateway can pass on before it.
-m handoff-hold Sources/LoaDaemon/Dispatcher.swift \
-  '        return room
-    }' \
-  '        return room > 0 ? room : .max
-    }' \
-  'nothingReachesAHandsetAfterTheDeadline'
+m handoff-hold Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  'if room == 0 { return nil }' \
+  'if room == 0 { room = .max }' \
+  'theHandoffRoomLimitsClaimsUntilThePasserOnCatchesUp|nothingReachesAHandsetAfterTheDeadline'
 m handoff-outstanding Sources/LoaCore/Limits/HandoffWindow.swift \
   'let counted = pace == nil ? outstanding.count - restored.count : outstanding.count' \
   'let counted = 0' \
   'HandoffWindowTests'
 m handoff-restart Sources/LoaDaemon/Dispatcher.swift \
-  'initial.handoff[carrier]?.restore(list.map { (id: $0.id, at: $0.at) })' \
+  'initial.carriers[carrier]?.handoff?.restore(list.map { (id: $0.id, at: $0.at) })' \
   '_ = (carrier, list)' \
   'aRestartRemembersWhatTheGatewayHolds'
 # Windows: nothing is sent outside a campaign's daily windows.
@@ -149,10 +147,35 @@ m window-claim Sources/LoaStore/Operations.swift \
   'guard ctx.now < until && ctx.now < deadline else { return [] }' \
   'guard ctx.now <= until && ctx.now < deadline else { return [] }' \
   'ClaimGuardTests'
-m window-dispatch Sources/LoaDaemon/Dispatcher.swift \
-  '&& $0.windows.isOpen(at: now) && (idleUntil' \
-  '&& (idleUntil' \
-  'windowOpensClosesSharesHold'
+m window-dispatch Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  '$0.queuedOn.contains(name) && $0.windows.isOpen(at: now)' \
+  '$0.queuedOn.contains(name)' \
+  'aWindowOpeningWakesTheDispatcherExactlyAtItsStart|windowOpensClosesSharesHold'
+m window-wake Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  'wake = min(wake, max(now + 1, c.windows.nextOpen(after: now)))' \
+  'wake = min(wake, now + settings.lookAgainMillis)' \
+  'aWindowOpeningWakesTheDispatcherExactlyAtItsStart'
+# The plan: batches fill, request rates hold, the global cap is shared, nothing claimed at the deadline.
+m plan-deadline Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  '$0.running && $0.deadlineAt > now' \
+  '$0.running && $0.deadlineAt >= now' \
+  'nothingIsClaimedAtOrAfterTheDeadline'
+m plan-batch-sizes Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  'let n = (count + batch - 1) / batch' \
+  'let n = batch > 0 ? count : 1' \
+  'batchesFillToTheBatchSizeUnderARequestRate|batchSizesAreEvenAndNeverAboveTheMaximum'
+m plan-requests-used Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  'used: (turn.used, turn.requests)' \
+  'used: (turn.used, 0)' \
+  'aRequestRateHoldsForOneMessagePerRequest|batchesFillToTheBatchSizeUnderARequestRate'
+m plan-global-order Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  'let first = carriers.isEmpty ? 0 : rounds % carriers.count' \
+  'let first = 0' \
+  'theGlobalLimitIsSharedAcrossCarriers'
+m plan-paused-carrier Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  'if s.identical.isPaused { return nil }' \
+  'if s.identical.isPaused && s.identical.threshold < 0 { return nil }' \
+  'aPausedCarrierGetsNothingUntilResumed'
 # Rate: the token bucket refills at the rate, a take costs its tokens, the in-flight cap holds.
 m rate-refill Sources/LoaCore/Limits/TokenBucket.swift \
   'tokens = min(Double(burst), tokens + Double(now - last) * rate / 1000)' \
@@ -166,9 +189,9 @@ m inflight-cap Sources/LoaCore/Limits/TokenBucket.swift \
   'let room = maxInFlight - inFlight' \
   'let room = maxInFlight - inFlight / 2' \
   'TokenBucketTests'
-m parts-charge Sources/LoaDaemon/Dispatcher.swift \
-  's.limiters[carrier]!.bucket.charge(extra, now: now)' \
-  's.limiters[carrier]!.bucket.charge(0, now: now)' \
+m parts-charge Sources/LoaCore/Dispatch/DispatchPlan.swift \
+  'let parts = turn.carrier.rateInSegments ? turn.extraParts : 0' \
+  'let parts = turn.carrier.rateInSegments ? 0 : 0' \
   'longMessagesPayForEveryPart'
 # The boundary: the daemon checks every submission with the campaign rules; a stored campaign that breaks them
 # fails alone; an upload or commit bound to a discarded campaign's generation reaches no new one.
@@ -186,8 +209,8 @@ m upload-generation Sources/LoaStore/Operations.swift \
   'StoreHardeningTests|anUploadCannotOutliveItsCampaign'
 # Pause: a paused campaign sends nothing until it is resumed.
 m paused-sends Sources/LoaDaemon/Dispatcher.swift \
-  'let running = active.filter { $0.state == .running && $0.deadlineAt > now' \
-  'let running = active.filter { $0.state != .loading && $0.deadlineAt > now' \
+  'running: c.state == .running' \
+  'running: c.state != .loading' \
   'pauseResumeCancel'
 # Secrets: a receipt, reply or API request with a wrong secret or token of the right length is refused.
 m receipt-secret-length Sources/LoaDaemon/HTTP/ReceiptRoutes.swift \

@@ -7,10 +7,11 @@ import Synchronization
 /// Moves queued messages to the gateways: claims what each carrier's limiter allows, sends through the
 /// adapters, and records the outcomes in batches.
 ///
-/// It runs on a ``Worker`` of its own (store calls block) and sleeps in its wait until the next token,
-/// a finished request, new work or shutdown. The policy pieces it uses (``CarrierPacer``, ``CircuitBreaker``,
-/// ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``) are pure and tested on a manual clock; this
-/// class only wires them to effects.
+/// It runs on a ``Worker`` of its own (store calls block) and sleeps in its wait until the plan's wake time,
+/// a finished request, new work or shutdown. What to claim, from which campaign, for which carrier, in what
+/// batches and when to look again is decided by ``DispatchPlan`` (pure, tested on a manual clock); the policy
+/// pieces that see the answers (``CircuitBreaker``, ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``)
+/// are pure too. This class only wires them to effects.
 public final class Dispatcher: Sendable {
     public struct CarrierStatus: Sendable, Codable, Equatable {
         public var name: String
@@ -68,13 +69,12 @@ public final class Dispatcher: Sendable {
     }
 
     private struct State {
-        var pacers: [String: CarrierPacer]
-        var breakers: [String: CircuitBreaker] = [:]
+        /// Per carrier: its pacer, breaker, identical-failure count and hand-off window (``CarrierState``).
+        var carriers: [String: CarrierState]
         /// The answer that last counted against each carrier's breaker.
         var lastFailure: [String: String] = [:]
         var breakerCause: [String: String] = [:]
         var authRefused: [String: String] = [:]
-        var identical: [String: IdenticalFailures] = [:]
         var answers: [String: [String: Int64]] = [:]
         var finished: [Finished] = []
         var inFlight: [Int64: OutgoingMessage] = [:]
@@ -87,10 +87,6 @@ public final class Dispatcher: Sendable {
         var global: TokenBucket?
         var segmentsSent: [String: Int64] = [:]
         var requests: [String: Int64] = [:]
-        /// Per carrier with `pace_from_receipts`: what it holds of ours and its learned pass-on pace.
-        var handoff: [String: HandoffWindow] = [:]
-        /// Carriers whose last round was held by their handoff window: a pass-on receipt wakes the loop.
-        var handoffHeld: Set<String> = []
     }
 
     private let store: any MessageStore
@@ -108,9 +104,9 @@ public final class Dispatcher: Sendable {
     /// The dispatch thread; every change the loop must look at (an answer, new work, a receipt that frees a held
     /// carrier, the stop) wakes it.
     private let worker = Worker(name: "loa-dispatch")
-    /// The most messages claimed per carrier per round (one transaction).
-    private let claimBatch = 500
     private let maxBatch: [String: Int]
+    /// The plan's fixed part (the carriers' batch settings); the dispatcher thread keeps its own copy as it decides.
+    private let initialPlan: DispatchPlan
     private let carrierConfig: [String: LoaConfig.Carrier]
 
     public init(store: any MessageStore, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
@@ -135,27 +131,29 @@ public final class Dispatcher: Sendable {
         maxBatch = batches
         carrierConfig = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0) })
         let now = clock.now()
-        var initial = State(
+        initialPlan = DispatchPlan(carriers: config.carriers.map { c in
+            DispatchPlan.Carrier(name: c.name, batchMax: batches[c.name] ?? 1, batchMin: c.batchMin, rateInSegments: c.rateInSegments,
+                                 remainderCarrier: c.remainderCarrier)
+        })
+        var initial = State(carriers: Dictionary(uniqueKeysWithValues: config.carriers.map { c in
             // max_in_flight counts requests; a batch is one request.
-            pacers: Dictionary(uniqueKeysWithValues: config.carriers.map { c in
-                (c.name, CarrierPacer(rate: c.rate, requestsPerSecond: c.requestsPerSecond, maxInFlight: c.maxInFlight,
-                                      batchMax: batches[c.name]!, batchMin: c.batchMin, now: now))
-            }),
-            breakers: Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, CircuitBreaker()) }))
-        initial.identical = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, IdenticalFailures(threshold: $0.pauseAfterIdenticalFailures)) })
-        if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
-        for c in config.carriers where c.paceFromReceipts {
+            let pacer = CarrierPacer(rate: c.rate, requestsPerSecond: c.requestsPerSecond, maxInFlight: c.maxInFlight,
+                                     batchMax: batches[c.name] ?? 1, batchMin: c.batchMin, now: now)
             // The probe before any pace is known: two seconds at the configured rate (or max_in_flight, if more).
-            let probe = max(c.maxInFlight, Int(min(c.rate * 2, 100_000)))
-            initial.handoff[c.name] = HandoffWindow(settings: .init(probeMessages: probe,
-                                                                    receiptTimeoutMillis: Int64(config.receiptTimeoutSeconds * 1000)), now: now)
-        }
-        if !initial.handoff.isEmpty {
+            let handoff = c.paceFromReceipts
+                ? HandoffWindow(settings: .init(probeMessages: max(c.maxInFlight, Int(min(c.rate * 2, 100_000))),
+                                                receiptTimeoutMillis: Int64(config.receiptTimeoutSeconds * 1000)), now: now)
+                : nil
+            return (c.name, CarrierState(pacer: pacer, identical: IdenticalFailures(threshold: c.pauseAfterIdenticalFailures), handoff: handoff))
+        }))
+        if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
+        let paced = config.carriers.filter(\.paceFromReceipts).map(\.name)
+        if !paced.isEmpty {
             // After a restart, what the gateways still hold of ours: `sent` without a pass-on receipt.
             do {
-                let rows = try store.handedOverNotPassedOn(carriers: Array(initial.handoff.keys))
+                let rows = try store.handedOverNotPassedOn(carriers: paced)
                 for (carrier, list) in Dictionary(grouping: rows, by: \.carrier) {
-                    initial.handoff[carrier]?.restore(list.map { (id: $0.id, at: $0.at) })
+                    initial.carriers[carrier]?.handoff?.restore(list.map { (id: $0.id, at: $0.at) })
                 }
             } catch {
                 logger.error("outstanding hand-offs not read; the deadline windows start empty", ["error": "\(error)"])
@@ -170,33 +168,18 @@ public final class Dispatcher: Sendable {
     public func receipt(carrier: String, messageID: Int64?, status: ReceiptStatus) {
         let now = clock.now()
         let (event, held) = state.withLock { s -> (HandoffWindow.Event?, Bool) in
-            guard s.handoff[carrier] != nil else { return (nil, false) }
-            let e = s.handoff[carrier]!.heardFrom(at: now)
+            // Changed in place (optional chaining through the dictionary): a copy would copy the window's maps.
+            guard s.carriers[carrier]?.handoff != nil else { return (nil, false) }
+            let e = s.carriers[carrier]?.handoff?.heardFrom(at: now)
             // Every receipt status says the gateway moved the message on; one that expired in its queue did not
             // take the link's time (named, not matched as a case: `expired` is a status of issue 17's receipts).
-            s.handoff[carrier]!.passedOn(messageID, at: now, pace: status.name != "expired")
-            return (e, s.handoffHeld.remove(carrier) != nil)
+            _ = s.carriers[carrier]?.handoff?.passedOn(messageID, at: now, pace: status.name != "expired")
+            let held = s.carriers[carrier]?.handoffHeld ?? false
+            s.carriers[carrier]?.handoffHeld = false
+            return (e, held)
         }
         if held { worker.wake() }
         if event == .resumed { logger.notice("carrier sends receipts again: its hand-offs are held to the deadline again", ["carrier.name": carrier]) }
-    }
-
-    /// How many more messages `carrier` may be handed now (``HandoffWindow``) for the earliest deadline among
-    /// `running`; Int.max when it does not limit.
-    private func handoffRoom(_ carrier: String, running: [ActiveCampaign], now: UnixMillis) -> Int {
-        guard let deadline = running.map(\.deadlineAt).min() else { return .max }
-        let (room, event) = state.withLock { s -> (Int, HandoffWindow.Event?) in
-            guard s.handoff[carrier] != nil else { return (.max, nil) }
-            let e = s.handoff[carrier]!.advance(to: now)
-            let r = s.handoff[carrier]!.room(deadline: deadline, now: now) ?? .max
-            if r == 0 { s.handoffHeld.insert(carrier) } else { s.handoffHeld.remove(carrier) }
-            return (r, e)
-        }
-        if case .silenced(let n)? = event {
-            logger.warning("no receipt from the carrier for a minute while messages are outstanding: hand-offs are no longer held to the deadline",
-                           ["carrier.name": carrier, "outstanding": "\(n)"])
-        }
-        return room
     }
 
     /// Starts the dispatch thread.
@@ -207,8 +190,8 @@ public final class Dispatcher: Sendable {
     /// The operator resumes a carrier paused after identical permanent answers; false when it was not paused.
     public func resume(carrier: String) -> Bool {
         let was = state.withLock { s -> Bool in
-            guard s.identical[carrier]?.isPaused == true else { return false }
-            s.identical[carrier]!.resume()
+            guard s.carriers[carrier]?.identical.isPaused == true else { return false }
+            s.carriers[carrier]?.identical.resume()
             s.workHint = true
             return true
         }
@@ -240,19 +223,21 @@ public final class Dispatcher: Sendable {
             carriers.map { c in
                 let recent = (s.started[c.name] ?? [:]).filter { $0.key > nowSec - 10 && $0.key <= nowSec }.values.reduce(0, +)
                 let batch = maxBatch[c.name] ?? 1
-                let p = s.pacers[c.name]!
-                let breaker = s.breakers[c.name]?.state ?? .closed
+                let cs = s.carriers[c.name]
+                var p = cs?.pacer ?? CarrierPacer(rate: c.rate, maxInFlight: c.maxInFlight, now: now)
+                let breaker = cs?.breaker.state ?? .closed
+                let handoff = cs?.handoff
                 return CarrierStatus(name: c.name, configuredRate: c.rate, maxInFlight: c.maxInFlight,
                                      inFlight: p.inFlight, currentRate: Double(recent) / 10,
                                      allowedRate: p.allowedRate, breaker: breaker,
-                                     maxBatch: batch, tokens: s.pacers[c.name]!.tokens(now: now),
+                                     maxBatch: batch, tokens: p.tokens(now: now),
                                      segmentsSent: s.segmentsSent[c.name] ?? 0, requests: s.requests[c.name] ?? 0,
                                      pausedUntil: p.pausedUntil(now: now),
-                                     handoffOutstanding: s.handoff[c.name]?.outstandingCount ?? 0, passOnRate: s.handoff[c.name]?.pace,
-                                     handoffLimiting: s.handoff[c.name].map { !$0.isSilent } ?? false, requestsPerSecond: c.requestsPerSecond,
+                                     handoffOutstanding: handoff?.outstandingCount ?? 0, passOnRate: handoff?.pace,
+                                     handoffLimiting: handoff.map { !$0.isSilent } ?? false, requestsPerSecond: c.requestsPerSecond,
                                      allowedRequestRate: p.allowedRequestRate, batchTarget: p.batchTarget, minBatch: p.batchMin,
                                      breakerCause: breaker == .closed ? nil : s.breakerCause[c.name],
-                                     authRefused: s.authRefused[c.name], pausedReason: s.identical[c.name]?.pausedReason,
+                                     authRefused: s.authRefused[c.name], pausedReason: cs?.identical.pausedReason,
                                      answers: s.answers[c.name] ?? [:])
             }
         }
@@ -260,15 +245,17 @@ public final class Dispatcher: Sendable {
 
     // MARK: - The loop
 
+    /// Each round: record the answers that came, refresh the campaigns from the store, ask the plan for each
+    /// carrier's turn, execute its actions (claims and launches, remainder moves), and sleep until its wake time.
     private func loop() {
         var lastAdvance: UnixMillis = 0
         var lastSweep: UnixMillis = 0
         var active: [ActiveCampaign] = []
-        var idleUntil: [String: UnixMillis] = [:]  // "campaign|carrier" with nothing claimable
-        var fair: [String: FairShare] = [:]           // per carrier
-        var campaignBuckets: [String: TokenBucket] = [:]  // per campaign with a max_rate
+        // The campaigns as the plan sees them and by id for the claims, remade when `active` is read.
+        var planned: [DispatchPlan.Campaign] = []
+        var byID: [String: ActiveCampaign] = [:]
         var lastFailover: UnixMillis = 0
-        var remainderSince: [String: UnixMillis] = [:]  // "campaign|carrier" below its carrier's batch.min since
+        var plan = initialPlan
         while true {
             let now = clock.now()
             // The answers taken and the count still in flight in one snapshot: an answer that lands in between is
@@ -306,11 +293,12 @@ public final class Dispatcher: Sendable {
                         logger.error("campaign failed", ["campaign.id": id, "reason": reason])
                     }
                     active = work.active
+                    planned = active.map(Self.planned)
+                    byID = Dictionary(active.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 } catch {
                     logger.error("store unavailable; dispatch paused", ["error": "\(error)"])
                 }
                 lastAdvance = now
-                if hint { idleUntil.removeAll() }
                 if now - lastSweep >= min(60_000, Int64(receiptTimeoutSeconds * 250)) {
                     // Receipts overdue: `sent` → `unknown` (a late receipt can still settle them).
                     lastSweep = now
@@ -321,190 +309,81 @@ public final class Dispatcher: Sendable {
                     }
                 }
             }
-            var nextWake = now + 500
-            // Outside its daily windows a campaign sends nothing; wake when the next window opens.
-            for c in active where c.state == .running && !c.carriers.isEmpty && !c.windows.isOpen(at: now) {
-                nextWake = min(nextWake, max(now + 1, c.windows.nextOpen(after: now)))
-            }
+            // The plan decides (``DispatchPlan``); this thread executes its actions and sleeps until its wake time.
+            var round = plan.round(now: now, campaigns: planned, workArrived: hint)
             if now - lastFailover >= 250 {
                 lastFailover = now
                 failover(active: active, now: now)
             }
-            for carrier in carriers {
-                let perRound = min(10_000, max(claimBatch, (maxBatch[carrier.name] ?? 1) * 20))
-                let running = active.filter { $0.state == .running && $0.deadlineAt > now && $0.carriers.contains(carrier.name)
-                    && $0.windows.isOpen(at: now) && (idleUntil["\($0.id)|\(carrier.name)"] ?? 0) <= now }
-                if running.isEmpty { continue }
-                // What the gateway can still pass on before the earliest deadline (``HandoffWindow``): nothing more
-                // while it holds all it can; a pass-on receipt wakes the loop.
-                let room = handoffRoom(carrier.name, running: running, now: now)
-                if room == 0 { continue }
-                // The carrier's health: a carrier paused (identical permanent answers, Retry-After) or open
-                // (breaker) gets nothing; its messages wait. The pacer holds the message rate, the request rate,
-                // the requests in flight and the batch fill (``CarrierPacer``).
-                let decision = state.withLock { s -> (CarrierPacer.Decision, UnixMillis?) in
-                    if s.identical[carrier.name]!.isPaused { return (.wait(until: nil), nil) }
-                    if hint { s.pacers[carrier.name]!.workArrived() }
-                    let a = s.breakers[carrier.name]!.allowance(now: now)
-                    if a == 0 { return (.wait(until: nil), s.breakers[carrier.name]!.reopensAt()) }
-                    return (s.pacers[carrier.name]!.decide(now: now, maxRequests: a ?? .max), nil)
-                }
-                if let reopens = decision.1 { nextWake = min(nextWake, max(now + 1, reopens)) }
-                guard case .claim(let granted, let grantedRequests) = decision.0 else {
-                    // Let a few tokens gather so one claim transaction carries several messages.
-                    if case .wait(let until?) = decision.0 { nextWake = min(nextWake, max(until, now + 2)) }
+            for carrier in round.order {
+                guard var turn = state.withLock({ s in plan.turn(carrier, in: &round, carriers: &s.carriers, global: &s.global) }) else {
                     continue
                 }
-                // The global cap, in the carriers' units: what the carrier's pacer grants and it refuses goes back.
-                let total = state.withLock { s -> Int in
-                    guard s.global != nil else { return min(granted, perRound, room) }
-                    return s.global!.take(upTo: min(granted, perRound, room), now: now)
+                var outcome: DispatchPlan.Outcome?
+                while let action = plan.step(&turn, after: outcome) {
+                    outcome = execute(action, campaigns: byID, now: now)
                 }
-                var used = (messages: 0, requests: 0, extraParts: 0)
-                if total > 0 {
-                    used = dispatch(total, to: running, carrier: carrier.name, now: now, fair: &fair[carrier.name, default: FairShare()],
-                                    campaignBuckets: &campaignBuckets, idleUntil: &idleUntil, remainderSince: &remainderSince)
-                } else if let g = state.withLock({ $0.global?.whenAvailable(1, now: now) }) {
-                    nextWake = min(nextWake, max(g, now + 2))
-                }
-                state.withLock { s in
-                    // A carrier that counts SMS parts is charged the extra parts of long messages (its bucket may go
-                    // into debt), and so is the global cap.
-                    let parts = carrier.rateInSegments ? used.extraParts : 0
-                    s.pacers[carrier.name]!.settle(granted: (granted, grantedRequests), used: (used.messages, used.requests),
-                                                   extraParts: parts, now: now)
-                    s.global?.giveBack(total - used.messages)
-                    if parts > 0 { s.global?.charge(parts, now: now) }
-                }
-                nextWake = min(nextWake, now + 2)
+                state.withLock { s in plan.finish(turn, carriers: &s.carriers, global: &s.global) }
             }
-            waitUntil(nextWake)
+            for notice in round.notices {
+                if case .silenced(let n) = notice.event {
+                    logger.warning("no receipt from the carrier for a minute while messages are outstanding: hand-offs are no longer held to the deadline",
+                                   ["carrier.name": notice.carrier, "outstanding": "\(n)"])
+                }
+            }
+            waitUntil(round.wake)
         }
     }
 
-    /// Shares `total` granted sends of one carrier among its running campaigns (``FairShare``: weight and
-    /// priority, each campaign's own `max_rate`), claims them from the store and starts them. What a campaign
-    /// leaves unused goes to the others in a second pass. Returns how many messages were started, in how many
-    /// requests, and their SMS parts beyond the first.
-    ///
-    /// A carrier with a minimum batch (`batch.min`) is not split among campaigns (each share could fall below the
-    /// minimum): the campaigns take the grant in turn. A campaign with fewer claimable messages than the minimum
-    /// waits while more may come (retries, requests in flight), at most ``remainderWaitMillis``; then its
-    /// remainder moves to `batch.remainder_carrier` when set, else it fails naming the minimum (nothing is sent).
-    private func dispatch(_ total: Int, to running: [ActiveCampaign], carrier: String, now: UnixMillis, fair: inout FairShare,
-                          campaignBuckets: inout [String: TokenBucket], idleUntil: inout [String: UnixMillis],
-                          remainderSince: inout [String: UnixMillis]) -> (messages: Int, requests: Int, extraParts: Int) {
-        let minBatch = carrierConfig[carrier]?.batchMin ?? 1
-        let shares = minBatch > 1 ? [:]
-            : fair.split(total, among: running.map { FairShare.Claimant(id: $0.id, weight: $0.weight, urgent: $0.priority == .urgent) })
-        var used = 0
-        var requests = 0
-        var extraParts = 0
-        var hungry: [ActiveCampaign] = []
-        func claim(_ campaign: ActiveCampaign, _ wanted: Int) -> Int {
-            var n = wanted
-            let key = "\(campaign.id)|\(carrier)"
-            if minBatch > 1 {
-                guard n >= minBatch else { return 0 }
-                switch remainder(campaign, carrier: carrier, minBatch: minBatch, now: now, since: &remainderSince[key]) {
-                case .send: break
-                case .wait:
-                    idleUntil[key] = now + 1000
-                    return 0
-                case .done:
-                    return 0
-                }
-            }
-            if let cap = campaign.maxRate {
-                var bucket = campaignBuckets[campaign.id] ?? TokenBucket(rate: cap, burst: TokenBucket.burst(rate: cap, seconds: 0.1), now: now)
-                n = bucket.take(upTo: n, now: now)
-                campaignBuckets[campaign.id] = bucket
-            }
-            guard n > 0 else { return 0 }
+    /// A campaign as the plan sees it.
+    private static func planned(_ c: ActiveCampaign) -> DispatchPlan.Campaign {
+        DispatchPlan.Campaign(id: c.id, running: c.state == .running, deadlineAt: c.deadlineAt, windows: c.windows,
+                              urgent: c.priority == .urgent, weight: c.weight, maxRate: c.maxRate, queuedOn: c.carriers,
+                              allowedCarriers: c.allowedCarriers)
+    }
+
+    /// Executes one of the plan's actions against the store and the adapters, and says what it found.
+    private func execute(_ action: DispatchPlan.Action, campaigns: [String: ActiveCampaign], now: UnixMillis) -> DispatchPlan.Outcome {
+        switch action {
+        case .claim(let c):
+            guard let campaign = campaigns[c.campaign] else { return .claimed(count: 0, extraParts: 0) }
             let claimed: [OutgoingMessage]
             do {
-                claimed = try store.claim(campaign: campaign.id, carrier: carrier, limit: n, now: now, policy: contactPolicy,
-                                          deadline: campaign.deadlineAt, until: campaign.windows.closes(after: now) ?? .max)
+                claimed = try store.claim(campaign: c.campaign, carrier: c.carrier, limit: c.limit, now: now, policy: contactPolicy,
+                                          deadline: c.deadline, until: c.until)
             } catch {
-                logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
+                logger.error("claim failed", ["campaign.id": c.campaign, "carrier.name": c.carrier, "error": "\(error)"])
                 claimed = []
             }
-            let extra = claimed.reduce(0) { $0 + max(0, $1.segments - 1) }
-            if campaign.maxRate != nil {
-                campaignBuckets[campaign.id]?.giveBack(n - claimed.count)
-                // max_rate counts SMS parts: long messages pay for their extra parts.
-                if extra > 0 { campaignBuckets[campaign.id]?.charge(extra, now: now) }
-            }
-            extraParts += extra
-            if claimed.count < n { idleUntil[key] = now + 250 }
-            requests += launch(claimed, sender: campaign.sender, deadline: campaign.deadlineAt, carrier: carrier, now: now)
-            return claimed.count
-        }
-        if minBatch > 1 {
-            for campaign in running where used < total { used += claim(campaign, total - used) }
-            return (used, requests, extraParts)
-        }
-        for campaign in running {
-            let share = shares[campaign.id] ?? 0
-            let got = claim(campaign, share)
-            used += got
-            if got < share { fair.refund(share - got, to: campaign.id) } else if share > 0 { hungry.append(campaign) }
-        }
-        // Work-conserving: what one campaign could not use goes to those that used all of theirs.
-        for campaign in hungry where used < total {
-            used += claim(campaign, total - used)
-        }
-        return (used, requests, extraParts)
-    }
-
-    /// How long a campaign's messages below its carrier's `batch.min` wait for more before they are a remainder.
-    private let remainderWaitMillis: Int64 = 30_000
-
-    private enum RemainderStep { case send, wait, done }
-
-    /// For a carrier with a minimum batch: whether a campaign has a full minimum batch to claim (`.send`), should
-    /// wait for more (`.wait`), or had its remainder moved or failed now (`.done`).
-    private func remainder(_ campaign: ActiveCampaign, carrier: String, minBatch: Int, now: UnixMillis,
-                           since: inout UnixMillis?) -> RemainderStep {
-        let readiness: (ready: Int, moreMayCome: Bool)
-        do {
-            readiness = try store.batchReadiness(campaign: campaign.id, carrier: carrier, now: now, limit: minBatch)
-        } catch {
-            logger.error("claim failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
-            return .wait
-        }
-        if readiness.ready >= minBatch {
-            since = nil
-            return .send
-        }
-        if readiness.ready == 0 { return .wait }
-        let first = since ?? now
-        since = first
-        // Wait while more may come, bounded; never past what the deadline leaves.
-        if readiness.moreMayCome && now - first < remainderWaitMillis && campaign.deadlineAt - now > remainderWaitMillis { return .wait }
-        since = nil
-        let why = "\(readiness.ready) left, fewer than carrier \(carrier)'s batch.min \(minBatch)"
-        let allowed = campaign.allowedCarriers.isEmpty || campaign.allowedCarriers.contains { $0 == carrierConfig[carrier]?.remainderCarrier }
-        if let target = carrierConfig[carrier]?.remainderCarrier, allowed {
+            launch(claimed, sender: campaign.sender, deadline: c.deadline, carrier: c.carrier, sizes: c.batches(of: claimed.count), now: now)
+            return .claimed(count: claimed.count, extraParts: claimed.reduce(0) { $0 + max(0, $1.segments - 1) })
+        case .countReady(let campaign, let carrier, let limit):
             do {
-                let moved = try store.reroute(campaign: campaign.id, from: carrier, to: target, limit: minBatch, reason: why)
-                logger.notice("batch remainder moved", ["campaign.id": campaign.id, "carrier.name": carrier, "to": target, "count": "\(moved)"])
+                let r = try store.batchReadiness(campaign: campaign, carrier: carrier, now: now, limit: limit)
+                return .ready(count: r.ready, moreMayCome: r.moreMayCome)
             } catch {
-                logger.error("batch remainder move failed", ["campaign.id": campaign.id, "carrier.name": carrier, "error": "\(error)"])
+                logger.error("claim failed", ["campaign.id": campaign, "carrier.name": carrier, "error": "\(error)"])
+                return .unreadable
+            }
+        case .moveRemainder(let campaign, let from, let to, let limit, let reason):
+            do {
+                let moved = try store.reroute(campaign: campaign, from: from, to: to, limit: limit, reason: reason)
+                logger.notice("batch remainder moved", ["campaign.id": campaign, "carrier.name": from, "to": to, "count": "\(moved)"])
+            } catch {
+                logger.error("batch remainder move failed", ["campaign.id": campaign, "carrier.name": from, "error": "\(error)"])
+            }
+            return .done
+        case .failRemainder(let campaign, let carrier, let limit, let deadline, let reason):
+            // No carrier to take it: claimed and failed with the reason, never sent (the API would refuse it).
+            let claimed = (try? store.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, deadline: deadline)) ?? []
+            logger.warning("batch remainder failed", ["campaign.id": campaign, "carrier.name": carrier, "count": "\(claimed.count)", "reason": reason])
+            do {
+                try store.record(claimed.map { SendOutcome($0, result: .failed(detail: reason)) })
+            } catch {
+                logger.error("recording outcomes failed", ["count": "\(claimed.count)", "error": "\(error)"])
             }
             return .done
         }
-        // No carrier to take it: claimed and failed with the reason, never sent (the API would refuse it).
-        let claimed = (try? store.claim(campaign: campaign.id, carrier: carrier, limit: minBatch - 1, now: now,
-                                        deadline: campaign.deadlineAt)) ?? []
-        let reason = "\(why), and no batch.remainder_carrier\(carrierConfig[carrier]?.remainderCarrier != nil ? " the campaign allows" : ""); not sent"
-        logger.warning("batch remainder failed", ["campaign.id": campaign.id, "carrier.name": carrier, "count": "\(claimed.count)", "reason": reason])
-        do {
-            try store.record(claimed.map { SendOutcome($0, result: .failed(detail: reason)) })
-        } catch {
-            logger.error("recording outcomes failed", ["count": "\(claimed.count)", "error": "\(error)"])
-        }
-        return .done
     }
 
     /// Sleeps until `deadline` or a wake-up (one that came since the last wait returns at once).
@@ -512,34 +391,32 @@ public final class Dispatcher: Sendable {
         worker.wait(until: .after(seconds: Double(max(0, deadline - clock.now())) / 1000))
     }
 
-    /// Starts `messages` in requests of at most the adapter's batch, split evenly (110 with a batch of 100 go as
-    /// 55 + 55, so no request falls below a `batch.min` of up to half the batch); returns how many requests.
-    @discardableResult
-    private func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, now: UnixMillis) -> Int {
-        guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return 0 }
-        let batch = max(1, adapter.maxBatch)
+    /// Starts `messages` in requests of the plan's `sizes` (``DispatchPlan/batches(of:batchMax:)``: at most the
+    /// adapter's batch, split evenly).
+    private func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, sizes: [Int], now: UnixMillis) {
+        guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         let perMessageURL = receiptPerMessage.contains(carrier)
-        let requestCount = batch == 1 ? messages.count : (messages.count + batch - 1) / batch
         state.withLock { s in
             for m in messages { s.inFlight[m.id] = m }
-            s.handoff[carrier]?.handedOver(messages.lazy.map(\.id), at: now)
-            s.breakers[carrier]?.started()
+            s.carriers[carrier]?.handoff?.handedOver(messages.lazy.map(\.id), at: now)
+            s.carriers[carrier]?.breaker.started()
             let sec = now / 1000
-            s.started[carrier, default: [:]][sec, default: 0] += messages.count
-            if s.started[carrier]!.count > 12 { s.started[carrier] = s.started[carrier]!.filter { $0.key > sec - 11 } }
-            s.requests[carrier, default: 0] += Int64(requestCount)
+            var started = s.started[carrier, default: [:]]
+            started[sec, default: 0] += messages.count
+            s.started[carrier] = started.count > 12 ? started.filter { $0.key > sec - 11 } : started
+            s.requests[carrier, default: 0] += Int64(sizes.count)
         }
         func sms(_ m: OutgoingMessage) -> OutgoingSMS {
             OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
                         receiptURL: perMessageURL ? base + String(m.id) : base, validUntil: deadline)
         }
-        if batch == 1, let exchange = adapter as? any OneExchangeAdapter {
+        if adapter.maxBatch <= 1, let exchange = adapter as? any OneExchangeAdapter {
             // No task per message: the request is built here and its answer classified on the engine thread,
             // which hands the outcome straight to `finish`.
             for m in messages {
                 exchange.start(sms(m)) { [self] outcome in self.finish([m], [outcome]) }
             }
-            return requestCount
+            return
         }
         // Any other adapter: a task per request, of one message or of a batch. One-text-per-request gateways get
         // batches of equal texts (a stable sort keeps id order within a text).
@@ -547,10 +424,8 @@ public final class Dispatcher: Sendable {
             ? messages.enumerated().sorted { ($0.element.text, $0.element.encoding == .ucs2 ? 1 : 0, $0.offset) < ($1.element.text, $1.element.encoding == .ucs2 ? 1 : 0, $1.offset) }.map(\.element)
             : messages
         var start = 0
-        for i in 0..<requestCount {
-            // Even sizes: the first `count % requests` chunks carry one more.
-            let size = ordered.count / requestCount + (i < ordered.count % requestCount ? 1 : 0)
-            let chunk = Array(ordered[start..<start + size])
+        for size in sizes where start < ordered.count {
+            let chunk = Array(ordered[start..<min(start + size, ordered.count)])
             start += size
             let outgoing = chunk.map(sms)
             Task.detached { [self] in
@@ -558,7 +433,6 @@ public final class Dispatcher: Sendable {
                 self.finish(chunk, outcomes)
             }
         }
-        return requestCount
     }
 
     /// One request finished: `outcomes[i]` is `messages[i]`'s. The breaker and the pacer see one event per
@@ -602,7 +476,7 @@ public final class Dispatcher: Sendable {
         let now = clock.now()
         var events = Events()
         guard let carrier = messages.first?.carrier else { return events }
-        let before = s.breakers[carrier]?.state
+        let before = s.carriers[carrier]?.breaker.state
         var health: GatewayOutcome?
         var any = false
         for (i, m) in messages.enumerated() {
@@ -610,7 +484,7 @@ public final class Dispatcher: Sendable {
             let outcome = i < outcomes.count ? outcomes[i] : .temporary("adapter returned no outcome for this message")
             guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
             any = true
-            if case .accepted = outcome {} else { s.handoff[m.carrier]?.withdrawn(m.id) }
+            if case .accepted = outcome {} else { s.carriers[m.carrier]?.handoff?.withdrawn(m.id) }
             switch (health, outcome) {
             case (nil, _), (.accepted?, _), (.permanent?, _): health = outcome
             default: break
@@ -621,41 +495,41 @@ public final class Dispatcher: Sendable {
             case .accepted:
                 // Parts count when the gateway took them, not when they were offered (a refused request sent none).
                 s.segmentsSent[carrier, default: 0] += Int64(m.segments)
-                s.identical[carrier]?.accepted()
+                s.carriers[carrier]?.identical.accepted()
             case .permanent(let d):
-                if let reason = s.identical[carrier]?.pausedReason {
+                if let reason = s.carriers[carrier]?.identical.pausedReason {
                     held = reason
-                } else if s.identical[carrier]?.permanent(d) == true {
-                    events.paused = s.identical[carrier]?.pausedReason
+                } else if s.carriers[carrier]?.identical.permanent(d) == true {
+                    events.paused = s.carriers[carrier]?.identical.pausedReason
                 }
             default: break
             }
             s.finished.append(Finished(message: m, outcome: outcome, at: now, held: held))
         }
         guard any else { return events }
-        s.pacers[carrier]?.finished()
+        s.carriers[carrier]?.pacer.finished()
         guard let health else { return events }
         switch health {
         case .accepted, .permanent:
-            s.breakers[carrier]?.succeeded()   // the gateway answered
+            s.carriers[carrier]?.breaker.succeeded()   // the gateway answered
             s.authRefused[carrier] = nil
         case .temporary(let d), .unavailable(let d), .ambiguous(let d):
             s.lastFailure[carrier] = d
-            s.breakers[carrier]?.failed(now: now)
+            s.carriers[carrier]?.breaker.failed(now: now)
         case .unauthorized(let d):
             // No retry soon can change a refusal of the credentials: the breaker opens at once, and probes after
             // its cooldown (a fixed password is found without a restart of the campaign).
             s.lastFailure[carrier] = d
             s.authRefused[carrier] = d
-            s.breakers[carrier]?.trip(now: now)
+            s.carriers[carrier]?.breaker.trip(now: now)
         case .throttled(let retryAfter, _):
             // Throttling means the gateway is up: the breaker closes, the pacer slows the limit it signals.
-            s.breakers[carrier]?.succeeded()
-            s.handoff[carrier]?.throttled(at: now)
+            s.carriers[carrier]?.breaker.succeeded()
+            s.carriers[carrier]?.handoff?.throttled(at: now)
             s.authRefused[carrier] = nil
-            s.pacers[carrier]?.throttled(retryAfterSeconds: retryAfter, now: now)
+            s.carriers[carrier]?.pacer.throttled(retryAfterSeconds: retryAfter, now: now)
         }
-        let after = s.breakers[carrier]?.state
+        let after = s.carriers[carrier]?.breaker.state
         if after == .open, before != .open { s.breakerCause[carrier] = s.lastFailure[carrier] }
         if let before, let after { events.breaker = (before, after) }
         events.cause = s.breakerCause[carrier]
@@ -682,17 +556,17 @@ public final class Dispatcher: Sendable {
     private func failover(active: [ActiveCampaign], now: UnixMillis) {
         let candidates = active.filter { $0.failover && $0.state == .running && $0.deadlineAt > now }
         guard !candidates.isEmpty else { return }
-        let health = state.withLock { s in Dictionary(uniqueKeysWithValues: carriers.map { ($0.name, s.breakers[$0.name]!.state) }) }
+        let health = state.withLock { s in s.carriers.mapValues(\.breaker.state) }
         for c in candidates {
             let allowed = c.allowedCarriers.isEmpty ? carriers.map(\.name) : c.allowedCarriers
             let up = allowed.filter { health[$0] == .closed && adapters[$0] != nil }
             guard let target = up.first else { continue }
             // Only while the breaker is open: half-open lets the carrier's own probes through.
             for down in c.carriers where health[down] == .open {
-                guard down != target else { continue }
+                guard down != target, let downState = health[down] else { continue }
                 do {
                     let moved = try store.reroute(campaign: c.id, from: down, to: target, limit: 2_000,
-                                                  reason: "carrier \(down) is down (breaker \(health[down]!.rawValue))")
+                                                  reason: "carrier \(down) is down (breaker \(downState.rawValue))")
                     if moved > 0 {
                         logger.notice("failover: queued messages moved", ["campaign.id": c.id, "carrier.name": down, "to": target, "count": "\(moved)"])
                     }
