@@ -102,10 +102,12 @@ public enum IngestBenchmark {
 
     /// The store's dispatch path alone: after ``loa(csv:directory:)`` has stored a campaign, claims `batch`
     /// messages and records each as accepted (with a gateway id), one transaction each, until none is left:
-    /// what the writer thread costs per message, without HTTP. Returns (messages, claim seconds, record seconds).
-    public static func cycle(directory: String, batch: Int) throws -> (messages: Int, claim: Double, record: Double) {
+    /// what the writer thread costs per message, without HTTP. Returns the messages, the claim and record seconds,
+    /// and the rows and transactions the store committed meanwhile (``Store/rowsWritten``).
+    public static func cycle(directory: String, batch: Int) throws -> (messages: Int, claim: Double, record: Double, rows: Int64, transactions: Int64) {
         let store = try Store(directory: directory, log: DeliveryLogFile(path: directory + "/delivery.log"), clock: SystemTimeSource())
         defer { store.close() }
+        let rows0 = store.rowsWritten, transactions0 = store.transactionsCommitted
         var n = 0
         var claimSeconds = 0.0, recordSeconds = 0.0
         while true {
@@ -118,7 +120,7 @@ public enum IngestBenchmark {
             claimSeconds += t1.timeIntervalSince(t0)
             n += claimed.count
         }
-        return (n, claimSeconds, recordSeconds)
+        return (n, claimSeconds, recordSeconds, store.rowsWritten - rows0, store.transactionsCommitted - transactions0)
     }
 
     /// VmHWM: the process's peak resident set.
