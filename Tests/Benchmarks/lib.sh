@@ -161,3 +161,33 @@ bench_start_kannel() {
   eval "$(bash Tests/IntegrationTests/kannel/kannel-harness.sh start "$work/kannel" | grep '^KANNEL_')"
   export LOA_PW=$KANNEL_PASSWORD
 }
+
+# bench_snap PID [METRICS]: CPU ticks per thread name of PID and the machine's busy/idle ticks (JSON); with
+# METRICS (any word) also the daemon's rows written and transactions from /metrics (Tests/Benchmarks/procstat.py).
+bench_snap() {
+  if [ -n "${2:-}" ]; then python3 Tests/Benchmarks/procstat.py snap "$1" "http://127.0.0.1:$port/metrics"
+  else python3 Tests/Benchmarks/procstat.py snap "$1"; fi
+}
+
+# bench_per BEFORE AFTER COUNT: microseconds of CPU per message by thread, rows and transactions per message (JSON).
+bench_per() { python3 Tests/Benchmarks/procstat.py per "$1" "$2" "$3"; }
+
+# bench_start_in SECONDS: an ISO time SECONDS from now (a campaign's start, so its ingest is over before a snapshot).
+bench_start_in() {
+  python3 -c 'import datetime, sys; print((datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(sys.argv[1]))).isoformat(timespec="seconds"))' "$1"
+}
+
+# bench_sleep_until ISO_TIME: sleeps until then; fails (so the round's snapshot would hold sending) if already past.
+bench_sleep_until() {
+  python3 -c 'import datetime, sys, time
+left = datetime.datetime.fromisoformat(sys.argv[1]).timestamp() - time.time()
+if left < 0.2: sys.exit("the campaign started before its ingest was over: raise the lead time")
+time.sleep(left)' "$1"
+}
+
+# bench_summary GOAL FIGURE FLOOR RATIO TARGET: one row of Tests/Benchmarks/all.sh's table, appended to
+# $BENCH_SUMMARY when all.sh runs the script (nothing otherwise).
+bench_summary() {
+  [ -n "${BENCH_SUMMARY:-}" ] && printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$BENCH_SUMMARY"
+  return 0
+}
