@@ -34,21 +34,23 @@ bench_config_carrier "$carrier" '"contact_policy": {"max_messages": 0},'
 bench_start_daemon
 # The floor's database: a stored campaign of 100,000 (Loa's own ingest), copied afresh for each floor run.
 "$bench" generate "$work/floor.csv" 100000
+mkdir -p "$work/floor-db"
 "$bench" ingest-loa "$work/floor.csv" "$work/floor-db" >/dev/null
 sim_requests() { curl -s "http://127.0.0.1:$sim/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'; }
 : > "$work/rounds"
 for r in $(seq 1 "$rounds"); do
-  start=$(bench_start_in "$(python3 -c "print(4 + $n / 25000)")")
+  start=$(bench_start_in "$(bench_lead "$n")")
   bench_campaign "b$r" "$n" "$start"
   "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-  bench_sleep_until "$start"
+  bench_sleep_until "$start" "$(bench_margin)"  # the snapshots take a while on a loaded machine
   q0=$(sim_requests); before=$(bench_snap "$pid" metrics); sbefore=$(bench_snap "$spid")
+  bench_before "$start"
   bench_wait_state "b$r" completed 900
   after=$(bench_snap "$pid" metrics); safter=$(bench_snap "$spid"); q1=$(sim_requests)
   read -r count span rate < <(bench_rate accepted "b$r")
   per=$(bench_per "$before" "$after" "$count"); sper=$(bench_per "$sbefore" "$safter" "$count")
   w=${FLOOR_ROWS:-$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rows"])' "$per")}
-  floor=$(python3 Tests/Benchmarks/floor.py "$work/floor-db" "$work" "$w" 100 1)
+  floor=$(python3 Tests/Benchmarks/floor.py "$work/floor-db" "$work" "$w" 100 3)
   echo "{\"round\": $r, \"count\": $count, \"span\": $span, \"requests\": $((q1 - q0)), \"loa\": $per, \"sim\": $sper, \"floor\": $floor}" >> "$work/rounds"
 done
 python3 - "$work/rounds" "$n" <<'PY'

@@ -64,11 +64,12 @@ PY
 for r in $(seq 1 "$rounds"); do
   c=$(python3 "$work/cpu.py" client "$npid" "$work/curl-multi" "http://127.0.0.1:$sink/cgi-bin/sendsms" "$n" "$inflight" "$text")
   # The campaign starts once its ingest (CSV, inserts) is over: before the first snapshot.
-  start=$(bench_start_in "$(python3 -c "print(3 + $n / 25000)")")
+  start=$(bench_start_in "$(bench_lead "$n")")
   bench_campaign "cpu$r" "$n" "$start"
   "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-  bench_sleep_until "$start"
+  bench_sleep_until "$start" "$(bench_margin)"  # the snapshots take a while on a loaded machine
   before=$(python3 "$work/cpu.py" snap "$npid" "$pid"); mbefore=$(bench_snap "$pid" metrics)
+  bench_before "$start"
   # A light poll (curl, 10 per second, bounded) so that the window holds little besides the run.
   for _ in $(seq 1 6000); do
     curl -fsS -H "Authorization: Bearer $LOA_API_TOKEN" "http://127.0.0.1:$port/api/v1/campaigns/cpu$r" | grep -Eq '"state" *: *"completed"' && break

@@ -39,11 +39,12 @@ for r in 1 2 3; do
   c=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["out"])' "$cj")
   ccpu=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["cpu"] / 100000 * 1e6)' "$cj")
   h=$("$bench" send "${url%%\?*}" 100000 "$inflight" "$method" | sed 's/.*messages_per_s=//')
-  start=$(bench_start_in "$(python3 -c "print(3 + $n / 25000)")")
+  start=$(bench_start_in "$(bench_lead "$n")")
   bench_campaign "bench$r" "$n" "$start"
   "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
-  bench_sleep_until "$start"
+  bench_sleep_until "$start" "$(bench_margin)"  # the snapshots take a while on a loaded machine
   before=$(bench_snap "$pid" metrics)
+  bench_before "$start"
   bench_wait_state "bench$r" completed 600
   after=$(bench_snap "$pid" metrics)
   read -r count _ rate < <(bench_rate accepted "bench$r")

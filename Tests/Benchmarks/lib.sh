@@ -177,12 +177,28 @@ bench_start_in() {
   python3 -c 'import datetime, sys; print((datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(sys.argv[1]))).isoformat(timespec="seconds"))' "$1"
 }
 
-# bench_sleep_until ISO_TIME: sleeps until then; fails (so the round's snapshot would hold sending) if already past.
+# bench_lead N: seconds from a submission to its campaign's start that cover the ingest of N recipients on a
+# loaded machine and the snapshots before the start (bench_margin + 5 s + 1 s per 10,000; BENCH_LEAD overrides).
+bench_lead() { echo "${BENCH_LEAD:-$(( $(bench_margin) + 5 + $1 / 10000 ))}"; }
+
+# bench_margin: seconds before a campaign's start at which its before-snapshots begin (each is a Python start, near
+# a second on a loaded machine; BENCH_MARGIN overrides). The window is then a little longer than the run: CPU per
+# message is unchanged (the daemon idles), the machine's busy share is diluted a little.
+bench_margin() { echo "${BENCH_MARGIN:-8}"; }
+
+# bench_sleep_until ISO_TIME [MARGIN=0]: sleeps until MARGIN seconds before then; fails if that is already past (the
+# campaign would have started before a snapshot meant to precede it: raise BENCH_LEAD).
 bench_sleep_until() {
   python3 -c 'import datetime, sys, time
-left = datetime.datetime.fromisoformat(sys.argv[1]).timestamp() - time.time()
-if left < 0.2: sys.exit("the campaign started before its ingest was over: raise the lead time")
-time.sleep(left)' "$1"
+left = datetime.datetime.fromisoformat(sys.argv[1]).timestamp() - float(sys.argv[2]) - time.time()
+if left < 0: sys.exit("the campaign started before its ingest was over: raise BENCH_LEAD")
+time.sleep(left)' "$1" "${2:-0}"
+}
+
+# bench_before ISO_TIME: fails if ISO_TIME has passed (a snapshot taken since then may miss part of the run).
+bench_before() {
+  python3 -c 'import datetime, sys, time
+if time.time() >= datetime.datetime.fromisoformat(sys.argv[1]).timestamp(): sys.exit("the snapshot came after the campaign started (a loaded machine): raise BENCH_MARGIN")' "$1"
 }
 
 # bench_summary GOAL FIGURE FLOOR RATIO TARGET: one row of Tests/Benchmarks/all.sh's table, appended to

@@ -17,6 +17,7 @@ bench="$(dirname "$loa")/loa-bench"
 bench_start_sink
 bench_config "http://127.0.0.1:$sink/cgi-bin/sendsms" 2000 messages 64 '"contact_policy": {"max_messages": 0},' POST
 "$bench" generate "$work/s.csv" "$n"
+mkdir -p "$work/data"
 "$bench" ingest-loa "$work/s.csv" "$work/data" >/dev/null
 rm -f "$work/s.csv"
 python3 - "$loa" "$work" "$port" "$rounds" "$n" <<'PY'
