@@ -54,7 +54,9 @@ public enum IngestBenchmark {
         let sub = CampaignSubmission(id: "bench", name: nil, sender: "LOA", templates: [.init(name: "t", text: template)],
                                      segments: [.init(name: "s.csv", phoneColumn: "phone")], start: "2026-01-01T00:00:00Z",
                                      deadline: "2099-01-01T00:00:00Z", encoding: .auto, maxSegments: nil, allowedCountryCodes: [])
-        try store.createCampaign(sub, startAt: 0, deadlineAt: .max)
+        // The deadline the submission states: `.max` is no time a submitted campaign can have (the API's feasibility
+        // estimate overflowed on it).
+        try store.createCampaign(sub, startAt: 0, deadlineAt: ISOTime.parse("2099-01-01T00:00:00Z")!)
         var counts = IngestCounts()
         let start = Date()
         let reader = SegmentReader(source: "s.csv", campaign: sub, templates: [try Template(name: "t", source: template)],

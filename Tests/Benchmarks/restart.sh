@@ -17,7 +17,7 @@ bench="$(dirname "$loa")/loa-bench"
 bench_start_sink
 bench_config "http://127.0.0.1:$sink/cgi-bin/sendsms" 2000 messages 64 '"contact_policy": {"max_messages": 0},' POST
 "$bench" generate "$work/s.csv" "$n"
-mkdir -p "$work/data"
+mkdir -p -m 700 "$work/data"
 "$bench" ingest-loa "$work/s.csv" "$work/data" >/dev/null
 rm -f "$work/s.csv"
 python3 - "$loa" "$work" "$port" "$rounds" "$n" <<'PY'
@@ -43,8 +43,16 @@ def start():
 def metric(text, name):
     return next(float(l.split()[1]) for l in text.splitlines() if l.startswith(name + " "))
 def sending():
-    c = json.loads(get("/api/v1/campaigns/bench", token=True))
-    return c["states"].get("sending", 0), c["states"].get("queued", 0)
+    """Requests in flight and queued messages, from /metrics."""
+    for _ in range(50):  # a busy daemon may drop a connection: asked again, bounded
+        try:
+            m = get("/metrics", token=True)
+            inflight = sum(float(l.split()[1]) for l in m.splitlines() if l.startswith("loa_carrier_in_flight{"))
+            queued = sum(float(l.split()[1]) for l in m.splitlines() if l.startswith("loa_messages{") and 'state="queued"' in l)
+            return inflight, int(queued)
+        except Exception as e:
+            err = e; time.sleep(0.1)
+    raise err
 rows = {"clean": [], "killed": []}
 p = None
 try:
@@ -70,7 +78,7 @@ for kind, label in (("clean", "after a clean stop (SIGTERM)"), ("killed", "after
     v = rows[kind]
     print(f"{label:58} {med(x[0] for x in v):>14.3f} {med(x[1] for x in v):>11.3f} {med(x[2] for x in v):>8.0f}")
     print(f"  rounds: " + "; ".join(f"{a:.3f} s / {b:.3f} s / {c:.0f}" for a, b, c in v))
-print(f"({queued} of {n} still queued at the end; store {os.path.getsize(work + '/data/loa.db') // 1048576} MiB)")
+print(f"({queued} of {n} still queued at the end; store {sum(os.path.getsize(work + '/data/' + f) for f in os.listdir(work + '/data') if f.startswith('loa.db')) // 1048576} MiB)")
 open(f"{work}/restart.summary", "w").write(f"{max(med(x[0] for x in rows['clean']), med(x[0] for x in rows['killed'])):.3f}\n")
 PY
 secs=$(cat "$work/restart.summary")
