@@ -125,8 +125,8 @@ extension WriteContext {
     /// Ends up to `budget` queued messages of a campaign in `state` (expired or cancelled); returns how many.
     private func endQueued(campaign id: String, to state: MessageState, event: String, detail: String, budget: Int) throws -> Int {
         var rows: [(Int64, String?, String, Int)] = []
-        try statement("SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND state = 0 ORDER BY id LIMIT ?")
-            .query([.text(id), .int(Int64(budget))]) { rows.append(($0.int(0), $0.text(1), $0.text(2) ?? "", Int($0.int(3)))) }
+        // Not those in flight: their answer decides them.
+        try queuedRows(campaign: id, limit: budget) { rows.append(($0.int("id"), $0.text("phone"), $0.text("carrier") ?? "", Int($0.int("attempts")))) }
         let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
         for (mid, phone, carrier, attempts) in rows {
             try upd.run([.int(Int64(state.rawValue)), .text(detail), .int(now), .int(mid)])

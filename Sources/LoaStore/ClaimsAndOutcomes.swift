@@ -1,11 +1,15 @@
+import CSQLite
 import Foundation
 import LoaCore
 
-// Claims before a request leaves, and the outcomes its answer brings; recovery of what a stop left in flight.
+// Claims before a request leaves (claim records for fresh messages: InFlightBook), failover of queued messages;
+// the outcomes are recorded in Outcomes.swift, a start's recovery is in Recovery.swift.
 
 extension Store {
-    /// Takes up to `limit` queued messages of one campaign and carrier whose retry time has come, marks them
-    /// `sending` (committed before this returns, so before any request leaves) and returns them in id order.
+    /// Takes up to `limit` queued messages of one campaign and carrier whose retry time has come, claims them
+    /// (committed before this returns, so before any request leaves) and returns them in id order. Fresh messages
+    /// (never tried, never held) are claimed by one `claims` row naming them all, their own rows untouched until
+    /// their outcome; the others go `sending` row by row. Either way they count as `sending` and read so.
     /// With a contact `policy`, a number that already had its share of messages in the rolling window is held
     /// (`not_before` moves to when it may be contacted again), or expires with reason `frequency-cap` when that
     /// time is at or past `deadline`.
@@ -20,18 +24,19 @@ extension Store {
     }
 
     /// Failover: moves up to `limit` queued messages of a campaign from carrier `from` (down) to `to`, logging each
-    /// move as a `rerouted` event. Returns how many moved.
+    /// move as a `rerouted` event. Returns how many moved. Messages in flight stay (their answer is still to come);
+    /// a moved message gets a `not_before` of at least 1, so the claim's look behind `to`'s cursor finds it.
     public func reroute(campaign: String, from: String, to: String, limit: Int, reason: String) throws -> Int {
         try write { ctx in
             var rows: [(Int64, String?, Int)] = []
-            try ctx.statement("SELECT id, phone, attempts FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 ORDER BY id LIMIT ?")
-                .query([.text(campaign), .text(from), .int(Int64(limit))]) { rows.append(($0.int(0), $0.text(1), Int($0.int(2)))) }
-            let upd = try ctx.statement("UPDATE messages SET carrier = ?, updated_at = ? WHERE id = ?")
+            try ctx.queuedRows(campaign: campaign, carrier: from, limit: limit) { rows.append(($0.int("id"), $0.text("phone"), Int($0.int("attempts")))) }
+            let upd = try ctx.statement("UPDATE messages SET carrier = ?, not_before = MAX(not_before, 1), updated_at = ? WHERE id = ?")
             for (id, phone, attempts) in rows {
                 try upd.run([.text(to), .int(ctx.now), .int(id)])
                 try ctx.emit(DeliveryEvent(time: ctx.now, campaign: campaign, message: id, recipient: phone, carrier: to, event: "rerouted",
                                            status: "queued", attempt: attempts, detail: "from \(from): \(reason)"))
             }
+            if !rows.isEmpty { ctx.book.dueBehind(InFlightBook.Key(campaign: campaign, carrier: to), at: 1) }
             ctx.moveCount(campaign: campaign, state: .queued, from: from, to: to, by: Int64(rows.count))
             return rows.count
         }
@@ -57,52 +62,71 @@ extension Store {
 }
 
 extension WriteContext {
-    func recoverInFlight() throws {
-        // The counts move with the rows in the same transactions: none in flight, nothing to scan (there is no
-        // index on `sending`, so the scan reads the whole table).
-        var inFlight: Int64 = 0
-        try statement("SELECT COALESCE(SUM(n), 0) FROM counts WHERE state = ?").query([.int(Int64(MessageState.sending.rawValue))]) { inFlight = $0.int(0) }
-        guard inFlight > 0 else { return }
-        var rows: [(Int64, String, String?, String, Int)] = []
-        try statement("SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = 1").query {
-            rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2), $0.text(3) ?? "", Int($0.int(4))))
-        }
-        let upd = try statement("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE id = ?")
-        let detail = "daemon stopped while the request was in flight; not resent"
-        var perCampaign: [String: Int64] = [:]
-        for (id, campaign, phone, carrier, attempts) in rows {
-            try upd.run([.int(Int64(MessageState.unknown.rawValue)), .text(detail), .int(now), .int(id)])
-            count(campaign: campaign, carrier: carrier, from: .sending, to: .unknown)
-            try emit(DeliveryEvent(time: now, campaign: campaign, message: id, recipient: phone, carrier: carrier,
-                                   event: "unknown", status: "unknown", attempt: attempts, detail: detail))
-            perCampaign[campaign, default: 0] += 1
-        }
-        // Kept per campaign across starts: `unknown` also counts receipts that never came, and the operator
-        // needs to tell the two apart.
-        let bump = try statement("UPDATE campaigns SET recovered_unknown = recovered_unknown + ? WHERE id = ?")
-        for (campaign, n) in perCampaign { try bump.run([.int(n), .text(campaign)]) }
-        recovery.unknownMessages = Int64(rows.count)
-        recovery.unknownByCampaign = perCampaign
-    }
-
+    /// See ``Store/claim(campaign:carrier:limit:now:policy:deadline:until:)``. Due rows behind the campaign and
+    /// carrier's cursor first (retries, requeues, holds, moves from another carrier: they go `sending` row by row),
+    /// then fresh rows past it, which one `claims` row names and no row update touches.
     func claim(campaign: String, carrier: String, limit: Int, now t: UnixMillis,
                policy: ContactPolicy? = nil, deadline: UnixMillis = .max) throws -> [OutgoingMessage] {
+        let key = InFlightBook.Key(campaign: campaign, carrier: carrier)
         var out: [OutgoingMessage] = []
-        try statement("""
-            SELECT id, phone, text, encoding, segments, attempts FROM messages
-            WHERE campaign_id = ? AND carrier = ? AND state = 0 AND not_before <= ? ORDER BY id LIMIT ?
-            """).query([.text(campaign), .text(carrier), .int(t), .int(Int64(limit))]) { r in
-            out.append(OutgoingMessage(id: r.int(0), campaign: campaign, phone: r.text(1) ?? "", carrier: carrier, text: r.text(2) ?? "",
-                                       encoding: r.int(3) == 1 ? .ucs2 : .gsm7, segments: Int(r.int(4)), attempt: Int(r.int(5)) + 1))
+        /// Per message of `out`: fresh (attempts 0, never held), so named by the claim record, not updated.
+        var fresh: [Bool] = []
+        func message(_ r: Row) -> OutgoingMessage {
+            OutgoingMessage(id: r.int("id"), campaign: campaign, phone: r.text("phone") ?? "", carrier: carrier, text: r.text("text") ?? "",
+                            encoding: r.int("encoding") == 1 ? .ucs2 : .gsm7, segments: Int(r.int("segments")), attempt: Int(r.int("attempts")) + 1)
         }
+        let behind = book.cursor(key)
+        if book.behindMayBeDue(key, at: t) {
+            try statement("""
+                SELECT id, phone, text, encoding, segments, attempts FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0
+                AND id <= ? AND not_before > 0 AND not_before <= ? ORDER BY id LIMIT ?
+                """).query([.text(campaign), .text(carrier), .int(behind), .int(t), .int(Int64(limit))]) { r in
+                out.append(message(r))
+                fresh.append(false)
+            }
+            if out.count < limit {
+                // All due ones taken: the look behind waits for the next that falls due (a scan of the rows behind
+                // the cursor, made only while some are queued for later).
+                var next: UnixMillis?
+                try statement("""
+                    SELECT MIN(not_before) AS next FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 AND id <= ? AND not_before > ?
+                    """).query([.text(campaign), .text(carrier), .int(behind), .int(t)]) { next = $0.isNull("next") ? nil : $0.int("next") }
+                book.setBehindDue(key, next)
+            }
+        }
+        var cursor = behind
+        var later = UnixMillis.max
+        while out.count < limit {
+            let want = limit - out.count
+            var seen = 0
+            try statement("""
+                SELECT id, phone, text, encoding, segments, attempts, not_before FROM messages
+                WHERE campaign_id = ? AND carrier = ? AND state = 0 AND id > ? ORDER BY id LIMIT ?
+                """).query([.text(campaign), .text(carrier), .int(cursor), .int(Int64(want))]) { r in
+                seen += 1
+                cursor = r.int("id")
+                let notBefore = r.int("not_before")
+                // Not due yet (a retry or hold from before a restart): behind the cursor from now on.
+                if notBefore > t { later = min(later, notBefore); return }
+                if book.contains(cursor) { return }
+                out.append(message(r))
+                fresh.append(r.int("attempts") == 0 && notBefore == 0)
+            }
+            if seen < want { break }
+        }
+        if cursor != behind { book.setCursor(key, cursor) }
+        if later < .max { book.dueBehind(key, at: later) }
         let suppress = try statement("UPDATE messages SET state = 9, reason = ?, detail = ?, updated_at = ? WHERE id = ?")
         // Two lookups per message only when there is anything to find (most campaigns have no opt-outs yet).
         var anySuppression = false
         try statement("SELECT EXISTS(SELECT 1 FROM suppressions) OR EXISTS(SELECT 1 FROM campaign_exclusions WHERE campaign_id = ?)")
             .query([.text(campaign)]) { anySuppression = $0.int(0) != 0 }
         var sending: [OutgoingMessage] = []
+        var retried: [Int64] = []
+        var named: [Int64] = []
         sending.reserveCapacity(out.count)
-        for m in out {
+        named.reserveCapacity(out.count)
+        for (m, isFresh) in zip(out, fresh) {
             // Opted out or excluded after the campaign was submitted: never sent.
             if anySuppression, let reason = try suppressionReason(campaign: campaign, phone: m.phone) {
                 try suppress.run([.text(reason), .text("\(reason): found before sending"), .int(now), .int(m.id)])
@@ -118,7 +142,7 @@ extension WriteContext {
             if let policy {
                 var recent: [UnixMillis] = []
                 try statement("SELECT sent_at FROM contacts WHERE phone = ? AND sent_at > ? AND message_id != ?")
-                    .query([.text(m.phone), .int(t - policy.windowMillis), .int(m.id)]) { recent.append($0.int(0)) }
+                    .query([.text(m.phone), .int(t - policy.windowMillis), .int(m.id)]) { recent.append($0.int("sent_at")) }
                 if case .holdUntil(let until) = policy.decide(recent: recent, now: t) {
                     if until >= deadline {
                         try statement("UPDATE messages SET state = 6, reason = 'frequency-cap', detail = ?, updated_at = ? WHERE id = ?")
@@ -127,7 +151,8 @@ extension WriteContext {
                         try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier, event: "expired",
                                                status: "expired", attempt: m.attempt - 1, detail: "frequency-cap: no allowed time before the deadline"))
                     } else {
-                        try statement("UPDATE messages SET not_before = ?, updated_at = ? WHERE id = ?").run([.int(until), .int(now), .int(m.id)])
+                        try statement("UPDATE messages SET not_before = ?, updated_at = ? WHERE id = ?").run([.int(max(until, 1)), .int(now), .int(m.id)])
+                        book.dueBehind(key, at: max(until, 1))
                         try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier, event: "held",
                                                status: "queued", attempt: m.attempt - 1, detail: "frequency-cap: held until \(ISOTime.format(until))"))
                     }
@@ -138,205 +163,88 @@ extension WriteContext {
             try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,
                                    event: "sending", status: "sending", attempt: m.attempt))
             sending.append(m)
+            if isFresh { named.append(m.id) } else { retried.append(m.id) }
         }
-        // One statement per 100 messages: SQLite's cost of an UPDATE is mostly per statement (a cursor on
-        // the table and on each of its indexes), not per row.
+        // Tried before or held: `sending` row by row, one statement per 100 messages (SQLite's cost of an UPDATE
+        // is mostly per statement, a cursor on the table and on each of its indexes, not per row).
         var start = 0
-        while start < sending.count {
-            let chunk = sending[start..<min(sending.count, start + 100)]
+        while start < retried.count {
+            let chunk = retried[start..<min(retried.count, start + 100)]
             try statement("UPDATE messages SET state = 1, attempts = attempts + 1, updated_at = ? WHERE id IN (?"
-                          + String(repeating: ", ?", count: chunk.count - 1) + ")").run([.int(now)] + chunk.map { .int($0.id) })
+                          + String(repeating: ", ?", count: chunk.count - 1) + ")").run([.int(now)] + chunk.map { .int($0) })
             start += 100
         }
-        out = sending
-        count(campaign: campaign, carrier: carrier, from: .queued, to: .sending, by: Int64(out.count))
+        // Fresh: one row names them all, committed with this transaction, before any request leaves.
+        if !named.isEmpty {
+            let claimID = book.add(named, key: key)
+            try statement("INSERT INTO claims(id, campaign_id, carrier, ids, created_at) VALUES(?, ?, ?, ?, ?)")
+                .run([.int(claimID), .text(campaign), .text(carrier), .text(ClaimIDs.encode(named)), .int(now)])
+        }
+        count(campaign: campaign, carrier: carrier, from: .queued, to: .sending, by: Int64(sending.count))
+        return sending
+    }
+
+    /// Up to `limit` queued messages of a campaign (of one carrier, or any), in id order, that are not in flight:
+    /// `row` gets the columns `id`, `phone`, `carrier` and `attempts` of each.
+    func queuedRows(campaign: String, carrier: String? = nil, limit: Int, _ row: (Row) throws -> Void) throws {
+        var after: Int64 = 0
+        var taken = 0
+        let st = try statement(carrier == nil
+            ? "SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND state = 0 AND id > ? ORDER BY id LIMIT ?"
+            : "SELECT id, phone, carrier, attempts FROM messages WHERE campaign_id = ? AND carrier = ? AND state = 0 AND id > ? ORDER BY id LIMIT ?")
+        let key: [SQLValue] = carrier.map { [.text(campaign), .text($0)] } ?? [.text(campaign)]
+        while taken < limit {
+            let want = limit - taken
+            var seen = 0
+            try st.query(key + [.int(after), .int(Int64(want))]) { r in
+                seen += 1
+                after = r.int("id")
+                guard !book.contains(after) else { return }
+                taken += 1
+                try row(r)
+            }
+            if seen < want { break }
+        }
+    }
+
+    /// Settles a fresh message in flight: out of the book, and its claim record deleted once it names none in flight.
+    func settleFresh(_ id: Int64) throws {
+        if let claim = book.settle(id) { try statement("DELETE FROM claims WHERE id = ?").run([.int(claim)]) }
+    }
+}
+
+/// The ids a claim record names, as ascending runs: `first-last` or `id`, comma-separated (a claim of consecutive
+/// ids, the usual case, is a few bytes).
+enum ClaimIDs {
+    static func encode(_ ids: [Int64]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < ids.count {
+            var j = i
+            while j + 1 < ids.count && ids[j + 1] == ids[j] + 1 { j += 1 }
+            parts.append(j == i ? String(ids[i]) : "\(ids[i])-\(ids[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// Nil when the text is not such a list.
+    static func decode(_ text: String) -> [Int64]? {
+        var out: [Int64] = []
+        for part in text.split(separator: ",") {
+            let ends = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard ends.count <= 2, let first = Int64(ends[0]), let last = Int64(ends[ends.count - 1]), first <= last,
+                  last - first < 10_000_000 else { return nil }
+            out.append(contentsOf: first...last)
+        }
         return out
     }
+}
 
-    struct Current {
-        var campaign: String
-        var phone: String?
-        var carrier: String
-        var state: MessageState
-        var attempts: Int
-        var gatewayID: String?
-        var receiptRank: Int
-        var sentAt: UnixMillis?
-        var segments: Int
-        /// A bit (1 << status) per receipt status the message got as a whole.
-        var receiptsSeen: Int64
-    }
-
-    func current(_ id: Int64) throws -> Current? {
-        var c: Current?
-        try statement("""
-            SELECT campaign_id, phone, carrier, state, attempts, gateway_id, receipt_rank, sent_at, segments, receipts_seen FROM messages WHERE id = ?
-            """).query([.int(id)]) { r in
-            c = Current(campaign: r.text(0) ?? "", phone: r.text(1), carrier: r.text(2) ?? "", state: MessageState(rawValue: Int(r.int(3))) ?? .unknown,
-                        attempts: Int(r.int(4)), gatewayID: r.text(5), receiptRank: Int(r.int(6)), sentAt: r.isNull(7) ? nil : r.int(7),
-                        segments: Int(r.int(8)), receiptsSeen: r.int(9))
-        }
-        return c
-    }
-
-    /// Records outcomes in order; runs of acceptances of claimed messages go 100 to a statement.
-    func record(all outcomes: [SendOutcome]) throws {
-        var i = 0
-        while i < outcomes.count {
-            var j = i
-            while j < outcomes.count, j - i < 100, outcomes[j].claimed != nil, case .accepted = outcomes[j].result { j += 1 }
-            if j - i >= 2 {
-                if try !recordAccepted(outcomes[i..<j]) {
-                    for k in i..<j { try record(outcomes[k]) }
-                }
-                i = j
-            } else {
-                try record(outcomes[i])
-                i += 1
-            }
-        }
-    }
-
-    /// Acceptances of claimed messages in one UPDATE, when every one of them is still as claimed (`sending`,
-    /// same attempt, no gateway id); otherwise changes nothing and returns false (a receipt overtook one of
-    /// the send answers: the general path decides each).
-    private func recordAccepted(_ run: ArraySlice<SendOutcome>) throws -> Bool {
-        guard let next = MessageLifecycle.next(.sending, on: .accepted) else { return false }
-        var items: [(message: OutgoingMessage, gatewayID: String?, detail: String?, parts: [String])] = []
-        for o in run {
-            guard case .accepted(let gid, let detail, let parts) = o.result, let m = o.claimed else { return false }
-            items.append((m, gid, detail, parts))
-        }
-        var args: [SQLValue] = [.int(now), .int(now)]
-        args.reserveCapacity(2 + items.count * 4)
-        for (m, gid, detail, _) in items { args += [.int(m.id), .opt(gid), .opt(detail), .int(Int64(m.attempt))] }
-        try statement("SAVEPOINT bulk").run()
-        try statement("""
-            UPDATE messages SET state = \(next.rawValue), gateway_id = v.column2, detail = COALESCE(v.column3, messages.detail),
-            updated_at = ?, sent_at = ? FROM (VALUES (?, ?, ?, ?)\(String(repeating: ", (?, ?, ?, ?)", count: run.count - 1))) AS v
-            WHERE messages.id = v.column1 AND messages.state = 1 AND messages.attempts = v.column4 AND messages.gateway_id IS NULL
-            """).run(args)
-        guard db.changes == run.count else {
-            try statement("ROLLBACK TO bulk").run()
-            try statement("RELEASE bulk").run()
-            return false
-        }
-        try statement("RELEASE bulk").run()
-        // The counters move once per campaign and carrier of the run (nearly always one), not once per message.
-        var group = (campaign: items[0].message.campaign, carrier: items[0].message.carrier, n: Int64(0))
-        for (m, gid, detail, parts) in items {
-            if m.campaign != group.campaign || m.carrier != group.carrier {
-                count(campaign: group.campaign, carrier: group.carrier, from: .sending, to: next, by: group.n)
-                group = (m.campaign, m.carrier, 0)
-            }
-            group.n += 1
-            try movedFromSending(m, to: next, event: "accepted", attempt: m.attempt, gatewayID: gid, detail: detail, parts: parts, counted: true)
-        }
-        count(campaign: group.campaign, carrier: group.carrier, from: .sending, to: next, by: group.n)
-        return true
-    }
-
-    func record(_ o: SendOutcome) throws {
-        let event: MessageEvent
-        var name: String
-        var detail: String?
-        var gatewayID: String?
-        var notBefore: UnixMillis?
-        var parts: [String] = []
-        switch o.result {
-        case .accepted(let gid, let d, let p): event = .accepted; name = "accepted"; gatewayID = gid; detail = d; parts = p
-        case .retry(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "retry"; detail = d; notBefore = nb
-        case .requeue(let nb, let d): event = .temporaryFailure(retry: true, pastDeadline: false); name = "requeued"; detail = d; notBefore = nb
-        case .failed(let d): event = .permanentFailure; name = "failed"; detail = d
-        case .expired(let d): event = .temporaryFailure(retry: false, pastDeadline: true); name = "expired"; detail = d
-        case .unknown(let d): event = .crashRecovered; name = "unknown"; detail = d
-        }
-        if let m = o.claimed, try recordClaimed(m, o.result, event: event, name: name, gatewayID: gatewayID, detail: detail, parts: parts,
-                                                notBefore: notBefore) {
-            return
-        }
-        guard let cur = try current(o.id) else { return }
-        let next = MessageLifecycle.next(cur.state, on: event)
-        var isAccepted = false
-        if case .accepted = o.result { isAccepted = true }
-        // Stale: e.g. a retry answer after a final receipt. A late "accepted" is still logged: the story stays whole.
-        if next == nil && gatewayID == nil && !isAccepted { return }
-        let newState = next ?? cur.state
-        if next == nil { name = "accepted" }
-        let accepted = next == .sent
-        var refund = false
-        if case .requeue = o.result, next == .queued { refund = true }
-        // A late answer (a receipt overtook it) keeps the reason a final receipt gave ("0: Accepted for delivery"
-        // must not replace "UNDELIV err 001"), and sets `sent_at` only if the receipt did not.
-        let keepDetail = next == nil && cur.state.isFinal
-        try statement("""
-            UPDATE messages SET state = ?, gateway_id = COALESCE(?, gateway_id), detail = CASE WHEN ? THEN detail ELSE COALESCE(?, detail) END,
-            not_before = COALESCE(?, not_before), updated_at = ?,
-            sent_at = CASE WHEN ? THEN ? WHEN ? THEN COALESCE(sent_at, ?) ELSE sent_at END,
-            attempts = attempts - ? WHERE id = ?
-            """).run([.int(Int64(newState.rawValue)), .opt(gatewayID), .int(keepDetail ? 1 : 0), .opt(detail), .opt(notBefore), .int(now),
-                      .int(accepted ? 1 : 0), .int(now), .int(isAccepted ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(o.id)])
-        if let next { count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next) }
-        try emit(DeliveryEvent(time: now, campaign: cur.campaign, message: o.id, recipient: cur.phone, carrier: cur.carrier, event: name,
-                               status: newState.name, attempt: cur.attempts - (refund ? 1 : 0), gatewayID: gatewayID ?? cur.gatewayID, detail: detail))
-        if isAccepted { try recordParts(parts, message: o.id, carrier: cur.carrier) }
-        if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: cur.carrier, gatewayID: gatewayID, message: o.id) }
-    }
-
-    /// The part ids a send answer named: kept, so that receipts keyed by any of them find the message, and
-    /// receipts that came for them before the answer are applied.
-    private func recordParts(_ parts: [String], message: Int64, carrier: String) throws {
-        guard !parts.isEmpty else { return }
-        for p in parts where !p.isEmpty {
-            try statement("""
-                INSERT INTO message_parts(message_id, part_id, carrier, named) VALUES(?, ?, ?, 1)
-                ON CONFLICT(message_id, part_id) DO UPDATE SET named = 1
-                """).run([.int(message), .text(p), .text(carrier)])
-        }
-        if hasPendingReceipts { for p in parts where !p.isEmpty { try applyPendingReceipts(carrier: carrier, gatewayID: p, message: message) } }
-    }
-
-    /// ``record`` of a message the caller claimed, nearly always still `sending` with the claimed attempt: one
-    /// UPDATE, the log line from what the caller holds (a `sending` row has no gateway id yet: receipts that
-    /// bring one also move the state). False when the row has moved on (a receipt overtook the send answer):
-    /// the general path decides then.
-    private func recordClaimed(_ m: OutgoingMessage, _ result: SendResult, event: MessageEvent, name: String, gatewayID: String?,
-                               detail: String?, parts: [String], notBefore: UnixMillis?) throws -> Bool {
-        guard let next = MessageLifecycle.next(.sending, on: event) else { return false }
-        var refund = false
-        if case .requeue = result, next == .queued { refund = true }
-        try statement("""
-            UPDATE messages SET state = ?, gateway_id = ?, detail = COALESCE(?, detail), not_before = COALESCE(?, not_before),
-            updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END, attempts = attempts - ?
-            WHERE id = ? AND state = 1 AND attempts = ? AND gateway_id IS NULL
-            """).run([.int(Int64(next.rawValue)), .opt(gatewayID), .opt(detail), .opt(notBefore), .int(now),
-                      .int(next == .sent ? 1 : 0), .int(now), .int(refund ? 1 : 0), .int(m.id), .int(Int64(m.attempt))])
-        guard db.changes == 1 else { return false }
-        try movedFromSending(m, to: next, event: name, attempt: m.attempt - (refund ? 1 : 0), gatewayID: gatewayID, detail: detail, parts: parts)
-        return true
-    }
-
-    /// What follows a claimed message's move out of `sending`: the counters, its log line (from what the caller
-    /// holds, no read-back), and receipts that named its gateway id before the send answer.
-    private func movedFromSending(_ m: OutgoingMessage, to next: MessageState, event: String, attempt: Int, gatewayID: String?,
-                                  detail: String?, parts: [String] = [], counted: Bool = false) throws {
-        if !counted { count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next) }
-        try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: event,
-                               status: next.name, attempt: attempt, gatewayID: gatewayID, detail: detail))
-        try recordParts(parts, message: m.id, carrier: m.carrier)
-        if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gatewayID, message: m.id) }
-    }
-
-    /// Receipts that named `gatewayID` before its send answer was recorded.
-    private func applyPendingReceipts(carrier: String, gatewayID: String, message: Int64) throws {
-        var pending: [(Int64, Int, String?)] = []
-        try statement("SELECT rowid, status, detail FROM pending_receipts WHERE carrier = ? AND gateway_id = ? ORDER BY status")
-            .query([.text(carrier), .text(gatewayID)]) { pending.append(($0.int(0), Int($0.int(1)), $0.text(2))) }
-        for (rowid, status, d) in pending {
-            if let st = ReceiptStatus(rawValue: status) {
-                _ = try apply(ReceiptUpdate(carrier: carrier, messageID: message, status: st, gatewayID: gatewayID, detail: d))
-            }
-            try statement("DELETE FROM pending_receipts WHERE rowid = ?").run([.int(rowid)])
-        }
+extension Store {
+    /// Rows the writer's connection has inserted, updated or deleted since it opened (`sqlite3_total_changes`):
+    /// the store's writes, for tests and benchmarks.
+    func totalChanges() throws -> Int {
+        try write { ctx in Int(sqlite3_total_changes64(ctx.db.handle)) }
     }
 }

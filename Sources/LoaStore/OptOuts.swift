@@ -31,7 +31,10 @@ extension Store {
             try ctx.statement("INSERT OR IGNORE INTO suppressions(phone, source, added_at) VALUES(?, ?, ?)").run([.text(phone), .text(source), .int(ctx.now)])
             var rows: [(Int64, String, String, Int)] = []
             try ctx.statement(Store.queuedForPhoneSQL)
-                .query([.text(phone)]) { rows.append(($0.int(0), $0.text(1) ?? "", $0.text(2) ?? "", Int($0.int(3)))) }
+                .query([.text(phone)]) { r in
+                    // One in flight is past stopping: its answer decides it.
+                    if !ctx.book.contains(r.int(0)) { rows.append((r.int(0), r.text(1) ?? "", r.text(2) ?? "", Int(r.int(3)))) }
+                }
             for (id, campaign, carrier, attempts) in rows {
                 try ctx.statement("UPDATE messages SET state = 9, reason = 'opt-out', detail = ?, updated_at = ? WHERE id = ?")
                     .run([.text("opt-out: replied \(source)"), .int(ctx.now), .int(id)])

@@ -29,8 +29,12 @@ extension Store {
         let codes = states.map { String($0.rawValue) }.joined(separator: ",")
         return try write { ctx in
             var out: [(Int64, String)] = []
+            // A message in flight reads `queued` until its answer: it is `sending` (InFlightBook).
+            let skipInFlight = !states.contains(.sending)
             try ctx.statement("SELECT id, phone FROM messages WHERE campaign_id = ? AND state IN (\(codes)) AND phone IS NOT NULL AND id > ? ORDER BY id LIMIT ?")
-                .query([.text(campaign), .int(after), .int(Int64(limit))]) { out.append(($0.int(0), $0.text(1) ?? "")) }
+                .query([.text(campaign), .int(after), .int(Int64(limit))]) { r in
+                    if !(skipInFlight && ctx.book.contains(r.int(0))) { out.append((r.int(0), r.text(1) ?? "")) }
+                }
             return out.map { (id: $0.0, phone: $0.1) }
         }
     }
@@ -44,9 +48,11 @@ extension Store {
                 COALESCE(source, ''), COALESCE(line, 0), COALESCE(grp, ''), COALESCE(gateway_id, '')
                 FROM messages WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?
                 """).query([.text(campaign), .int(after), .int(Int64(limit))]) { r in
+                // A message in flight reads `queued` with no attempt until its answer (InFlightBook).
+                let inFlight = r.int(3) == 0 && ctx.book.contains(r.int(0))
                 out.append(ReportRow(id: r.int(0), phone: r.text(1) ?? "", carrier: r.text(2) ?? "",
-                                     state: (MessageState(rawValue: Int(r.int(3))) ?? .unknown).name, reason: r.text(4) ?? "",
-                                     attempts: Int(r.int(5)), updatedAt: r.int(6), source: r.text(7) ?? "", line: Int(r.int(8)),
+                                     state: inFlight ? MessageState.sending.name : (MessageState(rawValue: Int(r.int(3))) ?? .unknown).name,
+                                     reason: r.text(4) ?? "", attempts: Int(r.int(5)) + (inFlight ? 1 : 0), updatedAt: r.int(6), source: r.text(7) ?? "", line: Int(r.int(8)),
                                      group: r.text(9) ?? "", gatewayID: r.text(10) ?? ""))
             }
             return out
@@ -84,6 +90,16 @@ extension Store {
                 .query([.text(campaign)]) { r in
                     groups[r.text(0) ?? "", default: [:]][(MessageState(rawValue: Int(r.int(1))) ?? .unknown).name] = r.int(2)
                 }
+            // Messages in flight read `queued` until their answer (InFlightBook): they are `sending`.
+            let inFlightGroup = try ctx.statement("SELECT grp FROM messages WHERE id = ? AND grp IS NOT NULL AND state = 0")
+            for id in ctx.book.ids(campaign: campaign) {
+                try inFlightGroup.query([.int(id)]) { r in
+                    let g = r.text(0) ?? ""
+                    groups[g, default: [:]]["queued", default: 0] -= 1
+                    if groups[g]?["queued"] == 0 { groups[g]?["queued"] = nil }
+                    groups[g, default: [:]]["sending", default: 0] += 1
+                }
+            }
             return ReportData(bucketMillis: width, timeline: timeline, reasons: reasons,
                               groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) })
         }
@@ -101,8 +117,11 @@ extension Store {
     public func messageStates(campaign: String) throws -> [(phone: String?, state: MessageState, attempts: Int)] {
         let rows = try write { ctx -> [MessageRow] in
             var out: [MessageRow] = []
-            try ctx.statement("SELECT phone, state, attempts FROM messages WHERE campaign_id = ? ORDER BY id").query([.text(campaign)]) {
-                out.append(MessageRow(phone: $0.text(0), state: Int($0.int(1)), attempts: Int($0.int(2))))
+            try ctx.statement("SELECT phone, state, attempts, id FROM messages WHERE campaign_id = ? ORDER BY id").query([.text(campaign)]) {
+                // A message in flight reads `queued` with no attempt until its answer (InFlightBook).
+                let inFlight = $0.int(1) == 0 && ctx.book.contains($0.int(3))
+                out.append(MessageRow(phone: $0.text(0), state: inFlight ? MessageState.sending.rawValue : Int($0.int(1)),
+                                      attempts: Int($0.int(2)) + (inFlight ? 1 : 0)))
             }
             return out
         }

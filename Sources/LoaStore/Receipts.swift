@@ -115,10 +115,10 @@ extension WriteContext {
             try statement("""
                 UPDATE messages SET state = ?, receipt_rank = MAX(receipt_rank, ?), receipts_seen = receipts_seen | ?,
                 gateway_id = COALESCE(gateway_id, ?), detail = CASE WHEN ? THEN COALESCE(?, detail) ELSE detail END,
-                sent_at = COALESCE(sent_at, ?), updated_at = CASE WHEN ? THEN ? ELSE updated_at END WHERE id = ?
+                sent_at = COALESCE(sent_at, ?), updated_at = CASE WHEN ? THEN ? ELSE updated_at END, attempts = attempts + ? WHERE id = ?
                 """).run([.int(Int64(newState.rawValue)), .int(part == nil ? Int64(r.status.rawValue) : 0), .int(part == nil ? bit : 0),
                           .opt(part == nil ? r.gatewayID : nil), .int(changes ? 1 : 0), .opt(reason), .int(now), .int(changes ? 1 : 0), .int(now),
-                          .int(r.messageID)])
+                          .int(cur.inFlightFresh ? 1 : 0), .int(r.messageID)])
         }
         if let next {
             count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next)

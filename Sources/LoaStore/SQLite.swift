@@ -106,21 +106,41 @@ private func walCommitHook(_ context: UnsafeMutableRawPointer?, _ db: OpaquePoin
 extension Connection: Sendable {}
 
 /// A prepared statement, reset after each use so it can be cached. See https://www.sqlite.org/c3ref/stmt.html.
+///
+/// Binding checks the number of values against the statement's parameters (a missing value would otherwise
+/// bind NULL silently, an extra one fail with a bare `SQLITE_RANGE`), and result columns are read by name
+/// through ``Row`` (GRDB's `Statement.swift` checks the same).
 final class Statement {
     let handle: OpaquePointer
     unowned let connection: Connection
+    /// The number of `?` parameters, from `sqlite3_bind_parameter_count`.
+    let parameterCount: Int
+    /// Column name → index, built on the first read by name (``columnIndex(_:)``): the literal's address and the
+    /// index, searched by address (a handful of entries, no hashing per row).
+    private var columnsByLiteral: [(name: UnsafeRawPointer, index: Int32)] = []
+    /// The result columns' names, read once from `sqlite3_column_name`.
+    private lazy var columnNames: [String] = (0..<sqlite3_column_count(handle)).map { String(cString: sqlite3_column_name(handle, $0)) }
 
     init(handle: OpaquePointer, connection: Connection) {
         self.handle = handle
         self.connection = connection
+        parameterCount = Int(sqlite3_bind_parameter_count(handle))
     }
 
     deinit { sqlite3_finalize(handle) }
 
-    /// Binds parameters by position (1-based); nil binds NULL.
+    /// The statement's SQL text, for errors.
+    var sql: String { String(cString: sqlite3_sql(handle)) }
+
+    /// Binds parameters by position (1-based); nil binds NULL. Throws, naming the SQL, when the number of values
+    /// differs from the statement's parameters.
     func bind(_ values: [SQLValue]) throws {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
+        guard values.count == parameterCount else {
+            throw SQLiteError(code: SQLITE_RANGE, message: "\(values.count) values bound to \(parameterCount) parameters",
+                              context: "binding \(sql)")
+        }
         for (i, v) in values.enumerated() {
             let idx = Int32(i + 1)
             let rc: Int32
@@ -141,7 +161,7 @@ final class Statement {
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
         sqlite3_reset(handle)
-        try connection.check(rc, "stepping \(String(cString: sqlite3_sql(handle)).prefix(60))")
+        try connection.check(rc, "stepping \(sql.prefix(60))")
         return false
     }
 
@@ -153,21 +173,58 @@ final class Statement {
     }
 
     /// Binds and calls `row` for each result row.
-    func query(_ values: [SQLValue] = [], _ row: (Statement) throws -> Void) throws {
+    func query(_ values: [SQLValue] = [], _ row: (Row) throws -> Void) throws {
         try bind(values)
         defer { sqlite3_reset(handle) }
-        while try step() { try row(self) }
+        let current = Row(statement: self)
+        while try step() { try row(current) }
     }
+
+    /// The index of the result column named `name` (its `AS` alias, or the column's own name), looked up once per
+    /// statement and call site. A name the statement does not return, or returns twice, is a programming error
+    /// and traps, naming the SQL.
+    func columnIndex(_ name: StaticString) -> Int32 {
+        let key: UnsafeRawPointer? = name.hasPointerRepresentation ? UnsafeRawPointer(name.utf8Start) : nil
+        if let key { for entry in columnsByLiteral where entry.name == key { return entry.index } }
+        let text = name.description
+        let matches = columnNames.indices.filter { columnNames[$0] == text }
+        guard matches.count == 1 else {
+            fatalError("column \(text) is \(matches.isEmpty ? "not among" : "twice in") the results of \(sql) (\(columnNames.joined(separator: ", ")))")
+        }
+        let index = Int32(matches[0])
+        if let key { columnsByLiteral.append((key, index)) }
+        return index
+    }
+}
+
+/// The current result row of a ``Statement`` inside ``Statement/query(_:_:)``: valid only during that call.
+///
+/// Columns are read by name (`row.int("attempts")`, `row.text("phone")`, `row.isNull("sent_at")`): the name
+/// is the column's `AS` alias or its own name, so a reordered SELECT cannot shift a value into the wrong field.
+/// Positional reads remain for single-value results of aggregates (`SELECT COUNT(*) ...`).
+struct Row {
+    let statement: Statement
+    private var handle: OpaquePointer { statement.handle }
+
+    func int(_ column: StaticString) -> Int64 { sqlite3_column_int64(handle, statement.columnIndex(column)) }
+    func double(_ column: StaticString) -> Double { sqlite3_column_double(handle, statement.columnIndex(column)) }
+    func isNull(_ column: StaticString) -> Bool { sqlite3_column_type(handle, statement.columnIndex(column)) == SQLITE_NULL }
+    func text(_ column: StaticString) -> String? { text(at: statement.columnIndex(column)) }
 
     func int(_ col: Int32) -> Int64 { sqlite3_column_int64(handle, col) }
     func double(_ col: Int32) -> Double { sqlite3_column_double(handle, col) }
     func isNull(_ col: Int32) -> Bool { sqlite3_column_type(handle, col) == SQLITE_NULL }
-    func text(_ col: Int32) -> String? {
+    func text(_ col: Int32) -> String? { text(at: col) }
+
+    private func text(at col: Int32) -> String? {
         guard let p = sqlite3_column_text(handle, col) else { return nil }
         // By its length, as bound: a value may hold a NUL (a refused row's raw phone value keeps it).
         return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, col))), as: UTF8.self)
     }
 }
+
+@available(*, unavailable)
+extension Row: Sendable {}
 
 @available(*, unavailable)
 extension Statement: Sendable {}

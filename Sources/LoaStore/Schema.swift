@@ -153,6 +153,19 @@ enum Schema {
         """
         ALTER TABLE messages ADD COLUMN polled_at INTEGER;
         """,
+        // 13: a claim of fresh messages (never tried, never held) is one row naming them, written before any request
+        // leaves, instead of one `sending` update per message: their rows are written once, by the outcome. `ids`:
+        // the message ids in ascending runs, `first-last` or `id`, comma-separated (ClaimIDs). The row goes when
+        // every message it names is settled; a start turns those it still names that never were into `unknown`.
+        """
+        CREATE TABLE claims (
+            id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            carrier TEXT NOT NULL,
+            ids TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {

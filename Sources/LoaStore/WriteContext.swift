@@ -34,6 +34,8 @@ final class WriteContext {
     let checkpointer: Checkpointer
     /// Rows and transactions committed, published after each COMMIT.
     let counters = WriteCounters()
+    /// Messages claimed fresh and not yet settled (see ``InFlightBook``).
+    var book = InFlightBook()
 
     init(db: Connection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false, checkpointer: Checkpointer) throws {
         self.checkpointer = checkpointer
@@ -54,7 +56,8 @@ final class WriteContext {
     var recovery = RecoveryReport()
 
     /// Recovers after a start: repairs the log tail, cuts lines of a transaction that never committed, writes
-    /// lines an older version left in the outbox, and turns `sending` messages into `unknown`; the figures go
+    /// lines an older version left in the outbox, and turns messages left in flight (`sending` rows, and the unsettled
+    /// messages the remaining claim records name) into `unknown`; the figures go
     /// to ``recovery``.
     func startUp() throws {
         var maxOutbox: Int64 = 0
@@ -119,6 +122,7 @@ final class WriteContext {
                 let countMark = pendingCount
                 let seqMark = nextSeq
                 let deltasMark = countDeltas
+                let bookMark = book.mark
                 // Prepared once: a receipt is one job, and parsing these twice per job cost more than the job.
                 try statement("SAVEPOINT job").run()
                 do {
@@ -131,6 +135,7 @@ final class WriteContext {
                     pendingCount = countMark
                     nextSeq = seqMark
                     countDeltas = deltasMark
+                    book.undo(to: bookMark)
                     results.append(.failure(error))
                 }
             }
@@ -147,6 +152,7 @@ final class WriteContext {
             pendingBytes.removeAll(keepingCapacity: true)
             pendingCount = 0
             countDeltas.removeAll()
+            book.undo(to: 0)
             nextSeq = seqAtBegin
             for job in jobs { job.finish(.failure(error)) }
             return "\(error)"
@@ -154,6 +160,7 @@ final class WriteContext {
         pendingBytes.removeAll(keepingCapacity: true)
         pendingCount = 0
         counters.committed(rows: db.totalChanges - changesAtBegin)
+        book.commit()
         for (job, r) in zip(jobs, results) { job.finish(r) }
         return nil
     }
