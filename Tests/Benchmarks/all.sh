@@ -25,7 +25,7 @@ export BENCH_SUMMARY=$summary
 load() { awk '{print $1, $2, $3}' /proc/loadavg; }
 echo "machine: $(nproc) cores; load average at the start: $(load)"
 started=$SECONDS
-run() { echo; echo "== $*"; local t=$SECONDS; "$@"; echo "(took $((SECONDS - t)) s; load average now: $(load))"; }
+run() { echo; echo "== $*"; local t=$SECONDS; "$@" || echo "(FAILED: $*)"; echo "(took $((SECONDS - t)) s; load average now: $(load))"; }
 run env CPU_CONTENTION=0 bash Tests/Benchmarks/cpu.sh "$cpu_n" 64 "$rounds"
 run bash Tests/Benchmarks/batch.sh "$batch_n" 8 "$rounds"
 for n in $rss_sizes; do run bash Tests/Benchmarks/rss.sh "$n"; done

@@ -184,7 +184,7 @@ bench_lead() { echo "${BENCH_LEAD:-$(( $(bench_margin) + 5 + $1 / 10000 ))}"; }
 # bench_margin: seconds before a campaign's start at which its before-snapshots begin (each is a Python start, near
 # a second on a loaded machine; BENCH_MARGIN overrides). The window is then a little longer than the run: CPU per
 # message is unchanged (the daemon idles), the machine's busy share is diluted a little.
-bench_margin() { echo "${BENCH_MARGIN:-8}"; }
+bench_margin() { echo "${BENCH_MARGIN:-15}"; }
 
 # bench_sleep_until ISO_TIME [MARGIN=0]: sleeps until MARGIN seconds before then; fails if that is already past (the
 # campaign would have started before a snapshot meant to precede it: raise BENCH_LEAD).
@@ -198,7 +198,8 @@ time.sleep(left)' "$1" "${2:-0}"
 # bench_before ISO_TIME: fails if ISO_TIME has passed (a snapshot taken since then may miss part of the run).
 bench_before() {
   python3 -c 'import datetime, sys, time
-if time.time() >= datetime.datetime.fromisoformat(sys.argv[1]).timestamp(): sys.exit("the snapshot came after the campaign started (a loaded machine): raise BENCH_MARGIN")' "$1"
+late = time.time() - datetime.datetime.fromisoformat(sys.argv[1]).timestamp()
+if late >= 0: sys.exit(f"the snapshot came {late:.1f} s after the campaign started (a loaded machine): raise BENCH_MARGIN")' "$1"
 }
 
 # bench_summary GOAL FIGURE FLOOR RATIO TARGET: one row of Tests/Benchmarks/all.sh's table, appended to
