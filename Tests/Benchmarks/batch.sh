@@ -41,7 +41,7 @@ sim_requests() { curl -s "http://127.0.0.1:$sim/sim/stats" | python3 -c 'import 
 for r in $(seq 1 "$rounds"); do
   start=$(bench_start_in "$(bench_lead "$n")")
   bench_campaign "b$r" "$n" "$start"
-  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+  bench_submit_timed
   bench_sleep_until "$start" "$(bench_margin)"  # the snapshots take a while on a loaded machine
   q0=$(sim_requests); before=$(bench_snap "$pid" metrics); sbefore=$(bench_snap "$spid")
   bench_before "$start"

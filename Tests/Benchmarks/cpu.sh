@@ -66,7 +66,7 @@ for r in $(seq 1 "$rounds"); do
   # The campaign starts once its ingest (CSV, inserts) is over: before the first snapshot.
   start=$(bench_start_in "$(bench_lead "$n")")
   bench_campaign "cpu$r" "$n" "$start"
-  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+  bench_submit_timed
   bench_sleep_until "$start" "$(bench_margin)"  # the snapshots take a while on a loaded machine
   before=$(python3 "$work/cpu.py" snap "$npid" "$pid"); mbefore=$(bench_snap "$pid" metrics)
   bench_before "$start"

@@ -41,7 +41,7 @@ for r in 1 2 3; do
   h=$("$bench" send "${url%%\?*}" 100000 "$inflight" "$method" | sed 's/.*messages_per_s=//')
   start=$(bench_start_in "$(bench_lead "$n")")
   bench_campaign "bench$r" "$n" "$start"
-  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+  bench_submit_timed
   bench_sleep_until "$start" "$(bench_margin)"  # the snapshots take a while on a loaded machine
   before=$(bench_snap "$pid" metrics)
   bench_before "$start"

@@ -177,9 +177,21 @@ bench_start_in() {
   python3 -c 'import datetime, sys; print((datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(sys.argv[1]))).isoformat(timespec="seconds"))' "$1"
 }
 
-# bench_lead N: seconds from a submission to its campaign's start that cover the ingest of N recipients on a
-# loaded machine and the snapshots before the start (bench_margin + 5 s + 1 s per 10,000; BENCH_LEAD overrides).
-bench_lead() { echo "${BENCH_LEAD:-$(( $(bench_margin) + 5 + $1 / 10000 ))}"; }
+# bench_lead N: seconds from a submission to its campaign's start that cover the ingest of N recipients and the
+# snapshots before the start on a loaded machine: bench_margin + 5 s + twice the last submission's time
+# (bench_submit_timed), or + 10 s + 1 s per 2,000 recipients before the first (BENCH_LEAD overrides).
+bench_lead() {
+  if [ -n "${BENCH_LEAD:-}" ]; then echo "$BENCH_LEAD"
+  elif [ -s "$work/submit.secs" ]; then python3 -c "print(int($(bench_margin) + 5 + 2 * $(cat "$work/submit.secs")))"
+  else echo $(( $(bench_margin) + 10 + $1 / 2000 )); fi
+}
+
+# bench_submit_timed: submits $work/c.json, keeping how long it took (ingest included) for bench_lead.
+bench_submit_timed() {
+  local t0; t0=$(date +%s.%N)
+  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+  python3 -c "print(round($(date +%s.%N) - $t0, 1))" > "$work/submit.secs"
+}
 
 # bench_margin: seconds before a campaign's start at which its before-snapshots begin (each is a Python start, near
 # a second on a loaded machine; BENCH_MARGIN overrides). The window is then a little longer than the run: CPU per
