@@ -42,6 +42,10 @@ public protocol MessageStore: AnyObject, Sendable {
     var writerHealth: WriterHealth { get }
     /// Time from the gateway's acceptance to the final receipt, for `/metrics`.
     var receiptLatency: Mutex<LatencyHistogram> { get }
+    /// Rows the store's committed transactions inserted, updated or deleted since it opened: its durable writes.
+    var rowsWritten: Int64 { get }
+    /// Transactions committed since it opened (one per group commit).
+    var transactionsCommitted: Int64 { get }
     /// Finishes the work already queued and lets go of the data; later calls throw ``StoreError/closed``.
     func close()
 

@@ -54,7 +54,9 @@ public enum IngestBenchmark {
         let sub = CampaignSubmission(id: "bench", name: nil, sender: "LOA", templates: [.init(name: "t", text: template)],
                                      segments: [.init(name: "s.csv", phoneColumn: "phone")], start: "2026-01-01T00:00:00Z",
                                      deadline: "2099-01-01T00:00:00Z", encoding: .auto, maxSegments: nil, allowedCountryCodes: [])
-        try store.createCampaign(sub, startAt: 0, deadlineAt: .max)
+        // The deadline the submission states: `.max` is no time a submitted campaign can have (the API's feasibility
+        // estimate overflowed on it).
+        try store.createCampaign(sub, startAt: 0, deadlineAt: ISOTime.parse("2099-01-01T00:00:00Z")!)
         var counts = IngestCounts()
         let start = Date()
         let reader = SegmentReader(source: "s.csv", campaign: sub, templates: [try Template(name: "t", source: template)],
@@ -102,10 +104,12 @@ public enum IngestBenchmark {
 
     /// The store's dispatch path alone: after ``loa(csv:directory:)`` has stored a campaign, claims `batch`
     /// messages and records each as accepted (with a gateway id), one transaction each, until none is left:
-    /// what the writer thread costs per message, without HTTP. Returns (messages, claim seconds, record seconds).
-    public static func cycle(directory: String, batch: Int) throws -> (messages: Int, claim: Double, record: Double) {
+    /// what the writer thread costs per message, without HTTP. Returns the messages, the claim and record seconds,
+    /// and the rows and transactions the store committed meanwhile (``Store/rowsWritten``).
+    public static func cycle(directory: String, batch: Int) throws -> (messages: Int, claim: Double, record: Double, rows: Int64, transactions: Int64) {
         let store = try Store(directory: directory, log: DeliveryLogFile(path: directory + "/delivery.log"), clock: SystemTimeSource())
         defer { store.close() }
+        let rows0 = store.rowsWritten, transactions0 = store.transactionsCommitted
         var n = 0
         var claimSeconds = 0.0, recordSeconds = 0.0
         while true {
@@ -118,7 +122,7 @@ public enum IngestBenchmark {
             claimSeconds += t1.timeIntervalSince(t0)
             n += claimed.count
         }
-        return (n, claimSeconds, recordSeconds)
+        return (n, claimSeconds, recordSeconds, store.rowsWritten - rows0, store.transactionsCommitted - transactions0)
     }
 
     /// VmHWM: the process's peak resident set.

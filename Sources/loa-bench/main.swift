@@ -32,7 +32,9 @@ do {
         guard r.messages > 0 else { fail("loa-bench: no queued messages in \(args[2]) (a store cycles once; copy it before the run)") }
         let total = r.claim + r.record
         print("messages=\(r.messages) batch=\(batch) messages_per_s=\(Int(Double(r.messages) / total)) "
-              + String(format: "claim_us_per_message=%.2f record_us_per_message=%.2f", r.claim / Double(r.messages) * 1e6, r.record / Double(r.messages) * 1e6))
+              + String(format: "claim_us_per_message=%.2f record_us_per_message=%.2f", r.claim / Double(r.messages) * 1e6, r.record / Double(r.messages) * 1e6)
+              + " rows_written=\(r.rows) transactions=\(r.transactions)"
+              + String(format: " rows_per_message=%.4f", Double(r.rows) / Double(r.messages)))
     case "send":
         guard args.count >= 5, let n = Int(args[3]), let inFlight = Int(args[4]) else { fail("usage: loa-bench send URL N IN_FLIGHT [GET|POST]") }
         let r = try SendBenchmark.run(url: args[2], count: n, inFlight: inFlight, post: args.count < 6 || args[5] == "POST")

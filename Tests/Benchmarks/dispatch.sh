@@ -3,6 +3,9 @@
 # to speak of) to an nginx sink on 127.0.0.1 that answers like Kannel (202 "0: Accepted for delivery").
 # Baselines on the same sink in the same run: a plain libcurl multi client (Tests/Benchmarks/curl-multi.c,
 # the same number of transfers in flight) and wrk, in three rounds; the table quotes medians.
+# Beside the rates: the CPU microseconds per message of the plain client (its rusage) and of each daemon thread
+# (/proc/PID/task/*/stat, by thread name), and the rows the store wrote per message (`loa_store_rows_written_total`);
+# each campaign starts once its ingest is over, so neither counts the ingest.
 # Loa uses Kannel's POST mode by default (keep-alive and at most once: see README, "At most once on the wire");
 # the libcurl client POSTs the same headers and body. METHOD=GET sends the query-string form to both.
 #   Tests/Benchmarks/dispatch.sh [N=200000] [IN_FLIGHT=64] [METHOD=POST]
@@ -29,19 +32,29 @@ bench="$(dirname "$loa")/loa-bench"
 for r in 1 2 3; do
   w=$(wrk -t1 -c"$inflight" -d5s "$url" 2>/dev/null | awk '/Requests\/sec/ {printf "%d\n", $2}')
   if [ "$method" = POST ]; then
-    c=$("$work/curl-multi" "${url%%\?*}" 100000 "$inflight" "Moi gop y du thao tren VNeID" 2>/dev/null)
+    cj=$(python3 Tests/Benchmarks/procstat.py run "$work/curl-multi" "${url%%\?*}" 100000 "$inflight" "Moi gop y du thao tren VNeID")
   else
-    c=$("$work/curl-multi" "$url" 100000 "$inflight" 2>/dev/null)
+    cj=$(python3 Tests/Benchmarks/procstat.py run "$work/curl-multi" "$url" 100000 "$inflight")
   fi
+  c=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["out"])' "$cj")
+  ccpu=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["cpu"] / 100000 * 1e6)' "$cj")
   h=$("$bench" send "${url%%\?*}" 100000 "$inflight" "$method" | sed 's/.*messages_per_s=//')
-  bench_campaign "bench$r" "$n" 2026-01-01T00:00:00+07:00
-  bench_submit_and_wait "bench$r" 600
+  start=$(bench_start_in "$(bench_lead "$n")")
+  bench_campaign "bench$r" "$n" "$start"
+  bench_submit_timed
+  bench_sleep_until "$start" "$(bench_margin)"  # the snapshots take a while on a loaded machine
+  before=$(bench_snap "$pid" metrics)
+  bench_before "$start"
+  bench_wait_state "bench$r" completed 600
+  after=$(bench_snap "$pid" metrics)
   read -r count _ rate < <(bench_rate accepted "bench$r")
   echo "$r $w $c $h $rate $count" >> "$work/rounds"
+  echo "{\"plain\": $ccpu, \"loa\": $(bench_per "$before" "$after" "$count")}" >> "$work/cpu"
 done
-python3 - "$work/rounds" "$n" "$inflight" <<'PY'
-import sys, statistics
+python3 - "$work/rounds" "$n" "$inflight" "$work/cpu" <<'PY'
+import json, sys, statistics
 rounds, n, inflight = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cpu = [json.loads(l) for l in open(sys.argv[4])]
 rows = [tuple(int(x) for x in line.split()) for line in open(rounds)]
 med = statistics.median
 print(f"{'round':>5} {'wrk':>9} {'libcurl':>9} {'loa HTTP':>9} {'loa':>9} {'loa/libcurl':>12} {'HTTP/libcurl':>13} {'loa/wrk':>8}")
@@ -55,5 +68,11 @@ print(f"{'loa dispatch (store + delivery log on)':54} {med([x[4] for x in rows])
 print(f"{'ratio loa / libcurl multi (median of round ratios)':54} {med([x[4] / x[2] for x in rows]):>10.2f}")
 print(f"{'ratio loa / wrk (median of round ratios)':54} {med([x[4] / x[1] for x in rows]):>10.2f}")
 print(f"{'ratio loa HTTP path alone / libcurl multi (median)':54} {med([x[3] / x[2] for x in rows]):>10.2f}")
+print(f"{'rows the store wrote per message':54} {med([c['loa'].get('rows', 0) for c in cpu]):>10.3f}")
+print(f"{'plain libcurl client, CPU us per message':54} {med([c['plain'] for c in cpu]):>10.1f}")
+print(f"{'loa, all threads, CPU us per message':54} {med([c['loa']['all'] for c in cpu]):>10.1f}")
+for t in sorted({t for c in cpu for t in c['loa']['threads']}):
+    print(f"{'  ' + t:54} {med([c['loa']['threads'].get(t, 0) for c in cpu]):>10.1f}")
+print(f"{'CPU ratio loa / plain client (median of round ratios)':54} {med([c['loa']['all'] / c['plain'] for c in cpu]):>10.2f}")
 print(f"({sum(x[5] for x in rows)} of {n * len(rows)} messages accepted)")
 PY

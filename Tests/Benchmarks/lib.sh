@@ -161,3 +161,62 @@ bench_start_kannel() {
   eval "$(bash Tests/IntegrationTests/kannel/kannel-harness.sh start "$work/kannel" | grep '^KANNEL_')"
   export LOA_PW=$KANNEL_PASSWORD
 }
+
+# bench_snap PID [METRICS]: CPU ticks per thread name of PID and the machine's busy/idle ticks (JSON); with
+# METRICS (any word) also the daemon's rows written and transactions from /metrics (Tests/Benchmarks/procstat.py).
+bench_snap() {
+  if [ -n "${2:-}" ]; then python3 Tests/Benchmarks/procstat.py snap "$1" "http://127.0.0.1:$port/metrics"
+  else python3 Tests/Benchmarks/procstat.py snap "$1"; fi
+}
+
+# bench_per BEFORE AFTER COUNT: microseconds of CPU per message by thread, rows and transactions per message (JSON).
+bench_per() { python3 Tests/Benchmarks/procstat.py per "$1" "$2" "$3"; }
+
+# bench_start_in SECONDS: an ISO time SECONDS from now (a campaign's start, so its ingest is over before a snapshot).
+bench_start_in() {
+  python3 -c 'import datetime, sys; print((datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(sys.argv[1]))).isoformat(timespec="seconds"))' "$1"
+}
+
+# bench_lead N: seconds from a submission to its campaign's start that cover the ingest of N recipients and the
+# snapshots before the start on a loaded machine: bench_margin + 5 s + twice the last submission's time
+# (bench_submit_timed), or + 10 s + 1 s per 2,000 recipients before the first (BENCH_LEAD overrides).
+bench_lead() {
+  if [ -n "${BENCH_LEAD:-}" ]; then echo "$BENCH_LEAD"
+  elif [ -s "$work/submit.secs" ]; then python3 -c "print(int($(bench_margin) + 5 + 2 * $(cat "$work/submit.secs")))"
+  else echo $(( $(bench_margin) + 10 + $1 / 2000 )); fi
+}
+
+# bench_submit_timed: submits $work/c.json, keeping how long it took (ingest included) for bench_lead.
+bench_submit_timed() {
+  local t0; t0=$(date +%s.%N)
+  "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
+  python3 -c "print(round($(date +%s.%N) - $t0, 1))" > "$work/submit.secs"
+}
+
+# bench_margin: seconds before a campaign's start at which its before-snapshots begin (each is a Python start, near
+# a second on a loaded machine; BENCH_MARGIN overrides). The window is then a little longer than the run: CPU per
+# message is unchanged (the daemon idles), the machine's busy share is diluted a little.
+bench_margin() { echo "${BENCH_MARGIN:-15}"; }
+
+# bench_sleep_until ISO_TIME [MARGIN=0]: sleeps until MARGIN seconds before then; fails if that is already past (the
+# campaign would have started before a snapshot meant to precede it: raise BENCH_LEAD).
+bench_sleep_until() {
+  python3 -c 'import datetime, sys, time
+left = datetime.datetime.fromisoformat(sys.argv[1]).timestamp() - float(sys.argv[2]) - time.time()
+if left < 0: sys.exit("the campaign started before its ingest was over: raise BENCH_LEAD")
+time.sleep(left)' "$1" "${2:-0}"
+}
+
+# bench_before ISO_TIME: fails if ISO_TIME has passed (a snapshot taken since then may miss part of the run).
+bench_before() {
+  python3 -c 'import datetime, sys, time
+late = time.time() - datetime.datetime.fromisoformat(sys.argv[1]).timestamp()
+if late >= 0: sys.exit(f"the snapshot came {late:.1f} s after the campaign started (a loaded machine): raise BENCH_MARGIN")' "$1"
+}
+
+# bench_summary GOAL FIGURE FLOOR RATIO TARGET: one row of Tests/Benchmarks/all.sh's table, appended to
+# $BENCH_SUMMARY when all.sh runs the script (nothing otherwise).
+bench_summary() {
+  [ -n "${BENCH_SUMMARY:-}" ] && printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$BENCH_SUMMARY"
+  return 0
+}

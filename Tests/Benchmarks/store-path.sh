@@ -5,7 +5,10 @@
 #     each, until none is left (no HTTP): what the writer thread costs per message, delivery log included;
 #   - Python's sqlite3 on a copy of the same database: the bare UPDATEs those two steps need, one row per
 #     statement and 100 rows per statement (`IN (…)` for the claim, `UPDATE … FROM (VALUES …)` for the record),
-#     no log, no Swift: the floor any design with a durable per-recipient state pays on this machine.
+#     no log, no Swift: the floor any design with a durable per-recipient state pays on this machine;
+#   - SQLite's floor for the rows `loa-bench cycle` measured the store writing per message (Tests/Benchmarks/floor.py:
+#     the per-recipient writes as bare 100-row UPDATEs, the rest as one-row INSERTs per 100), and Loa's ratio to it.
+#     FLOOR_ROWS=w sets those rows per message instead.
 #   Tests/Benchmarks/store-path.sh [N=200000] [BATCH=800]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,5 +55,14 @@ print(f"{'what (claim + record of one message)':52} {'µs':>8} {'messages/s':>11
 print(f"{'loa writer, BATCH ' + m['batch'] + ' (store + delivery log)':52} {loa_us:>8.1f} {int(m['messages_per_s']):>11}")
 for name, us in res.items():
     print(f"{'sqlite3 floor, ' + name + ' (median of 3)':52} {us:>8.1f} {int(1e6 / us):>11}")
+print(f"{'rows the store wrote per message (loa-bench cycle)':52} {float(m['rows_per_message']):>8.3f}")
 print(f"({m['messages']} messages through loa; 40,000 through the bare UPDATEs)")
+PY
+w=${FLOOR_ROWS:-$(sed -E 's/.*rows_per_message=([0-9.]+).*/\1/' <<<"$line")}
+python3 - "$line" "$(python3 Tests/Benchmarks/floor.py "$work/d0" "$work" "$w" 100 3)" <<'PY'
+import json, re, sys
+m = dict(re.findall(r"(\w+)=([\d.]+)", sys.argv[1])); f = json.loads(sys.argv[2])
+loa = int(m["messages_per_s"])
+print(f"{'sqlite3 floor for %.3f rows per message (%d UPDATEs + %d INSERTs per 100)' % (f['rows_per_recipient'], f['bulk_updates'], f['single_row_writes_per_request']):52} {f['us_per_recipient']:>8.1f} {int(f['recipients_per_s']):>11}")
+print(f"{'ratio loa / that floor':52} {loa / f['recipients_per_s']:>8.2f}")
 PY

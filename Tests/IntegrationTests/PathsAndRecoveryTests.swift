@@ -162,6 +162,9 @@ import Testing
         #expect(metrics.contains("\nloa_recovery_unknown_messages \(unknown)\n"), "\(metrics)")
         #expect(metrics.contains("\nloa_recovery_log_lines_repaired \(repaired)\n"), "\(metrics)")
         #expect(metrics.contains("\nloa_recovery_seconds "), "\(metrics)")
+        // The recovery's own writes (each unknown message's row) are rows the store wrote since this start.
+        let rowsWritten = metrics.split(separator: "\n").first { $0.hasPrefix("loa_store_rows_written_total ") }.flatMap { Int($0.split(separator: " ")[1]) }
+        #expect((rowsWritten ?? -1) >= unknown, "\(metrics)")
         #expect(metrics.contains("\nloa_campaign_recovered_unknown{campaign=\"it-recover\"} \(unknown)\n"), "\(metrics)")
         let show = try loa.cli(["campaign", "show", "it-recover"])
         #expect(show.output.contains("recovery  \(unknown) in flight at an unclean stop"), "\(show.output)")

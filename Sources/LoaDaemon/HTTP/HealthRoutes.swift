@@ -64,6 +64,10 @@ extension DaemonService {
             + "# TYPE loa_recovery_log_lines_repaired gauge\nloa_recovery_log_lines_repaired \(r.logLinesRepaired)\n"
             + "# HELP loa_recovery_seconds Time this start's recovery took (log repair, in-flight scan).\n"
             + "# TYPE loa_recovery_seconds gauge\nloa_recovery_seconds \(r.seconds)\n"
+            + "# HELP loa_store_rows_written_total Rows the store's committed transactions inserted, updated or deleted since start.\n"
+            + "# TYPE loa_store_rows_written_total counter\nloa_store_rows_written_total \(store.rowsWritten)\n"
+            + "# HELP loa_store_transactions_total Transactions the store committed since start (group commits).\n"
+            + "# TYPE loa_store_transactions_total counter\nloa_store_transactions_total \(store.transactionsCommitted)\n"
         let status = dispatcher.status()
         /// One gauge or counter with a value per carrier.
         func perCarrier(_ name: String, _ type: String, _ help: String, _ value: (Dispatcher.CarrierStatus) -> String) {

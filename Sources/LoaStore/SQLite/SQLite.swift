@@ -62,6 +62,8 @@ final class Connection {
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }
+    /// Rows inserted, updated or deleted since the connection opened. https://www.sqlite.org/c3ref/total_changes.html
+    var totalChanges: Int64 { sqlite3_total_changes64(handle) }
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
     /// The closure behind the WAL hook, kept alive by this connection for as long as the hook is set.

@@ -21,6 +21,8 @@ public final class Store: MessageStore {
     /// What opening this store recovered: messages made `unknown`, delivery-log lines repaired, the time taken.
     public let recovery: RecoveryReport
     private let monitor = WriterMonitor()
+    /// Rows and transactions the writer committed (``rowsWritten``).
+    let counters: WriteCounters
 
     /// What the writer is doing, from memory (no job is queued): for `/readyz`.
     public var writerHealth: WriterHealth { monitor.snapshot }
@@ -66,6 +68,7 @@ public final class Store: MessageStore {
             try context.startUp()
             context.recovery.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             recovery = context.recovery
+            counters = context.counters
         } catch {
             checkpointer.detach(from: db)
             checkpointer.stop()

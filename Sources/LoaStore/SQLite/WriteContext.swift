@@ -32,6 +32,8 @@ final class WriteContext {
 
     /// Runs the checkpoints off this thread.
     let checkpointer: Checkpointer
+    /// Rows and transactions committed, published after each COMMIT.
+    let counters = WriteCounters()
     /// Messages claimed fresh and not yet settled (see ``InFlightBook``).
     var book = InFlightBook()
 
@@ -118,6 +120,7 @@ final class WriteContext {
         var results: [Result<any Sendable, Error>] = []
         results.reserveCapacity(jobs.count)
         var appendedAt: Int64?
+        let changesAtBegin = db.totalChanges
         do {
             try statement("BEGIN IMMEDIATE").run()
             for job in jobs {
@@ -162,6 +165,7 @@ final class WriteContext {
         }
         pendingBytes.removeAll(keepingCapacity: true)
         pendingCount = 0
+        counters.committed(rows: db.totalChanges - changesAtBegin)
         book.commit()
         for (job, r) in zip(jobs, results) { job.finish(r) }
         return nil
