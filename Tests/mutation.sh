@@ -52,21 +52,21 @@ IDS=(); FILES=(); FROMS=(); TOS=(); FILTERS=()
 m() { IDS+=("$1"); FILES+=("$2"); FROMS+=("$3"); TOS+=("$4"); FILTERS+=("$5"); }
 
 # Dedup: a number is in a campaign once, however many rows (and segments) name it.
-m dedup-index Sources/LoaStore/Schema.swift \
+m dedup-index Sources/LoaStore/SQLite/Schema.swift \
   'CREATE UNIQUE INDEX messages_dedup ON messages(campaign_id, phone);' \
   'CREATE INDEX messages_dedup ON messages(campaign_id, phone);' \
   'messyCampaignThroughKannel'
-m dedup-preview Sources/LoaDaemon/Scan.swift \
+m dedup-preview Sources/LoaCommandLine/Scan.swift \
   'guard seen.insert(phone).inserted else { duplicates += 1; continue }' \
   'guard seen.insert(phone).inserted || true else { duplicates += 1; continue }' \
   'previewCountsTheSampleWithoutAStore|checkAndHelp'
 # Opt-outs and exclusions: a number on either list is not sent at ingest, nor at claim when it joined later.
-m optout-ingest Sources/LoaStore/Operations.swift \
+m optout-ingest Sources/LoaStore/SQLite/Ingest.swift \
   'let state: MessageState = suppression == nil ? .queued : .suppressed' \
   'let state: MessageState = suppression == nil ? .queued : .queued' \
   'optOutsAndExclusionsAtIngestAndBeforeSending'
 # The global list is read again just before sending, exclusion list or not.
-m optout-claim-global Sources/LoaStore/Operations.swift \
+m optout-claim-global Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
   '(most campaigns have no opt-outs yet).
         var anySuppression = false
         try statement("SELECT EXISTS(SELECT 1 FROM suppressions) OR EXISTS(SELECT 1 FROM campaign_exclusions' \
@@ -74,30 +74,30 @@ m optout-claim-global Sources/LoaStore/Operations.swift \
         var anySuppression = false
         try statement("SELECT EXISTS(SELECT 1 FROM campaign_exclusions' \
   'ClaimGuardTests'
-m optout-claim Sources/LoaStore/Operations.swift \
+m optout-claim Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
   'if anySuppression, let reason = try suppressionReason(campaign: campaign, phone: m.phone) {' \
   'if anySuppression && false, let reason = try suppressionReason(campaign: campaign, phone: m.phone) {' \
   'optOutsAndExclusionsAtIngestAndBeforeSending|ClaimGuardTests'
-m optout-reply Sources/LoaStore/Operations.swift \
-  'WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = 0' \
-  'WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = 0 AND 0' \
+m optout-reply Sources/LoaStore/SQLite/OptOuts.swift \
+  'WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = \(MessageState.queued.rawValue)' \
+  'WHERE campaign_id IN (SELECT id FROM campaigns) AND phone = ? AND state = \(MessageState.queued.rawValue) AND 0' \
   'optOutReplyUsesTheCampaignPhoneIndex'
 # At most once: a claim is committed before the request leaves (fresh messages: one claim record naming them;
 # others: their rows `sending`); after a crash, what a claim record names and was never settled, and `sending`
 # rows, become `unknown`, never `queued` again.
-m claim-marks-sending Sources/LoaStore/ClaimsAndOutcomes.swift \
-  'UPDATE messages SET state = 1, attempts = attempts + 1, updated_at = ? WHERE id IN (?' \
-  'UPDATE messages SET state = 0, attempts = attempts + 1, updated_at = ? WHERE id IN (?' \
+m claim-marks-sending Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
+  'UPDATE messages SET state = \(MessageState.sending.rawValue), attempts = attempts + 1, updated_at = ? WHERE id IN (?' \
+  'UPDATE messages SET state = \(MessageState.queued.rawValue), attempts = attempts + 1, updated_at = ? WHERE id IN (?' \
   'retriesAreClaimedAgainExactlyOnce'
-m claim-record Sources/LoaStore/ClaimsAndOutcomes.swift \
+m claim-record Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
   'if !named.isEmpty {' \
   'if named.isEmpty {' \
   'aCrashTurnsExactlyTheUnsettledOnesUnknown'
-m crash-requeues Sources/LoaStore/Recovery.swift \
+m crash-requeues Sources/LoaStore/SQLite/Recovery.swift \
   '.run([.int(Int64(MessageState.unknown.rawValue)), .text(detail), .int(now), .int(fresh ? 1 : 0), .int(id)])' \
   '.run([.int(Int64(MessageState.queued.rawValue)), .text(detail), .int(now), .int(fresh ? 1 : 0), .int(id)])' \
   'crashLeavesSendingAsUnknownAndTheLogWhole|aCrashTurnsExactlyTheUnsettledOnesUnknown'
-m crash-no-recovery Sources/LoaStore/Recovery.swift \
+m crash-no-recovery Sources/LoaStore/SQLite/Recovery.swift \
   'guard inFlight > 0 || maxClaim > 0 else { return }' \
   'guard inFlight > 1 || maxClaim > 1 else { return }' \
   'linesOfATransactionThatNeverCommittedAreCut'
@@ -110,16 +110,16 @@ m receipt-reopens-final Sources/LoaCore/Lifecycle/MessageState.swift \
   'case (.queued, .receipt(let r)), (.sending, .receipt(let r)), (.sent, .receipt(let r)), (.unknown, .receipt(let r)):' \
   'case (.queued, .receipt(let r)), (.sending, .receipt(let r)), (.sent, .receipt(let r)), (.unknown, .receipt(let r)), (.failed, .receipt(let r)):' \
   'MessageLifecycleTests'
-m receipt-rank-backward Sources/LoaStore/Operations.swift \
-  'guard next != nil || (!cur.state.isFinal && r.status.rawValue > cur.receiptRank) else { return .duplicate }' \
-  'guard next != nil || (!cur.state.isFinal && r.status.rawValue != cur.receiptRank) else { return .duplicate }' \
-  'intermediateReceiptsOnlyMoveForward'
+m receipt-repeat Sources/LoaStore/SQLite/Receipts.swift \
+  'guard cur.receiptsSeen & bit == 0 else { return .duplicate }' \
+  'guard cur.receiptsSeen & bit == 0 || true else { return .duplicate }' \
+  'intermediateReceiptsAreEventsInAnyOrder'
 # Deadline: nothing is claimed at or after it; queued messages expire at it.
-m deadline-claim Sources/LoaStore/Operations.swift \
+m deadline-claim Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
   'guard ctx.now < until && ctx.now < deadline else { return [] }' \
   'guard ctx.now < until && ctx.now <= deadline else { return [] }' \
   'ClaimGuardTests'
-m deadline-expire Sources/LoaStore/Operations.swift \
+m deadline-expire Sources/LoaStore/SQLite/CampaignLifecycle.swift \
   "WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at <= ?" \
   "WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at < ?" \
   'deadlineExpiresQueuedAndCompletes|deadlineExpiresAPausedCampaign'
@@ -143,7 +143,7 @@ m window-edge Sources/LoaCore/Scheduling/SendWindows.swift \
   'return windows.contains { w in
             w.start < w.end ? (sod >= w.start && sod <= w.end)' \
   'SendWindowsTests'
-m window-claim Sources/LoaStore/Operations.swift \
+m window-claim Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
   'guard ctx.now < until && ctx.now < deadline else { return [] }' \
   'guard ctx.now <= until && ctx.now < deadline else { return [] }' \
   'ClaimGuardTests'
@@ -199,11 +199,11 @@ m rules-at-the-server Sources/LoaDaemon/HTTP/OperatorRoutes.swift \
   'let issues = CampaignRules.check(sub, knownCarriers: config.carriers.map(\.name))' \
   'let issues = CampaignRules.check(sub, knownCarriers: config.carriers.map(\.name)).filter { $0.field == "id" }' \
   'checkAndServerRefuseTheSameBadCampaignAlike'
-m failed-campaign-sends Sources/LoaStore/Operations.swift \
+m failed-campaign-sends Sources/LoaStore/SQLite/CampaignLifecycle.swift \
   'guard issues.isEmpty else {' \
   'guard issues.isEmpty || true else {' \
   'StoreHardeningTests|aStoredCampaignThatBreaksTheRulesFailsAlone'
-m upload-generation Sources/LoaStore/Operations.swift \
+m upload-generation Sources/LoaStore/SQLite/Ingest.swift \
   'guard let generation else { return }' \
   'guard let generation, generation == 0 else { return }' \
   'StoreHardeningTests|anUploadCannotOutliveItsCampaign'
@@ -243,18 +243,18 @@ m fcap-count Sources/LoaCore/Scheduling/FairShare.swift \
   'guard inWindow.count >= maxPerWindow else { return .send }' \
   'guard inWindow.count > maxPerWindow else { return .send }' \
   'ContactPolicyTests|FrequencyCapTests'
-m fcap-deadline Sources/LoaStore/Operations.swift \
+m fcap-deadline Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
   'if until >= deadline {' \
   'if until > deadline {' \
   'ClaimGuardTests'
-m fcap-record Sources/LoaStore/Operations.swift \
+m fcap-record Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
   'try statement("INSERT INTO contacts(phone, sent_at, message_id) VALUES(?, ?, ?)").run([.text(m.phone), .int(t), .int(m.id)])' \
   'try statement("INSERT INTO contacts(phone, sent_at, message_id) VALUES(?, ?, ?)").run([.text(m.phone), .int(0), .int(m.id)])' \
   'FrequencyCapTests'
 # Retries wait for their time.
-m retry-not-before Sources/LoaStore/Operations.swift \
-  'WHERE campaign_id = ? AND carrier = ? AND state = 0 AND not_before <= ? ORDER BY id LIMIT ?' \
-  'WHERE campaign_id = ? AND carrier = ? AND state = 0 AND not_before <= ? + 60000 ORDER BY id LIMIT ?' \
+m retry-not-before Sources/LoaStore/SQLite/ClaimsAndOutcomes.swift \
+  'AND id <= ? AND not_before > 0 AND not_before <= ? ORDER BY id LIMIT ?' \
+  'AND id <= ? AND not_before > 0 AND not_before <= ? + 60000 ORDER BY id LIMIT ?' \
   'claimSendReceiveAndCounts'
 
 if [ "$LIST" = 1 ]; then
