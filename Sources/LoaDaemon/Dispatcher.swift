@@ -13,54 +13,7 @@ import Synchronization
 /// pieces that see the answers (``CircuitBreaker``, ``IdenticalFailures``, ``RetryPolicy``, ``MessageLifecycle``)
 /// are pure too. This class only wires them to effects.
 public final class Dispatcher: Sendable {
-    public struct CarrierStatus: Sendable, Codable, Equatable {
-        public var name: String
-        public var configuredRate: Double
-        public var maxInFlight: Int
-        public var inFlight: Int
-        /// Requests started per second over the last 10 seconds.
-        public var currentRate: Double
-        /// The rate the adaptive limiter allows now (below the configured one after throttling answers).
-        public var allowedRate: Double
-        public var breaker: CircuitBreaker.State
-        /// Most messages per request (batch APIs), 1 otherwise.
-        public var maxBatch: Int = 1
-        /// Tokens in the carrier's bucket now (negative while long messages are being paid for).
-        public var tokens: Int = 0
-        /// SMS parts of the messages started since the daemon started.
-        public var segmentsSent: Int64 = 0
-        /// Requests started since the daemon started.
-        public var requests: Int64 = 0
-        /// Until when a throttling answer's Retry-After pauses the carrier (ms since the epoch, 0: not paused).
-        public var pausedUntil: Int64 = 0
-        /// Messages handed to the gateway that it has not passed on yet (no smsc-accepted, buffered or final
-        /// receipt): what its queue holds of ours (``HandoffWindow``; 0 without `pace_from_receipts`).
-        public var handoffOutstanding: Int = 0
-        /// The gateway's pass-on pace learned from its receipts, messages per second (nil: not known yet, or
-        /// `pace_from_receipts` is off).
-        public var passOnRate: Double?
-        /// `pace_from_receipts` is on, and receipts came (false while the gateway is silent: not limiting).
-        public var handoffLimiting: Bool = false
-        /// The stated request limit (`requests_per_second`), nil: none.
-        public var requestsPerSecond: Double?
-        /// The request rate the adaptive limiter allows now, when requests are limited or were throttled.
-        public var allowedRequestRate: Double?
-        /// Recipients per request a batch fills to (`batch.max` when the message rate allows it).
-        public var batchTarget: Int = 1
-        /// The fewest recipients per request (`batch.min`), 1: none.
-        public var minBatch: Int = 1
-        /// Why the breaker opened last (the failing answer), while it is not closed.
-        public var breakerCause: String?
-        /// The gateway refuses Loa's credentials: its answer, while that is the carrier's state.
-        public var authRefused: String?
-        /// Paused after identical permanent answers in a row: why (the answer); `loa carriers resume` ends it.
-        public var pausedReason: String?
-        /// Answers since start by class (accepted, temporary, throttled, permanent, unavailable, ambiguous,
-        /// unauthorized), one per message.
-        public var answers: [String: Int64] = [:]
-    }
-
-    private struct Finished {
+    struct Finished {
         var message: OutgoingMessage
         var outcome: GatewayOutcome
         var at: UnixMillis
@@ -68,7 +21,7 @@ public final class Dispatcher: Sendable {
         var held: String?
     }
 
-    private struct State {
+    struct State {
         /// Per carrier: its pacer, breaker, identical-failure count and hand-off window (``CarrierState``).
         var carriers: [String: CarrierState]
         /// The answer that last counted against each carrier's breaker.
@@ -89,25 +42,25 @@ public final class Dispatcher: Sendable {
         var requests: [String: Int64] = [:]
     }
 
-    private let store: any MessageStore
-    private let adapters: [String: any CarrierAdapter]
-    private let carriers: [LoaConfig.Carrier]
-    private let receiptBase: [String: String]
+    let store: any MessageStore
+    let adapters: [String: any CarrierAdapter]
+    let carriers: [LoaConfig.Carrier]
+    let receiptBase: [String: String]
     /// Carriers whose receipt URL carries each message's id (all but generic gateways).
-    private let receiptPerMessage: Set<String>
-    private let retry: RetryPolicy
-    private let contactPolicy: ContactPolicy?
-    private let receiptTimeoutSeconds: Double
-    private let clock: any TimeSource
-    private let logger: Logger
-    private let state: Mutex<State>
+    let receiptPerMessage: Set<String>
+    let retry: RetryPolicy
+    let contactPolicy: ContactPolicy?
+    let receiptTimeoutSeconds: Double
+    let clock: any TimeSource
+    let logger: Logger
+    let state: Mutex<State>
     /// The dispatch thread; every change the loop must look at (an answer, new work, a receipt that frees a held
     /// carrier, the stop) wakes it.
-    private let worker = Worker(name: "loa-dispatch")
-    private let maxBatch: [String: Int]
+    let worker = Worker(name: "loa-dispatch")
+    let maxBatch: [String: Int]
     /// The plan's fixed part (the carriers' batch settings); the dispatcher thread keeps its own copy as it decides.
-    private let initialPlan: DispatchPlan
-    private let carrierConfig: [String: LoaConfig.Carrier]
+    let initialPlan: DispatchPlan
+    let carrierConfig: [String: LoaConfig.Carrier]
 
     public init(store: any MessageStore, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
@@ -247,7 +200,7 @@ public final class Dispatcher: Sendable {
 
     /// Each round: record the answers that came, refresh the campaigns from the store, ask the plan for each
     /// carrier's turn, execute its actions (claims and launches, remainder moves), and sleep until its wake time.
-    private func loop() {
+    func loop() {
         var lastAdvance: UnixMillis = 0
         var lastSweep: UnixMillis = 0
         var active: [ActiveCampaign] = []
@@ -336,14 +289,14 @@ public final class Dispatcher: Sendable {
     }
 
     /// A campaign as the plan sees it.
-    private static func planned(_ c: ActiveCampaign) -> DispatchPlan.Campaign {
+    static func planned(_ c: ActiveCampaign) -> DispatchPlan.Campaign {
         DispatchPlan.Campaign(id: c.id, running: c.state == .running, deadlineAt: c.deadlineAt, windows: c.windows,
                               urgent: c.priority == .urgent, weight: c.weight, maxRate: c.maxRate, queuedOn: c.carriers,
                               allowedCarriers: c.allowedCarriers)
     }
 
     /// Executes one of the plan's actions against the store and the adapters, and says what it found.
-    private func execute(_ action: DispatchPlan.Action, campaigns: [String: ActiveCampaign], now: UnixMillis) -> DispatchPlan.Outcome {
+    func execute(_ action: DispatchPlan.Action, campaigns: [String: ActiveCampaign], now: UnixMillis) -> DispatchPlan.Outcome {
         switch action {
         case .claim(let c):
             guard let campaign = campaigns[c.campaign] else { return .claimed(count: 0, extraParts: 0) }
@@ -387,13 +340,13 @@ public final class Dispatcher: Sendable {
     }
 
     /// Sleeps until `deadline` or a wake-up (one that came since the last wait returns at once).
-    private func waitUntil(_ deadline: UnixMillis) {
+    func waitUntil(_ deadline: UnixMillis) {
         worker.wait(until: .after(seconds: Double(max(0, deadline - clock.now())) / 1000))
     }
 
     /// Starts `messages` in requests of the plan's `sizes` (``DispatchPlan/batches(of:batchMax:)``: at most the
     /// adapter's batch, split evenly).
-    private func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, sizes: [Int], now: UnixMillis) {
+    func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, sizes: [Int], now: UnixMillis) {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         let perMessageURL = receiptPerMessage.contains(carrier)
         state.withLock { s in
@@ -433,213 +386,5 @@ public final class Dispatcher: Sendable {
                 self.finish(chunk, outcomes)
             }
         }
-    }
-
-    /// One request finished: `outcomes[i]` is `messages[i]`'s. The breaker and the pacer see one event per
-    /// request (a batch's whole-request failure is one failure, not a hundred); identical permanent answers
-    /// are counted per message.
-    private func finish(_ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
-        let events = state.withLock { s -> Events in finishLocked(&s, messages, outcomes) }
-        worker.wake()
-        guard let carrier = messages.first?.carrier else { return }
-        if let (before, after) = events.breaker, before != after {
-            // Operators see the breaker move, with its cause, in the diagnostics as well as in /metrics and `loa carriers`.
-            if after == .open {
-                if let refusal = events.authRefused {
-                    logger.error("carrier breaker opened: the gateway refuses Loa's credentials; its messages wait",
-                                 ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": refusal])
-                } else {
-                    logger.warning("carrier breaker opened: its messages wait",
-                                   ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": events.cause ?? "unknown"])
-                }
-            } else {
-                logger.notice("carrier breaker \(after.rawValue)", ["carrier.name": carrier, "breaker.from": before.rawValue])
-            }
-        }
-        if let paused = events.paused {
-            logger.warning("carrier paused: identical permanent answers in a row; its messages wait until `loa carriers resume`",
-                           ["carrier.name": carrier, "reason": paused])
-        }
-    }
-
-    /// What a finished request changed, for the log lines written outside the lock.
-    private struct Events {
-        var breaker: (CircuitBreaker.State, CircuitBreaker.State)?
-        var cause: String?
-        var authRefused: String?
-        /// The carrier paused after identical permanent answers with this request (the reason).
-        var paused: String?
-    }
-
-    /// Records one finished request under the state lock.
-    private func finishLocked(_ s: inout State, _ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) -> Events {
-        let now = clock.now()
-        var events = Events()
-        guard let carrier = messages.first?.carrier else { return events }
-        let before = s.carriers[carrier]?.breaker.state
-        var health: GatewayOutcome?
-        var any = false
-        for (i, m) in messages.enumerated() {
-            // An adapter that broke the contract (too few outcomes) leaves the rest as temporary failures.
-            let outcome = i < outcomes.count ? outcomes[i] : .temporary("adapter returned no outcome for this message")
-            guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
-            any = true
-            if case .accepted = outcome {} else { s.carriers[m.carrier]?.handoff?.withdrawn(m.id) }
-            switch (health, outcome) {
-            case (nil, _), (.accepted?, _), (.permanent?, _): health = outcome
-            default: break
-            }
-            s.answers[carrier, default: [:]][Self.answerClass(outcome), default: 0] += 1
-            var held: String?
-            switch outcome {
-            case .accepted:
-                // Parts count when the gateway took them, not when they were offered (a refused request sent none).
-                s.segmentsSent[carrier, default: 0] += Int64(m.segments)
-                s.carriers[carrier]?.identical.accepted()
-            case .permanent(let d):
-                if let reason = s.carriers[carrier]?.identical.pausedReason {
-                    held = reason
-                } else if s.carriers[carrier]?.identical.permanent(d) == true {
-                    events.paused = s.carriers[carrier]?.identical.pausedReason
-                }
-            default: break
-            }
-            s.finished.append(Finished(message: m, outcome: outcome, at: now, held: held))
-        }
-        guard any else { return events }
-        s.carriers[carrier]?.pacer.finished()
-        guard let health else { return events }
-        switch health {
-        case .accepted, .permanent:
-            s.carriers[carrier]?.breaker.succeeded()   // the gateway answered
-            s.authRefused[carrier] = nil
-        case .temporary(let d), .unavailable(let d), .ambiguous(let d):
-            s.lastFailure[carrier] = d
-            s.carriers[carrier]?.breaker.failed(now: now)
-        case .unauthorized(let d):
-            // No retry soon can change a refusal of the credentials: the breaker opens at once, and probes after
-            // its cooldown (a fixed password is found without a restart of the campaign).
-            s.lastFailure[carrier] = d
-            s.authRefused[carrier] = d
-            s.carriers[carrier]?.breaker.trip(now: now)
-        case .throttled(let retryAfter, _):
-            // Throttling means the gateway is up: the breaker closes, the pacer slows the limit it signals.
-            s.carriers[carrier]?.breaker.succeeded()
-            s.carriers[carrier]?.handoff?.throttled(at: now)
-            s.authRefused[carrier] = nil
-            s.carriers[carrier]?.pacer.throttled(retryAfterSeconds: retryAfter, now: now)
-        }
-        let after = s.carriers[carrier]?.breaker.state
-        if after == .open, before != .open { s.breakerCause[carrier] = s.lastFailure[carrier] }
-        if let before, let after { events.breaker = (before, after) }
-        events.cause = s.breakerCause[carrier]
-        if after == .open, case .unauthorized = health { events.authRefused = s.authRefused[carrier] }
-        return events
-    }
-
-    /// The class name of an answer, for the per-class counters.
-    static func answerClass(_ o: GatewayOutcome) -> String {
-        switch o {
-        case .accepted: "accepted"
-        case .temporary: "temporary"
-        case .throttled: "throttled"
-        case .permanent: "permanent"
-        case .unavailable: "unavailable"
-        case .ambiguous: "ambiguous"
-        case .unauthorized: "unauthorized"
-        }
-    }
-
-    /// Failover: a campaign that allows it moves queued messages off a carrier that is down (breaker open) to
-    /// another allowed carrier whose breaker is closed. Moved messages are sent there; nothing
-    /// is sent twice (only `queued` messages move).
-    private func failover(active: [ActiveCampaign], now: UnixMillis) {
-        let candidates = active.filter { $0.failover && $0.state == .running && $0.deadlineAt > now }
-        guard !candidates.isEmpty else { return }
-        let health = state.withLock { s in s.carriers.mapValues(\.breaker.state) }
-        for c in candidates {
-            let allowed = c.allowedCarriers.isEmpty ? carriers.map(\.name) : c.allowedCarriers
-            let up = allowed.filter { health[$0] == .closed && adapters[$0] != nil }
-            guard let target = up.first else { continue }
-            // Only while the breaker is open: half-open lets the carrier's own probes through.
-            for down in c.carriers where health[down] == .open {
-                guard down != target, let downState = health[down] else { continue }
-                do {
-                    let moved = try store.reroute(campaign: c.id, from: down, to: target, limit: 2_000,
-                                                  reason: "carrier \(down) is down (breaker \(downState.rawValue))")
-                    if moved > 0 {
-                        logger.notice("failover: queued messages moved", ["campaign.id": c.id, "carrier.name": down, "to": target, "count": "\(moved)"])
-                    }
-                } catch {
-                    logger.error("failover failed", ["campaign.id": c.id, "error": "\(error)"])
-                }
-            }
-        }
-    }
-
-    private func recordFinished(_ finished: [Finished], active: [ActiveCampaign]) {
-        let deadlines = Dictionary(active.map { ($0.id, $0.deadlineAt) }, uniquingKeysWith: { a, _ in a })
-        let outcomes = finished.map { f -> SendOutcome in
-            let m = f.message
-            func temporary(_ detail: String, retryAfter: Double?) -> SendResult {
-                let deadline = deadlines[m.campaign] ?? f.at
-                switch retry.decide(attempt: m.attempt, id: m.id, now: f.at, deadline: deadline,
-                                    retryAfterMillis: retryAfter.map { Int64(($0 * 1000).clampedInt(0...86_400_000)) }) {
-                case .retry(let at): return .retry(notBefore: at, detail: detail)
-                case .giveUp: return .failed(detail: "gave up after \(m.attempt) attempts: \(detail)")
-                case .pastDeadline: return .expired(detail: "deadline reached before a retry: \(detail)")
-                }
-            }
-            let result: SendResult
-            if let held = f.held, case .permanent(let d) = f.outcome {
-                // The carrier is paused: this answer is the same mistake, not this recipient's; it waits for the resume.
-                return SendOutcome(m, result: .requeue(notBefore: f.at + 1000, detail: "carrier \(m.carrier) paused (\(held)): \(d)"))
-            }
-            switch f.outcome {
-            case .accepted(let gid, let detail, let parts): result = .accepted(gatewayID: gid, detail: detail, partIDs: parts)
-            case .permanent(let d): result = .failed(detail: d)
-            case .temporary(let d): result = temporary(d, retryAfter: nil)
-            case .unavailable(let d):
-                // Nothing was sent: wait (the breaker holds the carrier's traffic meanwhile), until the deadline.
-                let at = f.at + max(retry.baseMillis / 2, 500)
-                let deadline = deadlines[m.campaign] ?? f.at
-                result = at >= deadline ? .expired(detail: "deadline reached while the gateway was unreachable: \(d)")
-                    : .requeue(notBefore: at, detail: d)
-            case .ambiguous(let d):
-                // The gateway may have it: never resent. A receipt may still settle it.
-                result = .unknown(detail: "\(d); not resent")
-            case .throttled(let ra, let d):
-                // "Not now" is not a failed attempt: back to the queue with the attempt refunded (requeue), waiting
-                // what the rate-limit headers said (else a second; half of one where the carrier states its request
-                // limit, which paces the retry anyway), until the deadline.
-                let fallback = carrierConfig[m.carrier]?.requestsPerSecond != nil ? 0.5 : 1
-                let at = f.at + max(Int64(((ra ?? fallback) * 1000).clampedInt(0...86_400_000)), 500)  // a gateway's wait, bounded to a day
-                let deadline = deadlines[m.campaign] ?? f.at
-                result = at >= deadline ? .expired(detail: "deadline reached while throttled: \(d)") : .requeue(notBefore: at, detail: "throttled: \(d)")
-            case .unauthorized(let d):
-                // Nothing was sent: the message waits without spending an attempt while the breaker holds the carrier.
-                let at = f.at + max(retry.baseMillis / 2, 500)
-                let deadline = deadlines[m.campaign] ?? f.at
-                result = at >= deadline ? .expired(detail: "deadline reached while the gateway refused Loa's credentials: \(d)")
-                    : .requeue(notBefore: at, detail: "gateway refuses Loa's credentials: \(d)")
-            }
-            return SendOutcome(m, result: result)
-        }
-        // Not waited for: the outcomes join the next claim's transaction. If it fails they stay `sending`; the
-        // next start reports them `unknown`, never resends them.
-        let logger = logger
-        store.recordSoon(outcomes) { error in
-            logger.error("recording outcomes failed", ["count": "\(outcomes.count)", "error": "\(error)"])
-        }
-    }
-
-    private func abandonInFlight() {
-        let left = state.withLock { s -> [OutgoingMessage] in
-            let l = Array(s.inFlight.values)
-            s.inFlight.removeAll()
-            return l
-        }
-        logger.warning("drain deadline passed; requests still in flight are recorded unknown", ["count": "\(left.count)"])
-        try? store.record(left.map { SendOutcome($0, result: .unknown(detail: "daemon stopped before the gateway answered; not resent")) })
     }
 }

@@ -50,6 +50,20 @@ import Testing
         #expect(w.openSeconds(from: vn("2026-11-24T21:00:00"), to: vn("2026-11-25T09:00:00")) == 3 * 3600)
     }
 
+    /// A deadline at Int64's edge (a stored campaign's `.max`) once overflowed the walk's "a day later" and trapped
+    /// the daemon in `GET /api/v1/campaigns/{id}`: the walks stop at year 9999.
+    @Test func deadlinesAtTheEdgeOfTimeDoNotTrap() throws {
+        let w = SendWindows.standard
+        let now = vn("2026-11-24T21:00:00")
+        let years = w.openSeconds(from: now, to: .max)
+        #expect(years > 7_900 * 365 * 15 * 3600 && years < 8_000 * 366 * 15 * 3600)
+        #expect(w.openSeconds(from: .max - 1, to: .max) == 0)
+        #expect(w.openSeconds(from: .min, to: now) > 0)
+        #expect(w.advance(from: now, openSeconds: 3600, limit: .max) == vn("2026-11-24T22:00:00"))
+        #expect(w.advance(from: .max - 10, openSeconds: 3600, limit: .max) == nil)
+        #expect(w.advance(from: now, openSeconds: 1e300, limit: .max) == nil)
+    }
+
     /// Open seconds counted minute by minute with `isOpen` alone: the reference for spans whose edges, windows and
     /// the zones' changes of offset all fall on whole minutes.
     func openMinutes(_ w: SendWindows, from: UnixMillis, to: UnixMillis) -> Double {

@@ -126,7 +126,10 @@ public struct SendWindows: Sendable, Equatable {
     /// UTC holds, every 24 hours open alike, so whole days are counted at once and only the rest is walked edge
     /// by edge: a deadline years away costs as little as one days away.
     public func openSeconds(from: UnixMillis, to: UnixMillis) -> Double {
-        var t = from
+        // Within years 1970-9999: the walk adds a day to its position, and a deadline of `.max` (a store written by
+        // hand, an old benchmark) overflowed that addition and trapped the daemon in the campaign view.
+        let to = min(max(to, 0), Self.latest)
+        var t = min(max(from, 0), to)
         var total: Int64 = 0
         var steps = 0
         while t < to && steps < Self.stepLimit {
@@ -146,7 +149,8 @@ public struct SendWindows: Sendable, Equatable {
     /// Whole days are skipped at once while the zone's offset holds, as in ``openSeconds(from:to:)``. No time
     /// at all is spent at `from`.
     public func advance(from: UnixMillis, openSeconds seconds: Double, limit: UnixMillis) -> UnixMillis? {
-        var t = from
+        let limit = min(max(limit, 0), Self.latest)  // as in openSeconds(from:to:)
+        var t = min(max(from, 0), limit)
         // Bounded (10^15 ms is 31,000 years): `seconds` may come from a division by a tiny rate.
         var left = Int64((seconds * 1000).clampedInt(0...1_000_000_000_000_000))
         if left <= 0 { return from }
@@ -180,6 +184,8 @@ public struct SendWindows: Sendable, Equatable {
     }
 
     private static let day: Int64 = 86_400_000
+    /// The last millisecond of year 9999: where the walks stop, far from Int64's edge.
+    static let latest: UnixMillis = 253_402_300_799_999
     /// Window edges walked at most per question: a bound on work, far above what a few days of edges take.
     private static let stepLimit = 10_000
 
