@@ -210,15 +210,24 @@ enum SimCampaign {
         let r = try await run("down", n: n, simArgs: ["--latency-ms", "2"], carrier: { SimCarriers.kannel("gw", $0, rate: 300) }) { loa, sim in
             try await poll(60, every: 0.05, "100 messages accepted") { (try await sim.stats()["accepted"] as? Int ?? 0) >= 100 }
             sim.stop()
+            // The port stays the dead gateway's: refused, and not given to another test's server meanwhile.
+            let hold = try PortHold(port: sim.port)
             // Up to 100 s: when the gateway dies with the hand-off window full (pace_from_receipts, on for kannel),
             // nothing is handed over and nothing fails until the window's 60 s receipt silence releases it.
-            try await poll(100, every: 0.1, "the breaker to open") {
-                let r = try await loa.api("/api/v1/carriers")
-                let list = (try JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
-                return list.first?["breaker"] as? String == "open"
+            var carrier = "(not read)"
+            do {
+                try await poll(100, every: 0.1, "the breaker to open") {
+                    let r = try await loa.api("/api/v1/carriers")
+                    carrier = r.bodyText
+                    let list = (try JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
+                    return list.first?["breaker"] as? String == "open"
+                }
+            } catch {
+                throw HarnessError(message: "\(error); the carrier last: \(carrier); states: \((try? await SimCampaign.states(loa, "it-down")) ?? [:])")
             }
             let s = try await SimCampaign.states(loa, "it-down")
             #expect((s["failed"] ?? 0) == 0 && (s["queued"] ?? 0) > 0, "while down, messages wait: \(s)")
+            hold.release()
             try await sim.start()  // same port, same journal
         }
         defer { _ = r.loa.stop(); r.sim.stop() }

@@ -314,6 +314,40 @@ final class LoaDaemonProcess: @unchecked Sendable {
 }
 
 /// `loa gateway-sim` started by a test on a free port: the carrier side of the fault, crash and adapter tests.
+/// Holds a loopback TCP port while its server is down: a socket bound to it that does not listen, so a connection
+/// is refused (as from a dead gateway) and no other test's server can take the port before the gateway comes back
+/// on it. Without it, a port freed for a minute could be given to another test's server running in parallel, and
+/// requests meant for the dead gateway would reach that server.
+final class PortHold {
+    private var fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError(message: "socket: errno \(errno)") }
+        // The gateway's connections in TIME_WAIT would refuse the bind otherwise. (A server that sets SO_REUSEADDR
+        // too could still bind beside this socket; those that do not, cannot.)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw HarnessError(message: "cannot hold port \(port): errno \(e)")
+        }
+    }
+
+    func release() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    deinit { release() }
+}
+
 final class GatewaySimProcess: @unchecked Sendable {
     let work: WorkDir
     let name: String
