@@ -1,5 +1,6 @@
 import Foundation
 import LoaCarriers
+import LoaCore
 import LoaServer
 
 /// The three gateway shapes: request parsing and validation, answers, and receipt formats.
@@ -268,20 +269,4 @@ func hexDecode(_ s: String) -> [UInt8]? {
 }
 
 /// A JSON string literal.
-func jsonString(_ s: String) -> String {
-    // Nearly every ref and id needs no escape: one pass over the bytes, then one concatenation.
-    if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + s + "\"" }
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += "\\u00" + hex(UInt64(u.value), 2) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
+func jsonString(_ s: String) -> String { JSONText.quoted(s) }

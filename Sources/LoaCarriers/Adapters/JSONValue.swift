@@ -1,3 +1,5 @@
+import LoaCore
+
 /// A JSON value: config templates (decoded from the config file) and gateway answers (parsed by ``JSONValue/parse(_:maxDepth:)``).
 ///
 /// Numbers keep their literal text, so a gateway id such as `123456789012345678` is never rounded through
@@ -331,7 +333,7 @@ extension JSONValue {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .number(let n): out += n
-        case .string(let s): writeString(s, to: &out)
+        case .string(let s): out += JSONText.quoted(s)
         case .array(let items):
             out += "["
             for (i, x) in items.enumerated() {
@@ -343,7 +345,7 @@ extension JSONValue {
             out += "{"
             for (i, (k, x)) in members.enumerated() {
                 if i > 0 { out += "," }
-                writeString(k, to: &out)
+                out += JSONText.quoted(k)
                 out += ":"
                 write(x, to: &out)
             }
@@ -351,19 +353,4 @@ extension JSONValue {
         }
     }
 
-    private static func writeString(_ s: String, to out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        out += "\""
-    }
 }

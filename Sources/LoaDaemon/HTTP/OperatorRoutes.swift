@@ -89,10 +89,14 @@ extension DaemonService {
                                         body: Array((list.joined(separator: "\n") + (list.isEmpty ? "" : "\n")).utf8)))
     }
 
+    /// A page's cursor (`after`, default 0) and size (`limit`, 1-50,000, default 10,000) from the query.
+    static func page(_ query: [String: String]) -> (after: Int64, limit: Int) {
+        (query["after"].flatMap { Int64($0) } ?? 0, min(max(query["limit"].flatMap { Int($0) } ?? 10_000, 1), 50_000))
+    }
+
     /// A page of a campaign's messages, each row an array (the report's columns), for `loa report`.
     func messages(campaign: String, query: [String: String]) throws -> Reply {
-        let after = query["after"].flatMap { Int64($0) } ?? 0
-        let limit = min(max(query["limit"].flatMap { Int($0) } ?? 10_000, 1), 50_000)
+        let (after, limit) = Self.page(query)
         try requireCampaign(campaign)
         let rows = try store.reportRows(campaign: campaign, after: after, limit: limit)
         var out = "{\"rows\":["
@@ -239,8 +243,7 @@ extension DaemonService {
     }
 
     func rejects(campaign: String, query: [String: String]) throws -> Reply {
-        let after = query["after"].flatMap { Int64($0) } ?? 0
-        let limit = min(max(query["limit"].flatMap { Int($0) } ?? 10_000, 1), 50_000)
+        let (after, limit) = Self.page(query)
         try requireCampaign(campaign)
         let page = try store.rejects(campaign: campaign, after: after, batch: limit)
         var out = "{\"rows\":["

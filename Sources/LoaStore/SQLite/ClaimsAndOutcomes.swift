@@ -1,4 +1,3 @@
-import CSQLite
 import Foundation
 import LoaCore
 
@@ -233,7 +232,7 @@ enum ClaimIDs {
         var out: [Int64] = []
         for part in text.split(separator: ",") {
             let ends = part.split(separator: "-", omittingEmptySubsequences: false)
-            guard ends.count <= 2, let first = Int64(ends[0]), let last = Int64(ends[ends.count - 1]), first <= last,
+            guard ends.count <= 2, let first = Int64(ends[0]), let last = Int64(ends[ends.count - 1]), 0 <= first, first <= last,
                   last - first < 10_000_000 else { return nil }
             out.append(contentsOf: first...last)
         }
@@ -245,6 +244,6 @@ extension Store {
     /// Rows the writer's connection has inserted, updated or deleted since it opened (`sqlite3_total_changes`):
     /// the store's writes, for tests and benchmarks.
     func totalChanges() throws -> Int {
-        try write { ctx in Int(sqlite3_total_changes64(ctx.db.handle)) }
+        try write { ctx in Int(ctx.db.totalChanges) }
     }
 }
