@@ -28,9 +28,14 @@ import Testing
         for round in 0..<3 {
             // A random point in this third of the campaign.
             let target = n * round / 3 + Int(rng.next() % UInt64(n / 3 - 200)) + 100
-            try await poll(120, every: 0.02, "\(target) messages sent (seed \(seed))") {
-                let s = try await loa.campaign("it-crash")["states"] as? [String: Int] ?? [:]
-                return n - (s["queued"] ?? n) >= target
+            do {
+                try await poll(120, every: 0.02, "\(target) messages sent (seed \(seed))") {
+                    let s = try await loa.campaign("it-crash")["states"] as? [String: Int] ?? [:]
+                    return n - (s["queued"] ?? n) >= target
+                }
+            } catch {
+                Issue.record("\(error), after kills at \(kills)\n\(await loa.diagnosis(campaign: "it-crash"))")
+                throw error
             }
             loa.child?.signal(SIGKILL)
             _ = loa.child?.wait(seconds: 10)

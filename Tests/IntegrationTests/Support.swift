@@ -294,6 +294,16 @@ final class LoaDaemonProcess: @unchecked Sendable {
         return (try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]) ?? [:]
     }
 
+    /// What an operator would look at when the daemon seems stuck: the campaign, the carriers' state and the end
+    /// of the daemon's own log. For a test's failure message.
+    func diagnosis(campaign id: String, logLines: Int = 40) async -> String {
+        let campaign = (try? await api("/api/v1/campaigns/\(id)").bodyText) ?? "(campaign not read)"
+        let carriers = (try? await api("/api/v1/carriers").bodyText) ?? "(carriers not read)"
+        let log = (try? String(contentsOfFile: work.file("daemon.log"), encoding: .utf8)) ?? ""
+        let tail = log.split(separator: "\n").suffix(logLines).joined(separator: "\n")
+        return "campaign: \(campaign)\ncarriers: \(carriers)\ndaemon log (last \(logLines) lines):\n\(tail)"
+    }
+
     func logEvents() -> [[String: Any]] {
         let text = (try? String(contentsOfFile: work.file("data/delivery.log"), encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
