@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LoaCarriers
 import LoaCore
 import Testing
@@ -126,21 +127,36 @@ func run(_ executable: String, _ args: [String], env: [String: String] = [:], ti
 }
 
 /// A free TCP port on 127.0.0.1, from the kernel.
+/// A loopback port free now, from below the kernel's ephemeral range (32768-60999 on Linux): a port the kernel
+/// hands out for `bind(0)` is also one it hands out as the local port of an outgoing connection, and with hundreds
+/// of connections open in a parallel run, one of them took a daemon's port between the pick and the daemon's bind
+/// ("Address already in use"). Ports are taken in turn from a process-wide counter (no two tests of this run get
+/// the same one) that starts at an offset from the pid (runs side by side start apart), and each is checked by a bind.
 func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
-            _ = bind(fd, sp, len)
-            _ = getsockname(fd, sp, &len)
+    while true {
+        let port = PortCounter.next()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        let ok = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        close(fd)
+        if ok { return port }
+    }
+}
+
+private enum PortCounter {
+    static let range = 15_000..<32_700
+    private static let state = Mutex(Int(getpid()) * 7919 % 17_700)
+    static func next() -> Int {
+        state.withLock { n in
+            n = (n + 1) % range.count
+            return range.lowerBound + n
         }
     }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }
 
 /// Polls `condition` until it is true or `seconds` pass; never sleeps to wait for a fixed state.
@@ -273,10 +289,23 @@ final class LoaDaemonProcess: @unchecked Sendable {
     var base: String { "http://127.0.0.1:\(port)" }
 
     func start() async throws {
-        child = try Child(Env.loaBinary, ["daemon", "--config", configPath], env: env, log: work.file("daemon.log"))
-        try await poll(20, "the daemon's /healthz") { [self] in
-            guard child?.isRunning == true else { throw HarnessError(message: "loa daemon exited:\n\(child?.output ?? "")") }
-            return (try? await engine.perform(HTTPRequest(url: base + "/healthz", timeout: 2)).status) == 200
+        // A store this test process opened and closed (to write what an older version would have) can still be
+        // locked for a moment after its close: a child another test spawns at that instant holds a copy of the lock's
+        // descriptor until its exec, and the daemon then finds the data directory in use by this very process. That
+        // one refusal is retried, within the same deadline; any other exit fails at once.
+        let ours = "in use by another loa process (pid \(getpid()))"
+        let deadline = Date().addingTimeInterval(20)
+        while true {
+            child = try Child(Env.loaBinary, ["daemon", "--config", configPath], env: env, log: work.file("daemon.log"))
+            do {
+                try await poll(deadline.timeIntervalSinceNow, "the daemon's /healthz") { [self] in
+                    guard child?.isRunning == true else { throw HarnessError(message: "loa daemon exited:\n\(child?.output ?? "")") }
+                    return (try? await engine.perform(HTTPRequest(url: base + "/healthz", timeout: 2)).status) == 200
+                }
+                return
+            } catch let e as HarnessError where e.message.contains(ours) && Date() < deadline {
+                continue
+            }
         }
     }
 

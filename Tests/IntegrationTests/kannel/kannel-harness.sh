@@ -28,8 +28,20 @@ cmd=${1:-}
 SMPP_SMSC=$(cd "$(dirname "$0")" && pwd)/smpp-smsc.py
 FAKESMSC=/usr/lib/kannel/test/fakesmsc
 
+# A free port below the kernel's ephemeral range (32768-60999), where no outgoing connection takes it between the
+# pick and Kannel's bind; 10000-14999, apart from the Swift harness's ports (Support.swift, freePort).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  python3 -c '
+import random, socket
+while True:
+    p = random.randrange(10000, 15000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()'
 }
 
 case "$cmd" in
