@@ -54,10 +54,14 @@ enum SimCampaign {
     /// Waits until every recipient is final and the campaign completed, then until the simulator has no receipt
     /// left to send and the store stops changing, so assertions compare things at rest.
     static func settle(_ loa: LoaDaemonProcess, _ sim: GatewaySimProcess?, id: String, n: Int, seconds: Double = 120) async throws -> [String: Int] {
-        try await poll(seconds, every: 0.2, "campaign \(id): every recipient final") {
-            let c = try await loa.campaign(id)
-            let s = c["states"] as? [String: Int] ?? [:]
-            return c["state"] as? String == "completed" && s.filter { finalStates.contains($0.key) }.values.reduce(0, +) == n
+        do {
+            try await poll(seconds, every: 0.2, "campaign \(id): every recipient final") {
+                let c = try await loa.campaign(id)
+                let s = c["states"] as? [String: Int] ?? [:]
+                return c["state"] as? String == "completed" && s.filter { finalStates.contains($0.key) }.values.reduce(0, +) == n
+            }
+        } catch let timeout as PollTimeout {
+            throw HarnessError(message: "\(timeout)\n\(await loa.diagnosis(campaign: id))")
         }
         if let sim {
             try await poll(30, every: 0.2, "the simulator's receipts to drain") {
