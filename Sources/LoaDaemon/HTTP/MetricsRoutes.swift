@@ -15,7 +15,8 @@ import LoaStore
 /// - does it arrive: `loa_receipt_latency_seconds` (histogram per carrier), `loa_receipts_final_total{state}`,
 ///   `loa_receipts_overdue_total`;
 /// - per campaign, bounded by ``CampaignSeries``: `loa_messages`, `loa_campaign_sms_parts`,
-///   `loa_campaign_recovered_unknown`, `loa_campaign_deadline_timestamp_seconds`; `loa_campaigns{state}` counts all;
+///   `loa_campaign_recovered_unknown`; for running ones `loa_campaign_deadline_timestamp_seconds`,
+///   `loa_campaign_send_window_open`, `loa_campaign_window_seconds_left`; `loa_campaigns{state}` counts all;
 /// - the process: `process_*` (``ProcessStats``) and `loa_build_info{version}`.
 extension DaemonService {
     func metrics() -> ServerResponse {
@@ -77,10 +78,16 @@ extension DaemonService {
         p.family("loa_campaign_recovered_unknown", .gauge,
                  "Messages of a campaign found in flight at a start and made unknown, over all starts." + rule)
         for c in kept where c.recoveredUnknown > 0 { p.sample("loa_campaign_recovered_unknown", ["campaign": c.id], c.recoveredUnknown) }
-        p.family("loa_campaign_deadline_timestamp_seconds", .gauge,
-                 "A campaign's deadline, seconds since the epoch: campaigns scheduled, running or paused.")
-        for c in kept where [.scheduled, .running, .paused].contains(c.state) {
-            p.sample("loa_campaign_deadline_timestamp_seconds", ["campaign": c.id], Double(c.deadlineAt) / 1000)
+        // What the deadline alert weighs, for running campaigns: the queue against the send-window time left.
+        let running = kept.filter { $0.state == .running }.map { ($0, $0.spec?.sendWindows ?? .standard) }
+        p.family("loa_campaign_deadline_timestamp_seconds", .gauge, "A running campaign's deadline, seconds since the epoch.")
+        for (c, _) in running { p.sample("loa_campaign_deadline_timestamp_seconds", ["campaign": c.id], Double(c.deadlineAt) / 1000) }
+        p.family("loa_campaign_send_window_open", .gauge, "1 while a running campaign is inside one of its send windows.")
+        for (c, w) in running { p.sample("loa_campaign_send_window_open", ["campaign": c.id], Int64(w.isOpen(at: now) ? 1 : 0)) }
+        p.family("loa_campaign_window_seconds_left", .gauge,
+                 "Seconds of a running campaign's send windows between now and its deadline: the sending time it has left.")
+        for (c, w) in running {
+            p.sample("loa_campaign_window_seconds_left", ["campaign": c.id], now >= c.deadlineAt ? 0 : w.openSeconds(from: now, to: c.deadlineAt))
         }
     }
 
