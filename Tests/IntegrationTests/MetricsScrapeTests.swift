@@ -159,6 +159,7 @@ struct Scrape {
         // The queue is empty once the campaign completed; the finished campaign keeps its series (it just finished).
         #expect(m.value("loa_queue_depth", gw) == 0 && m.value("loa_queue_due", gw) == 0 && m.value("loa_queue_oldest_age_seconds", gw) == 0)
         #expect(m.value("loa_messages", ["campaign": "it-metrics", "carrier": "gw", "state": "delivered"]) == Double(n))
+        #expect(m.text.contains("# HELP loa_messages Messages by campaign, carrier and state. Per-campaign series are kept for campaigns not finished, and finished ones for an hour"))
         #expect(m.value("loa_campaigns", ["state": "completed"]) == 1 && m.value("loa_campaigns", ["state": "running"]) == 0)
         #expect(m.value("loa_carrier_breaker", ["carrier": "gw", "state": "closed"]) == 1)
 
