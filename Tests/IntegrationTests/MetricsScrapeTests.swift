@@ -178,6 +178,36 @@ struct Scrape {
         #expect(m.families["process_cpu_seconds_total"] == "counter" && m.families["loa_carrier_request_duration_seconds"] == "histogram")
     }
 
+    /// A running campaign outside its send window: everything queued and nothing due, the queue's age counting,
+    /// and what the deadline alert weighs (the window closed, the window time left before the deadline, the deadline).
+    @Test(.timeLimit(.minutes(2))) func aRunningCampaignOutsideItsWindowIsQueuedNotDue() async throws {
+        let work = WorkDir("metrics-window")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
+        try await loa.start()
+        defer { _ = loa.stop() }
+        // A half-hour window twelve hours from now (UTC), and a deadline two days out: two windows fit before it.
+        let now = Date()
+        let hour = (Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: now).hour! + 12) % 24
+        let window = String(format: "%02d:00-%02d:30", hour, hour)
+        let deadline = floor(now.timeIntervalSince1970) + 2 * 86_400
+        let iso = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: deadline))
+        SchedulingPathTests.campaign(work, id: "closed", n: 30, extra: #", "windows": ["\#(window)"], "time_zone": "UTC""#, deadline: iso)
+        let submit = try loa.cli(["campaign", "submit", work.file("closed/c.json")])
+        try #require(submit.status == 0, "\(submit.output)")
+        try await poll(20, "the campaign to run") { try await loa.campaign("closed")["state"] as? String == "running" }
+        let m = Scrape(try await loa.api("/metrics").bodyText)
+        let kannel = ["carrier": "kannel"]
+        #expect(m.value("loa_queue_depth", kannel) == 30 && m.value("loa_queue_due", kannel) == 0, "\(m.text)")
+        let age = m.value("loa_queue_oldest_age_seconds", kannel) ?? -1
+        #expect(age > 0 && age < 120, "oldest queued age \(age)")
+        #expect(m.value("loa_campaigns", ["state": "running"]) == 1)
+        #expect(m.value("loa_campaign_send_window_open", ["campaign": "closed"]) == 0)
+        #expect(m.value("loa_campaign_window_seconds_left", ["campaign": "closed"]) == 3600)
+        #expect(m.value("loa_campaign_deadline_timestamp_seconds", ["campaign": "closed"]) == deadline)
+        #expect(m.value("loa_messages", ["campaign": "closed", "carrier": "kannel", "state": "queued"]) == 30)
+        #expect(m.value("loa_carrier_requests_total", kannel) == 0 && m.value("loa_carrier_request_duration_seconds_count", kannel) == 0)
+    }
+
     /// A histogram's series: buckets cumulative and ending in `+Inf` = `_count` = `count`, and a plausible mean.
     func expectHistogram(_ m: Scrape, _ name: String, _ labels: [String: String], count: Int, meanBelow: Double,
                          sourceLocation: SourceLocation = #_sourceLocation) {
