@@ -8,7 +8,8 @@ case "$what" in
   # kannel-extras holds the fake SMSC (/usr/lib/kannel/test/fakesmsc) the tests and the demo use.
   test|demo) pkgs+=(kannel kannel-extras curl python3) ;;&
   # sqlite3, the command-line tool: a test holds the store's write lock with it while /readyz must still answer.
-  test) pkgs+=(sqlite3) ;;
+  # prometheus gives promtool: the tests check the metrics the daemon serves and the shipped alert rules with it.
+  test) pkgs+=(sqlite3 prometheus) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -32,7 +32,7 @@ public enum LoaCLI {
         }
         switch command {
         case "version", "--version":
-            print("loa 0.1.0")
+            print("loa \(BuildInfo.version)")
             return 0
         case "daemon":
             guard let path = opts.config else { printError("loa daemon: --config FILE is required"); return 2 }

@@ -94,6 +94,8 @@ public struct LoaConfig: Sendable {
     /// The base URL gateways use to reach Loa's receipt endpoint.
     public var publicURL: String
     public var apiToken: String
+    /// A read-only token for Prometheus: accepted on `/metrics` only (nil: none; the API token works there too).
+    public var metricsToken: String?
     public var drainSeconds: Double
     public var retry: RetryPolicy
     public var carriers: [Carrier]
@@ -242,6 +244,7 @@ struct ConfigFile: Decodable {
     var receiptsListen: Listen?
     var publicURL: String?
     var apiToken: SecretRef
+    var metricsToken: SecretRef?
     var drainSeconds: Double?
     var retry: Retry?
     var carriers: [CarrierEntry]
@@ -265,6 +268,7 @@ struct ConfigFile: Decodable {
         case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
         case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
         case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate"
+        case metricsToken = "metrics_token"
     }
 }
 

@@ -82,6 +82,11 @@ public enum ConfigLoader {
         if file.dataDir.isEmpty { add("data_dir", "must not be empty") }
         let token = resolve(file.apiToken, "api_token")
         if !token.isEmpty && token.count < 16 { add("api_token", "must be at least 16 characters") }
+        let metricsToken = file.metricsToken.map { resolve($0, "metrics_token") }
+        if let m = metricsToken, !m.isEmpty {
+            if m.count < 16 { add("metrics_token", "must be at least 16 characters") }
+            if m == token { add("metrics_token", "must differ from api_token (it is the read-only one)") }
+        }
         var carriers: [LoaConfig.Carrier] = []
         var names = Set<String>()
         for (i, c) in file.carriers.enumerated() {
@@ -214,6 +219,7 @@ public enum ConfigLoader {
             maskNumbersInLog: file.maskNumbersInLog ?? false, globalRate: file.globalRate)
         config.listenLimits = listenLimits
         config.receiptsListen = receiptsListen
+        config.metricsToken = metricsToken
         return .success(config)
     }
 }

@@ -54,6 +54,8 @@ public final class Dispatcher: Sendable {
     let clock: any TimeSource
     let logger: Logger
     let state: Mutex<State>
+    /// Request durations, retries and requeues per carrier, for `/metrics` (``DispatchMetrics.swift``).
+    let sendStats = Mutex(SendStats())
     /// The dispatch thread; every change the loop must look at (an answer, new work, a receipt that frees a held
     /// carrier, the stop) wakes it.
     let worker = Worker(name: "loa-dispatch")
@@ -363,11 +365,15 @@ public final class Dispatcher: Sendable {
             OutgoingSMS(id: m.id, from: sender, to: m.phone, text: m.text, encoding: m.encoding, segments: m.segments,
                         receiptURL: perMessageURL ? base + String(m.id) : base, validUntil: deadline)
         }
+        let startedAt = ContinuousClock.now
         if adapter.maxBatch <= 1, let exchange = adapter as? any OneExchangeAdapter {
             // No task per message: the request is built here and its answer classified on the engine thread,
             // which hands the outcome straight to `finish`.
             for m in messages {
-                exchange.start(sms(m)) { [self] outcome in self.finish([m], [outcome]) }
+                exchange.start(sms(m)) { [self] outcome in
+                    self.requestFinished(carrier, since: startedAt)
+                    self.finish([m], [outcome])
+                }
             }
             return
         }
@@ -383,6 +389,7 @@ public final class Dispatcher: Sendable {
             let outgoing = chunk.map(sms)
             Task.detached { [self] in
                 let outcomes = await adapter.send(batch: outgoing)
+                self.requestFinished(carrier, since: startedAt)
                 self.finish(chunk, outcomes)
             }
         }

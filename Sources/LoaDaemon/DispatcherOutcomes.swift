@@ -196,6 +196,7 @@ extension Dispatcher {
             }
             return SendOutcome(m, result: result)
         }
+        countRequeues(outcomes)
         // Not waited for: the outcomes join the next claim's transaction. If it fails they stay `sending`; the
         // next start reports them `unknown`, never resends them.
         let logger = logger

@@ -40,8 +40,8 @@ public protocol MessageStore: AnyObject, Sendable {
     var recovery: RecoveryReport { get }
     /// What the writer is doing, from memory: for `/readyz`.
     var writerHealth: WriterHealth { get }
-    /// Time from the gateway's acceptance to the final receipt, for `/metrics`.
-    var receiptLatency: Mutex<LatencyHistogram> { get }
+    /// Final receipts per carrier (time from the gateway's acceptance, final state) and receipts overdue, for `/metrics`.
+    var receiptStats: Mutex<ReceiptStats> { get }
     /// Rows the store's committed transactions inserted, updated or deleted since it opened: its durable writes.
     var rowsWritten: Int64 { get }
     /// Transactions committed since it opened (one per group commit).

@@ -31,6 +31,8 @@ public struct CampaignRecord: Sendable, Codable, Equatable {
     public var generation: Int64 = 0
     /// Why the campaign `failed`.
     public var failure: String?
+    /// When its state last changed (for a finished campaign: when it finished).
+    public var updatedAt: UnixMillis = 0
 }
 
 /// What the store found and repaired when it opened: the daemon logs it at start and shows it in `/metrics`.

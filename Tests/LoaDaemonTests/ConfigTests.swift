@@ -57,6 +57,28 @@ let goodConfig = """
         #expect(c.carriers[0].maxInFlight == 32)
     }
 
+    /// The read-only scrape token: a secret like the others, read from a file here; too short, or the operator's
+    /// own token, is a located problem.
+    @Test func metricsTokenIsASecretOfItsOwn() throws {
+        let s = Scratch()
+        _ = s.write("kannel.pw", "hunter2\n")
+        _ = s.write("scrape.token", "scrape-token-0123456789\n")
+        let withToken = goodConfig.replacingOccurrences(of: #""api_token": { "env": "T" },"#,
+                                                        with: #""api_token": { "env": "T" }, "metrics_token": { "file": "scrape.token" },"#)
+        let c = try ConfigLoader.load(path: s.write("loa.json", withToken), environment: env).get()
+        #expect(c.metricsToken == "scrape-token-0123456789")
+        #expect(try ConfigLoader.load(path: s.write("none.json", goodConfig), environment: env).get().metricsToken == nil)
+        for (value, problem) in [("short", "metrics_token: must be at least 16 characters"),
+                                 (env["T"]!, "metrics_token: must differ from api_token")] {
+            let path = s.write("bad.json", withToken.replacingOccurrences(of: #"{ "file": "scrape.token" }"#, with: #"{ "env": "M" }"#))
+            guard case .failure(let list) = ConfigLoader.load(path: path, environment: env.merging(["M": value]) { $1 }) else {
+                Issue.record("metrics_token \(value.count) characters loaded"); continue
+            }
+            #expect(list.description.contains("\(path):5: \(problem)"), "\(list.description)")
+            #expect(!list.description.contains(value))
+        }
+    }
+
     @Test func everyProblemIsLocated() throws {
         let s = Scratch()
         let bad = goodConfig

@@ -34,7 +34,7 @@ import Testing
             let path = concrete(e.pattern)
             let r = f.handle(head(e.method, path, token: false), body: [])
             switch e.access {
-            case .operatorToken:
+            case .operatorToken, .metricsReader:
                 #expect(r.status == 401 && text(r).contains("bearer token"), "\(e.method) \(e.pattern) answered \(r.status) without the token")
             case .carrierSecret:
                 #expect(r.status == 401 && text(r).contains("secret"), "\(e.method) \(e.pattern) answered \(r.status) without the secret")
@@ -54,6 +54,31 @@ import Testing
         var wrong = head("GET", "/api/v1/campaigns")
         wrong.headers["authorization"] = "Bearer " + String(FuzzService.apiToken.reversed())
         #expect(f.handle(wrong, body: []).status == 401)
+    }
+
+    /// The read-only scrape token reads `/metrics` and the probes, and nothing else: every operator endpoint
+    /// answers it 403 (a known token, not allowed there), a receipt endpoint 401; the operator token still reads
+    /// `/metrics`.
+    @Test func theScrapeTokenReadsMetricsOnly() {
+        let f = FuzzService.shared
+        var readable: [String] = []
+        for e in DaemonService.endpoints {
+            var h = head(e.method, concrete(e.pattern), token: false)
+            h.headers["authorization"] = "Bearer " + FuzzService.metricsToken
+            let r = f.handle(h, body: [])
+            switch e.access {
+            case .operatorToken:
+                #expect(r.status == 403 && text(r).contains("metrics"), "\(e.method) \(e.pattern) answered \(r.status) to the scrape token")
+            case .carrierSecret:
+                #expect(r.status == 401, "\(e.method) \(e.pattern) took the scrape token for a receipt secret")
+            case .metricsReader, .open:
+                #expect(r.status == 200, "\(e.method) \(e.pattern) answered \(r.status) to the scrape token")
+                readable.append("\(e.method) \(e.pattern)")
+            }
+        }
+        #expect(readable.sorted() == ["GET /healthz", "GET /metrics", "GET /readyz"])
+        let admin = f.handle(head("GET", "/metrics"), body: [])
+        #expect(admin.status == 200 && text(admin).contains("# TYPE loa_build_info gauge"))
     }
 
     /// Deploy/openapi.json and the table list the same operations, and those documented as public are the open ones.

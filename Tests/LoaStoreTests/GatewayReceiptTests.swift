@@ -30,8 +30,10 @@ import Testing
         // The same gateway id through another carrier is not this message.
         #expect(try store.apply([ReceiptUpdate(carrier: "other", gatewayKey: "g-0", status: .delivered)]) == [.pending])
         #expect(try store.messageStates(campaign: "c1")[0].state == .sent)
-        let h = store.receiptLatency.withLock { $0 }
-        #expect(h.count == 1 && h.sumSeconds == 7)
+        // Per carrier: the receipt's latency and the final state it gave.
+        let stats = store.receiptStats.withLock { $0 }
+        #expect(stats.latency("k").count == 1 && stats.latency("k").sumSeconds == 7 && stats.latency.count == 1)
+        #expect(stats.settled == ["k": ["delivered": 1]])
     }
 
     /// Every distinct receipt is an event, whatever its order: only an exact repeat (the same status for the same

@@ -44,7 +44,7 @@ import Testing
         #expect(r.gatewayID == "0a1b2c3d")
         #expect(try store.campaign("c1")?.carriers["k"]?["expired"] == 1)
         #expect(receipts(dir) == ["expired expired: expired at the network (validity ended): EXPIRED err 000"])
-        #expect(store.receiptLatency.withLock { $0.count } == 1)
+        #expect(store.receiptStats.withLock { $0.count } == 1)
         // The report groups by the reason: the receipt's words, no ids.
         #expect(try store.reportData(campaign: "c1").reasons["expired at the network (validity ended): EXPIRED err 000"] == 1)
     }
@@ -86,7 +86,7 @@ import Testing
         let sent = try row(store, m[1].id)
         #expect(sent.state == .sent && sent.sentAt == t0 + 500)
         // The latency counts the message whose final receipt came before any answer.
-        #expect(store.receiptLatency.withLock { $0.count } == 1)
+        #expect(store.receiptStats.withLock { $0.count } == 1)
     }
 
     /// A failure report without the gateway's own words (Kannel's 2 from an HTTP SMSC) replaces the answer's text.

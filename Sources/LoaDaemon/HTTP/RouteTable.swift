@@ -5,8 +5,12 @@ import LoaStore
 /// Who may call an endpoint. ``Endpoint`` defaults to ``operatorToken``: a new route is protected unless the
 /// table says otherwise, in the line that adds it.
 enum Access: Sendable, Equatable {
-    /// The operator API token, as `Authorization: Bearer <token>` (the operator API and `/metrics`).
+    /// The operator API token, as `Authorization: Bearer <token>` (the operator API). The scrape token is refused
+    /// here with 403: it is known, and not allowed.
     case operatorToken
+    /// The operator token or the read-only scrape token (`metrics_token`): `/metrics`. Prometheus gets a token
+    /// that cannot pause or cancel a campaign.
+    case metricsReader
     /// The carrier's receipt secret in the query's `k`; the path's `{carrier}` names the carrier. Checked on the
     /// head: a refused request's body is never read (an unknown carrier is 404, a wrong secret 401).
     case carrierSecret(CarrierEndpoint)
@@ -141,7 +145,14 @@ extension DaemonService {
         switch endpoint.access {
         case .open: break
         case .operatorToken:
-            guard authorized(request.head) else { return .respond(error(401, "unauthorized", "missing or wrong bearer token")) }
+            guard authorized(request.head) else {
+                if metricsAuthorized(request.head) { return .respond(error(403, "forbidden", "the metrics token may read /metrics only")) }
+                return .respond(error(401, "unauthorized", "missing or wrong bearer token"))
+            }
+        case .metricsReader:
+            guard authorized(request.head) || metricsAuthorized(request.head) else {
+                return .respond(error(401, "unauthorized", "missing or wrong bearer token"))
+            }
         case .carrierSecret(let kind):
             let carrier = request["carrier"]
             request.head = carrierHead(request.head, carrier: carrier, endpoint: kind)

@@ -21,6 +21,8 @@ final class DaemonService: HTTPService {
     let clock: any TimeSource
     let secrets: [String: [UInt8]]
     private let token: [UInt8]
+    /// The read-only scrape token (`metrics_token`), nil when none is configured.
+    private let metricsToken: [UInt8]?
     /// Segments uploaded per loading campaign and generation (a restart forgets them; the campaign is then discarded
     /// and resubmitted). Keyed by ``uploadKey(_:_:)``, so a discarded campaign's late uploads never count for a new one.
     let uploads = Mutex<[String: Set<String>]>([:])
@@ -42,6 +44,7 @@ final class DaemonService: HTTPService {
         self.logger = logger
         self.secrets = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, Array($0.receiptSecret.utf8)) })
         self.token = Array(config.apiToken.utf8)
+        self.metricsToken = config.metricsToken.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
     }
 
     // MARK: - Helpers
@@ -49,6 +52,12 @@ final class DaemonService: HTTPService {
     func authorized(_ head: RequestHead) -> Bool {
         guard let h = head.headers["authorization"], h.hasPrefix("Bearer ") else { return false }
         return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)
+    }
+
+    /// Whether the request carries the read-only scrape token (never true when none is configured).
+    func metricsAuthorized(_ head: RequestHead) -> Bool {
+        guard let metricsToken, let h = head.headers["authorization"], h.hasPrefix("Bearer ") else { return false }
+        return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), metricsToken)
     }
 
     /// Whether two secrets are equal, in a time that depends on their lengths only, never on where they differ.

@@ -6,7 +6,7 @@ import LoaCore
 extension Store {
     /// Turns `sent` messages whose final receipt is overdue into `unknown` (at most `limit` per call).
     public func expireReceipts(olderThan cutoff: UnixMillis, limit: Int = 20_000) throws -> Int {
-        try write { ctx in
+        let carriers = try write { ctx -> [String] in
             var rows: [(Int64, String, String?, String, Int)] = []
             try ctx.statement("""
                 SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = \(MessageState.sent.rawValue) AND updated_at < ? LIMIT ?
@@ -22,18 +22,20 @@ extension Store {
             }
             // Receipts for gateway ids no message ever got (a gateway's mistake, or another system's traffic).
             if ctx.hasPendingReceipts { try ctx.statement("DELETE FROM pending_receipts WHERE received_at < ?").run([.int(cutoff)]) }
-            return rows.count
+            return rows.map(\.3)
         }
+        if !carriers.isEmpty { receiptStats.withLock { s in for c in carriers { s.overdue(carrier: c) } } }
+        return carriers.count
     }
 
     /// Applies receipts in one transaction and returns what each did.
     public func apply(_ receipts: [ReceiptUpdate]) throws -> [ReceiptResult] {
-        let (results, latencies) = try write { ctx -> ([ReceiptResult], [Int64]) in
+        let (results, latencies) = try write { ctx -> ([ReceiptResult], [(carrier: String, state: String, millis: Int64)]) in
             ctx.receiptLatencies.removeAll(keepingCapacity: true)
             let r = try receipts.map { try ctx.apply($0) }
             return (r, ctx.receiptLatencies)
         }
-        if !latencies.isEmpty { receiptLatency.withLock { h in for l in latencies { h.observe(millis: l) } } }
+        if !latencies.isEmpty { receiptStats.withLock { h in for l in latencies { h.settled(carrier: l.carrier, state: l.state, millis: l.millis) } } }
         return results
     }
 }
@@ -127,7 +129,7 @@ extension WriteContext {
         }
         if let next {
             count(campaign: cur.campaign, carrier: cur.carrier, from: cur.state, to: next)
-            if next.isFinal { receiptLatencies.append(max(0, now - (cur.sentAt ?? now))) }
+            if next.isFinal { receiptLatencies.append((cur.carrier, next.name, max(0, now - (cur.sentAt ?? now)))) }
         }
         // The log line: the receipt's words (the stored reason when it ended the message), which part it was.
         var words = next?.isFinal == true ? reason : r.detail

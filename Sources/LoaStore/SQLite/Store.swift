@@ -16,8 +16,8 @@ public final class Store: MessageStore {
     private let queue = JobQueue()
     private let lock: DirectoryLock
     let checkpointer: Checkpointer
-    /// Time from the gateway's acceptance to the final receipt, for `/metrics`.
-    public let receiptLatency = Mutex(LatencyHistogram())
+    /// Final receipts per carrier (latency, final state) and receipts overdue, for `/metrics`.
+    public let receiptStats = Mutex(ReceiptStats())
     /// What opening this store recovered: messages made `unknown`, delivery-log lines repaired, the time taken.
     public let recovery: RecoveryReport
     private let monitor = WriterMonitor()

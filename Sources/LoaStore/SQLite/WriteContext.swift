@@ -27,8 +27,9 @@ final class WriteContext {
     let maskNumbers: Bool
     /// Whether `pending_receipts` may hold rows (saves a lookup per accepted message when it cannot).
     var hasPendingReceipts = false
-    /// Accepted → final receipt times (ms) of the current job, drained by ``Store/apply(_:)``.
-    var receiptLatencies: [Int64] = []
+    /// Messages the current job's receipts made final (carrier, final state, accepted → final receipt in ms),
+    /// drained by ``Store/apply(_:)`` into ``Store/receiptStats``.
+    var receiptLatencies: [(carrier: String, state: String, millis: Int64)] = []
 
     /// Runs the checkpoints off this thread.
     let checkpointer: Checkpointer

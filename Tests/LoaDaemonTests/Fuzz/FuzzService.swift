@@ -15,6 +15,8 @@ import LoaStore
 final class FuzzService: @unchecked Sendable {
     static let receiptSecret = "fuzz-receipt-secret-0123456789"
     static let apiToken = "fuzz-api-token-0123456789abcdef"
+    /// The read-only scrape token (`metrics_token`).
+    static let metricsToken = "fuzz-metrics-token-0123456789"
     static let carriers = ["kannel", "jasmin", "gj", "gs", "gf", "gq"]
     static let shared = FuzzService()
 
@@ -29,7 +31,7 @@ final class FuzzService: @unchecked Sendable {
         try! FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = dir + "/loa.json"
         try! Data(Self.configText(dataDir: dir + "/data").utf8).write(to: URL(fileURLWithPath: path))
-        let env = ["TOKEN": Self.apiToken, "SECRET": Self.receiptSecret, "PW": "fuzz-password-0123456789"]
+        let env = ["TOKEN": Self.apiToken, "MTOKEN": Self.metricsToken, "SECRET": Self.receiptSecret, "PW": "fuzz-password-0123456789"]
         let config: LoaConfig
         switch ConfigLoader.load(path: path, environment: env) {
         case .success(let c): config = c
@@ -96,6 +98,7 @@ final class FuzzService: @unchecked Sendable {
               "data_dir": "\(dataDir)",
               "listen": { "address": "127.0.0.1", "port": 0 },
               "api_token": { "env": "TOKEN" },
+              "metrics_token": { "env": "MTOKEN" },
               "carriers": [\(carriers.joined(separator: ",\n"))],
               "routing": { "default": "kannel" },
             }
