@@ -80,6 +80,10 @@ public enum LoaCLI {
         var csv: String?
         var file: String?
         var html: String?
+        /// Colour and cursor control off (also `NO_COLOR`, `TERM=dumb`: ``Display/colorAllowed(noColorFlag:fd:environment:)``).
+        var noColor = false
+        /// `--watch`: how long the daemon may not answer before the watch gives up (nil: no limit).
+        var timeout: Double?
 
         struct Bad: Error, CustomStringConvertible { var description: String }
 
@@ -113,6 +117,10 @@ public enum LoaCLI {
                     since = t
                 case "--file": file = try value(a)
                 case "--html": html = try value(a)
+                case "--no-color": noColor = true
+                case "--timeout":
+                    guard let n = Double(try value(a)), n > 0, n <= 86_400 else { throw Bad(description: "--timeout needs seconds, 1-86400") }
+                    timeout = n
                 case "-n":
                     guard let n = Int(try value(a)), n >= 0 else { throw Bad(description: "-n needs a number") }
                     lines = n
