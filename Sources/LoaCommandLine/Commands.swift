@@ -72,9 +72,9 @@ extension LoaCLI {
                 guard d.status == 200 else { printError(APIClient.errorText(d)); return 1 }
                 let page = CampaignReport.html(campaign: (try JSONSerialization.jsonObject(with: Data(c.body)) as? [String: Any]) ?? [:],
                                                data: (try JSONSerialization.jsonObject(with: Data(d.body)) as? [String: Any]) ?? [:])
-                guard FileManager.default.createFile(atPath: html, contents: Data(page.utf8), attributes: [.posixPermissions: 0o600]) else {
-                    printError("\(html): cannot write"); return 1
-                }
+                let out = try OutputFile(html, replace: true)
+                out.write(page)
+                try out.commit()
                 print("\(html): report written")
             }
             return 0
