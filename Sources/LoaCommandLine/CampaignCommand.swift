@@ -123,14 +123,14 @@ extension LoaCLI {
         let path = "/api/v1/campaigns/\(URLQuery.escape(id))" + bound.query.withLock { $0 }
         switch try? await client.request("DELETE", path) {
         case let r? where r.status == 200:
-            printError("loa: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
+            printError("loa: error: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
         case let r? where r.status == 404:
-            printError("loa: \(name) while submitting: campaign \(id) was not created; nothing will be sent")
+            printError("loa: error: \(name) while submitting: campaign \(id) was not created; nothing will be sent")
         case let r?:
-            printError("loa: \(name) while submitting: campaign \(id) could not be discarded (\(APIClient.errorText(r))); "
+            printError("loa: error: \(name) while submitting: campaign \(id) could not be discarded (\(APIClient.errorText(r))); "
                        + "see loa campaign show \(id)")
         case nil:
-            printError("loa: \(name) while submitting: the daemon could not be reached to discard campaign \(id); "
+            printError("loa: error: \(name) while submitting: the daemon could not be reached to discard campaign \(id); "
                        + "run loa campaign discard \(id)")
         }
         return 128 + sig
@@ -159,7 +159,8 @@ extension LoaCLI {
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
-            printLine("\(ex.path): exclusion list \(r.bodyText)")
+            let e = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Int]) ?? [:]
+            printLine("\(ex.path): \(e["read"] ?? 0) numbers read, \(e["added"] ?? 0) added to the campaign's exclusion list, \(e["invalid"] ?? 0) not valid numbers")
         }
         var total = IngestCounts()
         for seg in loaded.segments {
@@ -172,7 +173,7 @@ extension LoaCLI {
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
-            print("\(seg.fromCampaign.map { "recipients of \($0) (\((seg.states ?? []).joined(separator: ", ")))" } ?? seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed, \(c.segments) SMS parts")
+            print("\(seg.fromCampaign.map { "recipients of \($0) (\((seg.states ?? []).joined(separator: ", ")))" } ?? seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed (opted out or excluded), \(c.segments) SMS parts")
             total.add(c)
         }
         let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit" + bound)
@@ -184,7 +185,11 @@ extension LoaCLI {
             if let w = o["warning"] { printLine("WARNING: the deadline will not be met: \(w)") }
             else if let eta = o["eta"] { print("estimated end of sending: \(eta) (\(o["needed_hours"] ?? "?") h of sending; \(o["window_hours"] ?? "?") h of window before the deadline)") }
         }
-        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.suppressed) suppressed, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
+        // Suppressed, split into its two causes as the campaign counts them (the README's "Words").
+        let view = try? await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
+        let reasons = view.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }?["reasons"] as? [String: Int]
+        let suppressed = reasons.map(Words.suppressed) ?? "\(total.suppressed) suppressed"
+        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(suppressed), \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
         if total.rejected + total.duplicates + total.suppressed > 0 {
             print("rows not sent, with file, line and reason: loa campaign rejects \(sub.id) --csv FILE")
         }
@@ -277,13 +282,10 @@ extension LoaCLI {
     }
 
     static func rejects(_ id: String, csv: String?, client: APIClient) async throws -> Int32 {
-        var out: FileHandle = .standardOutput
-        if let csv {
-            let fd = open(csv, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)  // it holds phone numbers
-            guard fd >= 0 else { printError("\(csv): cannot create (\(String(cString: strerror(errno)))); it must not exist yet"); return 1 }
-            out = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        }
-        out.write(Data("file,line,value,reason,detail\n".utf8))
+        // Into a file: written whole or not at all, 0600 (``OutputFile``); else stdout.
+        let file = try csv.map { try OutputFile($0, replace: false) }
+        func write(_ text: String) { if let file { file.write(text) } else { FileHandle.standardOutput.write(Data(text.utf8)) } }
+        write("file,line,value,reason,detail\n")
         var after: Int64 = 0
         var n = 0
         while true {
@@ -296,12 +298,15 @@ extension LoaCLI {
                 // On stdout (a terminal, a pager) control characters are shown escaped; the file keeps raw values.
                 text += CSVWriter.record(csv == nil ? fields.map(TerminalText.sanitize) : fields)
             }
-            out.write(Data(text.utf8))
+            write(text)
             n += rows.count
             guard let next = page["next"] as? Int else { break }
             after = Int64(next)
         }
-        if csv != nil { printError("\(n) rows written to \(csv!)") }
+        if let file {
+            try file.commit()
+            print("\(file.path): \(n) rows")
+        }
         return 0
     }
 }
