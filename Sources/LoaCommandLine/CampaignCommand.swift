@@ -254,6 +254,8 @@ extension LoaCLI {
             }
         } else if !plannedText.isEmpty, ["scheduled", "loading"].contains("\(c["state"] ?? "")") {
             out.append("deadline  not started; \(plannedText)")
+        } else if c["state"] as? String == "completed" {
+            out.append("deadline  on time: sending ended, nothing left to send")
         }
         let order = MessageState.allCases.map(\.name)
         out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
