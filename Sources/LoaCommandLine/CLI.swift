@@ -35,7 +35,7 @@ public enum LoaCLI {
             print("loa \(BuildInfo.version)")
             return 0
         case "daemon":
-            guard let path = opts.config else { printError("loa daemon: --config FILE is required"); return 2 }
+            guard let path = opts.config else { printError("daemon: --config FILE is required"); return 2 }
             switch ConfigLoader.load(path: path) {
             case .failure(let p): printError(p.description); return 1
             case .success(let config): return Daemon.run(config: config, allowSharedDataDir: opts.allowSharedDataDir)
@@ -57,7 +57,7 @@ public enum LoaCLI {
         case "optout":
             return blockingAwait { [opts] in await optout(opts) }
         default:
-            printError("loa: unknown command '\(command)'\n\n\(usage)")
+            printError("unknown command '\(command)'\n\n\(usage)")
             return 2
         }
     }
@@ -80,6 +80,10 @@ public enum LoaCLI {
         var csv: String?
         var file: String?
         var html: String?
+        /// Colour and cursor control off (also `NO_COLOR`, `TERM=dumb`: ``Display/colorAllowed(noColorFlag:fd:environment:)``).
+        var noColor = false
+        /// `--watch`: how long the daemon may not answer before the watch gives up (nil: no limit).
+        var timeout: Double?
 
         struct Bad: Error, CustomStringConvertible { var description: String }
 
@@ -113,6 +117,10 @@ public enum LoaCLI {
                     since = t
                 case "--file": file = try value(a)
                 case "--html": html = try value(a)
+                case "--no-color": noColor = true
+                case "--timeout":
+                    guard let n = Double(try value(a)), n > 0, n <= 86_400 else { throw Bad(description: "--timeout needs seconds, 1-86400") }
+                    timeout = n
                 case "-n":
                     guard let n = Int(try value(a)), n >= 0 else { throw Bad(description: "-n needs a number") }
                     lines = n
@@ -126,12 +134,23 @@ public enum LoaCLI {
         }
     }
 
-    /// Writes `s` to stderr with a final newline. Control characters other than line breaks are shown escaped
-    /// (``TerminalText``): error texts carry what the daemon was sent (ids, field values) and reach a terminal.
+    /// Writes a problem to stderr with a final newline, each of its lines (up to a blank line: the help that may
+    /// follow) under one prefix, `loa: error: `, for every command (a line already beginning `loa: ` keeps its
+    /// own: `loa: warning: `, `loa: SIGTERM while submitting: …`; usage text has none). Control characters other
+    /// than line breaks are shown escaped (``TerminalText``): error texts carry what the daemon was sent (ids,
+    /// field values) and reach a terminal.
     static func printError(_ s: String) {
-        let s = TerminalText.sanitizeLines(s)
-        FileHandle.standardError.write(Data((s.hasSuffix("\n") ? s : s + "\n").utf8))
+        var prefixing = !s.hasPrefix("usage:")
+        let lines = TerminalText.sanitizeLines(s).split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            if line.isEmpty { prefixing = false }
+            return prefixing && !line.hasPrefix("loa: ") ? "loa: error: " + line : String(line)
+        }
+        let text = lines.joined(separator: "\n")
+        FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
     }
+
+    /// A warning on stderr: `loa: warning: …`.
+    static func printWarning(_ s: String) { printError("loa: warning: " + s) }
 
     /// Prints one line made of text from outside (file contents, the daemon's answers): every control character,
     /// line breaks included, is shown escaped, so the text can neither move the cursor nor pass for a line of its own.
@@ -181,12 +200,12 @@ public enum LoaCLI {
         case .success(let c): config = c
         }
         let engine: CurlEngine
-        do { engine = try CurlEngine(maxConnectionsPerHost: 4) } catch { printError("loa: \(error)"); return 1 }
+        do { engine = try CurlEngine(maxConnectionsPerHost: 4) } catch { printError("\(error)"); return 1 }
         defer { engine.shutdown() }
         do {
             return try await body(APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine))
         } catch {
-            printError("loa: \(error)")
+            printError("\(error)")
             return 1
         }
     }

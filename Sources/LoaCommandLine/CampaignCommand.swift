@@ -29,22 +29,7 @@ extension LoaCLI {
                 return 0
             case "show":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
-                let terminal = isatty(STDOUT_FILENO) == 1
-                while true {
-                    let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))")
-                    guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
-                    if opts.json { print(terminalJSON(r.bodyText)); return 0 }
-                    let carriers = try await client.request("GET", "/api/v1/carriers")
-                    let text = renderShow(r.body, carriers: carriers.status == 200 ? carriers.body : [])
-                    // --watch: redraw every second until the campaign is done (Ctrl-C to leave earlier).
-                    if opts.watch && terminal { FileHandle.standardOutput.write(Data("\u{1B}[H\u{1B}[2J".utf8)) }
-                    print(text)
-                    fflushOut()
-                    let state = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["state"] as? String ?? ""
-                    guard opts.watch, !["completed", "cancelled", "expired"].contains(state) else { return 0 }
-                    if !terminal { print("") }
-                    try await Task.sleep(for: .seconds(1))
-                }
+                return try await show(id, opts: opts, client: client)
             case "discard":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
                 let r = try await client.request("DELETE", "/api/v1/campaigns/\(URLQuery.escape(id))")
@@ -65,6 +50,53 @@ extension LoaCLI {
                 printError(help["campaign"]!)
                 return 2
             }
+        }
+    }
+
+    /// `campaign show ID [--watch]`. With --watch it redraws every second until the campaign is done (Ctrl-C
+    /// leaves earlier). A daemon that stops answering (a restart) does not end the watch: a notice goes to
+    /// stderr once, and polling goes on until it answers again, or `--timeout SECONDS` passes without an answer
+    /// (then exit 1).
+    static func show(_ id: String, opts: Options, client: APIClient) async throws -> Int32 {
+        let redraw = opts.watch && Display.colorAllowed(noColorFlag: opts.noColor)
+        let color = Display.colorAllowed(noColorFlag: opts.noColor)
+        var silentSince: Date?
+        while true {
+            let answer: (campaign: HTTPResponse, carriers: HTTPResponse)
+            do {
+                let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))", timeout: opts.watch ? 10 : 300)
+                guard r.status != 503 || !opts.watch else { throw APIClient.Failure(description: APIClient.errorText(r)) }
+                let carriers = r.status == 200 && !opts.json ? try await client.request("GET", "/api/v1/carriers", timeout: opts.watch ? 10 : 300) : r
+                answer = (r, carriers)
+            } catch let e as APIClient.Failure where opts.watch {
+                let now = Date()
+                if silentSince == nil {
+                    silentSince = now
+                    printError("loa: warning: the daemon is not answering (\(e.description)); still watching campaign \(id)"
+                               + (opts.timeout.map { ", for up to \(Int($0)) s" } ?? "") + "; Ctrl-C to stop")
+                }
+                if let limit = opts.timeout, now.timeIntervalSince(silentSince!) >= limit {
+                    printError("loa: error: the daemon did not answer for \(Int(limit)) s (--timeout); stopped watching")
+                    return 1
+                }
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
+            if let since = silentSince {
+                printError("loa: the daemon answers again after \(Display.duration(Int64(Date().timeIntervalSince(since) * 1000))); watching")
+                silentSince = nil
+            }
+            let r = answer.campaign
+            guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+            if opts.json { print(terminalJSON(r.bodyText)); return 0 }
+            let text = renderShow(r.body, carriers: answer.carriers.status == 200 ? answer.carriers.body : [], color: color)
+            if redraw { FileHandle.standardOutput.write(Data("\u{1B}[H\u{1B}[2J".utf8)) }
+            print(text)
+            fflushOut()
+            let state = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["state"] as? String ?? ""
+            guard opts.watch, !["completed", "cancelled", "expired", "failed"].contains(state) else { return 0 }
+            if !redraw { print("") }
+            try await Task.sleep(for: .seconds(1))
         }
     }
 
@@ -91,14 +123,14 @@ extension LoaCLI {
         let path = "/api/v1/campaigns/\(URLQuery.escape(id))" + bound.query.withLock { $0 }
         switch try? await client.request("DELETE", path) {
         case let r? where r.status == 200:
-            printError("loa: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
+            printError("loa: error: \(name) while submitting: upload stopped, campaign \(id) discarded; nothing will be sent")
         case let r? where r.status == 404:
-            printError("loa: \(name) while submitting: campaign \(id) was not created; nothing will be sent")
+            printError("loa: error: \(name) while submitting: campaign \(id) was not created; nothing will be sent")
         case let r?:
-            printError("loa: \(name) while submitting: campaign \(id) could not be discarded (\(APIClient.errorText(r))); "
+            printError("loa: error: \(name) while submitting: campaign \(id) could not be discarded (\(APIClient.errorText(r))); "
                        + "see loa campaign show \(id)")
         case nil:
-            printError("loa: \(name) while submitting: the daemon could not be reached to discard campaign \(id); "
+            printError("loa: error: \(name) while submitting: the daemon could not be reached to discard campaign \(id); "
                        + "run loa campaign discard \(id)")
         }
         return 128 + sig
@@ -127,7 +159,8 @@ extension LoaCLI {
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
-            printLine("\(ex.path): exclusion list \(r.bodyText)")
+            let e = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Int]) ?? [:]
+            printLine("\(ex.path): \(e["read"] ?? 0) numbers read, \(e["added"] ?? 0) added to the campaign's exclusion list, \(e["invalid"] ?? 0) not valid numbers")
         }
         var total = IngestCounts()
         for seg in loaded.segments {
@@ -140,7 +173,7 @@ extension LoaCLI {
                 printError("campaign \(sub.id) discarded; nothing will be sent")
                 return 1
             }
-            print("\(seg.fromCampaign.map { "recipients of \($0) (\((seg.states ?? []).joined(separator: ", ")))" } ?? seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed, \(c.segments) SMS parts")
+            print("\(seg.fromCampaign.map { "recipients of \($0) (\((seg.states ?? []).joined(separator: ", ")))" } ?? seg.path): \(c.rows) rows, \(c.accepted) accepted, \(c.rejected) rejected, \(c.duplicates) duplicates, \(c.suppressed) suppressed (opted out or excluded), \(c.segments) SMS parts")
             total.add(c)
         }
         let commit = try await client.request("POST", "/api/v1/campaigns/\(URLQuery.escape(sub.id))/commit" + bound)
@@ -152,7 +185,11 @@ extension LoaCLI {
             if let w = o["warning"] { printLine("WARNING: the deadline will not be met: \(w)") }
             else if let eta = o["eta"] { print("estimated end of sending: \(eta) (\(o["needed_hours"] ?? "?") h of sending; \(o["window_hours"] ?? "?") h of window before the deadline)") }
         }
-        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(total.suppressed) suppressed, \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
+        // Suppressed, split into its two causes as the campaign counts them (the README's "Words").
+        let view = try? await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
+        let reasons = view.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }?["reasons"] as? [String: Int]
+        let suppressed = reasons.map(Words.suppressed) ?? "\(total.suppressed) suppressed"
+        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(suppressed), \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
         if total.rejected + total.duplicates + total.suppressed > 0 {
             print("rows not sent, with file, line and reason: loa campaign rejects \(sub.id) --csv FILE")
         }
@@ -172,7 +209,9 @@ extension LoaCLI {
         s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
     }
 
-    static func renderShow(_ body: [UInt8], carriers: [UInt8]) -> String {
+    /// `campaign show` in words: times in the campaign's zone to the second, progress rounded down, the end
+    /// estimated from what is actually leaving (the daemon's `measured`), and why nothing is leaving (`stalled`).
+    static func renderShow(_ body: [UInt8], carriers: [UInt8], color: Bool = false) -> String {
         guard let c = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             return TerminalText.sanitizeLines(String(decoding: body, as: UTF8.self))
         }
@@ -180,34 +219,43 @@ extension LoaCLI {
         // Each line is made safe on its own when joined (names, senders, reasons and carrier names come from
         // outside): no value can add a line, move the cursor or retitle the window.
         let states = c["states"] as? [String: Int] ?? [:]
+        let zone = (c["spec"] as? [String: Any])?["time_zone"] as? String
+        func time(_ v: Any?) -> String { Display.time(Display.int64(v) ?? 0, zone: zone) }
         out.append("campaign  \(c["id"] ?? "")  (\(c["state"] ?? ""))")
         if let n = c["name"] as? String { out.append("name      \(n)") }
         if let why = c["failure"] as? String { out.append("FAILED    \(why)") }
         out.append("sender    \(c["sender"] ?? "")")
-        out.append("window    \(ISOTime.format(Int64("\(c["start_at"] ?? 0)") ?? 0)) → \(ISOTime.format(Int64("\(c["deadline_at"] ?? 0)") ?? 0))")
+        out.append("window    \(time(c["start_at"])) → \(time(c["deadline_at"]))  (time zone \(zone ?? "UTC"))")
         out.append("rows      \(c["rows"] ?? 0) read, \(c["accepted"] ?? 0) accepted, \(c["rejected"] ?? 0) rejected, \(c["duplicates"] ?? 0) duplicates, \(c["segments_total"] ?? 0) SMS parts")
         let progress = (c["progress"] as? Double) ?? 0
         let width = 30
-        let filled = Int(progress * Double(width))
-        out.append("progress  [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(String(format: "%.1f", progress * 100))%")
-        let carrierList = (try? JSONSerialization.jsonObject(with: Data(carriers)) as? [[String: Any]]) ?? []
-        let used = Set((c["carriers"] as? [String: Any] ?? [:]).keys)
-        // A carrier that refuses Loa's credentials or is paused holds this campaign's messages: no ETA holds then.
-        let blocked = carrierList.filter { used.contains("\($0["name"] ?? "")") && ($0["auth_refused"] != nil || $0["paused_reason"] != nil) }
-        if !blocked.isEmpty {
-            for b in blocked {
-                if let why = b["auth_refused"] as? String {
-                    out.append("deadline  BLOCKED: carrier \(b["name"] ?? "") refuses Loa's credentials (\(why)); its messages wait, no ETA until it accepts them")
-                } else if let why = b["paused_reason"] as? String {
-                    out.append("deadline  BLOCKED: carrier \(b["name"] ?? "") is paused after \(why); its messages wait until `loa carriers resume \(b["name"] ?? "")`")
-                }
+        let filled = min(width, Int((progress * Double(width)).rounded(.down)))
+        let recipients = states.filter { $0.key != "rejected" }.values.reduce(0, +)
+        out.append("progress  [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+                   + Display.percent(progress) + "  (\(c["final"] ?? 0) of \(recipients) recipients in a final state)")
+        let now = SystemTimeSource().now()
+        if let st = c["stalled"] as? [String: Any] {
+            let since = Display.int64(st["since"]) ?? now
+            let carrier = (st["carrier"] as? String).map { " on carrier \($0)" } ?? ""
+            let line = "STALLED   \(st["reason"] ?? "?")\(carrier) since \(time(since)) (\(Display.duration(now - since))): \(st["detail"] ?? "")"
+            out.append(line)
+        }
+        let planned = c["feasibility"] as? [String: Any]
+        let plannedText = (planned?["eta"]).map { "planned at the configured rates: end by \(time($0))" }
+            ?? (planned?["warning"] as? String).map { "planned at the configured rates: \($0)" } ?? ""
+        if let m = c["measured"] as? [String: Any] {
+            let rate = m["messages_per_second"] as? Double
+            if let eta = m["eta"], (m["on_time"] as? Bool) == true, (Display.int64(m["remaining"]) ?? 0) == 0 || rate != nil {
+                out.append("deadline  on time: at the measured \(String(format: "%.1f", rate ?? 0)) messages/s (last minute) sending should end by \(time(eta))")
+            } else if let w = m["warning"] as? String {
+                out.append("deadline  NOT ON TIME: \(w)" + (plannedText.isEmpty ? "" : " (\(plannedText))"))
+            } else {
+                out.append("deadline  measuring the rate (under 10 s of samples)" + (plannedText.isEmpty ? "" : "; \(plannedText)"))
             }
-        } else if let f = c["feasibility"] as? [String: Any] {
-            if let w = f["warning"] as? String {
-                out.append("deadline  WARNING: \(w)")
-            } else if let eta = f["eta"] as? Int64 ?? (f["eta"] as? Int).map(Int64.init) {
-                out.append("deadline  on time: sending should end by \(ISOTime.format(eta))")
-            }
+        } else if !plannedText.isEmpty, ["scheduled", "loading"].contains("\(c["state"] ?? "")") {
+            out.append("deadline  not started; \(plannedText)")
+        } else if c["state"] as? String == "completed" {
+            out.append("deadline  on time: sending ended, nothing left to send")
         }
         let order = MessageState.allCases.map(\.name)
         out.append("states    " + order.compactMap { s in states[s].map { "\(s) \($0)" } }.joined(separator: ", "))
@@ -215,27 +263,31 @@ extension LoaCLI {
             out.append("recovery  \(n) in flight at an unclean stop: unknown, never resent (the gateway may have them)")
         }
         if let reasons = c["reasons"] as? [String: Int], !reasons.isEmpty {
-            out.append("not sent  " + reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            out.append("not sent  " + reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                .map { "\(Words.reason($0.key)) \($0.value)" }.joined(separator: ", "))
         }
         if let per = c["carriers"] as? [String: [String: Int]] {
             for name in per.keys.sorted() {
                 out.append("carrier   \(name): " + order.compactMap { s in per[name]?[s].map { "\(s) \($0)" } }.joined(separator: ", "))
             }
         }
-        for cs in carrierList {
-            out.append("rate      \(cs["name"] ?? ""): \(String(format: "%.1f", (cs["current_rate"] as? Double) ?? 0))/s now (limit \(cs["configured_rate"] ?? 0)/s), \(cs["in_flight"] ?? 0) in flight, \(carrierState(cs))")
+        let carrierList = (try? JSONSerialization.jsonObject(with: Data(carriers)) as? [[String: Any]]) ?? []
+        let used = Set((c["carriers"] as? [String: Any] ?? [:]).keys)
+        for cs in carrierList where used.isEmpty || used.contains("\(cs["name"] ?? "")") {
+            let unit = (cs["rate_unit"] as? String) ?? "messages"
+            out.append("rate      \(cs["name"] ?? ""): \(String(format: "%.1f", (cs["current_rate"] as? Double) ?? 0)) requests/s started (last 10 s); "
+                       + "limit \(cs["configured_rate"] ?? 0) \(unit)/s; \(cs["in_flight"] ?? 0) in flight; \(carrierState(cs))")
         }
-        return out.map(TerminalText.sanitize).joined(separator: "\n")
+        // Colour goes on after the escaping, which would show its escape codes as text.
+        return out.map(TerminalText.sanitize).map { color && $0.hasPrefix("STALLED") ? "\u{1B}[31m" + $0 + "\u{1B}[0m" : $0 }
+            .joined(separator: "\n")
     }
 
     static func rejects(_ id: String, csv: String?, client: APIClient) async throws -> Int32 {
-        var out: FileHandle = .standardOutput
-        if let csv {
-            let fd = open(csv, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)  // it holds phone numbers
-            guard fd >= 0 else { printError("\(csv): cannot create (\(String(cString: strerror(errno)))); it must not exist yet"); return 1 }
-            out = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        }
-        out.write(Data("file,line,value,reason,detail\n".utf8))
+        // Into a file: written whole or not at all, 0600 (``OutputFile``); else stdout.
+        let file = try csv.map { try OutputFile($0, replace: false) }
+        func write(_ text: String) { if let file { file.write(text) } else { FileHandle.standardOutput.write(Data(text.utf8)) } }
+        write("file,line,value,reason,detail\n")
         var after: Int64 = 0
         var n = 0
         while true {
@@ -248,12 +300,15 @@ extension LoaCLI {
                 // On stdout (a terminal, a pager) control characters are shown escaped; the file keeps raw values.
                 text += CSVWriter.record(csv == nil ? fields.map(TerminalText.sanitize) : fields)
             }
-            out.write(Data(text.utf8))
+            write(text)
             n += rows.count
             guard let next = page["next"] as? Int else { break }
             after = Int64(next)
         }
-        if csv != nil { printError("\(n) rows written to \(csv!)") }
+        if let file {
+            try file.commit()
+            print("\(file.path): \(n) rows")
+        }
         return 0
     }
 }

@@ -15,12 +15,13 @@ struct APIClient {
         var description: String
     }
 
-    func request(_ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/json") async throws -> HTTPResponse {
+    func request(_ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/json",
+                 timeout: Double = 300) async throws -> HTTPResponse {
         var headers = [HTTPHeader("Authorization", "Bearer \(token)")]
         if !body.isEmpty { headers.append(HTTPHeader("Content-Type", contentType)) }
         let r: HTTPResponse
         do {
-            r = try await engine.perform(HTTPRequest(method: method, url: base + path, headers: headers, body: body, timeout: 300))
+            r = try await engine.perform(HTTPRequest(method: method, url: base + path, headers: headers, body: body, timeout: timeout))
         } catch {
             throw Failure(description: "cannot reach the daemon at \(base): \(error)")
         }

@@ -45,13 +45,15 @@ extension LoaCLI {
                 if scan.rejectedRows > scan.listLimit {
                     problems.append(Problem(file: file, line: 0, field: "segments", reason: "\(scan.rejectedRows - scan.listLimit) more rejected rows not listed"))
                 }
-                summary.append("\(file): \(scan.accepted) recipients, \(scan.rejected) rejected, \(scan.duplicates) duplicates, \(scan.excluded) excluded, \(scan.parts) SMS parts")
+                summary.append("\(file): \(scan.accepted) recipients, \(scan.rejected) rejected, \(scan.duplicates) duplicates, \(scan.excluded) excluded (opt-outs are applied by the daemon at submit), \(scan.parts) SMS parts")
                 summary += scan.partLimitWarnings
             }
         }
-        for p in problems { printLine(p.description) }
+        // Problems on stderr (rows --allow-rejects lets through as warnings), results on stdout.
+        let allowed = { (p: Problem) in opts.allowRejects && (p.field == "row" || p.field == "segments") }
+        for p in problems { allowed(p) ? printWarning(p.description) : printError(p.description) }
         for s in summary { printLine(s) }
-        let blocking = problems.filter { !(opts.allowRejects && ($0.field == "row" || $0.field == "segments")) }
+        let blocking = problems.filter { !allowed($0) }
         if blocking.isEmpty { print(problems.isEmpty ? "ok" : "ok (rows listed above will be rejected)") }
         return blocking.isEmpty ? 0 : 1
     }
@@ -72,9 +74,9 @@ extension LoaCLI {
                 guard d.status == 200 else { printError(APIClient.errorText(d)); return 1 }
                 let page = CampaignReport.html(campaign: (try JSONSerialization.jsonObject(with: Data(c.body)) as? [String: Any]) ?? [:],
                                                data: (try JSONSerialization.jsonObject(with: Data(d.body)) as? [String: Any]) ?? [:])
-                guard FileManager.default.createFile(atPath: html, contents: Data(page.utf8), attributes: [.posixPermissions: 0o600]) else {
-                    printError("\(html): cannot write"); return 1
-                }
+                let out = try OutputFile(html, replace: true)
+                out.write(page)
+                try out.commit()
                 print("\(html): report written")
             }
             return 0
@@ -146,7 +148,10 @@ extension LoaCLI {
             let r = try await client.request(verb == "add" ? "POST" : "DELETE", "/api/v1/optouts",
                                              body: Array(numbers.joined(separator: "\n").utf8), contentType: "text/plain")
             guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
-            print(TerminalText.sanitizeLines(r.bodyText))
+            let o = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Int]) ?? [:]
+            func count(_ n: Int) -> String { n == 1 ? "1 number" : "\(n) numbers" }
+            print(verb == "add" ? "\(count(o["added"] ?? 0)) opted out (\(count(numbers.count - (o["added"] ?? 0))) already were); the opt-out list holds \(count(o["count"] ?? 0))"
+                                : "\(count(o["removed"] ?? 0)) removed from the opt-out list; it holds \(count(o["count"] ?? 0))")
             return 0
         }
     }
@@ -200,9 +205,21 @@ extension LoaCLI {
         case .failure(let p): printError(p.description); return 1
         case .success(let c): config = c
         }
+        // A campaign that does not exist is an error, as everywhere (it printed nothing and exited 0); the log is
+        // read even when the daemon cannot be asked.
+        if let id = opts.campaign {
+            let answer = blockingAwait { () -> Int? in
+                guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { return nil }
+                defer { engine.shutdown() }
+                let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+                return (try? await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))", timeout: 10))?.status
+            }
+            if answer == 404 { printError("no campaign \(id)"); return 1 }
+            if answer != 200 { printWarning("could not ask the daemon whether campaign \(id) exists; reading the log anyway") }
+        }
         let path = config.dataDir + "/delivery.log"
         let filter = LogTailer.Filter(campaign: opts.campaign, carrier: opts.carrier, event: opts.event, status: opts.status, since: opts.since)
         return LogTailer(path: path, filter: filter, json: opts.json, follow: opts.follow, last: opts.lines,
-                         color: isatty(STDOUT_FILENO) == 1 && !opts.json).run()
+                         color: !opts.json && Display.colorAllowed(noColorFlag: opts.noColor)).run()
     }
 }

@@ -35,11 +35,18 @@ extension LoaCLI {
           version                          print the version
 
         Every command takes --help. Client commands find the daemon through --config FILE
-        (default: $LOA_CONFIG, else /etc/loa/loa.json).
+        (default: $LOA_CONFIG, else /etc/loa/loa.json). Results go to stdout; problems to stderr as
+        `loa: error: …` (warnings `loa: warning: …`). --no-color, NO_COLOR (any value) or TERM=dumb turn
+        colour and cursor control off.
         """
 
     static let help: [String: String] = [
         "gateway-sim": GatewaySim.help,
+        "version": """
+            usage: loa version
+
+            Prints Loa's version.
+            """,
         "daemon": """
             usage: loa daemon --config FILE [--allow-shared-data-dir]
 
@@ -66,7 +73,7 @@ extension LoaCLI {
         "campaign": """
             usage: loa campaign submit FILE [--config FILE]
                    loa campaign list [--json] [--config FILE]
-                   loa campaign show ID [--json] [--watch] [--config FILE]
+                   loa campaign show ID [--json] [--watch [--timeout SECONDS]] [--no-color] [--config FILE]
                    loa campaign rejects ID [--csv FILE] [--config FILE]
                    loa campaign pause|resume|cancel ID [--config FILE]
                    loa campaign discard ID [--config FILE]
@@ -75,6 +82,12 @@ extension LoaCLI {
             and then each segment to it (never held in memory), and commits it; the daemon starts sending at
             its start time. A failed upload discards the half-loaded campaign, and so does SIGTERM or SIGINT
             (Ctrl-C) before the commit: the upload stops, stderr says so, exit 143 or 130.
+            show: the campaign's counts, progress (rounded down: 100.0% only when every recipient is final), times
+            in its time zone, the end estimated from the rate measured over the last minute, and STALLED with the
+            reason (breaker-open, auth-refused, carrier-paused, throttled, outside-send-window, campaign-paused,
+            not-moving) when nothing is leaving. --watch redraws every second until the campaign ends; a daemon
+            that stops answering (a restart) gets a notice on stderr and the watch goes on, up to --timeout
+            SECONDS without an answer if given (then exit 1).
             discard: removes a campaign still `loading` (a submit that was cut off), with its rows.
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
@@ -122,13 +135,14 @@ extension LoaCLI {
             """,
         "tail": """
             usage: loa tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since TIME]
-                            [--json] [-n N] [--config FILE]
+                            [--json] [-n N] [--no-color] [--config FILE]
 
             Prints the delivery log (data_dir/delivery.log). -f keeps following it (across logrotate).
             --campaign, --carrier, --event (sending, accepted, retry, receipt, …), --status (delivered, failed,
             …) and --since (ISO 8601 with offset) keep matching events only. --json prints the raw JSON lines.
             -n N starts with the last N matching lines (default: all). On a terminal lines are aligned and
-            colored by status.
+            colored by status, unless --no-color, NO_COLOR (any value) or TERM=dumb. A --campaign the daemon
+            does not know is an error.
             """,
     ]
 }

@@ -29,6 +29,7 @@ enum PreviewReport {
         } else {
             row("opted out", "not checked: the daemon was not reachable (it applies its opt-out list at submit)")
         }
+        row("suppressed", "\(s.excluded + s.optedOut)  (opted out or excluded: not sent)")
         let reasons = s.rejectedByReason.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         row("rejected", "\(s.rejected)" + (reasons.isEmpty ? "" : "  (" + reasons.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
         row("per carrier", s.perCarrier.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

@@ -33,7 +33,7 @@ struct LogTailer {
     func run() -> Int32 {
         var fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 && !follow {
-            FileHandle.standardError.write(Data("loa tail: cannot open \(path): \(String(cString: strerror(errno)))\n".utf8))
+            LoaCLI.printError("tail: cannot open \(path): \(String(cString: strerror(errno)))")
             return 1
         }
         var pending = [UInt8]()

@@ -51,5 +51,8 @@ extension Dispatcher {
         /// Answers since start by class (accepted, temporary, throttled, permanent, unavailable, ambiguous,
         /// unauthorized), one per message.
         public var answers: [String: Int64] = [:]
+        /// What ``configuredRate`` counts: `parts` (SMS parts per second, `rate_in_segments`, the default) or
+        /// `messages`. Set by the operator API from the config (the dispatcher's figures do not need it).
+        public var rateUnit: String?
     }
 }

@@ -78,6 +78,8 @@ public enum Daemon {
                 _ = try group.start("receipt poller", failure: "cannot start the receipt poller", stopWithin: longest + 30,
                                     { poller.start() }, stop: { poller.stop() })
             }
+            _ = try group.start("pace sampler", failure: "cannot start the pace sampler", stopWithin: 10,
+                                { service.paces.start(store: store.0, clock: clock) }, stop: { service.paces.stop() })
             let drain = config.drainSeconds
             _ = try group.start("dispatcher", failure: "cannot start the dispatcher", stopWithin: drain + 60,
                                 { dispatcher.start() }, stop: { dispatcher.stop(drainSeconds: drain) })

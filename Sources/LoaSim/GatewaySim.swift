@@ -58,6 +58,8 @@ public enum GatewaySim {
           --receipt-delay-ms N     delay before a message's receipts (default 100)
           --no-receipts            send no receipts
           --intermediate           generic shape: an ENROUTE receipt before the final one
+          --failure-text TEXT      generic shape: the undelivered receipts' error_code, {id} and {to} replaced by
+                                   the message's gateway id and number (default "001")
           --receipt-concurrency N  receipts in flight (default 32)
           --receipt-queue N        receipts queued at most; more are dropped and counted (default 100000)
           --receipt-retries N      receipt retries when the client does not take it (no answer, 5xx; Jasmin: not ACK/Jasmin) (default 3)
@@ -273,7 +275,8 @@ final class GatewaySimService: HTTPService {
                 let slot = queue.enqueue(ref: m.ref, now: elapsed, wallNow: wall, validForMillis: m.validForMillis)
                 let delivered = !slot.expired && faults.random.chance(config.deliveredRate)
                 let list = m.plan.receipts(id: ids[i], number: numbers[i], delivered: delivered, now: (wall + slot.due - elapsed) / 1000,
-                                           intermediate: config.intermediate, expired: slot.expired)
+                                           intermediate: config.intermediate, expired: slot.expired,
+                                           failureText: config.failureText)
                 receipts?.enqueue(SimReceiptJob(due: slot.due, receipts: list))
             }
         } else if let receipts {
@@ -281,7 +284,8 @@ final class GatewaySimService: HTTPService {
             let now = Int64(time(nil))
             for (i, m) in messages.enumerated() {
                 let delivered = faults.random.chance(config.deliveredRate)
-                let list = m.plan.receipts(id: ids[i], number: numbers[i], delivered: delivered, now: now, intermediate: config.intermediate)
+                let list = m.plan.receipts(id: ids[i], number: numbers[i], delivered: delivered, now: now, intermediate: config.intermediate,
+                                           failureText: config.failureText)
                 receipts.enqueue(SimReceiptJob(due: due, receipts: list))
             }
         }

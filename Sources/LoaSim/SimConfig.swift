@@ -39,6 +39,8 @@ struct SimConfig: Sendable {
     /// At SIGTERM, how long to keep sending the receipts owed.
     var drainSeconds: Double = 5
     var intermediate = false
+    /// `--failure-text`: the generic shape's undelivered error text (`{id}`, `{to}` filled in); nil: `001`.
+    var failureText: String?
     var exitAfter: Double?
     var journal: String?
     var readyFile: String?
@@ -115,6 +117,7 @@ struct SimConfig: Sendable {
             case "--receipt-retry-ms": receiptRetryMs = try int(a, 0...600_000)
             case "--drain-seconds": drainSeconds = try number(a, 0...600)
             case "--intermediate": intermediate = true
+            case "--failure-text": failureText = try value(a)
             case "--exit-after": exitAfter = try number(a, 0.001...31_536_000)
             case "--journal": journal = try value(a)
             case "--ready-file": readyFile = try value(a)

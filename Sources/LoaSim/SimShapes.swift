@@ -160,7 +160,8 @@ enum SimReceiptPlan: Sendable {
 
     /// `expired`: the message was dropped from the queue at its validity end (queue mode): only the final
     /// receipt, saying EXPIRED (Kannel: `%d` 34, DLR_FAIL with the expired bit, as Kannel 1.4.5 sends it).
-    func receipts(id: String, number: Int, delivered: Bool, now: Int64, intermediate: Bool, expired: Bool = false) -> [SimReceipt] {
+    func receipts(id: String, number: Int, delivered: Bool, now: Int64, intermediate: Bool, expired: Bool = false,
+                  failureText: String? = nil) -> [SimReceipt] {
         switch self {
         case .none:
             return []
@@ -200,8 +201,10 @@ enum SimReceiptPlan: Sendable {
             var statuses = intermediate && !expired ? ["ENROUTE"] : []
             statuses.append(expired ? "EXPIRED" : delivered ? "DELIVERED" : "UNDELIVERED")
             return statuses.map { status in
-                let code = status == "UNDELIVERED" ? "001" : "000"
-                let body = "{\"id\":\(jsonString(id)),\"ref\":\(jsonString(ref)),\"to\":\(jsonString(to)),\"status\":\"\(status)\",\"error_code\":\"\(code)\"}"
+                // `--failure-text`: a gateway whose error text names the message and the number, as many do.
+                let failure = failureText.map { $0.replacingOccurrences(of: "{id}", with: id).replacingOccurrences(of: "{to}", with: to) } ?? "001"
+                let code = status == "UNDELIVERED" ? failure : "000"
+                let body = "{\"id\":\(jsonString(id)),\"ref\":\(jsonString(ref)),\"to\":\(jsonString(to)),\"status\":\"\(status)\",\"error_code\":\(jsonString(code))}"
                 return SimReceipt(request: HTTPRequest(method: "POST", url: url, headers: [HTTPHeader("Content-Type", "application/json")],
                                                        body: Array(body.utf8), timeout: 10))
             }

@@ -200,10 +200,19 @@ public struct ReportData: Sendable, Codable, Equatable {
         public var name: String
         public var states: [String: Int64]
     }
+    /// Failed and expired messages by reason code and class (``FailureReason``), and rows not sent by reason.
+    public struct Reason: Sendable, Codable, Equatable {
+        public var code: String
+        public var `class`: String
+        public var count: Int64
+    }
     public var bucketMillis: Int64
     public var timeline: [Bucket]
+    /// Counts by reason code (the keys of ``reasonGroups`` without their class), for older clients.
     public var reasons: [String: Int64]
     public var groups: [Group]
+    /// The same counts with their class, largest first: what the report's reasons chart draws.
+    public var reasonGroups: [Reason] = []
 }
 
 /// A campaign the dispatcher should look at.

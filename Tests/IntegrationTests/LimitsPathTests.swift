@@ -151,7 +151,8 @@ import Testing
         let carriers = try loa.cli(["carriers"])
         #expect(carriers.output.contains("PAUSED after 10 identical permanent answers in a row: HTTP 412"), "\(carriers.output)")
         let show = try loa.cli(["campaign", "show", "it-route"])
-        #expect(show.output.contains("BLOCKED: carrier jas is paused") && !show.output.contains("on time"), "\(show.output)")
+        #expect(show.output.contains("STALLED   carrier-paused on carrier jas") && show.output.contains("loa carriers resume jas")
+                && !show.output.contains("on time"), "\(show.output)")
         let metrics = try await loa.api("/metrics").bodyText
         #expect(metrics.contains("loa_carrier_paused_identical_failures{carrier=\"jas\"} 1"))
         let diagnostics = (try? String(contentsOfFile: work.file("daemon.log"), encoding: .utf8)) ?? ""
@@ -196,7 +197,8 @@ import Testing
         let list = (try JSONSerialization.jsonObject(with: Data(try await loa.api("/api/v1/carriers").body)) as? [[String: Any]]) ?? []
         #expect(list.first?["segments_sent"] as? Int == 0, "refused requests are no parts sent: \(row)")
         let show = try loa.cli(["campaign", "show", "it-auth"])
-        #expect(show.output.contains("BLOCKED: carrier gw refuses Loa's credentials") && !show.output.contains("on time"), "\(show.output)")
+        #expect(show.output.contains("STALLED   auth-refused on carrier gw") && show.output.contains("refuses Loa's credentials")
+                && !show.output.contains("on time"), "\(show.output)")
         let metrics = try await loa.api("/metrics").bodyText
         #expect(metrics.contains("loa_carrier_auth_refused{carrier=\"gw\"} 1"))
         #expect(metrics.contains("loa_carrier_answers_total{carrier=\"gw\",class=\"unauthorized\"}"))

@@ -150,7 +150,7 @@ final class EchoGateway: @unchecked Sendable {
         let reportText = try String(contentsOfFile: reportFile, encoding: .utf8)
         let report = try Self.readCSV(reportFile)
         #expect(report.count == 1 + 7, "\(reportText.debugDescription)")
-        #expect(report.allSatisfy { $0.count == 11 }, "\(report)")
+        #expect(report.allSatisfy { $0.count == 13 }, "\(report)")
         let reasons = report.filter { $0[3] == "failed" }.map { $0[4] }
         #expect(reasons.count == 2 && reasons.allSatisfy { $0.contains("pw=***") && $0.contains("\r\n") }, "\(reasons)")
         #expect(report.contains { $0[1] == "0912\u{0}345670" && $0[4] == "control-character" }, "\(report)")

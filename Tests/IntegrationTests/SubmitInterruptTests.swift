@@ -34,7 +34,7 @@ import Testing
         let status = cli.wait(seconds: 30)
         #expect(rowsAtSignal < n, "the upload had ended before the signal: the test proves nothing")
         #expect(status == 128 + sig, "\(cli.output)")
-        #expect(cli.output.contains("loa: \(sig == SIGINT ? "SIGINT" : "SIGTERM") while submitting: upload stopped, campaign big discarded; nothing will be sent"),
+        #expect(cli.output.contains("loa: error: \(sig == SIGINT ? "SIGINT" : "SIGTERM") while submitting: upload stopped, campaign big discarded; nothing will be sent"),
                 "\(cli.output)")
         #expect(try await loa.api("/api/v1/campaigns/big").status == 404)
         let list = try await loa.api("/api/v1/campaigns")

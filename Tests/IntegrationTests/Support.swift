@@ -45,7 +45,8 @@ final class Child: @unchecked Sendable {
     let logPath: String
     private var status: Int32?
 
-    init(_ executable: String, _ args: [String], env: [String: String] = [:], log: String) throws {
+    /// `errLog`: stderr to a file of its own (nil: with stdout, in `log`).
+    init(_ executable: String, _ args: [String], env: [String: String] = [:], log: String, errLog: String? = nil) throws {
         logPath = log
         var environment = ProcessInfo.processInfo.environment
         environment.merge(env) { $1 }
@@ -54,7 +55,11 @@ final class Child: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errLog {
+            posix_spawn_file_actions_addopen(&actions, 2, errLog, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         let argv = ([executable] + args).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -124,6 +129,20 @@ func run(_ executable: String, _ args: [String], env: [String: String] = [:], ti
         throw HarnessError(message: "\(executable) \(args.joined(separator: " ")) did not finish in \(timeout) s:\n\(child.output)")
     }
     return (status, child.output)
+}
+
+/// Runs a command to completion and returns its status, stdout and stderr apart; killed after `timeout` seconds.
+func runSplit(_ executable: String, _ args: [String], env: [String: String] = [:],
+              timeout: Double = 120) throws -> (status: Int32, stdout: String, stderr: String) {
+    let base = NSTemporaryDirectory() + "loa-run-" + UUID().uuidString
+    defer { unlink(base + ".out"); unlink(base + ".err") }
+    let child = try Child(executable, args, env: env, log: base + ".out", errLog: base + ".err")
+    guard let status = child.wait(seconds: timeout) else {
+        child.signal(SIGKILL)
+        _ = child.wait(seconds: 5)
+        throw HarnessError(message: "\(executable) \(args.joined(separator: " ")) did not finish in \(timeout) s")
+    }
+    return (status, child.output, (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
 }
 
 /// A free TCP port on 127.0.0.1, from the kernel.

@@ -43,7 +43,7 @@ extension DaemonService {
         Endpoint("GET", "/api/v1/optouts") { s, r in try s.optOutList(r.query) },
         Endpoint("POST", "/api/v1/optouts") { s, _ in .body(limit: 64 << 20) { r in try s.optOuts(r.body, add: true) } },
         Endpoint("DELETE", "/api/v1/optouts") { s, _ in .body(limit: 64 << 20) { r in try s.optOuts(r.body, add: false) } },
-        Endpoint("GET", "/api/v1/carriers") { s, _ in .value(s.dispatcher.status()) },
+        Endpoint("GET", "/api/v1/carriers") { s, _ in .value(s.carrierStatus()) },
         Endpoint("POST", "/api/v1/carriers/{name}/resume") { s, r in try s.resumeCarrier(r["name"]) },
     ]
 
@@ -54,9 +54,12 @@ extension DaemonService {
         return c
     }
 
+    /// The campaign with its progress, its planned and measured ends, and why it is not moving when it is not.
     func campaignView(_ id: String) throws -> Reply {
         let c = try requireCampaign(id)
-        return .value(CampaignView(c, now: clock.now(), feasibility: feasibility(c)))
+        let now = clock.now()
+        let pace = [.running, .paused].contains(c.state) ? paces.record(c, now: now) : nil
+        return .value(CampaignView(c, now: now, feasibility: feasibility(c), pace: pace, carriers: dispatcher.status()))
     }
 
     func discard(_ id: String, _ r: Request) throws -> Reply {
@@ -72,6 +75,12 @@ extension DaemonService {
         logger.notice("campaign state changed by the operator", ["campaign.id": id, "campaign.state": state.rawValue])
         dispatcher.wake()
         return .value(["id": id, "state": state.rawValue])
+    }
+
+    /// The dispatcher's figures per carrier, each with the unit its configured rate counts in.
+    func carrierStatus() -> [Dispatcher.CarrierStatus] {
+        let inParts = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0.rateInSegments) })
+        return dispatcher.status().map { var s = $0; s.rateUnit = inParts[s.name] == false ? "messages" : "parts"; return s }
     }
 
     /// Ends a pause after identical permanent answers.
@@ -294,32 +303,4 @@ extension DaemonService {
                                     windows: c.spec?.sendWindows ?? .standard, start: c.startAt, deadline: c.deadlineAt,
                                     now: clock.now())
     }
-}
-
-/// The operator API's view of a campaign.
-struct CampaignView: Encodable {
-    var campaign: CampaignRecord
-    var progress: Double
-    var finalCount: Int64
-    var feasibility: Feasibility
-
-    init(_ c: CampaignRecord, now: UnixMillis, feasibility: Feasibility) {
-        campaign = c
-        self.feasibility = feasibility
-        // Every recipient (rejected rows aside) counts; progress is the share in a final state.
-        let recipients = c.states.filter { $0.key != MessageState.rejected.name }
-        finalCount = recipients.filter { MessageState(name: $0.key)?.isFinal == true }.values.reduce(0, +)
-        let total = recipients.values.reduce(0, +)
-        progress = total == 0 ? 1 : Double(finalCount) / Double(total)
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        try campaign.encode(to: encoder)
-        var c = encoder.container(keyedBy: K.self)
-        try c.encode(progress, forKey: .progress)
-        try c.encode(finalCount, forKey: .finalCount)
-        try c.encode(feasibility, forKey: .feasibility)
-    }
-
-    enum K: String, CodingKey { case progress, feasibility, finalCount = "final" }
 }

@@ -26,6 +26,8 @@ final class DaemonService: HTTPService {
     /// Segments uploaded per loading campaign and generation (a restart forgets them; the campaign is then discarded
     /// and resubmitted). Keyed by ``uploadKey(_:_:)``, so a discarded campaign's late uploads never count for a new one.
     let uploads = Mutex<[String: Set<String>]>([:])
+    /// Each sending campaign's measured pace (``CampaignPaces``), for the campaign view.
+    let paces = CampaignPaces()
 
     /// How each carrier's receipts are read, as its kind built them (``CarrierKind/make(_:engine:)``).
     let receiptFormats: [String: ReceiptFormat]

@@ -78,20 +78,25 @@ extension Store {
                 """).query([.int(lo), .int(width), .text(campaign)]) { r in
                 timeline.append(.init(start: lo + r.int("bucket") * width, carrier: r.text("carrier") ?? "", delivered: r.int("n")))
             }
-            var reasons: [String: Int64] = [:]
+            // Rows not sent by their reason code; failed and expired messages by a code made from the gateway's words
+            // (``FailureReason/code(_:)``: ids and numbers out) and a class, never by the raw text, which carries ids.
+            var coded: [String: (cls: String, n: Int64)] = [:]
             try ctx.statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n > 0").query([.text(campaign)]) {
-                reasons[$0.text("reason") ?? "", default: 0] += $0.int("n")
+                coded[$0.text("reason") ?? "", default: (FailureReason.Class.notSent.rawValue, 0)].n += $0.int("n")
             }
-            // Failed and expired messages by their reason (a receipt's is its words, `UNDELIV err 001`, never its ids).
             try ctx.statement("""
-                SELECT state, COALESCE(substr(detail, 1, 80), '') AS detail, COUNT(*) AS n FROM messages
-                WHERE campaign_id = ? AND state IN (\(MessageState.failed.rawValue), \(MessageState.expired.rawValue)) GROUP BY 1, 2
+                SELECT state, gateway_id IS NOT NULL AS accepted, COALESCE(substr(detail, 1, 200), '') AS detail, COUNT(*) AS n FROM messages
+                WHERE campaign_id = ? AND state IN (\(MessageState.failed.rawValue), \(MessageState.expired.rawValue)) GROUP BY 1, 2, 3
                 """).query([.text(campaign)]) { r in
                 let state = (MessageState(rawValue: Int(r.int("state"))) ?? .expired).name
-                let detail = r.text("detail") ?? ""
-                let key = detail.isEmpty ? state : detail.hasPrefix(state) ? detail : state + ": " + detail
-                reasons[key == "failed" || key == "expired" ? key + ": " + key : key, default: 0] += r.int("n")
+                let cls = FailureReason.classify(state: state, accepted: r.int("accepted") != 0)
+                let words = FailureReason.code(r.text("detail") ?? "")
+                let key = words.isEmpty ? state : words.hasPrefix(state) ? words : state + ": " + words
+                coded[key == "failed" || key == "expired" ? key + ": " + key : key, default: (cls.rawValue, 0)].n += r.int("n")
             }
+            let reasonGroups = coded.map { ReportData.Reason(code: $0.key, class: $0.value.cls, count: $0.value.n) }
+                .sorted { $0.count != $1.count ? $0.count > $1.count : $0.code < $1.code }
+            let reasons = coded.mapValues(\.n)
             var groups: [String: [String: Int64]] = [:]
             try ctx.statement("SELECT grp, state, COUNT(*) AS n FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
                 .query([.text(campaign)]) { r in
@@ -108,7 +113,7 @@ extension Store {
                 }
             }
             return ReportData(bucketMillis: width, timeline: timeline, reasons: reasons,
-                              groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) })
+                              groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) }, reasonGroups: reasonGroups)
         }
     }
 
