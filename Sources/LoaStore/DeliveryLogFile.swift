@@ -92,11 +92,17 @@ public final class DeliveryLogFile: @unchecked Sendable {
     /// ``truncate(toOffset:)`` should the transaction they belong to fail. A failed write is cut back at once.
     @discardableResult
     func append(bytes buffer: [UInt8]) throws -> Int64 {
+        try buffer.withUnsafeBytes { try append($0) }
+    }
+
+    /// ``append(bytes:)`` from the writer's own buffer (``LogLineBuffer``), without a copy.
+    @discardableResult
+    func append(_ buffer: UnsafeRawBufferPointer) throws -> Int64 {
         if reopenRequested.takeIfSet() { try openFile() }
         let before = Int64(lseek(fd, 0, SEEK_END))
         var offset = 0
         while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 let message = String(cString: strerror(errno))

@@ -85,9 +85,15 @@ public enum JSONText {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// Whether `u` goes into a JSON string as it is (no control character, quote or backslash): most values
+    /// (ids, numbers, states, texts) do, and hot paths copy them whole.
+    @inlinable
+    public static func isPlain(_ u: UnsafeBufferPointer<UInt8>) -> Bool {
+        !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") })
+    }
+
     private static func appendEscaped(_ u: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        // Most values (ids, numbers, states, texts) need no escape: append them whole.
-        if !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if isPlain(u) {
             out.append(contentsOf: u)
             return
         }

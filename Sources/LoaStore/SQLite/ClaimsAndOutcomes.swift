@@ -70,17 +70,19 @@ extension WriteContext {
         var out: [OutgoingMessage] = []
         /// Per message of `out`: fresh (attempts 0, never held), so named by the claim record, not updated.
         var fresh: [Bool] = []
-        func message(_ r: Row) -> OutgoingMessage {
-            OutgoingMessage(id: r.int("id"), campaign: campaign, phone: r.text("phone") ?? "", carrier: carrier, text: r.text("text") ?? "",
-                            encoding: r.int("encoding") == 1 ? .ucs2 : .gsm7, segments: Int(r.int("segments")), attempt: Int(r.int("attempts")) + 1)
+        func message(_ r: Row, _ c: ClaimColumns) -> OutgoingMessage {
+            OutgoingMessage(id: r.int(c.id), campaign: campaign, phone: r.text(c.phone) ?? "", carrier: carrier, text: r.text(c.text) ?? "",
+                            encoding: r.int(c.encoding) == 1 ? .ucs2 : .gsm7, segments: Int(r.int(c.segments)), attempt: Int(r.int(c.attempts)) + 1)
         }
         let behind = book.cursor(key)
         if book.behindMayBeDue(key, at: t) {
-            try statement("""
+            let due = try statement("""
                 SELECT id, phone, text, encoding, segments, attempts FROM messages WHERE campaign_id = ? AND carrier = ? AND state = \(MessageState.queued.rawValue)
                 AND id <= ? AND not_before > 0 AND not_before <= ? ORDER BY id LIMIT ?
-                """).query([.text(campaign), .text(carrier), .int(behind), .int(t), .int(Int64(limit))]) { r in
-                out.append(message(r))
+                """)
+            let columns = ClaimColumns(due)
+            try due.query([.text(campaign), .text(carrier), .int(behind), .int(t), .int(Int64(limit))]) { r in
+                out.append(message(r, columns))
                 fresh.append(false)
             }
             if out.count < limit {
@@ -95,21 +97,25 @@ extension WriteContext {
         }
         var cursor = behind
         var later = UnixMillis.max
+        let past = try statement("""
+            SELECT id, phone, text, encoding, segments, attempts, not_before FROM messages
+            WHERE campaign_id = ? AND carrier = ? AND state = \(MessageState.queued.rawValue) AND id > ? ORDER BY id LIMIT ?
+            """)
+        let columns = ClaimColumns(past)
+        let notBeforeColumn = past.columnIndex("not_before")
         while out.count < limit {
             let want = limit - out.count
             var seen = 0
-            try statement("""
-                SELECT id, phone, text, encoding, segments, attempts, not_before FROM messages
-                WHERE campaign_id = ? AND carrier = ? AND state = \(MessageState.queued.rawValue) AND id > ? ORDER BY id LIMIT ?
-                """).query([.text(campaign), .text(carrier), .int(cursor), .int(Int64(want))]) { r in
+            try past.query([.text(campaign), .text(carrier), .int(cursor), .int(Int64(want))]) { r in
                 seen += 1
-                cursor = r.int("id")
-                let notBefore = r.int("not_before")
+                cursor = r.int(columns.id)
+                let notBefore = r.int(notBeforeColumn)
                 // Not due yet (a retry or hold from before a restart): behind the cursor from now on.
                 if notBefore > t { later = min(later, notBefore); return }
                 if book.contains(cursor) { return }
-                out.append(message(r))
-                fresh.append(r.int("attempts") == 0 && notBefore == 0)
+                let m = message(r, columns)
+                fresh.append(m.attempt == 1 && notBefore == 0)
+                out.append(m)
             }
             if seen < want { break }
         }
@@ -159,8 +165,7 @@ extension WriteContext {
                 }
                 try statement("INSERT INTO contacts(phone, sent_at, message_id) VALUES(?, ?, ?)").run([.text(m.phone), .int(t), .int(m.id)])
             }
-            try emit(DeliveryEvent(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier,
-                                   event: "sending", status: "sending", attempt: m.attempt))
+            emit(time: now, campaign: campaign, message: m.id, recipient: m.phone, carrier: carrier, event: "sending", status: "sending", attempt: m.attempt)
             sending.append(m)
             if isFresh { named.append(m.id) } else { retried.append(m.id) }
         }
@@ -209,6 +214,21 @@ extension WriteContext {
     /// Settles a fresh message in flight: out of the book, and its claim record deleted once it names none in flight.
     func settleFresh(_ id: Int64) throws {
         if let claim = book.settle(id) { try statement("DELETE FROM claims WHERE id = ?").run([.int(claim)]) }
+    }
+}
+
+/// Where a claim's SELECTs have the columns of an ``OutgoingMessage``: looked up by name once per claim, not
+/// once per row and column (a claim reads seven columns of each of up to a thousand rows).
+struct ClaimColumns {
+    let id, phone, text, encoding, segments, attempts: Int32
+
+    init(_ st: Statement) {
+        id = st.columnIndex("id")
+        phone = st.columnIndex("phone")
+        text = st.columnIndex("text")
+        encoding = st.columnIndex("encoding")
+        segments = st.columnIndex("segments")
+        attempts = st.columnIndex("attempts")
     }
 }
 

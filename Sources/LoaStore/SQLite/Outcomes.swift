@@ -68,21 +68,32 @@ extension WriteContext {
     /// path decides each).
     private func recordAccepted(_ run: ArraySlice<SendOutcome>, fresh: Bool) throws -> Bool {
         guard let next = MessageLifecycle.next(.sending, on: .accepted) else { return false }
-        var items: [(message: OutgoingMessage, gatewayID: String?, detail: String?, parts: [String])] = []
-        for o in run {
-            guard case .accepted(let gid, let detail, let parts) = o.result, let m = o.claimed else { return false }
-            items.append((m, gid, detail, parts))
-        }
         var args: [SQLValue] = [.int(now), .int(now)]
-        args.reserveCapacity(2 + items.count * 4)
-        for (m, gid, detail, _) in items { args += [.int(m.id), .opt(gid), .opt(detail), .int(Int64(m.attempt))] }
+        args.reserveCapacity(2 + run.count * 4)
+        for o in run {
+            guard case .accepted(let gid, let detail, _) = o.result, let m = o.claimed else { return false }
+            args.append(.int(m.id))
+            args.append(.opt(gid))
+            args.append(.opt(detail))
+            args.append(.int(Int64(m.attempt)))
+        }
         try statement("SAVEPOINT bulk").run()
-        try statement("""
-            UPDATE messages SET state = \(next.rawValue), gateway_id = v.column2, detail = COALESCE(v.column3, messages.detail),
-            updated_at = ?, sent_at = ?\(fresh ? ", attempts = v.column4" : "")
-            FROM (VALUES (?, ?, ?, ?)\(String(repeating: ", (?, ?, ?, ?)", count: run.count - 1))) AS v
-            WHERE messages.id = v.column1 AND \(fresh ? "messages.state = \(MessageState.queued.rawValue) AND messages.attempts = 0 AND messages.not_before = 0 AND v.column4 = 1" : "messages.state = \(MessageState.sending.rawValue) AND messages.attempts = v.column4 AND messages.gateway_id IS NULL")
-            """).run(args)
+        // One statement per shape (fresh or not, how many rows), prepared once: its text is 2 KB at 100 rows, and
+        // building and hashing it for the statement cache cost as much as a recipient's log line.
+        let shape = run.count * 2 + (fresh ? 1 : 0)
+        let update: Statement
+        if let cached = acceptedStatements[shape] {
+            update = cached
+        } else {
+            update = try db.prepare("""
+                UPDATE messages SET state = \(next.rawValue), gateway_id = v.column2, detail = COALESCE(v.column3, messages.detail),
+                updated_at = ?, sent_at = ?\(fresh ? ", attempts = v.column4" : "")
+                FROM (VALUES (?, ?, ?, ?)\(String(repeating: ", (?, ?, ?, ?)", count: run.count - 1))) AS v
+                WHERE messages.id = v.column1 AND \(fresh ? "messages.state = \(MessageState.queued.rawValue) AND messages.attempts = 0 AND messages.not_before = 0 AND v.column4 = 1" : "messages.state = \(MessageState.sending.rawValue) AND messages.attempts = v.column4 AND messages.gateway_id IS NULL")
+                """)
+            acceptedStatements[shape] = update
+        }
+        try update.run(args)
         guard db.changes == run.count else {
             try statement("ROLLBACK TO bulk").run()
             try statement("RELEASE bulk").run()
@@ -90,8 +101,9 @@ extension WriteContext {
         }
         try statement("RELEASE bulk").run()
         // The counters move once per campaign and carrier of the run (nearly always one), not once per message.
-        var group = (campaign: items[0].message.campaign, carrier: items[0].message.carrier, n: Int64(0))
-        for (m, gid, detail, parts) in items {
+        var group = (campaign: run.first!.claimed!.campaign, carrier: run.first!.claimed!.carrier, n: Int64(0))
+        for o in run {
+            guard case .accepted(let gid, let detail, let parts) = o.result, let m = o.claimed else { continue }
             if m.campaign != group.campaign || m.carrier != group.carrier {
                 count(campaign: group.campaign, carrier: group.carrier, from: .sending, to: next, by: group.n)
                 group = (m.campaign, m.carrier, 0)
@@ -199,8 +211,8 @@ extension WriteContext {
     private func movedFromSending(_ m: OutgoingMessage, to next: MessageState, event: String, attempt: Int, gatewayID: String?,
                                   detail: String?, parts: [String] = [], counted: Bool = false) throws {
         if !counted { count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next) }
-        try emit(DeliveryEvent(time: now, campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: event,
-                               status: next.name, attempt: attempt, gatewayID: gatewayID, detail: detail))
+        emit(campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: event, status: next.name, attempt: attempt,
+             gatewayID: gatewayID, detail: detail)
         try recordParts(parts, message: m.id, carrier: m.carrier)
         if let gatewayID, hasPendingReceipts { try applyPendingReceipts(carrier: m.carrier, gatewayID: gatewayID, message: m.id) }
     }

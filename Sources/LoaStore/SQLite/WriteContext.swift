@@ -8,9 +8,10 @@ final class WriteContext {
     let log: DeliveryLogFile?
     let clock: any TimeSource
     private var statements: [String: Statement] = [:]
-    /// The current transaction's delivery-log lines, newline-terminated, and how many.
-    private var pendingBytes: [UInt8] = []
-    private var pendingCount = 0
+    /// The bulk acceptance UPDATEs by shape (``recordAccepted``): rows × 2 + 1 when fresh.
+    var acceptedStatements: [Int: Statement] = [:]
+    /// The current transaction's delivery-log lines, newline-terminated.
+    private let pending = LogLineBuffer()
     private var countDeltas: [CountKey: Int64] = [:]
     private var nextSeq: Int64 = 1
     /// The last time formatted for a log line: a transaction's lines share one.
@@ -125,8 +126,8 @@ final class WriteContext {
         do {
             try statement("BEGIN IMMEDIATE").run()
             for job in jobs {
-                let bytesMark = pendingBytes.count
-                let countMark = pendingCount
+                let bytesMark = pending.count
+                let linesMark = pending.lines
                 let seqMark = nextSeq
                 let deltasMark = countDeltas
                 let bookMark = book.mark
@@ -138,8 +139,7 @@ final class WriteContext {
                     results.append(.success(value))
                 } catch {
                     try db.exec("ROLLBACK TO job; RELEASE job")
-                    pendingBytes.removeSubrange(bytesMark...)
-                    pendingCount = countMark
+                    pending.truncate(toCount: bytesMark, lines: linesMark)
                     nextSeq = seqMark
                     countDeltas = deltasMark
                     book.undo(to: bookMark)
@@ -147,41 +147,48 @@ final class WriteContext {
                 }
             }
             try flushCounts()
-            if pendingCount > 0 {
+            if pending.lines > 0 {
                 try statement("INSERT INTO meta(key, value) VALUES('committed_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
                     .run([.text(String(nextSeq - 1))])
-                appendedAt = try log?.append(bytes: pendingBytes)
+                appendedAt = try log?.append(pending.bytes)
             }
             try statement("COMMIT").run()
         } catch {
             try? db.exec("ROLLBACK")
             if let appendedAt { try? log?.truncate(toOffset: appendedAt) }
-            pendingBytes.removeAll(keepingCapacity: true)
-            pendingCount = 0
+            pending.removeAll()
             countDeltas.removeAll()
             book.undo(to: 0)
             nextSeq = seqAtBegin
             for job in jobs { job.finish(.failure(error)) }
             return "\(error)"
         }
-        pendingBytes.removeAll(keepingCapacity: true)
-        pendingCount = 0
+        pending.removeAll()
         counters.committed(rows: db.totalChanges - changesAtBegin)
         book.commit()
         for (job, r) in zip(jobs, results) { job.finish(r) }
         return nil
     }
 
-    /// Adds a delivery-log line to the current transaction.
-    func emit(_ event: consuming DeliveryEvent) throws {
-        var e = event
-        if maskNumbers, let r = e.recipient { e.recipient = PhoneNumber.mask(r) }
-        e.seq = nextSeq
+    /// Adds a delivery-log line to the current transaction (its `seq` is given here).
+    func emit(_ e: DeliveryEvent) throws {
+        emit(time: e.time, campaign: e.campaign, message: e.message, recipient: e.recipient, carrier: e.carrier, event: e.event,
+             status: e.status, attempt: e.attempt, gatewayID: e.gatewayID, detail: e.detail)
+    }
+
+    /// ``emit(_:)`` from the fields, at the transaction's time unless given: the per-recipient paths (claim,
+    /// outcome) write their lines this way, without building a ``DeliveryEvent``.
+    func emit(time: UnixMillis? = nil, campaign: String, message: Int64, recipient: String?, carrier: String?, event: String, status: String,
+              attempt: Int, gatewayID: String? = nil, detail: String? = nil) {
+        let t = time ?? now
+        if t != formattedTime.millis { formattedTime = (t, Array(ISOTime.format(t).utf8)) }
+        let seq = nextSeq
         nextSeq += 1
-        if e.time != formattedTime.millis { formattedTime = (e.time, Array(ISOTime.format(e.time).utf8)) }
-        e.appendJSONLine(to: &pendingBytes, formattedTime: formattedTime.text)
-        pendingBytes.append(10)
-        pendingCount += 1
+        let shown = maskNumbers ? recipient.map(PhoneNumber.mask) : recipient
+        formattedTime.text.withUnsafeBufferPointer { time in
+            pending.appendLine(seq: seq, time: time, campaign: campaign, message: message, recipient: shown, carrier: carrier, event: event,
+                               status: status, attempt: attempt, gatewayID: gatewayID, detail: detail)
+        }
     }
 
     /// Moves one message between states in the per-(campaign, carrier, state) counters.
