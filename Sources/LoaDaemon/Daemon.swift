@@ -10,7 +10,8 @@ import LoaStore
 /// stops them in reverse, so the servers keep taking receipts while in-flight sends drain; a start that fails
 /// stops the parts already started. First SIGTERM/SIGINT: stop claiming, drain to
 /// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
-/// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log.
+/// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log, and the daemon's log
+/// confirms it (``logReopen(_:path:logger:)``).
 public enum Daemon {
     /// `allowSharedDataDir`: start even when group or others may read the data directory or its files (see
     /// ``DataDirAccess``), with a warning per path; without it such a directory is refused.
@@ -40,16 +41,20 @@ public enum Daemon {
         // take receipts for what it sent and the poller still asks), the store last.
         let group = Supervisor(logger: logger)
         let log: DeliveryLogFile
+        let sqlite: Store
         let server: HTTPServer
         var receiptServer: HTTPServer?
         do {
             let store = try group.start("store", failure: "cannot open the store", metadata: ["data_dir": config.dataDir], stopWithin: 60, {
                 try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 let log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")
-                let store: any MessageStore = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog, logger: logger)
-                return (store, log)
+                let path = log.path
+                log.onReopen = { logReopen($0, path: path, logger: logger) }
+                let sqlite = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog, logger: logger)
+                return (sqlite as any MessageStore, log, sqlite)
             }, stop: { $0.0.close() })
             log = store.1
+            sqlite = store.2
             logRecovery(store.0.recovery, logger: logger)
             let engine = try group.start("curl engine", failure: "cannot start the HTTP client", stopWithin: 10, {
                 try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
@@ -61,7 +66,7 @@ public enum Daemon {
             }
             let dispatcher = Dispatcher(store: store.0, adapters: adapters, config: config, clock: clock, logger: logger)
             let service = DaemonService(store: store.0, config: config, dispatcher: dispatcher, logger: logger, clock: clock, receiptFormats: receiptFormats,
-                                        poller: poller)
+                                        poller: poller, deliveryLog: store.1)
             server = try group.start("http server", failure: "cannot listen",
                                      metadata: ["listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"], stopWithin: 60, {
                 try HTTPServer(address: config.listenAddress, port: config.listenPort, limits: config.listenLimits,
@@ -97,7 +102,7 @@ public enum Daemon {
             sigwait(&set, &sig)
             if sig == SIGHUP {
                 log.requestReopen()
-                logger.info("delivery log will be reopened")
+                sqlite.reopenDeliveryLog()
                 continue
             }
             break
@@ -122,6 +127,17 @@ public enum Daemon {
         }
         logger.notice("loa stopped")
         return 0
+    }
+
+    /// Confirms a reopen of the delivery log (SIGHUP, after logrotate moved it) or says loudly that it failed:
+    /// then the lines still go to the file logrotate moved away, which the next rotation compresses or deletes.
+    static func logReopen(_ r: DeliveryLogFile.Reopen, path: String, logger: Logger) {
+        switch r {
+        case .reopened(let device, let inode):
+            logger.notice("delivery log reopened", ["path": path, "file.device": "\(device)", "file.inode": "\(inode)"])
+        case .failed(let why):
+            logger.error("delivery log not reopened: lines still go to the old file", ["path": path, "error": why])
+        }
     }
 
     /// One line for what opening the store recovered, every start: a warning when a stop left messages in

@@ -112,6 +112,7 @@ extension DaemonService {
                 out += "loa_carrier_answers_total{carrier=\"\(c.name)\",class=\"\(cls)\"} \(c.answers[cls] ?? 0)\n"
             }
         }
+        out += deliveryLog?.prometheus ?? ""
         out += "# HELP loa_receipt_latency_seconds Time from the gateway's acceptance to the final receipt.\n# TYPE loa_receipt_latency_seconds histogram\n"
         out += store.receiptLatency.withLock { $0 }.prometheus("loa_receipt_latency_seconds")
         return ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")], body: Array(out.utf8))
