@@ -12,6 +12,10 @@ import LoaStore
 /// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
 /// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log, and the daemon's log
 /// confirms it (``logReopen(_:path:logger:)``).
+///
+/// Under systemd (`Type=notify`, ``SystemdNotifier``) it says `READY=1` once the listeners take requests and
+/// `STOPPING=1` when a stop begins, and pings the watchdog while the dispatcher and the store writer are alive
+/// (``Watchdog``).
 public enum Daemon {
     /// `allowSharedDataDir`: start even when group or others may read the data directory or its files (see
     /// ``DataDirAccess``), with a warning per path; without it such a directory is refused.
@@ -37,12 +41,15 @@ public enum Daemon {
         signal(SIGPIPE, SIG_IGN)
 
         let clock = SystemTimeSource()
+        let notifier = SystemdNotifier()
         // Started in dependency order, stopped in reverse: the dispatcher first (it drains while the servers still
         // take receipts for what it sent and the poller still asks), the store last.
         let group = Supervisor(logger: logger)
         let log: DeliveryLogFile
         let sqlite: Store
         let server: HTTPServer
+        let watchdog = Watchdog(notifier: notifier)
+        var alive: @Sendable (Duration) -> String? = { _ in nil }
         var receiptServer: HTTPServer?
         do {
             let store = try group.start("store", failure: "cannot open the store", metadata: ["data_dir": config.dataDir], stopWithin: 60, {
@@ -86,6 +93,10 @@ public enum Daemon {
             let drain = config.drainSeconds
             _ = try group.start("dispatcher", failure: "cannot start the dispatcher", stopWithin: drain + 60,
                                 { dispatcher.start() }, stop: { dispatcher.stop(drainSeconds: drain) })
+            let writer = store.0
+            alive = { stuckAfter in
+                Watchdog.problem(dispatcher: (dispatcher.worker.isFinished, dispatcher.worker.busyFor), writer: writer.writerHealth, stuckAfter: stuckAfter)
+            }
         } catch {
             return 1
         }
@@ -96,6 +107,11 @@ public enum Daemon {
             ready["receipts_listen.port"] = "\(receiptServer.port)"
         }
         logger.notice("loa ready", ready)
+        notifier.send(["READY=1", "STATUS=listening on \(config.listenAddress):\(server.port)"])
+        watchdog.start(logger: logger, check: alive)
+        if let period = watchdog.period {
+            logger.info("systemd watchdog on", ["watchdog.seconds": String(format: "%.3f", Double(period.components.seconds) + Double(period.components.attoseconds) / 1e18)])
+        }
 
         while true {
             var sig: Int32 = 0
@@ -107,6 +123,8 @@ public enum Daemon {
             }
             break
         }
+        watchdog.stopBegan()
+        notifier.send(["STOPPING=1", "STATUS=draining in-flight sends"])
         logger.notice("shutting down: draining in-flight sends", ["drain_seconds": "\(config.drainSeconds)"])
         // A second signal during the drain exits at once.
         let watcher = Thread {
@@ -121,6 +139,7 @@ public enum Daemon {
         }
         watcher.start()
         let stuck = group.stop()
+        watchdog.stop()
         if !stuck.isEmpty {
             logger.error("loa stopped with parts still running", ["parts": stuck.joined(separator: ",")])
             return 1
