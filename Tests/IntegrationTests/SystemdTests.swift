@@ -208,6 +208,72 @@ final class NotifySocket {
         #expect(outside.isEmpty, "system calls the unit's filter would refuse (EPERM): \(outside.sorted())")
     }
 
+    /// The daemon runs under the unit's system-call filter, enforced: a launcher loads a seccomp filter that allows
+    /// exactly the set `SystemCallFilter=@system-service` + `~@privileged @resources` allows and fails every other call
+    /// with EPERM (`SystemCallErrorNumber=EPERM`), as systemd would, then execs loa. A campaign goes through an outage
+    /// and completes, SIGHUP reopens the log, /metrics answers, and the stop is clean. The launcher is python3 calling
+    /// libseccomp (which systemd itself links) through ctypes; a control run shows the filter bites (`chroot`, in
+    /// `@privileged`, is refused).
+    @Test(.timeLimit(.minutes(4))) func theDaemonRunsUnderTheUnitsFilterEnforcedWithSeccomp() async throws {
+        guard let analyze = Self.tool("systemd-analyze") else {
+            Issue.record("systemd-analyze is missing: Deploy/setup-debian.sh test installs systemd"); return
+        }
+        let python = try #require(Self.tool("python3"), "python3 is missing: Deploy/setup-debian.sh test installs it")
+        let groups = try Self.syscallGroups(analyze)
+        let allowed = Self.expand(["@system-service"], groups).subtracting(Self.expand(["@privileged", "@resources"], groups))
+        let work = WorkDir("seccomp")
+        work.write("allowed.txt", allowed.sorted().joined(separator: "\n") + "\n")
+        work.write("launch.py", Self.seccompLauncher)
+        let launch = [work.file("launch.py"), work.file("allowed.txt")]
+        let control = try run(python, launch + ["/usr/sbin/chroot", "/", "/bin/true"])
+        #expect(control.status != 0 && control.output.contains("Operation not permitted"), "the filter refuses chroot: \(control)")
+
+        let gateway = OutageGateway(outage: 1.5)
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, service: gateway)
+        defer { server.stop() }
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:\(server.port)/cgi-bin/sendsms", username: "u", password: "seccomp-pw")
+        loa.child = try Child(python, launch + [Env.loaBinary, "daemon", "--config", loa.configPath], env: loa.env, log: work.file("daemon.log"))
+        defer { _ = loa.stop() }
+        try await poll(60, "the daemon's /healthz under the filter") {
+            guard loa.child?.isRunning == true else { throw HarnessError(message: "loa exited under the filter:\n\(loa.child?.output ?? "")") }
+            return (try? await loa.api("/healthz").status) == 200
+        }
+        let status = (try? String(contentsOfFile: "/proc/\(loa.child!.pid)/status", encoding: .utf8)) ?? ""
+        #expect(status.contains("Seccomp:\t2") && status.contains("NoNewPrivs:\t1"), "the daemon runs filtered:\n\(status)")
+        SchedulingPathTests.campaign(work, id: "filtered", n: 40)
+        let submit = try loa.cli(["campaign", "submit", work.file("filtered/c.json")])
+        try #require(submit.status == 0, "\(submit.output)")
+        try await poll(60, "the campaign completed under the filter") { try await loa.campaign("filtered")["state"] as? String == "completed" }
+        #expect(try await loa.api("/metrics").status == 200)
+        let log = work.file("data/delivery.log")
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        loa.child!.signal(SIGHUP)
+        try await poll(20, "the reopen under the filter") { loa.child!.output.contains("delivery log reopened") }
+        #expect(loa.stop() == 0, "\(loa.child!.output)")
+        #expect(!loa.child!.output.contains("Operation not permitted"), "\(loa.child!.output)")
+    }
+
+    /// `launch.py ALLOWED-FILE PROGRAM ARGS…`: loads a seccomp filter allowing the listed system calls (EPERM for
+    /// every other) and execs PROGRAM. libseccomp sets no_new_privs, as NoNewPrivileges=yes does.
+    static let seccompLauncher = """
+        import ctypes, errno, os, sys
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+        lib.seccomp_load.argtypes = [ctypes.c_void_p]
+        ctx = lib.seccomp_init(0x00050000 | errno.EPERM)  # SCMP_ACT_ERRNO(EPERM)
+        for name in open(sys.argv[1]).read().split():
+            nr = lib.seccomp_syscall_resolve_name(name.encode())
+            if nr >= 0 and lib.seccomp_rule_add(ctx, 0x7fff0000, nr, 0) != 0:  # SCMP_ACT_ALLOW
+                sys.exit("cannot allow " + name)
+        if lib.seccomp_load(ctx) != 0:
+            sys.exit("seccomp_load failed")
+        os.execv(sys.argv[2], sys.argv[2:])
+
+        """
+
     /// `systemd-analyze syscall-filter`: every group with its members (names and `@groups`).
     static func syscallGroups(_ analyze: String) throws -> [String: [String]] {
         let out = try run(analyze, ["syscall-filter"])
