@@ -7,6 +7,9 @@ pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev)
 case "$what" in
   # kannel-extras holds the fake SMSC (/usr/lib/kannel/test/fakesmsc) the tests and the demo use.
   test|demo) pkgs+=(kannel kannel-extras curl python3) ;;&
+  # logrotate runs the shipped Deploy/logrotate.conf against a daemon; systemd gives systemd-analyze (verify, security,
+  # syscall-filter) for the shipped unit; strace lists the daemon's system calls against the unit's SystemCallFilter.
+  test) pkgs+=(logrotate systemd strace) ;;&
   # sqlite3, the command-line tool: a test holds the store's write lock with it while /readyz must still answer.
   # prometheus gives promtool: the tests check the metrics the daemon serves and the shipped alert rules with it.
   test) pkgs+=(sqlite3 prometheus) ;;

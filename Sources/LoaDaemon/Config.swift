@@ -118,10 +118,16 @@ public struct LoaConfig: Sendable {
     }
 }
 
-/// A secret given by reference: `{"env": "NAME"}` or `{"file": "/path"}`. Never inline, so config files can be shared and committed.
+/// A secret given by reference: `{"env": "NAME"}`, `{"file": "/path"}` or `{"credential": "NAME"}`. Never inline, so
+/// config files can be shared and committed.
+///
+/// `credential` reads `$CREDENTIALS_DIRECTORY/NAME`: systemd's `LoadCredential=NAME:/etc/loa/credentials/NAME` copies
+/// the root-owned file there for the service alone (a non-swappable, per-service directory that the service user
+/// can read and nobody else), so the secret is in no environment (`/proc/PID/environ`, crash reports, children).
 struct SecretRef: Decodable, Sendable {
     var env: String?
     var file: String?
+    var credential: String?
 }
 
 /// A carrier's proxy: a URL written in the config when it holds no credentials, else `{"env": "NAME"}` or

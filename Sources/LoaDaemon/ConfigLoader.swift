@@ -28,10 +28,17 @@ public enum ConfigLoader {
             add(u.path, u.reason)
         }
         func resolve(_ ref: SecretRef?, _ field: String) -> String {
-            guard let ref else { add(field, "required: give {\"env\": \"NAME\"} or {\"file\": \"/path\"}"); return "" }
+            guard let ref else { add(field, "required: give {\"env\": \"NAME\"}, {\"file\": \"/path\"} or {\"credential\": \"NAME\"}"); return "" }
             if let env = ref.env {
                 guard let v = environment[env], !v.isEmpty else { add(field, "environment variable \(env) is not set or empty"); return "" }
                 return v
+            }
+            if let name = ref.credential {
+                guard let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty else {
+                    add(field, "credential \(name): CREDENTIALS_DIRECTORY is not set (systemd sets it for LoadCredential=)"); return ""
+                }
+                guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { add(field, "credential name \(name) is not a file name"); return "" }
+                return resolve(SecretRef(file: dir + "/" + name), field)
             }
             if let f = ref.file {
                 let p = resolvePath(f, against: baseDir)
@@ -40,7 +47,7 @@ public enum ConfigLoader {
                 if v.isEmpty { add(field, "secret file \(p) is empty") }
                 return v
             }
-            add(field, "give {\"env\": \"NAME\"} or {\"file\": \"/path\"}; inline secrets are not accepted")
+            add(field, "give {\"env\": \"NAME\"}, {\"file\": \"/path\"} or {\"credential\": \"NAME\"}; inline secrets are not accepted")
             return ""
         }
 

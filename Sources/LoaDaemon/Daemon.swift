@@ -10,7 +10,12 @@ import LoaStore
 /// stops them in reverse, so the servers keep taking receipts while in-flight sends drain; a start that fails
 /// stops the parts already started. First SIGTERM/SIGINT: stop claiming, drain to
 /// `drain_seconds`, record everything, close, exit 0. A second one exits at once (messages still in flight are
-/// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log.
+/// reported `unknown` at the next start, never resent). SIGHUP reopens the delivery log, and the daemon's log
+/// confirms it (``logReopen(_:path:logger:)``).
+///
+/// Under systemd (`Type=notify`, ``SystemdNotifier``) it says `READY=1` once the listeners take requests and
+/// `STOPPING=1` when a stop begins, and pings the watchdog while the dispatcher and the store writer are alive
+/// (``Watchdog``).
 public enum Daemon {
     /// `allowSharedDataDir`: start even when group or others may read the data directory or its files (see
     /// ``DataDirAccess``), with a warning per path; without it such a directory is refused.
@@ -36,20 +41,27 @@ public enum Daemon {
         signal(SIGPIPE, SIG_IGN)
 
         let clock = SystemTimeSource()
+        let notifier = SystemdNotifier()
         // Started in dependency order, stopped in reverse: the dispatcher first (it drains while the servers still
         // take receipts for what it sent and the poller still asks), the store last.
         let group = Supervisor(logger: logger)
         let log: DeliveryLogFile
+        let sqlite: Store
         let server: HTTPServer
+        let watchdog = Watchdog(notifier: notifier)
+        var alive: @Sendable (Duration) -> String? = { _ in nil }
         var receiptServer: HTTPServer?
         do {
             let store = try group.start("store", failure: "cannot open the store", metadata: ["data_dir": config.dataDir], stopWithin: 60, {
                 try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 let log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")
-                let store: any MessageStore = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog, logger: logger)
-                return (store, log)
+                let path = log.path
+                log.onReopen = { logReopen($0, path: path, logger: logger) }
+                let sqlite = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog, logger: logger)
+                return (sqlite as any MessageStore, log, sqlite)
             }, stop: { $0.0.close() })
             log = store.1
+            sqlite = store.2
             logRecovery(store.0.recovery, logger: logger)
             let engine = try group.start("curl engine", failure: "cannot start the HTTP client", stopWithin: 10, {
                 try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
@@ -61,7 +73,7 @@ public enum Daemon {
             }
             let dispatcher = Dispatcher(store: store.0, adapters: adapters, config: config, clock: clock, logger: logger)
             let service = DaemonService(store: store.0, config: config, dispatcher: dispatcher, logger: logger, clock: clock, receiptFormats: receiptFormats,
-                                        poller: poller)
+                                        poller: poller, deliveryLog: store.1)
             server = try group.start("http server", failure: "cannot listen",
                                      metadata: ["listen.address": config.listenAddress, "listen.port": "\(config.listenPort)"], stopWithin: 60, {
                 try HTTPServer(address: config.listenAddress, port: config.listenPort, limits: config.listenLimits,
@@ -83,6 +95,10 @@ public enum Daemon {
             let drain = config.drainSeconds
             _ = try group.start("dispatcher", failure: "cannot start the dispatcher", stopWithin: drain + 60,
                                 { dispatcher.start() }, stop: { dispatcher.stop(drainSeconds: drain) })
+            let writer = store.0
+            alive = { stuckAfter in
+                Watchdog.problem(dispatcher: (dispatcher.worker.isFinished, dispatcher.worker.busyFor), writer: writer.writerHealth, stuckAfter: stuckAfter)
+            }
         } catch {
             return 1
         }
@@ -93,17 +109,24 @@ public enum Daemon {
             ready["receipts_listen.port"] = "\(receiptServer.port)"
         }
         logger.notice("loa ready", ready)
+        notifier.send(["READY=1", "STATUS=listening on \(config.listenAddress):\(server.port)"])
+        watchdog.start(logger: logger, check: alive)
+        if let period = watchdog.period {
+            logger.info("systemd watchdog on", ["watchdog.seconds": String(format: "%.3f", Double(period.components.seconds) + Double(period.components.attoseconds) / 1e18)])
+        }
 
         while true {
             var sig: Int32 = 0
             sigwait(&set, &sig)
             if sig == SIGHUP {
                 log.requestReopen()
-                logger.info("delivery log will be reopened")
+                sqlite.reopenDeliveryLog()
                 continue
             }
             break
         }
+        watchdog.stopBegan()
+        notifier.send(["STOPPING=1", "STATUS=draining in-flight sends"])
         logger.notice("shutting down: draining in-flight sends", ["drain_seconds": "\(config.drainSeconds)"])
         // A second signal during the drain exits at once.
         let watcher = Thread {
@@ -118,12 +141,24 @@ public enum Daemon {
         }
         watcher.start()
         let stuck = group.stop()
+        watchdog.stop()
         if !stuck.isEmpty {
             logger.error("loa stopped with parts still running", ["parts": stuck.joined(separator: ",")])
             return 1
         }
         logger.notice("loa stopped")
         return 0
+    }
+
+    /// Confirms a reopen of the delivery log (SIGHUP, after logrotate moved it) or says loudly that it failed:
+    /// then the lines still go to the file logrotate moved away, which the next rotation compresses or deletes.
+    static func logReopen(_ r: DeliveryLogFile.Reopen, path: String, logger: Logger) {
+        switch r {
+        case .reopened(let device, let inode):
+            logger.notice("delivery log reopened", ["path": path, "file.device": "\(device)", "file.inode": "\(inode)"])
+        case .failed(let why):
+            logger.error("delivery log not reopened: lines still go to the old file", ["path": path, "error": why])
+        }
     }
 
     /// One line for what opening the store recovered, every start: a warning when a stop left messages in

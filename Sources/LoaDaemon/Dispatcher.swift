@@ -211,6 +211,7 @@ public final class Dispatcher: Sendable {
         var byID: [String: ActiveCampaign] = [:]
         var lastFailover: UnixMillis = 0
         var plan = initialPlan
+        var watch = CampaignWatch()
         while true {
             let now = clock.now()
             // The answers taken and the count still in flight in one snapshot: an answer that lands in between is
@@ -248,6 +249,7 @@ public final class Dispatcher: Sendable {
                         logger.error("campaign failed", ["campaign.id": id, "reason": reason])
                     }
                     active = work.active
+                    logCampaignEvents(watch.look(active.map { ($0.id, $0.state) }), active: active)
                     planned = active.map(Self.planned)
                     byID = Dictionary(active.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 } catch {
@@ -258,7 +260,12 @@ public final class Dispatcher: Sendable {
                     // Receipts overdue: `sent` → `unknown` (a late receipt can still settle them).
                     lastSweep = now
                     do {
-                        while try store.expireReceipts(olderThan: now - Int64(receiptTimeoutSeconds * 1000)) == 20_000 {}
+                        var overdue = 0, n = 0
+                        repeat {
+                            n = try store.expireReceipts(olderThan: now - Int64(receiptTimeoutSeconds * 1000))
+                            overdue += n
+                        } while n == 20_000
+                        logOverdueReceipts(overdue)
                     } catch {
                         logger.error("receipt sweep failed", ["error": "\(error)"])
                     }

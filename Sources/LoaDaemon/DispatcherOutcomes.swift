@@ -18,13 +18,15 @@ extension Dispatcher {
             if after == .open {
                 if let refusal = events.authRefused {
                     logger.error("carrier breaker opened: the gateway refuses Loa's credentials; its messages wait",
-                                 ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": refusal])
+                                 ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": refusal, "cause.class": "unauthorized"])
                 } else {
                     logger.warning("carrier breaker opened: its messages wait",
-                                   ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": events.cause ?? "unknown"])
+                                   ["carrier.name": carrier, "breaker.from": before.rawValue, "cause": events.cause ?? "unknown",
+                                    "cause.class": events.causeClass ?? "unknown"])
                 }
             } else {
-                logger.notice("carrier breaker \(after.rawValue)", ["carrier.name": carrier, "breaker.from": before.rawValue])
+                logger.notice(after == .closed ? "carrier breaker closed: its messages go again" : "carrier breaker half-open: probing the gateway",
+                              ["carrier.name": carrier, "breaker.from": before.rawValue])
             }
         }
         if let paused = events.paused {
@@ -37,6 +39,8 @@ extension Dispatcher {
     struct Events {
         var breaker: (CircuitBreaker.State, CircuitBreaker.State)?
         var cause: String?
+        /// The class of the answer that opened the breaker (``answerClass(_:)``).
+        var causeClass: String?
         var authRefused: String?
         /// The carrier paused after identical permanent answers with this request (the reason).
         var paused: String?
@@ -101,7 +105,10 @@ extension Dispatcher {
             s.carriers[carrier]?.pacer.throttled(retryAfterSeconds: retryAfter, now: now)
         }
         let after = s.carriers[carrier]?.breaker.state
-        if after == .open, before != .open { s.breakerCause[carrier] = s.lastFailure[carrier] }
+        if after == .open, before != .open {
+            s.breakerCause[carrier] = s.lastFailure[carrier]
+            events.causeClass = Self.answerClass(health)
+        }
         if let before, let after { events.breaker = (before, after) }
         events.cause = s.breakerCause[carrier]
         if after == .open, case .unauthorized = health { events.authRefused = s.authRefused[carrier] }

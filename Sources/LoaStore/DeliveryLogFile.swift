@@ -4,12 +4,36 @@ import Foundation
 ///
 /// Lines are written whole with `O_APPEND`, one `write` per batch, so a reader never sees half a line
 /// except after a crash mid-write, which ``open`` repairs by cutting the torn tail. ``requestReopen()``
-/// (SIGHUP) makes the next append reopen the path, for logrotate. Used only by the store's writer thread.
+/// (SIGHUP) makes the writer reopen the path, for logrotate: at once through ``Store/reopenDeliveryLog()``, else
+/// before its next append. Used only by the store's writer thread.
+///
+/// Every reopen is confirmed (``onReopen``, ``reopens``): a rotation whose signal never arrived leaves lines going
+/// into the rotated file, which nothing else would show.
 public final class DeliveryLogFile: @unchecked Sendable {
-    // @unchecked: `fd` and `path` are touched only on the store's writer thread; `reopenRequested` is atomic.
+    // @unchecked: `fd` and `path` are touched only on the store's writer thread; `reopenRequested` and the counts
+    // are atomic; `onReopen` is set before the store starts.
     public let path: String
     private var fd: Int32 = -1
     private let reopenRequested = ReopenFlag()
+    private let reopenCount = Atomic<Int64>(0)
+    private let reopenFailureCount = Atomic<Int64>(0)
+    private let lastReopen = Atomic<Int64>(0)
+
+    /// A reopen's result: the file now written (its device and inode) or why the old one is still written.
+    public enum Reopen: Sendable {
+        case reopened(device: UInt64, inode: UInt64)
+        case failed(String)
+    }
+
+    /// Called on the writer thread after each reopen asked for by ``requestReopen()``; set it before the store opens.
+    public var onReopen: (@Sendable (Reopen) -> Void)?
+
+    /// Reopens done since start (`loa_delivery_log_reopens_total`).
+    public var reopens: Int64 { reopenCount.load(ordering: .relaxed) }
+    /// Reopens that failed (the old file is still written).
+    public var reopenFailures: Int64 { reopenFailureCount.load(ordering: .relaxed) }
+    /// Unix milliseconds of the last reopen done, 0 if none.
+    public var lastReopenAt: Int64 { lastReopen.load(ordering: .relaxed) }
 
     public init(path: String) throws {
         self.path = path
@@ -27,6 +51,23 @@ public final class DeliveryLogFile: @unchecked Sendable {
 
     /// Asks the writer to reopen the file before its next append (async-signal-safe: sets a flag).
     public func requestReopen() { reopenRequested.set() }
+
+    /// Reopens the path if asked to (writer thread only), and reports it through ``onReopen``. A failed open keeps
+    /// the old file: the lines go on being written, to the rotated file, and the failure is reported.
+    func reopenIfRequested() {
+        guard reopenRequested.takeIfSet() else { return }
+        do {
+            try openFile()
+            var st = stat()
+            _ = fstat(fd, &st)
+            reopenCount.add(1, ordering: .relaxed)
+            lastReopen.store(Int64(Date().timeIntervalSince1970 * 1000), ordering: .relaxed)
+            onReopen?(.reopened(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
+        } catch {
+            reopenFailureCount.add(1, ordering: .relaxed)
+            onReopen?(.failed("\(error)"))
+        }
+    }
 
     /// Cuts a torn last line left by a crash and returns the `seq` of the last complete line (0 if none) and
     /// how many bytes of a torn line were cut (0 when the file ended with a newline).
@@ -98,7 +139,7 @@ public final class DeliveryLogFile: @unchecked Sendable {
     /// ``append(bytes:)`` from the writer's own buffer (``LogLineBuffer``), without a copy.
     @discardableResult
     func append(_ buffer: UnsafeRawBufferPointer) throws -> Int64 {
-        if reopenRequested.takeIfSet() { try openFile() }
+        reopenIfRequested()
         let before = Int64(lseek(fd, 0, SEEK_END))
         var offset = 0
         while offset < buffer.count {

@@ -183,7 +183,7 @@ final class EchoGateway: @unchecked Sendable {
         let stderr = (try? String(contentsOfFile: work.file("daemon.log"), encoding: .utf8)) ?? ""
         #expect(stderr.contains("receipt not understood"), "\(stderr)")
         #expect(!stderr.utf8.split(separator: 10).contains { $0.starts(with: "2026 FORGED".utf8) }, "\(stderr)")
-        #expect(stderr.contains("'9\\n2026 FORGED\\x1b[2J'"), "\(stderr)")
+        #expect(stderr.contains("'9\\n2026 FORGED\\u001b[2J'"), "\(stderr)")
         #expect(!Self.hasRawControl(stderr, allowingNewlines: true), "\(stderr.debugDescription)")
         for leak in Self.leaks { #expect(!stderr.contains(leak), "daemon log: \(leak)") }
     }

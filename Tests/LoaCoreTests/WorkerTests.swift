@@ -46,6 +46,28 @@ final class Gate: Sendable {
         #expect(rounds.withLock { $0 } == 2, "a stop is not a round")
     }
 
+    /// `busyFor` is nil while the body waits and counts from when it left its wait: the systemd watchdog reads it.
+    @Test func busyForCountsOnlyTheRound() {
+        let worker = Worker(name: "loa-test-busyf")
+        let gate = Gate()
+        let entered = Mutex(false)
+        #expect(worker.busyFor == nil, "not started")
+        worker.start { w in
+            while w.wait() {
+                entered.withLock { $0 = true }
+                gate.pass()
+            }
+        }
+        #expect(eventually { worker.busyFor == nil }, "waiting")
+        worker.wake()
+        #expect(eventually { entered.withLock { $0 } })
+        #expect(eventually { (worker.busyFor ?? .zero) >= .milliseconds(50) }, "held in its round")
+        gate.release()
+        #expect(eventually { worker.busyFor == nil }, "waiting again")
+        #expect(worker.stop(by: .after(seconds: 10)))
+        #expect(worker.busyFor == nil, "returned")
+    }
+
     /// A wake-up that comes while the body is busy is kept: its next wait returns at once.
     @Test func aWakeWhileBusyIsNotLost() {
         let worker = Worker(name: "loa-test-busy")

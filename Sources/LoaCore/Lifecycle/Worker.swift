@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A long-running part of the daemon on a named thread of its own: started once, woken when there is work,
 /// stopped by a deadline.
@@ -22,6 +23,8 @@ public final class Worker: Sendable {
         var finished = false
     }
     private let state = ConditionBox(State())
+    /// `CLOCK_MONOTONIC` nanoseconds when the body last left a wait (or started); 0 while it waits.
+    private let busySince = Atomic<UInt64>(0)
 
     /// `name`: the thread's, at most 15 bytes (Linux keeps no more).
     public init(name: String) { self.name = name }
@@ -36,7 +39,9 @@ public final class Worker: Sendable {
         guard first else { return }
         let thread = Thread { [self] in
             nameThisThread(name)
+            busySince.store(MonotonicDeadline.now().nanoseconds, ordering: .relaxed)
             body(self)
+            busySince.store(0, ordering: .relaxed)
             state.withLockWaking { s in s.finished = true; return true }
         }
         thread.start()
@@ -59,6 +64,8 @@ public final class Worker: Sendable {
     /// then sleep to their deadline or the next wake-up, as before.
     @discardableResult
     public func wait(until deadline: MonotonicDeadline? = nil) -> Bool {
+        busySince.store(0, ordering: .relaxed)
+        defer { busySince.store(MonotonicDeadline.now().nanoseconds, ordering: .relaxed) }
         let woken = state.wait(until: deadline) { s -> Bool? in
             guard s.woken else { return nil }
             s.woken = false
@@ -82,6 +89,14 @@ public final class Worker: Sendable {
     public func stop(by deadline: MonotonicDeadline? = nil) -> Bool {
         requestStop()
         return state.wait(until: deadline) { s -> Bool? in !s.started || s.finished ? true : nil } ?? false
+    }
+
+    /// How long the body has run since it last left a wait (nil while it waits, before it starts and after it
+    /// returns): a body stuck in one round shows here (the systemd watchdog reads it).
+    public var busyFor: Duration? {
+        let since = busySince.load(ordering: .relaxed)
+        guard since > 0 else { return nil }
+        return .nanoseconds(Int64(MonotonicDeadline.now().nanoseconds &- since))
     }
 
     /// Whether the body has returned.

@@ -35,6 +35,7 @@ extension DaemonService {
         writeCampaigns(&p, campaigns, now: now)
         writeQueues(&p, campaigns, carriers: status.map(\.name), now: now)
         writeRecovery(&p)
+        deliveryLog?.writeMetrics(&p)
         writeCarriers(&p, status)
         writeRequests(&p, status.map(\.name))
         writeReceipts(&p, status.map(\.name))

@@ -72,7 +72,7 @@ extension DaemonService {
     /// Pause, resume or cancel, as the operator asks.
     func change(_ id: String, _ event: CampaignEvent) throws -> Reply {
         let state = try store.apply(event, to: id, now: clock.now())
-        logger.notice("campaign state changed by the operator", ["campaign.id": id, "campaign.state": state.rawValue])
+        logger.notice(state.operatorMessage, ["campaign.id": id, "campaign.state": state.rawValue])
         dispatcher.wake()
         return .value(["id": id, "state": state.rawValue])
     }

@@ -34,9 +34,12 @@ final class DaemonService: HTTPService {
 
     /// Polls generic carriers' status APIs; an aggregate callback asks it about its request's messages.
     let poller: ReceiptPoller?
+    /// The delivery log, for its reopen counts in `/metrics` (nil in tests that wire a service without one).
+    let deliveryLog: DeliveryLogFile?
 
     init(store: any MessageStore, config: LoaConfig, dispatcher: Dispatcher, logger: Logger, clock: any TimeSource,
-         receiptFormats: [String: ReceiptFormat], poller: ReceiptPoller? = nil) {
+         receiptFormats: [String: ReceiptFormat], poller: ReceiptPoller? = nil, deliveryLog: DeliveryLogFile? = nil) {
+        self.deliveryLog = deliveryLog
         self.clock = clock
         self.poller = poller
         self.receiptFormats = receiptFormats
