@@ -60,6 +60,10 @@ public final class Dispatcher: Sendable {
     /// carrier, the stop) wakes it.
     let worker = Worker(name: "loa-dispatch")
     let maxBatch: [String: Int]
+    /// Answers of single-message requests as the engine thread classifies them, handed on to ``State/finished``
+    /// once per engine round (``roundEnded()``): one lock of the state and one wake-up of this thread for all of
+    /// a round's answers, not one per answer. Its own lock: the engine thread never waits for this thread here.
+    let roundAnswers = Mutex(RoundAnswers())
     /// The plan's fixed part (the carriers' batch settings); the dispatcher thread keeps its own copy as it decides.
     let initialPlan: DispatchPlan
     let carrierConfig: [String: LoaConfig.Carrier]
@@ -374,14 +378,15 @@ public final class Dispatcher: Sendable {
         }
         let startedAt = ContinuousClock.now
         if adapter.maxBatch <= 1, let exchange = adapter as? any OneExchangeAdapter {
-            // No task per message: the request is built here and its answer classified on the engine thread,
-            // which hands the outcome straight to `finish`.
-            for m in messages {
-                exchange.start(sms(m)) { [self] outcome in
-                    self.requestFinished(carrier, since: startedAt)
-                    self.finish([m], [outcome])
-                }
+            // No task per message: the requests are built here and handed to the engine at once (one lock, at
+            // most one wake-up of its thread); each answer is classified on the engine thread and gathered in
+            // `roundAnswers`, which the end of its engine round hands on.
+            exchange.start(messages.map(sms), round: self) { [self] i, outcome in
+                requestFinished(carrier, since: startedAt)
+                roundAnswers.withLock { $0.append(messages[i], outcome) }
             }
+            // Messages the adapter refused without sending were answered on this thread: no round end follows them.
+            roundEnded()
             return
         }
         // Any other adapter: a task per request, of one message or of a batch. One-text-per-request gateways get

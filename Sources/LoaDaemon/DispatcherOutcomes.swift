@@ -10,9 +10,31 @@ extension Dispatcher {
     /// request (a batch's whole-request failure is one failure, not a hundred); identical permanent answers
     /// are counted per message.
     func finish(_ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
-        let events = state.withLock { s -> Events in finishLocked(&s, messages, outcomes) }
+        let events = state.withLock { s -> Events in finishLocked(&s, messages[...], outcomes[...]) }
         worker.wake()
-        guard let carrier = messages.first?.carrier else { return }
+        log(events, carrier: messages.first?.carrier)
+    }
+
+    /// Answers of single-message requests, one request each (`messages[i]` answered by `outcomes[i]`): recorded
+    /// under one lock, with one wake-up. The breaker, the pacer and the identical-answer count see each request as
+    /// ``finish(_:_:)`` would show it alone, in the order given.
+    func finish(singles messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) {
+        guard !messages.isEmpty else { return }
+        let events = state.withLock { s -> [(Events, String)] in
+            var changed: [(Events, String)] = []
+            for i in messages.indices {
+                let e = finishLocked(&s, messages[i...i], outcomes[i...i])
+                if e.breaker.map({ $0.0 != $0.1 }) == true || e.paused != nil { changed.append((e, messages[i].carrier)) }
+            }
+            return changed
+        }
+        worker.wake()
+        for (e, carrier) in events { log(e, carrier: carrier) }
+    }
+
+    /// The diagnostics of what a finished request changed: the breaker's moves, a pause.
+    private func log(_ events: Events, carrier: String?) {
+        guard let carrier else { return }
         if let (before, after) = events.breaker, before != after {
             // Operators see the breaker move, with its cause, in the diagnostics as well as in /metrics and `loa carriers`.
             if after == .open {
@@ -47,7 +69,7 @@ extension Dispatcher {
     }
 
     /// Records one finished request under the state lock.
-    func finishLocked(_ s: inout State, _ messages: [OutgoingMessage], _ outcomes: [GatewayOutcome]) -> Events {
+    func finishLocked(_ s: inout State, _ messages: ArraySlice<OutgoingMessage>, _ outcomes: ArraySlice<GatewayOutcome>) -> Events {
         let now = clock.now()
         var events = Events()
         guard let carrier = messages.first?.carrier else { return events }
@@ -56,7 +78,7 @@ extension Dispatcher {
         var any = false
         for (i, m) in messages.enumerated() {
             // An adapter that broke the contract (too few outcomes) leaves the rest as temporary failures.
-            let outcome = i < outcomes.count ? outcomes[i] : .temporary("adapter returned no outcome for this message")
+            let outcome = i < outcomes.count ? outcomes[outcomes.startIndex + i] : .temporary("adapter returned no outcome for this message")
             guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
             any = true
             if case .accepted = outcome {} else { s.carriers[m.carrier]?.handoff?.withdrawn(m.id) }
@@ -220,5 +242,30 @@ extension Dispatcher {
         }
         logger.warning("drain deadline passed; requests still in flight are recorded unknown", ["count": "\(left.count)"])
         try? store.record(left.map { SendOutcome($0, result: .unknown(detail: "daemon stopped before the gateway answered; not resent")) })
+    }
+}
+
+/// Answers gathered on the engine thread during one of its rounds (``Dispatcher/roundAnswers``).
+struct RoundAnswers {
+    var messages: [OutgoingMessage] = []
+    var outcomes: [GatewayOutcome] = []
+
+    mutating func append(_ message: OutgoingMessage, _ outcome: GatewayOutcome) {
+        messages.append(message)
+        outcomes.append(outcome)
+    }
+
+    /// Everything gathered, leaving this empty.
+    mutating func take() -> RoundAnswers {
+        defer { self = RoundAnswers() }
+        return self
+    }
+}
+
+extension Dispatcher: CompletionRound {
+    /// The engine ended a round that answered some of this dispatcher's requests: their answers are recorded at once.
+    public func roundEnded() {
+        let round = roundAnswers.withLock { $0.take() }
+        finish(singles: round.messages, round.outcomes)
     }
 }

@@ -194,6 +194,33 @@ extension OneExchangeAdapter {
         if let refused = refusal(for: message) { return completion(refused) }
         engine.start(request(for: message)) { [self] result in completion(outcome(of: result, for: message)) }
     }
+
+    /// Sends `messages` in one hand-over to the engine and returns at once: `completion` gets each message's index
+    /// in `messages` and its outcome, exactly once per message, and `round` hears of the end of each engine round
+    /// that brought some of them (``CurlEngine/start(_:round:completion:)``). A message refused without sending
+    /// (``refusal(for:)``) completes at once, on the caller's thread, before this returns; a round end follows
+    /// only the answers of the engine. Neither may block.
+    public func start(_ messages: [OutgoingSMS], round: any CompletionRound,
+                      completion: @escaping @Sendable (Int, GatewayOutcome) -> Void) {
+        var requests: [HTTPRequest] = []
+        requests.reserveCapacity(messages.count)
+        // Positions in `messages` of the requests sent; nil while none was refused (then they are the same).
+        var sent: [Int]?
+        for (i, m) in messages.enumerated() {
+            if let refused = refusal(for: m) {
+                if sent == nil { sent = Array(0..<i) }
+                completion(i, refused)
+            } else {
+                requests.append(request(for: m))
+                sent?.append(i)
+            }
+        }
+        let positions = sent
+        engine.start(requests, round: round) { [self] k, result in
+            let i = positions?[k] ?? k
+            completion(i, outcome(of: result, for: messages[i]))
+        }
+    }
 }
 
 /// A delivery receipt as an adapter's receipt format reads it, before the store matches it to a message.

@@ -93,6 +93,25 @@ public final class CurlEngine: Sendable {
         shared.enqueue(CurlSubmission(id: id, request: request, upload: nil, continuation: .callback(completion)))
     }
 
+    /// Starts `requests` in one hand-over (one lock, at most one wake-up of the engine thread) and returns at once.
+    /// `completion` gets each request's index in `requests` and its answer, exactly once per request, as
+    /// ``start(_:completion:)`` does; after the completions of one engine round (every answer read from one
+    /// `curl_multi_perform`), `round` is told once (``CompletionRound/roundEnded()``), so a caller that gathers the
+    /// answers hands them on in one piece instead of one by one. At shutdown the requests fail with `.shutdown`,
+    /// followed by a round end as well. `completion` and the round end MUST NOT block.
+    public func start(_ requests: [HTTPRequest], round: any CompletionRound,
+                      completion: @escaping @Sendable (Int, Result<HTTPResponse, TransportError>) -> Void) {
+        guard !requests.isEmpty else { return }
+        let first = shared.nextID.wrappingAdd(UInt64(requests.count), ordering: .relaxed).oldValue
+        var submissions: [CurlSubmission] = []
+        submissions.reserveCapacity(requests.count)
+        for (i, request) in requests.enumerated() {
+            submissions.append(CurlSubmission(id: first &+ UInt64(i), request: request, upload: nil,
+                                              continuation: .indexed(i, completion, round)))
+        }
+        shared.enqueue(submissions)
+    }
+
     /// Requests submitted and not yet completed (queued, waiting for a connection, or on the wire).
     public var inFlight: Int { shared.state.withLock { $0.inFlight } }
 
@@ -110,18 +129,54 @@ public final class CurlEngine: Sendable {
     }
 }
 
+/// Told after the answers of one engine round to requests started with it (``CurlEngine/start(_:round:completion:)``):
+/// a caller that gathers answers as they come hands them on here, once per round, rather than once per answer
+/// (one lock and one wake-up of its own thread for all of them). Called on the engine thread, or on the caller's
+/// when the engine is shut down; it MUST NOT block.
+public protocol CompletionRound: AnyObject, Sendable {
+    func roundEnded()
+}
+
 /// Who waits for a request: a suspended task or a callback. Resumed exactly once, by whoever removes the
 /// submission from the queue (a cancel, the shutdown) or its transfer from the loop.
 enum CurlCompletion: Sendable {
     /// Unchecked: the checked kind costs an allocation and an atomic exchange per request.
     case task(UnsafeContinuation<Result<HTTPResponse, TransportError>, Never>)
     case callback(@Sendable (Result<HTTPResponse, TransportError>) -> Void)
+    /// One of several requests started together: its index among them, their shared completion, and who hears
+    /// of the end of each round (one closure for all of them, not one per request).
+    case indexed(Int, @Sendable (Int, Result<HTTPResponse, TransportError>) -> Void, any CompletionRound)
 
     func resume(returning result: Result<HTTPResponse, TransportError>) {
         switch self {
         case .task(let continuation): continuation.resume(returning: result)
         case .callback(let completion): completion(result)
+        case .indexed(let index, let completion, _): completion(index, result)
         }
+    }
+
+    /// Who hears of the end of the round this completion ran in, if anyone.
+    var round: (any CompletionRound)? {
+        if case .indexed(_, _, let round) = self { return round }
+        return nil
+    }
+}
+
+/// The distinct ``CompletionRound``s of one engine round, in the order first seen, each told once at its end.
+/// Nearly always one or none: a linear scan by identity beats hashing.
+struct RoundEnds {
+    private(set) var pending: [any CompletionRound] = []
+
+    mutating func note(_ completion: CurlCompletion) {
+        guard let round = completion.round, !pending.contains(where: { $0 === round }) else { return }
+        pending.append(round)
+    }
+
+    /// Tells each noted round that it ended, and forgets them.
+    mutating func endAll() {
+        guard !pending.isEmpty else { return }
+        for round in pending { round.roundEnded() }
+        pending.removeAll(keepingCapacity: true)
     }
 }
 
@@ -174,7 +229,30 @@ final class EngineShared: Sendable {
             if wake { multi.wakeup() }
         case .rejected(let error):
             submission.continuation.resume(returning: .failure(error))
+            var ends = RoundEnds()
+            ends.note(submission.continuation)
+            ends.endAll()
         }
+    }
+
+    /// Queues several submissions under one lock, with at most one wake-up; after shutdown fails them all at once
+    /// (their rounds then end on the caller's thread). Submitted by a thread, never by a task: no cancellation.
+    func enqueue(_ submissions: [CurlSubmission]) {
+        let (queued, wake) = state.withLock { state -> (Bool, Bool) in
+            if state.stopping { return (false, false) }
+            state.queue.append(contentsOf: submissions)
+            state.inFlight += submissions.count
+            defer { state.sleeping = false }
+            return (true, state.sleeping)
+        }
+        if wake { multi.wakeup() }
+        guard !queued else { return }
+        var ends = RoundEnds()
+        for submission in submissions {
+            submission.continuation.resume(returning: .failure(.shutdown))
+            ends.note(submission.continuation)
+        }
+        ends.endAll()
     }
 
     func cancel(_ id: UInt64) {

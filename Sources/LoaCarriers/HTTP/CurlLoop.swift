@@ -29,6 +29,8 @@ final class CurlLoop {
     private var idle: [CurlTransfer] = []
     /// Completions of this iteration, resumed after the bookkeeping lock is released.
     private var finished: [(CurlCompletion, Result<HTTPResponse, TransportError>)] = []
+    /// Who hears of the end of this round, after its completions ran.
+    private var roundEnds = RoundEnds()
 
     init(shared: EngineShared, multi: MultiHandle, maxIdleHandles: Int) {
         self.shared = shared
@@ -155,8 +157,12 @@ final class CurlLoop {
     }
 
     private func resumeFinished() {
-        for (continuation, result) in finished { continuation.resume(returning: result) }
+        for (continuation, result) in finished {
+            continuation.resume(returning: result)
+            roundEnds.note(continuation)
+        }
         finished.removeAll(keepingCapacity: true)
+        roundEnds.endAll()
     }
 
     /// Takes `transfer` out of ``active`` (the last one moves into its place).
