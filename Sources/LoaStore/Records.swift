@@ -31,6 +31,9 @@ public struct CampaignRecord: Sendable, Codable, Equatable {
     public var generation: Int64 = 0
     /// Why the campaign `failed`.
     public var failure: String?
+    /// Who submitted it and who approved it (two-person approval; nil before, or for campaigns from before users).
+    public var submittedBy: String?
+    public var approvedBy: String?
 }
 
 /// What the store found and repaired when it opened: the daemon logs it at start and shows it in `/metrics`.
