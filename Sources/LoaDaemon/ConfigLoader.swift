@@ -80,7 +80,9 @@ public enum ConfigLoader {
             }
         }
         if file.dataDir.isEmpty { add("data_dir", "must not be empty") }
-        let token = resolve(file.apiToken, "api_token")
+        // A user's own token in LOA_TOKEN is what the CLI sends; it then needs no admin token.
+        let userToken = clientOnly && !(environment["LOA_TOKEN"] ?? "").isEmpty
+        let token = userToken ? "" : resolve(file.apiToken, "api_token")
         if !token.isEmpty && token.count < 16 { add("api_token", "must be at least 16 characters") }
         var carriers: [LoaConfig.Carrier] = []
         var names = Set<String>()
@@ -214,6 +216,7 @@ public enum ConfigLoader {
             maskNumbersInLog: file.maskNumbersInLog ?? false, globalRate: file.globalRate)
         config.listenLimits = listenLimits
         config.receiptsListen = receiptsListen
+        config.approvalRequired = file.approval?.required ?? true
         return .success(config)
     }
 }
