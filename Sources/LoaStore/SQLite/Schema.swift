@@ -201,7 +201,7 @@ enum Schema {
             detail TEXT NOT NULL
         );
         CREATE INDEX audit_user ON audit(user, id);
-        CREATE INDEX audit_campaign ON audit(campaign, id) WHERE campaign IS NOT NULL;
+        CREATE INDEX audit_campaign ON audit(campaign, id);
         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         ALTER TABLE campaigns ADD COLUMN submitted_by TEXT;
