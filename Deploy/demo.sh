@@ -50,10 +50,20 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "== loa campaign submit $campaign"
-"$loa" campaign submit "$campaign"
+# Two-person approval is on (Loa's default): the admin (api_token) adds a planner and an approver, the planner
+# submits, and the approver, a second person, approves. Each works with their own token (LOA_TOKEN).
+echo "== loa users add lan --role planner; loa users add minh --role approver; a token for each"
+printf 'demo-password-lan\n' | "$loa" users add lan --role planner
+printf 'demo-password-minh\n' | "$loa" users add minh --role approver
+planner=$("$loa" tokens create --user lan --name demo 2>/dev/null)
+approver=$("$loa" tokens create --user minh --name demo 2>/dev/null)
+
+echo "== loa campaign submit $campaign   (as lan, the planner)"
+LOA_TOKEN=$planner "$loa" campaign submit "$campaign"
 
 id=vneid-gopy-2026-11
+echo "== loa campaign approve $id   (as minh, the approver; until then nothing is sent)"
+LOA_TOKEN=$approver "$loa" campaign approve "$id" --comment "samples checked"
 echo "== waiting for every recipient to reach a final state (at most 120 s)"
 for _ in $(seq 1 120); do
   json=$("$loa" campaign show "$id" --json)
@@ -68,5 +78,8 @@ echo "== the last delivery-log events (loa tail -n 8)"
 echo
 received=$(grep -c 'Got message' "$KANNEL_SMSC_LOG" || true)
 echo "== Kannel's fake SMSC received $received SMS parts; the delivery log has $(grep -c '"event":"receipt"' "$demo/data/delivery.log") receipt events (final and intermediate)"
+echo "== the audit trail (loa audit, as the approver)"
+LOA_TOKEN=$approver "$loa" audit --campaign "$id"
+echo
 echo "== stopping (SIGTERM: drain, record, exit 0)"
 kill -TERM "$daemon_pid"; wait "$daemon_pid"; echo "loa daemon exited with $?"; daemon_pid=""

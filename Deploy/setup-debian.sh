@@ -3,7 +3,8 @@
 # Usage: Deploy/setup-debian.sh [build|test|demo]   (as root, or with sudo available)
 set -euo pipefail
 what=${1:-build}
-pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev)
+# libsodium-dev: users' passwords (Argon2id) and API tokens' hashes; the run and test sets both build Loa.
+pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev)
 case "$what" in
   # kannel-extras holds the fake SMSC (/usr/lib/kannel/test/fakesmsc) the tests and the demo use.
   test|demo) pkgs+=(kannel kannel-extras curl python3) ;;&

@@ -56,6 +56,12 @@ public enum LoaCLI {
             return blockingAwait { [opts] in await report(opts) }
         case "optout":
             return blockingAwait { [opts] in await optout(opts) }
+        case "users":
+            return blockingAwait { [opts] in await users(opts) }
+        case "tokens":
+            return blockingAwait { [opts] in await tokens(opts) }
+        case "audit":
+            return blockingAwait { [opts] in await audit(opts) }
         default:
             printError("unknown command '\(command)'\n\n\(usage)")
             return 2
@@ -84,6 +90,14 @@ public enum LoaCLI {
         var noColor = false
         /// `--watch`: how long the daemon may not answer before the watch gives up (nil: no limit).
         var timeout: Double?
+        var role: String?
+        var passwordFile: String?
+        var user: String?
+        var name: String?
+        var comment: String?
+        var action: String?
+        var until: UnixMillis?
+        var replace = false
 
         struct Bad: Error, CustomStringConvertible { var description: String }
 
@@ -115,6 +129,17 @@ public enum LoaCLI {
                     let v = try value(a)
                     guard let t = ISOTime.parse(v) else { throw Bad(description: "--since needs an ISO 8601 time with an offset, e.g. 2026-11-24T08:00:00+07:00") }
                     since = t
+                case "--until":
+                    let v = try value(a)
+                    guard let t = ISOTime.parse(v) else { throw Bad(description: "--until needs an ISO 8601 time with an offset, e.g. 2026-11-24T08:00:00+07:00") }
+                    until = t
+                case "--role": role = try value(a)
+                case "--password-file": passwordFile = try value(a)
+                case "--user": user = try value(a)
+                case "--name": name = try value(a)
+                case "--comment": comment = try value(a)
+                case "--action": action = try value(a)
+                case "--replace": replace = true
                 case "--file": file = try value(a)
                 case "--html": html = try value(a)
                 case "--no-color": noColor = true
@@ -203,11 +228,20 @@ public enum LoaCLI {
         do { engine = try CurlEngine(maxConnectionsPerHost: 4) } catch { printError("\(error)"); return 1 }
         defer { engine.shutdown() }
         do {
-            return try await body(APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine))
+            return try await body(APIClient(base: config.apiBaseURL, token: userToken ?? config.apiToken, engine: engine))
         } catch {
             printError("\(error)")
             return 1
         }
+    }
+}
+
+extension LoaCLI {
+    /// The caller's own API token (`loa tokens create`), from `LOA_TOKEN`: the CLI then acts as that user, with
+    /// that user's role. Without it, the config's `api_token` (the admin).
+    static var userToken: String? {
+        guard let t = ProcessInfo.processInfo.environment["LOA_TOKEN"], !t.isEmpty else { return nil }
+        return t
     }
 }
 

@@ -13,7 +13,7 @@ extension LoaCLI {
             switch sub {
             case "submit":
                 guard let file = opts.positional.first else { printError(help["campaign"]!); return 2 }
-                return try await submit(file, client: client)
+                return try await submit(file, client: client, replace: opts.replace)
             case "list":
                 let r = try await client.request("GET", "/api/v1/campaigns")
                 guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
@@ -43,6 +43,8 @@ extension LoaCLI {
                 let state = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["state"] ?? "?"
                 print("campaign \(id): \(state)")
                 return 0
+            case "approve", "reject", "test-send":
+                return try await decide(sub, opts, client: client)
             case "rejects":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
                 return try await rejects(id, csv: opts.csv, client: client)
@@ -103,7 +105,7 @@ extension LoaCLI {
     /// Submits a campaign file. SIGTERM or SIGINT before the commit stops the upload and discards the
     /// half-loaded campaign (it once stayed `loading` and the CLI exited without a word), says so on stderr and
     /// exits 128 + the signal (143, 130).
-    static func submit(_ file: String, client: APIClient) async throws -> Int32 {
+    static func submit(_ file: String, client: APIClient, replace: Bool = false) async throws -> Int32 {
         let loaded: LoadedCampaign
         switch CampaignLoader.load(path: file) {
         case .failure(let p): printError(p.description); return 1
@@ -113,7 +115,7 @@ extension LoaCLI {
         let interrupt = SignalInterrupt(signals: [SIGTERM, SIGINT])
         defer { interrupt.uninstall() }
         let bound = BoundGeneration()
-        let load = Task { try await submitLoaded(loaded, file: file, client: client, bound: bound) }
+        let load = Task { try await submitLoaded(loaded, file: file, client: client, bound: bound, replace: replace) }
         interrupt.onSignal { load.cancel() }
         let result = await load.result
         // A signal after the load ended changed nothing: its result stands.
@@ -142,9 +144,11 @@ extension LoaCLI {
     }
 
     /// Creates, loads and commits the campaign: what ``submit(_:client:)`` runs in a task a signal can cancel.
-    private static func submitLoaded(_ loaded: LoadedCampaign, file: String, client: APIClient, bound boundOut: BoundGeneration) async throws -> Int32 {
+    /// `replace`: drop an unsent campaign of the same id first (a changed slogan or segments; approval starts over).
+    private static func submitLoaded(_ loaded: LoadedCampaign, file: String, client: APIClient, bound boundOut: BoundGeneration,
+                                     replace: Bool) async throws -> Int32 {
         let sub = loaded.submission
-        let created = try await client.request("POST", "/api/v1/campaigns", body: Array(try JSONEncoder().encode(sub)))
+        let created = try await client.request("POST", "/api/v1/campaigns" + (replace ? "?replace=true" : ""), body: Array(try JSONEncoder().encode(sub)))
         guard created.status == 201 else { printError("\(file): \(APIClient.errorText(created))"); return 1 }
         // Every later request names the campaign's generation: if it is discarded meanwhile (and created again by
         // someone else), they are refused instead of loading or committing the other one.
@@ -181,15 +185,16 @@ extension LoaCLI {
             printError("\(file): \(APIClient.errorText(commit))")
             return 1
         }
-        if let o = try? JSONSerialization.jsonObject(with: Data(commit.body)) as? [String: String] {
-            if let w = o["warning"] { printLine("WARNING: the deadline will not be met: \(w)") }
-            else if let eta = o["eta"] { print("estimated end of sending: \(eta) (\(o["needed_hours"] ?? "?") h of sending; \(o["window_hours"] ?? "?") h of window before the deadline)") }
-        }
         // Suppressed, split into its two causes as the campaign counts them (the README's "Words").
         let view = try? await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(sub.id))")
         let reasons = view.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }?["reasons"] as? [String: Int]
         let suppressed = reasons.map(Words.suppressed) ?? "\(total.suppressed) suppressed"
-        print("campaign \(sub.id) scheduled: \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(suppressed), \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
+        let answer = (try? JSONSerialization.jsonObject(with: Data(commit.body)) as? [String: String]) ?? [:]
+        if let w = answer["warning"] { printLine("WARNING: the deadline will not be met: \(w)") }
+        else if let eta = answer["eta"] { print("estimated end of sending: \(eta) (\(answer["needed_hours"] ?? "?") h of sending; \(answer["window_hours"] ?? "?") h of window before the deadline)") }
+        let state = answer["state"] ?? "scheduled"
+        if state == "pending-approval" { print("campaign \(sub.id) waits for approval by another user: loa campaign approve \(sub.id)") }
+        print("campaign \(sub.id) \(state): \(total.accepted) recipients, \(total.rejected) rejected, \(total.duplicates) duplicates, \(suppressed), \(total.segments) SMS parts; start \(sub.start), deadline \(sub.deadline)")
         if total.rejected + total.duplicates + total.suppressed > 0 {
             print("rows not sent, with file, line and reason: loa campaign rejects \(sub.id) --csv FILE")
         }

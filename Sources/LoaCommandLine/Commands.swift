@@ -192,7 +192,7 @@ extension LoaCLI {
     static func fetchOptOuts(_ config: LoaConfig) async -> Set<String>? {
         guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { return nil }
         defer { engine.shutdown() }
-        let client = APIClient(base: config.apiBaseURL, token: config.apiToken, engine: engine)
+        let client = APIClient(base: config.apiBaseURL, token: userToken ?? config.apiToken, engine: engine)
         guard let r = try? await client.request("GET", "/api/v1/optouts?format=text"), r.status == 200 else { return nil }
         return Set(r.bodyText.split(separator: "\n").map(String.init))
     }

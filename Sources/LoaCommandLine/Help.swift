@@ -21,12 +21,18 @@ extension LoaCLI {
           campaign show ID                 show a campaign's counts per state and carrier
           campaign rejects ID [--csv FILE] every row that will not be sent, with file, line, value and reason
           campaign pause|resume|cancel ID  hold, continue, or stop a campaign (cancel: queued → cancelled)
+          campaign approve|reject ID [--comment TEXT]
+                                           decide on a campaign pending approval (not your own)
+          campaign test-send ID NUMBER…    send the rendered slogans to 1-5 proof numbers, before approval
           preview CAMPAIGN [--sample N]    render samples and count recipients, rejects and SMS parts; sends nothing
           optout add|remove NUMBER…|--file FILE
                                            the global opt-out list: numbers on it are never sent to
           tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since T] [--json] [-n N]
                                            print the delivery log, one readable line per event
           carriers                         each carrier's rate, current rate and requests in flight
+          users add|remove|list|passwd     users and their roles (admin); passwords stored as Argon2id
+          tokens create|revoke|list        per-user API tokens for the CLI (LOA_TOKEN) and scripts (admin)
+          audit [--csv FILE] [filters]     the audit trail: who did what, when, from where
           report ID [--csv FILE] [--html FILE]
                                            one row per recipient (CSV), or a one-page HTML report with charts
           gateway-sim [--port N] [--seed N] …
@@ -38,6 +44,8 @@ extension LoaCLI {
         (default: $LOA_CONFIG, else /etc/loa/loa.json). Results go to stdout; problems to stderr as
         `loa: error: …` (warnings `loa: warning: …`). --no-color, NO_COLOR (any value) or TERM=dumb turn
         colour and cursor control off.
+        They act as the user whose token is in $LOA_TOKEN (loa tokens create), else as the admin with
+        the config's api_token.
         """
 
     static let help: [String: String] = [
@@ -46,6 +54,39 @@ extension LoaCLI {
             usage: loa version
 
             Prints Loa's version.
+            """,
+        "users": """
+            usage: loa users add NAME --role ROLE [--password-file FILE] [--config FILE]
+                   loa users passwd NAME [--password-file FILE] [--config FILE]
+                   loa users remove NAME [--config FILE]
+                   loa users list [--json] [--config FILE]
+
+            Users of the operator API, each with one role: viewer (reads), operator (pause, resume, opt-outs,
+            carriers), planner (creates and submits campaigns), approver (approves or rejects others' campaigns,
+            test-sends, cancels, reads the audit trail), admin (users and tokens; everything). Runs through the
+            daemon as an admin (the config's api_token, or an admin's LOA_TOKEN); passwd also as the user
+            themselves. The password (at least 10 characters) comes from --password-file (its first line), else
+            is asked on the terminal without echo, else read from stdin's first line; it is stored only as a
+            libsodium Argon2id string. remove revokes the user's tokens.
+            """,
+        "tokens": """
+            usage: loa tokens create --user NAME [--name LABEL] [--config FILE]
+                   loa tokens revoke ID [--config FILE]
+                   loa tokens list [--user NAME] [--json] [--config FILE]
+
+            API tokens per user, for the CLI (export LOA_TOKEN=…) and scripts (Authorization: Bearer …).
+            create prints the token once on stdout; the daemon keeps only its hash. revoke ends it at once
+            (its requests get 401). list shows ids, users, labels and dates, never a token. Admin only.
+            """,
+        "audit": """
+            usage: loa audit [--user U] [--action A] [--campaign ID] [--since TIME] [--until TIME]
+                             [--csv FILE] [--config FILE]
+
+            The audit trail, oldest first: time, user, address, action, campaign and what changed (JSON).
+            Actions: campaign.create|replace|discard|submit|approve|reject|pause|resume|cancel|test-send,
+            campaign.approve-refused, optout.add|remove, carrier.resume, user.add|remove|passwd,
+            token.create|revoke, auth.failed (no, wrong or revoked token), auth.forbidden (role too small).
+            --csv writes a new 0600 file. Approvers and admins may read it; nothing in Loa can change it.
             """,
         "daemon": """
             usage: loa daemon --config FILE [--allow-shared-data-dir]
@@ -71,12 +112,14 @@ extension LoaCLI {
             lists them but exits 0 when they are the only problems.
             """,
         "campaign": """
-            usage: loa campaign submit FILE [--config FILE]
+            usage: loa campaign submit FILE [--replace] [--config FILE]
                    loa campaign list [--json] [--config FILE]
                    loa campaign show ID [--json] [--watch [--timeout SECONDS]] [--no-color] [--config FILE]
                    loa campaign rejects ID [--csv FILE] [--config FILE]
                    loa campaign pause|resume|cancel ID [--config FILE]
                    loa campaign discard ID [--config FILE]
+                   loa campaign approve|reject ID [--comment TEXT] [--config FILE]
+                   loa campaign test-send ID NUMBER… [--config FILE]
 
             submit: checks the campaign file, creates the campaign on the daemon, streams its exclusion files
             and then each segment to it (never held in memory), and commits it; the daemon starts sending at
@@ -89,6 +132,15 @@ extension LoaCLI {
             that stops answering (a restart) gets a notice on stderr and the watch goes on, up to --timeout
             SECONDS without an answer if given (then exit 1).
             discard: removes a campaign still `loading` (a submit that was cut off), with its rows.
+            With two-person approval (config `approval.required`, on by default) a submitted campaign waits in
+            `pending-approval` and sends nothing until an approver other than its submitter approves it.
+            approve / reject: an approver's decision, with an optional comment kept in the audit trail; a
+            rejected campaign's queued messages are cancelled.
+            --replace: submit a changed version (slogan, segments) of a campaign that has sent nothing yet
+            (pending-approval, rejected, or approved and before its start): the old one is dropped, and the new
+            one needs a new approval.
+            test-send: the campaign's first rendered messages to 1-5 proof numbers (your own phone), through the
+            real carriers, as a campaign of their own `ID--test-N` that counts nothing against this one.
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
             rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV

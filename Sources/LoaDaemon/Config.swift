@@ -111,6 +111,9 @@ public struct LoaConfig: Sendable {
     public var maskNumbersInLog = false
     /// A cap over all carriers together, in SMS parts per second (nil: none).
     public var globalRate: Double?
+    /// Two-person approval (`approval.required`, default true): a submitted campaign waits in `pending-approval`
+    /// until an approver other than its submitter approves it.
+    public var approvalRequired = true
 
     public var apiBaseURL: String {
         let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
@@ -261,6 +264,12 @@ struct ConfigFile: Decodable {
     var optOutKeywords: [String]?
     var maskNumbersInLog: Bool?
     var globalRate: Double?
+    var approval: Approval?
+
+    struct Approval: Decodable {
+        var required: Bool?
+        enum CodingKeys: String, CodingKey, CaseIterable { case required }
+    }
 
     struct ContactPolicyEntry: Decodable {
         var maxMessages: Int
@@ -273,7 +282,7 @@ struct ConfigFile: Decodable {
         case receiptsListen = "receipts_listen"
         case dataDir = "data_dir", publicURL = "public_url", apiToken = "api_token", drainSeconds = "drain_seconds", logLevel = "log_level"
         case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
-        case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate"
+        case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate", approval
         case metricsToken = "metrics_token"
     }
 }
@@ -298,6 +307,7 @@ extension ConfigFile {
         check(root["retry"], "retry", UnknownField.names(Retry.CodingKeys.self))
         check(root["routing"], "routing", UnknownField.names(Routing.CodingKeys.self))
         check(root["contact_policy"], "contact_policy", UnknownField.names(ContactPolicyEntry.CodingKeys.self))
+        check(root["approval"], "approval", UnknownField.names(Approval.CodingKeys.self))
         for (i, entry) in (root["carriers"]?.array ?? []).enumerated() {
             let kind = entry["kind"]?.string.flatMap(CarrierKinds.named)
             check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + CarrierKinds.optionKeys + (kind?.entryKeys ?? []))

@@ -87,7 +87,9 @@ public enum ConfigLoader {
             }
         }
         if file.dataDir.isEmpty { add("data_dir", "must not be empty") }
-        let token = resolve(file.apiToken, "api_token")
+        // A user's own token in LOA_TOKEN is what the CLI sends; it then needs no admin token.
+        let userToken = clientOnly && !(environment["LOA_TOKEN"] ?? "").isEmpty
+        let token = userToken ? "" : resolve(file.apiToken, "api_token")
         if !token.isEmpty && token.count < 16 { add("api_token", "must be at least 16 characters") }
         let metricsToken = file.metricsToken.map { resolve($0, "metrics_token") }
         if let m = metricsToken, !m.isEmpty {
@@ -227,6 +229,7 @@ public enum ConfigLoader {
         config.listenLimits = listenLimits
         config.receiptsListen = receiptsListen
         config.metricsToken = metricsToken
+        config.approvalRequired = file.approval?.required ?? true
         return .success(config)
     }
 }

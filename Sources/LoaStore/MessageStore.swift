@@ -35,7 +35,7 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
 ///   shared executor.
 ///
 /// ``Store`` (SQLite, one serial writer) is the first implementation.
-public protocol MessageStore: AnyObject, Sendable {
+public protocol MessageStore: AnyObject, Sendable, AccessStore {
     /// What opening this store recovered: messages made `unknown`, delivery-log lines repaired, the time taken.
     var recovery: RecoveryReport { get }
     /// What the writer is doing, from memory: for `/readyz`.

@@ -33,6 +33,9 @@ public struct CampaignRecord: Sendable, Codable, Equatable {
     public var failure: String?
     /// When its state last changed (for a finished campaign: when it finished).
     public var updatedAt: UnixMillis = 0
+    /// Who submitted it and who approved it (two-person approval; nil before, or for campaigns from before users).
+    public var submittedBy: String?
+    public var approvedBy: String?
 }
 
 /// What the store found and repaired when it opened: the daemon logs it at start and shows it in `/metrics`.

@@ -14,10 +14,11 @@ bench_need() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # bench_config URL RATE UNIT IN_FLIGHT [EXTRA_JSON] [METHOD=GET]: writes $work/loa.json for carrier "k".
+# Both configs turn two-person approval off: a benchmark submits as the admin and measures the sending.
 bench_config() {
   cat > "$work/loa.json" <<JSON
 { "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
-  "log_level": "warning", ${5:-}
+  "log_level": "warning", "approval": {"required": false}, ${5:-}
   "carriers": [{"name": "k", "kind": "kannel", "url": "$1", "username": "${KANNEL_USERNAME:-u}",
                 "password": {"env": "LOA_PW"}, "receipt_secret": {"env": "LOA_SECRET"}, "rate": $2,
                 "rate_unit": "$3", "max_in_flight": $4, "method": "${6:-GET}"}],
@@ -29,7 +30,7 @@ JSON
 bench_config_carrier() {
   cat > "$work/loa.json" <<JSON
 { "data_dir": "data", "listen": {"address": "127.0.0.1", "port": $port}, "api_token": {"env": "LOA_API_TOKEN"},
-  "log_level": "warning", ${2:-}
+  "log_level": "warning", "approval": {"required": false}, ${2:-}
   "carriers": [$1],
   "routing": {"default": "k"} }
 JSON

@@ -45,15 +45,17 @@ final class Child: @unchecked Sendable {
     let logPath: String
     private var status: Int32?
 
-    /// `errLog`: stderr to a file of its own (nil: with stdout, in `log`).
-    init(_ executable: String, _ args: [String], env: [String: String] = [:], log: String, errLog: String? = nil) throws {
+    /// `errLog`: stderr to a file of its own (nil: with stdout, in `log`). `stdin`: a file to read standard input
+    /// from (default /dev/null).
+    init(_ executable: String, _ args: [String], env: [String: String] = [:], log: String, errLog: String? = nil,
+         stdin: String = "/dev/null") throws {
         logPath = log
         var environment = ProcessInfo.processInfo.environment
         environment.merge(env) { $1 }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         if let errLog {
             posix_spawn_file_actions_addopen(&actions, 2, errLog, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
@@ -119,10 +121,16 @@ final class Child: @unchecked Sendable {
 
 /// Runs a command to completion and returns (status, stdout+stderr); killed after `timeout` seconds.
 @discardableResult
-func run(_ executable: String, _ args: [String], env: [String: String] = [:], timeout: Double = 120) throws -> (status: Int32, output: String) {
+func run(_ executable: String, _ args: [String], env: [String: String] = [:], timeout: Double = 120, stdin: String? = nil) throws -> (status: Int32, output: String) {
     let log = NSTemporaryDirectory() + "loa-run-" + UUID().uuidString + ".log"
     defer { unlink(log) }
-    let child = try Child(executable, args, env: env, log: log)
+    var input = "/dev/null"
+    if let stdin {
+        input = NSTemporaryDirectory() + "loa-stdin-" + UUID().uuidString
+        _ = FileManager.default.createFile(atPath: input, contents: Data(stdin.utf8), attributes: [.posixPermissions: 0o600])
+    }
+    defer { if stdin != nil { unlink(input) } }
+    let child = try Child(executable, args, env: env, log: log, stdin: input)
     guard let status = child.wait(seconds: timeout) else {
         child.signal(SIGKILL)
         _ = child.wait(seconds: 5)
@@ -283,8 +291,11 @@ final class LoaDaemonProcess: @unchecked Sendable {
     /// A daemon with the carriers given as a JSON array (secrets: `LOA_KANNEL_PASSWORD`, `LOA_RECEIPT_SECRET`,
     /// `LOA_SIM_TOKEN` = `password`).
     /// `listen`: more keys for the `listen` object (`"per_client_limit": 8`).
+    /// `approval`: two-person approval, off unless asked for. Loa's default is on, but the tests written before it
+    /// submit with the one admin token and expect the campaign to send; the approval tests (AccessTests) turn it on.
     init(work: WorkDir, password: String = "sim-password", carriers: String, defaultCarrier: String, extraConfig: String = "",
-         retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#, networks: String = "{}", listen: String = "") throws {
+         retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#, networks: String = "{}", listen: String = "",
+         approval: Bool = false) throws {
         self.work = work
         self.port = freePort()
         self.kannelPassword = password
@@ -299,6 +310,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
               "retry": \(retry),
               "carriers": \(carriers),
               "routing": { "default": "\(defaultCarrier)", "networks": \(networks) },
+              "approval": { "required": \(approval) },
               \(extraConfig)
             }
             """)
@@ -328,13 +340,17 @@ final class LoaDaemonProcess: @unchecked Sendable {
         }
     }
 
-    func cli(_ args: [String]) throws -> (status: Int32, output: String) {
-        try run(Env.loaBinary, args + ["--config", configPath], env: env)
+    /// The CLI as the admin (the config's api_token), or with `token` (LOA_TOKEN) as that token's user.
+    func cli(_ args: [String], token: String? = nil, stdin: String? = nil) throws -> (status: Int32, output: String) {
+        var e = env
+        if let token { e["LOA_TOKEN"] = token }
+        return try run(Env.loaBinary, args + ["--config", configPath], env: e, stdin: stdin)
     }
 
-    func api(_ path: String, method: String = "GET", token: String? = nil) async throws -> HTTPResponse {
-        try await engine.perform(HTTPRequest(method: method, url: base + path,
-                                             headers: [HTTPHeader("Authorization", "Bearer \(token ?? self.token)")], timeout: 10))
+    func api(_ path: String, method: String = "GET", token: String? = nil, body: String? = nil) async throws -> HTTPResponse {
+        var headers = [HTTPHeader("Authorization", "Bearer \(token ?? self.token)")]
+        if body != nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
+        return try await engine.perform(HTTPRequest(method: method, url: base + path, headers: headers, body: Array((body ?? "").utf8), timeout: 10))
     }
 
     func campaign(_ id: String) async throws -> [String: Any] {

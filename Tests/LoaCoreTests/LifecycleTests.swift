@@ -250,3 +250,33 @@ import Testing
         #expect(messages >= 990 && messages <= 1010, "\(messages) messages of 3 parts in 30 s at 100 parts/s")
     }
 }
+
+/// Roles and approval in the campaign lifecycle (issue 20).
+@Suite struct AccessLifecycleTests {
+    /// The role matrix of ``Role/includes(_:)``, row by row: who passes an endpoint that needs each role.
+    @Test func theRoleMatrix() {
+        let passes: [Role: Set<Role>] = [
+            .viewer: [.viewer, .operator, .planner, .approver, .admin],
+            .operator: [.operator, .approver, .admin],
+            .planner: [.planner, .admin],
+            .approver: [.approver, .admin],
+            .admin: [.admin],
+        ]
+        for needed in Role.allCases {
+            for caller in Role.allCases {
+                #expect(caller.includes(needed) == passes[needed]!.contains(caller), "\(caller) for \(needed)")
+            }
+        }
+    }
+
+    @Test func approvalStates() {
+        #expect(CampaignLifecycle.next(.loading, on: .submit) == .pendingApproval)
+        #expect(CampaignLifecycle.next(.pendingApproval, on: .approve) == .scheduled)
+        #expect(CampaignLifecycle.next(.pendingApproval, on: .reject) == .rejected)
+        #expect(CampaignLifecycle.next(.pendingApproval, on: .deadline) == .expired)
+        // Pending sends nothing: it cannot start, be resumed or paused; a decision needs it pending.
+        for e in [CampaignEvent.start, .pause, .resume(started: true), .drained] { #expect(CampaignLifecycle.next(.pendingApproval, on: e) == nil) }
+        for s in [CampaignState.scheduled, .running, .rejected, .loading] { #expect(CampaignLifecycle.next(s, on: .approve) == nil) }
+        #expect(!CampaignState.pendingApproval.isActive && CampaignState.rejected.isFinal)
+    }
+}

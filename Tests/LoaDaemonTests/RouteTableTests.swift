@@ -34,7 +34,7 @@ import Testing
             let path = concrete(e.pattern)
             let r = f.handle(head(e.method, path, token: false), body: [])
             switch e.access {
-            case .operatorToken, .metricsReader:
+            case .operatorToken, .metricsReader, .role:
                 #expect(r.status == 401 && text(r).contains("bearer token"), "\(e.method) \(e.pattern) answered \(r.status) without the token")
             case .carrierSecret:
                 #expect(r.status == 401 && text(r).contains("secret"), "\(e.method) \(e.pattern) answered \(r.status) without the secret")

@@ -1,20 +1,26 @@
 /// Where a campaign is. The transitions are written down once, in ``CampaignLifecycle``.
 ///
 /// ```
+///  loading ─submit─▶ pending-approval ─approve─▶ scheduled      (two-person approval, on by default)
+///                      │ reject                  ▲
+///                      ▼                         │ (approval off: loading ─commit─▶ scheduled)
+///                    rejected                    │
 ///  loading ─commit─▶ scheduled ─start time─▶ running ─nothing left─▶ completed
 ///                      │  ▲                   │  ▲
 ///                pause │  │ resume      pause │  │ resume
 ///                      ▼  │                   ▼  │
 ///                      paused ◀───────────────┘──┘
 ///  scheduled | running | paused ─cancel─▶ cancelled     (queued messages become `cancelled`)
-///  scheduled | running | paused ─deadline─▶ expired     (queued messages become `expired`)
+///  pending-approval | scheduled | running | paused ─deadline─▶ expired  (queued messages become `expired`)
 ///  scheduled | running | paused ─fail─▶ failed           (its stored spec cannot be sent from; queued messages
 ///                                                        become `cancelled` with the reason; other campaigns go on)
 /// ```
 public enum CampaignState: String, Sendable, Codable, CaseIterable {
     /// Created; segments are being uploaded. Never sent from.
     case loading
-    /// Committed, waiting for its start time.
+    /// Submitted; waits for an approver other than its submitter and sends nothing until then.
+    case pendingApproval = "pending-approval"
+    /// Committed (and approved, when approval is required), waiting for its start time.
     case scheduled
     /// Sending (inside its windows).
     case running
@@ -24,6 +30,9 @@ public enum CampaignState: String, Sendable, Codable, CaseIterable {
     case completed
     /// Stopped by an operator; its queued messages became `cancelled`.
     case cancelled
+    /// An approver refused it (with a comment in the audit trail); its queued messages became `cancelled`.
+    /// A planner may submit it again, changed, with `loa campaign submit --replace`.
+    case rejected
     /// The deadline passed; unsent messages expired.
     case expired
     /// Loa could not go on with it (a stored campaign that breaks the rules of ``CampaignRules``, say one
@@ -32,12 +41,16 @@ public enum CampaignState: String, Sendable, Codable, CaseIterable {
 
     /// States in which the campaign still owns queued messages.
     public var isActive: Bool { self == .scheduled || self == .running || self == .paused }
-    public var isFinal: Bool { self == .completed || self == .cancelled || self == .expired || self == .failed }
+    public var isFinal: Bool { self == .completed || self == .cancelled || self == .expired || self == .failed || self == .rejected }
 }
 
 /// Events an operator or the clock applies to a campaign.
 public enum CampaignEvent: Sendable, Equatable {
     case commit
+    /// The end of loading when approval is required: the campaign waits for an approver.
+    case submit
+    case approve
+    case reject
     case start
     case pause
     /// `started` tells whether the start time has passed.
@@ -54,6 +67,10 @@ public enum CampaignLifecycle {
     public static func next(_ state: CampaignState, on event: CampaignEvent) -> CampaignState? {
         switch (state, event) {
         case (.loading, .commit): .scheduled
+        case (.loading, .submit): .pendingApproval
+        case (.pendingApproval, .approve): .scheduled
+        case (.pendingApproval, .reject): .rejected
+        case (.pendingApproval, .deadline): .expired
         case (.scheduled, .start): .running
         case (.scheduled, .pause), (.running, .pause): .paused
         case (.paused, .resume(let started)): started ? .running : .scheduled

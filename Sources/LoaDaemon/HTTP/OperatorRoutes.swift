@@ -19,32 +19,38 @@ extension DaemonService {
 
     // MARK: - Operator API
 
-    /// The operator API: every line is behind the API token (``Access/operatorToken``, the default).
+    /// The operator API: every line names the least role it needs (``Role/includes(_:)``); the configured
+    /// `api_token` is an admin and passes all. Reads are for viewers; campaign preparation for planners; pause and
+    /// resume for operators; cancel for approvers (who also approve, reject and test-send: `AccessRoutes.swift`).
     static let operatorEndpoints: [Endpoint] = [
-        Endpoint("GET", "/api/v1/campaigns") { s, _ in .value(try s.store.campaigns()) },
-        Endpoint("POST", "/api/v1/campaigns") { s, _ in .body(limit: 4 << 20) { r in try s.createCampaign(r.body) } },
-        Endpoint("GET", "/api/v1/campaigns/{id}") { s, r in try s.campaignView(r["id"]) },
-        Endpoint("DELETE", "/api/v1/campaigns/{id}") { s, r in try s.discard(r["id"], r) },
-        Endpoint("POST", "/api/v1/campaigns/{id}/commit") { s, r in try s.commit(r["id"], generation: try s.generation(r.head)) },
-        Endpoint("POST", "/api/v1/campaigns/{id}/pause") { s, r in try s.change(r["id"], .pause) },
-        Endpoint("POST", "/api/v1/campaigns/{id}/resume") { s, r in try s.change(r["id"], .resume(started: true)) },
-        Endpoint("POST", "/api/v1/campaigns/{id}/cancel") { s, r in try s.change(r["id"], .cancel) },
-        Endpoint("PUT", "/api/v1/campaigns/{id}/segments/{name}") { s, r in try s.uploadSegment(campaign: r["id"], segment: r["name"], head: r.head) },
-        Endpoint("POST", "/api/v1/campaigns/{id}/segments/{name}/from-campaign") { s, r in
+        Endpoint("GET", "/api/v1/campaigns", access: .role(.viewer)) { s, _ in .value(try s.store.campaigns()) },
+        Endpoint("POST", "/api/v1/campaigns", access: .role(.planner)) { s, _ in .body(limit: 4 << 20) { r in try s.createCampaign(r.body, r) } },
+        Endpoint("GET", "/api/v1/campaigns/{id}", access: .role(.viewer)) { s, r in try s.campaignView(r["id"]) },
+        Endpoint("DELETE", "/api/v1/campaigns/{id}", access: .role(.planner)) { s, r in try s.discard(r["id"], r) },
+        Endpoint("POST", "/api/v1/campaigns/{id}/commit", access: .role(.planner)) { s, r in try s.commit(r["id"], generation: try s.generation(r.head), r) },
+        Endpoint("POST", "/api/v1/campaigns/{id}/pause", access: .role(.operator)) { s, r in try s.change(r["id"], .pause, r) },
+        Endpoint("POST", "/api/v1/campaigns/{id}/resume", access: .role(.operator)) { s, r in try s.change(r["id"], .resume(started: true), r) },
+        Endpoint("POST", "/api/v1/campaigns/{id}/cancel", access: .role(.approver)) { s, r in try s.change(r["id"], .cancel, r) },
+        Endpoint("PUT", "/api/v1/campaigns/{id}/segments/{name}", access: .role(.planner)) { s, r in
+            try s.uploadSegment(campaign: r["id"], segment: r["name"], head: r.head)
+        },
+        Endpoint("POST", "/api/v1/campaigns/{id}/segments/{name}/from-campaign", access: .role(.planner)) { s, r in
             try s.segmentFromCampaign(campaign: r["id"], segment: r["name"], head: r.head)
         },
-        Endpoint("PUT", "/api/v1/campaigns/{id}/exclusions/{name}") { s, r in try s.uploadExclusion(campaign: r["id"], name: r["name"], head: r.head) },
-        Endpoint("GET", "/api/v1/campaigns/{id}/report") { s, r in
+        Endpoint("PUT", "/api/v1/campaigns/{id}/exclusions/{name}", access: .role(.planner)) { s, r in
+            try s.uploadExclusion(campaign: r["id"], name: r["name"], head: r.head)
+        },
+        Endpoint("GET", "/api/v1/campaigns/{id}/report", access: .role(.viewer)) { s, r in
             try s.requireCampaign(r["id"])
             return .value(try s.store.reportData(campaign: r["id"]))
         },
-        Endpoint("GET", "/api/v1/campaigns/{id}/messages") { s, r in try s.messages(campaign: r["id"], query: r.query) },
-        Endpoint("GET", "/api/v1/campaigns/{id}/rejects") { s, r in try s.rejects(campaign: r["id"], query: r.query) },
-        Endpoint("GET", "/api/v1/optouts") { s, r in try s.optOutList(r.query) },
-        Endpoint("POST", "/api/v1/optouts") { s, _ in .body(limit: 64 << 20) { r in try s.optOuts(r.body, add: true) } },
-        Endpoint("DELETE", "/api/v1/optouts") { s, _ in .body(limit: 64 << 20) { r in try s.optOuts(r.body, add: false) } },
-        Endpoint("GET", "/api/v1/carriers") { s, _ in .value(s.carrierStatus()) },
-        Endpoint("POST", "/api/v1/carriers/{name}/resume") { s, r in try s.resumeCarrier(r["name"]) },
+        Endpoint("GET", "/api/v1/campaigns/{id}/messages", access: .role(.viewer)) { s, r in try s.messages(campaign: r["id"], query: r.query) },
+        Endpoint("GET", "/api/v1/campaigns/{id}/rejects", access: .role(.viewer)) { s, r in try s.rejects(campaign: r["id"], query: r.query) },
+        Endpoint("GET", "/api/v1/optouts", access: .role(.viewer)) { s, r in try s.optOutList(r.query) },
+        Endpoint("POST", "/api/v1/optouts", access: .role(.operator)) { s, _ in .body(limit: 64 << 20) { r in try s.optOuts(r.body, add: true, r) } },
+        Endpoint("DELETE", "/api/v1/optouts", access: .role(.operator)) { s, _ in .body(limit: 64 << 20) { r in try s.optOuts(r.body, add: false, r) } },
+        Endpoint("GET", "/api/v1/carriers", access: .role(.viewer)) { s, _ in .value(s.carrierStatus()) },
+        Endpoint("POST", "/api/v1/carriers/{name}/resume", access: .role(.operator)) { s, r in try s.resumeCarrier(r["name"], r) },
     ]
 
     /// The campaign, or 404 naming it.
@@ -66,12 +72,15 @@ extension DaemonService {
         let c = try requireCampaign(id)
         try store.discardLoadingCampaign(id, generation: try generation(r.head) ?? c.generation)
         _ = uploads.withLock { $0.removeValue(forKey: uploadKey(id, c.generation)) }
+        audit(r, "campaign.discard", campaign: id)
         return .value(["discarded": true])
     }
 
     /// Pause, resume or cancel, as the operator asks.
-    func change(_ id: String, _ event: CampaignEvent) throws -> Reply {
+    func change(_ id: String, _ event: CampaignEvent, _ r: Request) throws -> Reply {
         let state = try store.apply(event, to: id, now: clock.now())
+        let action = switch event { case .pause: "pause"; case .cancel: "cancel"; default: "resume" }
+        audit(r, "campaign." + action, campaign: id, detail: ["state": state.rawValue])
         logger.notice(state.operatorMessage, ["campaign.id": id, "campaign.state": state.rawValue])
         dispatcher.wake()
         return .value(["id": id, "state": state.rawValue])
@@ -84,9 +93,10 @@ extension DaemonService {
     }
 
     /// Ends a pause after identical permanent answers.
-    func resumeCarrier(_ name: String) throws -> Reply {
+    func resumeCarrier(_ name: String, _ r: Request) throws -> Reply {
         guard config.carriers.contains(where: { $0.name == name }) else { throw APIError(404, "not-found", "no carrier \(name)") }
         guard dispatcher.resume(carrier: name) else { throw APIError(409, "not-paused", "carrier \(name) is not paused") }
+        audit(r, "carrier.resume", detail: ["carrier": name])
         return .value(["carrier": name, "state": "resumed"])
     }
 
@@ -125,7 +135,10 @@ extension DaemonService {
         var generation: Int64
     }
 
-    func createCampaign(_ body: [UInt8]) throws -> Reply {
+    /// Creates a `loading` campaign. With `?replace=true`, a campaign of that id that has sent nothing
+    /// (pending-approval, rejected, or scheduled before its start) is dropped first: a changed slogan or segment list
+    /// is loaded as a new campaign under the same id, and its submission needs a new approval.
+    func createCampaign(_ body: [UInt8], _ r: Request) throws -> Reply {
         if let value = JSONValue.parse(body), let key = JSONValue.firstDuplicateKey(value) {
             return invalidCampaign([CampaignRules.Issue(key, "given twice")])
         }
@@ -144,7 +157,15 @@ extension DaemonService {
         guard issues.isEmpty, let start = ISOTime.parse(sub.start), let deadline = ISOTime.parse(sub.deadline) else {
             return invalidCampaign(issues)
         }
+        var replaced: CampaignState?
+        if r.query["replace"] == "true", try store.campaign(sub.id) != nil {
+            replaced = try store.dropUnsentCampaign(sub.id)
+            dispatcher.wake()
+        }
         let generation = try store.createCampaign(sub, startAt: start, deadlineAt: deadline)
+        var detail = ["templates": sub.templates.map(\.name).joined(separator: " "), "segments": sub.segments.map(\.name).joined(separator: " ")]
+        if let replaced { detail["replaced"] = replaced.rawValue }
+        audit(r, replaced == nil ? "campaign.create" : "campaign.replace", campaign: sub.id, detail: detail)
         logger.info("campaign created", ["campaign.id": sub.id])
         return .value(Created(id: sub.id, generation: generation), status: 201)
     }
@@ -156,7 +177,9 @@ extension DaemonService {
         return .json(422, Array("{\"error\":{\"code\":\"invalid-campaign\",\"message\":\(JSONText.quoted(message)),\"problems\":[\(list)]}}".utf8))
     }
 
-    func commit(_ id: String, generation: Int64?) throws -> Reply {
+    /// Ends loading. With approval required (the default) the campaign waits in `pending-approval`; else it is
+    /// `scheduled`. The caller is recorded as its submitter, whom the two-person rule keeps from approving it.
+    func commit(_ id: String, generation: Int64?, _ r: Request) throws -> Reply {
         guard let c = try store.campaign(id), let spec = c.spec else { throw StoreError.notFound("campaign \(id)") }
         if let generation, generation != c.generation {
             throw StoreError.conflict("campaign \(id) was discarded (and perhaps created again) since this request began")
@@ -166,13 +189,15 @@ extension DaemonService {
         if c.state == .loading && !missing.isEmpty {
             throw APIError(409, "segments-missing", "segments not uploaded yet: \(missing.joined(separator: ", "))")
         }
-        try store.commitCampaign(id, generation: c.generation)
+        let state = try store.submitCampaign(id, generation: c.generation, by: r.who, approvalRequired: config.approvalRequired)
+        audit(r, "campaign.submit", campaign: id, detail: ["state": state.rawValue, "accepted": "\(c.accepted)", "rejected": "\(c.rejected)",
+                                                           "sms_parts": "\(c.segmentsTotal)"])
         _ = uploads.withLock { $0.removeValue(forKey: uploadKey(id, c.generation)) }
         let f = feasibility(c)
         logger.info("campaign committed", ["campaign.id": id, "accepted": "\(c.accepted)", "rejected": "\(c.rejected)",
                                            "feasibility.on_time": "\(f.onTime)"])
         dispatcher.wake()
-        var answer = ["id": id, "state": "scheduled", "needed_hours": String(format: "%.2f", f.neededSeconds / 3600),
+        var answer = ["id": id, "state": state.rawValue, "needed_hours": String(format: "%.2f", f.neededSeconds / 3600),
                       "window_hours": String(format: "%.2f", f.windowSeconds / 3600)]
         if let eta = f.eta { answer["eta"] = ISOTime.format(eta) }
         if let w = f.warning { answer["warning"] = w }
@@ -266,7 +291,7 @@ extension DaemonService {
     }
 
     /// The body is numbers, one per line, in any written form.
-    func optOuts(_ body: [UInt8], add: Bool) throws -> Reply {
+    func optOuts(_ body: [UInt8], add: Bool, _ r: Request) throws -> Reply {
         var phones: [String] = []
         var invalid: [String] = []
         for (i, line) in String(decoding: body, as: UTF8.self).split(whereSeparator: \.isNewline).enumerated() {
@@ -280,6 +305,7 @@ extension DaemonService {
         guard invalid.isEmpty else { throw APIError(422, "invalid-number", invalid.prefix(20).joined(separator: "; ")) }
         let n = add ? try store.addOptOuts(phones, source: "api") : try store.removeOptOuts(phones)
         logger.info(add ? "numbers opted out" : "numbers opted back in", ["count": "\(n)"])
+        audit(r, add ? "optout.add" : "optout.remove", detail: ["numbers": "\(phones.count)", "changed": "\(n)"])
         return .value([(add ? "added" : "removed"): Int64(n), "count": try store.optOutCount()])
     }
 

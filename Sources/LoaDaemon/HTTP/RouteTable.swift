@@ -1,15 +1,19 @@
 import Foundation
+import LoaCore
 import LoaServer
 import LoaStore
 
 /// Who may call an endpoint. ``Endpoint`` defaults to ``operatorToken``: a new route is protected unless the
 /// table says otherwise, in the line that adds it.
 enum Access: Sendable, Equatable {
-    /// The operator API token, as `Authorization: Bearer <token>` (the operator API). The scrape token is refused
-    /// here with 403: it is known, and not allowed.
+    /// The admin: the configured `api_token`, or a user token whose user is an admin, as `Authorization: Bearer
+    /// <token>` (`/metrics`, and any line that names no other access).
     case operatorToken
-    /// The operator token or the read-only scrape token (`metrics_token`): `/metrics`. Prometheus gets a token
-    /// that cannot pause or cancel a campaign.
+    /// A user token (`Authorization: Bearer loa_…`) whose user's role includes this one (``Role/includes(_:)``),
+    /// or the configured `api_token`, which acts as an admin. The handler gets the caller in ``Request/principal``.
+    case role(Role)
+    /// The admin or the read-only scrape token (`metrics_token`): `/metrics`. Prometheus gets a token that cannot
+    /// pause or cancel a campaign; the scrape token is refused everywhere else with 403 (known, and not allowed).
     case metricsReader
     /// The carrier's receipt secret in the query's `k`; the path's `{carrier}` names the carrier. Checked on the
     /// head: a refused request's body is never read (an unknown carrier is 404, a wrong secret 401).
@@ -58,11 +62,28 @@ struct PathPattern: Sendable, CustomStringConvertible {
     }
 }
 
+/// Who made a request: a user by their token, or the configured `api_token` (``Principal/configuredAdmin``).
+struct Principal: Sendable, Equatable {
+    var name: String
+    var role: Role
+    /// The user token's id; nil for the configured `api_token`.
+    var token: Int64?
+
+    /// The name the audit trail gives the configured `api_token`; no user may take it.
+    static let configuredAdminName = "api_token"
+    static let configuredAdmin = Principal(name: configuredAdminName, role: .admin, token: nil)
+}
+
 /// One request as a handler sees it: the head, the path's parameters and, once read, the body.
 struct Request: Sendable {
     var head: RequestHead
     var parameters: [String: String]
     var body: [UInt8] = []
+    /// The caller, for endpoints behind a token (``Access/operatorToken``, ``Access/role(_:)``).
+    var principal: Principal?
+
+    /// The caller's name for the audit trail (empty when the endpoint took no token).
+    var who: String { principal?.name ?? "" }
 
     /// A parameter of the endpoint's pattern (the pattern guarantees it is there).
     subscript(_ name: String) -> String { parameters[name] ?? "" }
@@ -117,7 +138,7 @@ struct Endpoint: Sendable {
 
 extension DaemonService {
     /// Every endpoint the daemon serves, in the order they are tried (the first whose method and pattern fit).
-    static let endpoints: [Endpoint] = receiptEndpoints + healthEndpoints + operatorEndpoints
+    static let endpoints: [Endpoint] = receiptEndpoints + healthEndpoints + operatorEndpoints + accessEndpoints
 
     /// Finds the request's endpoint, checks its access, runs its handler. A path no endpoint has is 404; a path
     /// served for other methods only is 405 with `Allow` naming them.
@@ -144,14 +165,23 @@ extension DaemonService {
         var request = request
         switch endpoint.access {
         case .open: break
-        case .operatorToken:
-            guard authorized(request.head) else {
+        case .operatorToken, .role:
+            let needed: Role = if case .role(let r) = endpoint.access { r } else { .admin }
+            guard let principal = authenticate(request.head) else {
                 if metricsAuthorized(request.head) { return .respond(error(403, "forbidden", "the metrics token may read /metrics only")) }
-                return .respond(error(401, "unauthorized", "missing or wrong bearer token"))
+                audit(request.head, user: "", "auth.failed", detail: ["method": request.head.method, "path": request.head.path])
+                return .respond(error(401, "unauthorized", "missing, wrong or revoked bearer token"))
             }
+            guard principal.role.includes(needed) else {
+                audit(request.head, user: principal.name, "auth.forbidden",
+                      detail: ["method": request.head.method, "path": request.head.path, "role": principal.role.rawValue, "needs": needed.rawValue])
+                return .respond(error(403, "forbidden", "\(principal.name) is \(principal.role.rawValue); this needs \(needed.rawValue)"))
+            }
+            request.principal = principal
         case .metricsReader:
-            guard authorized(request.head) || metricsAuthorized(request.head) else {
-                return .respond(error(401, "unauthorized", "missing or wrong bearer token"))
+            guard authenticate(request.head)?.role == .admin || metricsAuthorized(request.head) else {
+                audit(request.head, user: "", "auth.failed", detail: ["method": request.head.method, "path": request.head.path])
+                return .respond(error(401, "unauthorized", "missing, wrong or revoked bearer token"))
             }
         case .carrierSecret(let kind):
             let carrier = request["carrier"]
@@ -200,6 +230,7 @@ extension DaemonService {
         case StoreError.notFound(let m): return error(404, "not-found", m)
         case StoreError.conflict(let m): return error(409, "conflict", m)
         case StoreError.invalid(let m): return error(422, "invalid", m)
+        case let a as ApprovalRefused: return error(403, "self-approval", a.description)
         default:
             var meta = ["error": "\(e)"]
             if let head { meta["http.method"] = head.method; meta["http.path"] = head.path }

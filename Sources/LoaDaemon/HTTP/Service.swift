@@ -54,9 +54,18 @@ final class DaemonService: HTTPService {
 
     // MARK: - Helpers
 
-    func authorized(_ head: RequestHead) -> Bool {
-        guard let h = head.headers["authorization"], h.hasPrefix("Bearer ") else { return false }
-        return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)
+    func authorized(_ head: RequestHead) -> Bool { authenticate(head)?.role == .admin }
+
+    /// The caller of a request with `Authorization: Bearer <token>`: the configured `api_token` (an admin), or the
+    /// live user token with that hash and its user. Nil for no token, a wrong one, or a revoked one.
+    func authenticate(_ head: RequestHead) -> Principal? {
+        guard let h = head.headers["authorization"], h.hasPrefix("Bearer ") else { return nil }
+        let presented = String(h.dropFirst(7))
+        if !token.isEmpty && Self.constantTimeEqual(Array(presented.utf8), token) { return .configuredAdmin }
+        // Only a value shaped like a user token is looked up; the lookup is by the token's hash, so its time says
+        // nothing about how close a guess came.
+        guard Secrets.looksLikeToken(presented), let p = try? store.principal(tokenHash: Secrets.tokenHash(presented)) else { return nil }
+        return Principal(name: p.user, role: p.role, token: p.token)
     }
 
     /// Whether the request carries the read-only scrape token (never true when none is configured).

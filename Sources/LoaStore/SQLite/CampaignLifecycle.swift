@@ -40,11 +40,7 @@ extension Store {
         try write { ctx in
             try ctx.requireGeneration(id, generation)
             try ctx.requireState(id, .loading)
-            for sql in ["DELETE FROM messages WHERE campaign_id = ?", "DELETE FROM counts WHERE campaign_id = ?", "DELETE FROM skipped WHERE campaign_id = ?",
-                        "DELETE FROM reason_counts WHERE campaign_id = ?", "DELETE FROM campaign_exclusions WHERE campaign_id = ?",
-                        "DELETE FROM campaigns WHERE id = ?"] {
-                try ctx.statement(sql).run([.text(id)])
-            }
+            try ctx.deleteCampaignRows(id)
         }
     }
 
@@ -122,14 +118,15 @@ extension WriteContext {
         try statement("UPDATE campaigns SET state = 'running', updated_at = ? WHERE state = 'scheduled' AND start_at <= ? AND deadline_at > ?")
             .run([.int(t), .int(t), .int(t)])
         var budget = limit
-        // Cancelled: what was still queued is cancelled, never sent.
-        var cancelled: [String] = []
+        // Cancelled (or rejected by an approver): what was still queued is cancelled, never sent.
+        var cancelled: [(String, String)] = []
         try statement("""
-            SELECT DISTINCT c.id FROM campaigns c JOIN counts n ON n.campaign_id = c.id
-            WHERE c.state = 'cancelled' AND n.state = \(MessageState.queued.rawValue) AND n.n > 0
-            """).query { cancelled.append($0.text("id") ?? "") }
-        for id in cancelled {
-            budget -= try endQueued(campaign: id, to: .cancelled, event: "cancelled", detail: "campaign cancelled before sending", budget: budget)
+            SELECT DISTINCT c.id, c.state FROM campaigns c JOIN counts n ON n.campaign_id = c.id
+            WHERE c.state IN ('cancelled', 'rejected') AND n.state = \(MessageState.queued.rawValue) AND n.n > 0
+            """).query { cancelled.append(($0.text("id") ?? "", $0.text("state") ?? "")) }
+        for (id, state) in cancelled {
+            let detail = state == "rejected" ? "campaign rejected by an approver" : "campaign cancelled before sending"
+            budget -= try endQueued(campaign: id, to: .cancelled, event: "cancelled", detail: detail, budget: budget)
             if budget <= 0 { return true }
         }
         // Failed: what was still queued is cancelled, never sent, with the campaign's reason.
@@ -144,7 +141,7 @@ extension WriteContext {
         }
         // Past the deadline: expire what was never sent (paused campaigns too).
         var due: [String] = []
-        try statement("SELECT id FROM campaigns WHERE state IN ('scheduled', 'running', 'paused') AND deadline_at <= ?").query([.int(t)]) { due.append($0.text("id") ?? "") }
+        try statement("SELECT id FROM campaigns WHERE state IN ('pending-approval', 'scheduled', 'running', 'paused') AND deadline_at <= ?").query([.int(t)]) { due.append($0.text("id") ?? "") }
         for id in due {
             budget -= try endQueued(campaign: id, to: .expired, event: "expired", detail: "deadline passed before sending", budget: budget)
             if budget <= 0 { return true }

@@ -151,7 +151,7 @@ extension WriteContext {
     func campaignRecords(id: String?) throws -> [CampaignRecord] {
         var records: [CampaignRecord] = []
         let sql = "SELECT id, state, spec, sender, start_at, deadline_at, created_at, rows, accepted, rejected, duplicates, segments_total, generation, failure, "
-            + "recovered_unknown, updated_at FROM campaigns"
+            + "recovered_unknown, updated_at, submitted_by, approved_by FROM campaigns"
             + (id == nil ? " ORDER BY created_at, id" : " WHERE id = ?")
         try statement(sql).query(id.map { [.text($0)] } ?? []) { r in
             let spec = r.text("spec").flatMap { try? JSONDecoder().decode(CampaignSubmission.self, from: Data($0.utf8)) }
@@ -160,7 +160,7 @@ extension WriteContext {
                 sender: r.text("sender") ?? "", startAt: r.int("start_at"), deadlineAt: r.int("deadline_at"), createdAt: r.int("created_at"),
                 rows: r.int("rows"), accepted: r.int("accepted"), rejected: r.int("rejected"), duplicates: r.int("duplicates"),
                 segmentsTotal: r.int("segments_total"), states: [:], carriers: [:], recoveredUnknown: r.int("recovered_unknown"), spec: spec,
-                generation: r.int("generation"), failure: r.text("failure"), updatedAt: r.int("updated_at")))
+                generation: r.int("generation"), failure: r.text("failure"), updatedAt: r.int("updated_at"), submittedBy: r.text("submitted_by"), approvedBy: r.text("approved_by")))
         }
         let reasons = try statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n != 0")
         for i in records.indices {

@@ -166,6 +166,42 @@ enum Schema {
             created_at INTEGER NOT NULL
         );
         """,
+        // 14: users with one role each (password: libsodium's Argon2id string, never the password), their API tokens
+        // (a BLAKE2b hash of each, never the token; `revoked_at` set instead of deleting, so the audit trail's token
+        // ids stay meaningful), the audit trail (append-only: triggers refuse every UPDATE and DELETE, whoever asks),
+        // and who submitted and approved each campaign (two-person approval).
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            password TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            user_name TEXT NOT NULL,
+            label TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            user TEXT NOT NULL,
+            address TEXT NOT NULL,
+            action TEXT NOT NULL,
+            campaign TEXT,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX audit_user ON audit(user, id);
+        CREATE INDEX audit_campaign ON audit(campaign, id);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        ALTER TABLE campaigns ADD COLUMN submitted_by TEXT;
+        ALTER TABLE campaigns ADD COLUMN approved_by TEXT;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {
