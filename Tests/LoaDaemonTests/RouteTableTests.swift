@@ -67,7 +67,7 @@ import Testing
             h.headers["authorization"] = "Bearer " + FuzzService.metricsToken
             let r = f.handle(h, body: [])
             switch e.access {
-            case .operatorToken:
+            case .operatorToken, .role:
                 #expect(r.status == 403 && text(r).contains("metrics"), "\(e.method) \(e.pattern) answered \(r.status) to the scrape token")
             case .carrierSecret:
                 #expect(r.status == 401, "\(e.method) \(e.pattern) took the scrape token for a receipt secret")

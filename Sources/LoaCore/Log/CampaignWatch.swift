@@ -35,14 +35,15 @@ public struct CampaignWatch: Sendable {
 
     /// How a campaign that left the active set is logged: its message and level by final state, and its counts as
     /// `messages.<state>` pairs (those above zero) with `messages.total`. Nil for `cancelled` (the operator's request
-    /// logged it), `failed` (logged with its reason when the dispatcher failed it) and states that are not final.
+    /// logged it), `rejected` (the approver's request logged it), `failed` (logged with its reason when the dispatcher
+    /// failed it) and states that are not final.
     public static func ending(_ state: CampaignState, counts: [String: Int64]) -> (level: Logger.Level, message: String, metadata: [String: String])? {
         var meta = ["campaign.state": state.rawValue, "messages.total": "\(counts.values.reduce(0, +))"]
         for (name, n) in counts where n > 0 { meta["messages." + name] = "\(n)" }
         switch state {
         case .completed: return (.notice, "campaign completed: nothing left to send", meta)
         case .expired: return (.warning, "campaign expired: its deadline passed with messages unsent", meta)
-        case .failed, .cancelled, .loading, .scheduled, .running, .paused: return nil
+        case .failed, .cancelled, .rejected, .loading, .pendingApproval, .scheduled, .running, .paused: return nil
         }
     }
 }
