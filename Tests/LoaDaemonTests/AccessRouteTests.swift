@@ -37,9 +37,10 @@ import Testing
             #expect(admin.status != 401 && admin.status != 403, "the api_token at \(e.method) \(e.pattern): \(admin.status)")
         }
         #expect(checked >= 5 * 25)
-        // Only two kinds of line stay for the admin alone: `/metrics` (the api_token) and user management.
+        // Only user management stays for the admin alone; `/metrics` is the admin's and the scrape token's.
         let adminOnly = DaemonService.endpoints.filter { if case .role(.admin) = $0.access { true } else { $0.access == .operatorToken } }
-        #expect(Set(adminOnly.map { "\($0.method) \($0.pattern)" }) == ["GET /metrics", "GET /api/v1/users", "POST /api/v1/users",
+        #expect(DaemonService.endpoints.filter { $0.access == .metricsReader }.map { "\($0.method) \($0.pattern)" } == ["GET /metrics"])
+        #expect(Set(adminOnly.map { "\($0.method) \($0.pattern)" }) == ["GET /api/v1/users", "POST /api/v1/users",
                                                                        "DELETE /api/v1/users/{name}", "GET /api/v1/tokens", "POST /api/v1/tokens",
                                                                        "DELETE /api/v1/tokens/{id}"])
     }
