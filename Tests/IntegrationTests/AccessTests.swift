@@ -108,6 +108,29 @@ import Testing
     /// An approved campaign whose slogan changes before its start goes back to pending-approval and sends nothing;
     /// its submitter (here the admin's api_token) may not approve it. Passwords are Argon2id strings in the store,
     /// and the audit table refuses UPDATE and DELETE even from the sqlite3 shell.
+    /// Refusals cost their sender nothing and the trail is append-only: a client sending wrong tokens in a loop gets
+    /// a bounded number of rows (a burst of 60, then one a second), and the next row kept says how many were not.
+    @Test(.timeLimit(.minutes(2))) func aFloodOfWrongTokensCannotFillTheAuditTrail() async throws {
+        let work = WorkDir("audit-flood")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let started = Date()
+        for i in 0..<300 {
+            #expect(try await loa.api("/api/v1/campaigns", token: "loa_wrong-token-\(i)-0123456789").status == 401)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let failed = try await Self.audit(loa, token: loa.token).filter { $0["action"] as? String == "auth.failed" }
+        #expect(failed.count >= 60 && Double(failed.count) <= 60 + seconds.rounded(.up) + 1,
+                "\(failed.count) rows for 300 refusals in \(seconds) s")
+        // The refusals let go show up, counted, on the next row kept.
+        try await poll(10, every: 0.5, "a refusal after the budget refills") {
+            _ = try await loa.api("/api/v1/campaigns", token: "loa_wrong-token-last-0123456789")
+            let rows = try await Self.audit(loa, token: loa.token).filter { $0["action"] as? String == "auth.failed" }
+            return rows.contains { ($0["detail"] as? [String: Any])?["not_kept_before"] != nil }
+        }
+    }
+
     @Test(.timeLimit(.minutes(3))) func aChangedSloganAfterApprovalNeedsANewApproval() async throws {
         let work = WorkDir("access-change")
         let sim = try GatewaySimProcess(work: work, args: ["--seed", "6", "--delivered-rate", "1"], env: ["LOA_SIM_TOKEN": "sim-password"])

@@ -210,6 +210,20 @@ extension DaemonService {
         audit(r.head, user: r.who, action, campaign: campaign, detail: detail)
     }
 
+    /// A refused request (`auth.failed`, `auth.forbidden`) on the record, within ``refusalBudget``: past it the refusal
+    /// is counted, not written, and the next one written says how many were not kept (`not_kept_before`). The trail
+    /// is append-only, so refusals that cost their sender nothing must not be able to fill the disk.
+    func auditRefusal(_ head: RequestHead, user: String, _ action: String, detail: [String: String]) {
+        let now = clock.now()
+        guard let notKept = refusalBudget.withLock({ $0.admit(now: now) }) else { return }
+        var detail = detail
+        if notKept > 0 {
+            detail["not_kept_before"] = String(notKept)
+            logger.warning("refused requests beyond the audit trail's budget were counted, not recorded", ["count": "\(notKept)"])
+        }
+        audit(head, user: user, action, detail: detail)
+    }
+
     func audit(_ head: RequestHead, user: String, _ action: String, campaign: String? = nil, detail: [String: String] = [:]) {
         let text = (try? JSONEncoder.api.encode(detail)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         do {

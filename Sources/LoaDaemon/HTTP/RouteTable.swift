@@ -169,18 +169,18 @@ extension DaemonService {
             let needed: Role = if case .role(let r) = endpoint.access { r } else { .admin }
             guard let principal = authenticate(request.head) else {
                 if metricsAuthorized(request.head) { return .respond(error(403, "forbidden", "the metrics token may read /metrics only")) }
-                audit(request.head, user: "", "auth.failed", detail: ["method": request.head.method, "path": request.head.path])
+                auditRefusal(request.head, user: "", "auth.failed", detail: ["method": request.head.method, "path": request.head.path])
                 return .respond(error(401, "unauthorized", "missing, wrong or revoked bearer token"))
             }
             guard principal.role.includes(needed) else {
-                audit(request.head, user: principal.name, "auth.forbidden",
+                auditRefusal(request.head, user: principal.name, "auth.forbidden",
                       detail: ["method": request.head.method, "path": request.head.path, "role": principal.role.rawValue, "needs": needed.rawValue])
                 return .respond(error(403, "forbidden", "\(principal.name) is \(principal.role.rawValue); this needs \(needed.rawValue)"))
             }
             request.principal = principal
         case .metricsReader:
             guard authenticate(request.head)?.role == .admin || metricsAuthorized(request.head) else {
-                audit(request.head, user: "", "auth.failed", detail: ["method": request.head.method, "path": request.head.path])
+                auditRefusal(request.head, user: "", "auth.failed", detail: ["method": request.head.method, "path": request.head.path])
                 return .respond(error(401, "unauthorized", "missing, wrong or revoked bearer token"))
             }
         case .carrierSecret(let kind):

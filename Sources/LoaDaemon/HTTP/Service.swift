@@ -28,6 +28,8 @@ final class DaemonService: HTTPService {
     let uploads = Mutex<[String: Set<String>]>([:])
     /// Each sending campaign's measured pace (``CampaignPaces``), for the campaign view.
     let paces = CampaignPaces()
+    /// How many refused requests the audit trail records (``RecordBudget``): a burst of 60, then one a second.
+    let refusalBudget: Mutex<RecordBudget>
 
     /// How each carrier's receipts are read, as its kind built them (``CarrierKind/make(_:engine:)``).
     let receiptFormats: [String: ReceiptFormat]
@@ -41,6 +43,7 @@ final class DaemonService: HTTPService {
          receiptFormats: [String: ReceiptFormat], poller: ReceiptPoller? = nil, deliveryLog: DeliveryLogFile? = nil) {
         self.deliveryLog = deliveryLog
         self.clock = clock
+        self.refusalBudget = Mutex(RecordBudget(perSecond: 1, burst: 60, now: clock.now()))
         self.poller = poller
         self.receiptFormats = receiptFormats
         self.store = store
