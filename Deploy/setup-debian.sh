@@ -13,7 +13,9 @@ case "$what" in
   test) pkgs+=(logrotate systemd strace) ;;&
   # sqlite3, the command-line tool: a test holds the store's write lock with it while /readyz must still answer.
   # prometheus gives promtool: the tests check the metrics the daemon serves and the shipped alert rules with it.
-  test) pkgs+=(sqlite3 prometheus) ;;
+  # chromium renders the report page to a screenshot (Deploy/report-screenshot.sh) in the report test: installed here,
+  # before the tests start, not by the script inside a test's time limit.
+  test) pkgs+=(sqlite3 prometheus chromium) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
