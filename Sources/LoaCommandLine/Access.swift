@@ -93,13 +93,9 @@ extension LoaCLI {
                            ("since", opts.since.map(String.init)), ("until", opts.until.map(String.init))] {
                 if let v { filter += "&\(k)=" + URLQuery.escape(v) }
             }
-            var out: FileHandle = .standardOutput
-            if let csv = opts.csv {
-                let fd = open(csv, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { printError("\(csv): cannot create (\(String(cString: strerror(errno)))); it must not exist yet"); return 1 }
-                out = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-                out.write(Data("id,time,user,address,action,campaign,detail\n".utf8))
-            }
+            // Into a file: written whole or not at all, 0600, never over an existing one (``OutputFile``).
+            let file = try opts.csv.map { try OutputFile($0, replace: false) }
+            file?.write("id,time,user,address,action,campaign,detail\n")
             var after: Int64 = 0
             var n = 0
             // Bounded: each page moves the cursor forward; the trail is finite.
@@ -112,14 +108,17 @@ extension LoaCLI {
                         .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
                     let fields = ["\(e["id"] ?? "")", "\(e["time"] ?? "")", "\(e["user"] ?? "")", "\(e["address"] ?? "")",
                                   "\(e["action"] ?? "")", (e["campaign"] as? String) ?? "", detail]
-                    if opts.csv != nil { out.write(Data(CSVWriter.record(fields).utf8)) }
+                    if let file { file.write(CSVWriter.record(fields)) }
                     else { printLine(fields.prefix(5).joined(separator: "  ") + (fields[5].isEmpty ? "" : "  campaign=" + fields[5]) + "  " + detail) }
                     n += 1
                 }
                 guard let next = page["next"] as? Int64 ?? (page["next"] as? Int).map(Int64.init) else { break }
                 after = next
             }
-            if let csv = opts.csv { printError("\(csv): \(n) audit lines") }
+            if let file {
+                try file.commit()
+                print("\(file.path): \(n) audit lines")
+            }
             return 0
         }
     }

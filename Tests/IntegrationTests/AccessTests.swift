@@ -105,9 +105,6 @@ import Testing
         #expect(lines.count == 5 && lines[0] == "id,time,user,address,action,campaign,detail" && lines[4].contains(",minh,127.0.0.1,campaign.approve,vote,"), "\(lines)")
     }
 
-    /// An approved campaign whose slogan changes before its start goes back to pending-approval and sends nothing;
-    /// its submitter (here the admin's api_token) may not approve it. Passwords are Argon2id strings in the store,
-    /// and the audit table refuses UPDATE and DELETE even from the sqlite3 shell.
     /// Refusals cost their sender nothing and the trail is append-only: a client sending wrong tokens in a loop gets
     /// a bounded number of rows (a burst of 60, then one a second), and the next row kept says how many were not.
     @Test(.timeLimit(.minutes(2))) func aFloodOfWrongTokensCannotFillTheAuditTrail() async throws {
@@ -131,6 +128,9 @@ import Testing
         }
     }
 
+    /// An approved campaign whose slogan changes before its start goes back to pending-approval and sends nothing;
+    /// its submitter (here the admin's api_token) may not approve it. Passwords are Argon2id strings in the store,
+    /// and the audit table refuses UPDATE and DELETE even from the sqlite3 shell.
     @Test(.timeLimit(.minutes(3))) func aChangedSloganAfterApprovalNeedsANewApproval() async throws {
         let work = WorkDir("access-change")
         let sim = try GatewaySimProcess(work: work, args: ["--seed", "6", "--delivered-rate", "1"], env: ["LOA_SIM_TOKEN": "sim-password"])
