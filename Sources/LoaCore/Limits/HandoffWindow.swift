@@ -70,6 +70,9 @@ public struct HandoffWindow: Sendable, Equatable {
         public var sampleMillis: Int64 = 1_000
         /// How long a message may stay outstanding before its receipt is taken as lost (see *Lost receipts*).
         public var lostAfterSeconds: Double = 1_200
+        /// How far apart the hand-over times of one 64-id chunk may be (``HandedOverSet``): a message's time
+        /// reads up to this much late.
+        public var chunkSpanMillis: Int64 = 1_000
         public var smoothing: Double = 0.3
         public var throttleFactor: Double = 0.7
 
@@ -88,13 +91,8 @@ public struct HandoffWindow: Sendable, Equatable {
     }
 
     public let settings: Settings
-    /// Handed over, not yet passed on: message id → when it was handed over.
-    public private(set) var outstanding: [Int64: UnixMillis] = [:]
-    /// Outstanding ids in the order they were handed over (entries no longer outstanding are skipped lazily).
-    private var order: [(id: Int64, at: UnixMillis)] = []
-    private var head = 0
-    /// Outstanding messages read back from the store at start (not counted against the probe).
-    private var restored: Set<Int64> = []
+    /// Handed over, not yet passed on, with when (``HandedOverSet``: about 1.5 bytes a message).
+    private var outstanding: HandedOverSet
     /// The learned pass-on pace in messages per second (nil: not known yet).
     public private(set) var pace: Double?
     public private(set) var isSilent = false
@@ -112,81 +110,37 @@ public struct HandoffWindow: Sendable, Equatable {
 
     public init(settings: Settings, now: UnixMillis) {
         self.settings = settings
+        outstanding = HandedOverSet(spanMillis: settings.chunkSpanMillis)
         quietSince = now
         lastDropCheck = now
     }
 
     public var outstandingCount: Int { outstanding.count }
+    /// The outstanding message ids in rising order (builds an array of them all: for tests and diagnostics).
+    public var outstandingIDs: [Int64] { outstanding.ids }
+    /// When an outstanding message was handed over (up to `chunkSpanMillis` late, see ``HandedOverSet``).
+    public func handedOverAt(_ id: Int64) -> UnixMillis? { outstanding.handedOverAt(id) }
 
     /// Messages the gateway was handed (requests started) at `at`.
     public mutating func handedOver(_ ids: some Sequence<Int64>, at: UnixMillis) {
         if outstanding.isEmpty { quietSince = at }
-        for id in ids {
-            outstanding[id] = at
-            order.append((id, at))
-        }
-        compactIfSparse()
+        for id in ids { outstanding.insert(id, at: at) }
     }
 
-    /// Entries of `order` kept (live and not yet skipped): for tests of its memory.
-    var orderEntries: Int { order.count - head }
+    /// Entries of the expiry queue kept (current or not yet skipped): for tests of its memory.
+    var orderEntries: Int { outstanding.queueEntries }
 
-    /// Drops entries no longer outstanding once they outnumber the live ones. The lazy skip at the head stops at
-    /// the oldest outstanding message, and one whose receipt never comes holds it for `lostAfterSeconds` (20
-    /// minutes): without this, every message handed over behind it stayed in `order` that long (16 bytes each,
-    /// 1,000,000 entries in `rss.sh 1000000`, a third of the daemon's peak memory). Amortized O(1) per message.
-    private mutating func compactIfSparse() {
-        let kept = order.count - head
-        guard kept > 4096, kept > 2 * outstanding.count else { return }
-        order = order[head...].filter { outstanding[$0.id] == $0.at }
-        head = 0
-    }
-
-    /// At start: messages handed over before, still without a pass-on receipt (from the store).
-    public mutating func restore(_ entries: [(id: Int64, at: UnixMillis)]) {
-        for e in entries.sorted(by: { ($0.at, $0.id) < ($1.at, $1.id) }) where outstanding[e.id] == nil {
-            outstanding[e.id] = e.at
-            order.append(e)
-            restored.insert(e.id)
+    /// At start: messages handed over before, still without a pass-on receipt (from the store), in any order;
+    /// may be called more than once (the store streams them). Those already outstanding keep their time.
+    public mutating func restore(_ entries: some Sequence<(id: Int64, at: UnixMillis)>) {
+        for e in entries where outstanding.handedOverAt(e.id) == nil {
+            outstanding.insert(e.id, at: e.at, restored: true)
         }
     }
 
     /// A message the gateway did not take after all (refused, throttled, failed, no answer): not outstanding.
     public mutating func withdrawn(_ id: Int64) {
-        remove(id)
-    }
-
-    @discardableResult
-    private mutating func remove(_ id: Int64) -> UnixMillis? {
-        guard let at = outstanding.removeValue(forKey: id) else { return nil }
-        if !restored.isEmpty { restored.remove(id) }
-        return at
-    }
-
-    /// Drops outstanding messages handed over before `cutoff`, oldest first; skips entries already gone.
-    private mutating func dropHandedBefore(_ cutoff: UnixMillis) {
-        while head < order.count {
-            let e = order[head]
-            if outstanding[e.id] == e.at {
-                guard e.at < cutoff else { break }
-                remove(e.id)
-            }
-            head += 1
-        }
-        if head > 1024 && head * 2 > order.count {
-            order.removeFirst(head)
-            head = 0
-        }
-    }
-
-    /// The oldest outstanding message.
-    private mutating func oldest() -> Int64? {
-        while head < order.count {
-            let e = order[head]
-            if outstanding[e.id] == e.at { return e.id }
-            head += 1
-        }
-        return nil
+        outstanding.remove(id)
     }
 
     /// A receipt says the gateway passed a message on. `id` nil: a receipt that names only the gateway's id;
@@ -195,7 +149,7 @@ public struct HandoffWindow: Sendable, Equatable {
     /// `pace` false: it left the gateway without taking the link's time (dropped from its queue at validity end).
     @discardableResult
     public mutating func passedOn(_ id: Int64?, at: UnixMillis, pace countsForPace: Bool = true) -> Bool {
-        guard let key = id ?? oldest(), let handed = remove(key) else { return false }
+        guard let key = id ?? outstanding.oldest(), let handed = outstanding.remove(key) else { return false }
         quietSince = at
         guard countsForPace else { return true }
         if let last = lastPassOn, handed <= last, at >= last {
@@ -235,7 +189,7 @@ public struct HandoffWindow: Sendable, Equatable {
     public mutating func advance(to now: UnixMillis) -> Event? {
         if now - lastDropCheck >= 1000 {
             lastDropCheck = now
-            dropHandedBefore(now - min(settings.receiptTimeoutMillis, Int64((settings.lostAfterSeconds * 1000).clampedInt(0...Int(Int64.max / 2)))))
+            outstanding.removeHandedOver(before: now - min(settings.receiptTimeoutMillis, Int64((settings.lostAfterSeconds * 1000).clampedInt(0...Int(Int64.max / 2)))))
         }
         if outstanding.isEmpty { quietSince = max(quietSince, now - 1); return nil }
         guard !isSilent, now - quietSince >= settings.silenceMillis else { return nil }
@@ -243,9 +197,6 @@ public struct HandoffWindow: Sendable, Equatable {
         let n = outstanding.count
         // Not tracked while silent: no pass-on would ever take them out, and the map would only grow.
         outstanding.removeAll()
-        order.removeAll()
-        head = 0
-        restored.removeAll()
         lastPassOn = nil
         return .silenced(outstanding: n)
     }
@@ -255,7 +206,7 @@ public struct HandoffWindow: Sendable, Equatable {
     public func room(deadline: UnixMillis, now: UnixMillis) -> Int? {
         if isSilent { return nil }
         // Before a pace is known, the probe is for this run's messages (see *Lost receipts*).
-        let counted = pace == nil ? outstanding.count - restored.count : outstanding.count
+        let counted = pace == nil ? outstanding.count - outstanding.restoredCount : outstanding.count
         return max(0, window(deadline: deadline, now: now) - counted)
     }
 
