@@ -241,4 +241,19 @@ import Testing
         let lost = w.passedOn(nil, at: 300_000)
         #expect(lost && w.outstandingCount == 0)
     }
+
+    /// Receipts lost at a high rate (`rss.sh`'s simulator dropped 90% of them) keep every message outstanding for
+    /// twenty minutes: a million of them must cost their 64-id chunks, not an entry each (the dictionary and the
+    /// hand-over order held 1,000,000 entries, 32 MB). After twenty minutes they are all taken as lost.
+    @Test func aMillionLostReceiptsCostChunksNotMessages() {
+        var w = window(probe: 100)
+        for claim in 0..<2_000 {
+            w.handedOver(Int64(claim * 500 + 1)...Int64(claim * 500 + 500), at: UnixMillis(claim * 250))
+        }
+        #expect(w.outstandingCount == 1_000_000)
+        #expect(w.orderEntries <= 32_000, "entries kept: \(w.orderEntries)")
+        w.heardFrom(at: 1_700_000)
+        _ = w.advance(to: 1_700_000)
+        #expect(w.outstandingCount == 0)
+    }
 }
