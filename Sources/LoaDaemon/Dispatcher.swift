@@ -109,11 +109,19 @@ public final class Dispatcher: Sendable {
         let paced = config.carriers.filter(\.paceFromReceipts).map(\.name)
         if !paced.isEmpty {
             // After a restart, what the gateways still hold of ours: `sent` without a pass-on receipt.
+            // Streamed in batches into the windows, and only what is not already taken as lost: a 10M store with
+            // its receipts lost made this an array of 10M tuples (``HandedOverSet``).
+            let windows = Mutex(initial.carriers.compactMapValues(\.handoff))
+            let since = windows.withLock { $0.values.map { $0.lostCutoff(now: now) }.min() ?? now }
             do {
-                let rows = try store.handedOverNotPassedOn(carriers: paced)
-                for (carrier, list) in Dictionary(grouping: rows, by: \.carrier) {
-                    initial.carriers[carrier]?.handoff?.restore(list.map { (id: $0.id, at: $0.at) })
+                try store.handedOverNotPassedOn(carriers: paced, since: since) { rows in
+                    windows.withLock { w in
+                        for (carrier, list) in Dictionary(grouping: rows, by: \.carrier) {
+                            w[carrier]?.restore(list.lazy.map { (id: $0.id, at: $0.at) })
+                        }
+                    }
                 }
+                for (carrier, window) in windows.withLock({ $0 }) { initial.carriers[carrier]?.handoff = window }
             } catch {
                 logger.error("outstanding hand-offs not read; the deadline windows start empty", ["error": "\(error)"])
             }

@@ -102,6 +102,12 @@ public protocol MessageStore: AnyObject, Sendable, AccessStore {
     func batchReadiness(campaign: String, carrier: String, now: UnixMillis, limit: Int) throws -> (ready: Int, moreMayCome: Bool)
     /// Messages of `carriers` handed to their gateway and not known to be passed on, with when they were handed over.
     func handedOverNotPassedOn(carriers: [String]) throws -> [(id: Int64, carrier: String, at: UnixMillis)]
+    /// The same, streamed: only those handed over at or after `since` (older ones would be taken as lost at
+    /// once), passed to `body` in batches while the caller waits. At 10M recipients with their receipts lost the
+    /// array form is 10M tuples of a carrier string each (hundreds of MB); this keeps a batch at a time. A default
+    /// implementation filters the array form.
+    func handedOverNotPassedOn(carriers: [String], since: UnixMillis,
+                               batches body: @escaping @Sendable ([(id: Int64, carrier: String, at: UnixMillis)]) -> Void) throws
 
     // MARK: Receipts
 
@@ -138,6 +144,10 @@ public protocol MessageStore: AnyObject, Sendable, AccessStore {
 
 /// The usual arguments (a protocol's requirements take no defaults).
 extension MessageStore {
+    public func handedOverNotPassedOn(carriers: [String], since: UnixMillis,
+                                      batches body: @escaping @Sendable ([(id: Int64, carrier: String, at: UnixMillis)]) -> Void) throws {
+        body(try handedOverNotPassedOn(carriers: carriers).filter { $0.at >= since })
+    }
     public func ingest(campaign: String, rows: [IngestRow]) throws -> IngestCounts {
         try ingest(campaign: campaign, generation: nil, rows: rows)
     }

@@ -189,7 +189,7 @@ public struct HandoffWindow: Sendable, Equatable {
     public mutating func advance(to now: UnixMillis) -> Event? {
         if now - lastDropCheck >= 1000 {
             lastDropCheck = now
-            outstanding.removeHandedOver(before: now - min(settings.receiptTimeoutMillis, Int64((settings.lostAfterSeconds * 1000).clampedInt(0...Int(Int64.max / 2)))))
+            outstanding.removeHandedOver(before: lostCutoff(now: now))
         }
         if outstanding.isEmpty { quietSince = max(quietSince, now - 1); return nil }
         guard !isSilent, now - quietSince >= settings.silenceMillis else { return nil }
@@ -199,6 +199,11 @@ public struct HandoffWindow: Sendable, Equatable {
         outstanding.removeAll()
         lastPassOn = nil
         return .silenced(outstanding: n)
+    }
+
+    /// Messages handed over before this are taken as lost (see *Lost receipts*) or past the receipt timeout.
+    public func lostCutoff(now: UnixMillis) -> UnixMillis {
+        now - min(settings.receiptTimeoutMillis, Int64((settings.lostAfterSeconds * 1000).clampedInt(0...Int(Int64.max / 2))))
     }
 
     /// The most messages that can go now: nil when the window does not limit (silent), else `window − outstanding`

@@ -20,4 +20,35 @@ extension Store {
             return out
         }
     }
+
+    /// The streamed form: rows handed over at or after `since`, in batches of `batchSize`, in id order (the
+    /// ``HandoffWindow`` sorts by time itself). `body` runs on the writer thread inside the read.
+    public func handedOverNotPassedOn(carriers: [String], since: UnixMillis,
+                                      batches body: @escaping @Sendable ([(id: Int64, carrier: String, at: UnixMillis)]) -> Void) throws {
+        try handedOverNotPassedOn(carriers: carriers, since: since, batchSize: 10_000, batches: body)
+    }
+
+    func handedOverNotPassedOn(carriers: [String], since: UnixMillis, batchSize: Int,
+                               batches body: @escaping @Sendable ([(id: Int64, carrier: String, at: UnixMillis)]) -> Void) throws {
+        guard !carriers.isEmpty else { return }
+        let wanted = Set(carriers)
+        try write { ctx in
+            var batch: [(id: Int64, carrier: String, at: UnixMillis)] = []
+            batch.reserveCapacity(batchSize)
+            try ctx.statement("""
+                SELECT id, carrier, COALESCE(sent_at, updated_at) AS at FROM messages
+                WHERE state = \(MessageState.sent.rawValue) AND receipt_rank = 0 AND COALESCE(sent_at, updated_at) >= ?
+                """)
+                .query([.int(since)]) { r in
+                    let carrier = r.text("carrier") ?? ""
+                    guard wanted.contains(carrier) else { return }
+                    batch.append((r.int("id"), carrier, r.int("at")))
+                    if batch.count >= batchSize {
+                        body(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+            if !batch.isEmpty { body(batch) }
+        }
+    }
 }
