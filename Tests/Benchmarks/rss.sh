@@ -36,8 +36,8 @@ start=$(date +%s.%N)
 "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
 submitted=$(date +%s.%N)
 peak=0; peak_at=0; t0=$SECONDS; handoff=0
-# The carrier's hand-off window holds every message handed over and not yet reported passed on (a dictionary
-# entry each): its peak, from /metrics.
+# The carrier's hand-off window holds every message handed over and not yet reported passed on (a bit each in
+# 64-id chunks): peak (from /metrics).
 outstanding() { curl -s -H "Authorization: Bearer $LOA_API_TOKEN" "http://127.0.0.1:$port/metrics" | awk '/^loa_carrier_handoff_outstanding/ {s += $2} END {print s + 0}'; }
 end=$((SECONDS + limit))
 while [ $SECONDS -lt $end ]; do
