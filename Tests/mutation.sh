@@ -129,12 +129,12 @@ m handoff-hold Sources/LoaCore/Dispatch/DispatchPlan.swift \
   'if room == 0 { room = .max }' \
   'theHandoffRoomLimitsClaimsUntilThePasserOnCatchesUp|nothingReachesAHandsetAfterTheDeadline'
 m handoff-outstanding Sources/LoaCore/Limits/HandoffWindow.swift \
-  'let counted = pace == nil ? outstanding.count - restored.count : outstanding.count' \
+  'let counted = pace == nil ? outstanding.count - outstanding.restoredCount : outstanding.count' \
   'let counted = 0' \
   'HandoffWindowTests'
 m handoff-restart Sources/LoaDaemon/Dispatcher.swift \
-  'initial.carriers[carrier]?.handoff?.restore(list.map { (id: $0.id, at: $0.at) })' \
-  '_ = (carrier, list)' \
+  'w[carrier]?.restore(list.lazy.map { (id: $0.id, at: $0.at) })' \
+  '_ = (carrier, list, w)' \
   'aRestartRemembersWhatTheGatewayHolds'
 # Windows: nothing is sent outside a campaign's daily windows.
 m window-edge Sources/LoaCore/Scheduling/SendWindows.swift \
