@@ -36,7 +36,7 @@ public struct PostgresSettings: Sendable {
     /// The URL as it may be shown: a password written into it (which the config refuses) is replaced by `***`.
     public var redactedURL: String { Self.redact(url) }
 
-    static func redact(_ url: String) -> String {
+    public static func redact(_ url: String) -> String {
         guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
         let userinfo = url[scheme.upperBound..<at]
         guard let colon = userinfo.firstIndex(of: ":") else { return url }

@@ -13,7 +13,7 @@ import Synchronization
 ///
 /// Claims are `SELECT … FOR UPDATE SKIP LOCKED` and mark each message `sending` with this node's name before the call
 /// returns, so several daemons on one database (a later step) never take the same message and a node's recovery
-/// touches only its own. Operations not yet written for PostgreSQL throw ``StoreError/invalid(_:)`` saying so.
+/// touches only its own.
 public final class PostgresStore: MessageStore {
     public let settings: PostgresSettings
     let queue = PGJobQueue()
@@ -81,9 +81,9 @@ public final class PostgresStore: MessageStore {
         return try job.result!.get() as! T
     }
 
-    /// A clear refusal for what PostgreSQL does not do yet.
-    static func notYet(_ operation: String) -> StoreError {
-        StoreError.invalid("\(operation) is not yet supported on postgresql")
+    /// Reopens the delivery log now on the writer thread if SIGHUP asked for it (see ``Store/reopenDeliveryLog()``).
+    public func reopenDeliveryLog() {
+        try? queue.push(PGJob { ctx in ctx.log?.reopenIfRequested() })
     }
 }
 
