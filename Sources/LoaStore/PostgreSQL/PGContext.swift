@@ -27,6 +27,9 @@ final class PGContext {
     var recovery = RecoveryReport()
     /// Messages the current job's receipts made final, drained into ``PostgresStore/receiptStats``.
     var receiptLatencies: [(carrier: String, state: String, millis: Int64)] = []
+    /// Whether `pending_receipts` may hold rows, read once per recording of outcomes (``record(all:)``); receipts
+    /// that arrive before their send answer are kept there.
+    var pendingReceiptsMayExist = true
 
     init(db: PGConnection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool, logger: Logger) {
         self.db = db

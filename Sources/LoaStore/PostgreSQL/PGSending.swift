@@ -33,12 +33,12 @@ extension PostgresStore {
 
     public func record(_ outcomes: [SendOutcome]) throws {
         guard !outcomes.isEmpty else { return }
-        try write { ctx in for o in outcomes { try ctx.record(o) } }
+        try write { ctx in try ctx.record(all: outcomes) }
     }
 
     public func recordSoon(_ outcomes: [SendOutcome], failed: @escaping @Sendable (Error) -> Void) {
         guard !outcomes.isEmpty else { return }
-        let job = PGJob({ ctx in for o in outcomes { try ctx.record(o) } }) { result in
+        let job = PGJob({ ctx in try ctx.record(all: outcomes) }) { result in
             if case .failure(let error) = result { failed(error) }
         }
         do { try queue.push(job) } catch { failed(error) }
@@ -75,10 +75,7 @@ extension PostgresStore {
 
 extension PGContext {
     /// A `text[]` parameter's text: each element quoted.
-    static func textArray(_ items: [String]) -> String {
-        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-            .joined(separator: ",") + "}"
-    }
+    static func textArray(_ items: [String]) -> String { optionalTextArray(items) }
 
     func claim(campaign: String, carrier: String, limit: Int, now t: UnixMillis, policy: ContactPolicy?, deadline: UnixMillis) throws -> [OutgoingMessage] {
         var out: [OutgoingMessage] = []
@@ -135,6 +132,65 @@ extension PGContext {
                 [.text(node), .int(now), .text(Self.idArray(sending.map(\.id)))])
         count(campaign: campaign, carrier: carrier, from: .queued, to: .sending, by: Int64(sending.count))
         return sending
+    }
+
+    /// Records outcomes in order. Acceptances of messages still as claimed go together, one UPDATE for all of them
+    /// (``recordAccepted(_:)``); the rest, and those a receipt overtook, one by one (``record(_:)``).
+    func record(all outcomes: [SendOutcome]) throws {
+        // Receipts that came before their send answer are rare: one look per call, not one per message.
+        pendingReceiptsMayExist = false
+        try query("SELECT EXISTS(SELECT 1 FROM pending_receipts) AS any") { pendingReceiptsMayExist = $0.int("any") != 0 }
+        var i = 0
+        while i < outcomes.count {
+            var j = i
+            while j < outcomes.count, outcomes[j].claimed != nil, case .accepted = outcomes[j].result { j += 1 }
+            if j - i >= 2 {
+                let done = try recordAccepted(outcomes[i..<j])
+                for o in outcomes[i..<j] where !done.contains(o.id) { try record(o) }
+                i = j
+            } else {
+                try record(outcomes[i])
+                i += 1
+            }
+        }
+    }
+
+    /// Acceptances of claimed messages in one UPDATE over arrays (`unnest`): each row changes only while it is still
+    /// as claimed (`sending`, the claimed attempt, no gateway id). Returns the ids it changed, with their log lines and
+    /// counters written; the others (a receipt overtook the answer, a stale copy) go through ``record(_:)``.
+    private func recordAccepted(_ run: ArraySlice<SendOutcome>) throws -> Set<Int64> {
+        guard let next = MessageLifecycle.next(.sending, on: .accepted) else { return [] }
+        var ids: [Int64] = [], gids: [String?] = [], details: [String?] = [], attempts: [Int64] = []
+        for o in run {
+            guard case .accepted(let gid, let detail, _) = o.result, let m = o.claimed else { continue }
+            ids.append(m.id); gids.append(gid); details.append(detail); attempts.append(Int64(m.attempt))
+        }
+        var done = Set<Int64>()
+        try query("""
+            UPDATE messages SET state = \(next.rawValue), gateway_id = v.gid, detail = COALESCE(v.detail, messages.detail), updated_at = ?, sent_at = ?
+            FROM unnest(?::bigint[], ?::text[], ?::text[], ?::integer[]) AS v(id, gid, detail, attempt)
+            WHERE messages.id = v.id AND messages.state = \(PGSchema.sending) AND messages.attempts = v.attempt AND messages.gateway_id IS NULL
+            RETURNING messages.id
+            """, [.int(now), .int(now), .text(Self.idArray(ids)), .text(Self.optionalTextArray(gids)), .text(Self.optionalTextArray(details)),
+                  .text(Self.idArray(attempts))]) { done.insert($0.int("id")) }
+        changes += Int64(done.count)
+        for o in run {
+            guard done.contains(o.id), case .accepted(let gid, let detail, let parts) = o.result, let m = o.claimed else { continue }
+            count(campaign: m.campaign, carrier: m.carrier, from: .sending, to: next)
+            emit(campaign: m.campaign, message: m.id, recipient: m.phone, carrier: m.carrier, event: "accepted", status: next.name, attempt: m.attempt,
+                 gatewayID: gid, detail: detail)
+            try recordParts(parts, message: m.id, carrier: m.carrier)
+            if let gid { try applyPendingReceipts(carrier: m.carrier, gatewayID: gid, message: m.id) }
+        }
+        return done
+    }
+
+    /// A `text[]` parameter's text with NULL elements.
+    static func optionalTextArray(_ items: [String?]) -> String {
+        "{" + items.map { item in
+            guard let item else { return "NULL" }
+            return "\"" + item.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }.joined(separator: ",") + "}"
     }
 
     struct Current {
@@ -219,6 +275,7 @@ extension PGContext {
 
     /// Receipts that named `gatewayID` before its send answer was recorded.
     private func applyPendingReceipts(carrier: String, gatewayID: String, message: Int64) throws {
+        guard pendingReceiptsMayExist else { return }
         var pending: [(Int64, Int, String?)] = []
         try query("SELECT id, status, detail FROM pending_receipts WHERE carrier = ? AND gateway_id = ? ORDER BY status, id",
                   [.text(carrier), .text(gatewayID)]) { pending.append(($0.int("id"), Int($0.int("status")), $0.text("detail"))) }
