@@ -40,6 +40,7 @@ case "$cmd" in
       id loa-test >/dev/null 2>&1 && user=loa-test
       chown -R "$user" "$dir/server"
       chmod 711 "$dir"
+      runuser -u "$user" -- test -x "$dir/server" || { echo "pg.sh: $user cannot reach $dir (a parent directory is private): use a directory under /tmp" >&2; exit 1; }
     fi
     as_server "$bin/initdb" -D "$dir/server/data" -U loa --pwfile="$dir/server/pwfile" --auth-local=trust --auth-host=scram-sha-256 \
       -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }

@@ -57,7 +57,7 @@ let postgresWanted = ProcessInfo.processInfo.environment["LOA_PG_URL"] != nil ||
     /// The crash test's invariants on PostgreSQL: killed with SIGKILL twice mid-campaign and restarted, every
     /// recipient ends in one final state, the simulator accepted none twice, and the delivery log agrees with the store.
     @Test(.timeLimit(.minutes(4))) func killedMidCampaignLosesNothingAndSendsNothingTwice() async throws {
-        let seed = UInt64.random(in: 1...1_000_000)
+        let seed = UInt64(ProcessInfo.processInfo.environment["LOA_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         var rng = SeededRandom(seed: seed)
         let work = WorkDir("pg-crash")
         let sim = try GatewaySimProcess(work: work, args: ["--seed", "\(seed)", "--delivered-rate", "0.9", "--latency-ms", "1",
@@ -74,9 +74,14 @@ let postgresWanted = ProcessInfo.processInfo.environment["LOA_PG_URL"] != nil ||
         let rounds = 2
         for round in 0..<rounds {
             let target = n * round / rounds + Int(rng.next() % UInt64(n / rounds - 200)) + 100
-            try await poll(120, every: 0.02, "\(target) messages sent (seed \(seed))") {
-                guard let s = try await loa.campaign("it-pg-crash")["states"] as? [String: Int] else { return false }
-                return n - (s["queued"] ?? 0) >= target
+            do {
+                try await poll(120, every: 0.02, "\(target) messages sent (seed \(seed))") {
+                    guard let s = try await loa.campaign("it-pg-crash")["states"] as? [String: Int] else { return false }
+                    return n - (s["queued"] ?? 0) >= target
+                }
+            } catch {
+                Issue.record("\(error)\n\(await loa.diagnosis(campaign: "it-pg-crash"))")
+                throw error
             }
             loa.child?.signal(SIGKILL)
             _ = loa.child?.wait(seconds: 10)
