@@ -2,7 +2,7 @@
 # Recipients per second with the PostgreSQL store beside the SQLite store, for the same campaign (issue 21's first
 # figure). Two release daemons, one per store, each with the batching generic carrier of
 # Config/carriers/gateway-sim-generic.json5 (100 recipients per request, IN_FLIGHT requests) against one
-# `loa gateway-sim` (no receipts); a PostgreSQL 15 of the script's own (Tests/pg.sh, fsync on: durable commits, as
+# `loa gateway-sim` (no receipts); a PostgreSQL 15 of the script's own (Tests/pg.sh, fsync on unless LOA_PG_FSYNC=off: durable commits, as
 # the daemon needs them). Each round sends a fresh campaign of N one-part recipients through SQLite, then through
 # PostgreSQL; Loa's rate is the delivery log's accepted lines, first to last; with the rows each store wrote per
 # recipient (/metrics). Medians of the rounds and of the rounds' ratios; `uptime` before and after.
@@ -24,7 +24,7 @@ cleanup_all() {
   pid=""; work=$base; bench_cleanup
 }
 trap cleanup_all EXIT
-LOA_PG_FSYNC=on Tests/pg.sh start "$pgdir"
+LOA_PG_FSYNC=${LOA_PG_FSYNC:-on} Tests/pg.sh start "$pgdir"
 pg_url=$(Tests/pg.sh url "$pgdir")
 export LOA_SIM_TOKEN=bench-sim-token LOA_SIM_RECEIPT_SECRET=$LOA_SECRET
 bench_start_sim --no-receipts
