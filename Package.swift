@@ -16,9 +16,10 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         .target(name: "LoaCore", swiftSettings: strict),
-        .target(name: "LoaStore", dependencies: ["LoaCore", "CSQLite"], swiftSettings: strict),
+        .target(name: "LoaStore", dependencies: ["LoaCore", "CSQLite", "CLibPQ"], swiftSettings: strict),
         .target(name: "LoaCarriers", dependencies: ["LoaCore", "CCurl"], swiftSettings: strict),
         .target(name: "LoaServer", dependencies: ["LoaCore", "CMicroHTTPD"], swiftSettings: strict),
         .target(name: "LoaDaemon", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaServer", "CSodium"], swiftSettings: strict),

@@ -4,7 +4,8 @@
 set -euo pipefail
 what=${1:-build}
 # libsodium-dev: users' passwords (Argon2id) and API tokens' hashes; the run and test sets both build Loa.
-pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev)
+# libpq-dev: the PostgreSQL store (store.kind "postgresql"), linked into every build.
+pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev libpq-dev)
 case "$what" in
   # kannel-extras holds the fake SMSC (/usr/lib/kannel/test/fakesmsc) the tests and the demo use.
   test|demo) pkgs+=(kannel kannel-extras curl python3) ;;&
@@ -15,8 +16,16 @@ case "$what" in
   # prometheus gives promtool: the tests check the metrics the daemon serves and the shipped alert rules with it.
   # chromium renders the report page to a screenshot (Deploy/report-screenshot.sh) in the report test: installed here,
   # before the tests start, not by the script inside a test's time limit.
-  test) pkgs+=(sqlite3 prometheus chromium) ;;
+  test) pkgs+=(sqlite3 prometheus chromium) ;;&
+  # postgresql-15: the server Tests/pg.sh starts (initdb in a temporary directory) for the store's PostgreSQL cases.
+  test) pkgs+=(postgresql-15) ;;
 esac
+# The server refuses to run as root: Tests/pg.sh runs it as this user when the tests run as root.
+if [ "$what" = test ] && ! id loa-test >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin loa-test
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -116,6 +116,8 @@ public struct LoaConfig: Sendable {
     /// Two-person approval (`approval.required`, default true): a submitted campaign waits in `pending-approval`
     /// until an approver other than its submitter approves it.
     public var approvalRequired = true
+    /// The store: SQLite in `dataDir` (default) or PostgreSQL (`store`, ``StoreChoice``).
+    public var store: StoreChoice = .sqlite
 
     public var apiBaseURL: String {
         let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
@@ -269,6 +271,7 @@ struct ConfigFile: Decodable {
     var maskNumbersInLog: Bool?
     var globalRate: Double?
     var approval: Approval?
+    var store: StoreEntry?
 
     struct Approval: Decodable {
         var required: Bool?
@@ -288,6 +291,7 @@ struct ConfigFile: Decodable {
         case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
         case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate", approval
         case metricsToken = "metrics_token"
+        case store
     }
 }
 
@@ -312,6 +316,7 @@ extension ConfigFile {
         check(root["routing"], "routing", UnknownField.names(Routing.CodingKeys.self))
         check(root["contact_policy"], "contact_policy", UnknownField.names(ContactPolicyEntry.CodingKeys.self))
         check(root["approval"], "approval", UnknownField.names(Approval.CodingKeys.self))
+        check(root["store"], "store", UnknownField.names(StoreEntry.CodingKeys.self))
         for (i, entry) in (root["carriers"]?.array ?? []).enumerated() {
             let kind = entry["kind"]?.string.flatMap(CarrierKinds.named)
             check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + CarrierKinds.optionKeys + (kind?.entryKeys ?? []))

@@ -217,6 +217,7 @@ public enum ConfigLoader {
             add("opt_out_keywords", "must be a list of non-empty words")
         }
         if let g = file.globalRate, !(g > 0 && g <= 1_000_000) { add("global_rate", "must be > 0 and <= 1000000 SMS parts/s") }
+        let store = storeChoice(file.store, clientOnly: clientOnly, add: add, resolve: resolve)
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
         let dataDir = resolvePath(file.dataDir, against: baseDir)
         // Gateways reach the receipt endpoints: on the receipts listener when there is one.
@@ -235,6 +236,7 @@ public enum ConfigLoader {
         config.receiptsListen = receiptsListen
         config.metricsToken = metricsToken
         config.approvalRequired = file.approval?.required ?? true
+        config.store = store
         return .success(config)
     }
 }

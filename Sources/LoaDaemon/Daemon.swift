@@ -46,7 +46,7 @@ public enum Daemon {
         // take receipts for what it sent and the poller still asks), the store last.
         let group = Supervisor(logger: logger)
         let log: DeliveryLogFile
-        let sqlite: Store
+        let reopenLog: @Sendable () -> Void
         let server: HTTPServer
         let watchdog = Watchdog(notifier: notifier)
         var alive: @Sendable (Duration) -> String? = { _ in nil }
@@ -57,11 +57,18 @@ public enum Daemon {
                 let log = try DeliveryLogFile(path: config.dataDir + "/delivery.log")
                 let path = log.path
                 log.onReopen = { logReopen($0, path: path, logger: logger) }
-                let sqlite = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog, logger: logger)
-                return (sqlite as any MessageStore, log, sqlite)
+                switch config.store {
+                case .sqlite:
+                    let sqlite = try Store(directory: config.dataDir, log: log, clock: clock, maskNumbers: config.maskNumbersInLog, logger: logger)
+                    return (sqlite as any MessageStore, log, { sqlite.reopenDeliveryLog() } as @Sendable () -> Void)
+                case .postgresql(let settings):
+                    let pg = try PostgresStore(settings: settings, directory: config.dataDir, log: log, clock: clock,
+                                               maskNumbers: config.maskNumbersInLog, logger: logger)
+                    return (pg as any MessageStore, log, { pg.reopenDeliveryLog() } as @Sendable () -> Void)
+                }
             }, stop: { $0.0.close() })
             log = store.1
-            sqlite = store.2
+            reopenLog = store.2
             logRecovery(store.0.recovery, logger: logger)
             let engine = try group.start("curl engine", failure: "cannot start the HTTP client", stopWithin: 10, {
                 try CurlEngine(maxConnectionsPerHost: max(8, config.carriers.map(\.maxInFlight).max() ?? 32))
@@ -120,7 +127,7 @@ public enum Daemon {
             sigwait(&set, &sig)
             if sig == SIGHUP {
                 log.requestReopen()
-                sqlite.reopenDeliveryLog()
+                reopenLog()
                 continue
             }
             break

@@ -12,11 +12,25 @@ import Testing
     }
 
     /// The audit table refuses UPDATE and DELETE from any connection (triggers), not only through Loa's API.
-    @Test func theAuditTrailIsAppendOnly() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func theAuditTrailIsAppendOnly(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         try store.appendAudit(AuditEntry(at: 1, user: "lan", address: "127.0.0.1", action: "campaign.submit", campaign: "c1", detail: "{}"))
         store.close()
+        if kind == .postgresql {
+            // Another connection to the store's schema, as any client of the database would be.
+            let db = try PGConnection(settings: testPostgresSettings(schema: testSchema(dir.path), node: "other"))
+            for sql in ["UPDATE audit SET user_name = 'someone-else'", "DELETE FROM audit", "UPDATE audit SET detail = '{}' WHERE id = 1", "TRUNCATE audit"] {
+                do {
+                    try db.exec(sql)
+                    Issue.record("\(sql) changed the audit trail")
+                } catch { #expect("\(error)".contains("append-only"), "\(error)") }
+            }
+            var users: [String] = []
+            try db.prepare("SELECT user_name FROM audit").query { users.append($0.text("user_name") ?? "") }
+            #expect(users == ["lan"])
+            return
+        }
         let db = try Connection(path: dir.path + "/loa.db")
         for sql in ["UPDATE audit SET user = 'someone-else'", "DELETE FROM audit", "UPDATE audit SET detail = '{}' WHERE id = 1"] {
             #expect(throws: SQLiteError.self, "\(sql)") { try db.exec(sql) }
@@ -27,8 +41,8 @@ import Testing
         #expect(users == ["lan"])
     }
 
-    @Test func approvalNeedsASecondPersonAndRejectionCancels() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func approvalNeedsASecondPersonAndRejectionCancels(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         for id in ["c1", "c2"] {
@@ -54,8 +68,8 @@ import Testing
         #expect(try store.campaign("c2") == nil)
     }
 
-    @Test func tokensResolveUntilRevokedOrTheirUserIsRemoved() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func tokensResolveUntilRevokedOrTheirUserIsRemoved(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         try store.addUser(name: "lan", role: .planner, passwordHash: "$argon2id$x", now: 1)

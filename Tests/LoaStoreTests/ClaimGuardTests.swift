@@ -24,8 +24,8 @@ import Testing
 
     /// The global opt-out list is read again at claim time even when the campaign has no exclusion list (and
     /// nobody had opted out when it was submitted): the number is suppressed, never handed out.
-    @Test func anOptOutAfterSubmitIsFoundAtClaimWithoutAnExclusionList() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func anOptOutAfterSubmitIsFoundAtClaimWithoutAnExclusionList(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         try running(store, 1...3)
@@ -40,8 +40,8 @@ import Testing
     }
 
     /// A claim at the deadline's very millisecond sends nothing; one millisecond before, it does.
-    @Test func noClaimAtTheDeadline() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func noClaimAtTheDeadline(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         let deadline = clock.now() + 60_000
@@ -54,8 +54,8 @@ import Testing
     }
 
     /// A claim at the instant the send window closes sends nothing; one millisecond before, it does.
-    @Test func noClaimAtTheWindowsClose() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func noClaimAtTheWindowsClose(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         try running(store, 1...2)
@@ -67,8 +67,8 @@ import Testing
 
     /// With the contact policy, a number whose next allowed time is exactly the deadline expires (reason
     /// `frequency-cap`); one whose next allowed time is a millisecond before it is held until then.
-    @Test func aNumberHeldUntilExactlyTheDeadlineExpires() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aNumberHeldUntilExactlyTheDeadlineExpires(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         let day: Int64 = 86_400_000

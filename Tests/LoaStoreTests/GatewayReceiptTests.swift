@@ -16,8 +16,8 @@ import Testing
         return store
     }
 
-    @Test func receiptByGatewayIDFindsItsMessage() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func receiptByGatewayIDFindsItsMessage(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try loaded(dir, rows: [accepted("+84912345678", line: 2), accepted("+84912345679", line: 3)])
         defer { store.close() }
         let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now())
@@ -39,8 +39,8 @@ import Testing
     /// Every distinct receipt is an event, whatever its order: only an exact repeat (the same status for the same
     /// message) is a duplicate. A buffered (ENROUTE) report after the SMSC's acceptance is logged; a final receipt
     /// that contradicts the final state is logged and changes nothing.
-    @Test func intermediateReceiptsAreEventsInAnyOrder() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func intermediateReceiptsAreEventsInAnyOrder(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try loaded(dir, rows: [accepted("+84912345678", line: 2)])
         defer { store.close() }
         let m = try store.claim(campaign: "c1", carrier: "k", limit: 1, now: clock.now())[0]
@@ -54,8 +54,8 @@ import Testing
         #expect(receipts == ["smsc-accepted/sent", "buffered/sent", "delivered/delivered", "undelivered/delivered"])
     }
 
-    @Test func receiptThatOvertakesTheSendAnswerIsAppliedWhenTheAnswerIsRecorded() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func receiptThatOvertakesTheSendAnswerIsAppliedWhenTheAnswerIsRecorded(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try loaded(dir, rows: [accepted("+84912345678", line: 2)])
         defer { store.close() }
         let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 10, now: clock.now())
@@ -71,8 +71,8 @@ import Testing
         #expect(try store.apply([ReceiptUpdate(carrier: "k", gatewayKey: "g-9", status: .undelivered)]) == [.duplicate])
     }
 
-    @Test func rerouteMovesOnlyQueuedMessagesAndTheirCounts() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func rerouteMovesOnlyQueuedMessagesAndTheirCounts(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try loaded(dir, rows: (0..<5).map { accepted("+8491234560\($0)", line: $0 + 2) })
         defer { store.close() }
         let claimed = try store.claim(campaign: "c1", carrier: "k", limit: 2, now: clock.now())

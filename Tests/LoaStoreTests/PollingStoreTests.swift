@@ -20,8 +20,8 @@ import Testing
     }
 
     /// Due: sent with a gateway id, old enough, young enough, not polled in the interval; the longest-unpolled first.
-    @Test func pollCandidatesAreTheDueSentMessagesLongestUnpolledFirst() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func pollCandidatesAreTheDueSentMessagesLongestUnpolledFirst(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, ids) = try sentStore(dir, ids: ["R1:1", "R1:2", nil, "g-4", "g-5"])
         defer { store.close() }
         let sentAt = clock.now()
@@ -46,8 +46,8 @@ import Testing
         #expect(try due() == [])
     }
 
-    @Test func anAggregateCallbackIsOneLogLineAndNamesTheRequestsSentMessages() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func anAggregateCallbackIsOneLogLineAndNamesTheRequestsSentMessages(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, ids) = try sentStore(dir, ids: ["R1:84912345670", "R1:84912345671", "R10:84912345672", "R1"])
         defer { store.close() }
         _ = try store.apply([ReceiptUpdate(carrier: "k", messageID: ids[1], status: .delivered)])

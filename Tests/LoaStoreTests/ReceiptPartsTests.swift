@@ -29,8 +29,8 @@ import Testing
         logLines(dir).filter { $0["event"] as? String == "receipt" }.map { "\($0["status"] as? String ?? "") \($0["detail"] as? String ?? "")" }
     }
 
-    @Test func anExpiredReceiptEndsTheMessageExpiredWithTheNetworkAsTheReason() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func anExpiredReceiptEndsTheMessageExpiredWithTheNetworkAsTheReason(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir)
         defer { store.close() }
         try store.record([SendOutcome(m[0], result: .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))])
@@ -50,8 +50,8 @@ import Testing
     }
 
     /// The issue's Kannel sequence: 8 (ACK), then 4 (ENROUTE) after it, then the final report.
-    @Test func enrouteAfterTheSMSCsAcceptanceIsLogged() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func enrouteAfterTheSMSCsAcceptanceIsLogged(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir)
         defer { store.close() }
         try store.record([SendOutcome(m[0], result: .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))])
@@ -65,8 +65,8 @@ import Testing
     }
 
     /// "0: Accepted for delivery" arriving after the failure receipt replaced its reason.
-    @Test func aLateSendAnswerKeepsTheFinalReasonAndSentAtIsAlwaysSet() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aLateSendAnswerKeepsTheFinalReasonAndSentAtIsAlwaysSet(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir, count: 2)
         defer { store.close() }
         let t0 = clock.now()
@@ -90,8 +90,8 @@ import Testing
     }
 
     /// A failure report without the gateway's own words (Kannel's 2 from an HTTP SMSC) replaces the answer's text.
-    @Test func aFailureWithoutWordsStillReplacesTheAnswersText() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aFailureWithoutWordsStillReplacesTheAnswersText(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir, count: 2)
         defer { store.close() }
         try store.record(m.map { SendOutcome($0, result: .accepted(gatewayID: nil, detail: "0: Accepted for delivery")) })
@@ -101,8 +101,8 @@ import Testing
         #expect(try row(store, m[1].id).detail == "expired at the network (validity ended)")
     }
 
-    @Test func aLateAcceptanceSetsSentAtWhenNothingDid() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aLateAcceptanceSetsSentAtWhenNothingDid(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir)
         defer { store.close() }
         // The send failed for good (answer), then a late acceptance of the same attempt is logged; sent_at follows it.
@@ -114,8 +114,8 @@ import Testing
     }
 
     /// Kannel over SMPP: each part is its own submit with its own SMSC id in %F, and its own receipts.
-    @Test func aMultiPartMessageIsDeliveredWhenEveryPartIs() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aMultiPartMessageIsDeliveredWhenEveryPartIs(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir, segments: 3)
         defer { store.close() }
         let id = m[0].id
@@ -138,8 +138,8 @@ import Testing
         #expect(logLines(dir).filter { $0["event"] as? String == "receipt" }.compactMap { $0["gateway_id"] as? String }.suffix(4) == ["p1", "p2", "p1", "p3"])
     }
 
-    @Test func aFailedOrExpiredPartEndsTheMessageAtOnce() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aFailedOrExpiredPartEndsTheMessageAtOnce(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir, segments: 2, count: 3)
         defer { store.close() }
         try store.record(m.map { SendOutcome($0, result: .accepted(gatewayID: nil, detail: nil)) })
@@ -164,8 +164,8 @@ import Testing
 
     /// Kannel's fake SMSC (and any gateway that reports once per message under an id of its own): the parts share
     /// one id, one final report ends the message.
-    @Test func oneIDForAllPartsIsOneReportForTheMessage() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func oneIDForAllPartsIsOneReportForTheMessage(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir, segments: 2)
         defer { store.close() }
         try store.record([SendOutcome(m[0], result: .accepted(gatewayID: nil, detail: "0: Accepted for delivery"))])
@@ -177,8 +177,8 @@ import Testing
     }
 
     /// Part ids from the send answer (`partIDs`): a receipt keyed by any of them finds the message.
-    @Test func partIDsFromTheAnswerFindTheMessage() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func partIDsFromTheAnswerFindTheMessage(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let (store, m) = try loaded(dir, segments: 2)
         defer { store.close() }
         // One part's receipt overtakes the answer.

@@ -4,13 +4,20 @@ import Testing
 @testable import LoaStore
 
 /// A fresh data directory per test, removed afterwards.
+/// `kind`: the store ``makeStore(_:log:clock:maskNumbers:logger:kind:)`` opens in it.
 final class TempDir {
     let path: String
-    init() {
+    let kind: StoreKind
+    init(_ kind: StoreKind = .default) {
         path = NSTemporaryDirectory() + "loa-store-test-" + UUID().uuidString
+        self.kind = kind
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        StoreKind.register(path, kind)
     }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    deinit {
+        StoreKind.forget(path)
+        try? FileManager.default.removeItem(atPath: path)
+    }
 }
 
 func submission(_ id: String = "c1") -> CampaignSubmission {
@@ -43,8 +50,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         return c
     }
 
-    @Test func ingestDeduplicatesAndCountsRejects() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func ingestDeduplicatesAndCountsRejects(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         let c = try loaded(store, rows: [
@@ -59,14 +66,14 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         let log = logLines(dir)
         #expect(log.count == 1 && log[0]["event"] as? String == "rejected")
         // Files holding numbers are private.
-        for f in ["loa.db", "delivery.log"] {
+        for f in kind == .sqlite ? ["loa.db", "delivery.log"] : ["delivery.log"] {
             let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/" + f)[.posixPermissions] as! Int
             #expect(mode & 0o077 == 0, "\(f) is \(String(mode, radix: 8))")
         }
     }
 
-    @Test func claimSendReceiveAndCounts() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func claimSendReceiveAndCounts(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         _ = try loaded(store, rows: (0..<10).map { accepted("+8491234560\($0)", line: $0 + 2) })
@@ -105,8 +112,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
     /// What the dispatcher records for a throttled answer or a refusal of the credentials (`.requeue`) gives the
     /// claim's attempt back, on the claimed path and the general one: a message throttled again and again is
     /// still at its first attempt, and the batch minimum's readiness counts what may come.
-    @Test func requeuedMessagesKeepTheirAttempt() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func requeuedMessagesKeepTheirAttempt(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         _ = try loaded(store, rows: (0..<3).map { accepted("+8491234560\($0)", line: $0 + 2) })
@@ -129,8 +136,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(requeued.count == 9 && requeued.allSatisfy { $0["attempt"] as? Int == 0 })
     }
 
-    @Test func receiptBeforeTheSendAnswerIsKept() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func receiptBeforeTheSendAnswerIsKept(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         _ = try loaded(store, rows: [accepted("+84912345600", line: 2)])
@@ -143,8 +150,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(events == ["sending→sending", "receipt→delivered", "accepted→delivered"])
     }
 
-    @Test func acceptancesOfClaimedMessagesAreRecordedInBulkAndFallBackWhenAReceiptOvertookOne() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func acceptancesOfClaimedMessagesAreRecordedInBulkAndFallBackWhenAReceiptOvertookOne(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         _ = try loaded(store, rows: (0..<160).map { accepted("+849123\(String(format: "%05d", $0))", line: $0 + 2) })
@@ -174,8 +181,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 
     /// One bulk run of acceptances that mixes campaigns and carriers (the dispatcher records whatever finished,
     /// together): each campaign's counters, per carrier, move by exactly its own messages.
-    @Test func bulkAcceptancesOfSeveralCampaignsAndCarriersMoveEachOnesCounters() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func bulkAcceptancesOfSeveralCampaignsAndCarriersMoveEachOnesCounters(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         let start = ISOTime.parse("2026-11-24T00:00:00Z")!, deadline = ISOTime.parse("2026-11-30T00:00:00Z")!
@@ -204,8 +211,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(logLines(dir).filter { $0["event"] as? String == "accepted" }.count == 60)
     }
 
-    @Test func crashLeavesSendingAsUnknownAndTheLogWhole() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func crashLeavesSendingAsUnknownAndTheLogWhole(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         do {
             let store = try open(dir)
             _ = try loaded(store, rows: (0..<3).map { accepted("+8491234561\($0)", line: $0 + 2) })
@@ -237,8 +244,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
     }
 
     /// The per-campaign count of messages made unknown at a start adds up over starts; a clean start reports none.
-    @Test func recoveredUnknownAddsUpOverStartsAndACleanStartReportsNothing() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func recoveredUnknownAddsUpOverStartsAndACleanStartReportsNothing(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         for round in 1...2 {
             let store = try open(dir)
             if round == 1 { _ = try loaded(store, rows: (0..<5).map { accepted("+8491234562\($0)", line: $0 + 2) }) }
@@ -256,8 +263,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(try clean.campaign("c1")?.recoveredUnknown == 4)
     }
 
-    @Test func linesOfATransactionThatNeverCommittedAreCut() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func linesOfATransactionThatNeverCommittedAreCut(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         do {
             let store = try open(dir)
             _ = try loaded(store, rows: [accepted("+84912345620", line: 2), accepted("+84912345621", line: 3)])
@@ -289,8 +296,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(store.recovery.unknownMessages == 1)
     }
 
-    @Test func linesOfSeveralTransactionsPastTheStoreAreKept() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func linesOfSeveralTransactionsPastTheStoreAreKept(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         do {
             let store = try open(dir)
             _ = try loaded(store, rows: [accepted("+84912345620", line: 2)])
@@ -321,8 +328,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(log.last?["event"] as? String == "unknown" && log.last?["seq"] as? Int == committed + 3)
     }
 
-    @Test func deadlineExpiresQueuedAndCompletes() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func deadlineExpiresQueuedAndCompletes(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         _ = try loaded(store, rows: (0..<5).map { accepted("+8491234563\($0)", line: $0 + 2) })
@@ -336,8 +343,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(try store.claim(campaign: "c1", carrier: "k", limit: 10, now: deadline).isEmpty)
     }
 
-    @Test func loadingCampaignsCanBeDiscardedButNotSentFrom() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func loadingCampaignsCanBeDiscardedButNotSentFrom(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
@@ -369,8 +376,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(rec.state == .completed || rec.state == .running)
     }
 
-    @Test func optOutsAndExclusionsAtIngestAndBeforeSending() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func optOutsAndExclusionsAtIngestAndBeforeSending(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try open(dir)
         defer { store.close() }
         #expect(try store.addOptOuts(["+84912345001"], source: "test") == 1)
@@ -412,8 +419,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 @Suite struct CampaignControlTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    @Test func pauseResumeCancelSurviveRestart() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func pauseResumeCancelSurviveRestart(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         var store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
         _ = try store.ingest(campaign: "c1", rows: (0..<10).map { accepted("+8491234570\($0)", line: $0 + 2) })
@@ -439,8 +446,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
     }
 
     /// One store per data directory: a second one is refused, naming the owner, until the first is closed.
-    @Test func aSecondStoreOnTheSameDirectoryIsRefused() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aSecondStoreOnTheSameDirectoryIsRefused(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let first = try makeStore(dir.path, log: nil, clock: clock)
         do {
             _ = try makeStore(dir.path, log: nil, clock: clock)
@@ -474,8 +481,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         }
     }
 
-    @Test func deadlineExpiresAPausedCampaign() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func deadlineExpiresAPausedCampaign(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try makeStore(dir.path, log: nil, clock: clock)
         defer { store.close() }
         try store.createCampaign(submission(), startAt: 0, deadlineAt: clock.now() + 1000)
@@ -491,8 +498,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
 @Suite struct FrequencyCapTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    @Test func secondCampaignWaitsForTheRollingWindowOrExpires() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func secondCampaignWaitsForTheRollingWindowOrExpires(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try makeStore(dir.path, log: nil, clock: clock)
         defer { store.close() }
         let policy = ContactPolicy(maxPerWindow: 1, windowMillis: 86_400_000)
@@ -556,8 +563,8 @@ extension StoreTests {
 @Suite struct StoreHardeningTests {
     let clock = ManualTimeSource(ISOTime.parse("2026-11-24T01:00:00Z")!)
 
-    @Test func uploadsAndCommitsAreBoundToTheCampaignsGeneration() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func uploadsAndCommitsAreBoundToTheCampaignsGeneration(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         defer { store.close() }
         let first = try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
@@ -576,8 +583,8 @@ extension StoreTests {
         #expect(try store.campaign("c1")?.state == .scheduled)
     }
 
-    @Test func aStoredCampaignThatBreaksTheRulesFailsAndItsQueueIsCancelled() throws {
-        let dir = TempDir()
+    @Test(arguments: StoreKind.all) func aStoredCampaignThatBreaksTheRulesFailsAndItsQueueIsCancelled(kind: StoreKind) throws {
+        let dir = TempDir(kind)
         let store = try makeStore(dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
         defer { store.close() }
         var bad = submission("bad")
