@@ -148,6 +148,7 @@ extension PGContext {
         try requireState(campaign, .loading)
         var c = IngestCounts()
         var reasons: [String: Int64] = [:]
+        var preview = try storedPreview(campaign) ?? CampaignPreview()
         // ON CONFLICT DO NOTHING RETURNING: no row back means a duplicate of a number already in the campaign.
         let insert = try statement("""
             INSERT INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, reason, updated_at, grp)
@@ -157,13 +158,14 @@ extension PGContext {
         for row in rows {
             c.rows += 1
             switch row {
-            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw, let group):
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw, let group, _):
                 let suppression = anySuppression ? try suppressionReason(campaign: campaign, phone: phone) : nil
                 let state: MessageState = suppression == nil ? .queued : .suppressed
                 var id: Int64?
                 try insert.query([.text(campaign), .text(phone), .text(raw), .text(carrier), .text(source), .int(Int64(line)), .text(text),
                                   .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(state.rawValue)),
                                   .opt(suppression.map { "\($0): not sent" }), .opt(suppression), .int(now), .opt(group)]) { id = $0.int("id") }
+                preview.count(row, duplicate: id == nil, suppression: suppression.flatMap(PreviewTotals.Suppression.init(rawValue:)))
                 if let id {
                     changes += 1
                     if let suppression {
@@ -190,6 +192,7 @@ extension PGContext {
                 changes += 1
                 c.rejected += 1
                 reasons[code, default: 0] += 1
+                preview.count(row, duplicate: false, suppression: nil)
                 count(campaign: campaign, carrier: "", from: nil, to: .rejected)
                 emit(campaign: campaign, message: id, recipient: nil, carrier: nil, event: "rejected", status: "rejected", attempt: 0,
                      detail: "\(source):\(line): \(code): \(message)")
@@ -200,7 +203,21 @@ extension PGContext {
             segments_total = segments_total + ?, updated_at = ? WHERE id = ?
             """, [.int(c.rows), .int(c.accepted), .int(c.rejected), .int(c.duplicates), .int(c.segments), .int(now), .text(campaign)])
         for (reason, n) in reasons.sorted(by: { $0.key < $1.key }) { try bumpReason(campaign, reason, by: n) }
+        try run("UPDATE campaigns SET preview = ? WHERE id = ?",
+                [.text(String(decoding: try JSONEncoder().encode(preview), as: UTF8.self)), .text(campaign)])
         return c
+    }
+
+    /// The preview counted so far for a campaign (nil before its first row).
+    func storedPreview(_ campaign: String) throws -> CampaignPreview? {
+        var text: String?
+        try query("SELECT preview FROM campaigns WHERE id = ?", [.text(campaign)]) { text = $0.text("preview") }
+        guard let text else { return nil }
+        do {
+            return try JSONDecoder().decode(CampaignPreview.self, from: Data(text.utf8))
+        } catch {
+            throw StoreError.io("campaign \(campaign): its stored preview cannot be read: \(error)")
+        }
     }
 
     func activeWork(failing bad: inout [(id: String, reason: String)]) throws -> [ActiveCampaign] {

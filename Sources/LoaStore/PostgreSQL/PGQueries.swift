@@ -96,6 +96,15 @@ extension PostgresStore {
 
     public func campaigns() throws -> [CampaignRecord] { try write { try $0.campaignRecords(id: nil) } }
 
+    public func preview(campaign: String) throws -> CampaignPreview? {
+        try write { ctx in
+            var exists = false
+            try ctx.query("SELECT 1 AS one FROM campaigns WHERE id = ?", [.text(campaign)]) { _ in exists = true }
+            guard exists else { throw StoreError.notFound("campaign \(campaign)") }
+            return try ctx.storedPreview(campaign)
+        }
+    }
+
     public func campaign(_ id: String) throws -> CampaignRecord? { try write { try $0.campaignRecords(id: id).first } }
 
     public func messageStates(campaign: String) throws -> [(phone: String?, state: MessageState, attempts: Int)] {

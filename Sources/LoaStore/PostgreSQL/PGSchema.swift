@@ -148,6 +148,11 @@ enum PGSchema {
         CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only();
         CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
         """,
+        // 2: what `loa preview` prints, counted as the campaign's segments were ingested (``CampaignPreview`` as JSON;
+        // SQLite's migration 16).
+        """
+        ALTER TABLE campaigns ADD COLUMN preview text;
+        """,
     ]
 
     /// Applies the migrations not yet applied. Several daemons may start at once: a transaction-scoped advisory lock
