@@ -15,7 +15,9 @@ case "$what" in
   # prometheus gives promtool: the tests check the metrics the daemon serves and the shipped alert rules with it.
   # chromium renders the report page to a screenshot (Deploy/report-screenshot.sh) in the report test: installed here,
   # before the tests start, not by the script inside a test's time limit.
-  test) pkgs+=(sqlite3 prometheus chromium) ;;
+  test) pkgs+=(sqlite3 prometheus chromium) ;;&
+  # nginx and openssl: the console's TLS recipe (Deploy/nginx-console.conf) is run in front of the daemon in a test.
+  test) pkgs+=(nginx openssl) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
