@@ -133,8 +133,8 @@ struct ConsoleLogin {
         let refusedSeconds = Date().timeIntervalSince(refusedAt)
         #expect(locked.status == 423 && login == nil && Self.errorCode(locked) == "locked", "\(locked.status) \(locked.bodyText)")
         #expect(Int(locked.header("Retry-After") ?? "") ?? 0 > 800, "\(locked.headers)")
-        // A refusal is answered before any password check: faster than the quickest check (Argon2id, ~0.1 s of a core).
-        #expect(refusedSeconds < checked.min()!, "refused in \(refusedSeconds) s; checks took \(checked)")
+        // (That a refusal checks no password is counted in-process: SessionRouteTests.) The times, for the record.
+        print("lockout: five checked logins took \(checked.map { String(format: "%.3f", $0) }) s; a refused one \(String(format: "%.3f", refusedSeconds)) s")
 
         let unlock = try loa.cli(["users", "unlock", "lan"])
         #expect(unlock.status == 0 && unlock.output.contains("unlocked"), "\(unlock.output)")

@@ -51,6 +51,29 @@ import Testing
         #expect(f.service.console.sessions.count == 0)
     }
 
+    /// A refused attempt (locked name, throttled address) checks no password: only the five failures were hashed;
+    /// a wrong name is hashed too (against the decoy), so it takes as long as a wrong password.
+    @Test func aRefusedLoginChecksNoPassword() throws {
+        let clock = ManualTimeSource()
+        let f = try service(clock)
+        func attempt(_ user: String, _ password: String) -> Int {
+            f.handle(RequestHead(method: "POST", path: "/api/v1/session", remoteAddress: "10.1.1.1"),
+                     body: Array(#"{"user": "\#(user)", "password": "\#(password)"}"#.utf8)).status
+        }
+        for _ in 0..<5 { #expect(attempt("oanh", "wrong password") == 401) }
+        #expect(f.service.console.passwordChecks.load(ordering: .relaxed) == 5)
+        for password in [Self.password, "wrong password", Self.password] { #expect(attempt("oanh", password) == 423) }
+        #expect(f.service.console.passwordChecks.load(ordering: .relaxed) == 5)
+        #expect(attempt("nobody", "wrong password") == 401)
+        #expect(f.service.console.passwordChecks.load(ordering: .relaxed) == 6)
+        // The address's budget (20 failures): 14 more, then refused without a check.
+        for i in 0..<14 { #expect(attempt("name\(i)", "wrong password") == 401) }
+        #expect(attempt("name-last", "wrong password") == 429)
+        #expect(f.service.console.passwordChecks.load(ordering: .relaxed) == 20)
+        clock.advance(byMillis: 900_000)
+        #expect(attempt("oanh", Self.password) == 200)
+    }
+
     /// A session used all along still ends after 12 hours.
     @Test func aSessionEndsAfterItsLongestLife() throws {
         let clock = ManualTimeSource()

@@ -97,6 +97,8 @@ final class ConsoleState: Sendable {
     /// 128 MiB, and the dispatcher, receipts and API keep theirs.
     let hashing = Mutex(0)
     static let hashingSlots = 2
+    /// Password checks made since start (each an Argon2id verification): what a refused attempt must not add to.
+    let passwordChecks = Atomic<Int>(0)
     /// The console's files: the directory, or why there is none (for the 404's message and the start-up log).
     let files: Result<String, ConsoleFiles.Missing>
 

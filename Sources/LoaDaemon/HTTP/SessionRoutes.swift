@@ -138,6 +138,7 @@ extension DaemonService {
                 console.throttle.withLock { $0.abandoned(user: name, address: address) }
                 throw error
             }
+            console.passwordChecks.add(1, ordering: .relaxed)
             let matches = Secrets.verifyPassword(password, against: stored ?? ConsoleState.decoyHash)
             if stored == nil || !matches || name != user {
                 let done = clock.now()
