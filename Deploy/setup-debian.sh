@@ -18,7 +18,8 @@ case "$what" in
   # before the tests start, not by the script inside a test's time limit.
   test) pkgs+=(sqlite3 prometheus chromium) ;;&
   # postgresql-15: the server Tests/pg.sh starts (initdb in a temporary directory) for the store's PostgreSQL cases.
-  test) pkgs+=(postgresql-15) ;;
+  # nginx and openssl: the console's TLS recipe (Deploy/nginx-console.conf) is run in front of the daemon in a test.
+  test) pkgs+=(postgresql-15 nginx openssl) ;;
 esac
 # The server refuses to run as root: Tests/pg.sh runs it as this user when the tests run as root.
 if [ "$what" = test ] && ! id loa-test >/dev/null 2>&1; then

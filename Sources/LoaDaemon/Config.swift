@@ -118,6 +118,8 @@ public struct LoaConfig: Sendable {
     public var approvalRequired = true
     /// The store: SQLite in `dataDir` (default) or PostgreSQL (`store`, ``StoreChoice``).
     public var store: StoreChoice = .sqlite
+    /// The console: its files, session cookie, idle timeout, login throttle and trusted proxies.
+    public var console = ConsoleSettings()
 
     public var apiBaseURL: String {
         let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
@@ -272,6 +274,8 @@ struct ConfigFile: Decodable {
     var globalRate: Double?
     var approval: Approval?
     var store: StoreEntry?
+    var console: ConsoleFileEntry?
+    var trustedProxies: [String]?
 
     struct Approval: Decodable {
         var required: Bool?
@@ -292,6 +296,7 @@ struct ConfigFile: Decodable {
         case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate", approval
         case metricsToken = "metrics_token"
         case store
+        case console, trustedProxies = "trusted_proxies"
     }
 }
 
@@ -317,6 +322,8 @@ extension ConfigFile {
         check(root["contact_policy"], "contact_policy", UnknownField.names(ContactPolicyEntry.CodingKeys.self))
         check(root["approval"], "approval", UnknownField.names(Approval.CodingKeys.self))
         check(root["store"], "store", UnknownField.names(StoreEntry.CodingKeys.self))
+        check(root["console"], "console", UnknownField.names(ConsoleFileEntry.CodingKeys.self))
+        check(root["console"]?["login"], "console.login", UnknownField.names(ConsoleFileEntry.Login.CodingKeys.self))
         for (i, entry) in (root["carriers"]?.array ?? []).enumerated() {
             let kind = entry["kind"]?.string.flatMap(CarrierKinds.named)
             check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + CarrierKinds.optionKeys + (kind?.entryKeys ?? []))

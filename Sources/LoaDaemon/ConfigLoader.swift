@@ -218,6 +218,7 @@ public enum ConfigLoader {
         }
         if let g = file.globalRate, !(g > 0 && g <= 1_000_000) { add("global_rate", "must be > 0 and <= 1000000 SMS parts/s") }
         let store = storeChoice(file.store, clientOnly: clientOnly, add: add, resolve: resolve)
+        let console = ConsoleFileEntry.settings(file.console, trustedProxies: file.trustedProxies, baseDir: baseDir, add)
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
         let dataDir = resolvePath(file.dataDir, against: baseDir)
         // Gateways reach the receipt endpoints: on the receipts listener when there is one.
@@ -237,6 +238,7 @@ public enum ConfigLoader {
         config.metricsToken = metricsToken
         config.approvalRequired = file.approval?.required ?? true
         config.store = store
+        config.console = console
         return .success(config)
     }
 }

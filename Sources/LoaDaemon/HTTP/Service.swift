@@ -11,7 +11,8 @@ import Synchronization
 /// This file holds the service's state; `RouteTable.swift` the table's types and the dispatch of a request (auth,
 /// encoding, errors, in one place each); the routes live by concern in
 /// `ReceiptRoutes.swift` (receipts and replies), `OperatorRoutes.swift` (the operator API), `HealthRoutes.swift`
-/// (health, readiness and metrics) and `Uploads.swift` (streamed segment and exclusion uploads).
+/// (health, readiness and metrics), `Uploads.swift` (streamed segment and exclusion uploads), `SessionRoutes.swift`
+/// (the console's login, session cookie and CSRF) and `ConsoleRoutes.swift` (the console's static files).
 final class DaemonService: HTTPService {
     let store: any MessageStore
     let config: LoaConfig
@@ -32,6 +33,8 @@ final class DaemonService: HTTPService {
     let liveLogSlots = LiveLogSlots()
     /// How many refused requests the audit trail records (``RecordBudget``): a burst of 60, then one a second.
     let refusalBudget: Mutex<RecordBudget>
+    /// The console's sessions, login throttle and files (``ConsoleState``).
+    let console: ConsoleState
 
     /// How each carrier's receipts are read, as its kind built them (``CarrierKind/make(_:engine:)``).
     let receiptFormats: [String: ReceiptFormat]
@@ -46,6 +49,7 @@ final class DaemonService: HTTPService {
         self.deliveryLog = deliveryLog
         self.clock = clock
         self.refusalBudget = Mutex(RecordBudget(perSecond: 1, burst: 60, now: clock.now()))
+        self.console = ConsoleState(settings: config.console)
         self.poller = poller
         self.receiptFormats = receiptFormats
         self.store = store
