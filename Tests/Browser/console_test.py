@@ -31,7 +31,7 @@ for k in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -109,6 +109,11 @@ def main():
 
     def text_contains(sel, text, seconds=30):
         WebDriverWait(d, seconds, 0.1).until(lambda _: any(text in e.text for e in all_css(sel)), "%s contains %r" % (sel, text))
+
+    def click(sel):
+        """Clicks the element `sel` names when it is there and clickable (a refresh may have just replaced it)."""
+        WebDriverWait(d, 30, 0.1, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda _: (by_css(sel).click() or True) if all_css(sel) else False, "click " + sel)
 
     def login(user):
         visible("#login-user")
@@ -246,9 +251,9 @@ def main():
         visible("#view-dashboard")
         pause_sel = "#campaign-list button[data-action=pause][data-campaign='%s']" % CAMPAIGN
         WebDriverWait(d, 60, 0.1).until(lambda _: all_css(pause_sel) and campaign_state() == "running", "the campaign running with a pause button")
-        by_css("#campaign-list button[data-action=open][data-campaign='%s']" % CAMPAIGN).click()
+        click("#campaign-list button[data-action=open][data-campaign='%s']" % CAMPAIGN)
         visible("#detail")
-        by_css(pause_sel).click()
+        click(pause_sel)
         wait.until(lambda _: campaign_state() == "paused", "paused through the API")
         text_contains("#campaign-list tr[data-campaign='%s'] [data-field=state]" % CAMPAIGN, "tạm dừng")
         check(all_css("#campaign-list button[data-action=resume][data-campaign='%s']" % CAMPAIGN), "a resume button while paused")
@@ -279,8 +284,8 @@ def main():
         visible("#view-dashboard")
         resume = "#campaign-list button[data-action=resume][data-campaign='%s']" % CAMPAIGN
         wait.until(lambda _: all_css(resume), "the resume button")
-        by_css("#campaign-list button[data-action=open][data-campaign='%s']" % CAMPAIGN).click()
-        by_css(resume).click()
+        click("#campaign-list button[data-action=open][data-campaign='%s']" % CAMPAIGN)
+        click(resume)
         wait.until(lambda _: campaign_state() in ("running", "completed"), "resumed through the API")
         WebDriverWait(d, 120, 0.2).until(lambda _: all_css("#log li[data-event=receipt]"), "a receipt in the live log")
         WebDriverWait(d, 180, 0.2).until(lambda _: campaign_state() == "completed", "the campaign completed")

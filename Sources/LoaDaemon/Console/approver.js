@@ -76,5 +76,12 @@
     $("#ap-reject").addEventListener("click", () => decide(false));
   }
 
-  Loa.views.approver = { init, render, enter: () => { load().catch(() => {}); } };
+  function reset() {
+    Object.assign(state, { list: [], selected: null, preview: null });
+    $("#pending-list").replaceChildren();
+    $("#approver-preview").replaceChildren();
+    $("#approver-review").hidden = true;
+  }
+
+  Loa.views.approver = { init, render, reset, enter: () => { load().catch(() => {}); } };
 })();

@@ -58,5 +58,11 @@
     $("#au-export").addEventListener("click", () => exportCSV().catch(() => {}));
   }
 
-  Loa.views.audit = { init, render, enter: () => { load().catch(() => {}); } };
+  function reset() {
+    state.rows = [];
+    $("#audit-list").replaceChildren();
+    for (const sel of ["#au-user", "#au-action", "#au-campaign"]) $(sel).value = "";
+  }
+
+  Loa.views.audit = { init, render, reset, enter: () => { load().catch(() => {}); } };
 })();

@@ -56,7 +56,8 @@
   Loa.ApiError = ApiError;
 
   /** Calls the operator API with the session cookie; state-changing calls carry the session's CSRF token.
-   *  401 ends the session (back to the login page); 403 shows what the server refused. Other failures throw. */
+   *  401 ends the session (back to the login page); 403 shows what the server refused. Other failures throw.
+   *  `opts.text`: the answer's text, unparsed (for 64-bit numbers, which a JavaScript number would round). */
   Loa.api = async function (method, path, body, opts) {
     opts = opts || {};
     const headers = { "Accept": "application/json" };
@@ -73,7 +74,7 @@
     const text = await r.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-    if (r.ok) return data === null ? text : data;
+    if (r.ok) return opts.text || data === null ? text : data;
     const message = Loa.errorMessage(data, text);
     if (r.status === 401 && !opts.login) { Loa.expired(); }
     else if (r.status === 403) { Loa.flash(Loa.t("err.forbidden", message), "error"); }
@@ -179,8 +180,11 @@
     Loa.show(first ? first.dataset.view : "dashboard");
   };
 
+  /** Back to the login page, with nothing of the last user's left on the pages. */
   Loa.end = function () {
     if (Loa.current && Loa.views[Loa.current] && Loa.views[Loa.current].leave) Loa.views[Loa.current].leave();
+    for (const v of Object.values(Loa.views)) if (v.reset) v.reset();
+    Loa.flash("");
     Loa.session = null;
     Loa.current = null;
     $("#who").textContent = "";

@@ -71,21 +71,41 @@
     return "—";
   }
 
+  /** The campaigns' rows, updated in place: a refresh every few seconds must not take the keyboard focus off a
+   *  button (a row's buttons are rebuilt only when the actions they offer change). */
   function renderList() {
     const body = $("#campaign-list");
     if (!state.list.length) { body.replaceChildren(Loa.el("tr", {}, Loa.el("td", { colspan: 7, text: t("dash.none") }))); return; }
-    body.replaceChildren(...state.list.map((c) => {
-      const p = progressOf(c), v = state.views[c.id];
-      const pct = Math.floor(p.fraction * 100);
-      return Loa.el("tr", { "data-campaign": c.id, "data-state": c.state },
-        Loa.el("th", { scope: "row", text: c.id }),
-        Loa.el("td", { class: "state s-" + c.state, "data-field": "state", text: Loa.stateText(c.state) }),
-        Loa.el("td", {}, Loa.el("progress", { max: 100, value: pct, "aria-label": t("col.progress") + " " + c.id }), Loa.el("span", { text: " " + pct + "%" })),
-        Loa.el("td", { text: rateText(v) }),
-        Loa.el("td", { text: etaText(v) }),
-        Loa.el("td", { text: Loa.time(c.deadline_at) }),
-        Loa.el("td", { class: "actions" }, ...actionButtons(c)));
-    }));
+    const ids = state.list.map((c) => c.id);
+    if (ids.join("\n") !== Array.from(body.children).map((tr) => tr.dataset.campaign || "").join("\n")) {
+      body.replaceChildren(...ids.map((id) => Loa.el("tr", { "data-campaign": id },
+        Loa.el("th", { scope: "row", text: id }), Loa.el("td", { "data-field": "state" }),
+        Loa.el("td", {}, Loa.el("progress", { max: 100, value: 0 }), Loa.el("span", { "data-field": "pct" })),
+        Loa.el("td", { "data-field": "rate" }), Loa.el("td", { "data-field": "eta" }), Loa.el("td", { "data-field": "deadline" }),
+        Loa.el("td", { class: "actions", "data-field": "actions" }))));
+    }
+    state.list.forEach((c, i) => fillRow(body.children[i], c));
+  }
+
+  function fillRow(tr, c) {
+    const p = progressOf(c), v = state.views[c.id];
+    const pct = Math.floor(p.fraction * 100);
+    const set = (field, text) => { const e = $("[data-field=" + field + "]", tr); if (e.textContent !== text) e.textContent = text; };
+    tr.dataset.state = c.state;
+    set("state", Loa.stateText(c.state));
+    $("[data-field=state]", tr).className = "state s-" + c.state;
+    const bar = $("progress", tr);
+    bar.value = pct;
+    bar.setAttribute("aria-label", t("col.progress") + " " + c.id);
+    set("pct", " " + pct + "%");
+    set("rate", rateText(v));
+    set("eta", etaText(v));
+    set("deadline", Loa.time(c.deadline_at));
+    const sig = [c.state, Loa.lang, Loa.session && Loa.session.role].join(" ");
+    if (tr.dataset.actions !== sig) {
+      $("[data-field=actions]", tr).replaceChildren(...actionButtons(c));
+      tr.dataset.actions = sig;
+    }
   }
 
   function renderCarriers() {
@@ -234,5 +254,15 @@
     stopFollowing();
   }
 
-  Loa.views.dashboard = { init, enter, leave, render, refresh, open };
+  function reset() {
+    leave();
+    Object.assign(state, { list: [], views: {}, carriers: [], open: null, report: null });
+    $("#campaign-list").replaceChildren();
+    $("#carrier-list").replaceChildren();
+    $("#log").replaceChildren();
+    $("#report-status").textContent = "";
+    $("#detail").hidden = true;
+  }
+
+  Loa.views.dashboard = { init, enter, leave, reset, render, refresh, open };
 })();

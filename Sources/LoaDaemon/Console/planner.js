@@ -113,7 +113,10 @@
     const body = submission();
     let created;
     try {
-      created = await Loa.post("/api/v1/campaigns", body);
+      const text = await Loa.post("/api/v1/campaigns", body, { text: true });
+      // The generation is a 64-bit number: kept as its digits (JSON.parse would round it past 2^53).
+      created = JSON.parse(text);
+      created.generation = (text.match(/"generation"\s*:\s*(-?\d+)/) || [])[1];
     } catch (e) {
       status.textContent = e.message;
       return;
@@ -219,5 +222,10 @@
     previewTemplate();
   }
 
-  Loa.views.planner = { init, enter, render };
+  Loa.views.planner = { init, enter, render, reset: () => {
+    reset(true);
+    $("#campaign-form").reset();
+    for (const sel of ["#tpl-text", "#tpl-facts", "#upload-status", "#submit-status"]) $(sel).textContent = "";
+    $("#planner-preview").replaceChildren();
+  } };
 })();
