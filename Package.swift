@@ -21,7 +21,10 @@ let package = Package(
         .target(name: "LoaStore", dependencies: ["LoaCore", "CSQLite"], swiftSettings: strict),
         .target(name: "LoaCarriers", dependencies: ["LoaCore", "CCurl"], swiftSettings: strict),
         .target(name: "LoaServer", dependencies: ["LoaCore", "CMicroHTTPD"], swiftSettings: strict),
-        .target(name: "LoaDaemon", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaServer", "CSodium"], resources: [.copy("Console")], swiftSettings: strict),
+        // The console's pages (HTML, CSS, JavaScript), copied as they are into Loa_LoaDaemon.resources/Console beside
+        // the binary; the daemon finds them by path (ConsoleRoutes.swift), never through Bundle.module.
+        .target(name: "LoaDaemon", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaServer", "CSodium"],
+                resources: [.copy("Console")], swiftSettings: strict),
         .target(name: "LoaSim", dependencies: ["LoaCore", "LoaCarriers", "LoaServer"], swiftSettings: strict),
         .target(name: "LoaCommandLine", dependencies: ["LoaCore", "LoaStore", "LoaCarriers", "LoaDaemon", "LoaSim"], swiftSettings: strict),
         .executableTarget(name: "loa", dependencies: ["LoaCommandLine"], swiftSettings: strict),

@@ -33,6 +33,13 @@ extension LoaCLI {
                 guard r.status == 200 || r.status == 201 else { printError(APIClient.errorText(r)); return 1 }
                 printLine(sub == "add" ? "user \(name) added (\(opts.role ?? ""))" : "user \(name): password changed")
                 return 0
+            case "unlock":
+                guard let name else { printError(help["users"]!); return 2 }
+                let r = try await client.request("POST", "/api/v1/users/\(URLQuery.escape(name))/unlock")
+                guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+                let was = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["unlocked"] as? String == "true"
+                printLine(was ? "user \(name): unlocked" : "user \(name) was not locked")
+                return 0
             case "remove":
                 guard let name else { printError(help["users"]!); return 2 }
                 let r = try await client.request("DELETE", "/api/v1/users/\(URLQuery.escape(name))")

@@ -59,6 +59,7 @@ extension LoaCLI {
             usage: loa users add NAME --role ROLE [--password-file FILE] [--config FILE]
                    loa users passwd NAME [--password-file FILE] [--config FILE]
                    loa users remove NAME [--config FILE]
+                   loa users unlock NAME [--config FILE]
                    loa users list [--json] [--config FILE]
 
             Users of the operator API, each with one role: viewer (reads), operator (pause, resume, opt-outs,
@@ -67,7 +68,8 @@ extension LoaCLI {
             daemon as an admin (the config's api_token, or an admin's LOA_TOKEN); passwd also as the user
             themselves. The password (at least 10 characters) comes from --password-file (its first line), else
             is asked on the terminal without echo, else read from stdin's first line; it is stored only as a
-            libsodium Argon2id string. remove revokes the user's tokens.
+            libsodium Argon2id string. remove revokes the user's tokens and ends their console sessions.
+            unlock ends a console login lock (after repeated wrong passwords) before its time.
             """,
         "tokens": """
             usage: loa tokens create --user NAME [--name LABEL] [--config FILE]

@@ -114,6 +114,8 @@ public struct LoaConfig: Sendable {
     /// Two-person approval (`approval.required`, default true): a submitted campaign waits in `pending-approval`
     /// until an approver other than its submitter approves it.
     public var approvalRequired = true
+    /// The console: its files, session cookie, idle timeout, login throttle and trusted proxies.
+    public var console = ConsoleSettings()
 
     public var apiBaseURL: String {
         let host = listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress
@@ -265,6 +267,8 @@ struct ConfigFile: Decodable {
     var maskNumbersInLog: Bool?
     var globalRate: Double?
     var approval: Approval?
+    var console: ConsoleFileEntry?
+    var trustedProxies: [String]?
 
     struct Approval: Decodable {
         var required: Bool?
@@ -284,6 +288,7 @@ struct ConfigFile: Decodable {
         case contactPolicy = "contact_policy", receiptTimeoutHours = "receipt_timeout_hours", optOutKeywords = "opt_out_keywords"
         case maskNumbersInLog = "mask_numbers_in_log", globalRate = "global_rate", approval
         case metricsToken = "metrics_token"
+        case console, trustedProxies = "trusted_proxies"
     }
 }
 
@@ -308,6 +313,8 @@ extension ConfigFile {
         check(root["routing"], "routing", UnknownField.names(Routing.CodingKeys.self))
         check(root["contact_policy"], "contact_policy", UnknownField.names(ContactPolicyEntry.CodingKeys.self))
         check(root["approval"], "approval", UnknownField.names(Approval.CodingKeys.self))
+        check(root["console"], "console", UnknownField.names(ConsoleFileEntry.CodingKeys.self))
+        check(root["console"]?["login"], "console.login", UnknownField.names(ConsoleFileEntry.Login.CodingKeys.self))
         for (i, entry) in (root["carriers"]?.array ?? []).enumerated() {
             let kind = entry["kind"]?.string.flatMap(CarrierKinds.named)
             check(entry, "carriers.\(i)", UnknownField.names(CarrierEntry.CodingKeys.self) + CarrierKinds.optionKeys + (kind?.entryKeys ?? []))

@@ -212,6 +212,7 @@ public enum ConfigLoader {
             add("opt_out_keywords", "must be a list of non-empty words")
         }
         if let g = file.globalRate, !(g > 0 && g <= 1_000_000) { add("global_rate", "must be > 0 and <= 1000000 SMS parts/s") }
+        let console = ConsoleFileEntry.settings(file.console, trustedProxies: file.trustedProxies, baseDir: baseDir, add)
         guard problems.isEmpty else { return .failure(ProblemList(problems)) }
         let dataDir = resolvePath(file.dataDir, against: baseDir)
         // Gateways reach the receipt endpoints: on the receipts listener when there is one.
@@ -230,6 +231,7 @@ public enum ConfigLoader {
         config.receiptsListen = receiptsListen
         config.metricsToken = metricsToken
         config.approvalRequired = file.approval?.required ?? true
+        config.console = console
         return .success(config)
     }
 }

@@ -42,7 +42,7 @@ import Testing
         #expect(DaemonService.endpoints.filter { $0.access == .metricsReader }.map { "\($0.method) \($0.pattern)" } == ["GET /metrics"])
         #expect(Set(adminOnly.map { "\($0.method) \($0.pattern)" }) == ["GET /api/v1/users", "POST /api/v1/users",
                                                                        "DELETE /api/v1/users/{name}", "GET /api/v1/tokens", "POST /api/v1/tokens",
-                                                                       "DELETE /api/v1/tokens/{id}"])
+                                                                       "DELETE /api/v1/tokens/{id}", "POST /api/v1/users/{name}/unlock"])
     }
 
     @Test func passwordsAreArgon2idStringsThatVerify() throws {

@@ -62,6 +62,30 @@ public enum Secrets {
         return out.map { String(format: "%02x", $0) }.joined()
     }
 
+    /// `count` random bytes from libsodium's CSPRNG, in hex: session ids and CSRF tokens (32 bytes, 256 bits).
+    static func randomHex(_ count: Int = 32) throws -> String {
+        try requireReady()
+        var bytes = [UInt8](repeating: 0, count: count)
+        randombytes_buf(&bytes, bytes.count)
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The key a console session is kept under: BLAKE2b-256 of its id keyed with another fixed label than tokens',
+    /// so the daemon's memory never holds a live session id (a core dump shows only hashes).
+    static func sessionHash(_ id: String) -> String {
+        guard ready else { return "" }
+        let key = Array("loa session id 1".utf8)
+        let input = Array(id.utf8)
+        var out = [UInt8](repeating: 0, count: 32)
+        _ = crypto_generichash(&out, out.count, input, UInt64(input.count), key, key.count)
+        return out.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether `id` has the shape of a session id (64 lower-case hex digits).
+    static func looksLikeSessionID(_ id: String) -> Bool {
+        id.utf8.count == 64 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// Whether `token` has the shape of a Loa user token (so other bearer values are not looked up at all).
     static func looksLikeToken(_ token: String) -> Bool {
         token.utf8.count == 68 && token.hasPrefix("loa_") && token.utf8.dropFirst(4).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }

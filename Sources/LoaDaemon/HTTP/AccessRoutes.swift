@@ -21,6 +21,7 @@ extension DaemonService {
         Endpoint("POST", "/api/v1/users", access: .role(.admin)) { s, _ in .body(limit: 64 << 10) { r in try s.addUser(r) } },
         Endpoint("DELETE", "/api/v1/users/{name}", access: .role(.admin)) { s, r in
             try s.store.removeUser(name: r["name"], now: s.clock.now())
+            s.console.sessions.endAll(user: r["name"])
             s.audit(r, "user.remove", detail: ["user": r["name"]])
             return .value(["removed": r["name"]])
         },
@@ -79,6 +80,8 @@ extension DaemonService {
         }
         let hash = try Secrets.hashPassword(try password(try object(r)))
         try store.setPassword(name: name, passwordHash: hash, now: clock.now())
+        // Other browsers logged in as this user are logged out (the one changing it stays).
+        console.sessions.endAll(user: name, except: r.principal?.session)
         audit(r, "user.passwd", detail: ["user": name])
         return .value(["name": name, "password": "changed"])
     }

@@ -66,8 +66,10 @@ struct PathPattern: Sendable, CustomStringConvertible {
 struct Principal: Sendable, Equatable {
     var name: String
     var role: Role
-    /// The user token's id; nil for the configured `api_token`.
+    /// The user token's id; nil for the configured `api_token` and for a console session.
     var token: Int64?
+    /// The console session's key (``SessionTable``) when the caller came with the session cookie, else nil.
+    var session: String? = nil
 
     /// The name the audit trail gives the configured `api_token`; no user may take it.
     static let configuredAdminName = "api_token"
@@ -139,10 +141,13 @@ struct Endpoint: Sendable {
 extension DaemonService {
     /// Every endpoint the daemon serves, in the order they are tried (the first whose method and pattern fit).
     static let endpoints: [Endpoint] = receiptEndpoints + healthEndpoints + operatorEndpoints + accessEndpoints
+        + sessionEndpoints
 
     /// Finds the request's endpoint, checks its access, runs its handler. A path no endpoint has is 404; a path
     /// served for other methods only is 405 with `Allow` naming them.
     func route(_ head: RequestHead) -> Route {
+        let head = withClientAddress(head)
+        if let console = consoleRoute(head) { return console }
         let segments = head.path.split(separator: "/")
         var allowed: [String] = []
         for endpoint in Self.endpoints {
@@ -167,10 +172,18 @@ extension DaemonService {
         case .open: break
         case .operatorToken, .role:
             let needed: Role = if case .role(let r) = endpoint.access { r } else { .admin }
-            guard let principal = authenticate(request.head) else {
+            // A bearer token, else the console's session cookie; a cookie caller changing anything must also send
+            // the session's CSRF token, or nothing happens.
+            let bearer = authenticate(request.head)
+            let session = bearer == nil ? sessionCaller(request.head) : nil
+            guard let principal = bearer ?? session?.principal else {
                 if metricsAuthorized(request.head) { return .respond(error(403, "forbidden", "the metrics token may read /metrics only")) }
                 auditRefusal(request.head, user: "", "auth.failed", detail: ["method": request.head.method, "path": request.head.path])
-                return .respond(error(401, "unauthorized", "missing, wrong or revoked bearer token"))
+                return .respond(error(401, "unauthorized", "missing, wrong or revoked bearer token, or no live session"))
+            }
+            if let session, !session.csrfMatches, request.head.method != "GET", request.head.method != "HEAD" {
+                auditRefusal(request.head, user: principal.name, "auth.csrf", detail: ["method": request.head.method, "path": request.head.path])
+                return .respond(error(403, "csrf", "a session's request that changes something needs its X-CSRF-Token header (GET /api/v1/session gives it)"))
             }
             guard principal.role.includes(needed) else {
                 auditRefusal(request.head, user: principal.name, "auth.forbidden",

@@ -30,6 +30,8 @@ final class DaemonService: HTTPService {
     let paces = CampaignPaces()
     /// How many refused requests the audit trail records (``RecordBudget``): a burst of 60, then one a second.
     let refusalBudget: Mutex<RecordBudget>
+    /// The console's sessions, login throttle and files (``ConsoleState``).
+    let console: ConsoleState
 
     /// How each carrier's receipts are read, as its kind built them (``CarrierKind/make(_:engine:)``).
     let receiptFormats: [String: ReceiptFormat]
@@ -44,6 +46,7 @@ final class DaemonService: HTTPService {
         self.deliveryLog = deliveryLog
         self.clock = clock
         self.refusalBudget = Mutex(RecordBudget(perSecond: 1, burst: 60, now: clock.now()))
+        self.console = ConsoleState(settings: config.console)
         self.poller = poller
         self.receiptFormats = receiptFormats
         self.store = store
