@@ -45,6 +45,9 @@ extension LoaCLI {
                 return 0
             case "approve", "reject", "test-send":
                 return try await decide(sub, opts, client: client)
+            case "preview":
+                guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
+                return try await remotePreview(id, json: opts.json, client: client)
             case "rejects":
                 guard let id = opts.positional.first else { printError(help["campaign"]!); return 2 }
                 return try await rejects(id, csv: opts.csv, client: client)
@@ -314,6 +317,31 @@ extension LoaCLI {
             try file.commit()
             print("\(file.path): \(n) rows")
         }
+        return 0
+    }
+
+    /// `campaign preview ID [--json]`: what the daemon counted of the uploaded campaign, as `loa preview` prints it
+    /// for the files (`GET /api/v1/campaigns/{id}/preview`).
+    static func remotePreview(_ id: String, json: Bool, client: APIClient) async throws -> Int32 {
+        let r = try await client.request("GET", "/api/v1/campaigns/\(URLQuery.escape(id))/preview")
+        guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+        if json { print(terminalJSON(r.bodyText)); return 0 }
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        let totals = try d.decode(PreviewTotals.self, from: Data(r.body))
+        let o = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]) ?? [:]
+        var out = ["campaign \(id) (\(o["state"] ?? "?")), as the daemon counted its uploaded segments:"]
+        let samples = o["samples"] as? [[String: Any]] ?? []
+        if !samples.isEmpty {
+            out += ["", "sample messages:"]
+            for (i, m) in samples.enumerated() {
+                out.append("  \(i + 1). \(m["source"] ?? ""):\(m["line"] ?? 0)  \(m["phone"] ?? "")  → \(m["carrier"] ?? "")  \(m["encoding"] ?? ""), \(m["parts"] ?? 0) part(s)")
+                out.append("     \(TerminalText.sanitize("\(m["text"] ?? "")"))")
+            }
+        }
+        out.append("")
+        out += PreviewReport.totalsLines(totals, optOutNote: "\(totals.optedOut)  (the daemon's global list when the segments were uploaded)")
+        print(TerminalText.sanitizeLines(out.joined(separator: "\n")))
         return 0
     }
 }

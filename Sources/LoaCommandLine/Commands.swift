@@ -181,6 +181,11 @@ extension LoaCLI {
         let progress = ProgressReporter(label: "reading segments")
         scan.run { done, total in progress.update(done, total) }
         progress.finish()
+        if opts.json {
+            print(PreviewReport.json(scan))
+            for p in scan.problems.prefix(20) { printError(p.description) }
+            return scan.problems.contains { $0.field != "row" } ? 1 : 0
+        }
         print(TerminalText.sanitizeLines(PreviewReport.render(scan)))
         for w in scan.partLimitWarnings { printLine(w) }
         for p in scan.problems.prefix(20) { printLine("  " + p.description) }

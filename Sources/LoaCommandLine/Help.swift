@@ -118,6 +118,7 @@ extension LoaCLI {
                    loa campaign list [--json] [--config FILE]
                    loa campaign show ID [--json] [--watch [--timeout SECONDS]] [--no-color] [--config FILE]
                    loa campaign rejects ID [--csv FILE] [--config FILE]
+                   loa campaign preview ID [--json] [--config FILE]
                    loa campaign pause|resume|cancel ID [--config FILE]
                    loa campaign discard ID [--config FILE]
                    loa campaign approve|reject ID [--comment TEXT] [--config FILE]
@@ -145,12 +146,16 @@ extension LoaCLI {
             real carriers, as a campaign of their own `ID--test-N` that counts nothing against this one.
             pause: nothing more is sent until resume (requests in flight finish); the deadline still applies.
             cancel: queued messages end `cancelled` (reported, never deleted); in-flight requests finish.
+            preview: the totals `loa preview` prints for the campaign's files, as the daemon counted them when
+            the segments were uploaded (recipients, duplicates, opted out, excluded, rejected by reason, per
+            carrier, network and ward, SMS parts, encodings) and the first rendered messages; --json as the API
+            gives them (GET /api/v1/campaigns/ID/preview).
             rejects: every segment row that will not be sent (rejected, duplicate, opted out, excluded) as CSV
             (file,line,value,reason,detail) on stdout (control characters shown escaped) or into a new 0600 file
             (raw values). CSV cells beginning with = + - @ TAB CR or ' get a leading ' (drop one to recover them).
             """,
         "preview": """
-            usage: loa preview CAMPAIGN_FILE [--sample N] [--config FILE]
+            usage: loa preview CAMPAIGN_FILE [--sample N] [--json] [--config FILE]
 
             Reads the campaign's templates, exclusion files and segments exactly as a submit would, without
             sending or touching the store, and prints N rendered sample messages (default 5) with their
@@ -158,7 +163,8 @@ extension LoaCLI {
             excluded, per carrier and per network, total SMS parts (the cost), and what the `ascii` and
             `unicode` encodings would cost instead. With --config, routing follows the config's carriers.
             Shows a progress bar on a terminal, plain progress lines otherwise. With a config whose daemon is
-            reachable, numbers on its global opt-out list are counted too.
+            reachable, numbers on its global opt-out list are counted too. --json prints the totals and samples
+            as one JSON object, in the shape of `loa campaign preview ID --json` (the daemon's count).
             """,
         "optout": """
             usage: loa optout add NUMBER… [--file FILE] [--config FILE]

@@ -21,20 +21,22 @@ final class CampaignScan {
     let campaign: LoadedCampaign
     let router: Router
     let sampleCount: Int
-    private(set) var rows = 0
-    private(set) var accepted = 0
-    private(set) var duplicates = 0
-    private(set) var excluded = 0
-    private(set) var optedOut = 0
+    /// The totals the daemon keeps for an uploaded campaign too (``PreviewTotals``), counted by the same rules.
+    private(set) var totals = PreviewTotals()
     /// The daemon's global opt-out list, when preview could fetch it.
     var optOuts: Set<String>?
-    private(set) var rejectedByReason: [String: Int] = [:]
-    private(set) var perCarrier: [String: Int] = [:]
-    private(set) var perNetwork: [String: Int] = [:]
-    private(set) var parts = 0
+    var rows: Int { Int(totals.rows) }
+    var accepted: Int { Int(totals.recipients) }
+    var duplicates: Int { Int(totals.duplicates) }
+    var excluded: Int { Int(totals.excluded) }
+    var optedOut: Int { Int(totals.optedOut) }
+    var rejectedByReason: [String: Int] { totals.rejectedByReason.mapValues { Int($0) } }
+    var perCarrier: [String: Int] { totals.perCarrier.mapValues { Int($0) } }
+    var perNetwork: [String: Int] { totals.perNetwork.mapValues { Int($0) } }
+    var parts: Int { Int(totals.parts) }
+    var ucs2Messages: Int { Int(totals.ucs2Messages) }
     private(set) var partsIfUnicode = 0
     private(set) var partsIfASCII = 0
-    private(set) var ucs2Messages = 0
     private(set) var problems: [Problem] = []
     private(set) var rejectedRows = 0
     /// Carriers that cut long messages (Jasmin's `max_parts`): carrier → the most parts it takes and how it counts
@@ -54,7 +56,7 @@ final class CampaignScan {
         self.sampleCount = sampleCount
     }
 
-    var rejected: Int { rejectedByReason.values.reduce(0, +) }
+    var rejected: Int { Int(totals.rejected) }
 
     /// Reads the exclusion files, then every segment; `progress` gets (bytes read, bytes total).
     func run(progress: ((Int64, Int64) -> Void)? = nil) {
@@ -104,16 +106,14 @@ final class CampaignScan {
 
     private func take(_ batch: [IngestRow]) {
         for r in batch {
-            rows += 1
             switch r {
-            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, _, _):
-                guard seen.insert(phone).inserted else { duplicates += 1; continue }
-                if exclusions.contains(phone) { excluded += 1; continue }
-                if optOuts?.contains(phone) == true { optedOut += 1; continue }
-                accepted += 1
-                parts += segments
-                if encoding == .ucs2 { ucs2Messages += 1 }
-                perCarrier[carrier, default: 0] += 1
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, _, let group, let network):
+                guard seen.insert(phone).inserted else { totals.duplicate(); continue }
+                // Opted out before excluded, as the store records a number that is both (``PreviewTotals``).
+                if optOuts?.contains(phone) == true { totals.suppressed(.optOut); continue }
+                if exclusions.contains(phone) { totals.suppressed(.excluded); continue }
+                // Recipients only: duplicates, exclusions and opt-outs are not sent to any carrier or network.
+                totals.recipient(carrier: carrier, network: network, ward: group, encoding: encoding, parts: segments)
                 if let limit = partLimits[carrier] {
                     let sent = limit.parts(text, encoding)
                     if sent > limit.maxParts {
@@ -122,14 +122,10 @@ final class CampaignScan {
                                                   seenBefore?.source ?? source, seenBefore?.line ?? line)
                     }
                 }
-                // Recipients only, like per carrier: duplicates, exclusions and opt-outs are not sent to any network.
-                if case .success(let number) = PhoneNormalizer.normalize(phone) {
-                    perNetwork[router.network(of: number).rawValue, default: 0] += 1
-                }
                 partsIfUnicode += SMSText.prepare(text, policy: .unicode).info.segments
                 partsIfASCII += SMSText.prepare(text, policy: .ascii).info.segments
             case .rejected(_, let code, let message, let source, let line):
-                rejectedByReason[code, default: 0] += 1
+                totals.rejected(code)
                 rejectedRows += 1
                 if rejectedRows <= listLimit {
                     problems.append(Problem(file: source, line: line, field: "row", reason: "\(code): \(message)"))

@@ -111,7 +111,8 @@ public final class SegmentReader {
                 observe?(b, line)
                 batch.append(.accepted(phone: b.phone.e164, carrier: b.carrier, text: b.text, encoding: b.encoding,
                                        segments: b.segments, source: source, line: line, raw: fields[builder.phoneIndex],
-                                       group: breakdownColumn.flatMap { builder.value(of: $0, in: fields) }))
+                                       group: breakdownColumn.flatMap { builder.value(of: $0, in: fields) },
+                                       network: builder.router.network(of: b.phone).rawValue))
             case .failure(let r) where r.code == "too-long":
                 tooLong += 1
                 if tooLongExample == nil { tooLongExample = "line \(line): \(r.message)" }

@@ -132,6 +132,9 @@ public protocol MessageStore: AnyObject, Sendable, AccessStore {
     func reportData(campaign: String, buckets: Int) throws -> ReportData
     func campaigns() throws -> [CampaignRecord]
     func campaign(_ id: String) throws -> CampaignRecord?
+    /// What `loa preview` shows of the campaign's segments, counted as they were ingested; nil when the campaign
+    /// has none (no row ingested yet, or loaded before the store kept it). ``StoreError/notFound(_:)`` for no campaign.
+    func preview(campaign: String) throws -> CampaignPreview?
     /// The states of every message of a campaign, in id order.
     func messageStates(campaign: String) throws -> [(phone: String?, state: MessageState, attempts: Int)]
 }

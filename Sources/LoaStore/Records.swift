@@ -142,9 +142,11 @@ public enum ReceiptResult: String, Sendable, Equatable {
     case pending
 }
 
-/// One segment row after normalization and rendering.
+/// One segment row after normalization and rendering. `group`: the value of the campaign's breakdown column (the
+/// ward); `network`: the number's mobile network (``Router/network(of:)``), for the preview totals.
 public enum IngestRow: Sendable, Equatable {
-    case accepted(phone: String, carrier: String, text: String, encoding: SMSEncoding, segments: Int, source: String, line: Int, raw: String, group: String? = nil)
+    case accepted(phone: String, carrier: String, text: String, encoding: SMSEncoding, segments: Int, source: String, line: Int, raw: String,
+                  group: String? = nil, network: String? = nil)
     case rejected(raw: String, code: String, message: String, source: String, line: Int)
 }
 
@@ -165,6 +167,51 @@ public struct IngestCounts: Sendable, Codable, Equatable {
         duplicates += o.duplicates
         suppressed += o.suppressed
         segments += o.segments
+    }
+}
+
+/// What `loa preview` shows of a campaign, as the store counted it while the segments were ingested: the totals
+/// (``PreviewTotals``, the same rules as `loa preview`) and the first rendered messages. Kept with the campaign
+/// (`GET /api/v1/campaigns/{id}/preview`); it does not move as the campaign sends.
+public struct CampaignPreview: Sendable, Codable, Equatable {
+    /// One rendered message, as the segment row made it (the number masked).
+    public struct Sample: Sendable, Codable, Equatable {
+        public var phone: String
+        public var carrier: String
+        public var encoding: SMSEncoding
+        public var parts: Int
+        public var text: String
+        public var source: String
+        public var line: Int
+    }
+
+    public var totals = PreviewTotals()
+    public var samples: [Sample] = []
+    /// Samples kept: as many as `loa preview` shows by default.
+    public static let sampleLimit = 5
+
+    public init() {}
+
+    /// Counts one ingested row (`suppression`: why a new number is not sent, nil when it is; `duplicate`: its
+    /// number was in the campaign already) and keeps it as a sample while there are fewer than ``sampleLimit``.
+    /// A sample is taken before the duplicate and suppression checks, as `loa preview` takes its samples.
+    public mutating func count(_ row: IngestRow, duplicate: Bool, suppression: PreviewTotals.Suppression?) {
+        switch row {
+        case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, _, let group, let network):
+            if samples.count < Self.sampleLimit {
+                samples.append(Sample(phone: PhoneNumber.mask(phone), carrier: carrier, encoding: encoding, parts: segments, text: text,
+                                      source: source, line: line))
+            }
+            if duplicate {
+                totals.duplicate()
+            } else if let suppression {
+                totals.suppressed(suppression)
+            } else {
+                totals.recipient(carrier: carrier, network: network, ward: group, encoding: encoding, parts: segments)
+            }
+        case .rejected(_, let code, _, _, _):
+            totals.rejected(code)
+        }
     }
 }
 

@@ -35,7 +35,7 @@ import Testing
         let rows = try read("phone,name\n0912 345 678,An\n,Empty\n0283822123,Fixed\n0912345679,Ragged,extra\n\"0912.345.670\",\n")
         let summary = rows.map { r -> String in
             switch r {
-            case .accepted(let p, _, let text, _, _, _, let line, _, _): "\(line) ok \(p) \(text)"
+            case .accepted(let p, _, let text, _, _, _, let line, _, _, _): "\(line) ok \(p) \(text)"
             case .rejected(_, let code, _, _, let line): "\(line) \(code)"
             }
         }
@@ -45,7 +45,7 @@ import Testing
     @Test func oneNumberPerLine() throws {
         let rows = try read("0912345678\n\n+84 912 345 679\nxyz\n", format: .lines, template: "Xin chào")
         #expect(rows.count == 3)
-        guard case .accepted(_, _, _, _, _, _, 3, let raw, _) = rows[1] else { Issue.record("\(rows)"); return }
+        guard case .accepted(_, _, _, _, _, _, 3, let raw, _, _) = rows[1] else { Issue.record("\(rows)"); return }
         #expect(raw == "+84 912 345 679")
         guard case .rejected(_, "invalid-characters", _, _, 4) = rows[2] else { Issue.record("\(rows)"); return }
     }
@@ -80,7 +80,7 @@ import Testing
         try r.finish()
         let summary = rows.map { row -> String in
             switch row {
-            case .accepted(let p, _, let text, _, _, _, let line, _, _): "\(line) ok \(p) \(text)"
+            case .accepted(let p, _, let text, _, _, _, let line, _, _, _): "\(line) ok \(p) \(text)"
             case .rejected(let raw, let code, let message, _, let line): "\(line) \(code) \(raw.debugDescription) \(message)"
             }
         }

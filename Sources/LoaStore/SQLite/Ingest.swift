@@ -90,6 +90,7 @@ extension WriteContext {
         try requireState(campaign, .loading)
         var c = IngestCounts()
         var reasons: [String: Int64] = [:]
+        var preview = try storedPreview(campaign) ?? CampaignPreview()
         let insert = try statement("""
             INSERT OR IGNORE INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, reason, updated_at, grp)
             VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -102,13 +103,15 @@ extension WriteContext {
         for row in rows {
             c.rows += 1
             switch row {
-            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw, let group):
+            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw, let group, _):
                 let suppression = anySuppression ? try suppressionReason(campaign: campaign, phone: phone) : nil
                 let state: MessageState = suppression == nil ? .queued : .suppressed
                 try insert.run([.text(campaign), .text(phone), .text(raw), .text(carrier), .text(source), .int(Int64(line)), .text(text),
                                 .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(state.rawValue)),
                                 .opt(suppression.map { "\($0): not sent" }), .opt(suppression), .int(now), .opt(group)])
-                if db.changes == 0 {
+                let duplicate = db.changes == 0
+                preview.count(row, duplicate: duplicate, suppression: suppression.flatMap(PreviewTotals.Suppression.init(rawValue:)))
+                if duplicate {
                     c.duplicates += 1
                     reasons["duplicate", default: 0] += 1
                     try skip.run([.text(campaign), .text(source), .int(Int64(line)), .text(raw), .text("duplicate"),
@@ -129,6 +132,7 @@ extension WriteContext {
                                 .int(0), .int(0), .int(Int64(MessageState.rejected.rawValue)), .text(message), .text(code), .int(now), .null])
                 c.rejected += 1
                 reasons[code, default: 0] += 1
+                preview.count(row, duplicate: false, suppression: nil)
                 count(campaign: campaign, carrier: "", from: nil, to: .rejected)
                 try emit(DeliveryEvent(time: now, campaign: campaign, message: db.lastInsertRowID, recipient: nil, carrier: nil,
                                        event: "rejected", status: "rejected", attempt: 0, detail: "\(source):\(line): \(code): \(message)"))
@@ -143,7 +147,22 @@ extension WriteContext {
             ON CONFLICT(campaign_id, reason) DO UPDATE SET n = n + excluded.n
             """)
         for (reason, n) in reasons { try bump.run([.text(campaign), .text(reason), .int(n)]) }
+        try statement("UPDATE campaigns SET preview = ? WHERE id = ?")
+            .run([.text(String(decoding: try JSONEncoder().encode(preview), as: UTF8.self)), .text(campaign)])
         return c
+    }
+
+    /// The preview counted so far for a campaign (nil before its first row, and for campaigns loaded before the
+    /// store kept it).
+    func storedPreview(_ campaign: String) throws -> CampaignPreview? {
+        var text: String?
+        try statement("SELECT preview FROM campaigns WHERE id = ?").query([.text(campaign)]) { text = $0.text("preview") }
+        guard let text else { return nil }
+        do {
+            return try JSONDecoder().decode(CampaignPreview.self, from: Data(text.utf8))
+        } catch {
+            throw StoreError.io("campaign \(campaign): its stored preview cannot be read: \(error)")
+        }
     }
 
     /// `opt-out` if the number is on the global list, `excluded` if on the campaign's exclusion list, else nil.

@@ -117,6 +117,15 @@ extension Store {
         }
     }
 
+    public func preview(campaign: String) throws -> CampaignPreview? {
+        try write { ctx in
+            var exists = false
+            try ctx.statement("SELECT 1 FROM campaigns WHERE id = ?").query([.text(campaign)]) { _ in exists = true }
+            guard exists else { throw StoreError.notFound("campaign \(campaign)") }
+            return try ctx.storedPreview(campaign)
+        }
+    }
+
     public func campaigns() throws -> [CampaignRecord] {
         try write { ctx in try ctx.campaignRecords(id: nil) }
     }

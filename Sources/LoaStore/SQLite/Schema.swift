@@ -202,6 +202,14 @@ enum Schema {
         ALTER TABLE campaigns ADD COLUMN submitted_by TEXT;
         ALTER TABLE campaigns ADD COLUMN approved_by TEXT;
         """,
+        // 15: reserved (sessions; another branch).
+        "",
+        // 16: what `loa preview` prints, counted as the campaign's segments were ingested (``CampaignPreview`` as
+        // JSON): rejects by reason, duplicates, per carrier, network and ward, parts, encodings, sample messages.
+        // The counters and `counts` move on as the campaign sends (opt-out replies, failover); these stay as loaded.
+        """
+        ALTER TABLE campaigns ADD COLUMN preview TEXT;
+        """,
     ]
 
     static func migrate(_ db: Connection) throws {
