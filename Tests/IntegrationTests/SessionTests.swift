@@ -120,15 +120,21 @@ struct ConsoleLogin {
         try await loa.start()
         defer { _ = loa.stop() }
         _ = try AccessTests.user(loa, "lan", "planner")
+        var checked: [Double] = []
         for i in 0..<5 {
+            let started = Date()
             let (r, _) = try await ConsoleLogin.attempt(loa, "lan", "wrong password \(i)")
+            checked.append(Date().timeIntervalSince(started))
             #expect(r.status == 401, "attempt \(i): \(r.status) \(r.bodyText)")
         }
         let (locked, login) = try await ConsoleLogin.attempt(loa, "lan", AccessTests.password)
+        let refusedAt = Date()
+        #expect(try await ConsoleLogin.attempt(loa, "lan", "wrong password again").0.status == 423)
+        let refusedSeconds = Date().timeIntervalSince(refusedAt)
         #expect(locked.status == 423 && login == nil && Self.errorCode(locked) == "locked", "\(locked.status) \(locked.bodyText)")
         #expect(Int(locked.header("Retry-After") ?? "") ?? 0 > 800, "\(locked.headers)")
-        // Still locked a moment later; the user's API token is not affected (it is not a password).
-        #expect(try await ConsoleLogin.attempt(loa, "lan", AccessTests.password).0.status == 423)
+        // A refusal is answered before any password check: faster than the quickest check (Argon2id, ~0.1 s of a core).
+        #expect(refusedSeconds < checked.min()!, "refused in \(refusedSeconds) s; checks took \(checked)")
 
         let unlock = try loa.cli(["users", "unlock", "lan"])
         #expect(unlock.status == 0 && unlock.output.contains("unlocked"), "\(unlock.output)")
@@ -141,6 +147,45 @@ struct ConsoleLogin {
                    "api_token session.unlock 127.0.0.1", "lan session.login 127.0.0.1"], "\(seen)")
         let unlocked = try #require(rows.first { $0["action"] as? String == "session.unlock" })
         #expect((unlocked["detail"] as? [String: Any])?["user"] as? String == "lan")
+    }
+
+    /// A flood of logins (60 at once, each a password check) is bounded: at most two checks run at a time, the rest
+    /// are answered 503 at once, and the daemon's other work goes on (its health probe and the API answer meanwhile).
+    @Test(.timeLimit(.minutes(2))) func aFloodOfLoginsIsBoundedAndTheDaemonAnswersMeanwhile() async throws {
+        let work = WorkDir("login-flood")
+        let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p",
+                                       extraConfig: #""console": { "login": { "address_max_failures": 100000 } }"#)
+        try await loa.start()
+        defer { _ = loa.stop() }
+        let flood = try CurlEngine(maxConnectionsPerHost: 60)
+        defer { flood.shutdown() }
+        let url = loa.base + "/api/v1/session"
+        let started = Date()
+        async let statuses: [Int] = withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<60 {
+                let body = Array(#"{"user": "flood\#(i)", "password": "wrong password"}"#.utf8)
+                group.addTask {
+                    try await flood.perform(HTTPRequest(method: "POST", url: url, headers: [HTTPHeader("Content-Type", "application/json")],
+                                                        body: body, timeout: 60)).status
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        // Meanwhile: the probe and an API read, one after another, each timed.
+        var slowest = 0.0
+        for _ in 0..<10 {
+            let t = Date()
+            #expect(try await loa.engine.perform(HTTPRequest(url: loa.base + "/healthz", timeout: 10)).status == 200)
+            #expect(try await loa.api("/api/v1/campaigns").status == 200)
+            slowest = max(slowest, Date().timeIntervalSince(t))
+        }
+        let all = try await statuses
+        let seconds = Date().timeIntervalSince(started)
+        let checked = all.filter { $0 == 401 }.count, busy = all.filter { $0 == 503 }.count
+        #expect(checked + busy == 60, "\(all)")
+        #expect(checked >= 2 && busy > 0, "\(checked) checked, \(busy) busy")
+        #expect(slowest < 2, "the probe and a read took \(slowest) s during the flood")
+        print("login flood: 60 at once: \(checked) checked (401), \(busy) busy (503) in \(String(format: "%.2f", seconds)) s; slowest probe+read \(String(format: "%.3f", slowest)) s")
     }
 
     /// One address trying many names is refused after `address_max_failures`, whatever the name (the right password
@@ -224,7 +269,10 @@ struct ConsoleLogin {
 
         for path in ["/console/../Package.swift", "/console/%2e%2e/Package.swift", "/console/..%2fPackage.swift", "/console/%2E%2E%2FPackage.swift",
                      "/console/.%2e/.%2e/.%2e/Package.swift", "/console/..%5cPackage.swift", "/console//etc/passwd", "/console/%2fetc%2fpasswd",
-                     "/console/..", "/console/.hidden", "/console/../../../../../../etc/passwd"] {
+                     "/console/..", "/console/.hidden", "/console/../../../../../../etc/passwd",
+                     // A small file of the build beside the bundle, within reach of a short path.
+                     "/console/../../LoaDaemon.build/output-file-map.json", "/console/%2e%2e/%2e%2e/LoaDaemon.build/output-file-map.json",
+                     "/console/..%2f..%2fLoaDaemon.build%2foutput-file-map.json", "/console/.%2E/.%2e/LoaDaemon.build/output-file-map.json"] {
             let fd = try #require(HardeningTests.connect(loa.port))
             defer { close(fd) }
             #expect(HardeningTests.send(fd, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
@@ -234,6 +282,22 @@ struct ConsoleLogin {
             #expect(!answer.contains("PackageDescription") && !answer.contains("root:"), "\(path) served a file outside the console")
         }
         #expect(loa.stop() == 0)
+
+        // console.directory: its files are served; a symbolic link in it that leads out of it is not followed out.
+        work.write("custom/index.html", "<!doctype html><title>custom</title>")
+        work.write("custom/app.js", "console.log(1)")
+        work.write("outside.txt", "not for the console")
+        try FileManager.default.createSymbolicLink(atPath: work.file("custom/leak.txt"), withDestinationPath: work.file("outside.txt"))
+        let custom = try LoaDaemonProcess(work: WorkDir("console-custom"), carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p",
+                                          extraConfig: #""console": { "directory": "\#(work.file("custom"))" }"#)
+        try await custom.start()
+        defer { _ = custom.stop() }
+        let customPage = try await custom.engine.perform(HTTPRequest(url: custom.base + "/console/"))
+        #expect(customPage.status == 200 && customPage.bodyText.contains("custom"), "\(customPage.status)")
+        #expect(try await custom.engine.perform(HTTPRequest(url: custom.base + "/console/app.js")).status == 200)
+        let leak = try await custom.engine.perform(HTTPRequest(url: custom.base + "/console/leak.txt"))
+        #expect(leak.status == 404 && !leak.bodyText.contains("not for the console"), "\(leak.status) \(leak.bodyText)")
+        #expect(custom.stop() == 0)
 
         // A configured directory that is not there: the daemon runs on, and the 404 names it.
         let elsewhere = try LoaDaemonProcess(work: WorkDir("console-missing"), carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p",
