@@ -17,6 +17,7 @@ can be run by hand against any daemon with the same environment:
 Every wait is a WebDriverWait with a deadline (no sleeps). It prints each step and, at the end, the counts of
 steps and assertions; result.json holds what the page showed (the preview numbers) for the Swift side to compare.
 """
+import base64
 import json
 import os
 import sys
@@ -100,8 +101,13 @@ def main():
     all_css = lambda s: d.find_elements(By.CSS_SELECTOR, s)  # noqa: E731
 
     def shot(name):
+        """The whole page, not only the window (Chrome DevTools: captureScreenshot beyond the viewport)."""
         path = os.path.join(ART, name + ".png")
-        d.save_screenshot(path)
+        size = d.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        png = d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}})
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(png["data"]))
         shots.append(path)
 
     def visible(sel):

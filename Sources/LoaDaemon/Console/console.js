@@ -114,7 +114,7 @@
     const rows = Object.entries(counts || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
     return Loa.el("table", { class: "data", "data-field": field },
       Loa.el("caption", { text: caption }),
-      Loa.el("thead", {}, Loa.el("tr", {}, Loa.el("th", { scope: "col", text: Loa.t("col.key") }), Loa.el("th", { scope: "col", text: Loa.t("col.count") }))),
+      Loa.el("thead", {}, Loa.el("tr", {}, Loa.el("th", { scope: "col", text: Loa.t("col.key") }), Loa.el("th", { scope: "col", class: "n", text: Loa.t("col.count") }))),
       Loa.el("tbody", {}, ...rows.map(([k, v]) => Loa.el("tr", { "data-key": k, "data-value": v },
         Loa.el("th", { scope: "row", text: label ? label(k) : k }), Loa.el("td", { class: "n", text: Loa.num(v) })))));
   };

@@ -62,6 +62,7 @@
 
   function etaText(v) {
     if (!v) return "—";
+    if (v.state === "paused") return t("eta.paused");
     const m = v.measured;
     if (m && m.eta) return Loa.time(m.eta);
     if (m && m.warning) return t("eta.late", m.warning);
@@ -82,7 +83,7 @@
         Loa.el("th", { scope: "row", text: id }), Loa.el("td", { "data-field": "state" }),
         Loa.el("td", {}, Loa.el("progress", { max: 100, value: 0 }), Loa.el("span", { "data-field": "pct" })),
         Loa.el("td", { "data-field": "rate" }), Loa.el("td", { "data-field": "eta" }), Loa.el("td", { "data-field": "deadline" }),
-        Loa.el("td", { class: "actions", "data-field": "actions" }))));
+        Loa.el("td", { class: "row-actions", "data-field": "actions" }))));
     }
     state.list.forEach((c, i) => fillRow(body.children[i], c));
   }
@@ -123,7 +124,7 @@
     const keys = Object.keys(byKey || {}).sort();
     const states = Array.from(new Set(keys.flatMap((k) => Object.keys(byKey[k])))).sort();
     $("thead", table).replaceChildren(Loa.el("tr", {}, Loa.el("th", { scope: "col", text: t("col.key") }),
-      ...states.map((s) => Loa.el("th", { scope: "col", text: t("ms." + s) }))));
+      ...states.map((s) => Loa.el("th", { scope: "col", class: "n", text: t("ms." + s) }))));
     $("tbody", table).replaceChildren(...keys.map((k) => Loa.el("tr", { "data-key": k }, Loa.el("th", { scope: "row", text: k }),
       ...states.map((s) => Loa.el("td", { class: "n", "data-state": s, text: Loa.num(byKey[k][s] || 0) })))));
     table.hidden = keys.length === 0;
@@ -151,6 +152,7 @@
   function renderReport() {
     const r = state.report, box = $("#report-summary");
     box.replaceChildren();
+    box.className = "tables";
     if (!r) return;
     const delivered = {};
     for (const b of r.timeline || []) delivered[b.carrier] = (delivered[b.carrier] || 0) + b.delivered;
