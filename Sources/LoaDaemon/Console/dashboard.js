@@ -176,6 +176,10 @@
     state.source = source;
     source.addEventListener("open", () => { $("#log-state").textContent = t("log.live"); });
     source.addEventListener("error", () => { $("#log-state").textContent = t("log.reconnecting"); });
+    // The server's own notes: lines it could not give on a resume (rotated away), or this client cut off as too slow
+    // (the browser reconnects from the last id it saw).
+    source.addEventListener("gap", () => { $("#log").append(Loa.el("li", { class: "note", text: t("log.gap") })); });
+    source.addEventListener("cut", () => { $("#log-state").textContent = t("log.cut"); });
     source.addEventListener("message", (ev) => {
       let e;
       try { e = JSON.parse(ev.data); } catch (x) { return; }
