@@ -159,7 +159,10 @@ def main():
         visible("#login-user")
         check(d.execute_script("return document.documentElement.lang") == "vi", "the page is Vietnamese by default")
         check(by_css("#login-h").text == "Đăng nhập", "the login title in Vietnamese: " + by_css("#login-h").text)
-        check(by_css("label[for=login-user]").text != "" and by_css("label[for=login-password]").text != "", "labelled inputs")
+        unlabelled = d.execute_script(
+            "return Array.from(document.querySelectorAll('input, select, textarea')).filter(e =>"
+            " !(e.id && document.querySelector('label[for=\"' + e.id + '\"]')) && !e.getAttribute('aria-label')).map(e => e.id || e.outerHTML)")
+        check(unlabelled == [], "every input has a label: %r" % unlabelled)
         shot("01-login")
         by_css("#lang").click()
         text_contains("#login-h", "Log in")
@@ -337,6 +340,11 @@ def main():
         check("campaign.approve" in exported and ENV["LOA_APPROVER"] in exported, "the export holds the approval")
         shot("10-audit")
         logout()
+
+        step("no Content-Security-Policy refusal and no script error in the whole run")
+        problems = [e["message"] for e in d.get_log("browser")
+                    if "Content Security Policy" in e["message"] or "Uncaught" in e["message"]]
+        check(problems == [], "the browser console: %r" % problems)
         result["ok"] = True
     except (AssertionError, TimeoutException) as e:
         result["ok"] = False
