@@ -82,6 +82,8 @@ public struct LoaConfig: Sendable {
         public var perClientLimit = 768
         public var headTimeoutSeconds: Double = 10
         public var bodyTimeoutSeconds: Double = 60
+        /// Live log streams (server-sent events) open at once: each holds a connection thread while it lasts.
+        public var streamLimit = 16
         public init() {}
     }
 
@@ -177,10 +179,12 @@ struct ConfigFile: Decodable {
         var perClientLimit: Int?
         var headTimeoutSeconds: Double?
         var bodyTimeoutSeconds: Double?
+        var streamLimit: Int?
         enum CodingKeys: String, CodingKey, CaseIterable {
             case address, port
             case connectionLimit = "connection_limit", perClientLimit = "per_client_limit"
             case headTimeoutSeconds = "head_timeout_seconds", bodyTimeoutSeconds = "body_timeout_seconds"
+            case streamLimit = "stream_limit"
         }
     }
     struct CarrierEntry: Decodable {

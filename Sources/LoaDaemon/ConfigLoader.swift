@@ -73,6 +73,11 @@ public enum ConfigLoader {
             if let t = l?.bodyTimeoutSeconds {
                 if t > 0 && t <= 3600 { out.bodyTimeoutSeconds = t } else { add("\(f).body_timeout_seconds", "must be > 0 and <= 3600") }
             }
+            if let n = l?.streamLimit {
+                if (1...min(1000, out.connectionLimit)).contains(n) { out.streamLimit = n } else {
+                    add("\(f).stream_limit", "must be 1-\(min(1000, out.connectionLimit)) (and at most the connection limit)")
+                }
+            }
             return out
         }
         let listenLimits = limits(file.listen, "listen")

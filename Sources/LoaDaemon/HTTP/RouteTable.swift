@@ -143,6 +143,7 @@ extension DaemonService {
     static let endpoints: [Endpoint] = receiptEndpoints + healthEndpoints + operatorEndpoints + accessEndpoints
         + sessionEndpoints
         + previewEndpoints
+        + liveLogEndpoints
 
     /// Finds the request's endpoint, checks its access, runs its handler. A path no endpoint has is 404; a path
     /// served for other methods only is 405 with `Allow` naming them.

@@ -28,6 +28,8 @@ final class DaemonService: HTTPService {
     let uploads = Mutex<[String: Set<String>]>([:])
     /// Each sending campaign's measured pace (``CampaignPaces``), for the campaign view.
     let paces = CampaignPaces()
+    /// The live log streams open (`GET /api/v1/log/stream`), against `listen.stream_limit`.
+    let liveLogSlots = LiveLogSlots()
     /// How many refused requests the audit trail records (``RecordBudget``): a burst of 60, then one a second.
     let refusalBudget: Mutex<RecordBudget>
     /// The console's sessions, login throttle and files (``ConsoleState``).

@@ -93,7 +93,7 @@ public final class HTTPServer: Sendable {
     deinit { stop() }
 
     /// Stops accepting connections at once (new ones are refused), answers requests that start
-    /// on open connections with 503, waits up to `connectionTimeout` seconds for requests in
+    /// on open connections with 503, ends streamed responses (``ResponseStream/close()``), waits up to `connectionTimeout` seconds for requests in
     /// progress to complete, then closes every connection and joins their threads, which waits
     /// for handlers still running. Idempotent; concurrent callers all wait. Must not be called
     /// from a handler.
@@ -104,6 +104,8 @@ public final class HTTPServer: Sendable {
             // libmicrohttpd no longer polls the socket; shutting it down makes the kernel refuse
             // connections instead of queueing them until close. It is closed after the stop.
             if listenSocket >= 0 { _ = shutdown(listenSocket, Int32(SHUT_RDWR)) }
+            // Streamed responses have no end of their own: end them, so the drain does not wait out the timeout.
+            core.streams.closeAll()
             core.gauge.stopAndDrain(seconds: connectionTimeout)
             current.stop()
             watch.stop()
@@ -148,6 +150,8 @@ final class ServerCore: Sendable {
     let service: any HTTPService
     let gauge = RequestGauge()
     let watch: ConnectionWatch
+    /// The responses being streamed (``ResponseStream``), closed at stop.
+    let streams = OpenStreams()
     /// The last message libmicrohttpd logged, for start-up errors.
     let lastLog = Mutex("")
 

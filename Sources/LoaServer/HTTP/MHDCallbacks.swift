@@ -120,7 +120,7 @@ func mhdAccessHandler(
         if hasBody, case .discard(let response) = body,
             answerNow || head.headers["expect"]?.lowercased() == "100-continue" || (contentLength(head) ?? 0) > bodyDiscardLimit
         {
-            return queue(response, on: connection)
+            return queue(response, on: connection, core: core)
         }
         return .YES
     }
@@ -131,8 +131,9 @@ func mhdAccessHandler(
         uploadDataSize.pointee = 0
         return context.consume(UnsafeRawBufferPointer(start: uploadData, count: size)) ? .YES : .NO
     }
-    Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().watch.bodyReceived(connection)
-    return queue(context.finish(), on: connection)
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    core.watch.bodyReceived(connection)
+    return queue(context.finish(), on: connection, core: core)
 }
 
 /// `MHD_RequestCompletedCallback`: the response was sent or the connection is gone.
@@ -183,17 +184,26 @@ func mhdLog(_ cls: UnsafeMutableRawPointer?, _ format: UnsafePointer<CChar>?, _ 
     Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().lastLog.withLock { $0 = message }
 }
 
-/// Sends `response`, or closes the connection for ``ServerResponse/abort``. Invalid status codes become 500; a header libmicrohttpd rejects (control
+/// Sends `response` (a ``ResponseStream`` as it is made), or closes the connection for ``ServerResponse/abort``. Invalid status codes become 500; a header libmicrohttpd rejects (control
 /// characters) turns the whole response into a 500.
-private func queue(_ response: ServerResponse, on connection: OpaquePointer) -> MHD_Result {
+private func queue(_ response: ServerResponse, on connection: OpaquePointer, core: ServerCore) -> MHD_Result {
     // MHD_NO closes the connection; the completion callback still runs (balancing the gauge).
-    if response.abortsConnection { return .NO }
+    if response.abortsConnection { response.stream?.close(); return .NO }
     let status = (100...599).contains(response.status) ? response.status : 500
-    let created = response.body.withUnsafeBytes { bytes -> OpaquePointer? in
-        guard let base = bytes.baseAddress, bytes.count > 0 else {
-            return MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT)
+    let created: OpaquePointer?
+    if let stream = response.stream {
+        // Freed with the response (sent, or the connection gone), which closes the stream.
+        guard let made = makeStreamResponse(stream, registry: core.streams) else {
+            return queue(.text(503, "shutting down\n").closing(), on: connection, core: core)
         }
-        return MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: base), .RESPMEM_MUST_COPY)
+        created = made
+    } else {
+        created = response.body.withUnsafeBytes { bytes -> OpaquePointer? in
+            guard let base = bytes.baseAddress, bytes.count > 0 else {
+                return MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT)
+            }
+            return MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: base), .RESPMEM_MUST_COPY)
+        }
     }
     guard let mhdResponse = created else { return .NO }
     defer { MHD_destroy_response(mhdResponse) }
@@ -201,7 +211,7 @@ private func queue(_ response: ServerResponse, on connection: OpaquePointer) -> 
         let name = header.name.lowercased()
         if name == "content-length" || name == "transfer-encoding" { continue }
         if MHD_add_response_header(mhdResponse, header.name, header.value) == .NO {
-            return queue(.text(500, "invalid response header\n"), on: connection)
+            return queue(.text(500, "invalid response header\n"), on: connection, core: core)
         }
     }
     return MHD_queue_response(connection, UInt32(status), mhdResponse)

@@ -48,6 +48,8 @@ public struct ServerResponse: Sendable {
     public var body: [UInt8]
     /// Close the connection without answering (see ``abort``).
     public var abortsConnection = false
+    /// A body made while it is sent (``ResponseStream``, chunked); `body` is then ignored.
+    public var stream: (any ResponseStream)?
 
     public init(status: Int, headers: [Header] = [], body: [UInt8] = []) {
         self.status = status
