@@ -17,7 +17,9 @@ case "$what" in
   # before the tests start, not by the script inside a test's time limit.
   # chromium-driver and python3-selenium drive the console's real-browser test (Tests/Browser/console_test.py, run
   # with /usr/bin/python3: Debian's selenium, not a pip one).
-  test) pkgs+=(sqlite3 prometheus chromium chromium-driver python3-selenium) ;;
+  test) pkgs+=(sqlite3 prometheus chromium chromium-driver python3-selenium) ;;&
+  # nginx and openssl: the console's TLS recipe (Deploy/nginx-console.conf) is run in front of the daemon in a test.
+  test) pkgs+=(nginx openssl) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

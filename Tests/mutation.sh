@@ -225,6 +225,41 @@ m api-token-length Sources/LoaDaemon/HTTP/Service.swift \
   'return Self.constantTimeEqual(Array(h.dropFirst(7).utf8), token)' \
   'return h.utf8.count - 7 == token.count' \
   'wrongSecretsOfTheRightLengthAreRefused'
+# Console sessions: a change through a session needs its CSRF token; a locked name stays locked; one address trying
+# many names is throttled; an idle session ends; X-Forwarded-For counts only from a trusted proxy; a symbolic link
+# does not lead out of the console's directory; password checks are bounded.
+m session-csrf Sources/LoaDaemon/HTTP/RouteTable.swift \
+  'if let session, !session.csrfMatches,' \
+  'if let session, session.principal.name == "never-a-user", !session.csrfMatches,' \
+  'SessionRouteTests|aSessionIsTheUsersCallerAndEveryChangeNeedsItsCSRFToken'
+m login-lock Sources/LoaCore/Access/LoginThrottle.swift \
+  'if let until = lockedUntil(user: user, now: now) { return .locked(until: until) }' \
+  'if let until = lockedUntil(user: user, now: now), until < 0 { return .locked(until: until) }' \
+  'LoginThrottleTests|aLockedOutUserStaysLockedUntilAnAdminUnlocks'
+m login-address Sources/LoaCore/Access/LoginThrottle.swift \
+  'guard a.bucket.take(upTo: 1, now: now) == 1 else' \
+  'guard a.bucket.take(upTo: 1, now: now) >= 0 else' \
+  'LoginThrottleTests'
+m session-idle Sources/LoaDaemon/Auth/Sessions.swift \
+  'now - s.lastUsed < idleMillis &&' \
+  's.lastUsed >= 0 &&' \
+  'SessionRouteTests'
+m forwarded-untrusted Sources/LoaDaemon/HTTP/SessionRoutes.swift \
+  'guard !proxies.isEmpty, proxies.contains(head.remoteAddress),' \
+  'guard !proxies.isEmpty,' \
+  'SessionRouteTests'
+m forwarded-ignored Sources/LoaDaemon/HTTP/RouteTable.swift \
+  'let head = withClientAddress(head)' \
+  'let head = withClientAddress(head, proxies: [])' \
+  'theConsoleBehindNginxOverTLS|oneAddressTryingManyNamesIsThrottled'
+m console-symlink Sources/LoaDaemon/HTTP/ConsoleRoutes.swift \
+  'real.hasPrefix(dir + "/"),' \
+  'real.hasPrefix("/"),' \
+  'theConsoleIsServedWithItsHeadersAndNothingElse'
+m login-slots Sources/LoaDaemon/Auth/Sessions.swift \
+  'guard n < Self.hashingSlots else { return false }' \
+  'guard n < 1000 else { return false }' \
+  'aFloodOfLoginsIsBoundedAndTheDaemonAnswersMeanwhile'
 # Part counting: 160/153 GSM-7 septets, 70/67 UCS-2 units, a surrogate pair is two units.
 m parts-gsm-capacity Sources/LoaCore/Text/SMSText.swift \
   'let capacity = gsm ? 153 : 67' \

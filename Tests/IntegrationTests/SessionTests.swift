@@ -159,6 +159,15 @@ struct ConsoleLogin {
         defer { _ = loa.stop() }
         let flood = try CurlEngine(maxConnectionsPerHost: 60)
         defer { flood.shutdown() }
+        // The probe and an API read, one after another, timed: before the flood (the machine's own pace) and during it.
+        func probe() async throws -> Double {
+            let t = Date()
+            #expect(try await loa.engine.perform(HTTPRequest(url: loa.base + "/healthz", timeout: 10)).status == 200)
+            #expect(try await loa.api("/api/v1/campaigns").status == 200)
+            return Date().timeIntervalSince(t)
+        }
+        var before = 0.0
+        for _ in 0..<10 { before = max(before, try await probe()) }
         let url = loa.base + "/api/v1/session"
         let started = Date()
         async let statuses: [Int] = withThrowingTaskGroup(of: Int.self) { group in
@@ -171,21 +180,17 @@ struct ConsoleLogin {
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        // Meanwhile: the probe and an API read, one after another, each timed.
         var slowest = 0.0
-        for _ in 0..<10 {
-            let t = Date()
-            #expect(try await loa.engine.perform(HTTPRequest(url: loa.base + "/healthz", timeout: 10)).status == 200)
-            #expect(try await loa.api("/api/v1/campaigns").status == 200)
-            slowest = max(slowest, Date().timeIntervalSince(t))
-        }
+        for _ in 0..<10 { slowest = max(slowest, try await probe()) }
         let all = try await statuses
         let seconds = Date().timeIntervalSince(started)
         let checked = all.filter { $0 == 401 }.count, busy = all.filter { $0 == 503 }.count
         #expect(checked + busy == 60, "\(all)")
         #expect(checked >= 2 && busy > 0, "\(checked) checked, \(busy) busy")
-        #expect(slowest < 2, "the probe and a read took \(slowest) s during the flood")
-        print("login flood: 60 at once: \(checked) checked (401), \(busy) busy (503) in \(String(format: "%.2f", seconds)) s; slowest probe+read \(String(format: "%.3f", slowest)) s")
+        // Relative to the machine's own pace before the flood (a shared, loaded machine is slow for everyone).
+        #expect(slowest < max(1, 10 * before), "the probe and a read took \(slowest) s during the flood, \(before) s before it")
+        print("login flood: 60 at once: \(checked) checked (401), \(busy) busy (503) in \(String(format: "%.2f", seconds)) s; "
+              + "slowest probe+read \(String(format: "%.3f", slowest)) s during, \(String(format: "%.3f", before)) s before")
     }
 
     /// One address trying many names is refused after `address_max_failures`, whatever the name (the right password

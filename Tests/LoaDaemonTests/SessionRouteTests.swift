@@ -105,3 +105,39 @@ import Testing
         #expect(client("192.0.2.50", "198.51.100.7") == "192.0.2.50")
     }
 }
+
+/// The console's keys in the config: read with their defaults, and each bad one named with its line.
+@Suite struct ConsoleConfigTests {
+    let env = ["T": "0123456789abcdef-token", "S": "receipt-secret-0123456789"]
+
+    @Test func consoleKeysLoadAndBadOnesAreNamed() throws {
+        let s = Scratch()
+        _ = s.write("kannel.pw", "hunter2\n")
+        let plain = try ConfigLoader.load(path: s.write("a.json", goodConfig), environment: env).get()
+        #expect(plain.console == ConsoleSettings())
+        let good = goodConfig.replacingOccurrences(of: #""api_token": { "env": "T" },"#, with: #"""
+            "api_token": { "env": "T" },
+              "console": { "directory": "web", "secure_cookie": true, "idle_timeout_seconds": 60,
+                           "login": { "max_failures": 3, "failure_window_seconds": 60, "lock_seconds": 120, "address_max_failures": 9 } },
+              "trusted_proxies": ["127.0.0.1", "::0001"],
+            """#)
+        let c = try ConfigLoader.load(path: s.write("b.json", good), environment: env).get().console
+        #expect(c.directory == s.path + "/web" && c.secureCookie && c.idleTimeoutSeconds == 60)
+        #expect(c.login.maxFailures == 3 && c.login.failureWindowMillis == 60_000 && c.login.lockMillis == 120_000 && c.login.addressMaxFailures == 9)
+        #expect(c.trustedProxies == ["127.0.0.1", "::1"])
+        let bad = goodConfig.replacingOccurrences(of: #""api_token": { "env": "T" },"#, with: #"""
+            "api_token": { "env": "T" },
+              "console": { "idle_timeout_seconds": 0, "login": { "max_failures": 0, "lock_sec": 5 } },
+              "trusted_proxies": ["nginx.local"],
+            """#)
+        guard case .failure(let problems) = ConfigLoader.load(path: s.write("c.json", bad), environment: env) else {
+            Issue.record("a bad console config loaded")
+            return
+        }
+        let text = problems.description
+        for expected in ["c.json:6: console.idle_timeout_seconds: must be 1-86400", "console.login.max_failures: must be 1-1000",
+                         "console.login.lock_sec", "c.json:7: trusted_proxies.0: must be a numeric IPv4 or IPv6 address"] {
+            #expect(text.contains(expected), "\(text)")
+        }
+    }
+}

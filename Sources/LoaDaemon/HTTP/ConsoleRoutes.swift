@@ -69,8 +69,10 @@ extension DaemonService {
     /// `GET /` (a redirect to the console), `GET /console` and `GET /console/<file>`, open to anyone: the files hold
     /// no data (the data is behind the API's session). Nil for any other path: the route table's.
     func consoleRoute(_ head: RequestHead) -> Route? {
-        let segments = head.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // Every request passes here (receipts too): anything not under /console costs one prefix compare.
         if head.path == "/" { return .respond(redirect("/console/")) }
+        guard head.path.hasPrefix("/console") else { return nil }
+        let segments = head.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         guard segments.first == "console" else { return nil }
         guard head.method == "GET" || head.method == "HEAD" else {
             var r = consoleError(405, "method-not-allowed", "\(head.path) does not take \(head.method)")

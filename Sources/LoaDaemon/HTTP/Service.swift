@@ -11,7 +11,8 @@ import Synchronization
 /// This file holds the service's state; `RouteTable.swift` the table's types and the dispatch of a request (auth,
 /// encoding, errors, in one place each); the routes live by concern in
 /// `ReceiptRoutes.swift` (receipts and replies), `OperatorRoutes.swift` (the operator API), `HealthRoutes.swift`
-/// (health, readiness and metrics) and `Uploads.swift` (streamed segment and exclusion uploads).
+/// (health, readiness and metrics), `Uploads.swift` (streamed segment and exclusion uploads), `SessionRoutes.swift`
+/// (the console's login, session cookie and CSRF) and `ConsoleRoutes.swift` (the console's static files).
 final class DaemonService: HTTPService {
     let store: any MessageStore
     let config: LoaConfig
