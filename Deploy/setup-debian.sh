@@ -16,7 +16,9 @@ case "$what" in
   # prometheus gives promtool: the tests check the metrics the daemon serves and the shipped alert rules with it.
   # chromium renders the report page to a screenshot (Deploy/report-screenshot.sh) in the report test: installed here,
   # before the tests start, not by the script inside a test's time limit.
-  test) pkgs+=(sqlite3 prometheus chromium) ;;&
+  # chromium-driver and python3-selenium drive the console's real-browser test (Tests/Browser/console_test.py, run
+  # with /usr/bin/python3: Debian's selenium, not a pip one).
+  test) pkgs+=(sqlite3 prometheus chromium chromium-driver python3-selenium) ;;&
   # postgresql-15: the server Tests/pg.sh starts (initdb in a temporary directory) for the store's PostgreSQL cases.
   # nginx and openssl: the console's TLS recipe (Deploy/nginx-console.conf) is run in front of the daemon in a test.
   test) pkgs+=(postgresql-15 nginx openssl) ;;

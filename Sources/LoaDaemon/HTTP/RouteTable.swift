@@ -141,9 +141,9 @@ struct Endpoint: Sendable {
 extension DaemonService {
     /// Every endpoint the daemon serves, in the order they are tried (the first whose method and pattern fit).
     static let endpoints: [Endpoint] = receiptEndpoints + healthEndpoints + operatorEndpoints + accessEndpoints
+        + sessionEndpoints
         + previewEndpoints
         + liveLogEndpoints
-        + sessionEndpoints
 
     /// Finds the request's endpoint, checks its access, runs its handler. A path no endpoint has is 404; a path
     /// served for other methods only is 405 with `Allow` naming them.
