@@ -302,6 +302,18 @@ def main():
         result["log_receipts"] = len(all_css("#log li[data-event=receipt]"))
         result["log_lines"] = len(all_css("#log li"))
         check(all_css("#detail-carriers tbody tr"), "progress per carrier shown")
+
+        def ward_delivered():
+            rows = {}
+            for r in all_css("#detail-wards tbody tr[data-key]"):
+                cell = r.find_elements(By.CSS_SELECTOR, "td[data-state=delivered]")
+                rows[r.get_attribute("data-key")] = int(cell[0].text.replace(".", "").replace(",", "")) if cell else 0
+            return rows
+        # Progress per ward comes from the report, read again every 15 s while the campaign is open.
+        WebDriverWait(d, 60, 0.5, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda _: sum(ward_delivered().values()) == 60, "per-ward progress to reach 60 delivered")
+        result["ward_delivered"] = ward_delivered()
+        check(len(result["ward_delivered"]) == 2, "progress per ward: two wards, %r" % result["ward_delivered"])
         check(all_css("#carrier-list tr"), "carriers' health shown")
         shot("08-dashboard-live-log")
 

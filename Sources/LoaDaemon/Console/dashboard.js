@@ -4,7 +4,7 @@
 "use strict";
 (function () {
   const Loa = window.Loa, $ = Loa.$, t = Loa.t;
-  const state = { list: [], views: {}, carriers: [], open: null, report: null, timer: null, source: null, busy: false };
+  const state = { list: [], views: {}, carriers: [], open: null, report: null, timer: null, source: null, busy: false, ticks: 0 };
   const live = ["scheduled", "running", "paused"];
   /** Campaign views fetched per refresh (rate, ETA): the live ones, at most this many. */
   const viewLimit = 20;
@@ -32,7 +32,13 @@
 
   function schedule() {
     clearTimeout(state.timer);
-    state.timer = setTimeout(async () => { await refresh(); if (Loa.current === "dashboard") schedule(); }, 3000);
+    state.timer = setTimeout(async () => {
+      await refresh();
+      // The report (per-ward states, deliveries over time) is an aggregate over the campaign's messages on the
+      // store's one writer: the open campaign's is read again every fifth refresh (15 s), not every 3 s.
+      if (state.open && ++state.ticks % 5 === 0) loadReport(state.open);
+      if (Loa.current === "dashboard") schedule();
+    }, 3000);
   }
 
   function progressOf(c) {
@@ -154,12 +160,40 @@
     box.replaceChildren();
     box.className = "tables";
     if (!r) return;
-    const delivered = {};
-    for (const b of r.timeline || []) delivered[b.carrier] = (delivered[b.carrier] || 0) + b.delivered;
-    box.append(Loa.countTable(t("report.delivered"), delivered, "delivered"));
+    // Progress per ward: the report's breakdown by the campaign's group column (ward), when the view has none.
+    const v = state.views[state.open];
+    if (!(v && v.wards) && (r.groups || []).length) {
+      const wards = {};
+      for (const g of r.groups) wards[g.name || "—"] = g.states;
+      statesTable($("#detail-wards"), wards);
+    }
+    box.append(timelineTable(r.timeline || []));
     const reasons = {};
     for (const g of r.reason_groups || []) reasons[g.code + " (" + g.class + ")"] = g.count;
     box.append(Loa.countTable(t("report.reasons"), reasons, "reasons"));
+  }
+
+  /** Deliveries over time: at most 12 rows of time, oldest first (the report's buckets merged in order), a column
+   * per carrier. */
+  function timelineTable(buckets) {
+    const carriers = Array.from(new Set(buckets.map((b) => b.carrier))).sort();
+    const first = Array.from(new Set(buckets.map((b) => b.start))).sort((a, b) => a - b);
+    const per = Math.max(1, Math.ceil(first.length / 12));
+    const rowOf = new Map(first.map((start, i) => [start, first[Math.floor(i / per) * per]]));
+    const byStart = new Map();
+    for (const b of buckets) {
+      const row = rowOf.get(b.start);
+      if (!byStart.has(row)) byStart.set(row, {});
+      byStart.get(row)[b.carrier] = (byStart.get(row)[b.carrier] || 0) + b.delivered;
+    }
+    const starts = Array.from(byStart.keys()).sort((a, b) => a - b);
+    return Loa.el("table", { class: "data", "data-field": "delivered" },
+      Loa.el("caption", { text: t("report.delivered") }),
+      Loa.el("thead", {}, Loa.el("tr", {}, Loa.el("th", { scope: "col", text: t("col.time") }),
+        ...carriers.map((c) => Loa.el("th", { scope: "col", class: "n", text: c })))),
+      Loa.el("tbody", {}, ...starts.map((s) => Loa.el("tr", { "data-key": String(s) },
+        Loa.el("th", { scope: "row", text: Loa.time(s) }),
+        ...carriers.map((c) => Loa.el("td", { class: "n", "data-value": byStart.get(s)[c] || 0, text: Loa.num(byStart.get(s)[c] || 0) }))))));
   }
 
   async function loadReport(id) {
@@ -262,7 +296,7 @@
 
   function reset() {
     leave();
-    Object.assign(state, { list: [], views: {}, carriers: [], open: null, report: null });
+    Object.assign(state, { list: [], views: {}, carriers: [], open: null, report: null, ticks: 0 });
     $("#campaign-list").replaceChildren();
     $("#carrier-list").replaceChildren();
     $("#log").replaceChildren();
