@@ -143,7 +143,7 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         // The slots are free again.
         let again = try RawClient(from: "127.0.0.2", port: loa.port)
         again.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        try await poll(5, every: 0.05, "an answer on a freed slot") { again.drain() }
+        try await poll(20, every: 0.05, "an answer on a freed slot") { again.drain() }
         #expect(again.responseText.hasPrefix("HTTP/1.1 200"), "\(again.responseText)")
     }
 
