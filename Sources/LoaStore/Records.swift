@@ -283,3 +283,33 @@ public struct ActiveCampaign: Sendable, Equatable {
     /// Whether its messages may move to another allowed carrier while theirs is down.
     public var failover: Bool = false
 }
+
+/// The report's reasons as every store counts them: rows not sent by their reason code; failed and expired messages
+/// by a code made from the gateway's words (``FailureReason/code(_:)``: ids and numbers out) and a class, never by the
+/// raw text, which carries ids.
+struct ReasonTally {
+    private var coded: [String: (cls: String, n: Int64)] = [:]
+
+    /// `n` rows not sent for `reason` (the store's `reason_counts`).
+    mutating func notSent(_ reason: String, _ n: Int64) {
+        coded[reason, default: (FailureReason.Class.notSent.rawValue, 0)].n += n
+    }
+
+    /// `n` messages that ended `failed` or `expired` with the gateway's words `detail`.
+    mutating func ended(state raw: Int64, accepted: Bool, detail: String, _ n: Int64) {
+        let state = (MessageState(rawValue: Int(raw)) ?? .expired).name
+        let cls = FailureReason.classify(state: state, accepted: accepted)
+        let words = FailureReason.code(detail)
+        let key = words.isEmpty ? state : words.hasPrefix(state) ? words : state + ": " + words
+        coded[key == "failed" || key == "expired" ? key + ": " + key : key, default: (cls.rawValue, 0)].n += n
+    }
+
+    /// Counts by code, for older clients.
+    var counts: [String: Int64] { coded.mapValues(\.n) }
+
+    /// The same with their class, largest first.
+    var groups: [ReportData.Reason] {
+        coded.map { ReportData.Reason(code: $0.key, class: $0.value.cls, count: $0.value.n) }
+            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.code < $1.code }
+    }
+}

@@ -78,25 +78,16 @@ extension Store {
                 """).query([.int(lo), .int(width), .text(campaign)]) { r in
                 timeline.append(.init(start: lo + r.int("bucket") * width, carrier: r.text("carrier") ?? "", delivered: r.int("n")))
             }
-            // Rows not sent by their reason code; failed and expired messages by a code made from the gateway's words
-            // (``FailureReason/code(_:)``: ids and numbers out) and a class, never by the raw text, which carries ids.
-            var coded: [String: (cls: String, n: Int64)] = [:]
+            var tally = ReasonTally()
             try ctx.statement("SELECT reason, n FROM reason_counts WHERE campaign_id = ? AND n > 0").query([.text(campaign)]) {
-                coded[$0.text("reason") ?? "", default: (FailureReason.Class.notSent.rawValue, 0)].n += $0.int("n")
+                tally.notSent($0.text("reason") ?? "", $0.int("n"))
             }
             try ctx.statement("""
                 SELECT state, gateway_id IS NOT NULL AS accepted, COALESCE(substr(detail, 1, 200), '') AS detail, COUNT(*) AS n FROM messages
                 WHERE campaign_id = ? AND state IN (\(MessageState.failed.rawValue), \(MessageState.expired.rawValue)) GROUP BY 1, 2, 3
                 """).query([.text(campaign)]) { r in
-                let state = (MessageState(rawValue: Int(r.int("state"))) ?? .expired).name
-                let cls = FailureReason.classify(state: state, accepted: r.int("accepted") != 0)
-                let words = FailureReason.code(r.text("detail") ?? "")
-                let key = words.isEmpty ? state : words.hasPrefix(state) ? words : state + ": " + words
-                coded[key == "failed" || key == "expired" ? key + ": " + key : key, default: (cls.rawValue, 0)].n += r.int("n")
+                tally.ended(state: r.int("state"), accepted: r.int("accepted") != 0, detail: r.text("detail") ?? "", r.int("n"))
             }
-            let reasonGroups = coded.map { ReportData.Reason(code: $0.key, class: $0.value.cls, count: $0.value.n) }
-                .sorted { $0.count != $1.count ? $0.count > $1.count : $0.code < $1.code }
-            let reasons = coded.mapValues(\.n)
             var groups: [String: [String: Int64]] = [:]
             try ctx.statement("SELECT grp, state, COUNT(*) AS n FROM messages WHERE campaign_id = ? AND grp IS NOT NULL GROUP BY 1, 2")
                 .query([.text(campaign)]) { r in
@@ -112,8 +103,8 @@ extension Store {
                     groups[g, default: [:]]["sending", default: 0] += 1
                 }
             }
-            return ReportData(bucketMillis: width, timeline: timeline, reasons: reasons,
-                              groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) }, reasonGroups: reasonGroups)
+            return ReportData(bucketMillis: width, timeline: timeline, reasons: tally.counts,
+                              groups: groups.keys.sorted().map { .init(name: $0, states: groups[$0]!) }, reasonGroups: tally.groups)
         }
     }
 
