@@ -9,7 +9,8 @@ import LoaStore
 /// ```
 /// The URL names the server, database and user but never the password: that comes from a secret (`env`, `file` or
 /// `credential`, as every secret of the config), so the URL can be logged and shown. `node` names this daemon in the
-/// database (one daemon per node at a time); `schema` the tables' schema.
+/// database (one daemon per node at a time); `schema` the tables' schema; `lease_seconds` (default 10) the node's
+/// lease: a node sends only while it holds it, and a survivor settles a dead node's claims a fifth of it later.
 public enum StoreChoice: Sendable {
     case sqlite
     case postgresql(PostgresSettings)
@@ -22,7 +23,11 @@ struct StoreEntry: Decodable {
     var password: SecretRef?
     var schema: String?
     var node: String?
-    enum CodingKeys: String, CodingKey, CaseIterable { case kind, url, password, schema, node }
+    var leaseSeconds: Double?
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case kind, url, password, schema, node
+        case leaseSeconds = "lease_seconds"
+    }
 }
 
 extension ConfigLoader {
@@ -36,6 +41,7 @@ extension ConfigLoader {
             for (key, value) in [("url", entry.url), ("schema", entry.schema), ("node", entry.node)] where value != nil {
                 add("store.\(key)", "only for kind postgresql")
             }
+            if entry.leaseSeconds != nil { add("store.lease_seconds", "only for kind postgresql") }
             if entry.password != nil { add("store.password", "only for kind postgresql") }
             return .sqlite
         case "postgresql":
@@ -49,9 +55,12 @@ extension ConfigLoader {
             let node = entry.node ?? "local"
             if !CampaignSpecNames.isName(schema) { add("store.schema", "must be letters, digits or '_', starting with a letter or '_' (at most 63)") }
             if !CampaignSpecNames.isName(node) { add("store.node", "must be letters, digits or '_', starting with a letter or '_' (at most 63)") }
+            let lease = entry.leaseSeconds ?? 10
+            if !(lease >= 1 && lease <= 300) { add("store.lease_seconds", "must be between 1 and 300 seconds (a node stops sending when its lease ends)") }
             // No password: the server trusts the connection (peer or trust authentication, a client certificate).
             let password = entry.password.map { clientOnly ? "" : resolve($0, "store.password") }
-            return .postgresql(PostgresSettings(url: url, password: password, schema: schema, node: node))
+            return .postgresql(PostgresSettings(url: url, password: password, schema: schema, node: node,
+                                                leaseMillis: Int64((min(max(lease, 1), 300) * 1000).rounded())))
         case let other:
             add("store.kind", "unknown store kind '\(other)' (known: sqlite, postgresql)")
             return .sqlite

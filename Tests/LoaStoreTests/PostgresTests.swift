@@ -114,10 +114,60 @@ import Testing
         a.close()
         let again = try open(dirA, "a")
         defer { again.close(); b.close() }
-        #expect(again.recovery.unknownMessages == Int64(idsA.count))
+        // (Node b may have settled them first, as a survivor, if its lease round fell in between.)
+        #expect(again.recovery.unknownMessages == Int64(idsA.count) || again.recovery.unknownMessages == 0)
         let after = try #require(try again.campaign("c1"))
         #expect(after.states == ["unknown": Int64(idsA.count), "sending": Int64(idsB.count)].filter { $0.value > 0 }, "\(after.states)")
         #expect(try b.messageStates(campaign: "c1").filter { $0.state == .sending }.count == idsB.count)
+    }
+
+    /// A node that stops renewing its lease (as if stopped by SIGSTOP): it stops holding it locally when the lease
+    /// ends, claims nothing (the database's fence), a survivor turns its claims into `unknown` after the grace, and
+    /// when it renews again it finds its lease gone and takes a new epoch before claiming again.
+    @Test(.timeLimit(.minutes(1))) func aSurvivorSettlesAStoppedNodesClaimsAndTheNodeTakesANewLease() throws {
+        let base = TempDir(.postgresql)
+        let schema = testSchema(base.path)
+        let dirA = TempDir(.postgresql), dirB = TempDir(.postgresql)
+        func open(_ dir: TempDir, _ node: String) throws -> PostgresStore {
+            var settings = try testPostgresSettings(schema: schema, node: node)
+            settings.leaseMillis = 1000
+            return try PostgresStore(settings: settings, directory: dir.path, log: DeliveryLogFile(path: dir.path + "/delivery.log"), clock: clock)
+        }
+        let a = try open(dirA, "a"), b = try open(dirB, "b")
+        defer { a.close(); b.close() }
+        let events = Mutex<[ClusterEvent]>([])
+        b.cluster.observe { e in if case .members = e { return }; events.withLock { $0.append(e) } }
+        let aEvents = Mutex<[ClusterEvent]>([])
+        a.cluster.observe { e in if case .members = e { return }; aEvents.withLock { $0.append(e) } }
+        try a.createCampaign(submission(), startAt: 0, deadlineAt: .max)
+        _ = try a.ingest(campaign: "c1", rows: (0..<20).map { accepted("+849123\(String(format: "%05d", $0))", line: $0 + 2) })
+        try a.commitCampaign("c1")
+        _ = try a.advanceCampaigns(now: clock.now())
+        let firstEpoch = a.cluster.epoch
+        #expect(a.cluster.holds() && b.cluster.holds())
+        let claimedA = try a.claim(campaign: "c1", carrier: "k", limit: 5, now: clock.now())
+        #expect(claimedA.count == 5)
+        a.cluster.suspended.store(true, ordering: .relaxed)
+        func poll(_ what: String, _ done: () throws -> Bool) throws {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try !done() {
+                guard ContinuousClock.now < deadline else { Issue.record("timed out waiting for \(what)"); return }
+                usleep(20_000)
+            }
+        }
+        try poll("node a to stop holding its lease") { !a.cluster.holds() }
+        try poll("node b to settle node a's claims") { events.withLock { $0.contains(.tookOver(node: "a", epoch: firstEpoch, settled: 5)) } }
+        #expect(try b.campaign("c1")?.states == ["unknown": 5, "queued": 15])
+        #expect(try a.claim(campaign: "c1", carrier: "k", limit: 5, now: clock.now()).isEmpty, "a node without its lease claimed")
+        let bLog = logLines(dirB)
+        #expect(bLog.filter { $0["event"] as? String == "unknown" }.map { $0["message"] as? Int }.map { Int64($0 ?? -1) }.sorted() == claimedA.map(\.id).sorted())
+        // Back from the pause: the lease is gone in the database; a new epoch, nothing left to settle.
+        a.cluster.suspended.store(false, ordering: .relaxed)
+        try poll("node a to hold a lease again") { a.cluster.holds() }
+        #expect(a.cluster.epoch == firstEpoch + 1)
+        #expect(aEvents.withLock { $0 } == [.lost(reason: "the lease ended in the database"), .regained(epoch: firstEpoch + 1, settled: 0)])
+        #expect(try a.claim(campaign: "c1", carrier: "k", limit: 5, now: clock.now()).count == 5)
+        try poll("node b to see both nodes alive") { b.cluster.members().map(\.node) == ["a", "b"] && b.cluster.members().allSatisfy(\.alive) }
     }
 
     /// A connection lost under the store (the server restarted, or an administrator ended the session): the

@@ -25,12 +25,15 @@ public struct PostgresSettings: Sendable {
     /// This daemon's name in the database: the node a claim names (`messages.node`) and whose delivery log's
     /// position it keeps. One daemon per node at a time (an advisory lock).
     public var node: String
+    /// The node's lease (``ClusterLease``): it sends only while it holds one, renewed every quarter of this.
+    public var leaseMillis: Int64
 
-    public init(url: String, password: String?, schema: String = "public", node: String = "local") {
+    public init(url: String, password: String?, schema: String = "public", node: String = "local", leaseMillis: Int64 = 10_000) {
         self.url = url
         self.password = password
         self.schema = schema
         self.node = node
+        self.leaseMillis = leaseMillis
     }
 
     /// The URL as it may be shown: a password written into it (which the config refuses) is replaced by `***`.

@@ -14,6 +14,8 @@ final class PGContext {
     let logger: Logger
     /// This daemon's node (``PostgresSettings/node``).
     var node: String { db.settings.node }
+    /// This node's lease: a claim checks it in its transaction.
+    var cluster: PGCluster?
 
     private let pending = LogLineBuffer()
     private var countDeltas: [WriteContext.CountKey: Int64] = [:]
@@ -79,24 +81,9 @@ final class PGContext {
 
     /// This node's `sending` messages become `unknown` (logged, counted): their request may have left; never resent.
     private func recoverInFlight() throws {
-        let detail = "daemon stopped while the request was in flight; not resent"
-        var rows: [(Int64, String, String?, String, Int)] = []
-        try query("SELECT id, campaign_id, phone, carrier, attempts FROM messages WHERE state = \(PGSchema.sending) AND node = ? ORDER BY id",
-                  [.text(node)]) { rows.append(($0.int("id"), $0.text("campaign_id") ?? "", $0.text("phone"), $0.text("carrier") ?? "", Int($0.int("attempts")))) }
-        guard !rows.isEmpty else { return }
-        var perCampaign: [String: Int64] = [:]
-        try run("UPDATE messages SET state = ?, detail = ?, updated_at = ? WHERE state = \(PGSchema.sending) AND node = ?",
-                [.int(Int64(MessageState.unknown.rawValue)), .text(detail), .int(now), .text(node)])
-        for (id, campaign, phone, carrier, attempts) in rows {
-            count(campaign: campaign, carrier: carrier, from: .sending, to: .unknown)
-            emit(campaign: campaign, message: id, recipient: phone, carrier: carrier, event: "unknown", status: "unknown", attempt: attempts, detail: detail)
-            perCampaign[campaign, default: 0] += 1
-        }
-        for (campaign, n) in perCampaign {
-            try run("UPDATE campaigns SET recovered_unknown = recovered_unknown + ? WHERE id = ?", [.int(n), .text(campaign)])
-        }
-        recovery.unknownMessages = Int64(rows.count)
-        recovery.unknownByCampaign = perCampaign
+        recovery.unknownMessages = 0
+        recovery.unknownByCampaign = [:]
+        try settleSending(of: node, detail: "daemon stopped while the request was in flight; not resent")
     }
 
     /// Runs jobs in one transaction, each in a savepoint (see the type's comment). A lost connection is opened again

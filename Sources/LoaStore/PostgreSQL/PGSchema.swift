@@ -153,6 +153,19 @@ enum PGSchema {
         """
         ALTER TABLE campaigns ADD COLUMN preview text;
         """,
+        // 3: leases (``PGCluster``). Times are the database's clock in milliseconds (`loa_now_ms()`), one clock for
+        // every node. `epoch` is bumped each time the node takes its lease anew; `recovered_epoch` is the last epoch
+        // whose unsettled claims a survivor (or the node itself) turned into `unknown`; `status` is what the node
+        // publishes about itself (JSON) for the cluster's view.
+        """
+        CREATE FUNCTION loa_now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+        ALTER TABLE nodes ADD COLUMN epoch bigint NOT NULL DEFAULT 0;
+        ALTER TABLE nodes ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
+        ALTER TABLE nodes ADD COLUMN renewed_at bigint NOT NULL DEFAULT 0;
+        ALTER TABLE nodes ADD COLUMN joined_at bigint NOT NULL DEFAULT 0;
+        ALTER TABLE nodes ADD COLUMN recovered_epoch bigint NOT NULL DEFAULT 0;
+        ALTER TABLE nodes ADD COLUMN status text;
+        """,
     ]
 
     /// Applies the migrations not yet applied. Several daemons may start at once: a transaction-scoped advisory lock

@@ -12,6 +12,8 @@ extension PostgresStore {
         try write { ctx in
             // The transaction's own time decides: a claim that waited past the window's close (or the deadline) sends nothing.
             guard ctx.now < until && ctx.now < deadline else { return [] }
+            // Fenced in the database too: a node whose lease ended (stopped, cut off) claims nothing.
+            if let cluster = ctx.cluster, try !ctx.holdsLease(epoch: cluster.epoch) { return [] }
             return try ctx.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline)
         }
     }

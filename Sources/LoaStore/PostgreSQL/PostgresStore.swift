@@ -22,6 +22,8 @@ public final class PostgresStore: MessageStore {
     public let recovery: RecoveryReport
     private let monitor = WriterMonitor()
     private let counters: WriteCounters
+    /// This node's lease and the cluster's members (``PGCluster``), renewed on a thread and connection of their own.
+    let cluster: PGCluster
 
     public var writerHealth: WriterHealth { monitor.snapshot }
     public var rowsWritten: Int64 { counters.rows.load(ordering: .relaxed) }
@@ -43,6 +45,11 @@ public final class PostgresStore: MessageStore {
         try PGSchema.migrate(db)
         let context = PGContext(db: db, log: log, clock: clock, maskNumbers: maskNumbers, logger: logger)
         try context.takeNode()
+        let cluster = PGCluster(node: settings.node, leaseMillis: settings.leaseMillis, logger: logger)
+        // The lease before the recovery of this node's claims: from here a survivor waits for it to end.
+        cluster.granted(epoch: try context.acquireLease(settings.leaseMillis), sentAt: PGCluster.bootNanos())
+        context.cluster = cluster
+        self.cluster = cluster
         let started = DispatchTime.now().uptimeNanoseconds
         try context.startUp()
         context.recovery.seconds = max(1e-9, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
@@ -63,9 +70,16 @@ public final class PostgresStore: MessageStore {
             runQueued()
             context.db.finish()
         }
+        do {
+            cluster.start(db: try PGConnection(settings: settings), store: self)
+        } catch {
+            close()
+            throw error
+        }
     }
 
     public func close() {
+        cluster.stop()
         monitor.closing()
         queue.close()
         queue.worker.stop()
