@@ -295,15 +295,15 @@ final class LoaDaemonProcess: @unchecked Sendable {
     /// submit with the one admin token and expect the campaign to send; the approval tests (AccessTests) turn it on.
     init(work: WorkDir, password: String = "sim-password", carriers: String, defaultCarrier: String, extraConfig: String = "",
          retry: String = #"{ "max_attempts": 4, "base_seconds": 0.2, "max_seconds": 2 }"#, networks: String = "{}", listen: String = "",
-         approval: Bool = false) throws {
+         approval: Bool = false, port: Int? = nil) throws {
         self.work = work
-        self.port = freePort()
+        self.port = port ?? freePort()
         self.kannelPassword = password
         engine = try CurlEngine(maxConnectionsPerHost: 8)
         work.write("loa.json", """
             {
               "data_dir": "data",
-              "listen": { "address": "127.0.0.1", "port": \(port)\(listen.isEmpty ? "" : ", " + listen) },
+              "listen": { "address": "127.0.0.1", "port": \(self.port)\(listen.isEmpty ? "" : ", " + listen) },
               "api_token": { "env": "LOA_API_TOKEN" },
               "drain_seconds": 10,
               "log_level": "info",
