@@ -13,11 +13,11 @@
 #     state; with receipts, to the last receipt) and over the ingest;
 #   - database CPU ms: utime + stime of the postmaster and its children (/proc/PID/stat; exited children through the
 #     postmaster's cutime + cstime), over the sending and over the ingest; SQLite's is inside the daemon;
-#   - daemons' CPU ms: utime + stime of every node's daemon, over the sending.
+#   - daemons' CPU ms: utime + stime of every node's daemon, over the sending;
 #   - DB commits (pg_stat_database xact_commit) over the sending, and the growth of `messages` (table and indexes).
 # The campaign starts LEAD seconds after its submission (the first: 10 s + 1 s per 2,000 recipients; then 8 s + three
-# times the configuration's last submission's time; BENCH_LEAD overrides) so the ingest is over before the sending's snapshot. `uptime`
-# before and after.
+# times the configuration's last submission's time; BENCH_LEAD overrides) so the ingest is over before the sending's
+# snapshot. `uptime` before and after.
 #   Tests/Benchmarks/cluster.sh [N=50000] [IN_FLIGHT=8] [ROUNDS=3] [receipts]
 # receipts: the simulator sends each message's final receipt to the node that sent it (--receipt-delay-ms 100), and a
 # configuration ends when every recipient is in a final state (delivered, or failed for the simulator's 5% undelivered).
