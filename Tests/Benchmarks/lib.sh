@@ -115,9 +115,14 @@ bench_wait_state() {
 
 # bench_init NAME: builds the release `loa` ($loa), makes $work and a free $port, and stops on exit whatever the
 # script started: $pid (daemon), $spid (simulator), $npid (nginx), Kannel in $work/kannel.
+# BENCH_LOA=/path/to/loa runs that binary instead (another commit's build, for a before/after in one session).
 bench_init() {
-  swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
-  loa="$(swift build -c release --show-bin-path)/loa"
+  if [ -n "${BENCH_LOA:-}" ]; then
+    loa=$BENCH_LOA
+  else
+    swift build -c release --product loa 2>&1 | grep -E 'error|warning' || true
+    loa="$(swift build -c release --show-bin-path)/loa"
+  fi
   work=$(mktemp -d "/tmp/loa-bench-$1.XXXXXX")
   pid=""; spid=""; npid=""; kannel=0
   port=$(free_port)

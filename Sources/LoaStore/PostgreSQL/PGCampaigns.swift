@@ -40,11 +40,24 @@ extension PostgresStore {
         }
     }
 
+    /// Commits the load, then has PostgreSQL's statistics of `messages` made again (`ANALYZE`, a sample of some 30,000
+    /// rows whatever the table's size), so the claims and acceptances are planned knowing the rows just loaded:
+    /// autovacuum analyzes only after a minute or so, and auto_explain showed the claim's plan scanning the whole
+    /// un-analyzed table. A failed ANALYZE is logged, not the commit's failure: the campaign is committed already.
     public func commitCampaign(_ id: String, generation: Int64?) throws {
         try write { ctx in
             try ctx.requireGeneration(id, generation)
             try ctx.requireState(id, .loading)
             try ctx.setCampaignState(id, .scheduled)
+        }
+        _ = try? write { ctx in
+            do {
+                try ctx.db.exec("ANALYZE messages")
+            } catch {
+                ctx.logger.warning("ANALYZE messages after loading a campaign failed; the planner keeps its older statistics",
+                                   ["campaign": id, "error": "\(error)"])
+                throw error
+            }
         }
     }
 
@@ -142,70 +155,6 @@ extension PGContext {
             INSERT INTO reason_counts(campaign_id, reason, n) VALUES(?, ?, ?)
             ON CONFLICT(campaign_id, reason) DO UPDATE SET n = reason_counts.n + excluded.n
             """, [.text(campaign), .text(reason), .int(n)])
-    }
-
-    func ingest(campaign: String, rows: [IngestRow]) throws -> IngestCounts {
-        try requireState(campaign, .loading)
-        var c = IngestCounts()
-        var reasons: [String: Int64] = [:]
-        var preview = try storedPreview(campaign) ?? CampaignPreview()
-        // ON CONFLICT DO NOTHING RETURNING: no row back means a duplicate of a number already in the campaign.
-        let insert = try statement("""
-            INSERT INTO messages(campaign_id, phone, raw_phone, carrier, source, line, text, encoding, segments, state, detail, reason, updated_at, grp)
-            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id
-            """)
-        let anySuppression = try anySuppression(campaign)
-        for row in rows {
-            c.rows += 1
-            switch row {
-            case .accepted(let phone, let carrier, let text, let encoding, let segments, let source, let line, let raw, let group, _):
-                let suppression = anySuppression ? try suppressionReason(campaign: campaign, phone: phone) : nil
-                let state: MessageState = suppression == nil ? .queued : .suppressed
-                var id: Int64?
-                try insert.query([.text(campaign), .text(phone), .text(raw), .text(carrier), .text(source), .int(Int64(line)), .text(text),
-                                  .int(encoding == .ucs2 ? 1 : 0), .int(Int64(segments)), .int(Int64(state.rawValue)),
-                                  .opt(suppression.map { "\($0): not sent" }), .opt(suppression), .int(now), .opt(group)]) { id = $0.int("id") }
-                preview.count(row, duplicate: id == nil, suppression: suppression.flatMap(PreviewTotals.Suppression.init(rawValue:)))
-                if let id {
-                    changes += 1
-                    if let suppression {
-                        c.suppressed += 1
-                        reasons[suppression, default: 0] += 1
-                        count(campaign: campaign, carrier: carrier, from: nil, to: .suppressed)
-                        emit(campaign: campaign, message: id, recipient: phone, carrier: carrier, event: "suppressed", status: "suppressed", attempt: 0,
-                             detail: "\(source):\(line): \(suppression)")
-                    } else {
-                        c.accepted += 1
-                        c.segments += Int64(segments)
-                        count(campaign: campaign, carrier: carrier, from: nil, to: .queued)
-                    }
-                } else {
-                    c.duplicates += 1
-                    reasons["duplicate", default: 0] += 1
-                    try run("INSERT INTO skipped(campaign_id, source, line, raw, reason, detail) VALUES(?, ?, ?, ?, ?, ?)",
-                            [.text(campaign), .text(source), .int(Int64(line)), .text(raw), .text("duplicate"), .text("the number \(phone) is already in this campaign")])
-                }
-            case .rejected(let raw, let code, let message, let source, let line):
-                var id: Int64 = 0
-                try insert.query([.text(campaign), .null, .text(raw), .text(""), .text(source), .int(Int64(line)), .null,
-                                  .int(0), .int(0), .int(Int64(MessageState.rejected.rawValue)), .text(message), .text(code), .int(now), .null]) { id = $0.int("id") }
-                changes += 1
-                c.rejected += 1
-                reasons[code, default: 0] += 1
-                preview.count(row, duplicate: false, suppression: nil)
-                count(campaign: campaign, carrier: "", from: nil, to: .rejected)
-                emit(campaign: campaign, message: id, recipient: nil, carrier: nil, event: "rejected", status: "rejected", attempt: 0,
-                     detail: "\(source):\(line): \(code): \(message)")
-            }
-        }
-        try run("""
-            UPDATE campaigns SET rows = rows + ?, accepted = accepted + ?, rejected = rejected + ?, duplicates = duplicates + ?,
-            segments_total = segments_total + ?, updated_at = ? WHERE id = ?
-            """, [.int(c.rows), .int(c.accepted), .int(c.rejected), .int(c.duplicates), .int(c.segments), .int(now), .text(campaign)])
-        for (reason, n) in reasons.sorted(by: { $0.key < $1.key }) { try bumpReason(campaign, reason, by: n) }
-        try run("UPDATE campaigns SET preview = ? WHERE id = ?",
-                [.text(String(decoding: try JSONEncoder().encode(preview), as: UTF8.self)), .text(campaign)])
-        return c
     }
 
     /// The preview counted so far for a campaign (nil before its first row).
