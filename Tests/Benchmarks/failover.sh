@@ -15,7 +15,8 @@
 #              dies and killed before the promotion: a standby cut off from its primary (a partition, a slow link),
 #              so what the primary committed in those seconds is lost
 #       sync-lag  sync with the same stopped and killed receiver: commits wait for the standby instead
-# Environment: KILL_AT (0.4), OUTAGE (3 s), LOA_BIN (default: the debug build), LOA_PG_FSYNC (on).
+# Environment: KILL_AT (0.4), OUTAGE (3 s), LAG (2 s), LOA_BIN (default: the debug build), LOA_PG_FSYNC (on),
+# BENCH_KEEP=1 keeps the work directory (the daemon's config, logs, delivery log).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-sync}; n=${2:-20000}; rate=${3:-1000}
