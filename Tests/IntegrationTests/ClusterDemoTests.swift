@@ -41,10 +41,10 @@ import Testing
         return out
     }
 
-    @Test(.timeLimit(.minutes(3))) func threeNodesSendOneCampaignThroughKannelOncePerRecipient() async throws {
+    @Test(.timeLimit(.minutes(5))) func threeNodesSendOneCampaignThroughKannelOncePerRecipient() async throws {
         let work = WorkDir("cluster-demo")
         let r = try await KannelSMPPTests.offPool {
-            try run("/bin/bash", [Env.root + "/Deploy/cluster-demo.sh"], env: ["LOA_BIN": Env.loaBinary, "LOA_DEMO_DIR": work.path], timeout: 170)
+            try run("/bin/bash", [Env.root + "/Deploy/cluster-demo.sh"], env: ["LOA_BIN": Env.loaBinary, "LOA_DEMO_DIR": work.path], timeout: 270)
         }
         try #require(r.status == 0, "cluster-demo.sh exited \(r.status):\n\(r.output)")
 
