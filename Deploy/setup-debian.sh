@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Loa needs to build, test and run its demo, when they are missing.
-# Usage: Deploy/setup-debian.sh [build|test|demo]   (as root, or with sudo available)
+# Usage: Deploy/setup-debian.sh [build|test|demo|cluster]   (as root, or with sudo available; cluster: Deploy/cluster-demo.sh)
 set -euo pipefail
 what=${1:-build}
 # libsodium-dev: users' passwords (Argon2id) and API tokens' hashes; the run and test sets both build Loa.
@@ -8,7 +8,8 @@ what=${1:-build}
 pkgs=(pkg-config libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev libpq-dev)
 case "$what" in
   # kannel-extras holds the fake SMSC (/usr/lib/kannel/test/fakesmsc) the tests and the demo use.
-  test|demo) pkgs+=(kannel kannel-extras curl python3) ;;&
+  test|demo|cluster) pkgs+=(kannel kannel-extras curl python3) ;;&
+  cluster) pkgs+=(postgresql-15) ;;&
   # logrotate runs the shipped Deploy/logrotate.conf against a daemon; systemd gives systemd-analyze (verify, security,
   # syscall-filter) for the shipped unit; strace lists the daemon's system calls against the unit's SystemCallFilter.
   test) pkgs+=(logrotate systemd strace) ;;&
@@ -24,7 +25,7 @@ case "$what" in
   test) pkgs+=(postgresql-15 nginx openssl) ;;
 esac
 # The server refuses to run as root: Tests/pg.sh runs it as this user when the tests run as root.
-if [ "$what" = test ] && ! id loa-test >/dev/null 2>&1; then
+if { [ "$what" = test ] || [ "$what" = cluster ]; } && ! id loa-test >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin loa-test

@@ -103,7 +103,9 @@ final class PGConnection {
     private func setUp() throws {
         try exec("SET client_min_messages = warning")
         try exec("SET plan_cache_mode = force_custom_plan")
-        try exec("CREATE SCHEMA IF NOT EXISTS \(Self.identifier(settings.schema))")
+        // Under a transaction lock: two daemons starting at once on a new schema (`systemctl start loa@n1 loa@n2`) would
+        // otherwise both try to create it, and one fail on pg_namespace's unique index. One implicit transaction.
+        try exec("SELECT pg_advisory_xact_lock(hashtext('loa/create-schema')); CREATE SCHEMA IF NOT EXISTS \(Self.identifier(settings.schema))")
         try exec("SET search_path TO \(Self.identifier(settings.schema))")
     }
 

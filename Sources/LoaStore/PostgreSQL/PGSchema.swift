@@ -171,7 +171,8 @@ enum PGSchema {
     /// Applies the migrations not yet applied. Several daemons may start at once: a transaction-scoped advisory lock
     /// lets one migrate while the others wait, then find nothing left to do.
     static func migrate(_ db: PGConnection) throws {
-        try db.exec("CREATE TABLE IF NOT EXISTS loa_schema (version integer NOT NULL)")
+        // Locked as each step below is: nodes starting at once on a new schema would race to create the table.
+        try db.exec("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/loa_schema')); CREATE TABLE IF NOT EXISTS loa_schema (version integer NOT NULL)")
         for index in 0..<migrations.count {
             try db.exec("BEGIN")
             do {
