@@ -8,8 +8,9 @@ import Synchronization
 /// the whole cluster (``Dispatcher/clusterView(_:)``). Without a cluster (SQLite) none of this runs.
 ///
 /// Every renewal round of the lease (a quarter of `store.lease_seconds`) brings the members as the database has them;
-/// the share is computed from them and applied to every carrier's pacer at once, then published with the carriers'
-/// figures (at most once a second unless the members counted changed), to be written at the next renewal.
+/// the share is computed from them and applied to every carrier's pacer and to the global cap (`global_rate`) at
+/// once, then published with the carriers' figures (at most once a second unless the members counted changed), to be
+/// written at the next renewal. A campaign's `max_rate` is not shared yet: each node holds it on its own.
 extension Dispatcher {
     /// What the dispatcher keeps of the cluster between rounds.
     struct ShareState {
@@ -22,6 +23,8 @@ extension Dispatcher {
         var publishedCounted: [String]?
         /// Carriers already warned about having fewer in-flight slots than live nodes.
         var warnedInFlight: Set<String> = []
+        /// The configured global cap over all carriers (`global_rate`), shared like a carrier's rate; nil: none.
+        var globalRate: Double?
     }
 
     /// What a node publishes about itself (`nodes.status`, JSON in snake_case): the members it counts (so a joining
@@ -53,6 +56,8 @@ extension Dispatcher {
     /// yet whether it is alone.
     func observeCluster() {
         guard let cluster = store.cluster else { return }
+        let global = state.withLock { $0.global?.rate }
+        shares.withLock { $0.globalRate = global }
         applyShare(0, live: 0)
         cluster.observe { [weak self] event in self?.clusterEvent(event, cluster: cluster) }
     }
@@ -90,11 +95,17 @@ extension Dispatcher {
         ClusterShare.Member(node: m.node, epoch: m.epoch, leaseUntil: m.leaseUntil, counted: NodeStatus.decode(m.status).map { Set($0.counted) })
     }
 
-    /// Applies `fraction` to every carrier's pacer; a larger share wakes the dispatch loop.
+    /// Applies `fraction` to every carrier's pacer and to the global cap; a larger share wakes the dispatch loop.
     private func applyShare(_ fraction: Double, live: Int) {
         let now = clock.now()
         var fewSlots: [String] = []
+        let globalRate = shares.withLock { $0.globalRate }
         let grew = state.withLock { s -> Bool in
+            if let g = globalRate, fraction > 0 {
+                // At 0 the pacers claim nothing; the cap keeps its last share until the next one.
+                s.global?.setRate(g * fraction, now: now)
+                s.global?.setBurst(Int((Double(TokenBucket.burst(rate: g, seconds: 0.1)) * fraction + 1e-9).rounded(.down)), now: now)
+            }
             var grew = false
             for name in s.carriers.keys {
                 grew = grew || fraction > (s.carriers[name]?.pacer.fraction ?? 0)
