@@ -15,4 +15,11 @@ rmdir "$pgdir"
 trap 'Tests/pg.sh stop "$pgdir"' EXIT
 Tests/pg.sh start "$pgdir"
 export LOA_PG_URL="$(Tests/pg.sh url "$pgdir")" LOA_PG_PASSWORD_FILE="$pgdir/password"
-swift test --skip-build "$@"
+if [ $# -gt 0 ]; then
+  swift test --skip-build "$@"
+  exit
+fi
+# The shared carrier limit measured at the gateway (SharedCarrierLimitTests: three daemons holding 300 messages/s for
+# 60 s) runs alone after the rest: beside 500 other tests on two cores it would measure the machine, not Loa.
+swift test --skip-build --skip SharedCarrierLimitTests
+swift test --skip-build --filter SharedCarrierLimitTests

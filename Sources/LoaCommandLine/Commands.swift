@@ -117,8 +117,25 @@ extension LoaCLI {
                                          pad("\(c["segments_sent"] ?? 0)", 12), pad(held, 16), carrierState(c)]
                 printLine(columns.joined())
             }
+            for c in list { if let nodes = c["nodes"] as? [[String: Any]] { printCluster(c, nodes) } }
             return 0
         }
+    }
+
+    /// A carrier's figures per node of a cluster and their total (issue 21): each live node's share of the limits,
+    /// what it sends now, its requests in flight, and what the gateway accepted from it since the node started.
+    static func printCluster(_ c: [String: Any], _ nodes: [[String: Any]]) {
+        let total = c["cluster"] as? [String: Any] ?? [:]
+        print("")
+        printLine("carrier \(c["name"] ?? ""): \(total["nodes_alive"] ?? nodes.count) nodes alive, one limit of \(c["configured_rate"] ?? 0)/s shared")
+        print([pad("  NODE", 22), pad("SHARE", 8), pad("RATE NOW", 10), pad("IN FLIGHT", 11), "SENT"].joined())
+        func row(_ name: String, _ n: [String: Any]) -> String {
+            let share = String(format: "%.1f%%", ((n["share"] as? Double) ?? 0) * 100)
+            return [pad("  " + name, 22), pad(share, 8), pad(String(format: "%.1f/s", (n["current_rate"] as? Double) ?? 0), 10),
+                    pad("\(n["in_flight"] ?? 0)", 11), "\(n["sent"] ?? 0)"].joined()
+        }
+        for n in nodes { printLine(row("\(n["node"] ?? "")", n)) }
+        printLine(row("total", total))
     }
 
     /// A carrier's state in words: what holds its messages, and why.

@@ -191,7 +191,9 @@ extension LoaCLI {
             Each carrier's configured rate, current rate (requests started per second over the last 10 s),
             request limit, requests in flight, batch fill, SMS parts the gateway accepted, and its state: the
             breaker with its cause, a refusal of Loa's credentials, a pause after identical permanent answers.
-            `resume NAME` ends such a pause (the messages that waited are sent again).
+            `resume NAME` ends such a pause (the messages that waited are sent again). With several daemons on
+            one PostgreSQL: a table per carrier with each live node's share of the limits, rate, requests in
+            flight and messages sent, and the cluster's total.
             """,
         "tail": """
             usage: loa tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since TIME]

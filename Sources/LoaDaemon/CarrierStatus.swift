@@ -54,5 +54,11 @@ extension Dispatcher {
         /// What ``configuredRate`` counts: `parts` (SMS parts per second, `rate_in_segments`, the default) or
         /// `messages`. Set by the operator API from the config (the dispatcher's figures do not need it).
         public var rateUnit: String?
+        /// In a cluster (issue 21): this node's fraction of the carrier's limits (nil: no cluster).
+        public var share: Double?
+        /// In a cluster: every live node's figures, this one's included (``Dispatcher/clusterView(_:)``).
+        public var nodes: [NodeFigures]?
+        /// In a cluster: the live nodes' figures added up.
+        public var cluster: ClusterFigures?
     }
 }

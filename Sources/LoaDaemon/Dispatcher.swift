@@ -67,6 +67,8 @@ public final class Dispatcher: Sendable {
     /// The plan's fixed part (the carriers' batch settings); the dispatcher thread keeps its own copy as it decides.
     let initialPlan: DispatchPlan
     let carrierConfig: [String: LoaConfig.Carrier]
+    /// This node's share of the carriers in a cluster and what it published (``ClusterShares.swift``).
+    let shares = Mutex(ShareState())
 
     public init(store: any MessageStore, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
@@ -151,6 +153,7 @@ public final class Dispatcher: Sendable {
 
     /// Starts the dispatch thread.
     public func start() {
+        observeCluster()
         worker.start { [self] _ in self.loop() }
     }
 
@@ -205,7 +208,7 @@ public final class Dispatcher: Sendable {
                                      allowedRequestRate: p.allowedRequestRate, batchTarget: p.batchTarget, minBatch: p.batchMin,
                                      breakerCause: breaker == .closed ? nil : s.breakerCause[c.name],
                                      authRefused: s.authRefused[c.name], pausedReason: cs?.identical.pausedReason,
-                                     answers: s.answers[c.name] ?? [:])
+                                     answers: s.answers[c.name] ?? [:], share: store.cluster == nil ? nil : p.fraction)
             }
         }
     }

@@ -24,8 +24,8 @@ public enum GatewaySim {
           Jasmin   GET|POST /send              200 Success "<id>"; receipts per dlr-level/dlr-method,
                                                retried unless answered "ACK/Jasmin"
           generic  POST /api/sms (JSON batch)  200 {"status":"ok","results":[…]}; receipts POST JSON
-        and answers GET /sim/stats (JSON counts), GET /sim/accepted (`<to> <count>` lines),
-        GET /sim/passed-on (queue mode), POST /sim/reset-stats. Rates are probabilities 0…1 drawn from a generator seeded by --seed.
+        and answers GET /sim/stats (JSON counts), GET /sim/accepted (`<to> <count>` lines), GET /sim/timeline
+        (messages accepted per 100 ms), GET /sim/passed-on (queue mode), POST /sim/reset-stats. Rates are probabilities 0…1 drawn from a generator seeded by --seed.
 
           --address A              bind address (default 127.0.0.1)
           --port N                 port (default 13100; 0 picks a free one, see --ready-file)
@@ -189,6 +189,7 @@ final class GatewaySimService: HTTPService {
         switch (head.method, head.path) {
         case ("GET", "/sim/stats"): return .respond(.json(200, Array(statsJSON().utf8)))
         case ("GET", "/sim/accepted"): return .respond(.text(200, ledger.acceptedText()))
+        case ("GET", "/sim/timeline"): return .respond(.json(200, Array(ledger.timelineJSON().utf8)))
         case ("GET", "/sim/passed-on"): return .respond(.text(200, queue?.text() ?? ""))
         case ("POST", "/sim/reset-stats"):
             ledger.reset()
@@ -326,7 +327,7 @@ final class GatewaySimService: HTTPService {
             "timeouts":\(c.timeouts),"resets":\(c.resets),"receipts_sent":\(r.sent),"receipts_failed":\(r.failed),\
             "receipts_dropped":\(r.dropped),"receipts_pending":\(r.pending),"receipt_retries":\(r.retries),\
             "by_shape":{"kannel":\(c.byShape[.kannel, default: 0]),"jasmin":\(c.byShape[.jasmin, default: 0]),\
-            "generic":\(c.byShape[.generic, default: 0])},"seed":\(seed)}
+            "generic":\(c.byShape[.generic, default: 0])},"busiest_second":\(ledger.busiestSecond),"seed":\(seed)}
             """
     }
 

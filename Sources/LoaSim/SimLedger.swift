@@ -17,6 +17,9 @@ enum SimShape: String, Sendable, CaseIterable {
 /// - `rejected`: requests refused for credentials or missing arguments, plus generic-shape messages with
 ///   an invalid number.
 /// - `throttled`, `errors`, `timeouts` (answers held), `resets` (connections closed unanswered).
+/// - the timeline: messages accepted per 100 ms since start (or the reset), on the monotonic clock, for the first
+///   hour (`GET /sim/timeline`); `busiest_second` is the most accepted in any one second of it (a window sliding by
+///   100 ms): what a test of a rate limit held across several senders measures at the gateway.
 ///
 /// Journal: one line per accepted message, `<shape> <to digits> <ref-or-loa-id> <sim id>`, written with
 /// one `write(2)` before the answer, so it survives a crash of the sim. Read back at start to restore the
@@ -31,7 +34,14 @@ final class SimLedger: Sendable {
         var sequence = 0
         /// `perRecipient.count`, set in snapshots (which leave `perRecipient` empty).
         var unique = 0
+        /// Accepted messages per ``SimLedger/bucketMillis`` since `since`.
+        var timeline: [Int] = []
+        var since = ContinuousClock.now
     }
+
+    /// The timeline's resolution, and how many buckets it keeps (an hour's).
+    static let bucketMillis = 100
+    static let maxBuckets = 36_000
 
     enum Counter { case request, rejected, throttled, error, timeout, reset }
 
@@ -92,6 +102,13 @@ final class SimLedger: Sendable {
             var numbers: [Int] = []
             numbers.reserveCapacity(messages.count)
             var lines = ""
+            let elapsed = ContinuousClock.now - c.since
+            let bucket = Int(elapsed.components.seconds) * (1000 / SimLedger.bucketMillis)
+                + Int(elapsed.components.attoseconds / 1_000_000_000_000_000) / SimLedger.bucketMillis
+            if bucket < SimLedger.maxBuckets {
+                if c.timeline.count <= bucket { c.timeline.append(contentsOf: repeatElement(0, count: bucket + 1 - c.timeline.count)) }
+                c.timeline[bucket] += messages.count
+            }
             for m in messages {
                 SimLedger.record(&c, shape: shape, to: m.to)
                 numbers.append(c.sequence)
@@ -114,6 +131,7 @@ final class SimLedger: Sendable {
         var c = state.withLock { s in
             var c = s
             c.perRecipient = [:]
+            c.timeline = []
             c.unique = s.perRecipient.count
             return c
         }
@@ -147,6 +165,25 @@ final class SimLedger: Sendable {
             fsync(journalFD)
             Glibc.close(journalFD)
         }
+    }
+
+    /// `GET /sim/timeline`: `{"bucket_ms":100,"accepted":[…]}`, accepted messages per bucket since start or reset.
+    func timelineJSON() -> String {
+        let t = state.withLock { $0.timeline }
+        return "{\"bucket_ms\":\(SimLedger.bucketMillis),\"accepted\":[" + t.map(String.init).joined(separator: ",") + "]}"
+    }
+
+    /// The most messages accepted in any one second (ten buckets in a row) of the timeline.
+    var busiestSecond: Int {
+        let t = state.withLock { $0.timeline }
+        let width = 1000 / SimLedger.bucketMillis
+        var sum = 0, best = 0
+        for i in t.indices {
+            sum += t[i]
+            if i >= width { sum -= t[i - width] }
+            best = max(best, sum)
+        }
+        return best
     }
 
     /// `GET /sim/accepted`: `<to digits> <count>` per line, sorted by number.

@@ -25,6 +25,9 @@ public protocol ClusterLease: AnyObject, Sendable {
     /// Called on the lease thread after every renewal round with the members read in it, and when the lease is lost
     /// or taken again. Keep it short: it delays the next renewal.
     func observe(_ observer: @escaping @Sendable (ClusterEvent) -> Void)
+    /// This node's status (JSON) as its next renewal writes it into its row: what the other nodes read back as
+    /// ``ClusterMember/status`` (its carriers' figures and the members its share counts).
+    func publish(status: String?)
 }
 
 /// One daemon of the cluster as the `nodes` table records it.

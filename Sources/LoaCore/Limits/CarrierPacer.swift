@@ -30,6 +30,22 @@
 /// or states `requests_per_second` lowers the request rate (halving at most once a second, ``AdaptiveRate``):
 /// its batches stay full. On a carrier of one message per request the two rates are one, and the message rate
 /// is lowered. A `Retry-After` (or reset) pauses either.
+///
+/// **A node's share in a cluster** (issue 21, ``apply(fraction:now:)``): several daemons on one store split each
+/// carrier's limits, each using a fraction `f` of them (``ClusterShare``). The message rate, the request rate and
+/// the message bucket's burst are scaled by `f`, so the cluster's rate and burst stay the configured ones; what
+/// cannot be split below one stays one on every node: a request bucket holds one request (the cluster's request
+/// burst is the number of nodes), the message burst is at least one (at least `batch.min` on a batching carrier).
+/// Requests in flight are `max(1, ⌊max_in_flight × f⌋)`, so their sum never exceeds `max_in_flight` while
+/// there are at most `max_in_flight` nodes; with more nodes than that each still keeps one (the cluster may then
+/// have one request in flight per node). Adaptive slowing stays in the cluster's units: a throttling answer
+/// lowers the cluster's rate, of which this node takes its fraction. `f` = 0: nothing is claimed.
+///
+/// | max_in_flight | nodes (f) | in flight per node | cluster |
+/// |---|---|---|---|
+/// | 32 | 3 (1/3) | 10 | 30 |
+/// | 4 | 3 (1/3) | 1 | 3 |
+/// | 2 | 3 (1/3) | 1 | 3 (more than 2: one each) |
 public struct CarrierPacer: Sendable, Equatable {
     public enum Decision: Sendable, Equatable {
         /// Tokens for up to `messages` messages in up to `requests` requests are taken.
@@ -54,6 +70,10 @@ public struct CarrierPacer: Sendable, Equatable {
     public private(set) var inFlight = 0
     /// The last claim found fewer messages than it asked for: a batch does not wait to fill.
     public private(set) var queueShort = false
+    /// This node's fraction of the carrier's limits (1: a daemon alone; 0: it claims nothing).
+    public private(set) var fraction: Double = 1
+    /// The message bucket's burst at fraction 1.
+    public let fullBurst: Int
 
     public init(rate: Double, requestsPerSecond: Double? = nil, maxInFlight: Int, batchMax: Int = 1, batchMin: Int = 1, now: UnixMillis) {
         self.rate = rate
@@ -64,6 +84,7 @@ public struct CarrierPacer: Sendable, Equatable {
         let quick = TokenBucket.burst(rate: rate, seconds: 0.1)
         let burst = self.batchMax > 1 ? max(quick, self.batchMin, min(self.batchMax, TokenBucket.burst(rate: rate, seconds: 1))) : quick
         messages = TokenBucket(rate: rate, burst: burst, now: now)
+        fullBurst = burst
         // One request at a time: evenly spaced requests hold a per-second limit and a per-minute window alike.
         requests = requestsPerSecond.map { TokenBucket(rate: $0, burst: 1, now: now) }
         adaptsRequests = self.batchMax > 1 || requestsPerSecond != nil
@@ -84,10 +105,33 @@ public struct CarrierPacer: Sendable, Equatable {
     public var batchTarget: Int { min(batchMax, messages.burst) }
 
     /// The message rate allowed now (below `rate` after throttling a carrier of one message per request).
-    public var allowedRate: Double { adaptsRequests ? rate : adaptive.current }
+    public var allowedRate: Double { (adaptsRequests ? rate : adaptive.current) * fraction }
 
     /// The request rate allowed now, when requests are limited or adapted (nil: only by the message rate).
-    public var allowedRequestRate: Double? { adaptsRequests && (requestsPerSecond != nil || adaptive.current < adaptive.configured) ? adaptive.current : nil }
+    public var allowedRequestRate: Double? {
+        adaptsRequests && (requestsPerSecond != nil || adaptive.current < adaptive.configured) ? adaptive.current * fraction : nil
+    }
+
+    /// Requests this node may have in flight: its share of `max_in_flight`, at least one while it has a share.
+    public var inFlightLimit: Int { Self.inFlight(maxInFlight, fraction: fraction) }
+
+    /// `max(1, ⌊maxInFlight × fraction⌋)`, 0 for no share (the table in the type's comment).
+    public static func inFlight(_ maxInFlight: Int, fraction: Double) -> Int {
+        fraction <= 0 ? 0 : max(1, Int((Double(maxInFlight) * fraction + 1e-9).rounded(.down)))
+    }
+
+    /// Takes `fraction` (0…1) of the carrier's limits from now on (``ClusterShare``): the rates and the message burst
+    /// scaled, the tokens held cut to the new burst. Requests already in flight stay; new ones wait for room.
+    public mutating func apply(fraction f: Double, now: UnixMillis) {
+        let f = f.isNaN ? 0 : min(max(f, 0), 1)
+        guard f != fraction else { return }
+        fraction = f
+        guard f > 0 else { return }
+        let least = batchMax > 1 ? batchMin : 1
+        messages.setBurst(max(least, Int((Double(fullBurst) * f + 1e-9).rounded(.down))), now: now)
+        // The adapted rates are scaled in decide(); the message rate of a carrier adapting its requests only here.
+        if adaptsRequests { messages.setRate(rate * f, now: now) }
+    }
 
     /// Until when a throttling answer's wait pauses the carrier (0: not paused).
     public func pausedUntil(now: UnixMillis) -> UnixMillis { adaptive.pausedUntil > now ? adaptive.pausedUntil : 0 }
@@ -95,17 +139,19 @@ public struct CarrierPacer: Sendable, Equatable {
     /// How many messages may be claimed now, in how many requests; takes their tokens.
     /// `maxRequests`: a cap from outside (a half-open breaker lets one probe request through).
     public mutating func decide(now: UnixMillis, maxRequests: Int = .max) -> Decision {
-        let adapted = adaptive.rate(now: now)
-        if adapted <= 0 { return .wait(until: adaptive.pausedUntil) }
+        guard fraction > 0 else { return .wait(until: nil) }
+        let cluster = adaptive.rate(now: now)
+        if cluster <= 0 { return .wait(until: adaptive.pausedUntil) }
+        let adapted = cluster * fraction
         if adaptsRequests {
-            if adapted < adaptive.configured || requests != nil {
+            if cluster < adaptive.configured || requests != nil {
                 if requests == nil { requests = TokenBucket(rate: adapted, burst: 1, now: now) }
                 if abs(requests!.rate - adapted) > 1e-9 { requests!.setRate(adapted, now: now) }
             }
         } else if abs(messages.rate - adapted) > 1e-9 {
             messages.setRate(adapted, now: now)
         }
-        let room = maxInFlight - inFlight
+        let room = inFlightLimit - inFlight
         guard room > 0 else { return .wait(until: nil) }
         var k = min(room, maxRequests)
         guard k > 0 else { return .wait(until: nil) }
@@ -170,7 +216,9 @@ public struct CarrierPacer: Sendable, Equatable {
 
     /// The gateway throttled a request: slow the limit it signals, and pause for the wait it gave.
     public mutating func throttled(retryAfterSeconds: Double?, now: UnixMillis) {
-        adaptive.throttled(retryAfterSeconds: retryAfterSeconds, now: now, observed: adaptsRequests ? observedRequestRate : nil)
+        // The observed rate is this node's: in the cluster's units it is that over the node's fraction.
+        let observed = adaptsRequests ? observedRequestRate.map { fraction > 0 ? $0 / fraction : $0 } : nil
+        adaptive.throttled(retryAfterSeconds: retryAfterSeconds, now: now, observed: observed)
     }
 
     /// Tokens in the message bucket now (for the operator's view).

@@ -69,6 +69,14 @@ public struct TokenBucket: Sendable, Equatable {
         rate = TokenBucket.bounded(newRate)
     }
 
+    /// Changes how many tokens the bucket holds at most (a cluster node's share of a carrier's burst), keeping
+    /// the tokens accrued up to the new size: a smaller bucket drops what it can no longer hold.
+    public mutating func setBurst(_ newBurst: Int, now: UnixMillis) {
+        refill(now)
+        burst = max(1, newBurst)
+        tokens = min(tokens, Double(burst))
+    }
+
     /// One token per 10^6 s at the least, 10^9 a second at the most.
     public static let minRate = 1e-6
     public static let maxRate = 1e9

@@ -17,7 +17,11 @@ import LoaStore
 /// - per campaign, bounded by ``CampaignSeries``: `loa_messages`, `loa_campaign_sms_parts`,
 ///   `loa_campaign_recovered_unknown`; for running ones `loa_campaign_deadline_timestamp_seconds`,
 ///   `loa_campaign_send_window_open`, `loa_campaign_window_seconds_left`; `loa_campaigns{state}` counts all;
-/// - the process: `process_*` (``ProcessStats``) and `loa_build_info{version}`.
+/// - the process: `process_*` (``ProcessStats``) and `loa_build_info{version}`;
+/// - in a cluster on PostgreSQL (issue 21), every live node as the last lease round read it: `loa_cluster_nodes_alive`,
+///   `loa_cluster_lease_remaining_seconds{node}`, per carrier and node `loa_cluster_carrier_sent_total`,
+///   `loa_cluster_carrier_rate`, `loa_cluster_carrier_in_flight`, `loa_cluster_carrier_share`, and their sums over the
+///   live nodes `loa_cluster_total_sent`, `loa_cluster_total_rate`, `loa_cluster_total_in_flight`, `loa_cluster_total_share`.
 extension DaemonService {
     func metrics() -> ServerResponse {
         let campaigns: [CampaignRecord]
@@ -39,6 +43,7 @@ extension DaemonService {
         writeCarriers(&p, status)
         writeRequests(&p, status.map(\.name))
         writeReceipts(&p, status.map(\.name))
+        writeCluster(&p, status)
         return ServerResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")], body: Array(p.text.utf8))
     }
 
@@ -178,6 +183,32 @@ extension DaemonService {
         for c in status {
             for cls in Self.answerClasses { p.sample("loa_carrier_answers_total", ["carrier": c.name, "class": cls], c.answers[cls] ?? 0) }
         }
+    }
+
+    /// The cluster's nodes and their carriers (nothing without a cluster). Other nodes' figures are what they last
+    /// published (at most a renewal round old); a node that left is no longer written.
+    fileprivate func writeCluster(_ p: inout PrometheusText, _ local: [Dispatcher.CarrierStatus]) {
+        guard let leases = dispatcher.clusterLeases() else { return }
+        let view = dispatcher.clusterView(local)
+        p.family("loa_cluster_nodes_alive", .gauge, "Nodes whose lease had not ended at the last renewal round.")
+        p.sample("loa_cluster_nodes_alive", Int64(leases.alive))
+        p.family("loa_cluster_lease_remaining_seconds", .gauge, "Seconds left of each live node's lease, by the database's clock.")
+        for l in leases.leaseLeft { p.sample("loa_cluster_lease_remaining_seconds", ["node": l.node], l.seconds) }
+        /// One family per node and carrier, and the sum over the live nodes.
+        func perNode(_ name: String, _ kind: PrometheusText.Kind, _ help: String, total: String, _ value: (Dispatcher.NodeFigures) -> Double) {
+            p.family(name, kind, help)
+            for c in view { for n in c.nodes ?? [] { p.sample(name, ["carrier": c.name, "node": n.node], value(n)) } }
+            p.family(total, .gauge, help + " Summed over the live nodes.")
+            for c in view { p.sample(total, ["carrier": c.name], (c.nodes ?? []).reduce(0) { $0 + value($1) }) }
+        }
+        perNode("loa_cluster_carrier_sent_total", .counter, "Messages the gateway accepted from each node since the node started.",
+                total: "loa_cluster_total_sent") { Double($0.sent) }
+        perNode("loa_cluster_carrier_rate", .gauge, "Messages each node started per second over the last 10 s.", total: "loa_cluster_total_rate") {
+            $0.currentRate
+        }
+        perNode("loa_cluster_carrier_in_flight", .gauge, "Requests in flight per node.", total: "loa_cluster_total_in_flight") { Double($0.inFlight) }
+        perNode("loa_cluster_carrier_share", .gauge, "Each node's fraction of the carrier's limits (0 while a joining node waits to be counted).",
+                total: "loa_cluster_total_share") { $0.share }
     }
 
     /// The classes of ``Dispatcher/answerClass(_:)``, in the order `/metrics` writes them.

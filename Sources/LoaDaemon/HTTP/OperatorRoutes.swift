@@ -86,10 +86,11 @@ extension DaemonService {
         return .value(["id": id, "state": state.rawValue])
     }
 
-    /// The dispatcher's figures per carrier, each with the unit its configured rate counts in.
+    /// The dispatcher's figures per carrier, each with the unit its configured rate counts in; in a cluster with
+    /// every live node's figures and the totals.
     func carrierStatus() -> [Dispatcher.CarrierStatus] {
         let inParts = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0.rateInSegments) })
-        return dispatcher.status().map { var s = $0; s.rateUnit = inParts[s.name] == false ? "messages" : "parts"; return s }
+        return dispatcher.clusterView(dispatcher.status()).map { var s = $0; s.rateUnit = inParts[s.name] == false ? "messages" : "parts"; return s }
     }
 
     /// Ends a pause after identical permanent answers.
