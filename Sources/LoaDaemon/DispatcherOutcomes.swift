@@ -236,6 +236,11 @@ extension Dispatcher {
             return SendOutcome(m, result: result)
         }
         countRequeues(outcomes)
+        let fenced = finished.reduce(0) { $0 + ($1.outcome.isFenced ? 1 : 0) }
+        if fenced > 0 {
+            logger.warning("messages not sent: this node's cluster lease had ended before their requests left (fenced); requeued, unless a survivor already settled them unknown",
+                           ["count": "\(fenced)", "store.node": lease?.node ?? ""])
+        }
         // Not waited for: the outcomes join the next claim's transaction. If it fails (the store is down) they are
         // kept and recorded again until the store takes them (``retryUnrecorded(now:)``), never dropped.
         store.recordSoon(outcomes) { [self] error in unrecordedFailed(outcomes, error) }
