@@ -177,6 +177,16 @@ func expectClusterInvariants(_ cluster: TestCluster, _ sim: GatewaySimProcess, c
     #expect(lost.isEmpty, "\(label): delivered in the store, never accepted by the gateway: \(lost.prefix(5))")
     let unaccounted = accepted.keys.filter { byPhone[$0] == nil }
     #expect(unaccounted.isEmpty, "\(label): the gateway accepted numbers not in the campaign: \(unaccounted.prefix(5))")
+    // Every send the gateway accepted had its answer recorded (an `accepted` line), or was settled `unknown` because
+    // its node stopped or died before the answer was (an `unknown` line): no outcome dropped.
+    var answered = Set<Int>()
+    for lines in cluster.logs() {
+        for e in lines where e["event"] as? String == "accepted" || e["event"] as? String == "unknown" {
+            if let m = e["message"] as? Int { answered.insert(m) }
+        }
+    }
+    let dropped = store.filter { accepted[$0.value.phone] != nil && !answered.contains($0.key) }.map(\.key).sorted()
+    #expect(dropped.isEmpty, "\(label): \(dropped.count) sends the gateway accepted have no recorded answer, e.g. \(dropped.prefix(5))")
     let disagree = cluster.logDisagreements(store)
     #expect(disagree.isEmpty, "\(label): \(disagree.count) messages where the nodes' logs disagree with the store, e.g. \(disagree.prefix(5))")
     return store
