@@ -35,6 +35,14 @@ import Testing
             if deadSince == nil, members.contains(where: { $0["node"] as? String == name && $0["alive"] as? Bool == false }) { deadSince = Date() }
             return deadSince.map { Date().timeIntervalSince($0) > leaseSeconds } ?? false
         }
+        // The survivor's lines are appended in one piece, but a read can catch the file mid-append: read until it
+        // holds still.
+        var previous = -1
+        try await poll(10, every: 0.3, "the survivor's log to hold still") {
+            let count = cluster.settledByTakeover(of: name).count
+            defer { previous = count }
+            return count == previous
+        }
         // Everything that left before the stop has had its answer by now (it was stopped for over a lease).
         let accepted = try await sim.accepted()
         let settled = cluster.settledByTakeover(of: name)
