@@ -127,6 +127,20 @@ final class TestCluster: @unchecked Sendable {
         return store.compactMap { id, m in union[id] == m.state ? nil : (id, m.state, union[id] ?? "(no line)") }.sorted { $0.0 < $1.0 }
     }
 
+    /// Messages node `name` claimed (its `sending` line) before `before` (ISO time) and that were settled `unknown`
+    /// because its lease ended: by a survivor, or by the node itself when it took a new lease (a claim whose
+    /// transaction was under way when the node was stopped commits after its lease ended, too late for a survivor).
+    func settledAfterLeaseEnded(of name: String, claimedBefore before: String) -> Set<Int> {
+        guard let i = names.firstIndex(of: name) else { return [] }
+        let lines = logs()
+        let claimed = Set(lines[i].filter { $0["event"] as? String == "sending" && ($0["time"] as? String ?? "") < before }.compactMap { $0["message"] as? Int })
+        var settled = settledByTakeover(of: name)
+        for e in lines[i] where e["event"] as? String == "unknown" && (e["detail"] as? String ?? "").contains("this node's lease ended") {
+            if let m = e["message"] as? Int { settled.insert(m) }
+        }
+        return settled.intersection(claimed)
+    }
+
     /// Messages a survivor settled as `unknown` after node `name`'s lease ended (from the survivors' logs).
     func settledByTakeover(of name: String) -> Set<Int> {
         var out = Set<Int>()
