@@ -8,11 +8,14 @@
 # Usage: Tests/pg.sh start DIR    initdb and start; DIR must not exist or be empty
 #        Tests/pg.sh url DIR      prints postgresql://loa@127.0.0.1:PORT/loa (no password)
 #        Tests/pg.sh stop DIR     stops the server by its pid (fast shutdown) and removes DIR
+#        Tests/pg.sh restart DIR  stops the server by its pid (fast shutdown: clients see their connections cut) and
+#                                 starts it again on the same port and data directory (PostgreSQL restarting
+#                                 mid-campaign); LOA_PG_DOWN_SECONDS (default 0) keeps it down that long in between
 # Environment: LOA_PG_FSYNC=on for durable commits (benchmarks); the tests run with fsync off (an OS crash is no test).
 set -euo pipefail
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: Tests/pg.sh start|url|stop DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: Tests/pg.sh start|url|stop|restart DIR" >&2; exit 2; }
 bin=/usr/lib/postgresql/15/bin
 [ -x "$bin/postgres" ] || { echo "pg.sh: $bin/postgres is missing: run Deploy/setup-debian.sh test" >&2; exit 1; }
 
@@ -54,6 +57,20 @@ case "$cmd" in
     as_server "$bin/createdb" -h "$dir/server/socket" -p "$port" -U loa loa
     echo "pg.sh: PostgreSQL 15 on 127.0.0.1:$port (pid $(head -1 "$dir/server/data/postmaster.pid"))" >&2
     ;;
+  restart)
+    pidfile="$dir/server/data/postmaster.pid"
+    [ -f "$pidfile" ] || { echo "pg.sh: no server running in $dir" >&2; exit 1; }
+    pid=$(head -1 "$pidfile")
+    kill -INT "$pid"
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$pid" 2>/dev/null || { echo "pg.sh: the server (pid $pid) did not stop" >&2; exit 1; }
+    sleep "${LOA_PG_DOWN_SECONDS:-0}"
+    port=$(cat "$dir/port")
+    as_server "$bin/pg_ctl" -D "$dir/server/data" -l "$dir/server/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/server/socket -c fsync=${LOA_PG_FSYNC:-off} -c max_connections=200" \
+      start >/dev/null || { cat "$dir/server/server.log" >&2; exit 1; }
+    echo "pg.sh: PostgreSQL 15 restarted on 127.0.0.1:$port (pid $(head -1 "$pidfile"))" >&2
+    ;;
   url)
     echo "postgresql://loa@127.0.0.1:$(cat "$dir/port")/loa"
     ;;
@@ -66,5 +83,5 @@ case "$cmd" in
     fi
     rm -rf "$dir"
     ;;
-  *) echo "usage: Tests/pg.sh start|url|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: Tests/pg.sh start|url|stop|restart DIR" >&2; exit 2 ;;
 esac

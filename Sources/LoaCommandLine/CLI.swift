@@ -52,6 +52,8 @@ public enum LoaCLI {
             return preview(opts)
         case "carriers":
             return blockingAwait { [opts] in await carriers(opts) }
+        case "status":
+            return blockingAwait { [opts] in await status(opts) }
         case "report":
             return blockingAwait { [opts] in await report(opts) }
         case "optout":

@@ -138,6 +138,28 @@ extension LoaCLI {
         printLine(row("total", total))
     }
 
+    /// `loa status`: this node and its lease, and the cluster's nodes (``GET /api/v1/status``).
+    static func status(_ opts: Options) async -> Int32 {
+        guard opts.positional.isEmpty else { printError(help["status"]!); return 2 }
+        return await withClient(opts) { client in
+            let r = try await client.request("GET", "/api/v1/status")
+            guard r.status == 200 else { printError(APIClient.errorText(r)); return 1 }
+            if opts.json { print(terminalJSON(r.bodyText)); return 0 }
+            let s = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]) ?? [:]
+            guard let node = s["node"] as? String else {
+                printLine("store \(s["store"] ?? "sqlite"): one daemon, no cluster lease")
+                return 0
+            }
+            let holds = (s["holds_lease"] as? Bool) == true
+            printLine("node \(node)  epoch \(s["epoch"] ?? 0)  lease \(holds ? "held" : "NOT HELD: sending nothing")  (\(s["lease_millis"] ?? 0) ms)")
+            print([pad("NODE", 20), pad("EPOCH", 8), "LEASE"].joined())
+            for m in s["members"] as? [[String: Any]] ?? [] {
+                printLine([pad("\(m["node"] ?? "")", 20), pad("\(m["epoch"] ?? 0)", 8), (m["alive"] as? Bool) == true ? "alive" : "ended"].joined())
+            }
+            return 0
+        }
+    }
+
     /// A carrier's state in words: what holds its messages, and why.
     static func carrierState(_ c: [String: Any]) -> String {
         var out = "breaker \(c["breaker"] ?? "")"

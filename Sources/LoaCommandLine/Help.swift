@@ -30,6 +30,7 @@ extension LoaCLI {
           tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since T] [--json] [-n N]
                                            print the delivery log, one readable line per event
           carriers                         each carrier's rate, current rate and requests in flight
+          status                           this node, its lease's epoch and whether it holds it; the cluster's nodes
           users add|remove|list|passwd     users and their roles (admin); passwords stored as Argon2id
           tokens create|revoke|list        per-user API tokens for the CLI (LOA_TOKEN) and scripts (admin)
           audit [--csv FILE] [filters]     the audit trail: who did what, when, from where
@@ -183,6 +184,13 @@ extension LoaCLI {
             --html: one self-contained page (no external assets) with inline SVG charts: deliveries over time
             per carrier, final states, failure reasons, and a breakdown by the segments' breakdown column
             (`breakdown_column`, default `ward`).
+            """,
+        "status": """
+            usage: loa status [--json] [--config FILE]
+
+            The daemon's node and store; on PostgreSQL, the epoch of its lease and whether it holds it (a node
+            without its lease claims and sends nothing, and /readyz says not ready), and every node of the
+            cluster with its epoch and whether its lease is alive.
             """,
         "carriers": """
             usage: loa carriers [--json] [--config FILE]

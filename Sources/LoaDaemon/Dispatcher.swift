@@ -40,6 +40,8 @@ public final class Dispatcher: Sendable {
         var global: TokenBucket?
         var segmentsSent: [String: Int64] = [:]
         var requests: [String: Int64] = [:]
+        /// The cluster lease was lost and not yet taken again (``ClusterEvent``): nothing is claimed meanwhile.
+        var leaseLost = false
     }
 
     let store: any MessageStore
@@ -69,6 +71,14 @@ public final class Dispatcher: Sendable {
     let carrierConfig: [String: LoaConfig.Carrier]
     /// This node's share of the carriers in a cluster and what it published (``ClusterShares.swift``).
     let shares = Mutex(ShareState())
+    /// This node's cluster lease (nil on SQLite: always allowed). Checked before each round's claims and before
+    /// every request leaves (fencing: the engine's gate, or before a task-based adapter's send).
+    let lease: (any ClusterLease)?
+    /// Outcomes whose recording failed (the store down), recorded again until the store takes them
+    /// (``DispatcherOutcomes.swift``, `retryUnrecorded`).
+    let unrecorded = Mutex(Unrecorded())
+    /// The store's failures, logged once per outage (``StoreOutage``).
+    let outage = Mutex(StoreOutage())
 
     public init(store: any MessageStore, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
@@ -79,6 +89,7 @@ public final class Dispatcher: Sendable {
         self.receiptTimeoutSeconds = config.receiptTimeoutSeconds
         self.clock = clock
         self.logger = logger
+        self.lease = store.cluster
         var bases: [String: String] = [:]
         var perMessage = Set<String>()
         for c in config.carriers {
@@ -154,7 +165,43 @@ public final class Dispatcher: Sendable {
     /// Starts the dispatch thread.
     public func start() {
         observeCluster()
+        lease?.observe { [self] event in self.clusterEvent(event) }
         worker.start { [self] _ in self.loop() }
+    }
+
+    /// The lease thread's news: a lost lease stops the claims until it is taken again (logged once each way).
+    func clusterEvent(_ event: ClusterEvent) {
+        switch event {
+        case .lost(let reason):
+            let first = state.withLock { s -> Bool in
+                defer { s.leaseLost = true }
+                return !s.leaseLost
+            }
+            if first {
+                logger.error("dispatch paused: this node's cluster lease ended; nothing is claimed or sent until it holds one again",
+                             ["reason": reason, "store.node": lease?.node ?? ""])
+            }
+        case .regained(let epoch, let settled):
+            let was = state.withLock { s -> Bool in
+                defer { s.leaseLost = false; s.workHint = true }
+                return s.leaseLost
+            }
+            if was {
+                logger.notice("dispatch resumed: this node holds a cluster lease again",
+                              ["store.node": lease?.node ?? "", "epoch": "\(epoch)", "settled_unknown": "\(settled)"])
+            }
+            worker.wake()
+        case .members, .tookOver:
+            break
+        }
+    }
+
+    /// Whether this node may claim and send now: it holds its cluster lease (always, without a cluster).
+    /// Nor while outcomes wait to be recorded after a store failure (which bounds them, ``Unrecorded``).
+    var mayClaim: Bool {
+        if unrecordedCount > 0 { return false }
+        guard let lease else { return true }
+        return lease.holds() && !state.withLock { $0.leaseLost }
     }
 
     /// The operator resumes a carrier paused after identical permanent answers; false when it was not paused.
@@ -240,8 +287,9 @@ public final class Dispatcher: Sendable {
                 return (f, s.stopping, s.drainDeadline, h, s.inFlight.count)
             }
             if !finished.isEmpty { recordFinished(finished, active: active) }
+            retryUnrecorded(now: now)
             if stopping {
-                if remaining == 0 { break }
+                if remaining == 0 && unrecordedCount == 0 { break }
                 if now >= drainDeadline {
                     abandonInFlight()
                     // Answers that came after the snapshot are recorded as answered, not abandoned.
@@ -250,6 +298,7 @@ public final class Dispatcher: Sendable {
                         return s.finished
                     }
                     if !late.isEmpty { recordFinished(late, active: active) }
+                    giveUpUnrecorded()
                     break
                 }
                 waitUntil(min(drainDeadline, now + 50))
@@ -267,8 +316,9 @@ public final class Dispatcher: Sendable {
                     logCampaignEvents(watch.look(active.map { ($0.id, $0.state) }), active: active)
                     planned = active.map(Self.planned)
                     byID = Dictionary(active.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                    storeWorked()
                 } catch {
-                    logger.error("store unavailable; dispatch paused", ["error": "\(error)"])
+                    storeFailed(error)
                 }
                 lastAdvance = now
                 if now - lastSweep >= min(60_000, Int64(receiptTimeoutSeconds * 250)) {
@@ -292,7 +342,9 @@ public final class Dispatcher: Sendable {
                 lastFailover = now
                 failover(active: active, now: now)
             }
-            for carrier in round.order {
+            // Fenced: a node without its lease claims nothing (the store refuses in the claim's transaction too).
+            let claiming = mayClaim
+            for carrier in round.order where claiming {
                 guard var turn = state.withLock({ s in plan.turn(carrier, in: &round, carriers: &s.carriers, global: &s.global) }) else {
                     continue
                 }
@@ -329,7 +381,7 @@ public final class Dispatcher: Sendable {
                 claimed = try store.claim(campaign: c.campaign, carrier: c.carrier, limit: c.limit, now: now, policy: contactPolicy,
                                           deadline: c.deadline, until: c.until)
             } catch {
-                logger.error("claim failed", ["campaign.id": c.campaign, "carrier.name": c.carrier, "error": "\(error)"])
+                storeFailed(error, doing: "claim", ["campaign.id": c.campaign, "carrier.name": c.carrier])
                 claimed = []
             }
             launch(claimed, sender: campaign.sender, deadline: c.deadline, carrier: c.carrier, sizes: c.batches(of: claimed.count), now: now)
@@ -392,7 +444,12 @@ public final class Dispatcher: Sendable {
             // No task per message: the requests are built here and handed to the engine at once (one lock, at
             // most one wake-up of its thread); each answer is classified on the engine thread and gathered in
             // `roundAnswers`, which the end of its engine round hands on.
-            exchange.start(messages.map(sms), round: self) { [self] i, outcome in
+            // The fence: the engine asks the lease just before each request leaves (``CurlEngine``'s gate).
+            var gate: (@Sendable () -> Bool)?
+            if let lease {
+                gate = { lease.holds() }
+            }
+            exchange.start(messages.map(sms), round: self, gate: gate) { [self] i, outcome in
                 requestFinished(carrier, since: startedAt)
                 roundAnswers.withLock { $0.append(messages[i], outcome) }
             }
@@ -411,6 +468,11 @@ public final class Dispatcher: Sendable {
             start += size
             let outgoing = chunk.map(sms)
             Task.detached { [self] in
+                // The fence for a task-based adapter: the lease is asked right before its send.
+                if let lease, !lease.holds() {
+                    self.finish(chunk, Array(repeating: .fenced, count: chunk.count))
+                    return
+                }
                 let outcomes = await adapter.send(batch: outgoing)
                 self.requestFinished(carrier, since: startedAt)
                 self.finish(chunk, outcomes)

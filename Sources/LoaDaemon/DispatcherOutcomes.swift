@@ -82,6 +82,11 @@ extension Dispatcher {
             guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
             any = true
             if case .accepted = outcome {} else { s.carriers[m.carrier]?.handoff?.withdrawn(m.id) }
+            if outcome.isFenced {
+                // Never sent, and not the gateway's doing: no answer class, nothing for the breaker.
+                s.finished.append(Finished(message: m, outcome: outcome, at: now, held: nil))
+                continue
+            }
             switch (health, outcome) {
             case (nil, _), (.accepted?, _), (.permanent?, _): health = outcome
             default: break
@@ -195,6 +200,11 @@ extension Dispatcher {
                 // The carrier is paused: this answer is the same mistake, not this recipient's; it waits for the resume.
                 return SendOutcome(m, result: .requeue(notBefore: f.at + 1000, detail: "carrier \(m.carrier) paused (\(held)): \(d)"))
             }
+            if f.outcome.isFenced {
+                // It never left: back to the queue at once, the attempt refunded. If a survivor already settled it
+                // as `unknown`, this requeue is stale and the store ignores it (``MessageLifecycle``).
+                return SendOutcome(m, result: .requeue(notBefore: f.at, detail: GatewayOutcome.fencedDetail))
+            }
             switch f.outcome {
             case .accepted(let gid, let detail, let parts): result = .accepted(gatewayID: gid, detail: detail, partIDs: parts)
             case .permanent(let d): result = .failed(detail: d)
@@ -226,12 +236,14 @@ extension Dispatcher {
             return SendOutcome(m, result: result)
         }
         countRequeues(outcomes)
-        // Not waited for: the outcomes join the next claim's transaction. If it fails they stay `sending`; the
-        // next start reports them `unknown`, never resends them.
-        let logger = logger
-        store.recordSoon(outcomes) { error in
-            logger.error("recording outcomes failed", ["count": "\(outcomes.count)", "error": "\(error)"])
+        let fenced = finished.reduce(0) { $0 + ($1.outcome.isFenced ? 1 : 0) }
+        if fenced > 0 {
+            logger.warning("messages not sent: this node's cluster lease had ended before their requests left (fenced); requeued, unless a survivor already settled them unknown",
+                           ["count": "\(fenced)", "store.node": lease?.node ?? ""])
         }
+        // Not waited for: the outcomes join the next claim's transaction. If it fails (the store is down) they are
+        // kept and recorded again until the store takes them (``retryUnrecorded(now:)``), never dropped.
+        store.recordSoon(outcomes) { [self] error in unrecordedFailed(outcomes, error) }
     }
 
     func abandonInFlight() {

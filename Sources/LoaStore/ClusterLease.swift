@@ -68,6 +68,11 @@ public enum ClusterEvent: Sendable, Equatable {
     case tookOver(node: String, epoch: Int64, settled: Int)
 }
 
+extension ClusterLease {
+    /// The epoch of the lease this node holds (or last held).
+    public var heldEpoch: Int64 { (self as? PGCluster)?.epoch ?? members().first { $0.node == node }?.epoch ?? 0 }
+}
+
 extension MessageStore {
     /// The cluster this store's daemon belongs to; nil for a store of one daemon (SQLite).
     public var cluster: (any ClusterLease)? { (self as? any ClusteredStore)?.clusterLease }

@@ -72,6 +72,17 @@ public enum GatewayOutcome: Sendable, Equatable {
     /// with this reason, shown in `campaign show`, `loa carriers`, the log and /metrics: only the operator can fix it.
     case unauthorized(String)
 
+    /// The detail of a message fenced before its request left (``fenced``).
+    public static let fencedDetail = "not sent: this node's cluster lease had ended before the request left (fenced)"
+
+    /// A message whose request was never sent because its node no longer held its cluster lease (the engine's
+    /// gate refused it, ``TransportError/fenced(_:)``, or the dispatcher did before a task-based send). Nothing
+    /// left: it is requeued, and if a survivor already settled it as `unknown`, that stands (the requeue is stale).
+    public static var fenced: GatewayOutcome { .unavailable(fencedDetail) }
+
+    /// This outcome is ``fenced``.
+    public var isFenced: Bool { self == .fenced }
+
     /// The same outcome with its detail text passed through `f` (to scrub secrets and message text).
     public func mapDetail(_ f: (String) -> String) -> GatewayOutcome {
         switch self {
@@ -106,6 +117,7 @@ public enum GatewayOutcome: Sendable, Equatable {
             // A cancelled request may have left; any other libcurl failure is treated as not having reached the gateway.
             return e.isCancellation && !idempotent ? .ambiguous(d) : .temporary(d)
         case .shutdown: return .unavailable("shutting down before the request was sent")
+        case .fenced: return .fenced
         }
     }
 }
@@ -200,7 +212,11 @@ extension OneExchangeAdapter {
     /// that brought some of them (``CurlEngine/start(_:round:completion:)``). A message refused without sending
     /// (``refusal(for:)``) completes at once, on the caller's thread, before this returns; a round end follows
     /// only the answers of the engine. Neither may block.
-    public func start(_ messages: [OutgoingSMS], round: any CompletionRound,
+    ///
+    /// `gate` (nil: none) is asked on the engine thread before each request's handle is added and again in
+    /// libcurl's pre-request callback, just before its first byte leaves: a request it refuses is never sent and
+    /// completes as ``GatewayOutcome/fenced`` (a cluster node whose lease ended sends nothing it claimed before).
+    public func start(_ messages: [OutgoingSMS], round: any CompletionRound, gate: (@Sendable () -> Bool)? = nil,
                       completion: @escaping @Sendable (Int, GatewayOutcome) -> Void) {
         var requests: [HTTPRequest] = []
         requests.reserveCapacity(messages.count)
@@ -216,8 +232,9 @@ extension OneExchangeAdapter {
             }
         }
         let positions = sent
-        engine.start(requests, round: round) { [self] k, result in
+        engine.start(requests, round: round, gate: gate) { [self] k, result in
             let i = positions?[k] ?? k
+            if case .failure(.fenced) = result { return completion(i, .fenced) }
             completion(i, outcome(of: result, for: messages[i]))
         }
     }

@@ -99,7 +99,13 @@ public final class CurlEngine: Sendable {
     /// `curl_multi_perform`), `round` is told once (``CompletionRound/roundEnded()``), so a caller that gathers the
     /// answers hands them on in one piece instead of one by one. At shutdown the requests fail with `.shutdown`,
     /// followed by a round end as well. `completion` and the round end MUST NOT block.
-    public func start(_ requests: [HTTPRequest], round: any CompletionRound,
+    ///
+    /// `gate` (nil: none), when given, is asked on the engine thread for each request: before its handle is added,
+    /// and again in libcurl's pre-request callback (`CURLOPT_PREREQFUNCTION`), after the connection is made and just
+    /// before the first byte of the request is written, so a request that waited inside libcurl for a free
+    /// connection is asked too. A refusal fails the request with ``TransportError/fenced(_:)``: nothing was sent.
+    /// It MUST be cheap and MUST NOT block (a cluster node's lease check: an atomic read and a clock read).
+    public func start(_ requests: [HTTPRequest], round: any CompletionRound, gate: (@Sendable () -> Bool)? = nil,
                       completion: @escaping @Sendable (Int, Result<HTTPResponse, TransportError>) -> Void) {
         guard !requests.isEmpty else { return }
         let first = shared.nextID.wrappingAdd(UInt64(requests.count), ordering: .relaxed).oldValue
@@ -107,7 +113,7 @@ public final class CurlEngine: Sendable {
         submissions.reserveCapacity(requests.count)
         for (i, request) in requests.enumerated() {
             submissions.append(CurlSubmission(id: first &+ UInt64(i), request: request, upload: nil,
-                                              continuation: .indexed(i, completion, round)))
+                                              continuation: .indexed(i, completion, round), gate: gate))
         }
         shared.enqueue(submissions)
     }
@@ -186,6 +192,9 @@ struct CurlSubmission: Sendable {
     let request: HTTPRequest
     let upload: UploadFile?
     let continuation: CurlCompletion
+    /// Asked on the engine thread before the request's handle is added and just before it is sent; false: it is
+    /// never sent (``TransportError/fenced(_:)``).
+    var gate: (@Sendable () -> Bool)? = nil
 }
 
 /// The error a cancelled request fails with.

@@ -86,6 +86,11 @@ final class CurlLoop {
     // MARK: Transfers
 
     private func start(_ submission: CurlSubmission) {
+        if let gate = submission.gate, !gate() {
+            // Refused before it took a handle or a connection; the pre-request callback asks again later.
+            finished.append((submission.continuation, .failure(fencedError(submission.request))))
+            return
+        }
         let transfer: CurlTransfer
         if let reused = idle.popLast() {
             transfer = reused
@@ -207,6 +212,8 @@ final class CurlTransfer {
     static let expectContinueFrom = 1 << 20
     /// An at-most-once request that libcurl wanted to resend, and the pre-request callback refused.
     private var refusedResend = false
+    /// The submission's gate refused the request in the pre-request callback: nothing was sent.
+    private var fencedBeforeSend = false
     private(set) var responseHeaders: [HTTPHeader] = []
     private(set) var responseBody: [UInt8] = []
     private var uploadErrno: Int32 = 0
@@ -253,6 +260,7 @@ final class CurlTransfer {
         upload = submission.upload
         sendAttempts = 0
         refusedResend = false
+        fencedBeforeSend = false
         uploadErrno = 0
         responseHeaders.removeAll(keepingCapacity: true)
         responseBody = []
@@ -395,6 +403,7 @@ final class CurlTransfer {
             return .success(HTTPResponse(status: easy.info(CURLINFO_RESPONSE_CODE), headers: responseHeaders, body: responseBody))
         }
         configured = nil
+        if fencedBeforeSend { return .failure(fencedError(request)) }
         if refusedResend {
             let message = "\(label): the connection closed before any answer; not resent (at most once)"
             return .failure(.connectionLost(message))
@@ -447,6 +456,12 @@ final class CurlTransfer {
     /// Called by libcurl each time it is about to send the request; refuses a resend of an at-most-once one.
     fileprivate func beforeSend() -> Int32 {
         sendAttempts += 1
+        if let gate = submission?.gate, !gate() {
+            // The last moment before the request leaves (the connection is made): the submitter's gate refuses.
+            // On a resend the first one may have arrived: that is a lost connection, not a request never sent.
+            if sendAttempts == 1 { fencedBeforeSend = true } else { refusedResend = true }
+            return CURL_PREREQFUNC_ABORT
+        }
         guard sendAttempts > 1, request.atMostOnce else { return CURL_PREREQFUNC_OK }
         refusedResend = true
         return CURL_PREREQFUNC_ABORT
@@ -493,6 +508,11 @@ private func curlReadUpload(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int,
 private func curlBeforeSend(_ context: UnsafeMutableRawPointer?, _ remoteIP: UnsafeMutablePointer<CChar>?, _ localIP: UnsafeMutablePointer<CChar>?, _ remotePort: Int32, _ localPort: Int32) -> Int32 {
     guard let context else { return CURL_PREREQFUNC_ABORT }
     return Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue().beforeSend()
+}
+
+/// The error of a request its submitter's gate refused (``CurlSubmission/gate``).
+func fencedError(_ request: HTTPRequest) -> TransportError {
+    .fenced("\(request.method) \(redactedURL(request.url)): refused by the sender's gate before it left")
 }
 
 /// Seconds to libcurl milliseconds; zero or less means "no limit" (libcurl's 0).

@@ -111,6 +111,10 @@ public enum TransportError: Error, Sendable, Equatable {
     case other(code: Int, message: String)
     /// The engine was shut down before the request completed.
     case shutdown
+    /// The request was never sent: its submitter's gate refused it on the engine thread, before its handle was
+    /// added or in libcurl's pre-request callback, just before the first byte would have left (a node of a
+    /// cluster whose lease ended: ``CurlEngine/start(_:round:gate:completion:)``). Always safe to send again.
+    case fenced(String)
 
     /// libcurl's `CURLE_ABORTED_BY_CALLBACK`, used for requests whose task was cancelled.
     public static let cancelledCode = 42
@@ -133,6 +137,7 @@ extension TransportError: CustomStringConvertible {
         case .connectionLost(let m): "connection lost: \(m)"
         case .other(let code, let m): "curl error \(code): \(m)"
         case .shutdown: "HTTP engine shut down"
+        case .fenced(let m): "not sent: \(m)"
         }
     }
 }

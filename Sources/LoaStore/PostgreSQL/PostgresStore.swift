@@ -47,7 +47,9 @@ public final class PostgresStore: MessageStore {
         try context.takeNode()
         let cluster = PGCluster(node: settings.node, leaseMillis: settings.leaseMillis, logger: logger)
         // The lease before the recovery of this node's claims: from here a survivor waits for it to end.
-        cluster.granted(epoch: try context.acquireLease(settings.leaseMillis), sentAt: PGCluster.bootNanos())
+        // Its local end counts from before the statement was sent, as every renewal's does.
+        let sentAt = PGCluster.bootNanos()
+        cluster.granted(epoch: try context.acquireLease(settings.leaseMillis), sentAt: sentAt)
         context.cluster = cluster
         self.cluster = cluster
         let started = DispatchTime.now().uptimeNanoseconds
