@@ -100,6 +100,8 @@ public enum LoaCLI {
         var action: String?
         var until: UnixMillis?
         var replace = false
+        /// `tail --cluster`: the whole cluster's log through the daemon (PostgreSQL).
+        var cluster = false
 
         struct Bad: Error, CustomStringConvertible { var description: String }
 
@@ -118,6 +120,7 @@ public enum LoaCLI {
                 case "--allow-rejects": allowRejects = true
                 case "--allow-shared-data-dir": allowSharedDataDir = true
                 case "--json": json = true
+                case "--cluster": cluster = true
                 case "--campaign": campaign = try value(a)
                 case "--sample":
                     guard let n = Int(try value(a)), (0...1000).contains(n) else { throw Bad(description: "--sample needs a number 0-1000") }

@@ -261,9 +261,20 @@ extension LoaCLI {
             if answer == 404 { printError("no campaign \(id)"); return 1 }
             if answer != 200 { printWarning("could not ask the daemon whether campaign \(id) exists; reading the log anyway") }
         }
-        let path = config.dataDir + "/delivery.log"
         let filter = LogTailer.Filter(campaign: opts.campaign, carrier: opts.carrier, event: opts.event, status: opts.status, since: opts.since)
-        return LogTailer(path: path, filter: filter, json: opts.json, follow: opts.follow, last: opts.lines,
+        if opts.cluster {
+            if opts.lines != nil { printError("tail: -n is not for --cluster (the cluster's log is printed from its oldest kept line)"); return 2 }
+            let color = !opts.json && Display.colorAllowed(noColorFlag: opts.noColor)
+            return blockingAwait { [opts] in
+                guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { printError("tail: cannot start the HTTP client"); return 1 }
+                defer { engine.shutdown() }
+                let client = APIClient(base: config.apiBaseURL, token: userToken ?? config.apiToken, engine: engine)
+                return await ClusterTail(client: client, filter: filter, json: opts.json, follow: opts.follow, color: color).run()
+            }
+        }
+        let path = config.dataDir + "/delivery.log"
+        let localFilter = LogTailer.Filter(campaign: opts.campaign, carrier: opts.carrier, event: opts.event, status: opts.status, since: opts.since)
+        return LogTailer(path: path, filter: localFilter, json: opts.json, follow: opts.follow, last: opts.lines,
                          color: !opts.json && Display.colorAllowed(noColorFlag: opts.noColor)).run()
     }
 }

@@ -27,7 +27,7 @@ extension LoaCLI {
           preview CAMPAIGN [--sample N]    render samples and count recipients, rejects and SMS parts; sends nothing
           optout add|remove NUMBER…|--file FILE
                                            the global opt-out list: numbers on it are never sent to
-          tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since T] [--json] [-n N]
+          tail [-f] [--cluster] [--campaign ID] [--carrier C] [--event E] [--status S] [--since T] [--json] [-n N]
                                            print the delivery log, one readable line per event
           carriers                         each carrier's rate, current rate and requests in flight
           status                           this node, its lease's epoch and whether it holds it; the cluster's nodes
@@ -204,7 +204,7 @@ extension LoaCLI {
             flight and messages sent, and the cluster's total.
             """,
         "tail": """
-            usage: loa tail [-f] [--campaign ID] [--carrier C] [--event E] [--status S] [--since TIME]
+            usage: loa tail [-f] [--cluster] [--campaign ID] [--carrier C] [--event E] [--status S] [--since TIME]
                             [--json] [-n N] [--no-color] [--config FILE]
 
             Prints the delivery log (data_dir/delivery.log). -f keeps following it (across logrotate).
@@ -213,6 +213,10 @@ extension LoaCLI {
             -n N starts with the last N matching lines (default: all). On a terminal lines are aligned and
             colored by status, unless --no-color, NO_COLOR (any value) or TERM=dumb. A --campaign the daemon
             does not know is an error.
+            --cluster: every node's lines (several daemons on one PostgreSQL), each once, in the cluster's event
+            order, through the daemon's API (GET /api/v1/log/stream?scope=cluster), from the oldest line the
+            database keeps (store.cluster_log_days); with -f it keeps following. Not on SQLite (a daemon there is
+            a cluster of one: plain loa tail), nor with -n.
             """,
     ]
 }

@@ -11,6 +11,8 @@ import LoaStore
 /// `credential`, as every secret of the config), so the URL can be logged and shown. `node` names this daemon in the
 /// database (one daemon per node at a time); `schema` the tables' schema; `lease_seconds` (default 10) the node's
 /// lease: a node sends only while it holds it, and a survivor settles a dead node's claims a fifth of it later.
+/// `cluster_log` (default true) also writes every delivery-log line into the database's log of the whole cluster
+/// (`loa tail --cluster`, `GET /api/v1/log/stream?scope=cluster`), kept `cluster_log_days` (default 7) days.
 public enum StoreChoice: Sendable {
     case sqlite
     case postgresql(PostgresSettings)
@@ -24,9 +26,13 @@ struct StoreEntry: Decodable {
     var schema: String?
     var node: String?
     var leaseSeconds: Double?
+    var clusterLog: Bool?
+    var clusterLogDays: Int?
     enum CodingKeys: String, CodingKey, CaseIterable {
         case kind, url, password, schema, node
         case leaseSeconds = "lease_seconds"
+        case clusterLog = "cluster_log"
+        case clusterLogDays = "cluster_log_days"
     }
 }
 
@@ -42,6 +48,8 @@ extension ConfigLoader {
                 add("store.\(key)", "only for kind postgresql")
             }
             if entry.leaseSeconds != nil { add("store.lease_seconds", "only for kind postgresql") }
+            if entry.clusterLog != nil { add("store.cluster_log", "only for kind postgresql (a daemon on SQLite is a cluster of one: its log is delivery.log)") }
+            if entry.clusterLogDays != nil { add("store.cluster_log_days", "only for kind postgresql") }
             if entry.password != nil { add("store.password", "only for kind postgresql") }
             return .sqlite
         case "postgresql":
@@ -57,10 +65,13 @@ extension ConfigLoader {
             if !CampaignSpecNames.isName(node) { add("store.node", "must be letters, digits or '_', starting with a letter or '_' (at most 63)") }
             let lease = entry.leaseSeconds ?? 10
             if !(lease >= 1 && lease <= 300) { add("store.lease_seconds", "must be between 1 and 300 seconds (a node stops sending when its lease ends)") }
+            let days = entry.clusterLogDays ?? 7
+            if !(1...3650).contains(days) { add("store.cluster_log_days", "must be between 1 and 3650 days") }
             // No password: the server trusts the connection (peer or trust authentication, a client certificate).
             let password = entry.password.map { clientOnly ? "" : resolve($0, "store.password") }
             return .postgresql(PostgresSettings(url: url, password: password, schema: schema, node: node,
-                                                leaseMillis: Int64((min(max(lease, 1), 300) * 1000).rounded())))
+                                                leaseMillis: Int64((min(max(lease, 1), 300) * 1000).rounded()),
+                                                clusterLog: entry.clusterLog ?? true, clusterLogDays: min(max(days, 1), 3650)))
         case let other:
             add("store.kind", "unknown store kind '\(other)' (known: sqlite, postgresql)")
             return .sqlite

@@ -17,7 +17,12 @@ final class LogLineBuffer {
     /// Bytes written.
     private(set) var count = 0
     /// Lines written.
-    private(set) var lines = 0
+    var lines: Int { lineStarts.count }
+    /// Where each line begins in ``bytes`` (the cluster's log stores each line as a row of its own).
+    private(set) var lineStarts: [Int] = []
+    /// Each line's campaign, kept only when ``keepsCampaigns`` (the cluster's log has a column for it).
+    private(set) var campaigns: [String] = []
+    var keepsCampaigns = false
 
     init(capacity: Int = 64 * 1024) {
         self.capacity = max(capacity, 256)
@@ -33,7 +38,8 @@ final class LogLineBuffer {
     func truncate(toCount count: Int, lines: Int) {
         precondition(count <= self.count && lines <= self.lines)
         self.count = count
-        self.lines = lines
+        if keepsCampaigns { campaigns.removeLast(self.lines - lines) }
+        lineStarts.removeLast(self.lines - lines)
     }
 
     /// Empties the buffer, keeping its storage.
@@ -41,13 +47,16 @@ final class LogLineBuffer {
 
     /// Appends one line and its newline: the same bytes as ``DeliveryEvent/jsonLine()`` of an event with these
     /// fields (schema version 1, keys in the documented order, optional fields omitted when nil); `time` is the
-    /// event's time as ``ISOTime/format(_:)`` writes it.
-    func appendLine(seq: Int64, time: UnsafeBufferPointer<UInt8>, campaign: String, message: Int64, recipient: String?, carrier: String?,
-                    event: String, status: String, attempt: Int, gatewayID: String? = nil, detail: String? = nil) {
+    /// event's time as ``ISOTime/format(_:)`` writes it; `node` the writing daemon's node (PostgreSQL's, nil on SQLite).
+    func appendLine(seq: Int64, node: String? = nil, time: UnsafeBufferPointer<UInt8>, campaign: String, message: Int64, recipient: String?,
+                    carrier: String?, event: String, status: String, attempt: Int, gatewayID: String? = nil, detail: String? = nil) {
+        lineStarts.append(count)
+        if keepsCampaigns { campaigns.append(campaign) }
         raw("{\"v\":")
         int(Int64(DeliveryEvent.schemaVersion))
         raw(",\"seq\":")
         int(seq)
+        if let node { raw(",\"node\":"); string(node) }
         raw(",\"time\":\"")
         copy(UnsafeRawPointer(time.baseAddress!), time.count)
         raw("\",\"campaign\":")
@@ -65,7 +74,6 @@ final class LogLineBuffer {
         if let gatewayID { raw(",\"gateway_id\":"); string(gatewayID) }
         if let detail { raw(",\"detail\":"); string(detail) }
         raw("}\n")
-        lines += 1
     }
 
     /// Room for `n` more bytes.

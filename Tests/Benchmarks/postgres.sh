@@ -6,20 +6,24 @@
 # the daemon needs them). Each round sends a fresh campaign of N one-part recipients through SQLite, then through
 # PostgreSQL; Loa's rate is the delivery log's accepted lines, first to last; with the rows each store wrote per
 # recipient (/metrics). Medians of the rounds and of the rounds' ratios; `uptime` before and after.
-#   Tests/Benchmarks/postgres.sh [N=50000] [IN_FLIGHT=8] [ROUNDS=3]
+# CLUSTER_LOG: `on` (the default config: every line also into the cluster's log, `store.cluster_log`), `off`, or `both`:
+# a third daemon on PostgreSQL with it off (a schema of its own), in the same rounds, for the cost of the cluster's log.
+#   Tests/Benchmarks/postgres.sh [N=50000] [IN_FLIGHT=8] [ROUNDS=3] [CLUSTER_LOG=on|off|both]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-n=${1:-50000}; inflight=${2:-8}; rounds=${3:-3}
+n=${1:-50000}; inflight=${2:-8}; rounds=${3:-3}; clog=${4:-on}
+case "$clog" in on|off|both) ;; *) echo "postgres.sh: CLUSTER_LOG must be on, off or both, not '$clog'" >&2; exit 2 ;; esac
 Deploy/setup-debian.sh test
 source Tests/Benchmarks/lib.sh
 bench_init pg
 base=$work
 # Outside $base: the server's user (not root) must be able to reach it, and mktemp's directories are 0700.
 pgdir=$(mktemp -u "${TMPDIR:-/tmp}/loa-pg.XXXXXX")
-sqlite_pid=""; pg_pid=""
+sqlite_pid=""; pg_pid=""; pgoff_pid=""
 cleanup_all() {
   [ -n "$sqlite_pid" ] && kill -TERM "$sqlite_pid" 2>/dev/null && wait "$sqlite_pid" 2>/dev/null
   [ -n "$pg_pid" ] && kill -TERM "$pg_pid" 2>/dev/null && wait "$pg_pid" 2>/dev/null
+  [ -n "$pgoff_pid" ] && kill -TERM "$pgoff_pid" 2>/dev/null && wait "$pgoff_pid" 2>/dev/null
   Tests/pg.sh stop "$pgdir" 2>/dev/null || true
   pid=""; work=$base; bench_cleanup
 }
@@ -39,20 +43,22 @@ PY
 )
 # One daemon per store, each in a work directory of its own.
 declare -A ports pids
-for store in sqlite pg; do
+stores="sqlite pg"; [ "$clog" = both ] && stores+=" pgoff"
+for store in $stores; do
   work="$base/$store"; mkdir -p "$work"; port=$(free_port); ports[$store]=$port
   extra='"contact_policy": {"max_messages": 0},'
-  [ "$store" = pg ] && extra+=" \"store\": {\"kind\": \"postgresql\", \"url\": \"$pg_url\", \"password\": {\"file\": \"$pgdir/password\"}},"
+  on=true; [ "$clog" = off ] || [ "$store" = pgoff ] && on=false
+  [ "$store" != sqlite ] && extra+=" \"store\": {\"kind\": \"postgresql\", \"url\": \"$pg_url\", \"password\": {\"file\": \"$pgdir/password\"}, \"schema\": \"bench_$store\", \"cluster_log\": $on},"
   bench_config_carrier "$carrier" "$extra"
   bench_start_daemon
   pids[$store]=$pid
 done
-sqlite_pid=${pids[sqlite]}; pg_pid=${pids[pg]}; pid=""
+sqlite_pid=${pids[sqlite]}; pg_pid=${pids[pg]}; pgoff_pid=${pids[pgoff]:-}; pid=""
 rows_written() { curl -fsS -H "Authorization: Bearer $LOA_API_TOKEN" "http://127.0.0.1:$port/metrics" | awk '/^loa_store_rows_written_total/ {print $2}'; }
 echo "before: $(uptime)"
 : > "$base/rounds"
 for r in $(seq 1 "$rounds"); do
-  for store in sqlite pg; do
+  for store in $stores; do
     work="$base/$store"; port=${ports[$store]}
     bench_campaign "b$r" "$n" "$(bench_start_in 1)"
     "$loa" campaign submit "$work/c.json" --config "$work/loa.json" >/dev/null
@@ -65,16 +71,21 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 echo "after: $(uptime)"
-python3 - "$base/rounds" "$n" <<'PY'
+python3 - "$base/rounds" "$n" "$clog" <<'PY'
 import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1])]
-by = {s: [r for r in rows if r["store"] == s] for s in ("sqlite", "pg")}
+by = {s: [r for r in rows if r["store"] == s] for s in ("sqlite", "pg", "pgoff")}
+clog = sys.argv[3]
 ratios = [p["rate"] / q["rate"] for p, q in zip(by["pg"], by["sqlite"])]
 print(f"N={sys.argv[2]}, {len(by['pg'])} rounds (medians)")
 print("| store | recipients/s | rows written per recipient (from submit to completion) |")
 print("|---|---|---|")
-for s, name in (("sqlite", "SQLite"), ("pg", "PostgreSQL 15")):
+for s, name in (("sqlite", "SQLite"), ("pg", f"PostgreSQL 15, cluster log {'off' if clog == 'off' else 'on'}"), ("pgoff", "PostgreSQL 15, cluster log off")):
     rs = by[s]
+    if not rs: continue
     print(f"| {name} | {statistics.median(r['rate'] for r in rs):.0f} | {statistics.median(r['rows'] / r['count'] for r in rs):.2f} |")
 print(f"PostgreSQL / SQLite, median of the rounds' ratios: {statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})")
+if by["pgoff"]:
+    on_off = [p["rate"] / q["rate"] for p, q in zip(by["pg"], by["pgoff"])]
+    print(f"cluster log on / off, median of the rounds' ratios: {statistics.median(on_off):.2f} ({', '.join(f'{x:.2f}' for x in on_off)})")
 PY

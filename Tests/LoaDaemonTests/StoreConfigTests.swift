@@ -31,6 +31,11 @@ import Testing
         let fromFile = s.write("loa2.json", config(#"{"kind": "postgresql", "url": "postgres://loa@db/loa", "password": {"file": "pg.pw"}}"#))
         guard case .postgresql(let pg2) = try ConfigLoader.load(path: fromFile, environment: env).get().store else { Issue.record("not postgresql"); return }
         #expect(pg2.password == "from-a-file" && pg2.node == "local")
+        // The cluster's log: on, kept 7 days, unless the entry says otherwise.
+        #expect(pg.clusterLog && pg.clusterLogDays == 7)
+        let off = s.write("loa3.json", config(#"{"kind": "postgresql", "url": "postgres://loa@db/loa", "cluster_log": false, "cluster_log_days": 30}"#))
+        guard case .postgresql(let pg3) = try ConfigLoader.load(path: off, environment: env).get().store else { Issue.record("not postgresql"); return }
+        #expect(!pg3.clusterLog && pg3.clusterLogDays == 30)
     }
 
     @Test func badStoreEntriesNameFileLineAndFieldAndNeverThePassword() throws {
@@ -45,6 +50,8 @@ import Testing
             (#"{"kind": "postgresql", "url": "postgresql://loa@db/loa", "node": "a b"}"#, "store.node: must be letters"),
             (#"{"kind": "sqlite", "url": "postgresql://loa@db/loa"}"#, "store.url: only for kind postgresql"),
             (#"{"kind": "postgresql", "url": "postgresql://loa@db/loa", "passwd": "x"}"#, "store.passwd"),
+            (#"{"kind": "postgresql", "url": "postgresql://loa@db/loa", "cluster_log_days": 0}"#, "store.cluster_log_days: must be between 1 and 3650"),
+            (#"{"kind": "sqlite", "cluster_log": true}"#, "store.cluster_log: only for kind postgresql"),
         ]
         for (entry, expected) in cases {
             let path = s.write("loa.json", config(entry))

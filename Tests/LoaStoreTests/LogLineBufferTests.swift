@@ -35,6 +35,24 @@ import Testing
         #expect(object?["message"] as? Int == -42)
     }
 
+    /// On PostgreSQL each line names its node, after `seq`, as the event's own line does; readers parse it as JSON.
+    @Test(arguments: ["n1", "node \"two\""])
+    func aNodesLineNamesItsNode(_ node: String) throws {
+        let e = DeliveryEvent(seq: 7, time: 1_764_633_600_123, campaign: "c", message: 3, recipient: "+84912345678", carrier: "gw",
+                              event: "accepted", status: "sent", attempt: 1, node: node)
+        let buffer = LogLineBuffer(capacity: 16)
+        buffer.keepsCampaigns = true
+        Array(ISOTime.format(e.time).utf8).withUnsafeBufferPointer {
+            buffer.appendLine(seq: e.seq, node: node, time: $0, campaign: e.campaign, message: e.message, recipient: e.recipient, carrier: e.carrier,
+                              event: e.event, status: e.status, attempt: e.attempt)
+        }
+        let got = String(decoding: buffer.bytes, as: UTF8.self)
+        #expect(got == e.jsonLine() + "\n")
+        #expect(got.hasPrefix("{\"v\":1,\"seq\":7,\"node\":"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(got.utf8)) as? [String: Any])
+        #expect(object["node"] as? String == node && buffer.campaigns == ["c"] && buffer.lineStarts == [0])
+    }
+
     @Test func optionalFieldsAreLeftOutAndNumbersOfEveryWidth() {
         for n: Int64 in [0, 7, 10, 99, 100, 1_000_000, Int64.max, Int64.min + 1, -1] {
             let e = DeliveryEvent(seq: n, time: 0, campaign: "c", message: n, recipient: nil, carrier: nil, event: "sending", status: "sending",

@@ -1,13 +1,17 @@
 /// One line of the delivery log: a state change (or a receipt) of one message.
 ///
 /// Schema version 1, one JSON object per line, keys always in this order:
-/// `v, seq, time, campaign, message, recipient, carrier, event, status, attempt, gateway_id, detail`.
+/// `v, seq, node, time, campaign, message, recipient, carrier, event, status, attempt, gateway_id, detail`.
 /// `seq` increases by one per line across the whole log and restarts never reuse it, so a reader can
-/// tell a gap or a repeat. Optional fields are omitted rather than null.
+/// tell a gap or a repeat. Optional fields are omitted rather than null. `node` is the daemon that wrote the line,
+/// on the PostgreSQL store only (several daemons, each with its own log and its own `seq`: issue 21); on SQLite a
+/// daemon is a cluster of one and the line has none.
 public struct DeliveryEvent: Sendable, Equatable {
     public static let schemaVersion = 1
 
     public var seq: Int64
+    /// The writing daemon's node (PostgreSQL), nil on SQLite.
+    public var node: String?
     public var time: UnixMillis
     public var campaign: String
     public var message: Int64
@@ -23,8 +27,9 @@ public struct DeliveryEvent: Sendable, Equatable {
     public var detail: String?
 
     public init(seq: Int64 = 0, time: UnixMillis, campaign: String, message: Int64, recipient: String?, carrier: String?,
-                event: String, status: String, attempt: Int, gatewayID: String? = nil, detail: String? = nil) {
+                event: String, status: String, attempt: Int, gatewayID: String? = nil, detail: String? = nil, node: String? = nil) {
         self.seq = seq
+        self.node = node
         self.time = time
         self.campaign = campaign
         self.message = message
@@ -52,6 +57,7 @@ public struct DeliveryEvent: Sendable, Equatable {
         JSONText.appendInt(Int64(DeliveryEvent.schemaVersion), to: &out)
         raw(",\"seq\":")
         JSONText.appendInt(seq, to: &out)
+        if let node { raw(",\"node\":"); JSONText.appendString(node, to: &out) }
         raw(",\"time\":\"")
         out.append(contentsOf: formattedTime)
         raw("\",\"campaign\":")

@@ -31,6 +31,12 @@ extension DaemonService {
             }
             after = n
         }
+        // `scope=cluster`: every node's lines from the database (ClusterLogRoutes.swift); `node` (the default): this file.
+        switch r.query["scope"] ?? "node" {
+        case "node": break
+        case "cluster": return try clusterLogStream(r, campaign: campaign, after: after)
+        case let other: throw APIError(400, "bad-request", "scope: '\(other)' is not node or cluster")
+        }
         let limit = config.listenLimits.streamLimit
         guard let slot = liveLogSlots.take(limit: limit) else {
             var busy = error(503, "too-many-streams", "\(limit) live log streams are open (listen.stream_limit); try again later")

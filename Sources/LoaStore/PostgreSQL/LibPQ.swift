@@ -27,13 +27,20 @@ public struct PostgresSettings: Sendable {
     public var node: String
     /// The node's lease (``ClusterLease``): it sends only while it holds one, renewed every quarter of this.
     public var leaseMillis: Int64
+    /// Whether each transaction's delivery-log lines also go into the cluster's log (`cluster_events`, read by
+    /// `loa tail --cluster` and `?scope=cluster`), and for how many days they are kept there.
+    public var clusterLog: Bool
+    public var clusterLogDays: Int
 
-    public init(url: String, password: String?, schema: String = "public", node: String = "local", leaseMillis: Int64 = 10_000) {
+    public init(url: String, password: String?, schema: String = "public", node: String = "local", leaseMillis: Int64 = 10_000,
+                clusterLog: Bool = true, clusterLogDays: Int = 7) {
         self.url = url
         self.password = password
         self.schema = schema
         self.node = node
         self.leaseMillis = leaseMillis
+        self.clusterLog = clusterLog
+        self.clusterLogDays = clusterLogDays
     }
 
     /// The URL as it may be shown: a password written into it (which the config refuses) is replaced by `***`.

@@ -5,7 +5,9 @@ import LoaCore
 /// lines, counter deltas). Never leaves the writer thread. The same transaction discipline as SQLite's
 /// ``WriteContext``: jobs queued together run in one transaction, each in a SAVEPOINT; the transaction's log lines are
 /// appended just before COMMIT together with the last seq in `log_positions` (this node's row), so a committed change
-/// always has its line and a line whose transaction did not commit is cut, at once or at the next start.
+/// always has its line and a line whose transaction did not commit is cut, at once or at the next start. Each line
+/// names this node (`"node"`), and the same lines go into the cluster's log in the same transaction
+/// (``appendClusterEvents(_:lastSeq:)``).
 final class PGContext {
     let db: PGConnection
     let log: DeliveryLogFile?
@@ -32,6 +34,8 @@ final class PGContext {
     /// Whether `pending_receipts` may hold rows, read once per recording of outcomes (``record(all:)``); receipts
     /// that arrive before their send answer are kept there.
     var pendingReceiptsMayExist = true
+    /// When the writer next deletes the cluster's log rows past their retention (``pruneClusterLogIfDue()``).
+    var clusterLogPruneDue = MonotonicDeadline.now()
 
     init(db: PGConnection, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool, logger: Logger) {
         self.db = db
@@ -39,6 +43,7 @@ final class PGContext {
         self.clock = clock
         self.maskNumbers = maskNumbers
         self.logger = logger
+        pending.keepsCampaigns = db.settings.clusterLog
     }
 
     func statement(_ sql: String) throws -> PGStatement { try db.prepare(sql) }
@@ -140,6 +145,7 @@ final class PGContext {
             if pending.lines > 0 {
                 try run("INSERT INTO log_positions(node, committed_seq) VALUES(?, ?) ON CONFLICT(node) DO UPDATE SET committed_seq = excluded.committed_seq",
                         [.text(node), .int(nextSeq - 1)])
+                try appendClusterEvents(pending, lastSeq: nextSeq - 1)
                 appendedAt = try log?.append(pending.bytes)
             }
             try db.exec("COMMIT")
@@ -155,6 +161,7 @@ final class PGContext {
         pending.removeAll()
         counters.committed(rows: changes)
         for (job, r) in zip(jobs, results) { job.finish(r) }
+        pruneClusterLogIfDue()
         return nil
     }
 
@@ -172,7 +179,7 @@ final class PGContext {
         nextSeq += 1
         let shown = maskNumbers ? recipient.map(PhoneNumber.mask) : recipient
         formattedTime.text.withUnsafeBufferPointer { time in
-            pending.appendLine(seq: seq, time: time, campaign: campaign, message: message, recipient: shown, carrier: carrier, event: event,
+            pending.appendLine(seq: seq, node: node, time: time, campaign: campaign, message: message, recipient: shown, carrier: carrier, event: event,
                                status: status, attempt: attempt, gatewayID: gatewayID, detail: detail)
         }
     }

@@ -166,6 +166,20 @@ enum PGSchema {
         ALTER TABLE nodes ADD COLUMN recovered_epoch bigint NOT NULL DEFAULT 0;
         ALTER TABLE nodes ADD COLUMN status text;
         """,
+        // 4: the cluster's delivery log (``PGClusterLog``): every node's lines, each once, numbered across the cluster
+        // by `id` in the order their transactions drew it (just before COMMIT); `node` and `seq` say whose line
+        // and where in that node's own file; `at` is when it was written (the node's clock, for the retention).
+        // No index but the key: a reader pages by id, the retention deletes from the low end.
+        """
+        CREATE TABLE cluster_events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            node text NOT NULL,
+            seq bigint NOT NULL,
+            campaign text NOT NULL,
+            at bigint NOT NULL,
+            line text NOT NULL
+        );
+        """,
     ]
 
     /// Applies the migrations not yet applied. Several daemons may start at once: a transaction-scoped advisory lock

@@ -24,6 +24,8 @@ public final class PostgresStore: MessageStore {
     private let counters: WriteCounters
     /// This node's lease and the cluster's members (``PGCluster``), renewed on a thread and connection of their own.
     let cluster: PGCluster
+    /// The cluster's delivery log as this node's followers read it (``PGClusterLog``).
+    let clusterLog: PGClusterLogReader
 
     public var writerHealth: WriterHealth { monitor.snapshot }
     public var rowsWritten: Int64 { counters.rows.load(ordering: .relaxed) }
@@ -35,6 +37,7 @@ public final class PostgresStore: MessageStore {
     public init(settings: PostgresSettings, directory: String?, log: DeliveryLogFile?, clock: any TimeSource, maskNumbers: Bool = false,
                 logger: Logger = Logger(label: "loa")) throws {
         self.settings = settings
+        clusterLog = PGClusterLogReader(settings: settings, logger: logger)
         if let directory {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             lock = try DirectoryLock(directory: directory)
@@ -81,6 +84,7 @@ public final class PostgresStore: MessageStore {
     }
 
     public func close() {
+        clusterLog.stop()
         cluster.stop()
         monitor.closing()
         queue.close()
