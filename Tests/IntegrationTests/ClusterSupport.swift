@@ -173,7 +173,8 @@ final class TestCluster: @unchecked Sendable {
 /// one final state, none accepted twice by the simulator, what the simulator accepted is what the store says was
 /// sent, and the union of the nodes' logs agrees with the store. Returns the store's messages.
 @discardableResult
-func expectClusterInvariants(_ cluster: TestCluster, _ sim: GatewaySimProcess, campaign: String, n: Int, _ label: String) async throws
+func expectClusterInvariants(_ cluster: TestCluster, _ sim: GatewaySimProcess, campaign: String, n: Int, _ label: String,
+                             nodesKilled: Bool = false) async throws
     -> [Int: (phone: String, state: String)] {
     let store = try await cluster.messages(campaign)
     #expect(store.count == n, "\(label): \(store.count) messages in the store for \(n) recipients")
@@ -192,10 +193,15 @@ func expectClusterInvariants(_ cluster: TestCluster, _ sim: GatewaySimProcess, c
     let unaccounted = accepted.keys.filter { byPhone[$0] == nil }
     #expect(unaccounted.isEmpty, "\(label): the gateway accepted numbers not in the campaign: \(unaccounted.prefix(5))")
     // Every send the gateway accepted had its answer recorded (an `accepted` line), or was settled `unknown` because
-    // its node stopped or died before the answer was (an `unknown` line): no outcome dropped.
+    // its node stopped or died before the answer was (an `unknown` line): no outcome dropped. Where nodes were killed
+    // (`nodesKilled`), a receipt line answers too: the simulator sends receipts at once, and a node killed after the
+    // receipt was applied and before the answer was recorded leaves a delivered message with no `accepted` line and
+    // nothing `sending` to settle (seen once in a CI run: messages 2009 and 2010). Elsewhere receipts must not count:
+    // they would hide answers dropped by a living node (the PostgreSQL restart test).
+    let answers: Set<String> = nodesKilled ? ["accepted", "unknown", "receipt"] : ["accepted", "unknown"]
     var answered = Set<Int>()
     for lines in cluster.logs() {
-        for e in lines where e["event"] as? String == "accepted" || e["event"] as? String == "unknown" {
+        for e in lines where answers.contains(e["event"] as? String ?? "") {
             if let m = e["message"] as? Int { answered.insert(m) }
         }
     }

@@ -206,7 +206,7 @@ import Testing
         let sentSeconds = Date().timeIntervalSince(started)
         let states = try await SimCampaign.settle(cluster.nodes[0], sim, id: "it-three", n: n, seconds: max(180, Double(n) / 100))
         let seconds = Date().timeIntervalSince(started)
-        let store = try await expectClusterInvariants(cluster, sim, campaign: "it-three", n: n, "three nodes (seed \(seed))")
+        let store = try await expectClusterInvariants(cluster, sim, campaign: "it-three", n: n, "three nodes (seed \(seed))", nodesKilled: true)
         let after = try await sim.accepted()
         let claimedBefore = cluster.settledAfterLeaseEnded(of: "n2", claimedBefore: stop.resumedAt)
         let resent = Self.sentAfterSettled(claimedBefore, store: store, before: stop.accepted, after: after)

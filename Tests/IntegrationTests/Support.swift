@@ -259,7 +259,10 @@ struct HarnessError: Error, CustomStringConvertible {
 /// A running `loa daemon` with its config in a work dir.
 final class LoaDaemonProcess: @unchecked Sendable {
     let work: WorkDir
-    let port: Int
+    /// The API's port; chosen again if another process took it between ``freePort()`` and the daemon's bind.
+    private(set) var port: Int
+    /// The port was given by the test (a cluster's nodes name each other's): never chosen again.
+    private let portGiven: Bool
     let token = "it-token-" + String(UUID().uuidString.prefix(12))
     let receiptSecret = "it-receipt-" + String(UUID().uuidString.prefix(12))
     var child: Child?
@@ -298,6 +301,7 @@ final class LoaDaemonProcess: @unchecked Sendable {
          approval: Bool = false, port: Int? = nil) throws {
         self.work = work
         self.port = port ?? freePort()
+        self.portGiven = port != nil
         self.kannelPassword = password
         engine = try CurlEngine(maxConnectionsPerHost: 8)
         work.write("loa.json", """
@@ -335,6 +339,14 @@ final class LoaDaemonProcess: @unchecked Sendable {
                 }
                 return
             } catch let e as HarnessError where e.message.contains(ours) && Date() < deadline {
+                continue
+            } catch let e as HarnessError where e.message.contains("port \(port): Address already in use") && !portGiven && Date() < deadline {
+                // Another process (a gateway simulator or Kannel of a test running beside this one) took the port that
+                // freePort() had found free: the same config on another port.
+                let old = port
+                port = freePort()
+                let text = try String(contentsOfFile: configPath, encoding: .utf8)
+                try text.replacingOccurrences(of: "\"port\": \(old)", with: "\"port\": \(port)").write(toFile: configPath, atomically: true, encoding: .utf8)
                 continue
             }
         }
