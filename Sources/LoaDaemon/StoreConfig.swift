@@ -70,7 +70,7 @@ extension ConfigLoader {
             // No password: the server trusts the connection (peer or trust authentication, a client certificate).
             let password = entry.password.map { clientOnly ? "" : resolve($0, "store.password") }
             return .postgresql(PostgresSettings(url: url, password: password, schema: schema, node: node,
-                                                leaseMillis: Int64((min(max(lease, 1), 300) * 1000).rounded()),
+                                                leaseMillis: lease.isFinite ? Int64((min(max(lease, 1), 300) * 1000).rounded()) : 10_000,
                                                 clusterLog: entry.clusterLog ?? true, clusterLogDays: min(max(days, 1), 3650)))
         case let other:
             add("store.kind", "unknown store kind '\(other)' (known: sqlite, postgresql)")
