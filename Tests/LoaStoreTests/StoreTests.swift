@@ -384,6 +384,8 @@ func logLines(_ dir: TempDir) -> [[String: Any]] {
         #expect(try store.addOptOuts(["+84912345001"], source: "test") == 0)
         try store.createCampaign(submission(), startAt: 0, deadlineAt: .max)
         #expect(try store.addExclusions(campaign: "c1", phones: ["+84912345002"]) == 1)
+        // A batch repeating a number, and one already listed: each number counted once.
+        #expect(try store.addExclusions(campaign: "c1", phones: ["+84912345002", "+84912345099", "+84912345099"]) == 1)
         let c = try store.ingest(campaign: "c1", rows: (1...5).map { accepted("+8491234500\($0)", line: $0 + 1) }
                                  + [accepted("+84912345005", line: 9)]
                                  + [.rejected(raw: "abc", code: "invalid-characters", message: "letters", source: "s.csv", line: 10)])
