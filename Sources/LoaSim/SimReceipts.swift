@@ -13,6 +13,8 @@ struct SimReceipt: Sendable {
 struct SimReceiptJob: Sendable {
     var due: Int64
     var receipts: [SimReceipt]
+    /// Attempts already made at the first receipt (a job queued again after its client did not take it).
+    var attempts = 0
 }
 
 /// Sends receipts through one ``CurlEngine`` from a bounded queue.
@@ -23,6 +25,13 @@ struct SimReceiptJob: Sendable {
 /// await (libcurl runs on the engine's own thread), so they never block the shared executor.
 /// A receipt is retried `retries` times, `retryMs` apart, while the client does not answer or answers 5xx
 /// (Jasmin: unless answered `ACK/Jasmin`); other shapes count any 2xx as sent and any 4xx as refused. After ``stop()`` nothing more is sent.
+///
+/// A retry goes back into the queue (the job from the receipt not taken, due `retryMs` later) and the worker takes the
+/// next due job, as Kannel's smsbox queues a failed callback again: a client that is down (a cluster node killed and
+/// restarting) no longer holds every worker for its retries while the other clients' receipts wait behind it (issue 21's
+/// three-node run sent no receipt at all for the seconds a node was down). A client whose last attempt was not taken
+/// gets one receipt at a time (a probe) until one is; its other due jobs wait `retryMs` more, uncounted: a client that
+/// hangs (a node stopped with SIGSTOP, each attempt held to its timeout) keeps one worker, not all of them.
 final class SimReceiptSender: Sendable {
     struct Counts: Sendable { var sent = 0, failed = 0, dropped = 0, pending = 0, retries = 0 }
 
@@ -32,6 +41,9 @@ final class SimReceiptSender: Sendable {
         var counts = Counts()
         var stopping = false
         var workers = 0
+        /// Receipts in flight per client (`host:port`), and the clients whose last attempt was not taken.
+        var inFlight: [Substring: Int] = [:]
+        var failing: Set<Substring> = []
     }
 
     private let state = SimLock(State())
@@ -68,12 +80,25 @@ final class SimReceiptSender: Sendable {
                 s.counts.dropped += job.receipts.count
                 return
             }
-            // In due order: queue mode's receipts for a message that expires in the queue are due before those
-            // of messages queued ahead of it (every other job comes in due order: the search stops at once).
-            var i = s.queue.count
-            while i > s.head && s.queue[i - 1].due > job.due { i -= 1 }
-            s.queue.insert(job, at: i)
+            Self.insert(job, into: &s)
             s.counts.pending += job.receipts.count
+        }
+    }
+
+    /// In due order: queue mode's receipts for a message that expires in the queue are due before those of messages
+    /// queued ahead of it, and a retry is due `retryMs` from now (other jobs come in due order: the search stops at once).
+    private static func insert(_ job: SimReceiptJob, into s: inout State) {
+        var i = s.queue.count
+        while i > s.head && s.queue[i - 1].due > job.due { i -= 1 }
+        s.queue.insert(job, at: i)
+    }
+
+    /// Queues the rest of a job again for its next attempt: already counted in `pending`, so never dropped as full.
+    private func retry(_ job: SimReceiptJob) {
+        let due = clock() + Int64(retryMs)
+        state.withLock { s in
+            s.counts.retries += 1
+            Self.insert(SimReceiptJob(due: due, receipts: job.receipts, attempts: job.attempts + 1), into: &s)
         }
     }
 
@@ -98,19 +123,51 @@ final class SimReceiptSender: Sendable {
 
     private enum Next { case job(SimReceiptJob), wait(Int64), stop }
 
+    /// The client a receipt goes to: the URL's authority (`127.0.0.1:8080`).
+    static func client(_ url: String) -> Substring {
+        let rest = url.range(of: "://").map { url[$0.upperBound...] } ?? url[...]
+        return rest.prefix { $0 != "/" && $0 != "?" }
+    }
+
     private func next() -> Next {
         let now = clock()
+        let later = now + Int64(max(1, retryMs))
         return state.withLock { s in
-            if s.stopping { return .stop }
-            guard s.head < s.queue.count else { return .wait(20) }
-            let job = s.queue[s.head]
-            if job.due > now { return .wait(min(20, job.due - now)) }
-            s.head += 1
-            if s.head > 1024 && s.head * 2 > s.queue.count {
-                s.queue.removeFirst(s.head)
-                s.head = 0
+            // Bounded: at most 256 jobs of failing clients set aside per call.
+            for _ in 0..<256 {
+                if s.stopping { return .stop }
+                guard s.head < s.queue.count else { return .wait(20) }
+                var job = s.queue[s.head]
+                if job.due > now { return .wait(min(20, job.due - now)) }
+                s.head += 1
+                if s.head > 1024 && s.head * 2 > s.queue.count {
+                    s.queue.removeFirst(s.head)
+                    s.head = 0
+                }
+                let client = Self.client(job.receipts[0].request.url)
+                if s.failing.contains(client) && s.inFlight[client, default: 0] > 0 {
+                    job.due = later
+                    Self.insert(job, into: &s)
+                    continue
+                }
+                s.inFlight[client, default: 0] += 1
+                return .job(job)
             }
-            return .job(job)
+            return .wait(5)
+        }
+    }
+
+    /// An attempt at `client` ended: `taken` false when it did not take the receipt (no answer, 5xx).
+    private func attempted(_ client: Substring, taken: Bool) {
+        state.withLock { s in
+            if taken { s.failing.remove(client) } else { s.failing.insert(client) }
+        }
+    }
+
+    private func finished(_ client: Substring) {
+        state.withLock { s in
+            s.inFlight[client, default: 1] -= 1
+            if s.inFlight[client] == 0 { s.inFlight[client] = nil }
         }
     }
 
@@ -122,15 +179,24 @@ final class SimReceiptSender: Sendable {
             case .stop: return
             case .wait(let ms): await nap(ms)
             case .job(let job):
+                let client = Self.client(job.receipts[0].request.url)
+                defer { finished(client) }
+                var attempts = job.attempts
                 for (i, receipt) in job.receipts.enumerated() {
                     if stopping {
                         state.withLock { $0.counts.pending -= job.receipts.count - i }
                         return
                     }
-                    let ok = await send(receipt)
+                    let outcome = await send(receipt)
+                    attempted(client, taken: outcome != .again)
+                    if outcome == .again && attempts < retries {
+                        retry(SimReceiptJob(due: 0, receipts: Array(job.receipts[i...]), attempts: attempts))
+                        break
+                    }
+                    attempts = 0
                     state.withLock { s in
                         s.counts.pending -= 1
-                        if ok { s.counts.sent += 1 } else { s.counts.failed += 1 }
+                        if outcome == .taken { s.counts.sent += 1 } else { s.counts.failed += 1 }
                     }
                 }
             }
@@ -146,27 +212,18 @@ final class SimReceiptSender: Sendable {
         }
     }
 
-    /// One receipt with its retries; true when the client took it.
-    private func send(_ receipt: SimReceipt) async -> Bool {
-        // Like the real gateways: a receipt the client did not take (no answer, 5xx; for Jasmin anything but
-        // `ACK/Jasmin`) is tried again; a 4xx other than Jasmin's is final (the client refused it).
-        for attempt in 1...(1 + retries) {
-            if attempt > 1 {
-                state.withLock { $0.counts.retries += 1 }
-                await nap(Int64(retryMs))
-                if stopping { return false }
-            }
-            guard let response = try? await engine.perform(receipt.request) else { continue }
-            if receipt.needsJasminAck {
-                if response.bodyText == "ACK/Jasmin" { return true }
-                if response.status == 404 { return false }  // Jasmin's DLRThrower gives up on 404
-            } else if (200...299).contains(response.status) {
-                return true
-            } else if (400...499).contains(response.status) {
-                return false
-            }
+    private enum Outcome { case taken, refused, again }
+
+    /// One attempt at a receipt. Like the real gateways: a receipt the client did not take (no answer, 5xx; for
+    /// Jasmin anything but `ACK/Jasmin`) is tried again; a 4xx other than Jasmin's is final (the client refused it).
+    private func send(_ receipt: SimReceipt) async -> Outcome {
+        guard let response = try? await engine.perform(receipt.request) else { return .again }
+        if receipt.needsJasminAck {
+            if response.bodyText == "ACK/Jasmin" { return .taken }
+            return response.status == 404 ? .refused : .again  // Jasmin's DLRThrower gives up on 404
         }
-        return false
+        if (200...299).contains(response.status) { return .taken }
+        return (400...499).contains(response.status) ? .refused : .again
     }
 }
 
