@@ -9,13 +9,13 @@ import LoaCore
 extension PostgresStore {
     public func claim(campaign: String, carrier: String, limit: Int, now: UnixMillis, policy: ContactPolicy?,
                       deadline: UnixMillis, until: UnixMillis) throws -> [OutgoingMessage] {
-        try write { ctx in
+        try ackOfClaim(try write { ctx in
             // The transaction's own time decides: a claim that waited past the window's close (or the deadline) sends nothing.
             guard ctx.now < until && ctx.now < deadline else { return [] }
             // Fenced in the database too: a node whose lease ended (stopped, cut off) claims nothing.
             if let cluster = ctx.cluster, try !ctx.holdsLease(epoch: cluster.epoch) { return [] }
             return try ctx.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline)
-        }
+        })
     }
 
     public func reroute(campaign: String, from: String, to: String, limit: Int, reason: String) throws -> Int {
