@@ -23,7 +23,7 @@ fi
 # carrier limit measured at the gateway over 60 s) run after the rest, one at a time: beside 500 other tests on two
 # cores their daemons took more than 20 s to answer /healthz and the shared limit measured the machine, not Loa. The
 # Jasmin pace test (a provider's limit of 10 a second held within 10%) joins them for the same reason.
-alone='ClusterTests|ClusterLogTests|ClusterDemoTests|PostgresAnyNodeTests|SharedCarrierLimitTests|throughputKeepsPaceBelowTheUsersLimit'
+alone='ClusterTests|ClusterOutageTests|ClusterLogTests|ClusterDemoTests|PostgresAnyNodeTests|SharedCarrierLimitTests|throughputKeepsPaceBelowTheUsersLimit'
 status=0
 swift test --skip-build --skip "$alone" || status=$?
 swift test --skip-build --no-parallel --filter "$alone" || status=$?

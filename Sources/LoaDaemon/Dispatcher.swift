@@ -336,6 +336,8 @@ public final class Dispatcher: Sendable {
                     }
                 }
             }
+            // A claim that failed may have committed unacknowledged: released once the store answers again.
+            releaseUnsentClaims()
             // The plan decides (``DispatchPlan``); this thread executes its actions and sleeps until its wake time.
             var round = plan.round(now: now, campaigns: planned, workArrived: hint)
             if now - lastFailover >= 250 {
@@ -381,7 +383,7 @@ public final class Dispatcher: Sendable {
                 claimed = try store.claim(campaign: c.campaign, carrier: c.carrier, limit: c.limit, now: now, policy: contactPolicy,
                                           deadline: c.deadline, until: c.until)
             } catch {
-                storeFailed(error, doing: "claim", ["campaign.id": c.campaign, "carrier.name": c.carrier])
+                claimFailed(error, campaign: c.campaign, carrier: c.carrier)
                 claimed = []
             }
             launch(claimed, sender: campaign.sender, deadline: c.deadline, carrier: c.carrier, sizes: c.batches(of: claimed.count), now: now)
@@ -404,7 +406,12 @@ public final class Dispatcher: Sendable {
             return .done
         case .failRemainder(let campaign, let carrier, let limit, let deadline, let reason):
             // No carrier to take it: claimed and failed with the reason, never sent (the API would refuse it).
-            let claimed = (try? store.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, deadline: deadline)) ?? []
+            var claimed: [OutgoingMessage] = []
+            do {
+                claimed = try store.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, deadline: deadline)
+            } catch {
+                claimFailed(error, campaign: campaign, carrier: carrier)
+            }
             logger.warning("batch remainder failed", ["campaign.id": campaign, "carrier.name": carrier, "count": "\(claimed.count)", "reason": reason])
             do {
                 try store.record(claimed.map { SendOutcome($0, result: .failed(detail: reason)) })

@@ -10,6 +10,9 @@ struct Unrecorded {
     /// When to try again (the dispatcher's clock); doubled from 250 ms up to 2 s while the store refuses.
     var retryAt: UnixMillis = 0
     var backoff: Int64 = 250
+    /// Messages whose outcome the store refused for good: they stay `sending` (reported `unknown` at the next start)
+    /// and may have reached the gateway, so a release of unsent claims must never take them.
+    var refused: Set<Int64> = []
 }
 
 /// The store's health as the dispatcher sees it: a failure is logged once when an outage starts (with what failed),
@@ -17,6 +20,9 @@ struct Unrecorded {
 struct StoreOutage {
     var since: UnixMillis?
     var failures = 0
+    /// A claim failed: it may have committed with its answer lost (``Dispatcher/releaseUnsentClaims()``). Kept
+    /// across the end of the outage, until the release is done.
+    var claimUnsure = false
 }
 
 extension Dispatcher {
@@ -63,6 +69,7 @@ extension Dispatcher {
                 do {
                     try store.record([o])
                 } catch {
+                    unrecorded.withLock { _ = $0.refused.insert(o.id) }
                     logger.error("an outcome the store refuses was not recorded: its message stays sending, reported unknown at the next start",
                                  ["message.id": "\(o.id)", "error": "\(error)"])
                 }
@@ -107,11 +114,63 @@ extension Dispatcher {
         let now = clock.now()
         let ended = outage.withLock { o -> (Int64, Int)? in
             guard let since = o.since else { return nil }
-            defer { o = StoreOutage() }
+            defer { o.since = nil; o.failures = 0 }
             return (now - since, o.failures)
         }
         if let (millis, failures) = ended {
             logger.notice("store available again; dispatch goes on", ["outage_ms": "\(millis)", "failures": "\(failures)"])
         }
+    }
+}
+
+extension Dispatcher {
+    /// A claim failed. When the server died while the claim's COMMIT was on its way (a restart, a failover), the
+    /// claim may have committed with its answer lost: its messages then say `sending` under this node, and this
+    /// dispatcher never had them. They are released once the store answers again (``releaseUnsentClaims()``).
+    func claimFailed(_ error: any Error, campaign: String, carrier: String) {
+        outage.withLock { $0.claimUnsure = true }
+        storeFailed(error, doing: "claim", ["campaign.id": campaign, "carrier.name": carrier])
+    }
+
+    /// After a failed claim, once a store call worked again: the messages of claims that ended with the connection
+    /// lost, still `sending` under this node and not held by this dispatcher, go back to the queue
+    /// (``MessageStore/releaseUnsentClaims(epoch:holding:)``), fenced by the lease. Safe because such a message never reached an adapter: every claim the dispatcher received is in flight
+    /// from the moment it returns (``launch(_:sender:deadline:carrier:sizes:now:)`` on this thread, before any
+    /// request is built) until its answer, then waits to be recorded (``held()``); claims happen on this thread only,
+    /// so none starts meanwhile. Without it they stayed `sending` until the node's next start (then `unknown`), and
+    /// the campaign could not complete before it.
+    func releaseUnsentClaims() {
+        guard outage.withLock({ $0.claimUnsure && $0.since == nil }) else { return }
+        let epoch = lease?.heldEpoch
+        let released: Int?
+        do {
+            released = try store.releaseUnsentClaims(epoch: epoch) { [self] in held() }
+        } catch {
+            storeFailed(error, doing: "releasing unsent claims")
+            return
+        }
+        outage.withLock { $0.claimUnsure = false }
+        if let released {
+            if released > 0 {
+                logger.notice("claims the store may have committed unacknowledged were released: their messages never reached a gateway; back in the queue",
+                              ["count": "\(released)", "store.node": lease?.node ?? "", "epoch": "\(epoch ?? 0)"])
+                state.withLock { $0.workHint = true }
+            }
+        } else {
+            logger.warning("unsent claims not released: this node's lease ended; they are settled unknown when it holds one again, never resent",
+                           ["store.node": lease?.node ?? "", "epoch": "\(epoch ?? 0)"])
+        }
+    }
+
+    /// The messages this dispatcher holds: in flight (handed to an adapter or its engine, answers gathered in an
+    /// engine round included), answered and not yet taken to be recorded, waiting to be recorded again, or refused
+    /// by the store for good. Called on the dispatch thread, which alone moves messages out of `finished`.
+    func held() -> Set<Int64> {
+        var ids = state.withLock { s in Set(s.inFlight.keys).union(s.finished.lazy.map(\.message.id)) }
+        unrecorded.withLock { u in
+            ids.formUnion(u.outcomes.lazy.map(\.id))
+            ids.formUnion(u.refused)
+        }
+        return ids
     }
 }

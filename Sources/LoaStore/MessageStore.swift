@@ -108,6 +108,14 @@ public protocol MessageStore: AnyObject, Sendable, AccessStore {
     /// implementation filters the array form.
     func handedOverNotPassedOn(carriers: [String], since: UnixMillis,
                                batches body: @escaping @Sendable ([(id: Int64, carrier: String, at: UnixMillis)]) -> Void) throws
+    /// After a claim failed: the messages of claims whose COMMIT the server may have taken with its answer lost,
+    /// still `sending` under this node and not named by `holding()` (the dispatcher's: in flight, answered and not
+    /// yet recorded, refused by the store), go back to the queue, their attempt given back, fenced by this node's
+    /// lease at `epoch`; none reached an adapter. `holding` is read once every recording queued before the call has ended.
+    /// Returns how many, or nil when the lease at `epoch` is not held (its claims are settled `unknown` then).
+    /// SQLite has none: its COMMIT is local, and when it fails the transaction is rolled back with the claim
+    /// records (``WriteContext``); its default returns 0.
+    func releaseUnsentClaims(epoch: Int64?, holding: @escaping @Sendable () -> Set<Int64>) throws -> Int?
 
     // MARK: Receipts
 
@@ -151,6 +159,7 @@ extension MessageStore {
                                       batches body: @escaping @Sendable ([(id: Int64, carrier: String, at: UnixMillis)]) -> Void) throws {
         body(try handedOverNotPassedOn(carriers: carriers).filter { $0.at >= since })
     }
+    public func releaseUnsentClaims(epoch: Int64?, holding: @escaping @Sendable () -> Set<Int64>) throws -> Int? { 0 }
     public func ingest(campaign: String, rows: [IngestRow]) throws -> IngestCounts {
         try ingest(campaign: campaign, generation: nil, rows: rows)
     }

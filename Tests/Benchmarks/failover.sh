@@ -141,8 +141,9 @@ restarted=0
 if wait_done 300; then
   echo "campaign completed $(since_promote) s after the promotion" >&2
 else
-  # Claims whose COMMIT the crash cut off (committed, but never acknowledged) stay `sending` on this node: a start
-  # turns them `unknown` (their request may have left), never resends them.
+  # A fallback: claims whose COMMIT the crash cut off (committed, never acknowledged) are released by the daemon
+  # once the store answers again; if any were left `sending` on this node, a start turns them `unknown` (their
+  # request may have left), never resends them.
   echo "campaign still $(not_final | sed 's/ / with not final: /') $(since_promote) s after the promotion: the daemon is restarted (SIGTERM, start)" >&2
   kill -TERM "$pid"; wait "$pid" || true; pid=""
   mv "$work/daemon.log" "$work/daemon-1.log"

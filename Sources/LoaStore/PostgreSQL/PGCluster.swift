@@ -37,6 +37,9 @@ public final class PGCluster: ClusterLease {
     private let logger: Logger
     /// For tests: rounds do nothing, as if the process were stopped (SIGSTOP) while the rest of it runs.
     let suspended = Atomic<Bool>(false)
+    /// For tests of a real daemon (`LOA_TEST_LEASE_PAUSE_FILE`): while this file exists, ``suspended`` is set (the
+    /// lease thread stalls while the daemon still answers, as `/readyz` must). Nil: off.
+    private static let pauseFile = ProcessInfo.processInfo.environment["LOA_TEST_LEASE_PAUSE_FILE"].flatMap { $0.isEmpty ? nil : $0 }
 
     init(node: String, leaseMillis: Int64, logger: Logger) {
         self.node = node
@@ -93,6 +96,7 @@ public final class PGCluster: ClusterLease {
     func stop() { worker.stop(by: .after(seconds: 10)) }
 
     private func round(_ db: PGConnection, store: PostgresStore) {
+        if let file = Self.pauseFile { suspended.store(FileManager.default.fileExists(atPath: file), ordering: .relaxed) }
         if suspended.load(ordering: .relaxed) { return }
         do {
             if !db.isOK { try db.reconnect() }

@@ -9,12 +9,22 @@ import LoaCore
 extension PostgresStore {
     public func claim(campaign: String, carrier: String, limit: Int, now: UnixMillis, policy: ContactPolicy?,
                       deadline: UnixMillis, until: UnixMillis) throws -> [OutgoingMessage] {
-        try write { ctx in
-            // The transaction's own time decides: a claim that waited past the window's close (or the deadline) sends nothing.
-            guard ctx.now < until && ctx.now < deadline else { return [] }
-            // Fenced in the database too: a node whose lease ended (stopped, cut off) claims nothing.
-            if let cluster = ctx.cluster, try !ctx.holdsLease(epoch: cluster.epoch) { return [] }
-            return try ctx.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline)
+        let taken = ClaimAttempt()
+        do {
+            return try ackOfClaim(try write { ctx in
+                // The transaction's own time decides: a claim that waited past the window's close (or the deadline) sends nothing.
+                guard ctx.now < until && ctx.now < deadline else { return [] }
+                // Fenced in the database too: a node whose lease ended (stopped, cut off) claims nothing.
+                if let cluster = ctx.cluster, try !ctx.holdsLease(epoch: cluster.epoch) { return [] }
+                let claimed = try ctx.claim(campaign: campaign, carrier: carrier, limit: limit, now: now, policy: policy, deadline: deadline)
+                taken.ids.withLock { $0 = claimed.map(\.id) }
+                return claimed
+            })
+        } catch let error as PostgresError where error.connectionLost {
+            // The COMMIT may have reached the server: these messages may be `sending` here with nobody sending them.
+            let ids = taken.ids.withLock { $0 }
+            if !ids.isEmpty { unsureClaims.withLock { $0.formUnion(ids) } }
+            throw error
         }
     }
 

@@ -26,6 +26,11 @@ public final class PostgresStore: MessageStore {
     let cluster: PGCluster
     /// The cluster's delivery log as this node's followers read it (``PGClusterLog``).
     let clusterLog: PGClusterLogReader
+    /// Claims that took messages, counted for the test hook of a lost COMMIT acknowledgement (``ackOfClaim(_:)``).
+    let claimsTaken = Atomic<Int>(0)
+    /// The messages of claims whose transaction ended with the connection lost: committed or not, nobody here knows
+    /// (``releaseUnsentClaims(epoch:holding:)`` looks at them, and only at them).
+    let unsureClaims = Mutex(Set<Int64>())
 
     public var writerHealth: WriterHealth { monitor.snapshot }
     public var rowsWritten: Int64 { counters.rows.load(ordering: .relaxed) }
