@@ -26,6 +26,8 @@ public final class PostgresStore: MessageStore {
     let cluster: PGCluster
     /// The cluster's delivery log as this node's followers read it (``PGClusterLog``).
     let clusterLog: PGClusterLogReader
+    /// Receipts other nodes applied for this node's messages (``PGReceiptNotes``), heard once the dispatcher asks.
+    let receiptNotes: PGReceiptListener
 
     public var writerHealth: WriterHealth { monitor.snapshot }
     public var rowsWritten: Int64 { counters.rows.load(ordering: .relaxed) }
@@ -38,6 +40,7 @@ public final class PostgresStore: MessageStore {
                 logger: Logger = Logger(label: "loa")) throws {
         self.settings = settings
         clusterLog = PGClusterLogReader(settings: settings, logger: logger)
+        receiptNotes = PGReceiptListener(settings: settings, logger: logger)
         if let directory {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             lock = try DirectoryLock(directory: directory)
@@ -85,6 +88,7 @@ public final class PostgresStore: MessageStore {
 
     public func close() {
         clusterLog.stop()
+        receiptNotes.stop()
         cluster.stop()
         monitor.closing()
         queue.close()
