@@ -27,8 +27,8 @@ public struct ClusterReceiptNote: Sendable, Equatable {
         self.status = status
     }
 
-    /// The notification's payload: `node carrier message status` (names and ids hold no space: a node is an
-    /// identifier, a carrier's name is checked by the config).
+    /// The notification's payload: `node carrier message status`, where `node` is whatever the store names the node
+    /// by (names and ids hold no space: a node and a schema are identifiers, a carrier's name is checked by the config).
     public func payload(node: String) -> String { "\(node) \(carrier) \(messageID) \(status.rawValue)" }
 
     /// A payload meant for `node`, or nil (another node's, or not understood).

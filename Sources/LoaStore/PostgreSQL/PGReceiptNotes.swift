@@ -6,17 +6,22 @@ import Synchronization
 /// Receipts applied on one node for another node's messages, announced to that node (``ClusterReceiptFeed``).
 ///
 /// **Sending.** The receipt's transaction reads the message's row, which names the node that claimed it last
-/// (`messages.node`); when that is another node, it calls `pg_notify('loa_receipts', 'node carrier message status')`,
-/// which PostgreSQL delivers at COMMIT (and not at all if the transaction rolls back). One channel for the cluster,
-/// the node in the payload: a node name may be 63 bytes, too long for a channel of its own with a prefix.
+/// (`messages.node`); when that is another node, it calls
+/// `pg_notify('loa_receipts', 'schema.node carrier message status')`, which PostgreSQL delivers at COMMIT (and not at
+/// all if the transaction rolls back). One channel, the node in the payload: a node name may be 63 bytes, too long
+/// for a channel of its own with a prefix.
 ///
 /// **Hearing.** A `LISTEN loa_receipts` on a connection and thread of its own (`loa-pg-receipts`), started by the
 /// dispatcher only when a carrier paces from receipts; each wake-up's notifications for this node go to the handler
-/// as one batch. At three nodes each hears the other two's announcements and keeps a third of them: a payload is
-/// about 30 bytes, far below the receipt's own writes. Notifications are not stored: those sent while the listener
-/// was reconnecting are lost, and their messages leave the hand-off window as lost, as a lost receipt's would.
+/// as one batch. Every listening node hears every announcement and keeps its own: a payload is about 40 bytes, far
+/// below the receipt's own writes. Notifications are not stored: those sent while the listener was reconnecting are
+/// lost, and their messages leave the hand-off window as lost, as a lost receipt's would.
 enum PGReceiptNotes {
     static let channel = "loa_receipts"
+
+    /// A node as the payload names it: `schema.node`. Channels are the database's, not a schema's, and two clusters
+    /// may share a database in schemas of their own (the tests do), each with a node `n1`.
+    static func address(_ schema: String, _ node: String) -> String { schema + "." + node }
 }
 
 final class PGReceiptListener: Sendable {
@@ -33,6 +38,7 @@ final class PGReceiptListener: Sendable {
     func start(_ handler: @escaping @Sendable ([ClusterReceiptNote]) -> Void) {
         let settings = settings
         let logger = logger
+        let me = PGReceiptNotes.address(settings.schema, settings.node)
         worker.start { worker in
             var db: PGConnection?
             var failing = false
@@ -56,7 +62,7 @@ final class PGReceiptListener: Sendable {
                         continue
                     }
                 }
-                let notes = db!.awaitPayloads(timeoutMillis: 250).compactMap { ClusterReceiptNote.parse($0, node: settings.node) }
+                let notes = db!.awaitPayloads(timeoutMillis: 250).compactMap { ClusterReceiptNote.parse($0, node: me) }
                 if !notes.isEmpty { handler(notes) }
             }
             db?.finish()

@@ -178,7 +178,7 @@ extension PGContext {
         // Another node's message: its hand-off window hears of it at COMMIT (``PGReceiptNotes``).
         if let owner = cur.node, owner != node {
             try query("SELECT pg_notify(?, ?) AS sent", [.text(PGReceiptNotes.channel),
-                                                         .text(ClusterReceiptNote(carrier: r.carrier, messageID: r.messageID, status: r.status).payload(node: owner))]) { _ in }
+                                                         .text(ClusterReceiptNote(carrier: r.carrier, messageID: r.messageID, status: r.status).payload(node: PGReceiptNotes.address(db.settings.schema, owner)))]) { _ in }
         }
         return .applied
     }
