@@ -62,6 +62,11 @@ struct ClusterTail {
                     continue
                 }
                 guard let id = event.id else { continue }
+                if event.name == "place" {
+                    // Where the answer ended: the next request goes on after it (ids of other campaigns, the past).
+                    last = max(last, id)
+                    continue
+                }
                 count += 1
                 last = max(last, id)
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any], filter.matches(obj) else { continue }
@@ -83,7 +88,7 @@ struct ClusterTail {
     }
 
     /// The events of a server-sent-events body: `id:`, `event:` and `data:` fields, blocks split by blank lines;
-    /// comments (`: keep-alive`) are left out.
+    /// comments (`: keep-alive`) are left out; a block with an `id:` alone is the place the answer ended (`place`).
     static func events(_ body: String) -> [(id: Int64?, name: String?, data: String)] {
         var list: [(Int64?, String?, String)] = []
         for block in body.components(separatedBy: "\n\n") {
@@ -95,7 +100,7 @@ struct ClusterTail {
                 else if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
                 else if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
             }
-            if let data { list.append((id, name, data)) }
+            if let data { list.append((id, name, data)) } else if let id { list.append((id, "place", "")) }
         }
         return list
     }

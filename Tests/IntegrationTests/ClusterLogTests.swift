@@ -108,6 +108,13 @@ import Testing
         let api = try await loa.api("/api/v1/log/stream?scope=cluster&follow=false&lines=4")
         let apiIDs = ClusterTailEvents.ids(api.bodyText)
         #expect(apiIDs.count == 4, "\(api.bodyText.suffix(300))")
+        // A `follow=false` answer ends with the place reached, which the CLI resumes after: one that gave nothing
+        // (`-n 0`, from now) must not send the next request back to the start of the log.
+        #expect(ClusterTailEvents.place(api.bodyText) == apiIDs.last, "\(api.bodyText.suffix(100))")
+        let none = try await loa.api("/api/v1/log/stream?scope=cluster&follow=false&lines=0")
+        #expect(ClusterTailEvents.ids(none.bodyText).isEmpty && ClusterTailEvents.place(none.bodyText) == apiIDs.last, "\(none.bodyText)")
+        let zero = try loa.cli(["tail", "--cluster", "--json", "-n", "0"])
+        #expect(zero.status == 0 && zero.output.isEmpty, "\(zero.output)")
 
         // A client that read up to an id, then retention deleted past it: told so (`event: pruned`), not moved on silently.
         let page = try await loa.api("/api/v1/log/stream?scope=cluster&follow=false&last_event_id=0")
@@ -213,7 +220,16 @@ import Testing
 private enum ClusterTailEvents {
     static func ids(_ body: String) -> [Int] {
         body.components(separatedBy: "\n\n").compactMap { block in
-            block.split(separator: "\n").first { $0.hasPrefix("id: ") }.flatMap { Int($0.dropFirst(4)) }
+            let lines = block.split(separator: "\n")
+            guard lines.contains(where: { $0.hasPrefix("data: ") }) else { return nil }
+            return lines.first { $0.hasPrefix("id: ") }.flatMap { Int($0.dropFirst(4)) }
+        }
+    }
+
+    /// The place a `follow=false` answer ended at: its last block, an `id:` without data.
+    static func place(_ body: String) -> Int? {
+        body.components(separatedBy: "\n\n").last { !$0.isEmpty }.flatMap { block in
+            block.hasPrefix("id: ") && !block.contains("data: ") ? Int(block.dropFirst(4)) : nil
         }
     }
 }

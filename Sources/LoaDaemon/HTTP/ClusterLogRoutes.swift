@@ -18,7 +18,7 @@ import Synchronization
 /// retention has deleted past (`store.cluster_log_days`) is told so first (`event: pruned`), not silently moved on.
 ///
 /// `follow=false` ends the stream once every event committed so far is given (a gap held to its end, see
-/// ``ClusterLogFollower``), or after `limit` events; `wait=S` (at most 30) waits that long for a first event when
+/// ``ClusterLogFollower``), or after `limit` events, with a last `id:` block naming the place reached; `wait=S` (at most 30) waits that long for a first event when
 /// there is none yet. `loa tail --cluster` reads this way, one request after another, since its HTTP client takes
 /// whole answers.
 extension DaemonService {
@@ -132,6 +132,11 @@ final class ClusterLogStream: ResponseStream, @unchecked Sendable {
 
     private var isClosed: Bool { closed.withLock { $0 } }
 
+    /// A `follow=false` stream's last block: `id:` without data, the place reached (the ids passed over count: lines
+    /// of other campaigns, the past at the start), which a client resumes after (an EventSource takes it as its
+    /// last event id; `loa tail --cluster` too).
+    private var place: [UInt8] { Array("id: \(follower.last)\n\n".utf8) }
+
     private static func millis() -> Int64 { Int64(MonotonicDeadline.now().nanoseconds / 1_000_000) }
 
     func next(max: Int) -> [UInt8]? {
@@ -184,12 +189,18 @@ final class ClusterLogStream: ResponseStream, @unchecked Sendable {
                     out += [10, 10]
                 }
                 given += step.events.count
-                if let end, given >= end.limit { ending = true }
+                if let end, given >= end.limit {
+                    ending = true
+                    out += place
+                }
                 if !out.isEmpty { return out }
             }
             if let end, readAt == nil {
                 // Caught up, no gap held: a `follow=false` stream ends, once it has given something or its wait is over.
-                if given > 0 || firstWaitEnds.hasPassed || end.wait == 0 { return nil }
+                if given > 0 || firstWaitEnds.hasPassed || end.wait == 0 {
+                    ending = true
+                    return place
+                }
             }
             if keepAliveAt.hasPassed { return Array(": keep-alive\n\n".utf8) }
             // Wait for news (a commit anywhere in the cluster), the held gap's next look, the keep-alive, the end of a
