@@ -263,13 +263,12 @@ extension LoaCLI {
         }
         let filter = LogTailer.Filter(campaign: opts.campaign, carrier: opts.carrier, event: opts.event, status: opts.status, since: opts.since)
         if opts.cluster {
-            if opts.lines != nil { printError("tail: -n is not for --cluster (the cluster's log is printed from its oldest kept line)"); return 2 }
             let color = !opts.json && Display.colorAllowed(noColorFlag: opts.noColor)
             return blockingAwait { [opts] in
                 guard let engine = try? CurlEngine(maxConnectionsPerHost: 1) else { printError("tail: cannot start the HTTP client"); return 1 }
                 defer { engine.shutdown() }
                 let client = APIClient(base: config.apiBaseURL, token: userToken ?? config.apiToken, engine: engine)
-                return await ClusterTail(client: client, filter: filter, json: opts.json, follow: opts.follow, color: color).run()
+                return await ClusterTail(client: client, filter: filter, json: opts.json, follow: opts.follow, lines: opts.lines, color: color).run()
             }
         }
         let path = config.dataDir + "/delivery.log"

@@ -215,8 +215,9 @@ extension LoaCLI {
             does not know is an error.
             --cluster: every node's lines (several daemons on one PostgreSQL), each once, in the cluster's event
             order, through the daemon's API (GET /api/v1/log/stream?scope=cluster), from the oldest line the
-            database keeps (store.cluster_log_days); with -f it keeps following. Not on SQLite (a daemon there is
-            a cluster of one: plain loa tail), nor with -n.
+            database keeps (store.cluster_log_days), or its last N matching lines with -n N; with -f it keeps
+            following, and says on stderr when lines it had not read yet were deleted by that retention. Not on
+            SQLite (a daemon there is a cluster of one: plain loa tail).
             """,
     ]
 }

@@ -34,6 +34,10 @@ extension Dispatcher {
         public var passOnRate: Double?
         /// `pace_from_receipts` is on, and receipts came (false while the gateway is silent: not limiting).
         public var handoffLimiting: Bool = false
+        /// Receipts that took one of this node's messages out of the hand-off window since start, and how many of
+        /// those another node of the cluster applied and announced (``ClusterReceiptFeed``).
+        public var handoffPassedOn: Int64 = 0
+        public var handoffPassedOnElsewhere: Int64 = 0
         /// The stated request limit (`requests_per_second`), nil: none.
         public var requestsPerSecond: Double?
         /// The request rate the adaptive limiter allows now, when requests are limited or were throttled.

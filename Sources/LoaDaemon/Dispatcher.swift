@@ -42,6 +42,10 @@ public final class Dispatcher: Sendable {
         var requests: [String: Int64] = [:]
         /// The cluster lease was lost and not yet taken again (``ClusterEvent``): nothing is claimed meanwhile.
         var leaseLost = false
+        /// Receipts that took a message of this node's out of a carrier's hand-off window, and how many of them
+        /// another node applied (``ClusterReceiptFeed``).
+        var passedOn: [String: Int64] = [:]
+        var passedOnElsewhere: [String: Int64] = [:]
     }
 
     let store: any MessageStore
@@ -145,7 +149,8 @@ public final class Dispatcher: Sendable {
     /// A receipt for a carrier's message arrived (the receipt endpoint calls this after storing it). A pass-on
     /// receipt (smsc-accepted, buffered, any final one) takes the message out of the carrier's handoff window and
     /// teaches it the gateway's pace. `messageID` nil: a receipt keyed by the gateway's id only.
-    public func receipt(carrier: String, messageID: Int64?, status: ReceiptStatus) {
+    /// `elsewhere`: another node applied it (``ClusterReceiptFeed``).
+    public func receipt(carrier: String, messageID: Int64?, status: ReceiptStatus, elsewhere: Bool = false) {
         let now = clock.now()
         let (event, held) = state.withLock { s -> (HandoffWindow.Event?, Bool) in
             // Changed in place (optional chaining through the dictionary): a copy would copy the window's maps.
@@ -153,7 +158,10 @@ public final class Dispatcher: Sendable {
             let e = s.carriers[carrier]?.handoff?.heardFrom(at: now)
             // Every receipt status says the gateway moved the message on; one that expired in its queue did not
             // take the link's time (named, not matched as a case: `expired` is a status of issue 17's receipts).
-            _ = s.carriers[carrier]?.handoff?.passedOn(messageID, at: now, pace: status.name != "expired")
+            if s.carriers[carrier]?.handoff?.passedOn(messageID, at: now, pace: status.name != "expired") == true {
+                s.passedOn[carrier, default: 0] += 1
+                if elsewhere { s.passedOnElsewhere[carrier, default: 0] += 1 }
+            }
             let held = s.carriers[carrier]?.handoffHeld ?? false
             s.carriers[carrier]?.handoffHeld = false
             return (e, held)
@@ -165,6 +173,13 @@ public final class Dispatcher: Sendable {
     /// Starts the dispatch thread.
     public func start() {
         observeCluster()
+        // Receipts for this node's messages that another node took (several daemons on one PostgreSQL behind one
+        // receipt URL): the hand-off windows hear them as their own.
+        if carriers.contains(where: \.paceFromReceipts), let feed = store as? any ClusterReceiptFeed {
+            feed.observeOtherNodesReceipts { [self] notes in
+                for n in notes { self.receipt(carrier: n.carrier, messageID: n.messageID, status: n.status, elsewhere: true) }
+            }
+        }
         lease?.observe { [self] event in self.clusterEvent(event) }
         worker.start { [self] _ in self.loop() }
     }
@@ -251,7 +266,9 @@ public final class Dispatcher: Sendable {
                                      segmentsSent: s.segmentsSent[c.name] ?? 0, requests: s.requests[c.name] ?? 0,
                                      pausedUntil: p.pausedUntil(now: now),
                                      handoffOutstanding: handoff?.outstandingCount ?? 0, passOnRate: handoff?.pace,
-                                     handoffLimiting: handoff.map { !$0.isSilent } ?? false, requestsPerSecond: c.requestsPerSecond,
+                                     handoffLimiting: handoff.map { !$0.isSilent } ?? false,
+                                     handoffPassedOn: s.passedOn[c.name] ?? 0, handoffPassedOnElsewhere: s.passedOnElsewhere[c.name] ?? 0,
+                                     requestsPerSecond: c.requestsPerSecond,
                                      allowedRequestRate: p.allowedRequestRate, batchTarget: p.batchTarget, minBatch: p.batchMin,
                                      breakerCause: breaker == .closed ? nil : s.breakerCause[c.name],
                                      authRefused: s.authRefused[c.name], pausedReason: cs?.identical.pausedReason,

@@ -13,8 +13,14 @@ public protocol ClusterLogStore: AnyObject, Sendable {
     /// Up to `limit` events with an id above `after`, in id order, with the snapshot they were read in. With a
     /// campaign, the other campaigns' rows come without their line (the follower must see every id to tell a gap).
     func clusterLogPage(after: Int64, campaign: String?, limit: Int) throws -> ClusterLogPage
-    /// The highest id visible now (0 when the log is empty): where a follower that starts "from now" begins.
+    /// The highest id visible now (0 when the log is empty).
     func clusterLogLastID() throws -> Int64
+    /// Where a follower starts without a place of its own: "from now" (`lines` 0), or with the last `lines` lines (of
+    /// `campaign`, when given), in one snapshot (see ``ClusterLogStart``).
+    func clusterLogStart(lines: Int, campaign: String?) throws -> ClusterLogStart
+    /// When a follower resumes after `after` (> 0) and retention (`store.cluster_log_days`) has deleted the rows up
+    /// to it: the first id kept above it, when that is not the next id; nil otherwise (nothing it could miss).
+    func clusterLogPruned(after: Int64) throws -> Int64?
     /// The count of wake-ups so far: it grows when a transaction that wrote events commits (or the listener
     /// reconnected, when some may have been missed).
     var clusterLogNews: UInt64 { get }
@@ -51,6 +57,41 @@ public struct ClusterLogPage: Sendable, Equatable {
     }
 }
 
+/// Where a follower starts "from now" or with the last lines, read in one snapshot.
+///
+/// **Why not after the highest id visible.** Ids are drawn just before COMMIT, and transactions commit in any order: an
+/// id below the highest visible one may still be committing (its transaction drew it, then another drew a higher id
+/// and committed first). A follower that starts after the highest id would never give it. So the follower starts
+/// below the lowest id missing among the last ``window`` ids (``after``), passes over the ids that were visible at the
+/// start (up to ``hideThrough``: the past) and gives only those in ``reveal``: the missing ones, if they commit after
+/// all (``ClusterLogFollower``'s gap rule decides, as for any gap), and the last lines asked for.
+public struct ClusterLogStart: Sendable, Equatable {
+    /// How far below the highest visible id missing ids are looked for: a Loa transaction draws its ids at its end,
+    /// so one still running behind ten thousand later ids is not Loa's (and the follower's hold gives it up anyway).
+    public static let window: Int64 = 10_000
+
+    public var after: Int64
+    public var hideThrough: Int64
+    public var reveal: [ClosedRange<Int64>]
+
+    public init(after: Int64, hideThrough: Int64? = nil, reveal: [ClosedRange<Int64>] = []) {
+        self.after = after
+        self.hideThrough = hideThrough ?? after
+        self.reveal = reveal
+    }
+
+    /// From the snapshot's highest id `last`, the missing ids below it (`gaps`, in the last ``window``) and the
+    /// first of the last lines asked for (`firstLine`, nil: none asked or none there).
+    public init(last: Int64, gaps: [ClosedRange<Int64>], firstLine: Int64?) {
+        var reveal = gaps.filter { !$0.isEmpty && $0.upperBound < last }
+        if let firstLine, firstLine <= last { reveal.append(firstLine...last) }
+        self.init(after: min(last, (reveal.map(\.lowerBound).min() ?? last + 1) - 1), hideThrough: last, reveal: reveal)
+    }
+
+    /// Whether the row `id` is given (not the past seen at the start).
+    func gives(_ id: Int64) -> Bool { id > hideThrough || reveal.contains { $0.contains(id) } }
+}
+
 /// Which events of the cluster's log a follower may give now, in id order, each once, none skipped that will
 /// still commit: a pure step over pages and a time, tested on a manual clock.
 ///
@@ -77,6 +118,8 @@ public struct ClusterLogFollower: Sendable {
     /// How often a held gap is read again (no notification comes when a transaction ends without writing events).
     public let recheckMillis: Int64
     private var hold: Hold?
+    /// The past at the start, passed over without being given (``ClusterLogStart``).
+    private let start: ClusterLogStart
 
     private struct Hold: Sendable {
         /// The gap's last id (the ids up to it were drawn before the snapshot that showed it).
@@ -103,7 +146,12 @@ public struct ClusterLogFollower: Sendable {
     }
 
     public init(after last: Int64, holdMillis: Int64 = 5_000, recheckMillis: Int64 = 50) {
-        self.last = last
+        self.init(start: ClusterLogStart(after: last), holdMillis: holdMillis, recheckMillis: recheckMillis)
+    }
+
+    public init(start: ClusterLogStart, holdMillis: Int64 = 5_000, recheckMillis: Int64 = 50) {
+        self.start = start
+        last = start.after
         self.holdMillis = holdMillis
         self.recheckMillis = recheckMillis
     }
@@ -130,7 +178,7 @@ public struct ClusterLogFollower: Sendable {
                     return step
                 }
             }
-            if let line = row.line { step.events.append(ClusterLogRow(id: row.id, line: line)) }
+            if let line = row.line, start.gives(row.id) { step.events.append(ClusterLogRow(id: row.id, line: line)) }
             last = row.id
             if let h = hold, h.through <= last { hold = nil }
         }

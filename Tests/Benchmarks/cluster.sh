@@ -21,7 +21,9 @@
 #   Tests/Benchmarks/cluster.sh [N=50000] [IN_FLIGHT=8] [ROUNDS=3] [receipts]
 # receipts: the simulator sends each message's final receipt to the node that sent it (--receipt-delay-ms 100), and a
 # configuration ends when every recipient is in a final state (delivered, or failed for the simulator's 5% undelivered).
-# BENCH_LOA=/path/to/loa runs another build; BENCH_CONFIGS="sqlite pg1" only some configurations.
+# BENCH_LOA=/path/to/loa runs another build; BENCH_CONFIGS="sqlite pg1" only some configurations. "pg3off" (not in the
+# default set) is pg3 with the cluster's log off (`store.cluster_log: false`, nodes o1-o3, n1 stopped meanwhile), for
+# the log's cost on three nodes in the same rounds: BENCH_CONFIGS="pg3 pg3off".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-50000}; inflight=${2:-8}; rounds=${3:-3}; receipts=${4:-}
@@ -57,10 +59,11 @@ print(t)
 PY
 )
 # The daemons' configs: SQLite, and one per PostgreSQL node.
-for d in sqlite n1 n2 n3; do
+for d in sqlite n1 n2 n3 o1 o2 o3; do
   work="$base/$d"; mkdir -p "$work"; port=$(free_port); ports[$d]=$port
   extra='"contact_policy": {"max_messages": 0},'
-  [ "$d" != sqlite ] && extra+=" \"store\": {\"kind\": \"postgresql\", \"url\": \"$pg_url\", \"password\": {\"file\": \"$pgdir/password\"}, \"node\": \"$d\"},"
+  clog=""; [[ $d == o* ]] && clog=', "cluster_log": false'
+  [ "$d" != sqlite ] && extra+=" \"store\": {\"kind\": \"postgresql\", \"url\": \"$pg_url\", \"password\": {\"file\": \"$pgdir/password\"}, \"node\": \"$d\"$clog},"
   bench_config_carrier "$carrier" "$extra"
 done
 start_node() { work="$base/$1"; port=${ports[$1]}; bench_start_daemon; pids[$1]=$pid; pid=""; }
@@ -171,6 +174,13 @@ for r in $(seq 1 "$rounds"); do
     if [[ $configs == *" pg3 "* ]]; then start_node n3; one_config "$r" pg3 n1 n2 n3; stop_node n3; fi
     stop_node n2
   fi
+  if [[ $configs == *" pg3off "* ]]; then
+    stop_node n1
+    start_node o1; start_node o2; start_node o3
+    one_config "$r" pg3off o1 o2 o3
+    stop_node o3; stop_node o2; stop_node o1
+    start_node n1
+  fi
 done
 echo "after: $(uptime)"
 python3 - "$base/rounds" "$n" "$rounds" "${receipts:-no receipts}" <<'PY'
@@ -179,8 +189,9 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 print(f"N={sys.argv[2]} one-part recipients, {sys.argv[3]} rounds (medians), gateway-sim ({sys.argv[4]}), PostgreSQL 15 fsync on")
 print("| configuration | recipients/s | ingest recipients/s | DB rows written / recipient | WAL bytes / recipient | DB commits / recipient | DB CPU ms / recipient | daemons' CPU ms / recipient | accepted per node (last round) |")
 print("|---|---|---|---|---|---|---|---|---|")
-names = {"sqlite": "SQLite, 1 node", "pg1": "PostgreSQL, 1 node", "pg2": "PostgreSQL, 2 nodes", "pg3": "PostgreSQL, 3 nodes"}
-for c in ("sqlite", "pg1", "pg2", "pg3"):
+names = {"sqlite": "SQLite, 1 node", "pg1": "PostgreSQL, 1 node", "pg2": "PostgreSQL, 2 nodes", "pg3": "PostgreSQL, 3 nodes",
+         "pg3off": "PostgreSQL, 3 nodes, cluster log off"}
+for c in ("sqlite", "pg1", "pg2", "pg3", "pg3off"):
     rs = [r for r in rows if r["config"] == c]
     if not rs: continue
     rs = [r for r in rs if not r["late"]] or rs
@@ -189,6 +200,11 @@ for c in ("sqlite", "pg1", "pg2", "pg3"):
     print(f"| {names[c]} | {m('rate'):.0f} | {m('ingest_rate'):.0f} | {m('rows'):.2f} | {m('wal'):.0f} | {m('commits'):.4f} | "
           + (f"{m('db_ms'):.3f}" if pg else "(in the daemon)") + f" | {m('daemon_ms'):.3f} | "
           + ", ".join(f"{k} {v}" for k, v in rs[-1]["per_node"].items()) + " |")
+on = {r["round"]: r["rate"] for r in rows if r["config"] == "pg3"}
+off = {r["round"]: r["rate"] for r in rows if r["config"] == "pg3off"}
+ratios = [on[k] / off[k] for k in sorted(on) if k in off]
+if ratios:
+    print("cluster log on/off, 3 nodes, recipients/s per round: " + ", ".join(f"{x:.2f}" for x in ratios) + f"; median {st.median(ratios):.2f}")
 ing = [r for r in rows if r["config"] != "sqlite"]
 if ing:
     print(f"PostgreSQL ingest, per recipient (medians over the PostgreSQL configurations): {st.median(r['ingest_rows'] for r in ing):.2f} rows, "

@@ -6,7 +6,8 @@ import Testing
 /// Issue 21, item 2: any node accepts submissions, receipts and operator requests, and sees the whole cluster's
 /// campaigns. Two real daemons on one PostgreSQL schema behind the gateway simulator; each node's `public_url` names
 /// the *other* node, so every receipt for a message one node sent lands on the other; the campaign is submitted on one
-/// node, paused on the other and resumed on the first.
+/// node, paused on the other and resumed on the first. The hand-off window that paces the carrier from receipts
+/// hears them on the sending node, wherever they land.
 @Suite(.serialized, .enabled(if: postgresWanted)) struct PostgresAnyNodeTests {
     @Test(.timeLimit(.minutes(4))) func anyNodeTakesSubmissionsReceiptsAndOperatorRequests() async throws {
         let simWork = WorkDir("pg-anynode-sim")
@@ -21,10 +22,11 @@ import Testing
             let other = ports[1 - i]
             let config = store.replacingOccurrences(of: "\"node\": \"it\"", with: "\"node\": \"\(name)\"")
                 + ", \"public_url\": \"http://127.0.0.1:\(other)\""
-            // Pacing from receipts is off: the receipts of this node's sends land on the other node, and the hand-off
-            // window that paces a carrier from them is the sending node's, in memory (the README says so).
+            // Pacing from receipts is on (Kannel's default): the receipts of this node's sends land on the other node,
+            // which announces them to this node's hand-off window (``ClusterReceiptFeed``); without that the window
+            // would hold its probe's messages as outstanding and stop sending until the gateway counted as silent.
             let carrier = SimCarriers.kannel("gw", sim, rate: 60, inFlight: 4).replacingOccurrences(of: #"{"name": "gw","#,
-                                                                                                   with: #"{"name": "gw", "pace_from_receipts": false,"#)
+                                                                                                   with: #"{"name": "gw", "pace_from_receipts": true,"#)
             let loa = try LoaDaemonProcess(work: work, carriers: "[\(carrier)]", defaultCarrier: "gw",
                                            extraConfig: config, port: ports[i])
             // One receipt secret for the cluster: a receipt URL one node hands out is checked by the other.
@@ -76,6 +78,15 @@ import Testing
             #expect(!sent.isEmpty && sent.isSubset(of: receipts), "node \(i + 1)'s sends have their receipts on the other node")
             #expect(log.filter { $0["event"] as? String == "receipt" }.allSatisfy { r in !sent.contains(r["message"] as? Int ?? -1) },
                     "no receipt landed on the node that sent")
+        }
+        // Each node's hand-off window heard, from the other node, a receipt for every message it sent, and holds none.
+        for (i, loa) in nodes.enumerated() {
+            let sent = logs[i].filter { $0["event"] as? String == "accepted" }.count
+            let r = try await loa.api("/api/v1/carriers")
+            let gw = ((try JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []).first { $0["name"] as? String == "gw" } ?? [:]
+            #expect(gw["handoff_passed_on"] as? Int == sent && gw["handoff_passed_on_elsewhere"] as? Int == sent,
+                    "node \(i + 1) sent \(sent): passed on \(gw["handoff_passed_on"] ?? "-"), elsewhere \(gw["handoff_passed_on_elsewhere"] ?? "-")")
+            #expect(gw["handoff_outstanding"] as? Int == 0, "node \(i + 1) still holds \(gw["handoff_outstanding"] ?? "-") hand-offs")
         }
         // Nothing started between the pause (seen, plus a second for a claim already under way) and the resume.
         let from = pausedSeen.addingTimeInterval(1), to = resumedAt

@@ -70,4 +70,44 @@ import Testing
         }
         #expect(left.count == 1 && left.first?.line == lines(dir, "a").last)
     }
+
+    /// "From now" must not pass over an id still committing: a transaction drew it, another drew a higher one and
+    /// committed first. Here the first is held open by hand while the node writes; the follower that starts then
+    /// gives the held line once it commits, and not the line visible at its start (the past).
+    @Test func aFollowerFromNowGivesAnIdThatWasStillCommittingAtItsStart() throws {
+        let dir = TempDir(.postgresql)
+        let clock = ManualTimeSource()
+        let a = try open(dir, node: "a", clock: clock)
+        defer { a.close() }
+        try a.write { ctx in ctx.emit(campaign: "c1", message: 1, recipient: nil, carrier: "gw", event: "sending", status: "sending", attempt: 1) }
+        let held = try PGConnection(settings: try testPostgresSettings(schema: testSchema(dir.path + "-shared"), node: "h"))
+        defer { held.finish() }
+        try held.exec("BEGIN")
+        try held.exec("INSERT INTO cluster_events(node, seq, campaign, at, line) VALUES('h', 1, 'c1', 0, '{\"held\":1}')")
+        try a.write { ctx in ctx.emit(campaign: "c1", message: 2, recipient: nil, carrier: "gw", event: "sending", status: "sending", attempt: 1) }
+        let past = try #require(a.clusterLogPage(after: 0, campaign: nil, limit: 100).rows.last)
+
+        var follower = ClusterLogFollower(start: try a.clusterLogStart(lines: 0, campaign: nil), holdMillis: 60_000)
+        var step = follower.take(try a.clusterLogPage(after: follower.last, campaign: nil, limit: 100), limit: 100, now: 0)
+        #expect(step.events.isEmpty && step.next != .waitForNews, "holds at the id still committing: \(step)")
+        try held.exec("COMMIT")
+        try a.write { ctx in ctx.emit(campaign: "c1", message: 3, recipient: nil, carrier: "gw", event: "accepted", status: "sent", attempt: 1) }
+        step = follower.take(try a.clusterLogPage(after: follower.last, campaign: nil, limit: 100), limit: 100, now: 10)
+        #expect(step.events.map(\.line) == ["{\"held\":1}", lines(dir, "a").last], "the held line and the new one: \(step.events)")
+        #expect(!step.events.contains { $0.id == past.id }, "the line visible at the start is the past")
+
+        // The last lines: the 2 last of the log, or of a campaign, and all of them when there are fewer.
+        try a.write { ctx in ctx.emit(campaign: "c2", message: 4, recipient: nil, carrier: "gw", event: "rejected", status: "rejected", attempt: 0) }
+        let all = try a.clusterLogPage(after: 0, campaign: nil, limit: 100).rows
+        for (lines, campaign, expected) in [(2, nil, Array(all.suffix(2))), (2, "c1", Array(all.dropLast().suffix(2))), (50, nil, all)] {
+            var f = ClusterLogFollower(start: try a.clusterLogStart(lines: lines, campaign: campaign))
+            let got = f.take(try a.clusterLogPage(after: f.last, campaign: campaign, limit: 100), limit: 100, now: 0).events
+            #expect(got.map(\.id) == expected.map(\.id), "lines \(lines) of \(campaign ?? "all")")
+        }
+        // Retention deleted the rows up to a place and the one after it: a client resuming there is told.
+        try held.exec("DELETE FROM cluster_events WHERE id <= \(all[1].id)")
+        #expect(try a.clusterLogPruned(after: all[0].id) == all[2].id)
+        #expect(try a.clusterLogPruned(after: all[1].id) == nil, "the next id is kept: nothing missed")
+        #expect(try a.clusterLogPruned(after: all[2].id) == nil, "a kept place")
+    }
 }

@@ -165,6 +165,10 @@ extension DaemonService {
                    "Messages handed to the gateway and not yet passed on (no smsc-accepted, buffered or final receipt); pace_from_receipts carriers.") {
             Double($0.handoffOutstanding)
         }
+        perCarrier("loa_carrier_handoff_passed_on_total", .counter,
+                   "Receipts that took one of this node's messages out of the hand-off window since start, wherever they landed.") {
+            Double($0.handoffPassedOn)
+        }
         perCarrier("loa_carrier_passon_rate", .gauge, "The gateway's pass-on pace learned from its receipts, messages per second (0: not known).") {
             $0.passOnRate ?? 0
         }

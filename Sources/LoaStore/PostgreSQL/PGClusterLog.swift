@@ -147,6 +147,59 @@ final class PGClusterLogReader: Sendable {
         }
     }
 
+    /// Where a follower starts without a place (``ClusterLogStart``): the highest id, the ids missing below it in the
+    /// last ``ClusterLogStart/window``, and the first of the last `lines` lines, in one snapshot.
+    func start(lines: Int, campaign: String?) throws -> ClusterLogStart {
+        startListening()
+        let settings = settings
+        return try reader.withLock { db throws -> ClusterLogStart in
+            let conn = try Self.open(&db, settings)
+            do {
+                try conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                var last: Int64 = 0
+                try conn.prepare("SELECT COALESCE(MAX(id), 0) AS last FROM cluster_events").query { last = $0.int("last") }
+                var gaps: [ClosedRange<Int64>] = []
+                try conn.prepare("""
+                    SELECT prev + 1 AS lo, id - 1 AS hi FROM (SELECT id, lag(id) OVER (ORDER BY id) AS prev FROM cluster_events WHERE id > ?) g
+                    WHERE id > prev + 1 ORDER BY id
+                    """).query([.int(last - ClusterLogStart.window)]) { r in gaps.append(r.int("lo")...r.int("hi")) }
+                var first: Int64?
+                if lines > 0 {
+                    // The `lines`-th from the end, or the first there is when there are fewer.
+                    try conn.prepare("""
+                        SELECT MIN(id) AS first FROM (SELECT id FROM cluster_events WHERE ?::text IS NULL OR campaign = ? ORDER BY id DESC LIMIT ?) l
+                        """).query([.opt(campaign), .opt(campaign), .int(Int64(lines))]) { r in first = r.isNull("first") ? nil : r.int("first") }
+                }
+                try conn.exec("COMMIT")
+                return ClusterLogStart(last: last, gaps: gaps, firstLine: first)
+            } catch {
+                try? conn.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// See ``ClusterLogStore/clusterLogPruned(after:)``: the rows up to `after` are all gone (retention deletes from
+    /// the low end, so a kept row at or below it means nothing above it was deleted), and the first kept row is not
+    /// the next id (none kept above it: nothing to miss yet).
+    func pruned(after: Int64) throws -> Int64? {
+        guard after > 0 else { return nil }
+        let settings = settings
+        return try reader.withLock { db throws -> Int64? in
+            let conn = try Self.open(&db, settings)
+            var below: Int64 = 0
+            var first: Int64 = 0
+            try conn.prepare("""
+                SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM cluster_events WHERE id <= ? LIMIT 1) b) AS below,
+                       COALESCE((SELECT MIN(id) FROM cluster_events WHERE id > ?), 0) AS first
+                """).query([.int(after), .int(after)]) { r in
+                below = r.int("below")
+                first = r.int("first")
+            }
+            return below > 0 || first == 0 || first == after + 1 ? nil : first
+        }
+    }
+
     /// The reader's connection, opened (again) if it is not usable.
     private static func open(_ db: inout PGConnection?, _ settings: PostgresSettings) throws -> PGConnection {
         if let conn = db, conn.isOK { return conn }
@@ -227,6 +280,12 @@ extension PostgresStore: ClusterLogStore {
     }
 
     public func clusterLogLastID() throws -> Int64 { try clusterLog.lastID() }
+
+    public func clusterLogStart(lines: Int, campaign: String?) throws -> ClusterLogStart {
+        try clusterLog.start(lines: lines, campaign: campaign)
+    }
+
+    public func clusterLogPruned(after: Int64) throws -> Int64? { try clusterLog.pruned(after: after) }
 
     public var clusterLogNews: UInt64 { clusterLog.newsCount }
 

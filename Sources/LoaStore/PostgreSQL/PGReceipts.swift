@@ -175,6 +175,11 @@ extension PGContext {
         let logged = words.map { "\(r.status.name): \($0)" } ?? r.status.name
         emit(campaign: cur.campaign, message: r.messageID, recipient: cur.phone, carrier: cur.carrier, event: "receipt", status: newState.name,
              attempt: cur.attempts, gatewayID: part ?? cur.gatewayID ?? r.gatewayID, detail: logged)
+        // Another node's message: its hand-off window hears of it at COMMIT (``PGReceiptNotes``).
+        if let owner = cur.node, owner != node {
+            try query("SELECT pg_notify(?, ?) AS sent", [.text(PGReceiptNotes.channel),
+                                                         .text(ClusterReceiptNote(carrier: r.carrier, messageID: r.messageID, status: r.status).payload(node: PGReceiptNotes.address(db.settings.schema, owner)))]) { _ in }
+        }
         return .applied
     }
 }

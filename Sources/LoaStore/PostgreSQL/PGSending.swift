@@ -221,18 +221,20 @@ extension PGContext {
         var sentAt: UnixMillis?
         var segments: Int
         var receiptsSeen: Int64
+        /// The node that claimed it last (nil before any claim): whose hand-off window holds it.
+        var node: String? = nil
     }
 
     /// A message's row, locked for the rest of the transaction.
     func current(_ id: Int64) throws -> Current? {
         var c: Current?
         try query("""
-            SELECT campaign_id, phone, carrier, state, attempts, gateway_id, sent_at, segments, receipts_seen FROM messages WHERE id = ? FOR UPDATE
+            SELECT campaign_id, phone, carrier, state, attempts, gateway_id, sent_at, segments, receipts_seen, node FROM messages WHERE id = ? FOR UPDATE
             """, [.int(id)]) { r in
             c = Current(campaign: r.text("campaign_id") ?? "", phone: r.text("phone"), carrier: r.text("carrier") ?? "",
                         state: MessageState(rawValue: Int(r.int("state"))) ?? .unknown, attempts: Int(r.int("attempts")),
                         gatewayID: r.text("gateway_id"), sentAt: r.isNull("sent_at") ? nil : r.int("sent_at"), segments: Int(r.int("segments")),
-                        receiptsSeen: r.int("receipts_seen"))
+                        receiptsSeen: r.int("receipts_seen"), node: r.text("node"))
         }
         return c
     }

@@ -31,6 +31,8 @@ public final class PostgresStore: MessageStore {
     /// The messages of claims whose transaction ended with the connection lost: committed or not, nobody here knows
     /// (``releaseUnsentClaims(epoch:holding:)`` looks at them, and only at them).
     let unsureClaims = Mutex(Set<Int64>())
+    /// Receipts other nodes applied for this node's messages (``PGReceiptNotes``), heard once the dispatcher asks.
+    let receiptNotes: PGReceiptListener
 
     public var writerHealth: WriterHealth { monitor.snapshot }
     public var rowsWritten: Int64 { counters.rows.load(ordering: .relaxed) }
@@ -43,6 +45,7 @@ public final class PostgresStore: MessageStore {
                 logger: Logger = Logger(label: "loa")) throws {
         self.settings = settings
         clusterLog = PGClusterLogReader(settings: settings, logger: logger)
+        receiptNotes = PGReceiptListener(settings: settings, logger: logger)
         if let directory {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             lock = try DirectoryLock(directory: directory)
@@ -90,6 +93,7 @@ public final class PostgresStore: MessageStore {
 
     public func close() {
         clusterLog.stop()
+        receiptNotes.stop()
         cluster.stop()
         monitor.closing()
         queue.close()
