@@ -216,8 +216,10 @@ extension OneExchangeAdapter {
     /// `gate` (nil: none) is asked on the engine thread before each request's handle is added and again in
     /// libcurl's pre-request callback, just before its first byte leaves: a request it refuses is never sent and
     /// completes as ``GatewayOutcome/fenced`` (a cluster node whose lease ended sends nothing it claimed before).
+    ///
+    /// `pace` (nil: none) admits each request just before it leaves (``CurlEngine/start(_:round:gate:pace:completion:)``).
     public func start(_ messages: [OutgoingSMS], round: any CompletionRound, gate: (@Sendable () -> Bool)? = nil,
-                      completion: @escaping @Sendable (Int, GatewayOutcome) -> Void) {
+                      pace: (any SendPace)? = nil, completion: @escaping @Sendable (Int, GatewayOutcome) -> Void) {
         var requests: [HTTPRequest] = []
         requests.reserveCapacity(messages.count)
         // Positions in `messages` of the requests sent; nil while none was refused (then they are the same).
@@ -232,7 +234,7 @@ extension OneExchangeAdapter {
             }
         }
         let positions = sent
-        engine.start(requests, round: round, gate: gate) { [self] k, result in
+        engine.start(requests, round: round, gate: gate, pace: pace) { [self] k, result in
             let i = positions?[k] ?? k
             if case .failure(.fenced) = result { return completion(i, .fenced) }
             completion(i, outcome(of: result, for: messages[i]))
