@@ -14,30 +14,49 @@ import Synchronization
 ///
 /// Only for carriers of one message per request started on the engine thread (``OneExchangeAdapter``); the rate
 /// and burst follow the pacer's (its share in a cluster, adaptive slowing) at every launch.
+///
+/// It also holds the node's share of `max_in_flight` on the wire (admitted and not yet over): messages claimed ahead
+/// and waiting here take no slot at the gateway, so the claim-ahead does not cut the requests a slow gateway may hold.
 final class CarrierSendPace: SendPace {
-    private let bucket: Mutex<TokenBucket>
-    private let clock: any TimeSource
-
-    init(rate: Double, burst: Int, clock: any TimeSource) {
-        self.clock = clock
-        bucket = Mutex(TokenBucket(rate: rate, burst: burst, now: clock.now()))
+    private struct State {
+        var bucket: TokenBucket
+        var onWire = 0
+        var limit: Int
     }
 
-    /// Takes up the pacer's allowed rate and its send burst (cheap when they did not change).
-    func follow(rate: Double, burst: Int) {
+    private let state: Mutex<State>
+    private let clock: any TimeSource
+
+    init(rate: Double, burst: Int, inFlight: Int, clock: any TimeSource) {
+        self.clock = clock
+        state = Mutex(State(bucket: TokenBucket(rate: rate, burst: burst, now: clock.now()), limit: inFlight))
+    }
+
+    /// Takes up the pacer's allowed rate, its send burst and its requests in flight (cheap when they did not change).
+    func follow(rate: Double, burst: Int, inFlight: Int) {
         let now = clock.now()
-        bucket.withLock { b in
-            if abs(b.rate - rate) > 1e-9 { b.setRate(rate, now: now) }
-            if b.burst != burst { b.setBurst(burst, now: now) }
+        state.withLock { s in
+            if abs(s.bucket.rate - rate) > 1e-9 { s.bucket.setRate(rate, now: now) }
+            if s.bucket.burst != burst { s.bucket.setBurst(burst, now: now) }
+            s.limit = inFlight
         }
     }
 
     func admit() -> Int64? {
         let now = clock.now()
-        return bucket.withLock { b in
-            if b.take(upTo: 1, now: now) == 1 { return nil }
-            return max(1, b.whenAvailable(1, now: now) - now)
+        return state.withLock { s in
+            // Full on the wire: an answer makes the engine ask again at once.
+            if s.onWire >= s.limit { return 1000 }
+            if s.bucket.take(upTo: 1, now: now) == 1 {
+                s.onWire += 1
+                return nil
+            }
+            return max(1, s.bucket.whenAvailable(1, now: now) - now)
         }
+    }
+
+    func done() {
+        state.withLock { $0.onWire = max(0, $0.onWire - 1) }
     }
 
     /// How many seconds of messages a node claims ahead of their sending, beyond the burst: enough to cover a

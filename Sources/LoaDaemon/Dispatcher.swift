@@ -123,7 +123,8 @@ public final class Dispatcher: Sendable {
             return (c.name, CarrierState(pacer: pacer, identical: IdenticalFailures(threshold: c.pauseAfterIdenticalFailures), handoff: handoff))
         }))
         sendPaces = Dictionary(uniqueKeysWithValues: paced.compactMap { name in
-            initial.carriers[name].map { (name, CarrierSendPace(rate: $0.pacer.allowedRate, burst: $0.pacer.sendBurst, clock: clock)) }
+            initial.carriers[name].map { (name, CarrierSendPace(rate: $0.pacer.allowedRate, burst: $0.pacer.sendBurst,
+                                                               inFlight: $0.pacer.inFlightLimit, clock: clock)) }
         })
         if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
         let fromReceipts = config.carriers.filter(\.paceFromReceipts).map(\.name)
@@ -435,7 +436,7 @@ public final class Dispatcher: Sendable {
         let perMessageURL = receiptPerMessage.contains(carrier)
         let pace = sendPaces[carrier]
         state.withLock { s in
-            if let p = s.carriers[carrier]?.pacer { pace?.follow(rate: p.allowedRate, burst: p.sendBurst) }
+            if let p = s.carriers[carrier]?.pacer { pace?.follow(rate: p.allowedRate, burst: p.sendBurst, inFlight: p.inFlightLimit) }
             for m in messages { s.inFlight[m.id] = m }
             s.carriers[carrier]?.handoff?.handedOver(messages.lazy.map(\.id), at: now)
             s.carriers[carrier]?.breaker.started()

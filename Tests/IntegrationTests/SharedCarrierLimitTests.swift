@@ -31,7 +31,9 @@ import Testing
         let window = Array(try await cluster.sim.timeline()[from..<(from + seconds * 10)])
         let rate = Double(window.reduce(0, +)) / Double(seconds)
         let busiest = busiestSecond(window)
-        print("shared carrier: \(count) nodes, \(seconds) s: \(String(format: "%.1f", rate)) messages/s at the gateway, busiest second \(busiest) (limit 300, burst 30)")
+        let perSecond = stride(from: 0, to: window.count, by: 10).map { window[$0..<min($0 + 10, window.count)].reduce(0, +) }
+        print("shared carrier: \(count) nodes, \(seconds) s: \(String(format: "%.1f", rate)) messages/s at the gateway, busiest second \(busiest) (limit 300, burst 30);"
+              + " per second: \(perSecond.map(String.init).joined(separator: " "))")
         #expect(abs(rate - 300) <= 9, "the cluster's rate over \(seconds) s: \(rate)/s, not within ±3% of 300")
         #expect(busiest <= burstBound, "a one-second window held \(busiest) messages, above the limit's burst (300 + 30, + 3%): \(busiestWindow(window).around)")
         // Every node sent its part, and nothing was sent twice.

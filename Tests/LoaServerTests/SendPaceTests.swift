@@ -5,13 +5,15 @@ import Synchronization
 import Testing
 
 /// The engine's pace (issue 21: a carrier's rate and burst measured at the gateway): requests started together leave
-/// on the pace's schedule, held in the engine, not when they were handed over.
+/// on the pace's schedule, held in the engine, not when they were handed over; the pace hears of each one's end.
 extension HTTPEngineTests {
     /// Admits one request per `spacing`, and says how long the next must wait.
     final class SpacedPace: SendPace {
         let spacing: Duration
         let admitted = Mutex<[ContinuousClock.Instant]>([])
+        let over = Atomic<Int>(0)
         init(spacing: Duration) { self.spacing = spacing }
+        func done() { over.add(1, ordering: .relaxed) }
         func admit() -> Int64? {
             let now = ContinuousClock.now
             return admitted.withLock { list in
@@ -50,5 +52,6 @@ extension HTTPEngineTests {
         }
         #expect(log.state.withLock { $0.answers.values.flatMap { $0 } } == Array(repeating: "200", count: 5))
         #expect(f.engine.inFlight == 0)
+        #expect(await pollUntil { pace.over.load(ordering: .relaxed) == 5 }, "every admitted request is reported over once")
     }
 }

@@ -210,8 +210,12 @@ struct CurlSubmission: Sendable {
 /// burst measured at the gateway). One object per stream of requests paced together (a carrier).
 public protocol SendPace: AnyObject, Sendable {
     /// Takes one request's permission now: nil when it may leave, else the milliseconds (at least 1) after which
-    /// to ask again. MUST be cheap and MUST NOT block (it runs on the engine thread).
+    /// to ask again (an answer that comes meanwhile makes the engine ask at once). MUST be cheap and MUST NOT block
+    /// (it runs on the engine thread).
     func admit() -> Int64?
+    /// A request it admitted is over (answered, failed, or refused by the gate): for a pace that also bounds the
+    /// requests on the wire. Called on the engine thread, once per admitted request; MUST NOT block.
+    func done()
 }
 
 /// The error a cancelled request fails with.

@@ -80,7 +80,8 @@ final class CurlLoop {
             if sleep {
                 // Returns on socket activity, libcurl's own timer, or curl_multi_wakeup.
                 do {
-                    let timeout = pacedWait.map { Int32(clamping: min(1000, $0)) } ?? 1000
+                    // An answer may have made room for a paced request: ask its pace again at once.
+                    let timeout = completed > 0 && !paced.isEmpty ? 0 : pacedWait.map { Int32(clamping: min(1000, $0)) } ?? 1000
                     try check(curl_multi_poll(multi.raw, nil, 0, timeout, nil), "curl_multi_poll")
                 } catch {
                     failAll(error)
@@ -119,6 +120,7 @@ final class CurlLoop {
         if let gate = submission.gate, !gate() {
             // Refused before it took a handle or a connection; the pre-request callback asks again later.
             finished.append((submission.continuation, .failure(fencedError(submission.request))))
+            submission.pace?.done()
             return
         }
         let transfer: CurlTransfer
@@ -129,6 +131,7 @@ final class CurlLoop {
                 transfer = CurlTransfer(easy: try EasyHandle())
             } catch {
                 finished.append((submission.continuation, .failure(error)))
+                submission.pace?.done()
                 return
             }
         }
@@ -214,6 +217,7 @@ final class CurlLoop {
     /// Keeps the transfer's easy handle (after it left the multi handle) for the next request; the
     /// request, its continuation and its file are released.
     private func recycle(_ transfer: CurlTransfer) {
+        transfer.pace?.done()
         transfer.finish()
         if idle.count < maxIdleHandles { idle.append(transfer) }
     }
@@ -273,6 +277,8 @@ final class CurlTransfer {
     }
 
     var continuation: CurlCompletion { submission!.continuation }
+    /// The pace that admitted the request (nil: none, or no request).
+    var pace: (any SendPace)? { submission?.pace }
 
     private var label: String { "\(request.method) \(redactedURL(request.url))" }
 
