@@ -60,8 +60,9 @@ final class CarrierSendPace: SendPace {
     }
 
     /// How many seconds of messages a node claims ahead of their sending, beyond the burst: enough to cover a
-    /// claim's transaction and a stalled dispatcher thread on a loaded machine (measured: up to a few hundred ms at
-    /// load 12 on 2 cores). The claims stay bounded by the node's share of `max_in_flight` (a message waiting here
-    /// holds its slot); a node killed meanwhile leaves them `unknown` like the requests on the wire.
-    static let claimAheadSeconds = 0.25
+    /// claim's transaction and a stalled dispatcher thread on a loaded machine (a gap of about 330 ms across the
+    /// cluster was seen at load 10 on 2 cores with a quarter of a second). The messages waiting here are claimed
+    /// (`sending`) and take no slot on the wire; a node killed meanwhile leaves them `unknown` like those on the wire
+    /// (never resent): at most this many seconds of its share more than before.
+    static let claimAheadSeconds = 0.5
 }

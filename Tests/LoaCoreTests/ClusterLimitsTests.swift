@@ -72,7 +72,7 @@ import Testing
         #expect((299...304).contains(alone), "alone, 30/s for 10 s: \(alone)")
     }
 
-    /// With the pace where requests leave, a node claims a quarter of a second ahead beyond its burst, and the pace's
+    /// With the pace where requests leave, a node claims ahead beyond its burst (here a quarter of a second), and the pace's
     /// burst is the node's share of the carrier's; without it, the bucket holds the burst alone.
     @Test func claimsRunAheadOfThePaceAtTheSendingByTheClaimAhead() {
         var ahead = CarrierPacer(rate: 300, maxInFlight: 300, claimAheadSeconds: 0.25, now: Self.t0)
