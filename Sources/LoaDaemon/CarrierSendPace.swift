@@ -26,9 +26,12 @@ final class CarrierSendPace: SendPace {
 
     private let state: Mutex<State>
     private let clock: any TimeSource
+    /// The carrier's rate counts SMS parts: a request costs its message's parts, else one.
+    private let inParts: Bool
 
-    init(rate: Double, burst: Int, inFlight: Int, clock: any TimeSource) {
+    init(rate: Double, burst: Int, inFlight: Int, inParts: Bool, clock: any TimeSource) {
         self.clock = clock
+        self.inParts = inParts
         state = Mutex(State(bucket: TokenBucket(rate: rate, burst: burst, now: clock.now()), limit: inFlight))
     }
 
@@ -42,16 +45,19 @@ final class CarrierSendPace: SendPace {
         }
     }
 
-    func admit() -> Int64? {
+    func admit(cost: Int) -> Int64? {
         let now = clock.now()
+        let cost = inParts ? max(1, cost) : 1
         return state.withLock { s in
             // Full on the wire: an answer makes the engine ask again at once.
             if s.onWire >= s.limit { return 1000 }
-            if s.bucket.take(upTo: 1, now: now) == 1 {
-                s.onWire += 1
-                return nil
-            }
-            return max(1, s.bucket.whenAvailable(1, now: now) - now)
+            // A message of more parts than the burst goes once the bucket is full, the rest charged as debt.
+            let need = min(cost, s.bucket.burst)
+            guard s.bucket.available(now) >= need else { return max(1, s.bucket.whenAvailable(need, now: now) - now) }
+            _ = s.bucket.take(upTo: need, now: now)
+            s.bucket.charge(cost - need, now: now)
+            s.onWire += 1
+            return nil
         }
     }
 

@@ -123,8 +123,8 @@ public final class Dispatcher: Sendable {
             return (c.name, CarrierState(pacer: pacer, identical: IdenticalFailures(threshold: c.pauseAfterIdenticalFailures), handoff: handoff))
         }))
         sendPaces = Dictionary(uniqueKeysWithValues: paced.compactMap { name in
-            initial.carriers[name].map { (name, CarrierSendPace(rate: $0.pacer.allowedRate, burst: $0.pacer.sendBurst,
-                                                               inFlight: $0.pacer.inFlightLimit, clock: clock)) }
+            initial.carriers[name].map { (name, CarrierSendPace(rate: $0.pacer.allowedRate, burst: $0.pacer.sendBurst, inFlight: $0.pacer.inFlightLimit,
+                                                               inParts: config.carriers.first { $0.name == name }?.rateInSegments ?? true, clock: clock)) }
         })
         if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
         let fromReceipts = config.carriers.filter(\.paceFromReceipts).map(\.name)

@@ -14,7 +14,7 @@ extension HTTPEngineTests {
         let over = Atomic<Int>(0)
         init(spacing: Duration) { self.spacing = spacing }
         func done() { over.add(1, ordering: .relaxed) }
-        func admit() -> Int64? {
+        func admit(cost: Int) -> Int64? {
             let now = ContinuousClock.now
             return admitted.withLock { list in
                 if let last = list.last, now < last + spacing {

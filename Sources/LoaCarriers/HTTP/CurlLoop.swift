@@ -103,7 +103,7 @@ final class CurlLoop {
             guard let pace = submission.pace else { continue }
             let key = ObjectIdentifier(pace)
             if !held.contains(key) {
-                guard let after = pace.admit() else {
+                guard let after = pace.admit(cost: submission.cost) else {
                     start(submission)
                     continue
                 }
