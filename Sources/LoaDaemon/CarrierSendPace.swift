@@ -15,8 +15,10 @@ import Synchronization
 /// Only for carriers of one message per request started on the engine thread (``OneExchangeAdapter``); the rate
 /// and burst follow the pacer's (its share in a cluster, adaptive slowing) at every launch.
 ///
-/// It also holds the node's share of `max_in_flight` on the wire (admitted and not yet over): messages claimed ahead
-/// and waiting here take no slot at the gateway, so the claim-ahead does not cut the requests a slow gateway may hold.
+/// It also holds the node's share of `max_in_flight` on the wire (admitted and not yet over). The messages waiting
+/// here hold slots too (the pacer counts from the claim to the answer), so a node killed leaves at most its share of
+/// `max_in_flight` `unknown`, as before; and they leave only under the lease they were claimed under
+/// (``Dispatcher/leaseTerm``).
 final class CarrierSendPace: SendPace {
     private struct State {
         var bucket: TokenBucket
@@ -65,10 +67,9 @@ final class CarrierSendPace: SendPace {
         state.withLock { $0.onWire = max(0, $0.onWire - 1) }
     }
 
-    /// How many seconds of messages a node claims ahead of their sending, beyond the burst: enough to cover a
+    /// How many seconds of messages a node may claim ahead of their sending, beyond the burst: enough to cover a
     /// claim's transaction and a stalled dispatcher thread on a loaded machine (a gap of about 330 ms across the
-    /// cluster was seen at load 10 on 2 cores with a quarter of a second). The messages waiting here are claimed
-    /// (`sending`) and take no slot on the wire; a node killed meanwhile leaves them `unknown` like those on the wire
-    /// (never resent): at most this many seconds of its share more than before.
+    /// cluster was seen at load 10 on 2 cores with a quarter of a second). Bounded by the node's share of
+    /// `max_in_flight` too: the messages waiting here are claimed (`sending`) and hold their slots.
     static let claimAheadSeconds = 0.5
 }

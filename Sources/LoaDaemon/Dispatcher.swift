@@ -81,6 +81,10 @@ public final class Dispatcher: Sendable {
     let outage = Mutex(StoreOutage())
     /// Per carrier of one message per request on the engine thread: its rate where requests leave (``CarrierSendPace``).
     let sendPaces: [String: CarrierSendPace]
+    /// Bumped each time the cluster lease is lost, before a new one is taken: a request waiting at a pace
+    /// (``CarrierSendPace``) leaves only under the lease it was claimed under (its claims were settled `unknown`
+    /// when the lease was lost, by this node or a survivor).
+    let leaseTerm = Atomic<Int>(0)
 
     public init(store: any MessageStore, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
@@ -181,6 +185,7 @@ public final class Dispatcher: Sendable {
     func clusterEvent(_ event: ClusterEvent) {
         switch event {
         case .lost(let reason):
+            leaseTerm.add(1, ordering: .sequentiallyConsistent)
             let first = state.withLock { s -> Bool in
                 defer { s.leaseLost = true }
                 return !s.leaseLost
@@ -458,7 +463,9 @@ public final class Dispatcher: Sendable {
             // The fence: the engine asks the lease just before each request leaves (``CurlEngine``'s gate).
             var gate: (@Sendable () -> Bool)?
             if let lease {
-                gate = { lease.holds() }
+                // The lease asked first: a new one is granted only after the term moved on (``leaseTerm``).
+                let term = leaseTerm.load(ordering: .sequentiallyConsistent)
+                gate = { [self] in lease.holds() && leaseTerm.load(ordering: .sequentiallyConsistent) == term }
             }
             exchange.start(messages.map(sms), round: self, gate: gate, pace: pace) { [self] i, outcome in
                 requestFinished(carrier, since: startedAt)

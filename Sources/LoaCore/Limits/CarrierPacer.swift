@@ -141,13 +141,6 @@ public struct CarrierPacer: Sendable, Equatable {
     /// Requests this node may have in flight: its share of `max_in_flight`, at least one while it has a share.
     public var inFlightLimit: Int { Self.inFlight(maxInFlight, fraction: fraction) }
 
-    /// Messages this node may hold claimed and not finished: ``inFlightLimit``, and with a claim-ahead the messages
-    /// waiting at the pace where requests leave (which holds ``inFlightLimit`` on the wire).
-    public var claimLimit: Int {
-        let limit = inFlightLimit
-        return claimAheadSeconds > 0 && limit > 0 ? limit + max(0, messages.burst - sendBurst) : limit
-    }
-
     /// `max(1, ⌊maxInFlight × fraction⌋)`, 0 for no share (the table in the type's comment).
     public static func inFlight(_ maxInFlight: Int, fraction: Double) -> Int {
         fraction <= 0 ? 0 : max(1, Int((Double(maxInFlight) * fraction + 1e-9).rounded(.down)))
@@ -202,7 +195,7 @@ public struct CarrierPacer: Sendable, Equatable {
         } else if abs(messages.rate - adapted) > 1e-9 {
             messages.setRate(adapted, now: now)
         }
-        let room = claimLimit - inFlight
+        let room = inFlightLimit - inFlight
         guard room > 0 else { return .wait(until: nil) }
         var k = min(room, maxRequests)
         guard k > 0 else { return .wait(until: nil) }
