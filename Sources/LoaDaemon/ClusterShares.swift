@@ -10,7 +10,8 @@ import Synchronization
 /// Every renewal round of the lease (a quarter of `store.lease_seconds`) brings the members as the database has them;
 /// the share is computed from them and applied to every carrier's pacer and to the global cap (`global_rate`) at
 /// once, then published with the carriers' figures (at most once a second unless the members counted changed), to be
-/// written at the next renewal. A campaign's `max_rate` is not shared yet: each node holds it on its own.
+/// written at the next renewal. A campaign's `max_rate` is shared the same way (``DispatchPlan/share``), and the
+/// carriers' request rates are staggered: each node sends its requests in its own time slots (``CarrierPacer/stagger(index:of:)``).
 extension Dispatcher {
     /// What the dispatcher keeps of the cluster between rounds.
     struct ShareState {
@@ -58,7 +59,7 @@ extension Dispatcher {
         guard let cluster = store.cluster else { return }
         let global = state.withLock { $0.global?.rate }
         shares.withLock { $0.globalRate = global }
-        applyShare(0, live: 0)
+        applyShare(0, live: 0, index: 0)
         cluster.observe { [weak self] event in self?.clusterEvent(event, cluster: cluster) }
     }
 
@@ -75,7 +76,7 @@ extension Dispatcher {
                 }
                 return s.share
             }
-            applyShare(share.fraction, live: share.live)
+            applyShare(share.fraction, live: share.live, index: share.index)
             if was?.fraction != share.fraction {
                 logger.notice("this node's share of the carriers' limits changed",
                               ["store.node": cluster.node, "share": String(format: "%.4f", share.fraction), "nodes.live": "\(share.live)",
@@ -84,7 +85,7 @@ extension Dispatcher {
             publish(share, to: cluster)
         case .lost:
             // Nothing more is sent until the lease is held again and the others count this node anew.
-            applyShare(0, live: 0)
+            applyShare(0, live: 0, index: 0)
             shares.withLock { $0.share = nil }
         case .regained, .tookOver:
             break
@@ -95,8 +96,9 @@ extension Dispatcher {
         ClusterShare.Member(node: m.node, epoch: m.epoch, leaseUntil: m.leaseUntil, counted: NodeStatus.decode(m.status).map { Set($0.counted) })
     }
 
-    /// Applies `fraction` to every carrier's pacer and to the global cap; a larger share wakes the dispatch loop.
-    private func applyShare(_ fraction: Double, live: Int) {
+    /// Applies `fraction` to every carrier's pacer and to the global cap, and this node's request slots (its `index`
+    /// among the `live` nodes); a larger share wakes the dispatch loop.
+    private func applyShare(_ fraction: Double, live: Int, index: Int) {
         let now = clock.now()
         var fewSlots: [String] = []
         let globalRate = shares.withLock { $0.globalRate }
@@ -110,6 +112,7 @@ extension Dispatcher {
             for name in s.carriers.keys {
                 grew = grew || fraction > (s.carriers[name]?.pacer.fraction ?? 0)
                 s.carriers[name]?.pacer.apply(fraction: fraction, now: now)
+                s.carriers[name]?.pacer.stagger(index: index, of: fraction > 0 ? live : 1)
                 if let max = s.carriers[name]?.pacer.maxInFlight, live > max { fewSlots.append(name) }
             }
             return grew
@@ -140,6 +143,10 @@ extension Dispatcher {
         guard let data = try? e.encode(NodeStatus(at: now, counted: share.counted, carriers: figures)) else { return }
         cluster.publish(status: String(decoding: data, as: UTF8.self))
     }
+
+    /// This node's fraction of the limits for the plan's campaign caps: 1 without a cluster; 0 before the first
+    /// round and after the lease was lost (as the carriers' pacers).
+    var nodeFraction: Double { store.cluster == nil ? 1 : shares.withLock { $0.share?.fraction ?? 0 } }
 
     /// The last round's members and each live one's lease left (seconds, now), for `/metrics`; nil without a cluster.
     func clusterLeases() -> (alive: Int, leaseLeft: [(node: String, seconds: Double)])? {

@@ -83,6 +83,12 @@ public final class Dispatcher: Sendable {
     let unrecorded = Mutex(Unrecorded())
     /// The store's failures, logged once per outage (``StoreOutage``).
     let outage = Mutex(StoreOutage())
+    /// Per carrier of one message per request on the engine thread: its rate where requests leave (``CarrierSendPace``).
+    let sendPaces: [String: CarrierSendPace]
+    /// Bumped each time the cluster lease is lost, before a new one is taken: a request waiting at a pace
+    /// (``CarrierSendPace``) leaves only under the lease it was claimed under (its claims were settled `unknown`
+    /// when the lease was lost, by this node or a survivor).
+    let leaseTerm = Atomic<Int>(0)
 
     public init(store: any MessageStore, adapters: [String: any CarrierAdapter], config: LoaConfig, clock: any TimeSource, logger: Logger) {
         self.store = store
@@ -107,6 +113,7 @@ public final class Dispatcher: Sendable {
         maxBatch = batches
         carrierConfig = Dictionary(uniqueKeysWithValues: config.carriers.map { ($0.name, $0) })
         let now = clock.now()
+        let paced = Set(config.carriers.filter { c in (adapters[c.name]?.maxBatch ?? 1) <= 1 && adapters[c.name] is any OneExchangeAdapter }.map(\.name))
         initialPlan = DispatchPlan(carriers: config.carriers.map { c in
             DispatchPlan.Carrier(name: c.name, batchMax: batches[c.name] ?? 1, batchMin: c.batchMin, rateInSegments: c.rateInSegments,
                                  remainderCarrier: c.remainderCarrier)
@@ -114,7 +121,8 @@ public final class Dispatcher: Sendable {
         var initial = State(carriers: Dictionary(uniqueKeysWithValues: config.carriers.map { c in
             // max_in_flight counts requests; a batch is one request.
             let pacer = CarrierPacer(rate: c.rate, requestsPerSecond: c.requestsPerSecond, maxInFlight: c.maxInFlight,
-                                     batchMax: batches[c.name] ?? 1, batchMin: c.batchMin, now: now)
+                                     batchMax: batches[c.name] ?? 1, batchMin: c.batchMin,
+                                     claimAheadSeconds: paced.contains(c.name) ? CarrierSendPace.claimAheadSeconds : 0, now: now)
             // The probe before any pace is known: two seconds at the configured rate (or max_in_flight, if more).
             let handoff = c.paceFromReceipts
                 ? HandoffWindow(settings: .init(probeMessages: max(c.maxInFlight, Int(min(c.rate * 2, 100_000))),
@@ -122,16 +130,20 @@ public final class Dispatcher: Sendable {
                 : nil
             return (c.name, CarrierState(pacer: pacer, identical: IdenticalFailures(threshold: c.pauseAfterIdenticalFailures), handoff: handoff))
         }))
+        sendPaces = Dictionary(uniqueKeysWithValues: paced.compactMap { name in
+            initial.carriers[name].map { (name, CarrierSendPace(rate: $0.pacer.allowedRate, burst: $0.pacer.sendBurst, inFlight: $0.pacer.inFlightLimit,
+                                                               inParts: config.carriers.first { $0.name == name }?.rateInSegments ?? true, clock: clock)) }
+        })
         if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
-        let paced = config.carriers.filter(\.paceFromReceipts).map(\.name)
-        if !paced.isEmpty {
+        let fromReceipts = config.carriers.filter(\.paceFromReceipts).map(\.name)
+        if !fromReceipts.isEmpty {
             // After a restart, what the gateways still hold of ours: `sent` without a pass-on receipt.
             // Streamed in batches into the windows, and only what is not already taken as lost: a 10M store with
             // its receipts lost made this an array of 10M tuples (``HandedOverSet``).
             let windows = Mutex(initial.carriers.compactMapValues(\.handoff))
             let since = windows.withLock { $0.values.map { $0.lostCutoff(now: now) }.min() ?? now }
             do {
-                try store.handedOverNotPassedOn(carriers: paced, since: since) { rows in
+                try store.handedOverNotPassedOn(carriers: fromReceipts, since: since) { rows in
                     windows.withLock { w in
                         for (carrier, list) in Dictionary(grouping: rows, by: \.carrier) {
                             w[carrier]?.restore(list.lazy.map { (id: $0.id, at: $0.at) })
@@ -188,6 +200,7 @@ public final class Dispatcher: Sendable {
     func clusterEvent(_ event: ClusterEvent) {
         switch event {
         case .lost(let reason):
+            leaseTerm.add(1, ordering: .sequentiallyConsistent)
             let first = state.withLock { s -> Bool in
                 defer { s.leaseLost = true }
                 return !s.leaseLost
@@ -356,6 +369,7 @@ public final class Dispatcher: Sendable {
             // A claim that failed may have committed unacknowledged: released once the store answers again.
             releaseUnsentClaims()
             // The plan decides (``DispatchPlan``); this thread executes its actions and sleeps until its wake time.
+            plan.share = nodeFraction
             var round = plan.round(now: now, campaigns: planned, workArrived: hint)
             if now - lastFailover >= 250 {
                 lastFailover = now
@@ -449,7 +463,9 @@ public final class Dispatcher: Sendable {
     func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, sizes: [Int], now: UnixMillis) {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         let perMessageURL = receiptPerMessage.contains(carrier)
+        let pace = sendPaces[carrier]
         state.withLock { s in
+            if let p = s.carriers[carrier]?.pacer { pace?.follow(rate: p.allowedRate, burst: p.sendBurst, inFlight: p.inFlightLimit) }
             for m in messages { s.inFlight[m.id] = m }
             s.carriers[carrier]?.handoff?.handedOver(messages.lazy.map(\.id), at: now)
             s.carriers[carrier]?.breaker.started()
@@ -471,9 +487,11 @@ public final class Dispatcher: Sendable {
             // The fence: the engine asks the lease just before each request leaves (``CurlEngine``'s gate).
             var gate: (@Sendable () -> Bool)?
             if let lease {
-                gate = { lease.holds() }
+                // The lease asked first: a new one is granted only after the term moved on (``leaseTerm``).
+                let term = leaseTerm.load(ordering: .sequentiallyConsistent)
+                gate = { [self] in lease.holds() && leaseTerm.load(ordering: .sequentiallyConsistent) == term }
             }
-            exchange.start(messages.map(sms), round: self, gate: gate) { [self] i, outcome in
+            exchange.start(messages.map(sms), round: self, gate: gate, pace: pace) { [self] i, outcome in
                 requestFinished(carrier, since: startedAt)
                 roundAnswers.withLock { $0.append(messages[i], outcome) }
             }

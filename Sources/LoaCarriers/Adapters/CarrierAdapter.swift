@@ -216,10 +216,14 @@ extension OneExchangeAdapter {
     /// `gate` (nil: none) is asked on the engine thread before each request's handle is added and again in
     /// libcurl's pre-request callback, just before its first byte leaves: a request it refuses is never sent and
     /// completes as ``GatewayOutcome/fenced`` (a cluster node whose lease ended sends nothing it claimed before).
+    ///
+    /// `pace` (nil: none) admits each request just before it leaves, its cost the message's SMS parts
+    /// (``CurlEngine/start(_:round:gate:pace:costs:completion:)``).
     public func start(_ messages: [OutgoingSMS], round: any CompletionRound, gate: (@Sendable () -> Bool)? = nil,
-                      completion: @escaping @Sendable (Int, GatewayOutcome) -> Void) {
+                      pace: (any SendPace)? = nil, completion: @escaping @Sendable (Int, GatewayOutcome) -> Void) {
         var requests: [HTTPRequest] = []
         requests.reserveCapacity(messages.count)
+        var costs: [Int] = []
         // Positions in `messages` of the requests sent; nil while none was refused (then they are the same).
         var sent: [Int]?
         for (i, m) in messages.enumerated() {
@@ -228,11 +232,12 @@ extension OneExchangeAdapter {
                 completion(i, refused)
             } else {
                 requests.append(request(for: m))
+                if pace != nil { costs.append(max(1, m.segments)) }
                 sent?.append(i)
             }
         }
         let positions = sent
-        engine.start(requests, round: round, gate: gate) { [self] k, result in
+        engine.start(requests, round: round, gate: gate, pace: pace, costs: pace == nil ? nil : costs) { [self] k, result in
             let i = positions?[k] ?? k
             if case .failure(.fenced) = result { return completion(i, .fenced) }
             completion(i, outcome(of: result, for: messages[i]))

@@ -105,7 +105,14 @@ public final class CurlEngine: Sendable {
     /// before the first byte of the request is written, so a request that waited inside libcurl for a free
     /// connection is asked too. A refusal fails the request with ``TransportError/fenced(_:)``: nothing was sent.
     /// It MUST be cheap and MUST NOT block (a cluster node's lease check: an atomic read and a clock read).
+    ///
+    /// `pace` (nil: none), when given, is asked on the engine thread before each request's handle is added (with its
+    /// cost from `costs`, by index; 1 when not given), in the
+    /// order the requests came: a request it does not admit yet waits in the engine (before the gate is asked) for
+    /// the time it names, and the requests behind it with the same pace wait too. So the gateway sees the pace's
+    /// schedule, not the caller's: whatever delayed the hand-over (a claim's transaction) does not bunch requests.
     public func start(_ requests: [HTTPRequest], round: any CompletionRound, gate: (@Sendable () -> Bool)? = nil,
+                      pace: (any SendPace)? = nil, costs: [Int]? = nil,
                       completion: @escaping @Sendable (Int, Result<HTTPResponse, TransportError>) -> Void) {
         guard !requests.isEmpty else { return }
         let first = shared.nextID.wrappingAdd(UInt64(requests.count), ordering: .relaxed).oldValue
@@ -113,7 +120,8 @@ public final class CurlEngine: Sendable {
         submissions.reserveCapacity(requests.count)
         for (i, request) in requests.enumerated() {
             submissions.append(CurlSubmission(id: first &+ UInt64(i), request: request, upload: nil,
-                                              continuation: .indexed(i, completion, round), gate: gate))
+                                              continuation: .indexed(i, completion, round), gate: gate, pace: pace,
+                                              cost: costs.flatMap { i < $0.count ? $0[i] : nil } ?? 1))
         }
         shared.enqueue(submissions)
     }
@@ -195,6 +203,23 @@ struct CurlSubmission: Sendable {
     /// Asked on the engine thread before the request's handle is added and just before it is sent; false: it is
     /// never sent (``TransportError/fenced(_:)``).
     var gate: (@Sendable () -> Bool)? = nil
+    /// Admits the request to leave (nil: at once); see ``SendPace``.
+    var pace: (any SendPace)? = nil
+    /// The request's units for its pace (``SendPace/admit(cost:)``).
+    var cost = 1
+}
+
+/// When requests may leave: asked on the engine thread just before a request's handle is added, so the gateway
+/// sees the pace's schedule whatever delayed the request on its way to the engine (issue 21: a carrier's rate and
+/// burst measured at the gateway). One object per stream of requests paced together (a carrier).
+public protocol SendPace: AnyObject, Sendable {
+    /// Takes one request's permission now, `cost` its units (a message's SMS parts; 1 when the submitter gave
+    /// none): nil when it may leave, else the milliseconds (at least 1) after which to ask again (an answer that
+    /// comes meanwhile makes the engine ask at once). MUST be cheap and MUST NOT block (it runs on the engine thread).
+    func admit(cost: Int) -> Int64?
+    /// A request it admitted is over (answered, failed, or refused by the gate): for a pace that also bounds the
+    /// requests on the wire. Called on the engine thread, once per admitted request; MUST NOT block.
+    func done()
 }
 
 /// The error a cancelled request fails with.

@@ -31,6 +31,8 @@ final class CurlLoop {
     private var finished: [(CurlCompletion, Result<HTTPResponse, TransportError>)] = []
     /// Who hears of the end of this round, after its completions ran.
     private var roundEnds = RoundEnds()
+    /// Submissions waiting for their ``SendPace`` to admit them, in the order they came.
+    private var paced: [CurlSubmission] = []
 
     init(shared: EngineShared, multi: MultiHandle, maxIdleHandles: Int) {
         self.shared = shared
@@ -49,11 +51,14 @@ final class CurlLoop {
                 return state.stopping
             }
             if stopping {
-                stop(failing: incoming)
+                stop(failing: paced + incoming)
                 return
             }
-            for submission in incoming { start(submission) }
+            for submission in incoming {
+                if submission.pace != nil { paced.append(submission) } else { start(submission) }
+            }
             incoming.removeAll(keepingCapacity: true)
+            let pacedWait = releasePaced()
             for id in cancels { cancel(id) }
             cancels.removeAll(keepingCapacity: true)
 
@@ -75,7 +80,9 @@ final class CurlLoop {
             if sleep {
                 // Returns on socket activity, libcurl's own timer, or curl_multi_wakeup.
                 do {
-                    try check(curl_multi_poll(multi.raw, nil, 0, 1000, nil), "curl_multi_poll")
+                    // An answer may have made room for a paced request: ask its pace again at once.
+                    let timeout = completed > 0 && !paced.isEmpty ? 0 : pacedWait.map { Int32(clamping: min(1000, $0)) } ?? 1000
+                    try check(curl_multi_poll(multi.raw, nil, 0, timeout, nil), "curl_multi_poll")
                 } catch {
                     failAll(error)
                 }
@@ -85,10 +92,35 @@ final class CurlLoop {
 
     // MARK: Transfers
 
+    /// Starts the paced submissions their pace admits now, in order; one not admitted holds back those behind it
+    /// with the same pace. Returns the milliseconds until the soonest pace may admit one (nil: none waits).
+    private func releasePaced() -> Int64? {
+        guard !paced.isEmpty else { return nil }
+        var held: [ObjectIdentifier] = []
+        var wait: Int64?
+        var left: [CurlSubmission] = []
+        for submission in paced {
+            guard let pace = submission.pace else { continue }
+            let key = ObjectIdentifier(pace)
+            if !held.contains(key) {
+                guard let after = pace.admit(cost: submission.cost) else {
+                    start(submission)
+                    continue
+                }
+                held.append(key)
+                wait = min(wait ?? .max, max(1, after))
+            }
+            left.append(submission)
+        }
+        paced = left
+        return wait
+    }
+
     private func start(_ submission: CurlSubmission) {
         if let gate = submission.gate, !gate() {
             // Refused before it took a handle or a connection; the pre-request callback asks again later.
             finished.append((submission.continuation, .failure(fencedError(submission.request))))
+            submission.pace?.done()
             return
         }
         let transfer: CurlTransfer
@@ -99,6 +131,7 @@ final class CurlLoop {
                 transfer = CurlTransfer(easy: try EasyHandle())
             } catch {
                 finished.append((submission.continuation, .failure(error)))
+                submission.pace?.done()
                 return
             }
         }
@@ -184,6 +217,7 @@ final class CurlLoop {
     /// Keeps the transfer's easy handle (after it left the multi handle) for the next request; the
     /// request, its continuation and its file are released.
     private func recycle(_ transfer: CurlTransfer) {
+        transfer.pace?.done()
         transfer.finish()
         if idle.count < maxIdleHandles { idle.append(transfer) }
     }
@@ -243,6 +277,8 @@ final class CurlTransfer {
     }
 
     var continuation: CurlCompletion { submission!.continuation }
+    /// The pace that admitted the request (nil: none, or no request).
+    var pace: (any SendPace)? { submission?.pace }
 
     private var label: String { "\(request.method) \(redactedURL(request.url))" }
 

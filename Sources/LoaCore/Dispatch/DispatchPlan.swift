@@ -117,6 +117,10 @@ public struct DispatchPlan: Sendable {
     private var remainderSince: [Key: UnixMillis] = [:]
     /// Rounds started: which carrier goes first.
     private var rounds = 0
+    /// This node's fraction of the cluster's limits (``ClusterShare``; 1: a daemon alone). A campaign's `max_rate`
+    /// holds for the sum of the nodes like a carrier's rate: each node's bucket takes this fraction of the rate and
+    /// of its burst (at least one message), so n nodes together claim the campaign's rate, not n times it.
+    public var share: Double = 1
 
     public init(carriers: [Carrier], settings: Settings = Settings()) {
         self.carriers = carriers
@@ -345,8 +349,14 @@ public struct DispatchPlan: Sendable {
             return .countReady(campaign: campaign.id, carrier: turn.carrier.name, limit: minBatch)
         }
         if let cap = campaign.maxRate {
-            var bucket = campaignBuckets[campaign.id] ?? TokenBucket(rate: cap, burst: TokenBucket.burst(rate: cap, seconds: 0.1), now: turn.now)
-            n = bucket.take(upTo: n, now: turn.now)
+            let f = share.isNaN ? 0 : min(max(share, 0), 1)
+            let rate = cap * f
+            let burst = max(1, Int((Double(TokenBucket.burst(rate: cap, seconds: 0.1)) * f + 1e-9).rounded(.down)))
+            var bucket = campaignBuckets[campaign.id] ?? TokenBucket(rate: rate, burst: burst, now: turn.now)
+            // The share changes as nodes come and go (and the operator may change max_rate): the bucket follows.
+            if abs(bucket.rate - TokenBucket.bounded(rate)) > 1e-9 { bucket.setRate(rate, now: turn.now) }
+            if bucket.burst != burst { bucket.setBurst(burst, now: turn.now) }
+            n = f > 0 ? bucket.take(upTo: n, now: turn.now) : 0
             campaignBuckets[campaign.id] = bucket
         }
         guard n > 0 else { return served(&turn, 0) }

@@ -33,9 +33,14 @@
 ///
 /// **A node's share in a cluster** (issue 21, ``apply(fraction:now:)``): several daemons on one store split each
 /// carrier's limits, each using a fraction `f` of them (``ClusterShare``). The message rate, the request rate and
-/// the message bucket's burst are scaled by `f`, so the cluster's rate and burst stay the configured ones; what
-/// cannot be split below one stays one on every node: a request bucket holds one request (the cluster's request
-/// burst is the number of nodes), the message burst is at least one (at least `batch.min` on a batching carrier).
+/// the message bucket's burst are scaled by `f`, so the cluster's rate and burst stay the configured ones; the
+/// message burst is at least one (at least `batch.min` on a batching carrier). A request rate cannot be split into
+/// buckets of less than one request (n nodes would start one each at once): the nodes take turns in time slots
+/// instead (``stagger(index:of:)``), so the cluster's requests hold the rate and a burst of one.
+///
+/// **Claiming ahead.** Where requests are paced again as they leave (``claimAheadSeconds``, the dispatcher's pace at
+/// the engine), the message bucket also holds that many seconds of messages beyond the burst: a claim's transaction
+/// or a stalled thread then leaves messages waiting at the pace instead of the node's share unused.
 /// Requests in flight are `max(1, ⌊max_in_flight × f⌋)`, so their sum never exceeds `max_in_flight` while
 /// there are at most `max_in_flight` nodes; with more nodes than that each still keeps one (the cluster may then
 /// have one request in flight per node). Adaptive slowing stays in the cluster's units: a throttling answer
@@ -72,10 +77,29 @@ public struct CarrierPacer: Sendable, Equatable {
     public private(set) var queueShort = false
     /// This node's fraction of the carrier's limits (1: a daemon alone; 0: it claims nothing).
     public private(set) var fraction: Double = 1
-    /// The message bucket's burst at fraction 1.
+    /// The message bucket's burst at fraction 1 (without the claim-ahead).
     public let fullBurst: Int
+    /// Seconds of messages (at this node's rate) claimed ahead of their sending, beyond the burst: set when the
+    /// requests are paced where they leave (``sendBurst``), so that a claim's transaction or a stalled thread does
+    /// not leave the node's share unused (0: the bucket holds the burst alone, and paces the gateway itself).
+    public let claimAheadSeconds: Double
 
-    public init(rate: Double, requestsPerSecond: Double? = nil, maxInFlight: Int, batchMax: Int = 1, batchMin: Int = 1, now: UnixMillis) {
+    /// The burst of the bucket that paces requests where they leave: this node's share of the carrier's burst,
+    /// at least one message (at least `batch.min` on a batching carrier).
+    public var sendBurst: Int { Self.share(of: fullBurst, fraction: fraction, least: batchMax > 1 ? batchMin : 1) }
+
+    static func share(of burst: Int, fraction: Double, least: Int) -> Int {
+        max(least, Int((Double(burst) * fraction + 1e-9).rounded(.down)))
+    }
+
+    /// The message bucket's size for `fraction`: the share of the burst and the claim-ahead at the share's rate.
+    private func claimBurst(fraction f: Double) -> Int {
+        let ahead = claimAheadSeconds > 0 ? TokenBucket.burst(rate: rate * f, seconds: claimAheadSeconds) : 0
+        return Self.share(of: fullBurst, fraction: f, least: batchMax > 1 ? batchMin : 1) + ahead
+    }
+
+    public init(rate: Double, requestsPerSecond: Double? = nil, maxInFlight: Int, batchMax: Int = 1, batchMin: Int = 1,
+                claimAheadSeconds: Double = 0, now: UnixMillis) {
         self.rate = rate
         self.batchMax = max(1, batchMax)
         self.batchMin = min(max(1, batchMin), self.batchMax)
@@ -83,8 +107,9 @@ public struct CarrierPacer: Sendable, Equatable {
         self.requestsPerSecond = requestsPerSecond
         let quick = TokenBucket.burst(rate: rate, seconds: 0.1)
         let burst = self.batchMax > 1 ? max(quick, self.batchMin, min(self.batchMax, TokenBucket.burst(rate: rate, seconds: 1))) : quick
-        messages = TokenBucket(rate: rate, burst: burst, now: now)
         fullBurst = burst
+        self.claimAheadSeconds = claimAheadSeconds.isFinite ? max(0, claimAheadSeconds) : 0
+        messages = TokenBucket(rate: rate, burst: burst, now: now)
         // One request at a time: evenly spaced requests hold a per-second limit and a per-minute window alike.
         requests = requestsPerSecond.map { TokenBucket(rate: $0, burst: 1, now: now) }
         adaptsRequests = self.batchMax > 1 || requestsPerSecond != nil
@@ -94,6 +119,7 @@ public struct CarrierPacer: Sendable, Equatable {
             ? AdaptiveRate(configured: rate, floor: 0.2, now: now)
             : AdaptiveRate(configured: adaptsRequests ? requestsPerSecond! : rate, decrease: requestsPerSecond != nil ? 0.9 : 0.5, now: now)
         windowStart = now
+        if self.claimAheadSeconds > 0 { messages.setBurst(claimBurst(fraction: 1), now: now) }
     }
 
     /// Requests started since `windowStart`, and the request rate of the last whole window (for throttling).
@@ -120,6 +146,25 @@ public struct CarrierPacer: Sendable, Equatable {
         fraction <= 0 ? 0 : max(1, Int((Double(maxInFlight) * fraction + 1e-9).rounded(.down)))
     }
 
+    /// This node's place among ``slotNodes`` live nodes for its request slots (``stagger(index:of:)``).
+    public private(set) var slotIndex = 0
+    public private(set) var slotNodes = 1
+    /// The last cluster slot this node started a request in, and the one before (given back by an unused claim).
+    private var lastSlot: Int64 = .min
+    private var slotBefore: Int64 = .min
+
+    /// Staggers this node's requests among `n` live nodes (issue 21): with a request rate, the cluster's time is cut
+    /// into slots of one request at the cluster's rate (`1 / requests_per_second`, after adaptive slowing), slot `q`
+    /// belonging to the node whose `index` is `q mod n`, and a node starts at most one request in each of its own
+    /// slots, inside the slot. The nodes' slots never overlap, so the cluster's requests hold its rate *and* its burst
+    /// of one request; a bucket of one request per node (what this replaces) let the n nodes start one each at once.
+    /// The nodes read their time from their own clocks: a skew between them shortens the spacing, not the count.
+    /// While a node joins or leaves, two may take the same place for a renewal round. `n` ≤ 1: the request bucket alone.
+    public mutating func stagger(index: Int, of n: Int) {
+        slotNodes = max(1, n)
+        slotIndex = n > 1 ? min(max(0, index), n - 1) : 0
+    }
+
     /// Takes `fraction` (0…1) of the carrier's limits from now on (``ClusterShare``): the rates and the message burst
     /// scaled, the tokens held cut to the new burst. Requests already in flight stay; new ones wait for room.
     public mutating func apply(fraction f: Double, now: UnixMillis) {
@@ -127,8 +172,7 @@ public struct CarrierPacer: Sendable, Equatable {
         guard f != fraction else { return }
         fraction = f
         guard f > 0 else { return }
-        let least = batchMax > 1 ? batchMin : 1
-        messages.setBurst(max(least, Int((Double(fullBurst) * f + 1e-9).rounded(.down))), now: now)
+        messages.setBurst(claimBurst(fraction: f), now: now)
         // The adapted rates are scaled in decide(); the message rate of a carrier adapting its requests only here.
         if adaptsRequests { messages.setRate(rate * f, now: now) }
     }
@@ -155,7 +199,20 @@ public struct CarrierPacer: Sendable, Equatable {
         guard room > 0 else { return .wait(until: nil) }
         var k = min(room, maxRequests)
         guard k > 0 else { return .wait(until: nil) }
-        if requests != nil {
+        var slot: Int64?
+        if requests != nil && slotNodes > 1 {
+            // One request per own slot, started inside it (``stagger(index:of:)``), in the cluster's units.
+            let length = 1000 / cluster
+            let q = Int64((Double(now) / length).rounded(.down).clampedInt(0...Int(Int64.max / 4)))
+            let n = Int64(slotNodes), mine = Int64(slotIndex)
+            if q % n == mine && q > lastSlot {
+                slot = q
+                k = 1
+            } else {
+                let next = q + ((mine - q % n + n) % n == 0 ? n : (mine - q % n + n) % n)
+                return .wait(until: max(now + 1, Int64((Double(next) * length).rounded(.up).clampedInt(0...Int(Int64.max / 4)))))
+            }
+        } else if requests != nil {
             let r = requests!.available(now)
             if r == 0 { return .wait(until: requests!.whenAvailable(1, now: now)) }
             k = min(k, r)
@@ -171,7 +228,10 @@ public struct CarrierPacer: Sendable, Equatable {
         }
         let n = messages.take(upTo: min(have, k * batchMax), now: now)
         let requestsNeeded = min(k, (n + batchMax - 1) / batchMax)
-        if requests != nil { _ = requests!.take(upTo: requestsNeeded, now: now) }
+        if let slot {
+            slotBefore = lastSlot
+            lastSlot = slot
+        } else if requests != nil { _ = requests!.take(upTo: requestsNeeded, now: now) }
         inFlight += requestsNeeded
         count(requestsNeeded, now: now)
         return .claim(messages: n, requests: requestsNeeded)
@@ -189,6 +249,8 @@ public struct CarrierPacer: Sendable, Equatable {
             queueShort = false
         }
         if extraParts > 0 { messages.charge(extraParts, now: now) }
+        // A slot whose claim found nothing may serve the next claim.
+        if used.requests == 0 && granted.requests > 0 { lastSlot = slotBefore }
         let extraRequests = used.requests - granted.requests
         if extraRequests < 0 {
             requests?.giveBack(-extraRequests)

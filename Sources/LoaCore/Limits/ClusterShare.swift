@@ -52,6 +52,9 @@ public struct ClusterShare: Sendable, Equatable {
     public var counted: [String]
     /// Live members that have not yet published that they count this node: why the fraction is 0.
     public var waitingFor: [String]
+    /// This node's place among the live members (their keys sorted): which of the carriers' request slots are its
+    /// own (``CarrierPacer/stagger(index:of:)``). Every member sorts the same keys, so the places differ.
+    public var index: Int
 
     /// How a member is named in a published count: a node that takes a new lease (epoch) is a new member.
     public static func key(node: String, epoch: Int64) -> String { "\(node):\(epoch)" }
@@ -60,8 +63,11 @@ public struct ClusterShare: Sendable, Equatable {
     public init(me: String, members: [Member], databaseNow: Int64) {
         let live = members.filter { $0.leaseUntil > databaseNow }
         self.live = live.count
-        counted = live.map(\.key).sorted()
-        guard let mine = live.first(where: { $0.node == me }) else {
+        let keys = live.map(\.key).sorted()
+        counted = keys
+        let mineFirst = live.first(where: { $0.node == me })
+        index = mineFirst.flatMap { m in keys.firstIndex(of: m.key) } ?? 0
+        guard let mine = mineFirst else {
             // This node's lease ended in the database: it sends nothing until it holds a new one.
             fraction = 0
             waitingFor = []
