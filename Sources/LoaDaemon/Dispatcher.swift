@@ -417,7 +417,7 @@ public final class Dispatcher: Sendable {
                 claimFailed(error, campaign: c.campaign, carrier: c.carrier)
                 claimed = []
             }
-            launch(claimed, sender: campaign.sender, deadline: c.deadline, carrier: c.carrier, sizes: c.batches(of: claimed.count), now: now)
+            launch(claimed, sender: campaign.sender, deadline: c.deadline, until: c.until, carrier: c.carrier, sizes: c.batches(of: claimed.count), now: now)
             return .claimed(count: claimed.count, extraParts: claimed.reduce(0) { $0 + max(0, $1.segments - 1) })
         case .countReady(let campaign, let carrier, let limit):
             do {
@@ -460,7 +460,9 @@ public final class Dispatcher: Sendable {
 
     /// Starts `messages` in requests of the plan's `sizes` (``DispatchPlan/batches(of:batchMax:)``: at most the
     /// adapter's batch, split evenly).
-    func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, carrier: String, sizes: [Int], now: UnixMillis) {
+    /// `until`: the send window's close; a request still waiting at its carrier's pace then (or at `deadline`) never
+    /// leaves (``GatewayOutcome/heldPastCutoff``).
+    func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, until: UnixMillis = .max, carrier: String, sizes: [Int], now: UnixMillis) {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         let perMessageURL = receiptPerMessage.contains(carrier)
         let pace = sendPaces[carrier]
@@ -486,13 +488,26 @@ public final class Dispatcher: Sendable {
             // `roundAnswers`, which the end of its engine round hands on.
             // The fence: the engine asks the lease just before each request leaves (``CurlEngine``'s gate).
             var gate: (@Sendable () -> Bool)?
+            let term = leaseTerm.load(ordering: .sequentiallyConsistent)
             if let lease {
                 // The lease asked first: a new one is granted only after the term moved on (``leaseTerm``).
-                let term = leaseTerm.load(ordering: .sequentiallyConsistent)
                 gate = { [self] in lease.holds() && leaseTerm.load(ordering: .sequentiallyConsistent) == term }
+            }
+            // A request waiting at the pace (up to the claim-ahead, longer if the pacer slowed meanwhile) leaves only
+            // before its window's close and its deadline: nothing is sent outside its window or after its deadline.
+            let cutoff = min(deadline, until)
+            if pace != nil {
+                let clock = clock
+                gate = { [gate] in (gate?() ?? true) && clock.now() < cutoff }
             }
             exchange.start(messages.map(sms), round: self, gate: gate, pace: pace) { [self] i, outcome in
                 requestFinished(carrier, since: startedAt)
+                var outcome = outcome
+                // Refused by the gate with the lease still held under the same term: it was the time.
+                if pace != nil, outcome.isFenced, lease.map({ $0.holds() && leaseTerm.load(ordering: .sequentiallyConsistent) == term }) ?? true,
+                   clock.now() >= cutoff {
+                    outcome = .heldPastCutoff
+                }
                 roundAnswers.withLock { $0.append(messages[i], outcome) }
             }
             // Messages the adapter refused without sending were answered on this thread: no round end follows them.

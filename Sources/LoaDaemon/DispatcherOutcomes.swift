@@ -82,7 +82,7 @@ extension Dispatcher {
             guard s.inFlight.removeValue(forKey: m.id) != nil else { continue }  // abandoned at the drain deadline
             any = true
             if case .accepted = outcome {} else { s.carriers[m.carrier]?.handoff?.withdrawn(m.id) }
-            if outcome.isFenced {
+            if outcome.isFenced || outcome.isHeldPastCutoff {
                 // Never sent, and not the gateway's doing: no answer class, nothing for the breaker.
                 s.finished.append(Finished(message: m, outcome: outcome, at: now, held: nil))
                 continue
@@ -199,6 +199,13 @@ extension Dispatcher {
             if let held = f.held, case .permanent(let d) = f.outcome {
                 // The carrier is paused: this answer is the same mistake, not this recipient's; it waits for the resume.
                 return SendOutcome(m, result: .requeue(notBefore: f.at + 1000, detail: "carrier \(m.carrier) paused (\(held)): \(d)"))
+            }
+            if f.outcome.isHeldPastCutoff {
+                // It never left: it waited at the carrier's pace past its window's close or its deadline. Back to the
+                // queue for the next window, the attempt refunded, or expired past the deadline.
+                let deadline = deadlines[m.campaign] ?? f.at
+                return SendOutcome(m, result: f.at >= deadline ? .expired(detail: "deadline reached before its request left: \(GatewayOutcome.heldPastCutoffDetail)")
+                                                                 : .requeue(notBefore: f.at, detail: GatewayOutcome.heldPastCutoffDetail))
             }
             if f.outcome.isFenced {
                 // It never left: back to the queue at once, the attempt refunded. If a survivor already settled it

@@ -231,6 +231,53 @@ import Testing
         #expect(loa.stop() == 0)
     }
 
+    /// A message claimed just before its deadline that waits at its carrier's pace where requests leave (claims run
+    /// half a second ahead of it, 20 messages at 40 a second) does not leave after the deadline: without the cutoff at
+    /// the engine's gate the last claims' messages would reach the SMSC up to half a second late. They end `expired`,
+    /// never sent.
+    @Test(.timeLimit(.minutes(2))) func aMessageWaitingAtThePaceDoesNotLeaveAfterItsDeadline() async throws {
+        let work = WorkDir("smpp-pace-deadline")
+        let kannel = try await Self.offPool { try Kannel(dir: work.file("kannel"), smpp: Kannel.SMPP(reportDelay: 0.1)) }
+        defer { kannel.stop() }
+        // The hand-off window (Kannel's default) stops claiming seconds before the deadline by its own reckoning; without
+        // it claims go on to the deadline, as for any carrier that does not pace from receipts.
+        let loa = try LoaDaemonProcess(work: work, password: kannel.password, carriers: """
+            [{
+                "name": "kannel", "kind": "kannel", "url": "\(kannel.sendsmsURL)", "username": "\(kannel.username)",
+                "password": { "env": "LOA_KANNEL_PASSWORD" }, "receipt_secret": { "env": "LOA_RECEIPT_SECRET" },
+                "rate": 40, "max_in_flight": 64, "timeout_seconds": 10, "pace_from_receipts": false
+            }]
+            """, defaultCarrier: "kannel")
+        let numbers = (0..<600).map { "0913" + String(format: "%06d", $0 * 10) }   // last digit 0: DELIVRD
+        try await loa.start()
+        let now = SystemTimeSource().now()
+        let deadline = now + 8_000
+        campaign(work, id: "pace-deadline", numbers: numbers, text: "Moi gop y du thao tren VNeID", start: now - 60_000, deadline: deadline)
+        let submit = try await Self.offPool { try loa.cli(["campaign", "submit", work.file("pace-deadline/c.json")]) }
+        try #require(submit.status == 0, "\(submit.output)")
+        try await poll(Double(deadline - SystemTimeSource().now()) / 1000 + 30, every: 0.5, "the campaign to end with every receipt in") {
+            let c = try await loa.campaign("pace-deadline")
+            let states = c["states"] as? [String: Int] ?? [:]
+            return SystemTimeSource().now() > deadline && c["state"] as? String == "expired"
+                && states["queued"] == nil && states["sending"] == nil && states["sent"] == nil
+        }
+        let submits = Self.smscLog(kannel.smscLog).filter { $0.receipt == nil && $0.status == 0 }
+        let late = submits.map { $0.time - Double(deadline) / 1000 }.filter { $0 > 0 }
+        let states = try await loa.campaign("pace-deadline")["states"] as? [String: Int] ?? [:]
+        let cut = loa.logEvents().filter { ($0["detail"] as? String ?? "").contains(GatewayOutcome.heldPastCutoffDetail) }.count
+        let offsets = { (event: String) in loa.logEvents().filter { $0["event"] as? String == event }
+            .compactMap { ($0["time"] as? String).flatMap(ISOTime.parse) }.map { String(format: "%.2f", Double($0 - deadline) / 1000) } }
+        print("pace deadline run: the last sending at \(offsets("sending").suffix(3)), expired from \(offsets("expired").prefix(1)), the last at the SMSC \(submits.suffix(3).map { String(format: "%.3f", $0.time - Double(deadline) / 1000) })")
+        print("pace deadline run: \(submits.count) reached the SMSC, the last \(String(format: "%.3f", (submits.map(\.time).max() ?? 0) - Double(deadline) / 1000)) s "
+              + "from the deadline; \(cut) held past it at the pace; states \(states)")
+        #expect(submits.count > 5, "sending started well before the deadline")
+        // Loopback through Kannel takes milliseconds: 100 ms of slack for its hop, against up to 500 ms late without the cutoff.
+        #expect(late.allSatisfy { $0 < 0.1 }, "reached the SMSC after the deadline by \(late.map { String(format: "%.3f", $0) })")
+        #expect((states["delivered"] ?? 0) == submits.count, "\(states), \(submits.count) reached the SMSC")
+        #expect((states["expired"] ?? 0) == numbers.count - submits.count, "\(states)")
+        #expect(loa.stop() == 0)
+    }
+
     /// The SMSC's own protocol answers, without Kannel: binds checked, enquire_link, generic_nack, unbind, a
     /// relative validity_period read, SIGTERM ends it.
     @Test(.timeLimit(.minutes(1))) func theTestSMSCAnswersTheSMPPBasics() throws {

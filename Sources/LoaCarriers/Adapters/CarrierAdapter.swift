@@ -83,6 +83,18 @@ public enum GatewayOutcome: Sendable, Equatable {
     /// This outcome is ``fenced``.
     public var isFenced: Bool { self == .fenced }
 
+    /// The detail of a message whose request waited at its carrier's pace until its send window closed or its
+    /// campaign's deadline passed (``heldPastCutoff``).
+    public static let heldPastCutoffDetail = "not sent: its send window closed or its deadline passed while it waited for the carrier's pace"
+
+    /// A message whose request was never sent because, while it waited at its carrier's pace where requests leave,
+    /// its send window closed or its deadline passed (the engine's gate refused it). Nothing left: it waits for the
+    /// next window, or expires past the deadline. Never the gateway's doing: nothing for the breaker.
+    public static var heldPastCutoff: GatewayOutcome { .unavailable(heldPastCutoffDetail) }
+
+    /// This outcome is ``heldPastCutoff``.
+    public var isHeldPastCutoff: Bool { self == .heldPastCutoff }
+
     /// The same outcome with its detail text passed through `f` (to scrub secrets and message text).
     public func mapDetail(_ f: (String) -> String) -> GatewayOutcome {
         switch self {
