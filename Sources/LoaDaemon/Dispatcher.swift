@@ -410,6 +410,10 @@ public final class Dispatcher: Sendable {
         case .claim(let c):
             guard let campaign = campaigns[c.campaign] else { return .claimed(count: 0, extraParts: 0) }
             let claimed: [OutgoingMessage]
+            // The lease term before the claim's transaction: its messages leave only under it (``leaseTerm``). Read
+            // after the claim, a node stopped between the claim and the launch (SIGSTOP past its lease) read the term
+            // its resume bumped, and sent under its new lease what it had claimed under the old one, settled `unknown`.
+            let term = leaseTerm.load(ordering: .sequentiallyConsistent)
             do {
                 claimed = try store.claim(campaign: c.campaign, carrier: c.carrier, limit: c.limit, now: now, policy: contactPolicy,
                                           deadline: c.deadline, until: c.until)
@@ -417,7 +421,8 @@ public final class Dispatcher: Sendable {
                 claimFailed(error, campaign: c.campaign, carrier: c.carrier)
                 claimed = []
             }
-            launch(claimed, sender: campaign.sender, deadline: c.deadline, until: c.until, carrier: c.carrier, sizes: c.batches(of: claimed.count), now: now)
+            launch(claimed, sender: campaign.sender, deadline: c.deadline, until: c.until, carrier: c.carrier, sizes: c.batches(of: claimed.count),
+                   term: term, now: now)
             return .claimed(count: claimed.count, extraParts: claimed.reduce(0) { $0 + max(0, $1.segments - 1) })
         case .countReady(let campaign, let carrier, let limit):
             do {
@@ -462,7 +467,9 @@ public final class Dispatcher: Sendable {
     /// adapter's batch, split evenly).
     /// `until`: the send window's close; a request still waiting at its carrier's pace then (or at `deadline`) never
     /// leaves (``GatewayOutcome/heldPastCutoff``).
-    func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, until: UnixMillis = .max, carrier: String, sizes: [Int], now: UnixMillis) {
+    /// `term`: the ``leaseTerm`` read before the claim's transaction; the requests leave only while it holds.
+    func launch(_ messages: [OutgoingMessage], sender: String, deadline: UnixMillis, until: UnixMillis = .max, carrier: String, sizes: [Int],
+                term: Int, now: UnixMillis) {
         guard !messages.isEmpty, let adapter = adapters[carrier], let base = receiptBase[carrier] else { return }
         let perMessageURL = receiptPerMessage.contains(carrier)
         let pace = sendPaces[carrier]
@@ -488,7 +495,6 @@ public final class Dispatcher: Sendable {
             // `roundAnswers`, which the end of its engine round hands on.
             // The fence: the engine asks the lease just before each request leaves (``CurlEngine``'s gate).
             var gate: (@Sendable () -> Bool)?
-            let term = leaseTerm.load(ordering: .sequentiallyConsistent)
             if let lease {
                 // The lease asked first: a new one is granted only after the term moved on (``leaseTerm``).
                 gate = { [self] in lease.holds() && leaseTerm.load(ordering: .sequentiallyConsistent) == term }
@@ -526,7 +532,7 @@ public final class Dispatcher: Sendable {
             let outgoing = chunk.map(sms)
             Task.detached { [self] in
                 // The fence for a task-based adapter: the lease is asked right before its send.
-                if let lease, !lease.holds() {
+                if let lease, !lease.holds() || self.leaseTerm.load(ordering: .sequentiallyConsistent) != term {
                     self.finish(chunk, Array(repeating: .fenced, count: chunk.count))
                     return
                 }

@@ -135,7 +135,7 @@ extension Dispatcher {
     /// After a failed claim, once a store call worked again: the messages of claims that ended with the connection
     /// lost, still `sending` under this node and not held by this dispatcher, go back to the queue
     /// (``MessageStore/releaseUnsentClaims(epoch:holding:)``), fenced by the lease. Safe because such a message never reached an adapter: every claim the dispatcher received is in flight
-    /// from the moment it returns (``launch(_:sender:deadline:carrier:sizes:now:)`` on this thread, before any
+    /// from the moment it returns (``launch(_:sender:deadline:until:carrier:sizes:term:now:)`` on this thread, before any
     /// request is built) until its answer, then waits to be recorded (``held()``); claims happen on this thread only,
     /// so none starts meanwhile. Without it they stayed `sending` until the node's next start (then `unknown`), and
     /// the campaign could not complete before it.
