@@ -11,15 +11,18 @@ import Testing
         return String(format: "%02d:%02d:%02d", local / 3600, (local / 60) % 60, local % 60)
     }
 
+    /// A campaign of `n` numbers; sent at any hour unless `extra` names its own `windows` (the default window,
+    /// 07:00-22:00 in Asia/Ho_Chi_Minh, held every test that forgot it queued from 15:00 to 24:00 UTC).
     static func campaign(_ work: WorkDir, id: String, n: Int, extra: String = "", deadline: String = "2099-01-01T00:00:00+07:00",
                          prefix: String = "0912") {
         var csv = "phone\n"
         for i in 0..<n { csv += "\(prefix)\(String(format: "%06d", i))\n" }
         work.write("\(id)/s.csv", csv)
         work.write("\(id)/t.txt", "Moi gop y du thao tren VNeID")
+        let windows = extra.contains("\"windows\"") ? "" : #", "windows": ["00:00-24:00"]"#
         work.write("\(id)/c.json", """
             {"id": "\(id)", "sender": "LOA", "templates": ["t.txt"], "segments": ["s.csv"],
-             "start": "2026-01-01T00:00:00+07:00", "deadline": "\(deadline)" \(extra)}
+             "start": "2026-01-01T00:00:00+07:00", "deadline": "\(deadline)" \(windows)\(extra)}
             """)
     }
 
