@@ -113,6 +113,10 @@ extension Dispatcher {
                 grew = grew || fraction > (s.carriers[name]?.pacer.fraction ?? 0)
                 s.carriers[name]?.pacer.apply(fraction: fraction, now: now)
                 s.carriers[name]?.pacer.stagger(index: index, of: fraction > 0 ? live : 1)
+                // The pace where requests leave takes the new share at once, not at the next launch: messages waiting
+                // there hold the pacer's slots, so with a share of 0 taken at their launch no launch came to lift it
+                // (seed 3778: 13 claimed messages waited 3 minutes and the campaign never completed).
+                if let p = s.carriers[name]?.pacer { sendPaces[name]?.follow(rate: p.allowedRate, burst: p.sendBurst, inFlight: p.inFlightLimit) }
                 if let max = s.carriers[name]?.pacer.maxInFlight, live > max { fewSlots.append(name) }
             }
             return grew
