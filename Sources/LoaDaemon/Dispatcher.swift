@@ -370,7 +370,6 @@ public final class Dispatcher: Sendable {
             releaseUnsentClaims()
             // The plan decides (``DispatchPlan``); this thread executes its actions and sleeps until its wake time.
             plan.share = nodeFraction
-            followSendPaces()
             var round = plan.round(now: now, campaigns: planned, workArrived: hint)
             if now - lastFailover >= 250 {
                 lastFailover = now
@@ -456,18 +455,6 @@ public final class Dispatcher: Sendable {
                 logger.error("recording outcomes failed", ["count": "\(claimed.count)", "error": "\(error)"])
             }
             return .done
-        }
-    }
-
-    /// Brings every carrier's pace where requests leave (``CarrierSendPace``) to its pacer's rate, burst and requests
-    /// in flight (the share, adaptive slowing), each round as well as at each launch: a launch is not sure to come
-    /// while messages waiting at the pace hold the pacer's slots.
-    func followSendPaces() {
-        guard !sendPaces.isEmpty else { return }
-        state.withLock { s in
-            for (name, pace) in sendPaces {
-                if let p = s.carriers[name]?.pacer { pace.follow(rate: p.allowedRate, burst: p.sendBurst, inFlight: p.inFlightLimit) }
-            }
         }
     }
 
