@@ -1,5 +1,6 @@
 internal import CLibPQ
 import Foundation
+import LoaCore
 
 /// A failed libpq call: the server's SQLSTATE (empty when the failure is the connection's), libpq's own message and
 /// what Loa was doing (the statement's text, never a parameter value, never the password).
@@ -348,4 +349,50 @@ private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>
     let dup = strings.map { strdup($0) }
     defer { dup.forEach { free($0) } }
     return body(dup.map { UnsafePointer($0) } + [nil])
+}
+
+extension PGConnection {
+    /// Waits up to `timeoutMillis` for input, then returns the payloads of the notifications that came
+    /// (`PQconsumeInput`, `PQnotifies`: https://www.postgresql.org/docs/15/libpq-notify.html).
+    func awaitPayloads(timeoutMillis: Int32) -> [String] {
+        guard isOK else { return [] }
+        var p = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, timeoutMillis) > 0, PQconsumeInput(handle) == 1 else { return [] }
+        var payloads: [String] = []
+        while let note = PQnotifies(handle) {
+            payloads.append(String(cString: note.pointee.extra))
+            PQfreemem(note)
+        }
+        return payloads
+    }
+
+    /// `LISTEN channel` on a connection of its own, on `worker`'s thread until it stops: each wake-up's payloads go to
+    /// `heard` (at most every 250 ms when none came). A lost connection is opened again every second; `connected`
+    /// says whether it had failed before (`again`), `failed` whether this is the first failure of a run of them.
+    static func listen(_ channel: String, settings: PostgresSettings, on worker: Worker,
+                       connected: (_ again: Bool) -> Void, failed: (_ error: any Error, _ first: Bool) -> Void,
+                       heard: ([String]) -> Void) {
+        var db: PGConnection?
+        var failing = false
+        while !worker.isStopping {
+            guard let conn = db, conn.isOK else {
+                db?.finish()
+                db = nil
+                do {
+                    let conn = try PGConnection(settings: settings)
+                    try conn.exec("LISTEN \(channel)")
+                    db = conn
+                    connected(failing)
+                    failing = false
+                } catch {
+                    failed(error, !failing)
+                    failing = true
+                    _ = worker.wait(until: .after(seconds: 1))
+                }
+                continue
+            }
+            heard(conn.awaitPayloads(timeoutMillis: 250))
+        }
+        db?.finish()
+    }
 }

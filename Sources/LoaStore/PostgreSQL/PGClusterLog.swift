@@ -1,4 +1,3 @@
-internal import CLibPQ
 import Foundation
 import LoaCore
 import Synchronization
@@ -215,34 +214,19 @@ final class PGClusterLogReader: Sendable {
         let settings = settings
         let logger = logger
         listener.start { [self] worker in
-            var db: PGConnection?
-            var failing = false
-            while !worker.isStopping {
-                if db == nil || !db!.isOK {
-                    db?.finish()
-                    db = nil
-                    do {
-                        let conn = try PGConnection(settings: settings)
-                        try conn.exec("LISTEN \(PGClusterLog.channel)")
-                        db = conn
-                        if failing { logger.notice("the cluster log's listener is connected again", ["store.node": settings.node]) }
-                        failing = false
-                        // Commits may have come while it was away: every follower reads again.
-                        announce()
-                    } catch {
-                        if !failing {
-                            logger.warning("the cluster log's listener cannot connect; followers read every second meanwhile",
-                                           ["store.node": settings.node, "error": "\(error)"])
-                        }
-                        failing = true
-                        announce()
-                        _ = worker.wait(until: .after(seconds: 1))
-                        continue
-                    }
+            PGConnection.listen(PGClusterLog.channel, settings: settings, on: worker) { again in
+                if again { logger.notice("the cluster log's listener is connected again", ["store.node": settings.node]) }
+                // Commits may have come while it was away: every follower reads again.
+                announce()
+            } failed: { error, first in
+                if first {
+                    logger.warning("the cluster log's listener cannot connect; followers read every second meanwhile",
+                                   ["store.node": settings.node, "error": "\(error)"])
                 }
-                if db!.awaitNotifications(timeoutMillis: 250) > 0 { announce() }
+                announce()
+            } heard: { payloads in
+                if !payloads.isEmpty { announce() }
             }
-            db?.finish()
         }
     }
 
@@ -252,23 +236,6 @@ final class PGClusterLogReader: Sendable {
             db?.finish()
             db = nil
         }
-    }
-}
-
-extension PGConnection {
-    /// Waits up to `timeoutMillis` for the socket to have input, then reads the notifications that came
-    /// (`PQconsumeInput`, `PQnotifies`: https://www.postgresql.org/docs/15/libpq-notify.html). Returns how many.
-    func awaitNotifications(timeoutMillis: Int32) -> Int {
-        guard isOK else { return 0 }
-        var p = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, timeoutMillis) > 0 else { return 0 }
-        guard PQconsumeInput(handle) == 1 else { return 0 }
-        var n = 0
-        while let note = PQnotifies(handle) {
-            n += 1
-            PQfreemem(note)
-        }
-        return n
     }
 }
 

@@ -1,4 +1,3 @@
-internal import CLibPQ
 import Foundation
 import LoaCore
 import Synchronization
@@ -40,52 +39,21 @@ final class PGReceiptListener: Sendable {
         let logger = logger
         let me = PGReceiptNotes.address(settings.schema, settings.node)
         worker.start { worker in
-            var db: PGConnection?
-            var failing = false
-            while !worker.isStopping {
-                if db == nil || !db!.isOK {
-                    db?.finish()
-                    db = nil
-                    do {
-                        let conn = try PGConnection(settings: settings)
-                        try conn.exec("LISTEN \(PGReceiptNotes.channel)")
-                        db = conn
-                        if failing { logger.notice("the receipts of other nodes are heard again", ["store.node": settings.node]) }
-                        failing = false
-                    } catch {
-                        if !failing {
-                            logger.warning("the receipts that other nodes take for this node's messages are not heard; trying every second",
-                                           ["store.node": settings.node, "error": "\(error)"])
-                        }
-                        failing = true
-                        _ = worker.wait(until: .after(seconds: 1))
-                        continue
-                    }
+            PGConnection.listen(PGReceiptNotes.channel, settings: settings, on: worker) { again in
+                if again { logger.notice("the receipts of other nodes are heard again", ["store.node": settings.node]) }
+            } failed: { error, first in
+                if first {
+                    logger.warning("the receipts that other nodes take for this node's messages are not heard; trying every second",
+                                   ["store.node": settings.node, "error": "\(error)"])
                 }
-                let notes = db!.awaitPayloads(timeoutMillis: 250).compactMap { ClusterReceiptNote.parse($0, node: me) }
+            } heard: { payloads in
+                let notes = payloads.compactMap { ClusterReceiptNote.parse($0, node: me) }
                 if !notes.isEmpty { handler(notes) }
             }
-            db?.finish()
         }
     }
 
     func stop() { _ = worker.stop(by: .after(seconds: 5)) }
-}
-
-extension PGConnection {
-    /// Waits up to `timeoutMillis` for input, then returns the payloads of the notifications that came
-    /// (`PQnotifies`: https://www.postgresql.org/docs/15/libpq-notify.html).
-    func awaitPayloads(timeoutMillis: Int32) -> [String] {
-        guard isOK else { return [] }
-        var p = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, timeoutMillis) > 0, PQconsumeInput(handle) == 1 else { return [] }
-        var payloads: [String] = []
-        while let note = PQnotifies(handle) {
-            payloads.append(String(cString: note.pointee.extra))
-            PQfreemem(note)
-        }
-        return payloads
-    }
 }
 
 extension PostgresStore: ClusterReceiptFeed {
