@@ -5,7 +5,7 @@ import Testing
 
 /// Users, roles, two-person approval, the test send and the audit trail, through the real binary and the gateway
 /// simulator (issue 20). These daemons keep Loa's default: approval required.
-@Suite(.serialized) struct AccessTests {
+@Suite(.ownThreads, .serialized) struct AccessTests {
     static let password = "correct horse battery"
 
     /// Adds a user with `loa users add` (password on stdin) and returns a new token for them from `loa tokens create`.

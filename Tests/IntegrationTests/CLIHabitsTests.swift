@@ -6,7 +6,7 @@ import Testing
 /// CLI habits (issue 19, item 7), each through the real binary: colour off by NO_COLOR, TERM=dumb and
 /// --no-color; problems on stderr under one prefix, results on stdout; no half-written output files; a campaign
 /// that does not exist is an error everywhere; `version --help`; plain words, one meaning each.
-@Suite(.serialized) struct CLIHabitsTests {
+@Suite(.ownThreads, .serialized) struct CLIHabitsTests {
     /// A daemon whose carrier is unreachable (nothing is sent; messages wait).
     static func daemon(_ work: WorkDir) throws -> LoaDaemonProcess {
         try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "sim-password")

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The CLI commands that need no daemon, run as a planner would, on the shipped sample campaign.
-@Suite struct CLITests {
+@Suite(.ownThreads) struct CLITests {
     let sample = Env.root + "/Config/campaigns/vneid-gopy/campaign.json"
 
     @Test func previewCountsTheSampleWithoutAStore() throws {
@@ -54,7 +54,7 @@ import Testing
 }
 
 /// `loa tail -f` keeps following the log across a rotation (logrotate moves it, SIGHUP makes a new one).
-@Suite(.serialized) struct TailFollowTests {
+@Suite(.ownThreads, .serialized) struct TailFollowTests {
     @Test(.timeLimit(.minutes(1))) func followsAcrossRotation() async throws {
         let work = WorkDir("tailf")
         work.write("loa.json", """

@@ -97,7 +97,7 @@ enum SimCampaign {
 }
 
 /// Each adapter against the simulator: every recipient delivered once, in the gateway's own shape.
-@Suite(.serialized) struct AdapterSimTests {
+@Suite(.ownThreads, .serialized) struct AdapterSimTests {
     @Test(.timeLimit(.minutes(3)), arguments: ["kannel-get", "kannel-post", "jasmin-get", "jasmin-post", "generic"])
     func adapterDeliversEveryRecipientOnce(shape: String) async throws {
         let work = WorkDir("sim-\(shape)")
@@ -145,7 +145,7 @@ enum SimCampaign {
 }
 
 /// Fault tests: the simulator misbehaves; every recipient still ends in one final state and none is accepted twice.
-@Suite(.serialized) struct SimFaultTests {
+@Suite(.ownThreads, .serialized) struct SimFaultTests {
     let fastRetry = #"{ "max_attempts": 12, "base_seconds": 0.05, "max_seconds": 0.3 }"#
 
     func run(_ name: String, n: Int, simArgs: [String], carrier: (GatewaySimProcess) -> String = { SimCarriers.kannel("gw", $0) },
@@ -194,8 +194,11 @@ enum SimCampaign {
     }
 
     @Test(.timeLimit(.minutes(3))) func throttleStormsSlowLoaDownAndEverythingIsDelivered() async throws {
+        // 2,400 messages at the simulator's 150 a second: at least 16 s of throttling, so a look every 0.1 s sees the
+        // lowered rate however loaded the machine (600 were over in 4 s, and a busy CI run missed the back-off).
+        let n = 2_400
         var sawBackoff = false
-        let r = try await run("throttle", n: 600, simArgs: ["--max-rate", "150"], carrier: { SimCarriers.kannel("gw", $0, rate: 600) }) { loa, _ in
+        let r = try await run("throttle", n: n, simArgs: ["--max-rate", "150"], carrier: { SimCarriers.kannel("gw", $0, rate: 600) }) { loa, _ in
             try await poll(60, every: 0.1, "the adaptive limiter to back off") {
                 let r = try await loa.api("/api/v1/carriers")
                 let list = (try JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]]) ?? []
@@ -204,7 +207,7 @@ enum SimCampaign {
             }
         }
         defer { _ = r.loa.stop(); r.sim.stop() }
-        #expect(r.states["delivered"] == 600, "\(r.states)")
+        #expect(r.states["delivered"] == n, "\(r.states)")
         #expect((r.stats["throttled"] as? Int ?? 0) > 0 && sawBackoff, "\(r.stats)")
         #expect(r.loa.logEvents().filter { $0["event"] as? String == "failed" }.isEmpty, "throttling never fails a message")
     }
@@ -245,7 +248,7 @@ enum SimCampaign {
 }
 
 /// Failover: a campaign that allows it moves its queued messages to another allowed carrier while its own is down.
-@Suite(.serialized) struct FailoverTests {
+@Suite(.ownThreads, .serialized) struct FailoverTests {
     @Test(.timeLimit(.minutes(3))) func messagesMoveToTheCarrierThatIsUp() async throws {
         let work = WorkDir("failover")
         let down = try GatewaySimProcess(work: work, name: "down", args: ["--delivered-rate", "1"])
@@ -283,7 +286,7 @@ enum SimCampaign {
 }
 
 /// The global cap holds over all carriers together, counted in SMS parts.
-@Suite(.serialized) struct GlobalCapTests {
+@Suite(.ownThreads, .serialized) struct GlobalCapTests {
     @Test(.timeLimit(.minutes(2))) func theGlobalCapHoldsAcrossCarriersInSMSParts() async throws {
         let work = WorkDir("global-cap")
         let a = try GatewaySimProcess(work: work, name: "a", args: ["--delivered-rate", "1"])

@@ -5,7 +5,7 @@ import Testing
 /// three `loa` daemons n1, n2, n3 from `Config/cluster/` on one schema, the sample campaign submitted on n1), and the
 /// template unit `Deploy/loa@.service` its README section installs. What the demo leaves in its directory is read here
 /// on its own terms: what the SMSC received per recipient, the report's final states and each node's delivery log.
-@Suite(.serialized, .enabled(if: postgresWanted)) struct ClusterDemoTests {
+@Suite(.ownThreads, .serialized, .enabled(if: postgresWanted)) struct ClusterDemoTests {
     /// fakesmsc's log: SMS messages received per recipient (digits), each concatenated part counted as 1/total
     /// (its UDH is 05 00 03 ref total seq, URL-encoded with + for 0x20).
     static func smscMessages(_ path: String) throws -> [String: Double] {

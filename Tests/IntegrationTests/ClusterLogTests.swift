@@ -9,7 +9,7 @@ import Testing
 /// order, and the same lines as the union of the nodes' own files; an SSE client cut mid-campaign resumes with
 /// `Last-Event-ID` without a repeat or a gap, and is told when retention deleted lines past its place; `-n N`
 /// starts with the last lines.
-@Suite(.serialized, .enabled(if: postgresWanted)) struct ClusterLogTests {
+@Suite(.ownThreads, .serialized, .enabled(if: postgresWanted)) struct ClusterLogTests {
     @Test(.timeLimit(.minutes(4))) func clusterTailOnOneNodeShowsEveryNodesLinesOnceInOrder() async throws {
         let sim = try GatewaySimProcess(work: WorkDir("clog-sim"), args: ["--seed", "21", "--delivered-rate", "1", "--latency-ms", "2"],
                                         env: ["LOA_SIM_TOKEN": "sim-password"])

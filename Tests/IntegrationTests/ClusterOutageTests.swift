@@ -6,7 +6,7 @@ import Testing
 /// The database as a dependency that fails, seen from a real daemon on a real PostgreSQL (issue 21, items 3 and 6):
 /// a claim whose COMMIT acknowledgement is lost is released once the store answers again and sent once, and
 /// `/readyz` says 503 while the node does not hold its lease.
-@Suite(.serialized, .enabled(if: postgresWanted)) struct ClusterOutageTests {
+@Suite(.ownThreads, .serialized, .enabled(if: postgresWanted)) struct ClusterOutageTests {
     /// The claim's COMMIT reaches the server but its answer never reaches the daemon (the test hook
     /// `LOA_TEST_CLAIM_ACK_LOST`, as when the server dies between the two): its rows say `sending` under this node,
     /// and the dispatcher never had them. Without the release they stay so until the node restarts (then `unknown`),

@@ -6,7 +6,7 @@ import Testing
 /// Several real daemons on one real PostgreSQL through the gateway simulator (issue 21, items 3 and 6, and its
 /// tests): a node stopped past its lease sends nothing it claimed before, PostgreSQL restarted mid-campaign loses
 /// nothing and sends nothing twice, and three nodes survive kills and a stop with every recipient in one final state.
-@Suite(.serialized, .enabled(if: postgresWanted)) struct ClusterTests {
+@Suite(.ownThreads, .serialized, .enabled(if: postgresWanted)) struct ClusterTests {
     /// Two carriers on the one simulator, `inFlight` requests each: the engine keeps max(8, max_in_flight) connections
     /// to a host, so with 8 each up to 8 requests wait inside libcurl for a connection: claimed, not yet sent.
     static func twoCarriers(_ sim: GatewaySimProcess, rate: Double, inFlight: Int) -> String {

@@ -79,7 +79,7 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
 
 /// Issue 16 item 4: clients that hold connections (slow heads, bodies nobody asked for) cannot take the operator
 /// API, the receipt endpoints or `/healthz` away from everybody else, and `/readyz` costs the store writer nothing.
-@Suite(.serialized) struct ConnectionTests {
+@Suite(.ownThreads, .serialized) struct ConnectionTests {
     /// 300 connections from 127.0.0.2 trickle a head (a header line every 0.5 s, far inside the 30 s idle
     /// timeout): the per-client limit turns all but 20 away at once, the head deadline cuts those 20 at 12 s, and
     /// meanwhile 127.0.0.1 gets the API, `/healthz` and a receipt answered.

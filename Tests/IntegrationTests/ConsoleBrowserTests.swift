@@ -7,7 +7,7 @@ import Testing
 /// SMPP SMSC. Four users, one per role, act through the pages; this side then checks what the store, the API, the
 /// audit trail and the SMSC hold, and that the page's preview numbers are `loa preview`'s for the same files.
 /// Screenshots of every page stay in `$LOA_ARTIFACTS` (default `.build/test-artefacts/console`).
-@Suite(.serialized) struct ConsoleBrowserTests {
+@Suite(.ownThreads, .serialized) struct ConsoleBrowserTests {
     static let artefacts = ProcessInfo.processInfo.environment["LOA_ARTIFACTS"].flatMap { $0.isEmpty ? nil : $0 }
         ?? Env.root + "/.build/test-artefacts/console"
     static let script = Env.root + "/Tests/Browser/console_test.py"

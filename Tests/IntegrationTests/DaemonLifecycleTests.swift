@@ -3,7 +3,7 @@ import LoaCarriers
 import LoaCore
 import Testing
 
-@Suite(.serialized) struct DaemonLifecycleTests {
+@Suite(.ownThreads, .serialized) struct DaemonLifecycleTests {
     /// The crash test: 20,000 recipients through the gateway simulator (Kannel's shape, receipts on, a journal
     /// so its counts are exact); the daemon is killed with SIGKILL at three random moments and restarted each
     /// time. At the end every recipient is in exactly one final state, the simulator accepted no recipient twice

@@ -5,7 +5,7 @@ import Testing
 
 /// The whole path through real parts: `loa campaign submit` → the real daemon → SQLite → the Kannel adapter →
 /// a real Kannel (bearerbox, smsbox, fake SMSC) → receipts back over dlr-url → store → delivery log.
-@Suite(.serialized) struct FoundationPathTests {
+@Suite(.ownThreads, .serialized) struct FoundationPathTests {
     static let recipients = 3000
 
     /// A campaign of `n` numbers with Vietnamese names, written every way people write numbers.
@@ -188,7 +188,7 @@ enum SMSCLog {
 }
 
 /// Kannel's POST interface (X-Kannel-* headers, the text as the body) through the real Kannel.
-@Suite(.serialized) struct KannelPOSTTests {
+@Suite(.ownThreads, .serialized) struct KannelPOSTTests {
     @Test(.timeLimit(.minutes(2))) func postModeDeliversTheSameTexts() async throws {
         let work = WorkDir("post")
         let kannel = try Kannel(dir: work.file("kannel"))

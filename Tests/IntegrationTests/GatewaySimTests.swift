@@ -6,7 +6,7 @@ import Testing
 
 /// `loa gateway-sim`, the real binary, driven over 127.0.0.1: each shape's answers and receipt formats,
 /// each fault flag at rate 1.0 (deterministic), and the counts the fault tests rely on.
-@Suite(.serialized)
+@Suite(.ownThreads, .serialized)
 struct GatewaySimTests {
     @Test func kannelAnswersAndReceipts() async throws {
         let sink = try ReceiptSink()

@@ -39,7 +39,7 @@ final class FakeStatusAPI: @unchecked Sendable {
 /// Receipts the generic adapter could not take before issue 17, end to end with the real `loa` binary: a callback
 /// whose provider appends its own query to Loa's, a status API polled for messages still `sent`, and an aggregate
 /// per-request callback that triggers a poll.
-@Suite(.serialized) struct GenericPollTests {
+@Suite(.ownThreads, .serialized) struct GenericPollTests {
     /// Ten numbers; those ending in 9 fail at the fake.
     static let numbers = ["0912000001", "0912000002", "0912000003", "0912000009", "0912000005",
                           "0912000006", "0912000007", "0912000019", "0912000008", "0912000010"]

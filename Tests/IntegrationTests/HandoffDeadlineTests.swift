@@ -6,7 +6,7 @@ import Testing
 /// The deadline held at the handset: Loa at 50/s into a gateway that queues and passes on 5/s (the simulator's
 /// queue mode, like Kannel's store in front of a slow SMSC link). Loa learns the pace from the smsc-accepted
 /// receipts and hands over no more than can be passed on before the deadline; the rest ends `expired`.
-@Suite(.serialized) struct HandoffDeadlineTests {
+@Suite(.ownThreads, .serialized) struct HandoffDeadlineTests {
     @Test(.timeLimit(.minutes(3))) func nothingReachesAHandsetAfterTheDeadline() async throws {
         let work = WorkDir("handoff-deadline")
         let sim = try GatewaySimProcess(work: work, args: ["--seed", "5", "--delivered-rate", "1", "--pass-on-rate", "5"])

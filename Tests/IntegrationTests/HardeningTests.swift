@@ -6,7 +6,7 @@ import Testing
 
 /// Inputs a careless planner or a hostile client sends: each gets a clear refusal naming the field, the daemon
 /// stays up, and nothing already accepted changes. Through the real binary.
-@Suite(.serialized) struct HardeningTests {
+@Suite(.ownThreads, .serialized) struct HardeningTests {
     /// One bad value, written as the campaign file has it and as the API body has it, and the field named.
     struct Case {
         var name: String
@@ -284,7 +284,7 @@ import Testing
 }
 
 /// Rates a carrier states in SMS parts hold for long messages: each message pays for all its parts.
-@Suite(.serialized) struct RateInPartsTests {
+@Suite(.ownThreads, .serialized) struct RateInPartsTests {
     /// 300 messages of 2 parts through a carrier allowing 100 parts/s: 600 parts take at least 5.9 s (the 0.1 s
     /// burst aside) from the first send to the last; without the charge for extra parts they take half that. A
     /// lower bound on the time only: a loaded machine sends slower, never faster. (The busiest second of the log,

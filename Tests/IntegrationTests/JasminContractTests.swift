@@ -5,7 +5,7 @@ import Testing
 /// `Tests/Providers/fakes/provider_fake.py --provider jasmin`, written from Jasmin's HTTP API documentation and its
 /// `send.py`: ids, level 1 and level 2 DLRs acknowledged with `ACK/Jasmin`, 412 No route found, wrong credentials,
 /// the 5-part limit, the user's throughput, the validity period, nothing sent twice.
-@Suite(.serialized) struct JasminContractTests {
+@Suite(.ownThreads, .serialized) struct JasminContractTests {
     static let secrets = ["LOA_JASMIN_PASSWORD": "jasmin-pw-0001"]
     static let credentials = "loa:jasmin-pw-0001"
 

@@ -83,7 +83,7 @@ struct JournalLine {
     }
 }
 
-@Suite(.serialized) struct JournalTests {
+@Suite(.ownThreads, .serialized) struct JournalTests {
     /// With stderr as the journal (JOURNAL_STREAM naming its device and inode, as systemd sets it), every line of the
     /// daemon's stderr carries the `<N>` priority of its level and no time of its own, and the events an operator waits
     /// for are each there once, at their level, with their pairs readable as logfmt: the start's recovery, campaigns

@@ -6,7 +6,7 @@ import Testing
 /// The real `loa`, the real Kannel 1.4.5 and a scripted SMPP SMSC (`kannel/smpp-smsc.py`) behind `smsc = smpp`:
 /// every receipt an SMSC gives ends its recipient in the right final state, the delivery log agrees with the
 /// store for every recipient, and a campaign's deadline holds at the SMSC when the link is slower than Loa.
-@Suite(.serialized) struct KannelSMPPTests {
+@Suite(.ownThreads, .serialized) struct KannelSMPPTests {
     /// One line of the SMSC's JSON-lines log: a submit_sm it took (`id` set when accepted), or a receipt it sent.
     struct SMSCEntry {
         var time: Double

@@ -8,7 +8,7 @@ import Testing
 /// Limits as providers state them, through the real `loa` binary: a request limit held with full batches,
 /// throttling that spends no attempt, identical permanent answers that pause a carrier until the operator
 /// resumes it, a refusal of the credentials shown as such, and a minimum batch's remainder.
-@Suite(.serialized) struct LimitsPathTests {
+@Suite(.ownThreads, .serialized) struct LimitsPathTests {
     /// The shipped generic sample pointed at `sim`, with `rate`, `requests_per_second` and batch keys changed.
     static func generic(_ name: String, _ sim: GatewaySimProcess, rate: Double = 1000, requestsPerSecond: Double?, batchExtra: String = "") throws -> String {
         var text = try SimCarriers.generic(name, sim)

@@ -4,7 +4,7 @@ import Testing
 
 /// Issue 20: the console's live delivery log, `GET /api/v1/log/stream` (server-sent events), through the real
 /// binary and curl as the client, while simulator campaigns run.
-@Suite(.serialized) struct LiveLogTests {
+@Suite(.ownThreads, .serialized) struct LiveLogTests {
     /// An SSE client in a subprocess (curl -N), its output in a file.
     final class Client {
         let child: Child

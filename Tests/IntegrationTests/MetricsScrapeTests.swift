@@ -79,7 +79,7 @@ struct Scrape {
 }
 
 /// `/metrics` of the real daemon, checked with `promtool`, and the shipped Grafana dashboard and alert rules.
-@Suite(.serialized) struct MetricsScrapeTests {
+@Suite(.ownThreads, .serialized) struct MetricsScrapeTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let metricsToken = "it-metrics-" + String(UUID().uuidString.prefix(12))
 

@@ -7,7 +7,7 @@ import Testing
 /// replaced. Through it: the console and the API over TLS with a Secure cookie, the client's address (not nginx's) in
 /// the audit trail, a client-written X-Forwarded-For replaced; /metrics, the probes and the receipt endpoints not
 /// exposed on the console's server; receipts through the receipts server only.
-@Suite(.serialized) struct NginxConsoleTests {
+@Suite(.ownThreads, .serialized) struct NginxConsoleTests {
     static let nginx = "/usr/sbin/nginx"
     static let host = "console.example.gov.vn"
     static let receiptsHost = "receipts.example.gov.vn"

@@ -4,7 +4,7 @@ import Testing
 
 /// `Deploy/openapi.json` and the daemon agree: every documented path and method is routed (no "no such endpoint"),
 /// and every route that answers without a token is documented as public.
-@Suite struct OpenAPITests {
+@Suite(.ownThreads) struct OpenAPITests {
     @Test(.timeLimit(.minutes(2))) func everyDocumentedOperationExists() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let data = try Data(contentsOf: root.appendingPathComponent("Deploy/openapi.json"))

@@ -15,7 +15,7 @@ final class SilentGateway: HTTPService {
 }
 
 /// Opt-out replies, overdue receipts, metrics, readiness, masking and the operator's CLI views.
-@Suite(.serialized) struct OperatorTests {
+@Suite(.ownThreads, .serialized) struct OperatorTests {
     @Test(.timeLimit(.minutes(2))) func optOutReplySuppressesQueuedMessagesEverywhere() async throws {
         let work = WorkDir("mo")
         let loa = try LoaDaemonProcess(work: work, carrierURL: "http://127.0.0.1:9/cgi-bin/sendsms", username: "u", password: "p")
@@ -100,7 +100,7 @@ final class FlakyGateway: HTTPService {
     }
 }
 
-@Suite(.serialized) struct GatewayFaultTests {
+@Suite(.ownThreads, .serialized) struct GatewayFaultTests {
     /// Outage then throttling: the breaker opens, messages wait instead of failing, Retry-After is honoured,
     /// and every message is accepted exactly once in the end.
     @Test(.timeLimit(.minutes(2))) func outageAndThrottlingEndWithEveryMessageAcceptedOnce() async throws {

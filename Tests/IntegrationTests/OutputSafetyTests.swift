@@ -69,7 +69,7 @@ final class EchoGateway: @unchecked Sendable {
 /// (the raw value recoverable), a NUL refuses a row instead of cutting it, a gateway answer that echoes the
 /// request loses the carrier's secrets before it is stored, and no control character from outside reaches a
 /// terminal or splits a line of the daemon's log.
-@Suite(.serialized) struct OutputSafetyTests {
+@Suite(.ownThreads, .serialized) struct OutputSafetyTests {
     static let password = "Pa ss/w0rd+9!"
 
     /// The forms of the password a leak could take.

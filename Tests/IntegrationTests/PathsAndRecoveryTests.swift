@@ -5,7 +5,7 @@ import Testing
 /// Issue 16, items 7 and 8, through the real binary: relative paths in the config resolve against the config
 /// file's directory, a data directory others can read is refused (or allowed with a warning), and a start after
 /// a kill reports what it recovered in its log, `/metrics` and `campaign show`.
-@Suite(.serialized) struct PathsAndRecoveryTests {
+@Suite(.ownThreads, .serialized) struct PathsAndRecoveryTests {
     /// A config in `work/conf` whose data dir, secrets and ported-numbers file are all relative paths.
     static func writeConfig(_ work: WorkDir, port: Int) {
         work.write("conf/token.txt", "it-token-" + String(UUID().uuidString.prefix(12)) + "\n")

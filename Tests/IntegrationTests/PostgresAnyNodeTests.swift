@@ -8,7 +8,7 @@ import Testing
 /// the *other* node, so every receipt for a message one node sent lands on the other; the campaign is submitted on one
 /// node, paused on the other and resumed on the first. The hand-off window that paces the carrier from receipts
 /// hears them on the sending node, wherever they land.
-@Suite(.serialized, .enabled(if: postgresWanted)) struct PostgresAnyNodeTests {
+@Suite(.ownThreads, .serialized, .enabled(if: postgresWanted)) struct PostgresAnyNodeTests {
     @Test(.timeLimit(.minutes(4))) func anyNodeTakesSubmissionsReceiptsAndOperatorRequests() async throws {
         let simWork = WorkDir("pg-anynode-sim")
         let sim = try GatewaySimProcess(work: simWork, args: ["--seed", "11", "--delivered-rate", "1"], env: ["LOA_SIM_TOKEN": "sim-password"])

@@ -9,7 +9,7 @@ let postgresWanted = ProcessInfo.processInfo.environment["LOA_PG_URL"] != nil ||
 /// The real `loa` daemon on PostgreSQL (issue 21's first step) through the gateway simulator: a campaign delivered
 /// once per recipient, and the crash test's invariants across SIGKILLs. Runs when `LOA_PG_URL` names a server
 /// (Tests/run.sh starts one; in CI it is always set, and without it these tests fail rather than pass unseen).
-@Suite(.serialized, .enabled(if: postgresWanted)) struct PostgresDaemonTests {
+@Suite(.ownThreads, .serialized, .enabled(if: postgresWanted)) struct PostgresDaemonTests {
     /// The `store` entry for a schema of this test's own; the password from the file Tests/pg.sh wrote.
     static func storeConfig(_ label: String) throws -> String {
         let env = ProcessInfo.processInfo.environment

@@ -4,7 +4,7 @@ import Testing
 
 /// Issue 20: the console shows a campaign's preview numbers from the daemon (`GET /api/v1/campaigns/{id}/preview`),
 /// and they are the numbers `loa preview` prints for the same files.
-@Suite(.serialized) struct PreviewTests {
+@Suite(.ownThreads, .serialized) struct PreviewTests {
     /// Two segments with a ward column, duplicates within and across them, invalid numbers of several kinds, one
     /// opted-out number and one excluded one; two carriers by network. Uploaded through the API (`loa campaign
     /// submit`), the endpoint's totals equal `loa preview --json`'s for the same files, number by number.

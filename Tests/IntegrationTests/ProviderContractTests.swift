@@ -193,7 +193,7 @@ struct ProviderRun {
 /// Each shipped provider profile against a fake of the provider written from its public documentation: accepted
 /// messages get their ids, documented errors end permanent or temporary as documented, receipts settle every
 /// message, nothing is sent twice, and throttling at the documented limit keeps pace.
-@Suite(.serialized) struct ProviderContractTests {
+@Suite(.ownThreads, .serialized) struct ProviderContractTests {
     let fastRetry = #"{ "max_attempts": 3, "base_seconds": 0.1, "max_seconds": 0.5 }"#
 
     /// Every shipped profile passes `loa check` when used as shipped (`"profile": "carriers/<file>"`).

@@ -6,7 +6,7 @@ import Testing
 /// Kannel's delivery reports as Kannel 1.4.5 in front of an SMPP SMSC sends them, posted to the real daemon's
 /// `/dlr/<carrier>` for messages it really sent (through the gateway simulator, which sends no receipts of its
 /// own here): every outcome ends in its state, and the delivery log agrees with the store.
-@Suite(.serialized) struct ReceiptOutcomeTests {
+@Suite(.ownThreads, .serialized) struct ReceiptOutcomeTests {
     /// `%A` as Kannel's `octstr_url_encode` writes it: spaces as `+`, the rest %XX.
     static func kannelEncoded(_ s: String) -> String { URLQuery.escape(s).replacingOccurrences(of: "%20", with: "+") }
 

@@ -5,7 +5,7 @@ import Testing
 
 /// Messy segments through the real daemon and a real Kannel: the SMSC receives exactly the accepted,
 /// deduplicated, unsuppressed set, in the campaign's encoding; every row not sent is in the rejects report.
-@Suite(.serialized) struct RecipientsPathTests {
+@Suite(.ownThreads, .serialized) struct RecipientsPathTests {
     @Test(.timeLimit(.minutes(4))) func messyCampaignThroughKannel() async throws {
         let work = WorkDir("recipients")
         let kannel = try Kannel(dir: work.file("kannel"))

@@ -6,7 +6,7 @@ import Testing
 /// A report that explains (issue 19, item 4): failures grouped by a reason code (ids and numbers out of the
 /// gateway's words) and a class, the raw text kept per message; charts with titled axes, ticks, a grid and
 /// legends, in the campaign's local time; screenshots in headless Chromium kept as test artefacts.
-@Suite(.serialized) struct ReportTests {
+@Suite(.ownThreads, .serialized) struct ReportTests {
     /// Where the screenshots and the page stay after the run (the work dir goes): `.build/test-artefacts/report`.
     static let artefacts = Env.root + "/.build/test-artefacts/report"
 

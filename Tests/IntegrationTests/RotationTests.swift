@@ -4,7 +4,7 @@ import LoaServer
 import Testing
 
 /// The shipped `Deploy/logrotate.conf`, run by logrotate itself against a running daemon.
-@Suite(.serialized) struct RotationTests {
+@Suite(.ownThreads, .serialized) struct RotationTests {
     static let logrotate = ["/usr/sbin/logrotate", "/sbin/logrotate", "/usr/bin/logrotate"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// The shipped file with what only a test may change, each checked to be there once so a changed shipped file

@@ -4,7 +4,7 @@ import LoaCore
 import Testing
 
 /// Windows, deadlines and operator control through the real daemon and a real Kannel.
-@Suite(.serialized) struct SchedulingPathTests {
+@Suite(.ownThreads, .serialized) struct SchedulingPathTests {
     static func hms(_ t: UnixMillis) -> String {
         // Local time in Asia/Ho_Chi_Minh (UTC+7, no DST).
         let local = (t / 1000 + 7 * 3600) % 86_400
@@ -142,7 +142,7 @@ import Testing
 }
 
 /// Two campaigns share one carrier by weight through the real daemon and Kannel.
-@Suite(.serialized) struct FairSharePathTests {
+@Suite(.ownThreads, .serialized) struct FairSharePathTests {
     @Test(.timeLimit(.minutes(2))) func weightsHoldThroughKannel() async throws {
         let work = WorkDir("fair")
         let kannel = try Kannel(dir: work.file("kannel"))
@@ -186,7 +186,7 @@ import Testing
 }
 
 /// A reminder wave: the delivered recipients of an earlier campaign, minus those who already took part.
-@Suite(.serialized) struct ReminderWaveTests {
+@Suite(.ownThreads, .serialized) struct ReminderWaveTests {
     @Test(.timeLimit(.minutes(2))) func reminderReachesExactlyWhoStillNeedsIt() async throws {
         let work = WorkDir("reminder")
         let kannel = try Kannel(dir: work.file("kannel"))

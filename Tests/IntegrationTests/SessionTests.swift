@@ -41,7 +41,7 @@ struct ConsoleLogin {
 
 /// The console's sessions through the real binary (issue 20): the cookie's flags, the cookie as the user's caller on
 /// every route, CSRF on every change, roles, logout, the idle timeout, the login throttle and lockout, the audit rows.
-@Suite(.serialized) struct SessionTests {
+@Suite(.ownThreads, .serialized) struct SessionTests {
     static func errorCode(_ r: HTTPResponse) -> String {
         ((try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["error"] as? [String: Any])?["code"] as? String ?? ""
     }

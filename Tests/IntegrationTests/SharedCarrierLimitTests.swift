@@ -7,7 +7,7 @@ import Testing
 /// where it matters, at the gateway: the simulator counts the messages it accepted per 100 ms (`/sim/timeline`).
 /// Each test has a schema of its own; the daemons are nodes `a`, `b`, `c` with a lease of 4 s (a renewal round every
 /// second), so a joining node takes its share within a few seconds. Tests/run.sh runs this suite alone, after the rest.
-@Suite(.serialized, .enabled(if: postgresWanted)) struct SharedCarrierLimitTests {
+@Suite(.ownThreads, .serialized, .enabled(if: postgresWanted)) struct SharedCarrierLimitTests {
     /// The test: three nodes, one carrier at 300 messages a second, 60 s measured at the gateway once every node
     /// holds its third. `LOA_SHARE_SECONDS`, `LOA_SHARE_NODES` and `LOA_SHARE_IN_FLIGHT` change the length, the nodes
     /// (1: the single-daemon baseline) and `max_in_flight` for measurements by hand.

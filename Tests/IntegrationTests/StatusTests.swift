@@ -6,7 +6,7 @@ import Testing
 /// Honest status (issue 19, item 3): a campaign whose gateway goes down mid-way is shown as not moving, with the
 /// reason, in the API, `campaign show` and `--watch`; its end is not "on time"; progress stays under 100%; times
 /// are the campaign's local time to the second; `--watch` outlives a daemon restart.
-@Suite(.serialized) struct StatusTests {
+@Suite(.ownThreads, .serialized) struct StatusTests {
     @Test(.timeLimit(.minutes(5))) func aGatewayThatGoesDownIsShownAsTheReasonNothingMoves() async throws {
         let work = WorkDir("status-down")
         let sim = try GatewaySimProcess(work: work, args: ["--seed", "5", "--delivered-rate", "1", "--latency-ms", "2"])

@@ -3,7 +3,7 @@ import Testing
 
 /// Issue 16: SIGTERM during a long `loa campaign submit` left the campaign `loading` and the CLI exited 1 without
 /// a word. It stops the upload, discards the campaign, says so and exits 128 + the signal.
-@Suite(.serialized) struct SubmitInterruptTests {
+@Suite(.ownThreads, .serialized) struct SubmitInterruptTests {
     @Test(.timeLimit(.minutes(3)), arguments: [SIGTERM, SIGINT])
     func aSignalDuringTheUploadDiscardsTheCampaign(_ sig: Int32) async throws {
         let work = WorkDir("submit-sig")

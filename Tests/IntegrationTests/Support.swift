@@ -186,14 +186,76 @@ private enum PortCounter {
     }
 }
 
-/// Polls `condition` until it is true or `seconds` pass; never sleeps to wait for a fixed state.
+/// Polls `condition` until it is true or `seconds` pass; never sleeps to wait for a fixed state. The condition is
+/// asked once more after the deadline: a test process that was itself held up (a loaded machine) must not report a
+/// state as never reached when it simply did not look in time.
 func poll(_ seconds: Double, every: Double = 0.1, _ what: String, _ condition: () async throws -> Bool) async throws {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
         if try await condition() { return }
         try await Task.sleep(for: .milliseconds(Int(every * 1000)))
     }
+    if try await condition() { return }
     throw PollTimeout(what: what, seconds: seconds)
+}
+
+/// The integration tests' own threads. Their helpers block (`run`, `Child.wait`, `LoaDaemonProcess.stop`, the
+/// `loa` CLI): a blocking call on Swift's cooperative pool, which has one thread per core (two here), stopped every
+/// other test of the parallel run with it, and in CI fifteen tests then timed out together waiting for daemons
+/// that were up. Every integration suite runs its tests on this wide pool instead (`@Suite(.ownThreads)`), where a
+/// blocked test holds one of 64 threads and nothing else.
+final class BlockingTestPool: TaskExecutor, @unchecked Sendable {
+    static let shared = BlockingTestPool(threads: 64)
+
+    private let ready = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var head = 0
+
+    private init(threads: Int) {
+        for i in 0..<threads {
+            let thread = Thread { [unowned self] in
+                Thread.current.name = "test-pool-\(i)"  // set on the thread itself: Linux names only the running thread
+                self.work()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    private func work() {
+        while true {
+            ready.lock()
+            while head == jobs.count { ready.wait() }
+            let job = jobs[head]
+            head += 1
+            if head > 1024 && head * 2 > jobs.count { jobs.removeFirst(head); head = 0 }
+            ready.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        ready.lock()
+        jobs.append(job)
+        ready.signal()
+        ready.unlock()
+    }
+}
+
+/// Runs each test of the suite it is put on with `BlockingTestPool` as its task executor.
+struct OwnThreads: SuiteTrait, TestTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func scopeProvider(for test: Test, testCase: Test.Case?) -> OwnThreads? { testCase == nil ? nil : self }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        try await withTaskExecutorPreference(BlockingTestPool.shared) { try await function() }
+    }
+}
+
+extension Trait where Self == OwnThreads {
+    static var ownThreads: OwnThreads { OwnThreads() }
 }
 
 struct PollTimeout: Error, CustomStringConvertible {

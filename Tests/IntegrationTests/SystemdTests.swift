@@ -65,7 +65,7 @@ final class NotifySocket {
 /// The systemd side of the daemon, without systemd as PID 1 (this machine has none): the sd_notify datagrams read
 /// from a socket bound as systemd binds it, the shipped unit checked by `systemd-analyze`, and the daemon's system
 /// calls, traced, checked against the unit's `SystemCallFilter=`.
-@Suite(.serialized) struct SystemdTests {
+@Suite(.ownThreads, .serialized) struct SystemdTests {
     static func tool(_ name: String) -> String? {
         ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"].map { $0 + name }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }

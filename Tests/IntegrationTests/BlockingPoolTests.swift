@@ -1,0 +1,50 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// The integration suites' thread pool (`.ownThreads`): a test there runs on the pool's threads, and tests that
+/// block all at once still all progress, which on Swift's cooperative pool (one thread per core) they could not.
+@Suite(.ownThreads)
+struct BlockingPoolTests {
+    @Test func aTestRunsOnThePoolsThreads() async {
+        #expect(currentThreadName().hasPrefix("test-pool-"), "\(currentThreadName())")
+        let children = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<4 { group.addTask { currentThreadName() } }
+            return await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(children.allSatisfy { $0.hasPrefix("test-pool-") }, "\(children)")
+    }
+
+    /// Eight tasks each block their thread until all eight have arrived (a barrier, given up after 30 s): with only
+    /// as many threads as cores, the first ones would hold every thread and the others would never start.
+    @Test func eightBlockedTasksAllArrive() async {
+        let barrier = Barrier(parties: 8)
+        let arrived = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 { group.addTask { barrier.arriveAndWait(seconds: 30) } }
+            return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(arrived == 8)
+    }
+}
+
+/// The kernel's name of the calling thread (a thread started by another inherits that one's name until it sets its own).
+private func currentThreadName() -> String {
+    ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+private final class Barrier: Sendable {
+    private let parties: Int
+    private let count = Mutex(0)
+    init(parties: Int) { self.parties = parties }
+
+    /// Blocks the calling thread until `parties` threads have arrived; false when `seconds` pass first.
+    func arriveAndWait(seconds: Double) -> Bool {
+        count.withLock { $0 += 1 }
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if count.withLock({ $0 }) >= parties { return true }
+            usleep(1_000)
+        }
+        return count.withLock { $0 } >= parties
+    }
+}
