@@ -310,12 +310,15 @@ enum SimCampaign {
         let carriers = Set(sends.compactMap { $0["carrier"] as? String })
         #expect(carriers == ["a", "b"], "both carriers sent: \(carriers)")
         let times = sends.compactMap { ($0["time"] as? String).flatMap(ISOTime.parse) }.sorted()
-        // 200 parts at 40/s (a 4-part burst): no second holds more than 40 + 4 parts (+1 message of debt).
+        // 200 parts at 40/s (a 4-part burst): no second holds more than 40 + 4 parts (+1 message of debt), that is 23
+        // two-part messages. The `sending` line's time is the claim's write in the store, which a loaded machine takes
+        // up to some tens of milliseconds after the limiter let the message go: one message more is that skew, not
+        // the cap (without the cap all 100 leave within a second; counted in messages instead of parts, 40 would).
         var busiest = 0
         for (i, t) in times.enumerated() {
             busiest = max(busiest, times[i...].prefix { $0 < t + 1000 }.count)
         }
-        #expect(busiest * 2 <= 46, "at most 23 two-part messages in any second; saw \(busiest)")
+        #expect(busiest <= 23 + 1, "at most 23 two-part messages in any second (+1 for the log's time skew); saw \(busiest)")
         #expect(times.last! - times.first! >= 3_500, "200 parts at 40/s take about 5 s: \(times.last! - times.first!) ms")
     }
 }
