@@ -24,6 +24,29 @@ import Testing
             """)
     }
 
+    /// Starts a daemon with `launch` and waits for its `/healthz` on `port`. If another process of the parallel run
+    /// took the port that freePort() had found free ("Address already in use"), the config gets a new port and the
+    /// daemon is started again, up to three times, as `LoaDaemonProcess.start` does.
+    static func startDaemon(_ work: WorkDir, port: inout Int, engine: CurlEngine, launch: () throws -> Child) async throws -> Child {
+        for attempt in 1... {
+            let daemon = try launch()
+            do {
+                try await poll(20, "the daemon's /healthz") { [port] in
+                    guard daemon.isRunning else { throw HarnessError(message: "loa daemon exited:\n\(daemon.output)") }
+                    return (try? await engine.perform(HTTPRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: 2)).status) == 200
+                }
+                return daemon
+            } catch let e as HarnessError where e.message.contains("port \(port): Address already in use") && attempt < 3 {
+                let config = work.file("conf/loa.json")
+                let old = port
+                port = freePort()
+                let text = try String(contentsOfFile: config, encoding: .utf8)
+                try text.replacingOccurrences(of: "\"port\": \(old) }", with: "\"port\": \(port) }").write(toFile: config, atomically: false, encoding: .utf8)
+            }
+        }
+        fatalError("unreachable")
+    }
+
     /// `loa ARGS` started in `cwd` (through sh, which changes directory and execs it).
     static func loa(in cwd: String, _ args: [String]) -> [String] {
         ["-c", "cd \"$0\" && exec \"$@\"", cwd, Env.loaBinary] + args
@@ -40,7 +63,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(2))) func relativePathsResolveAgainstTheConfigFile() async throws {
         let work = WorkDir("paths")
-        let port = freePort()
+        var port = freePort()
         Self.writeConfig(work, port: port)
         try FileManager.default.createDirectory(atPath: work.file("other"), withIntermediateDirectories: true)
         let dataDir = work.file("conf/data")
@@ -51,14 +74,12 @@ import Testing
         #expect(check.output.contains("loa.json: data_dir \(dataDir)\n"), "\(check.output)")
 
         // The daemon, started elsewhere with a relative config path, puts its store next to the config.
-        let daemon = try Child("/bin/sh", Self.loa(in: work.file("other"), ["daemon", "--config", "../conf/loa.json"]), log: work.file("daemon.log"))
-        defer { daemon.stop() }
         let engine = try CurlEngine(maxConnectionsPerHost: 2)
         defer { engine.shutdown() }
-        try await poll(20, "the daemon's /healthz") {
-            guard daemon.isRunning else { throw HarnessError(message: "loa daemon exited:\n\(daemon.output)") }
-            return (try? await engine.perform(HTTPRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: 2)).status) == 200
+        let daemon = try await Self.startDaemon(work, port: &port, engine: engine) {
+            try Child("/bin/sh", Self.loa(in: work.file("other"), ["daemon", "--config", "../conf/loa.json"]), log: work.file("daemon.log"))
         }
+        defer { daemon.stop() }
         #expect(FileManager.default.fileExists(atPath: dataDir + "/loa.db") && FileManager.default.fileExists(atPath: dataDir + "/delivery.log"))
         #expect(!FileManager.default.fileExists(atPath: work.file("other/data")))
         #expect(daemon.output.contains("data_dir=\(dataDir)"), "\(daemon.output)")
@@ -72,7 +93,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(2))) func aDataDirOthersMayReadIsRefusedUnlessAllowed() async throws {
         let work = WorkDir("modes")
-        let port = freePort()
+        var port = freePort()
         Self.writeConfig(work, port: port)
         let config = work.file("conf/loa.json")
         let dataDir = work.file("conf/data")
@@ -93,12 +114,9 @@ import Testing
         let engine = try CurlEngine(maxConnectionsPerHost: 2)
         defer { engine.shutdown() }
         func start(_ extra: [String]) async throws -> Child {
-            let d = try Child(Env.loaBinary, ["daemon", "--config", config] + extra, log: work.file("daemon.log"))
-            try await poll(20, "the daemon's /healthz") {
-                guard d.isRunning else { throw HarnessError(message: "loa daemon exited:\n\(d.output)") }
-                return (try? await engine.perform(HTTPRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: 2)).status) == 200
+            try await Self.startDaemon(work, port: &port, engine: engine) {
+                try Child(Env.loaBinary, ["daemon", "--config", config] + extra, log: work.file("daemon.log"))
             }
-            return d
         }
         let allowed = try await start(["--allow-shared-data-dir"])
         #expect(allowed.output.contains("warning loa: group or others may read") && Self.field(allowed.output, "path") == [dataDir], "\(allowed.output)")
