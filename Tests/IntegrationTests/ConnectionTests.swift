@@ -307,18 +307,20 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         defer { _ = loa.stop() }
         #expect(try await loa.engine.perform(HTTPRequest(url: loa.base + "/readyz", timeout: 2)).status == 200)
 
-        let locker = Process()
-        locker.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        locker.arguments = [work.file("data/loa.db")]
-        let input = Pipe()
-        let output = Pipe()
-        locker.standardInput = input
-        locker.standardOutput = output
-        try locker.run()
-        defer { if locker.isRunning { locker.terminate() } }
-        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
-        let line = output.fileHandleForReading.availableData
-        #expect(String(decoding: line, as: UTF8.self).contains("locked"), "sqlite3 took the write lock")
+        // sqlite3 reads its commands from a FIFO this test writes to, and writes to a file (a `Child`, not
+        // Foundation's Process, whose exit monitor was seen to hang in these async tests: this test then hit its limit).
+        let fifo = work.file("locker.fifo")
+        try #require(mkfifo(fifo, 0o600) == 0, "mkfifo: \(String(cString: strerror(errno)))")
+        // Opened here first, read and write (which does not wait for a reader): the spawn's own open of the reading
+        // end, which waits for a writer, then returns at once (a spawn waits for its child's exec).
+        let commands = open(fifo, O_RDWR)
+        try #require(commands >= 0, "open \(fifo): \(String(cString: strerror(errno)))")
+        defer { close(commands) }
+        let locker = try Child("/usr/bin/sqlite3", [work.file("data/loa.db")], log: work.file("locker.out"), stdin: fifo)
+        defer { locker.stop() }
+        func send(_ text: String) { _ = text.utf8CString.withUnsafeBufferPointer { write(commands, $0.baseAddress, $0.count - 1) } }
+        send("BEGIN IMMEDIATE;\nSELECT 'locked';\n")
+        try await poll(20, every: 0.05, "sqlite3 to take the write lock") { locker.output.contains("locked") }
 
         // A write now waits on the lock, and the writer with it.
         let writer = Task { try await loa.api("/api/v1/campaigns/nothing/pause", method: "POST") }
@@ -337,9 +339,8 @@ func memoryKiB(_ pid: pid_t) -> (rss: Int, peak: Int) {
         // A /readyz that queued behind the writer would wait out SQLite's 5 s busy timeout; half of it is the bound.
         #expect(slowest < 2.5, "/readyz took \(slowest) s while the writer waited on the lock")
 
-        input.fileHandleForWriting.write(Data("ROLLBACK;\n".utf8))
-        try input.fileHandleForWriting.close()
+        send("ROLLBACK;\n.quit\n")
         _ = try await writer.value
-        locker.waitUntilExit()
+        #expect(locker.wait(seconds: 20) == 0, "sqlite3: \(locker.output)")
     }
 }
