@@ -13,12 +13,13 @@ struct BlockingPoolTests {
         #expect(currentThreadName().hasPrefix("test-pool-"), "\(currentThreadName())")
     }
 
-    /// Eight tasks each block their thread until all eight have arrived (a barrier, given up after 30 s): with only
-    /// as many threads as cores, the first ones would hold every thread and the others would never start.
+    /// Eight tasks on the pool each block their thread until all eight have arrived (a barrier, given up after 30 s):
+    /// with only as many threads as cores, the first ones would hold every thread and the others would never start.
+    /// (The pool is named for each child, not only inherited: see the note above.)
     @Test func eightBlockedTasksAllArrive() async {
         let barrier = Barrier(parties: 8)
         let arrived = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<8 { group.addTask { barrier.arriveAndWait(seconds: 30) } }
+            for _ in 0..<8 { group.addTask(executorPreference: BlockingTestPool.shared) { barrier.arriveAndWait(seconds: 30) } }
             return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
         }
         #expect(arrived == 8)
