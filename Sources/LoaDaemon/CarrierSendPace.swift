@@ -30,10 +30,13 @@ final class CarrierSendPace: SendPace {
     private let clock: any TimeSource
     /// The carrier's rate counts SMS parts: a request costs its message's parts, else one.
     private let inParts: Bool
+    /// The daemon's cap over all carriers (`global_rate`) where requests leave, shared by every carrier's pace.
+    private let global: GlobalSendPace?
 
-    init(rate: Double, burst: Int, inFlight: Int, inParts: Bool, clock: any TimeSource) {
+    init(rate: Double, burst: Int, inFlight: Int, inParts: Bool, global: GlobalSendPace? = nil, clock: any TimeSource) {
         self.clock = clock
         self.inParts = inParts
+        self.global = global
         state = Mutex(State(bucket: TokenBucket(rate: rate, burst: burst, now: clock.now()), limit: inFlight))
     }
 
@@ -47,15 +50,18 @@ final class CarrierSendPace: SendPace {
         }
     }
 
-    func admit(cost: Int) -> Int64? {
+    func admit(cost parts: Int) -> Int64? {
         let now = clock.now()
-        let cost = inParts ? max(1, cost) : 1
+        let cost = inParts ? max(1, parts) : 1
         return state.withLock { s in
             // Full on the wire: an answer makes the engine ask again at once.
             if s.onWire >= s.limit { return 1000 }
             // A message of more parts than the burst goes once the bucket is full, the rest charged as debt.
             let need = min(cost, s.bucket.burst)
             guard s.bucket.available(now) >= need else { return max(1, s.bucket.whenAvailable(need, now: now) - now) }
+            // The global cap counts parts whatever the carrier's unit. Its lock is taken inside this one and never
+            // the other way round.
+            if let g = global, let wait = g.take(parts: max(1, parts), now: now) { return wait }
             _ = s.bucket.take(upTo: need, now: now)
             s.bucket.charge(cost - need, now: now)
             s.onWire += 1
@@ -72,4 +78,38 @@ final class CarrierSendPace: SendPace {
     /// cluster was seen at load 10 on 2 cores with a quarter of a second). Bounded by the node's share of
     /// `max_in_flight` too: the messages waiting here are claimed (`sending`) and hold their slots.
     static let claimAheadSeconds = 0.5
+}
+
+/// The global cap (`global_rate`, SMS parts a second over all carriers) where requests leave: every paced carrier's
+/// ``CarrierSendPace`` takes a request's parts from this one bucket too, so the gateways together see this bucket's
+/// schedule, not the claims'. The dispatcher's own global bucket still decides what is claimed; its claims reach the
+/// engine a store transaction later, and a late claim's messages can then leave together with the next claim's, as
+/// was measured for a carrier's rate (``CarrierSendPace``: 335 in a second for 300 and a burst of 30).
+/// Carriers that send batches, or not on the engine thread, are held by the dispatcher's bucket alone.
+final class GlobalSendPace: Sendable {
+    private let bucket: Mutex<TokenBucket>
+
+    init(rate: Double, burst: Int, now: UnixMillis) {
+        bucket = Mutex(TokenBucket(rate: rate, burst: max(1, burst), now: now))
+    }
+
+    /// Takes up the node's share of the cap (a cluster's share; unchanged at a share of 0, as the dispatcher's).
+    func follow(rate: Double, burst: Int, now: UnixMillis) {
+        bucket.withLock { b in
+            if abs(b.rate - rate) > 1e-9 { b.setRate(rate, now: now) }
+            if b.burst != max(1, burst) { b.setBurst(max(1, burst), now: now) }
+        }
+    }
+
+    /// nil when `parts` may leave now (taken; a message of more parts than the burst goes once the bucket is full,
+    /// the rest charged as debt), else the milliseconds (at least 1) to wait.
+    func take(parts: Int, now: UnixMillis) -> Int64? {
+        bucket.withLock { b in
+            let need = min(parts, b.burst)
+            guard b.available(now) >= need else { return max(1, b.whenAvailable(need, now: now) - now) }
+            _ = b.take(upTo: need, now: now)
+            b.charge(parts - need, now: now)
+            return nil
+        }
+    }
 }

@@ -105,8 +105,10 @@ extension Dispatcher {
         let grew = state.withLock { s -> Bool in
             if let g = globalRate, fraction > 0 {
                 // At 0 the pacers claim nothing; the cap keeps its last share until the next one.
+                let burst = Int((Double(TokenBucket.burst(rate: g, seconds: 0.1)) * fraction + 1e-9).rounded(.down))
                 s.global?.setRate(g * fraction, now: now)
-                s.global?.setBurst(Int((Double(TokenBucket.burst(rate: g, seconds: 0.1)) * fraction + 1e-9).rounded(.down)), now: now)
+                s.global?.setBurst(burst, now: now)
+                globalSendPace?.follow(rate: g * fraction, burst: burst, now: now)
             }
             var grew = false
             for name in s.carriers.keys {

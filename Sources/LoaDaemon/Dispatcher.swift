@@ -85,6 +85,8 @@ public final class Dispatcher: Sendable {
     let outage = Mutex(StoreOutage())
     /// Per carrier of one message per request on the engine thread: its rate where requests leave (``CarrierSendPace``).
     let sendPaces: [String: CarrierSendPace]
+    /// The global cap where requests leave (``GlobalSendPace``), shared by `sendPaces`; nil without `global_rate`.
+    let globalSendPace: GlobalSendPace?
     /// Bumped each time the cluster lease is lost, before a new one is taken: a request waiting at a pace
     /// (``CarrierSendPace``) leaves only under the lease it was claimed under (its claims were settled `unknown`
     /// when the lease was lost, by this node or a survivor).
@@ -130,9 +132,12 @@ public final class Dispatcher: Sendable {
                 : nil
             return (c.name, CarrierState(pacer: pacer, identical: IdenticalFailures(threshold: c.pauseAfterIdenticalFailures), handoff: handoff))
         }))
+        let globalPace = config.globalRate.flatMap { g in paced.isEmpty ? nil : GlobalSendPace(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
+        globalSendPace = globalPace
         sendPaces = Dictionary(uniqueKeysWithValues: paced.compactMap { name in
             initial.carriers[name].map { (name, CarrierSendPace(rate: $0.pacer.allowedRate, burst: $0.pacer.sendBurst, inFlight: $0.pacer.inFlightLimit,
-                                                               inParts: config.carriers.first { $0.name == name }?.rateInSegments ?? true, clock: clock)) }
+                                                               inParts: config.carriers.first { $0.name == name }?.rateInSegments ?? true,
+                                                               global: globalPace, clock: clock)) }
         })
         if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
         let fromReceipts = config.carriers.filter(\.paceFromReceipts).map(\.name)

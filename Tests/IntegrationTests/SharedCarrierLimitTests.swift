@@ -142,10 +142,10 @@ fileprivate let burstBound = 330
 fileprivate func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
 
 /// The most messages in any ten 100-ms buckets in a row.
-fileprivate func busiestSecond(_ buckets: [Int]) -> Int { busiestWindow(buckets).count }
+func busiestSecond(_ buckets: [Int]) -> Int { busiestWindow(buckets).count }
 
 /// The busiest second and, for a failure's message, where it is with the buckets around it.
-fileprivate func busiestWindow(_ buckets: [Int]) -> (count: Int, around: String) {
+func busiestWindow(_ buckets: [Int]) -> (count: Int, around: String) {
     var sum = 0, best = 0, end = 0
     for i in buckets.indices {
         sum += buckets[i]
@@ -234,7 +234,7 @@ fileprivate final class SharedCluster: @unchecked Sendable {
 
 extension GatewaySimProcess {
     /// Messages accepted per 100 ms since the simulator started (`GET /sim/timeline`).
-    fileprivate func timeline() async throws -> [Int] {
+    func timeline() async throws -> [Int] {
         let r = try await engine.perform(HTTPRequest(url: base + "/sim/timeline", timeout: 5))
         let json = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
         return json?["accepted"] as? [Int] ?? []
