@@ -29,7 +29,7 @@ struct ClusterTail {
         var last: Int64 = 0
         let localFilter = filter.carrier != nil || filter.event != nil || filter.status != nil || filter.since != nil
         // While reading up to the end for -n: the last matching lines, printed once a page comes back short.
-        var kept: [String]? = lines.map { _ in [] }
+        var kept: LastLines? = lines.map { LastLines(limit: $0) }
         var first = true
         while true {
             var path = "/api/v1/log/stream?scope=cluster&follow=false&limit=\(Self.pageEvents)"
@@ -71,15 +71,14 @@ struct ClusterTail {
                 last = max(last, id)
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any], filter.matches(obj) else { continue }
                 let text = json ? LoaCLI.terminalJSON(event.data) : LogTailer.readable(obj, color: color)
-                if kept != nil, let lines {
+                if kept != nil {
                     kept!.append(text)
-                    if kept!.count > lines { kept!.removeFirst(kept!.count - lines) }
                 } else {
                     out.append(text)
                 }
             }
             if count < Self.pageEvents, let list = kept {
-                for text in list { out.append(text) }
+                for text in list.lines { out.append(text) }
                 kept = nil
             }
             out.flush()

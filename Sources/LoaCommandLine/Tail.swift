@@ -38,7 +38,7 @@ struct LogTailer {
         }
         var pending = [UInt8]()
         var inode: ino_t = 0
-        var lines: [String] = []  // for -n
+        var lines = LastLines(limit: last ?? 0)  // for -n
         var first = true
         while true {
             if fd < 0 {
@@ -56,18 +56,17 @@ struct LogTailer {
                 while let nl = pending.firstIndex(of: 10) {
                     let line = String(decoding: pending[0..<nl], as: UTF8.self)
                     pending.removeSubrange(0...nl)
-                    if first, let last {
+                    if first, last != nil {
                         guard matches(line) else { continue }
                         lines.append(line)
-                        if lines.count > last { lines.removeFirst(lines.count - last) }
                     } else {
                         emit(line)
                     }
                 }
             }
             if first {
-                for l in lines { emit(l) }
-                lines.removeAll()
+                for l in lines.lines { emit(l) }
+                lines = LastLines(limit: 0)
                 first = false
             }
             flushOutput()
@@ -149,4 +148,29 @@ final class OutputBuffer {
         FileHandle.standardOutput.write(Data(buffer))
         buffer.removeAll(keepingCapacity: true)
     }
+}
+
+/// The last `limit` lines seen (`loa tail -n`, `loa tail --cluster -n`), in a ring: each line costs the same however
+/// large `limit` is (an array trimmed with `removeFirst` moved every kept line for each new one). It grows with the
+/// lines it holds, so a large `limit` costs nothing up front.
+struct LastLines {
+    let limit: Int
+    private var ring: [String] = []
+    /// Where the oldest line is once the ring is full.
+    private var head = 0
+
+    init(limit: Int) { self.limit = max(0, limit) }
+
+    mutating func append(_ line: String) {
+        guard limit > 0 else { return }
+        if ring.count < limit {
+            ring.append(line)
+        } else {
+            ring[head] = line
+            head = (head + 1) % limit
+        }
+    }
+
+    /// Oldest first.
+    var lines: [String] { Array(ring[head...] + ring[..<head]) }
 }
