@@ -57,13 +57,11 @@ final class CarrierSendPace: SendPace {
             // Full on the wire: an answer makes the engine ask again at once.
             if s.onWire >= s.limit { return 1000 }
             // A message of more parts than the burst goes once the bucket is full, the rest charged as debt.
-            let need = min(cost, s.bucket.burst)
-            guard s.bucket.available(now) >= need else { return max(1, s.bucket.whenAvailable(need, now: now) - now) }
+            if let wait = s.bucket.waitToSpend(cost, now: now) { return wait }
             // The global cap counts parts whatever the carrier's unit. Its lock is taken inside this one and never
             // the other way round.
             if let g = global, let wait = g.take(parts: max(1, parts), now: now) { return wait }
-            _ = s.bucket.take(upTo: need, now: now)
-            s.bucket.charge(cost - need, now: now)
+            s.bucket.spend(cost, now: now)
             s.onWire += 1
             return nil
         }
@@ -105,10 +103,8 @@ final class GlobalSendPace: Sendable {
     /// the rest charged as debt), else the milliseconds (at least 1) to wait.
     func take(parts: Int, now: UnixMillis) -> Int64? {
         bucket.withLock { b in
-            let need = min(parts, b.burst)
-            guard b.available(now) >= need else { return max(1, b.whenAvailable(need, now: now) - now) }
-            _ = b.take(upTo: need, now: now)
-            b.charge(parts - need, now: now)
+            if let wait = b.waitToSpend(parts, now: now) { return wait }
+            b.spend(parts, now: now)
             return nil
         }
     }

@@ -132,14 +132,16 @@ public final class Dispatcher: Sendable {
                 : nil
             return (c.name, CarrierState(pacer: pacer, identical: IdenticalFailures(threshold: c.pauseAfterIdenticalFailures), handoff: handoff))
         }))
-        let globalPace = config.globalRate.flatMap { g in paced.isEmpty ? nil : GlobalSendPace(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
+        // The global cap's burst: a tenth of a second of it, at the claim and where requests leave.
+        let global = config.globalRate.map { (rate: $0, burst: TokenBucket.burst(rate: $0, seconds: 0.1)) }
+        let globalPace = global.flatMap { g in paced.isEmpty ? nil : GlobalSendPace(rate: g.rate, burst: g.burst, now: now) }
         globalSendPace = globalPace
         sendPaces = Dictionary(uniqueKeysWithValues: paced.compactMap { name in
             initial.carriers[name].map { (name, CarrierSendPace(rate: $0.pacer.allowedRate, burst: $0.pacer.sendBurst, inFlight: $0.pacer.inFlightLimit,
                                                                inParts: config.carriers.first { $0.name == name }?.rateInSegments ?? true,
                                                                global: globalPace, clock: clock)) }
         })
-        if let g = config.globalRate { initial.global = TokenBucket(rate: g, burst: TokenBucket.burst(rate: g, seconds: 0.1), now: now) }
+        if let g = global { initial.global = TokenBucket(rate: g.rate, burst: g.burst, now: now) }
         let fromReceipts = config.carriers.filter(\.paceFromReceipts).map(\.name)
         if !fromReceipts.isEmpty {
             // After a restart, what the gateways still hold of ours: `sent` without a pass-on receipt.

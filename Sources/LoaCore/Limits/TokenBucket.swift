@@ -63,6 +63,21 @@ public struct TokenBucket: Sendable, Equatable {
         return now &+ Int64((need * 1000 / rate).rounded(.up).clampedInt(0...Int(Int64.max / 4)))
     }
 
+    /// For a request of `cost` tokens that goes once `min(cost, burst)` of them are there (a message of more SMS
+    /// parts than the burst goes once the bucket is full): nil when it may go now, else the milliseconds (at
+    /// least 1) to wait. Takes nothing: ``spend(_:now:)`` does, once every other limit said yes too.
+    public mutating func waitToSpend(_ cost: Int, now: UnixMillis) -> Int64? {
+        let need = min(cost, burst)
+        guard available(now) < need else { return nil }
+        return max(1, whenAvailable(need, now: now) - now)
+    }
+    /// Spends `cost` tokens for a request ``waitToSpend(_:now:)`` let go: what the bucket holds of them, the rest
+    /// charged as debt.
+    public mutating func spend(_ cost: Int, now: UnixMillis) {
+        let need = min(cost, burst)
+        _ = take(upTo: need, now: now)
+        charge(cost - need, now: now)
+    }
     /// Changes the rate, keeping the tokens already accrued.
     public mutating func setRate(_ newRate: Double, now: UnixMillis) {
         refill(now)
